@@ -1,0 +1,88 @@
+"""`create_app(services)`: the one place that knows every area and mounts its routes.
+
+Also here: the last line of defence for errors. A `PageError` becomes the friendly page, a store
+outage or hashing overload a 503 page (fail closed), and anything unexpected a plain 500 page
+that shows no traceback (the traceback goes to the log with the request id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from gateway import op, ui
+from gateway.errors import PageError, StoreUnavailable
+from gateway.observability import RequestContext
+from gateway.services import Services
+from gateway.users.passwords import Overloaded
+
+log = logging.getLogger("cognate")
+
+MAX_BODY = 64 * 1024  # no OAuth or form request is near this; larger → 413 before parsing
+
+
+def create_app(
+    services: Services, on_start: Sequence[Callable[[], Awaitable[None]]] = ()
+) -> Starlette:
+    """The ASGI app for `services`; `services.start()` and then `on_start` run in its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.start()
+        for hook in on_start:
+            await hook()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    pages = services.pages
+
+    async def page_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, PageError):  # pragma: no cover - registered for PageError only
+            return await server_error(request, exc)
+        return pages.error(request, exc.title, exc.message, exc.status_code)
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("failing closed: %s", exc)
+        response = pages.error(
+            request,
+            "Temporarily unavailable",
+            "This service cannot complete your request right now. Please try again shortly.",
+            503,
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc)
+        return pages.error(
+            request,
+            "Something went wrong",
+            "The request could not be completed. It has been logged; please try again.",
+            500,
+        )
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    routes = [Route("/healthz", healthz), *op.routes(services), *ui.routes(services)]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={
+            PageError: page_error,
+            StoreUnavailable: unavailable,
+            Overloaded: unavailable,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+        max_body_size=MAX_BODY,
+    )

@@ -1,0 +1,334 @@
+"""The `cognate` command line.
+
+    cognate serve [--config FILE] [--host H] [--port P] [--workers N]
+    cognate check-config FILE
+    cognate users create|list|show|enable|disable|delete ... [--config FILE]
+    cognate keys list|rotate [--config FILE]
+
+Every command that needs settings takes `--config FILE` (default: $COGNATE_CONFIG). Without any,
+`serve` starts the embedded demo: memory store, a demo client, a demo user, printed URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from gateway.errors import ConfigError, GatewayError, StoreUnavailable
+from gateway.settings import Settings, demo_settings, load_settings
+
+EXAMPLES = """\
+examples:
+  cognate serve                                  demo mode: memory store, demo user and client
+  cognate serve --config /etc/cognate/gateway.yaml --port 8000 --workers 4
+  cognate check-config config/gateway.example.yaml
+  echo 'a-long-passphrase' | cognate users create ada@example.com --password-stdin -c gateway.yaml
+  cognate users list -c gateway.yaml
+  cognate keys rotate -c gateway.yaml            publish-before-use: next key becomes current
+
+settings: one YAML file; see config/gateway.example.yaml for every key. Strings may use ${VAR}
+and ${VAR:-default}; any key may be given as <key>_file to read a secret from a file.
+"""
+
+
+def _config_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("COGNATE_CONFIG"),
+        required=required and not os.environ.get("COGNATE_CONFIG"),
+        help="settings file (default: $COGNATE_CONFIG)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cognate",
+        description="Cognate: OpenID Provider, user pools and identity pools on Redis.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway (demo mode without a config)")
+    _config_arg(serve, required=False)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (needs a Redis store; default 1)"
+    )
+
+    check = sub.add_parser("check-config", help="validate a settings file; exit 0 if usable")
+    check.add_argument("file", metavar="FILE")
+
+    users = sub.add_parser("users", help="manage local users (the `local` connector)")
+    users_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = users_sub.add_parser("create", help="create a user")
+    create.add_argument("email")
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else you are prompted)",
+    )
+    create.add_argument("--name", help="display name")
+    create.add_argument("--verified", action="store_true", help="mark the e-mail as verified")
+    _config_arg(create)
+    for action, text in (
+        ("show", "show one user"),
+        ("enable", "enable a user"),
+        ("disable", "disable a user (sign-in refused)"),
+        ("delete", "delete a user"),
+    ):
+        one = users_sub.add_parser(action, help=text)
+        one.add_argument("user", metavar="USER", help="user id or e-mail")
+        _config_arg(one)
+    listing = users_sub.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true", help="JSON Lines output")
+    _config_arg(listing)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("list", "show the key set and each key's state"),
+        ("rotate", "rotate now: next → current → previous, new next"),
+    ):
+        _config_arg(keys_sub.add_parser(action, help=text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `cognate` and `python -m gateway`."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "check-config":
+            return _check_config(args.file)
+        settings = load_settings(args.config)
+        commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+            "users": _users,
+            "keys": _keys,
+        }
+        return asyncio.run(commands[args.command](settings, args))
+    except ConfigError as exc:
+        print(f"error: invalid settings in {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as exc:
+        print(f"error: the store is unavailable: {exc}", file=sys.stderr)
+        return 3
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check_config(path: str) -> int:
+    settings = load_settings(path)
+    print(f"ok: {path}")
+    print(f"  issuer:     {settings.issuer}")
+    print(f"  store:      {settings.store.url} (prefix {settings.store.prefix})")
+    print(f"  discovery:  {settings.issuer}/.well-known/openid-configuration")
+    for client in settings.clients:
+        print(
+            f"  client:     {client.client_id} ({client.token_endpoint_auth_method}; "
+            f"{', '.join(client.grant_types)})"
+        )
+    for connector in settings.connectors:
+        print(f"  connector:  {connector.id} ({connector.type})")
+    if settings.store.url.startswith("memory:"):
+        print("  warning: memory store: single process only, forgets everything on restart")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.observability import configure_logging
+    from gateway.services import build_services
+
+    if args.config:
+        settings = load_settings(args.config)
+    else:
+        settings = demo_settings(args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)  # noqa: S104
+    memory = settings.store.url.startswith("memory:")
+    if memory and args.workers > 1:
+        raise ConfigError(
+            ["store: the memory store cannot be shared by several workers; use redis://"],
+            args.config or "demo settings",
+        )
+    configure_logging(settings.log_level)
+    on_start: list[Callable[[], Awaitable[None]]] = []
+    banner = [
+        "",
+        f"Cognate is running at {settings.issuer}",
+        f"  discovery: {settings.issuer}/.well-known/openid-configuration",
+    ]
+    if memory:
+        banner.append(
+            "  WARNING: memory store — single process only; everything is forgotten on "
+            "restart. Use store: redis://… in production."
+        )
+    if settings.demo:
+        email, password = "demo@example.com", secrets.token_urlsafe(9)
+        services_holder: dict[str, Any] = {}
+
+        async def seed_demo_user() -> None:
+            await services_holder["services"].users.create(
+                email, password, name="Demo User", email_verified=True
+            )
+
+        on_start.append(seed_demo_user)
+        banner += [
+            f"  demo app:  {settings.issuer}/demo/   (client_id: demo, public, PKCE)",
+            f"  sign in:   {email} / {password}",
+        ]
+
+    if args.workers > 1:
+        os.environ["COGNATE_CONFIG"] = os.path.abspath(args.config)
+        print("\n".join(banner), file=sys.stderr, flush=True)
+        uvicorn.run(
+            "gateway.cli:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
+        return 0
+    services = build_services(settings)
+    if settings.demo:
+        services_holder["services"] = services
+
+    async def announce() -> None:
+        print("\n".join(banner) + "\n", file=sys.stderr, flush=True)
+
+    on_start.append(announce)
+    app = create_app(services, on_start=on_start)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for multi-worker mode: settings from $COGNATE_CONFIG."""
+    from gateway.app import create_app
+    from gateway.observability import configure_logging
+    from gateway.services import build_services
+
+    settings = load_settings(os.environ["COGNATE_CONFIG"])
+    configure_logging(settings.log_level)
+    return create_app(build_services(settings))
+
+
+async def _with_services(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    from gateway.services import build_services
+
+    services = build_services(settings)
+    try:
+        if settings.store.url.startswith("memory:"):
+            print("warning: memory store: changes vanish when this command exits", file=sys.stderr)
+        return await work(services)
+    finally:
+        services.users.hasher.close()
+        await services.store.close()
+
+
+async def _users(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        users = services.users
+        if args.action == "create":
+            password = _read_password(args.password_stdin)
+            user = await users.create(
+                args.email, password, name=args.name, email_verified=args.verified
+            )
+            print(f"created {user.email} (user id {user.user_id})")
+        elif args.action == "list":
+            count = 0
+            async for user in users.all():
+                count += 1
+                if args.json:
+                    print(json.dumps(_public(user)))
+                else:
+                    print(f"{user.user_id}  {user.status:8}  {user.email}")
+            if not args.json:
+                print(f"{count} user(s)", file=sys.stderr)
+        elif args.action == "show":
+            print(json.dumps(_public(await users.resolve(args.user)), indent=2))
+        elif args.action in ("enable", "disable"):
+            user = await users.resolve(args.user)
+            await users.set_status(
+                user.user_id, "enabled" if args.action == "enable" else "disabled"
+            )
+            print(f"{args.action}d {user.email}")
+        elif args.action == "delete":
+            user = await users.resolve(args.user)
+            await users.delete(user.user_id)
+            print(f"deleted {user.email}")
+        return 0
+
+    return await _with_services(settings, work)
+
+
+def _public(user: Any) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "status": user.status,
+        "name": user.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user.created)),
+    }
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat:   ") != first:
+        raise GatewayError("the passwords do not match")
+    return first
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        keys = services.keys
+        await keys.load()
+        if args.action == "rotate":
+            if not await keys.rotate():
+                raise GatewayError(
+                    "another process changed the key set at the same moment; run the command again"
+                )
+            print("rotated; replicas pick up the new key set within a minute")
+        for entry in keys.entries:
+            when = entry.activated or entry.created
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(when))
+            print(f"{entry.kid}  {entry.alg}  {entry.state:8}  since {stamp}")
+        return 0
+
+    return await _with_services(settings, work)

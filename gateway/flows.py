@@ -1,0 +1,102 @@
+"""Pending logins ("flows"): an authorization request waiting for the user to sign in.
+
+`/oauth2/authorize` validates the request and stores it as a flow (sealed, with a TTL); the
+hosted pages and connectors refer to it by id, and it is consumed exactly once (GETDEL) when
+the login completes. The flow is bound to the browser that started it: it stores a hash of that
+browser's CSRF cookie, so a flow id lifted from one browser is useless in another.
+
+Connectors keep their per-login state (PKCE verifier, nonce, SAML request id) in `connector_state`;
+they keep none of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from gateway.crypto import Sealer, random_token
+from gateway.store import Store
+
+_PURPOSE = "flow"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A validated authorization request, plus what the login has gathered so far."""
+
+    flow_id: str
+    client_id: str
+    redirect_uri: str
+    scope: list[str]
+    state: str | None
+    nonce: str | None
+    code_challenge: str | None
+    prompt: list[str]
+    max_age: int | None
+    login_hint: str | None
+    browser: str  # keyed hash of the browser's CSRF cookie
+    created: int
+    connector_state: dict[str, Any] = field(default_factory=dict)
+
+
+class FlowStore:
+    """Flows in the store, sealed (they may carry connector secrets such as PKCE verifiers)."""
+
+    def __init__(self, store: Store, sealer: Sealer, ttl: int) -> None:
+        self._store = store
+        self._sealer = sealer
+        self.ttl = ttl
+
+    def browser_binding(self, csrf_cookie: str) -> str:
+        """What a flow stores to recognise its browser."""
+        return self._sealer.keyed_hash(csrf_cookie, purpose="flow-browser")
+
+    async def create(self, **fields: Any) -> Flow:
+        """Store a new flow with a fresh unguessable id."""
+        flow = Flow(flow_id=random_token(18), created=int(time.time()), **fields)
+        await self._store.put(self._key(flow.flow_id), self._seal(flow), ttl=self.ttl)
+        return flow
+
+    async def get(self, flow_id: str) -> Flow | None:
+        """The flow, or None when unknown or expired."""
+        if not _plausible(flow_id):
+            return None
+        raw = await self._store.get(self._key(flow_id))
+        return None if raw is None else self._open(flow_id, raw)
+
+    async def save_connector_state(self, flow: Flow, state: dict[str, Any]) -> Flow:
+        """Keep a connector's state on the flow until its callback."""
+        flow = replace(flow, connector_state=state)
+        remaining = max(1, flow.created + self.ttl - int(time.time()))
+        await self._store.put(self._key(flow.flow_id), self._seal(flow), ttl=remaining)
+        return flow
+
+    async def take(self, flow_id: str) -> Flow | None:
+        """Consume the flow: only one completion per flow, ever."""
+        if not _plausible(flow_id):
+            return None
+        raw = await self._store.take(self._key(flow_id))
+        return None if raw is None else self._open(flow_id, raw)
+
+    def _key(self, flow_id: str) -> str:
+        return self._store.key(_PURPOSE, flow_id)
+
+    def _seal(self, flow: Flow) -> bytes:
+        return self._sealer.seal(
+            json.dumps(asdict(flow)).encode(),
+            purpose=_PURPOSE,
+            context=self._key(flow.flow_id).encode(),
+        )
+
+    def _open(self, flow_id: str, raw: bytes) -> Flow | None:
+        try:
+            data = self._sealer.open(raw, purpose=_PURPOSE, context=self._key(flow_id).encode())
+        except ValueError:
+            return None
+        return Flow(**json.loads(data))
+
+
+def _plausible(flow_id: str) -> bool:
+    return 0 < len(flow_id) <= 64 and all(c.isalnum() or c in "-_" for c in flow_id)

@@ -1,0 +1,30 @@
+"""The OpenID Provider that downstream applications trust: discovery, JWKS, authorize, token,
+userinfo, revocation, introspection and RP-initiated logout.
+
+`routes(services)` returns this area's routes; `gateway.app` mounts them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute, Route
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    """The OP's endpoints, each a small module of its own."""
+    from gateway.op import authorize, discovery, logout, revocation, token, userinfo
+
+    return [
+        Route("/.well-known/openid-configuration", discovery.configuration(services)),
+        Route("/.well-known/jwks.json", discovery.jwks(services)),
+        Route("/oauth2/authorize", authorize.endpoint(services), methods=["GET", "POST"]),
+        Route("/oauth2/token", token.endpoint(services), methods=["POST"]),
+        Route("/oauth2/userinfo", userinfo.endpoint(services), methods=["GET", "POST"]),
+        Route("/oauth2/revoke", revocation.revoke_endpoint(services), methods=["POST"]),
+        Route("/oauth2/introspect", revocation.introspect_endpoint(services), methods=["POST"]),
+        Route("/oauth2/logout", logout.endpoint(services), methods=["GET", "POST"]),
+    ]

@@ -1,0 +1,255 @@
+"""The authorization endpoint (code flow only) and the step that finishes every login.
+
+Order matters for safety: until `client_id` and `redirect_uri` are validated, every error is an
+HTML page (never a redirect: that would be an open redirector). After that, errors go back to
+the client as `redirect_uri?error=…&state=…&iss=…` (RFC 6749 §4.1.2.1, RFC 9207).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.errors import (
+    InvalidRequest,
+    InvalidScope,
+    LoginRequired,
+    OAuthError,
+    RequestNotSupported,
+    StoreUnavailable,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from gateway.flows import Flow
+from gateway.op.clients import Client
+from gateway.op.common import Handler, reject_repeats
+from gateway.op.grants import Authorization, CodeRecord
+from gateway.services import Services
+from gateway.sessions import Session
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+
+_PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no padding
+_PROMPTS = {"none", "login", "consent", "select_account"}
+SCOPE_CLAIMS = {
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "profile": (
+        "name",
+        "given_name",
+        "family_name",
+        "middle_name",
+        "nickname",
+        "preferred_username",
+        "profile",
+        "picture",
+        "website",
+        "gender",
+        "birthdate",
+        "zoneinfo",
+        "locale",
+        "updated_at",
+    ),
+}
+
+
+def claims_for_scope(profile: dict[str, Any], scope: list[str] | frozenset[str]) -> dict[str, Any]:
+    """The profile claims that the granted scopes release (OIDC Core §5.4)."""
+    allowed = {claim for s in scope for claim in SCOPE_CLAIMS.get(s, ())}
+    return {k: v for k, v in profile.items() if k in allowed}
+
+
+def redirect_with(uri: str, params: dict[str, str | None]) -> RedirectResponse:
+    """303 to the client's redirect URI with the response parameters in the query."""
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    separator = "&" if "?" in uri else "?"
+    return RedirectResponse(f"{uri}{separator}{query}", status_code=303)
+
+
+def endpoint(services: Services) -> Handler:
+    clients = services.clients
+    pages = services.pages
+    issuer = services.settings.issuer
+
+    async def authorize(request: Request) -> Response:
+        if request.method == "POST":
+            params: QueryParams = QueryParams(await request.body())
+        else:
+            params = request.query_params
+        client = clients.get(params.get("client_id"))
+        if client is None:
+            return pages.error(
+                request,
+                "Unknown application",
+                "The application that sent you here is not registered with this sign-in service.",
+            )
+        redirect_uri = clients.match_redirect_uri(client, params.get("redirect_uri"))
+        if redirect_uri is None:
+            return pages.error(
+                request,
+                "Invalid redirect address",
+                "The application asked to return you to an address it has not registered, "
+                "so you were not sent there.",
+            )
+        state = params.get("state")
+        try:
+            reject_repeats([k for k, _ in params.multi_items()])
+            request_fields = _validate(client, params)
+            cookie = pages.cookie(request, services.settings.sessions.cookie_name)
+            session = await services.sessions.load(cookie)
+            prompt = request_fields["prompt"]
+            max_age = request_fields["max_age"]
+            fresh_enough = session is not None and (
+                max_age is None or int(time.time()) - session.auth_time <= max_age
+            )
+            if session is not None and cookie and fresh_enough and "login" not in prompt:
+                return await finish_authorization(
+                    services,
+                    session,
+                    cookie,
+                    client_id=client.client_id,
+                    redirect_uri=redirect_uri,
+                    state=state,
+                    **_code_fields(request_fields),
+                )
+            if "none" in prompt:
+                raise LoginRequired("the user is not signed in")
+        except OAuthError as exc:
+            return redirect_with(redirect_uri, {**exc.as_dict(), "state": state, "iss": issuer})
+        except StoreUnavailable:
+            return pages.error(
+                request,
+                "Temporarily unavailable",
+                "Sign-in is unavailable at the moment. Please try again in a minute.",
+                503,
+            )
+        browser, new_cookie = services.csrf.browser_secret(request)
+        flow = await services.flows.create(
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            state=state,
+            browser=services.flows.browser_binding(browser),
+            **request_fields,
+        )
+        response = RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
+        if new_cookie:
+            pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
+    return authorize
+
+
+def _validate(client: Client, params: QueryParams) -> dict[str, Any]:
+    """Check an authorization request whose client and redirect URI are already trusted."""
+    if "request" in params or "request_uri" in params:
+        raise RequestNotSupported("request objects are not supported")
+    response_type = params.get("response_type")
+    if not response_type:
+        raise InvalidRequest("response_type is required")
+    if response_type != "code":
+        raise UnsupportedResponseType("only the authorization code flow (code) is supported")
+    if "authorization_code" not in client.config.grant_types:
+        raise UnauthorizedClient("this client may not use the authorization code grant")
+    if params.get("response_mode", "query") != "query":
+        raise InvalidRequest("only response_mode=query is supported")
+    scope = params.get("scope", "").split()
+    if not scope:
+        raise InvalidScope("scope is required")
+    unknown = set(scope) - client.config.scopes
+    if unknown:
+        raise InvalidScope(f"scope not allowed for this client: {' '.join(sorted(unknown))}")
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if challenge is None:
+        # RFC 9700 §2.1.1: PKCE for every client; public clients have no other protection.
+        raise InvalidRequest("code_challenge is required (PKCE with S256)")
+    if method != "S256":
+        raise InvalidRequest("code_challenge_method must be S256")
+    if not _PKCE_CHALLENGE.match(challenge):
+        raise InvalidRequest("code_challenge is not a base64url SHA-256 value")
+    prompt = params.get("prompt", "").split()
+    if set(prompt) - _PROMPTS:
+        raise InvalidRequest("unknown prompt value")
+    if "none" in prompt and len(prompt) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other values")
+    max_age: int | None = None
+    if params.get("max_age") is not None:
+        try:
+            max_age = int(params["max_age"])
+        except ValueError:
+            raise InvalidRequest("max_age must be a number of seconds") from None
+        if max_age < 0:
+            raise InvalidRequest("max_age must not be negative")
+    nonce = params.get("nonce")
+    if nonce is not None and len(nonce) > 512:
+        raise InvalidRequest("nonce is too long")
+    login_hint = params.get("login_hint")
+    return {
+        "scope": scope,
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "prompt": prompt,
+        "max_age": max_age,
+        "login_hint": login_hint[:254] if login_hint else None,
+    }
+
+
+def _code_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: fields[k] for k in ("scope", "nonce", "code_challenge")}
+
+
+async def finish_authorization(
+    services: Services,
+    session: Session,
+    session_cookie: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    state: str | None,
+    scope: list[str],
+    nonce: str | None,
+    code_challenge: str | None,
+) -> Response:
+    """Issue a code for a signed-in session and send the browser back to the client."""
+    authorization = Authorization(
+        sub=session.identity_id,
+        client_id=client_id,
+        scope=scope,
+        auth_time=session.auth_time,
+        sid=session.sid,
+        amr=session.amr,
+        profile=claims_for_scope(session.profile, scope),
+        nonce=nonce,
+    )
+    code = await services.grants.issue_code(
+        CodeRecord(
+            authorization=authorization, redirect_uri=redirect_uri, code_challenge=code_challenge
+        ),
+        ttl=services.settings.tokens.code_ttl,
+    )
+    await services.sessions.add_client(session_cookie, session, client_id)
+    return redirect_with(
+        redirect_uri, {"code": code, "state": state, "iss": services.settings.issuer}
+    )
+
+
+async def finish_flow(
+    services: Services, flow: Flow, session: Session, session_cookie: str
+) -> Response:
+    """The end of a login that began at /authorize: code and redirect."""
+    return await finish_authorization(
+        services,
+        session,
+        session_cookie,
+        client_id=flow.client_id,
+        redirect_uri=flow.redirect_uri,
+        state=flow.state,
+        scope=flow.scope,
+        nonce=flow.nonce,
+        code_challenge=flow.code_challenge,
+    )

@@ -1,0 +1,205 @@
+"""Authorization codes and grants (token families) in the store.
+
+A *grant* is everything one authorization produced: its refresh token chain and the access
+tokens minted from it. The grant record (`grant:{gid}`) is the single source of truth:
+
+- revoking the grant = deleting that one key; every access token names its `gid`, so userinfo
+  and introspection see the revocation at once, on every replica;
+- refresh rotation = a compare-and-swap on the record: the new token's hash becomes current and
+  the old one joins `used`. Presenting a hash from `used` is replay → the whole family is revoked.
+  A hash that was never issued is just `invalid_grant` (it must not let a stranger who knows a
+  `gid` revoke someone else's tokens).
+
+Codes (`code:{hash}`) are redeemed by a compare-and-swap from unused to used-by-gid, so exactly
+one of any number of parallel redemptions wins; a later one revokes the winner's grant
+(RFC 6749 §4.1.2). The grant is written *before* the swap, so the revocation can never miss it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from gateway.crypto import Sealer, random_token
+from gateway.store import Store
+from gateway.tokens import AccessToken
+
+_GRANT = "grant"
+_CODE = "code"
+_MAX_USED = 50  # older refresh tokens than this fall out of reuse detection; still invalid
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """Who authorized what, carried from sign-in to code to grant."""
+
+    sub: str  # the identity ID
+    client_id: str
+    scope: list[str]
+    auth_time: int
+    sid: str | None
+    amr: list[str]
+    profile: dict[str, Any]  # canonical claims (email, name...) filtered by scope at issue time
+    nonce: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    """A pending authorization code."""
+
+    authorization: Authorization
+    redirect_uri: str
+    code_challenge: str | None
+    used_by: str | None = None  # gid of the grant that redeemed it
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A token family."""
+
+    gid: str
+    authorization: Authorization
+    created: int
+    expires: int  # absolute end of the family: no refresh after this
+    refresh_hash: str | None = None
+    used: list[str] = field(default_factory=list)
+
+
+class GrantStore:
+    """Codes and grants, sealed at rest."""
+
+    def __init__(self, store: Store, sealer: Sealer) -> None:
+        self._store = store
+        self._sealer = sealer
+
+    # -- codes --------------------------------------------------------------------------
+
+    async def issue_code(self, record: CodeRecord, ttl: int) -> str:
+        """Store a new code and return it (only its keyed hash is a key)."""
+        code = random_token()
+        await self._store.put(self._code_key(code), self._seal_code(code, record), ttl=ttl)
+        return code
+
+    async def load_code(self, code: str) -> tuple[bytes, CodeRecord] | None:
+        """The raw stored value (for the swap) and the record; None if unknown or expired."""
+        raw = await self._store.get(self._code_key(code))
+        if raw is None:
+            return None
+        return raw, self._open_code(code, raw)
+
+    async def mark_code_used(self, code: str, raw: bytes, record: CodeRecord, gid: str) -> bool:
+        """Atomically mark the code used by `gid`; False if someone else got there first."""
+        used = replace(record, used_by=gid)
+        return await self._store.update(self._code_key(code), raw, self._seal_code(code, used))
+
+    def _code_key(self, code: str) -> str:
+        return self._store.key(_CODE, self._sealer.keyed_hash(code, purpose=_CODE))
+
+    def _seal_code(self, code: str, record: CodeRecord) -> bytes:
+        return self._sealer.seal(
+            json.dumps(asdict(record)).encode(),
+            purpose=_CODE,
+            context=self._code_key(code).encode(),
+        )
+
+    def _open_code(self, code: str, raw: bytes) -> CodeRecord:
+        data = json.loads(
+            self._sealer.open(raw, purpose=_CODE, context=self._code_key(code).encode())
+        )
+        return CodeRecord(**{**data, "authorization": Authorization(**data["authorization"])})
+
+    # -- grants -------------------------------------------------------------------------
+
+    async def create_grant(
+        self, authorization: Authorization, lifetime: int, with_refresh: bool
+    ) -> tuple[Grant, str | None]:
+        """A new family; returns it and its first refresh token (if any)."""
+        now = int(time.time())
+        gid = uuid.uuid4().hex
+        refresh = f"{gid}.{random_token()}" if with_refresh else None
+        grant = Grant(
+            gid=gid,
+            authorization=authorization,
+            created=now,
+            expires=now + lifetime,
+            refresh_hash=self._hash(refresh) if refresh else None,
+        )
+        await self._store.put(self._grant_key(gid), self._seal_grant(grant), ttl=lifetime)
+        return grant, refresh
+
+    async def load_grant(self, gid: str) -> tuple[bytes, Grant] | None:
+        """The raw stored value and the grant; None when revoked or expired."""
+        raw = await self._store.get(self._grant_key(gid))
+        if raw is None:
+            return None
+        return raw, self._open_grant(gid, raw)
+
+    async def grant_alive(self, gid: str) -> bool:
+        """True while the family has not been revoked or expired."""
+        return await self._store.get(self._grant_key(gid)) is not None
+
+    async def rotate_refresh(self, raw: bytes, grant: Grant) -> tuple[Grant, str] | None:
+        """Swap in a new refresh token; None when a concurrent refresh changed the record."""
+        refresh = f"{grant.gid}.{random_token()}"
+        used = ([grant.refresh_hash] if grant.refresh_hash else []) + grant.used
+        rotated = replace(grant, refresh_hash=self._hash(refresh), used=used[:_MAX_USED])
+        ttl = max(1, grant.expires - int(time.time()))
+        ok = await self._store.update(
+            self._grant_key(grant.gid), raw, self._seal_grant(rotated), ttl=ttl
+        )
+        return (rotated, refresh) if ok else None
+
+    async def revoke(self, gid: str) -> None:
+        """Revoke the whole family: its refresh token and every access token minted from it."""
+        await self._store.delete(self._grant_key(gid))
+
+    async def revoke_access_token(self, token: AccessToken) -> None:
+        """Revoke one access token: its whole grant if it has one, else (client_credentials)
+        its `jti` until it would have expired anyway."""
+        if token.gid:
+            await self.revoke(token.gid)
+            return
+        ttl = token.exp - int(time.time())
+        if ttl > 0:
+            await self._store.put(self._store.key("revoked-jti", token.jti), b"1", ttl=ttl)
+
+    async def access_token_active(self, token: AccessToken) -> bool:
+        """A verified access token is active while its grant lives and it was not revoked."""
+        if token.gid:
+            return await self.grant_alive(token.gid)
+        return await self._store.get(self._store.key("revoked-jti", token.jti)) is None
+
+    def refresh_matches(self, grant: Grant, refresh: str) -> str:
+        """'current', 'used' (replay) or 'unknown' for a presented refresh token."""
+        digest = self._hash(refresh)
+        if grant.refresh_hash and digest == grant.refresh_hash:
+            return "current"
+        return "used" if digest in grant.used else "unknown"
+
+    @staticmethod
+    def gid_of(refresh: str) -> str | None:
+        """The grant id embedded in a refresh token, if it has the right shape."""
+        gid, dot, secret = refresh.partition(".")
+        return gid if dot and len(gid) == 32 and secret else None
+
+    def _hash(self, refresh: str) -> str:
+        return self._sealer.keyed_hash(refresh, purpose="refresh")
+
+    def _grant_key(self, gid: str) -> str:
+        return self._store.key(_GRANT, gid)
+
+    def _seal_grant(self, grant: Grant) -> bytes:
+        return self._sealer.seal(
+            json.dumps(asdict(grant)).encode(),
+            purpose=_GRANT,
+            context=self._grant_key(grant.gid).encode(),
+        )
+
+    def _open_grant(self, gid: str, raw: bytes) -> Grant:
+        data = json.loads(
+            self._sealer.open(raw, purpose=_GRANT, context=self._grant_key(gid).encode())
+        )
+        return Grant(**{**data, "authorization": Authorization(**data["authorization"])})

@@ -1,0 +1,244 @@
+"""The token endpoint and its grants: authorization_code, refresh_token, client_credentials.
+
+Each grant is a small class with `grant_type` and `exchange(form, client)`, in the style of
+dex's handlers; the endpoint only authenticates the client and dispatches. Password and implicit
+grants do not exist here (RFC 9700 §2.4) and answer `unsupported_grant_type`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.crypto import constant_time_equals, s256_challenge
+from gateway.errors import (
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from gateway.op.clients import Client
+from gateway.op.common import Handler, json_no_store, oauth_json, read_form
+from gateway.op.grants import Authorization, Grant
+from gateway.services import Services
+
+_VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+class GrantHandler(Protocol):
+    """One grant type of the token endpoint."""
+
+    grant_type: str
+
+    async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
+        """The token response for a valid request; raise an OAuthError otherwise."""
+        ...
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{name} is required")
+    return value
+
+
+class _TokenMinting:
+    """Turning a grant into the token response."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def response(
+        self,
+        grant: Grant,
+        refresh: str | None,
+        scope: list[str],
+        nonce: str | None = None,
+    ) -> dict[str, Any]:
+        auth: Authorization = grant.authorization
+        tokens = self.services.tokens
+        access, parsed = tokens.access_token(
+            sub=auth.sub,
+            client_id=auth.client_id,
+            scope=frozenset(scope),
+            gid=grant.gid,
+            sid=auth.sid,
+            auth_time=auth.auth_time,
+        )
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": parsed.exp - parsed.iat,
+            "scope": " ".join(scope),
+        }
+        if refresh:
+            body["refresh_token"] = refresh
+        if "openid" in scope:
+            from gateway.op.authorize import claims_for_scope
+
+            body["id_token"] = tokens.id_token(
+                sub=auth.sub,
+                client_id=auth.client_id,
+                auth_time=auth.auth_time,
+                nonce=nonce,
+                sid=auth.sid,
+                access_token=access,
+                amr=auth.amr,
+                profile=claims_for_scope(auth.profile, scope),
+            )
+        return body
+
+    def family_lifetime(self, client: Client) -> tuple[int, bool]:
+        """How long a new grant lives, and whether it gets a refresh token."""
+        tokens = self.services.settings.tokens
+        if "refresh_token" in client.config.grant_types:
+            return tokens.refresh_token_ttl, True
+        return tokens.access_token_ttl + tokens.leeway, False
+
+
+class AuthorizationCodeGrant(_TokenMinting):
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636) and single-use codes."""
+
+    grant_type = "authorization_code"
+
+    async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
+        code = _field(form, "code")
+        redirect_uri = form.get("redirect_uri")
+        verifier = form.get("code_verifier")
+        grants = self.services.grants
+        loaded = await grants.load_code(code)
+        if loaded is None:
+            raise InvalidGrant("the code is invalid or has expired")
+        raw, record = loaded
+        if record.used_by:
+            # RFC 6749 §4.1.2: a code used twice revokes what the first use obtained.
+            await grants.revoke(record.used_by)
+            raise InvalidGrant("the code was already used; the tokens issued for it are revoked")
+        auth = record.authorization
+        if auth.client_id != client.client_id:
+            raise InvalidGrant("the code was issued to another client")
+        if redirect_uri != record.redirect_uri:
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+        if record.code_challenge:
+            if (
+                not isinstance(verifier, str)
+                or not 43 <= len(verifier) <= 128
+                or (set(verifier) - _VERIFIER_CHARS)
+            ):
+                raise InvalidGrant("a valid code_verifier is required")
+            if not constant_time_equals(s256_challenge(verifier), record.code_challenge):
+                raise InvalidGrant("code_verifier does not match the code_challenge")
+        elif verifier is not None:
+            raise InvalidGrant("code_verifier sent, but the authorization had no code_challenge")
+        lifetime, with_refresh = self.family_lifetime(client)
+        # Write the grant first, then claim the code: if we lose the race for the code, the
+        # winner's grant already exists and the loser's revocation below reaches it.
+        grant, refresh = await grants.create_grant(auth, lifetime, with_refresh)
+        if not await grants.mark_code_used(code, raw, record, grant.gid):
+            await grants.revoke(grant.gid)
+            again = await grants.load_code(code)
+            if again is not None and again[1].used_by:
+                await grants.revoke(again[1].used_by)
+            raise InvalidGrant("the code was already used; the tokens issued for it are revoked")
+        return self.response(grant, refresh, auth.scope, nonce=auth.nonce)
+
+
+class RefreshTokenGrant(_TokenMinting):
+    """RFC 6749 §6 with rotation; replay of a rotated token revokes the family (RFC 9700 §4.14)."""
+
+    grant_type = "refresh_token"
+
+    async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
+        presented = _field(form, "refresh_token")
+        grants = self.services.grants
+        gid = grants.gid_of(presented)
+        loaded = await grants.load_grant(gid) if gid else None
+        if loaded is None:
+            raise InvalidGrant("the refresh token is invalid, expired or revoked")
+        raw, grant = loaded
+        match = grants.refresh_matches(grant, presented)
+        if match == "used":
+            await grants.revoke(grant.gid)
+            raise InvalidGrant("the refresh token was already used; the grant is revoked")
+        if match != "current" or grant.authorization.client_id != client.client_id:
+            raise InvalidGrant("the refresh token is invalid, expired or revoked")
+        if int(time.time()) >= grant.expires:
+            await grants.revoke(grant.gid)
+            raise InvalidGrant("the refresh token has expired")
+        scope = grant.authorization.scope
+        if form.get("scope") is not None:
+            asked = str(form.get("scope")).split()
+            if not asked or set(asked) - set(scope):
+                raise InvalidScope("a refresh cannot widen the original scope")
+            scope = [s for s in scope if s in asked]
+        rotated = await grants.rotate_refresh(raw, grant)
+        if rotated is None:
+            # Someone rotated this family between our read and our write: the same token was
+            # presented twice at once. Treat it as the replay it is.
+            await grants.revoke(grant.gid)
+            raise InvalidGrant("the refresh token was already used; the grant is revoked")
+        new_grant, refresh = rotated
+        return self.response(new_grant, refresh, scope)
+
+
+class ClientCredentialsGrant:
+    """RFC 6749 §4.4: a confidential client acting for itself. No ID or refresh token, and no
+    store write: the access token names no grant, so it is revoked by its `jti`."""
+
+    grant_type = "client_credentials"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
+        if client.is_public:
+            raise UnauthorizedClient("client_credentials needs a confidential client")
+        allowed = client.config.scopes - {"openid", "offline_access", "email", "profile", "phone"}
+        asked = str(form.get("scope") or "").split()
+        scope = frozenset(asked) if asked else frozenset(allowed)
+        if scope - allowed:
+            raise InvalidScope(
+                "scope not allowed for client_credentials: " + " ".join(sorted(scope - allowed))
+            )
+        access, parsed = self.services.tokens.access_token(
+            sub=client.client_id,
+            client_id=client.client_id,
+            scope=scope,
+            gid=None,
+        )
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": parsed.exp - parsed.iat,
+            "scope": " ".join(sorted(scope)),
+        }
+
+
+def endpoint(services: Services) -> Handler:
+    handlers: dict[str, GrantHandler] = {
+        h.grant_type: h
+        for h in (
+            AuthorizationCodeGrant(services),
+            RefreshTokenGrant(services),
+            ClientCredentialsGrant(services),
+        )
+    }
+
+    @oauth_json
+    async def token(request: Request) -> Response:
+        form = await read_form(request)
+        client = services.clients.authenticate(request.headers, form)
+        grant_type = _field(form, "grant_type")
+        handler = handlers.get(grant_type)
+        if handler is None:
+            raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
+        if grant_type not in client.config.grant_types:
+            raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
+        return json_no_store(await handler.exchange(form, client))
+
+    return token

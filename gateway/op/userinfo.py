@@ -1,0 +1,41 @@
+"""The UserInfo endpoint (OIDC Core §5.3): GET or POST with a bearer access token.
+
+The token must be one of our access tokens (an ID token is refused by its `typ`), unexpired,
+and its grant still alive; the claims released are those its scopes allow.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.errors import InvalidToken, OAuthError
+from gateway.op.authorize import claims_for_scope
+from gateway.op.common import Handler, bearer_token, json_no_store, oauth_json, read_form
+from gateway.services import Services
+
+
+class InsufficientScope(OAuthError):
+    error = "insufficient_scope"
+    status_code = 403
+
+
+def endpoint(services: Services) -> Handler:
+    @oauth_json
+    async def userinfo(request: Request) -> Response:
+        form = None
+        if request.method == "POST" and request.headers.get("content-type"):
+            form = await read_form(request)
+        token = await services.tokens.verify_access_token(bearer_token(request, form))
+        if not token.gid or not await services.grants.access_token_active(token):
+            raise InvalidToken("the access token has been revoked or was not issued for a user")
+        if "openid" not in token.scope:
+            raise InsufficientScope("the access token lacks the openid scope")
+        loaded = await services.grants.load_grant(token.gid)
+        if loaded is None:
+            raise InvalidToken("the access token has been revoked")
+        profile = claims_for_scope(loaded[1].authorization.profile, token.scope)
+        response: JSONResponse = json_no_store({**profile, "sub": token.sub})
+        return response
+
+    return userinfo

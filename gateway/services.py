@@ -1,0 +1,127 @@
+"""Everything a request needs, built once from settings and passed in (never import-time globals).
+
+Tests build `Services` with their own store; `start()` / `stop()` run in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from gateway.connectors import Connector, build_connectors
+from gateway.crypto import Sealer
+from gateway.flows import FlowStore
+from gateway.identity.ids import IdentityResolver
+from gateway.keys import KeyRing
+from gateway.op.clients import ClientRegistry
+from gateway.op.grants import GrantStore
+from gateway.sessions import SessionManager
+from gateway.settings import Settings
+from gateway.store import Store, open_store
+from gateway.tokens import TokenService
+from gateway.ui.csrf import Csrf
+from gateway.ui.pages import Pages
+from gateway.users.directory import UserDirectory
+from gateway.users.passwords import PasswordHasher
+
+log = logging.getLogger("cognate")
+
+KEY_MAINTENANCE_INTERVAL = 30.0
+
+
+def master_key(settings: Settings) -> bytes:
+    """32 bytes from `secret_key` (any string of 32+ characters)."""
+    return hashlib.sha256(b"cognate-master-key:" + settings.secret_key.encode()).digest()
+
+
+@dataclass
+class Services:
+    """The gateway's collaborators."""
+
+    settings: Settings
+    store: Store
+    sealer: Sealer
+    keys: KeyRing
+    tokens: TokenService
+    clients: ClientRegistry
+    grants: GrantStore
+    flows: FlowStore
+    sessions: SessionManager
+    users: UserDirectory
+    identities: IdentityResolver
+    connectors: dict[str, Connector]
+    pages: Pages
+    csrf: Csrf
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Load keys (creating them on first start), check the store, start maintenance."""
+        problem = await self.store.durability_problem()
+        if problem:
+            log.warning("durable data at risk: %s", problem)
+        await self.keys.load()
+        self._tasks.append(asyncio.create_task(self._maintain_keys(), name="key-maintenance"))
+
+    async def stop(self) -> None:
+        """Stop background work and release connections."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.users.hasher.close()
+        await self.store.close()
+
+    async def _maintain_keys(self) -> None:
+        # Every replica reloads the shared key set and rotates it when due; the rotation itself is
+        # a compare-and-swap, so however many replicas notice at once, it happens once.
+        while True:
+            await asyncio.sleep(KEY_MAINTENANCE_INTERVAL)
+            try:
+                await self.keys.rotate_if_due()
+            except Exception:  # a store outage must not kill the loop
+                log.warning("key maintenance failed; will retry", exc_info=True)
+
+
+def build_services(
+    settings: Settings, store: Store | None = None, hasher: PasswordHasher | None = None
+) -> Services:
+    """Wire the gateway together. `store` and `hasher` are injectable for tests."""
+    store = store or open_store(
+        settings.store.url,
+        prefix=settings.store.prefix,
+        socket_timeout=settings.store.socket_timeout,
+        connect_timeout=settings.store.connect_timeout,
+        max_connections=settings.store.max_connections,
+    )
+    sealer = Sealer(master_key(settings))
+    tokens_cfg = settings.tokens
+    keys = KeyRing(
+        store,
+        sealer,
+        algorithms=(settings.keys.access_token_alg, settings.keys.id_token_alg),
+        retention=max(tokens_cfg.access_token_ttl, tokens_cfg.id_token_ttl) + tokens_cfg.leeway,
+        rotation_period=settings.keys.rotation_period,
+        pem_files=tuple(settings.keys.files),
+    )
+    users = UserDirectory(store, hasher or PasswordHasher())
+    pages = Pages(settings)
+    return Services(
+        settings=settings,
+        store=store,
+        sealer=sealer,
+        keys=keys,
+        tokens=TokenService(settings, keys),
+        clients=ClientRegistry(settings.clients, sealer),
+        grants=GrantStore(store, sealer),
+        flows=FlowStore(store, sealer, tokens_cfg.flow_ttl),
+        sessions=SessionManager(store, sealer, settings.sessions),
+        users=users,
+        identities=IdentityResolver(store, settings.region),
+        connectors=build_connectors(settings.connectors, users=users),
+        pages=pages,
+        csrf=Csrf(sealer, pages, settings.issuer),
+    )

@@ -1,0 +1,145 @@
+"""Browser SSO sessions, stored as "tickets" (the oauth2-proxy design).
+
+The cookie holds `<sid>.<secret>`. The store holds the session record under `session:{sid}`,
+sealed with a key derived from the master key *and* the per-session secret, so neither a Redis
+dump nor the master key alone can read or forge a session. A login always makes a new `sid`
+(no fixation); logout deletes the record, which ends the session on every replica at once.
+
+Idle timeout = the record's TTL, refreshed at most once per tenth of it; absolute timeout is
+checked against `created`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from gateway.crypto import Sealer, random_token
+from gateway.settings import SessionSettings
+from gateway.store import Store
+
+_PURPOSE = "session"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One signed-in browser."""
+
+    sid: str
+    identity_id: str
+    connector_id: str
+    subject: str
+    auth_time: int
+    amr: list[str]
+    profile: dict[str, Any]
+    created: int
+    last_seen: int
+    clients: list[str] = field(default_factory=list)
+
+
+class SessionManager:
+    """Create, load and end sessions; the cookie value is the only handle."""
+
+    def __init__(self, store: Store, sealer: Sealer, settings: SessionSettings) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._settings = settings
+
+    async def create(
+        self,
+        *,
+        identity_id: str,
+        connector_id: str,
+        subject: str,
+        amr: list[str],
+        profile: dict[str, Any],
+    ) -> tuple[Session, str]:
+        """A fresh session (new id, new secret) and its cookie value."""
+        now = int(time.time())
+        session = Session(
+            sid=uuid.uuid4().hex,
+            identity_id=identity_id,
+            connector_id=connector_id,
+            subject=subject,
+            auth_time=now,
+            amr=amr,
+            profile=profile,
+            created=now,
+            last_seen=now,
+        )
+        secret = random_token(24)
+        await self._save(session, secret)
+        return session, f"{session.sid}.{secret}"
+
+    async def load(self, cookie: str | None) -> Session | None:
+        """The live session for a cookie value, or None (garbage, forged, expired, ended)."""
+        parsed = _parse(cookie)
+        if parsed is None:
+            return None
+        sid, secret = parsed
+        raw = await self._store.get(self._key(sid))
+        if raw is None:
+            return None
+        try:
+            data = self._sealer.open(
+                raw, purpose=_PURPOSE, context=self._key(sid).encode(), extra_key=secret.encode()
+            )
+        except ValueError:
+            return None  # wrong secret: a forged or tampered cookie
+        session = Session(**json.loads(data))
+        now = int(time.time())
+        if now - session.created >= self._settings.absolute_timeout:
+            await self._store.delete(self._key(sid))
+            return None
+        if now - session.last_seen >= self._settings.idle_timeout // 10:
+            session = replace(session, last_seen=now)
+            await self._save(session, secret)
+        return session
+
+    async def add_client(self, cookie: str, session: Session, client_id: str) -> Session:
+        """Remember that `client_id` received tokens from this session (for logout)."""
+        parsed = _parse(cookie)
+        if parsed is None or client_id in session.clients:
+            return session
+        session = replace(session, clients=[*session.clients, client_id])
+        await self._save(session, parsed[1])
+        return session
+
+    async def end(self, cookie_or_sid: str | None) -> None:
+        """End a session by cookie value or bare sid; ending an unknown one is fine."""
+        if not cookie_or_sid:
+            return
+        sid = cookie_or_sid.split(".", 1)[0]
+        if _looks_like_sid(sid):
+            await self._store.delete(self._key(sid))
+
+    async def _save(self, session: Session, secret: str) -> None:
+        now = int(time.time())
+        remaining_absolute = session.created + self._settings.absolute_timeout - now
+        ttl = max(1, min(self._settings.idle_timeout, remaining_absolute))
+        blob = self._sealer.seal(
+            json.dumps(asdict(session)).encode(),
+            purpose=_PURPOSE,
+            context=self._key(session.sid).encode(),
+            extra_key=secret.encode(),
+        )
+        await self._store.put(self._key(session.sid), blob, ttl=ttl)
+
+    def _key(self, sid: str) -> str:
+        return self._store.key(_PURPOSE, sid)
+
+
+def _looks_like_sid(sid: str) -> bool:
+    return len(sid) == 32 and all(c in "0123456789abcdef" for c in sid)
+
+
+def _parse(cookie: str | None) -> tuple[str, str] | None:
+    if not cookie or len(cookie) > 256:
+        return None
+    sid, dot, secret = cookie.partition(".")
+    if not dot or not _looks_like_sid(sid) or not secret:
+        return None
+    return sid, secret

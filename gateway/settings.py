@@ -1,0 +1,371 @@
+"""Settings: one YAML file → validated, typed, frozen objects.
+
+Loading order: YAML → `${VAR}` / `${VAR:-default}` expansion in strings → `<name>_file` keys
+replaced by the file's content under `<name>` (for secrets) → pydantic validation. Every problem
+is reported with its YAML path (`clients[0].redirect_uris[1]: must be an absolute URL`).
+
+What does not live here: building services from settings (`gateway.services`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+def parse_duration(value: Any) -> int:
+    """Seconds from `90`, `"90s"`, `"15m"`, `"12h"` or `"30d"`."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 300, '15m', '12h' or '30d'")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("must be a duration such as 300, '15m', '12h' or '30d'")
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be a positive duration")
+    return seconds
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """RFC 8252 §7.3 loopback hosts (literal IPs; `localhost` is allowed for convenience)."""
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+def check_absolute_url(value: str, *, allow_http_loopback_only: bool = False) -> str:
+    """Validate an absolute http(s) URL without fragment or user-info."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute URL")
+    if parts.fragment or "#" in value:
+        raise ValueError("must not contain a fragment")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain user-info")
+    if allow_http_loopback_only and parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must use https (plain http is allowed only on loopback hosts)")
+    return value
+
+
+def _client_uri(value: str) -> str:
+    return check_absolute_url(value, allow_http_loopback_only=True)
+
+
+ClientUri = Annotated[str, AfterValidator(_client_uri)]
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+
+
+def _default_grants() -> list[GrantType]:
+    return ["authorization_code", "refresh_token"]
+
+
+def _default_response_types() -> list[Literal["code"]]:
+    return ["code"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Model):
+    """Where shared state lives."""
+
+    url: str = "memory://"
+    prefix: str = "cognate"
+    socket_timeout: float = Field(2.0, gt=0)
+    connect_timeout: float = Field(2.0, gt=0)
+    max_connections: int = Field(64, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or memory://")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError("must be 1-64 characters of letters, digits, '_', '.', '-'")
+        return value
+
+
+class KeySettings(_Model):
+    """Signing keys: generated and kept encrypted in the store, or loaded from PEM files."""
+
+    access_token_alg: Literal["ES256", "RS256"] = "ES256"
+    id_token_alg: Literal["RS256", "ES256"] = "RS256"
+    rotation_period: Duration = 30 * 86400
+    files: list[str] = Field(default_factory=list)
+
+    @field_validator("files")
+    @classmethod
+    def _files_exist(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not Path(path).is_file():
+                raise ValueError(f"no such file: {path}")
+        return value
+
+
+class TokenSettings(_Model):
+    """Lifetimes, in seconds (or '15m', '12h', '30d')."""
+
+    access_token_ttl: Duration = 3600
+    id_token_ttl: Duration = 3600
+    refresh_token_ttl: Duration = 30 * 86400
+    code_ttl: Duration = 60
+    flow_ttl: Duration = 900
+    leeway: int = 60
+
+    @field_validator("leeway", mode="before")
+    @classmethod
+    def _leeway(cls, value: Any) -> int:
+        return 0 if value in (0, "0") else parse_duration(value)
+
+
+class SessionSettings(_Model):
+    """Browser SSO sessions."""
+
+    idle_timeout: Duration = 8 * 3600
+    absolute_timeout: Duration = 7 * 86400
+    cookie_name: str = Field("cognate_session", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+
+
+class ClientSettings(_Model):
+    """A downstream application (RFC 7591 metadata names)."""
+
+    client_id: str = Field(min_length=1, max_length=128)
+    client_secret: str | None = Field(None, min_length=16)
+    client_name: str | None = None
+    redirect_uris: list[ClientUri] = Field(default_factory=list)
+    post_logout_redirect_uris: list[ClientUri] = Field(default_factory=list)
+    grant_types: list[GrantType] = Field(default_factory=_default_grants)
+    response_types: list[Literal["code"]] = Field(default_factory=_default_response_types)
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"
+    )
+    scope: str = "openid email profile offline_access"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClientSettings:
+        public = self.token_endpoint_auth_method == "none"
+        if public and self.client_secret:
+            raise ValueError("a public client (token_endpoint_auth_method: none) has no secret")
+        if not public and not self.client_secret:
+            raise ValueError(
+                f"client_secret is required for token_endpoint_auth_method "
+                f"{self.token_endpoint_auth_method}"
+            )
+        if public and "client_credentials" in self.grant_types:
+            raise ValueError("client_credentials needs a confidential client")
+        if "authorization_code" in self.grant_types and not self.redirect_uris:
+            raise ValueError("redirect_uris: required for the authorization_code grant")
+        return self
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+
+class ConnectorSettings(_Model):
+    """An identity source shown on the sign-in page. Only `local` exists so far."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    type: Literal["local"]
+    name: str = "Email and password"
+
+
+class Settings(_Model):
+    """Everything the gateway needs, as one validated object."""
+
+    issuer: str
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    secret_key: str = Field(min_length=32)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    clients: list[ClientSettings] = Field(default_factory=list)
+    connectors: list[ConnectorSettings] = Field(
+        default_factory=lambda: [ConnectorSettings(id="local", type="local")]
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    demo: bool = False
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        check_absolute_url(value, allow_http_loopback_only=True)
+        parts = urlsplit(value)
+        if parts.query:
+            raise ValueError("must not have a query (OpenID Discovery §3)")
+        return value.rstrip("/")
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_url(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Settings:
+        for what, ids in (
+            ("clients", [c.client_id for c in self.clients]),
+            ("connectors", [c.id for c in self.connectors]),
+        ):
+            seen = {i for i in ids if ids.count(i) > 1}
+            if seen:
+                raise ValueError(f"{what}: duplicate id {sorted(seen)[0]!r}")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Secure cookies need https; a plain-http issuer is only allowed on loopback."""
+        return self.issuer.startswith("https://")
+
+    def client(self, client_id: str) -> ClientSettings | None:
+        """The registered client, or None."""
+        return next((c for c in self.clients if c.client_id == client_id), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _path(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _expand(node: Any, where: tuple[Any, ...], problems: list[str], base: Path) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            key = str(key)
+            if key.endswith("_file") and key != "files":
+                target = key[: -len("_file")]
+                if target in node:
+                    problems.append(f"{_path((*where, key))}: give {target} or {key}, not both")
+                    continue
+                path = _expand(value, (*where, key), problems, base)
+                file = (base / str(path)).resolve()
+                try:
+                    out[target] = file.read_text().rstrip("\r\n")
+                except OSError as exc:
+                    problems.append(f"{_path((*where, key))}: cannot read {file}: {exc.strerror}")
+                continue
+            out[key] = _expand(value, (*where, key), problems, base)
+        return out
+    if isinstance(node, list):
+        return [_expand(v, (*where, i), problems, base) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name)
+            if value is None:
+                if default is None:
+                    problems.append(f"{_path(where)}: environment variable {name} is not set")
+                    return ""
+                return default
+            return value
+
+        return _ENV.sub(substitute, node)
+    return node
+
+
+def _validation_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against config/gateway.example.yaml)"
+        elif error["type"] == "missing":
+            message = "required"
+        problems.append(f"{_path(loc)}: {message}")
+    return problems
+
+
+def settings_from_dict(
+    data: dict[str, Any], source: str = "settings", base: Path | None = None
+) -> Settings:
+    """Validate an already-parsed mapping (after env and file expansion)."""
+    problems: list[str] = []
+    expanded = _expand(data, (), problems, base or Path.cwd())
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        return Settings.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(_validation_problems(exc), source) from None
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a YAML settings file; raises ConfigError with every problem found."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError([f"cannot read: {exc.strerror}"], str(file)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(file)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(["the top level must be a mapping of keys"], str(file))
+    return settings_from_dict(data, str(file), file.parent)
+
+
+def demo_settings(host: str, port: int) -> Settings:
+    """Embedded defaults for `cognate serve` without a config: memory store, a demo client."""
+    import secrets
+
+    issuer = f"http://{host}:{port}"
+    return Settings(
+        issuer=issuer,
+        secret_key=secrets.token_urlsafe(32),
+        demo=True,
+        clients=[
+            ClientSettings(
+                client_id="demo",
+                client_name="Cognate demo app",
+                token_endpoint_auth_method="none",
+                redirect_uris=[f"{issuer}/demo/callback"],
+                post_logout_redirect_uris=[f"{issuer}/demo/"],
+            )
+        ],
+    )

@@ -1,0 +1,101 @@
+"""The `Store` protocol: the only way any area touches shared state.
+
+Values are opaque bytes; each domain module owns its key prefix and (de)serialisation. Every
+operation is on one key, so every backend (a single Redis, Sentinel, Cluster) can run it atomically;
+an area that needs several keys orders its writes so a crash between them loses nothing.
+
+Backends: `RedisStore` (production) and `MemoryStore` (single-process demo; forgets on restart).
+`open_store(url, prefix)` picks one from a URL. A backend that cannot answer raises
+`gateway.errors.StoreUnavailable`; callers fail closed, nothing falls back to memory.
+
+Usage::
+
+    store = open_store("redis://127.0.0.1:6379/0", prefix="cognate")
+    key = store.key("code", code_hash)        # "cognate:code:<hash>"
+    if await store.create(key, b"...", ttl=60):
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Key/value storage with the few atomic primitives the gateway's protocols need."""
+
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        """The namespaced key for `parts` (`prefix:part1:part2`)."""
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The value, or None when absent or expired."""
+        ...
+
+    async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Set unconditionally; `ttl` in seconds (None: no expiry)."""
+        ...
+
+    async def create(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Set only if absent (SET NX). True if this call created it."""
+        ...
+
+    async def take(self, key: str) -> bytes | None:
+        """Get and delete in one step (GETDEL): at most one caller ever sees a value."""
+        ...
+
+    async def update(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        """Compare-and-swap: replace only if the current value is exactly `expected`.
+        `ttl` None keeps the current expiry. True if this call replaced it."""
+        ...
+
+    async def delete(self, *keys: str) -> int:
+        """Delete keys; returns how many existed."""
+        ...
+
+    async def incr(self, key: str, ttl: float) -> int:
+        """Increment a counter; the first increment starts its `ttl` window."""
+        ...
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left to live; None when absent or without expiry."""
+        ...
+
+    def scan(self, prefix: str) -> AsyncIterator[str]:
+        """Iterate keys starting with `prefix` (a full key prefix from `key()`), any order."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the backend answers."""
+        ...
+
+    async def durability_problem(self) -> str | None:
+        """Why durable data (users, identities) could be lost here, or None when it is safe."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def open_store(url: str, prefix: str = "cognate", **options: float) -> Store:
+    """A backend for `url`: `redis://`, `rediss://`, `unix://` or `memory://`."""
+    if url.startswith("memory:"):
+        from gateway.store.memory import MemoryStore
+
+        return MemoryStore(prefix=prefix)
+    from gateway.store.redis import RedisStore
+
+    return RedisStore(
+        url,
+        prefix=prefix,
+        socket_timeout=options.get("socket_timeout", 2.0),
+        connect_timeout=options.get("connect_timeout", 2.0),
+        max_connections=int(options.get("max_connections", 64)),
+    )

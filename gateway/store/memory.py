@@ -1,0 +1,96 @@
+"""In-process store for the demo and single-process development.
+
+It forgets everything on restart and is invisible to other processes, so `cognate serve` warns
+loudly when it is used. It implements the same contract as the Redis store and runs the same
+conformance suite. Each method does its work without awaiting, so it is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+
+class MemoryStore:
+    """A dict with expiry times."""
+
+    def __init__(self, prefix: str = "cognate") -> None:
+        self.prefix = prefix
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _live(self, key: str) -> tuple[bytes, float | None] | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[1] is not None and entry[1] <= time.monotonic():
+            del self._data[key]
+            return None
+        return entry
+
+    @staticmethod
+    def _deadline(ttl: float | None) -> float | None:
+        return None if ttl is None else time.monotonic() + ttl
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        return None if entry is None else entry[0]
+
+    async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._data[key] = (value, self._deadline(ttl))
+
+    async def create(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._data[key] = (value, self._deadline(ttl))
+        return True
+
+    async def take(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        del self._data[key]
+        return entry[0]
+
+    async def update(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        entry = self._live(key)
+        if entry is None or entry[0] != expected:
+            return False
+        self._data[key] = (value, entry[1] if ttl is None else self._deadline(ttl))
+        return True
+
+    async def delete(self, *keys: str) -> int:
+        existing = [k for k in keys if self._live(k) is not None]
+        for key in existing:
+            del self._data[key]
+        return len(existing)
+
+    async def incr(self, key: str, ttl: float) -> int:
+        entry = self._live(key)
+        count = int(entry[0]) + 1 if entry else 1
+        self._data[key] = (str(count).encode(), entry[1] if entry else self._deadline(ttl))
+        return count
+
+    async def ttl(self, key: str) -> float | None:
+        entry = self._live(key)
+        if entry is None or entry[1] is None:
+            return None
+        return max(0.0, entry[1] - time.monotonic())
+
+    async def scan(self, prefix: str) -> AsyncIterator[str]:
+        for key in list(self._data):
+            if key.startswith(prefix) and self._live(key) is not None:
+                yield key
+
+    async def ping(self) -> None:
+        return None
+
+    async def durability_problem(self) -> str | None:
+        return "the memory store keeps data only in this process and forgets it on restart"
+
+    async def close(self) -> None:
+        return None

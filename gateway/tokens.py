@@ -1,0 +1,182 @@
+"""Minting and verifying the JWTs Cognate issues: access tokens (RFC 9068 profile, `typ`
+`at+jwt`, ES256 by default) and ID tokens (OIDC Core, RS256 by default).
+
+Refresh tokens and codes are opaque and live in `gateway.op.grants`. Keys come from
+`gateway.keys.KeyRing`; this module only decides what goes into a token and what a valid one is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from gateway.crypto import b64url
+from gateway.errors import InvalidToken
+from gateway.keys import KeyRing
+from gateway.settings import Settings
+
+ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1: keeps ID tokens from passing as access tokens
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """The verified content of an access token."""
+
+    sub: str
+    client_id: str
+    scope: frozenset[str]
+    jti: str
+    iat: int
+    exp: int
+    gid: str | None  # grant (token family) id; None for client_credentials tokens
+    sid: str | None
+
+
+def at_hash(access_token: str) -> str:
+    """OIDC Core §3.1.3.6: left half of the SHA-256 of the access token (RS256/ES256)."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return b64url(digest[: len(digest) // 2])
+
+
+class TokenService:
+    """Signs tokens with the key ring's current keys and verifies the ones we issued."""
+
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+        self._settings = settings
+        self._keys = keys
+        self.issuer = settings.issuer
+
+    def _sign(self, alg: str, claims: dict[str, Any], typ: str) -> str:
+        key = self._keys.current(alg)
+        header = {"alg": alg, "kid": key.kid, "typ": typ}
+        return jwt.encode(header, claims, key)
+
+    def access_token(
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        scope: frozenset[str],
+        gid: str | None,
+        sid: str | None = None,
+        auth_time: int | None = None,
+        now: int | None = None,
+    ) -> tuple[str, AccessToken]:
+        """A signed access token and its parsed form."""
+        now = int(time.time()) if now is None else now
+        ttl = self._settings.tokens.access_token_ttl
+        parsed = AccessToken(
+            sub=sub,
+            client_id=client_id,
+            scope=scope,
+            jti=uuid.uuid4().hex,
+            iat=now,
+            exp=now + ttl,
+            gid=gid,
+            sid=sid,
+        )
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": client_id,
+            "client_id": client_id,
+            "scope": " ".join(sorted(scope)),
+            "jti": parsed.jti,
+            "iat": now,
+            "exp": parsed.exp,
+        }
+        if gid:
+            claims["gid"] = gid
+        if sid:
+            claims["sid"] = sid
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        return self._sign(self._settings.keys.access_token_alg, claims, ACCESS_TOKEN_TYPE), parsed
+
+    def id_token(
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        auth_time: int,
+        nonce: str | None,
+        sid: str | None,
+        access_token: str | None,
+        amr: list[str],
+        profile: dict[str, Any],
+        now: int | None = None,
+    ) -> str:
+        """An OIDC ID token for `client_id` with the profile claims its scopes allow."""
+        now = int(time.time()) if now is None else now
+        claims: dict[str, Any] = {
+            **profile,
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": client_id,
+            "azp": client_id,
+            "iat": now,
+            "exp": now + self._settings.tokens.id_token_ttl,
+            "auth_time": auth_time,
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        if sid:
+            claims["sid"] = sid
+        if amr:
+            claims["amr"] = amr
+        if access_token:
+            claims["at_hash"] = at_hash(access_token)
+        return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
+
+    async def verify_access_token(self, token: str, now: int | None = None) -> AccessToken:
+        """Signature, type, issuer and lifetime of one of our access tokens; InvalidToken if not.
+        Revocation (is the grant still alive?) is the caller's check against the store."""
+        alg = self._settings.keys.access_token_alg
+        try:
+            decoded = await self._keys.decode(token, [alg])
+        except (JoseError, ValueError):
+            raise InvalidToken("the access token is malformed or badly signed") from None
+        if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidToken("not an access token")
+        claims = decoded.claims
+        now = int(time.time()) if now is None else now
+        leeway = self._settings.tokens.leeway
+        try:
+            if claims.get("iss") != self.issuer:
+                raise InvalidToken("the access token was issued by someone else")
+            if int(claims["exp"]) + leeway < now:
+                raise InvalidToken("the access token has expired")
+            if int(claims["iat"]) - leeway > now:
+                raise InvalidToken("the access token is not valid yet")
+            return AccessToken(
+                sub=str(claims["sub"]),
+                client_id=str(claims["client_id"]),
+                scope=frozenset(str(claims.get("scope", "")).split()),
+                jti=str(claims["jti"]),
+                iat=int(claims["iat"]),
+                exp=int(claims["exp"]),
+                gid=claims.get("gid"),
+                sid=claims.get("sid"),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise InvalidToken("the access token lacks required claims") from None
+
+    async def verify_id_token_hint(self, token: str) -> dict[str, Any]:
+        """An ID token we issued, for logout (`id_token_hint`): signature and issuer must hold;
+        expiry is ignored (OIDC RP-Initiated Logout §2). Raises ValueError otherwise."""
+        try:
+            decoded = await self._keys.decode(token, [self._settings.keys.id_token_alg])
+        except JoseError as exc:
+            raise ValueError("id_token_hint is not a valid ID token from this issuer") from exc
+        if decoded.header.get("typ") == ACCESS_TOKEN_TYPE:
+            raise ValueError("id_token_hint is an access token")
+        claims = dict(decoded.claims)
+        if claims.get("iss") != self.issuer or not claims.get("sub") or not claims.get("aud"):
+            raise ValueError("id_token_hint is not a valid ID token from this issuer")
+        return claims

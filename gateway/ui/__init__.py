@@ -1,0 +1,33 @@
+"""The hosted pages: sign-in, sign-out confirmation, error pages, and the demo app.
+
+`pages` renders templates with the security headers every page carries; `csrf` protects forms;
+`views` holds the handlers; `routes(services)` mounts them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    """The hosted UI's routes (and the demo app's, in demo mode)."""
+    from pathlib import Path
+
+    from gateway.ui import demo, views
+
+    static = Path(__file__).parent / "static"
+    found: list[BaseRoute] = [
+        Route("/", views.home(services), methods=["GET"]),
+        Route("/login", views.login(services), methods=["GET", "POST"]),
+        Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
+        Mount("/static", app=StaticFiles(directory=static), name="static"),
+    ]
+    if services.settings.demo:
+        found += demo.routes(services)
+    return found

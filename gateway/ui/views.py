@@ -1,0 +1,124 @@
+"""Hosted page handlers: home, sign-in, and the /logout shortcut.
+
+Sign-in is a plain HTML form (no JavaScript). A POST checks CSRF and the flow's browser binding,
+asks the connector, resolves the identity, consumes the flow (once), starts a *new* session
+(fresh id, so a planted session id is worthless) and finishes the authorization with a 303.
+Unknown users, wrong passwords and disabled accounts get the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.connectors import PasswordConnector
+from gateway.errors import PageError
+from gateway.flows import Flow
+from gateway.op.authorize import finish_flow
+from gateway.op.common import Handler
+from gateway.services import Services
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.users.passwords import MAX_PASSWORD_BYTES
+
+EXPIRED = PageError(
+    "This sign-in has expired",
+    "Go back to the application and start signing in again.",
+)
+
+
+def home(services: Services) -> Handler:
+    async def page(request: Request) -> Response:
+        cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+        session = await services.sessions.load(cookie)
+        return services.pages.render(
+            request,
+            "home.html",
+            {
+                "email": session.profile.get("email") if session else None,
+                "identity_id": session.identity_id if session else None,
+                "demo": services.settings.demo,
+            },
+        )
+
+    return page
+
+
+def logout_page(services: Services) -> Handler:
+    async def page(request: Request) -> Response:
+        return RedirectResponse("/oauth2/logout", status_code=303)
+
+    return page
+
+
+def login(services: Services) -> Handler:
+    pages = services.pages
+
+    async def flow_for(request: Request, flow_id: str | None) -> Flow:
+        flow = await services.flows.get(flow_id) if flow_id else None
+        if flow is None:
+            raise EXPIRED
+        browser = pages.cookie(request, CSRF_COOKIE)
+        if not browser or services.flows.browser_binding(browser) != flow.browser:
+            raise PageError(
+                "Sign-in started elsewhere",
+                "This sign-in was started in another browser, or cookies are blocked. "
+                "Start again from the application.",
+            )
+        return flow
+
+    def form_page(
+        request: Request, flow: Flow, email: str = "", error: str | None = None, status: int = 200
+    ) -> Response:
+        browser = pages.cookie(request, CSRF_COOKIE) or ""
+        client = services.clients.get(flow.client_id)
+        context: dict[str, Any] = {
+            "flow_id": flow.flow_id,
+            "csrf": services.csrf.token(browser, f"login:{flow.flow_id}"),
+            "client_name": client.name if client else flow.client_id,
+            "email": email or flow.login_hint or "",
+            "error": error,
+            "connectors": [c for c in services.connectors.values() if c.type == "local"],
+        }
+        return pages.render(request, "login.html", context, status_code=status)
+
+    async def page(request: Request) -> Response:
+        if request.method == "GET":
+            flow_id = request.query_params.get("flow")
+            if not flow_id:
+                return RedirectResponse("/", status_code=303)
+            return form_page(request, await flow_for(request, flow_id))
+        form: FormData = await request.form(max_fields=16, max_part_size=16 * 1024)
+        flow_id = str(form.get("flow") or "")
+        services.csrf.check(request, form, f"login:{flow_id}")
+        flow = await flow_for(request, flow_id)
+        connector = services.connectors.get(str(form.get("connector") or "local"))
+        if connector is None or not isinstance(connector, PasswordConnector):
+            raise PageError("Unknown sign-in method", "Choose a sign-in method from the list.")
+        email = str(form.get("email") or "").strip()[:254]
+        password = str(form.get("password") or "")
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            return form_page(request, flow, email, "That password is too long.", 400)
+        upstream = await connector.login(email, password) if email and password else None
+        if upstream is None:
+            return form_page(request, flow, email, "Incorrect email or password.", 401)
+        identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
+        flow_taken = await services.flows.take(flow.flow_id)
+        if flow_taken is None:  # a double submit already finished this sign-in
+            raise EXPIRED
+        cookie_name = services.settings.sessions.cookie_name
+        await services.sessions.end(pages.cookie(request, cookie_name))
+        session, cookie = await services.sessions.create(
+            identity_id=identity_id,
+            connector_id=upstream.connector_id,
+            subject=upstream.subject,
+            amr=upstream.amr,
+            profile=upstream.claims,
+        )
+        response = await finish_flow(services, flow_taken, session, cookie)
+        pages.set_cookie(response, cookie_name, cookie)
+        return response
+
+    return page

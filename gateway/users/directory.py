@@ -1,0 +1,190 @@
+"""Local user accounts: records under `user:{user_id}`, a unique index `user-email:{email}`.
+
+The user id (a UUID) is the stable subject the `local` connector reports; e-mail can change.
+Creating a user claims the e-mail index first (SET NX) and then writes the record, so two
+concurrent sign-ups for one address cannot both succeed; an index left pointing at nothing by a
+crash between the two writes is reclaimed by the next create.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from gateway.errors import GatewayError
+from gateway.store import Store
+from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
+
+Status = Literal["enabled", "disabled"]
+
+
+class UserExists(GatewayError):
+    """An account with this e-mail already exists."""
+
+
+class UnknownUser(GatewayError):
+    """No account with this id or e-mail."""
+
+
+class InvalidPassword(GatewayError):
+    """The password does not meet the policy; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A local account."""
+
+    user_id: str
+    email: str
+    email_verified: bool
+    password_hash: str | None
+    status: Status
+    created: int
+    updated: int
+    name: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "enabled"
+
+    def profile(self) -> dict[str, Any]:
+        """Canonical profile claims (OIDC standard names)."""
+        claims: dict[str, Any] = {"email": self.email, "email_verified": self.email_verified}
+        if self.name:
+            claims["name"] = self.name
+        return claims
+
+
+def normalize_email(email: str) -> str:
+    """Case-folded, NFKC, trimmed: the form used for uniqueness and lookups."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
+
+
+def check_password_policy(password: str) -> None:
+    """The minimum policy: at least 8 characters, at most MAX bytes, never truncated."""
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidPassword(f"must be at most {MAX_PASSWORD_BYTES} bytes")
+    if len(unicodedata.normalize("NFKC", password)) < 8:
+        raise InvalidPassword("must be at least 8 characters")
+
+
+class UserDirectory:
+    """Accounts in the store; passwords through the bounded argon2id pool."""
+
+    def __init__(self, store: Store, hasher: PasswordHasher) -> None:
+        self._store = store
+        self.hasher = hasher
+
+    async def create(
+        self,
+        email: str,
+        password: str | None,
+        *,
+        name: str | None = None,
+        email_verified: bool = False,
+    ) -> User:
+        """A new enabled account; raises UserExists or InvalidPassword."""
+        address = normalize_email(email)
+        if "@" not in address or len(address) > 254:
+            raise InvalidPassword("the e-mail address is not valid")
+        password_hash = None
+        if password is not None:
+            check_password_policy(password)
+            password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
+        now = int(time.time())
+        user = User(
+            user_id=str(uuid.uuid4()),
+            email=address,
+            email_verified=email_verified,
+            password_hash=password_hash,
+            status="enabled",
+            created=now,
+            updated=now,
+            name=name,
+        )
+        index = self._email_key(address)
+        if not await self._store.create(index, user.user_id.encode()):
+            owner = await self._store.get(index)
+            if owner is not None and await self.get(owner.decode()) is not None:
+                raise UserExists(address)
+            # A dangling index (crash between the two writes): reclaim it atomically.
+            if owner is None or not await self._store.update(index, owner, user.user_id.encode()):
+                raise UserExists(address)
+        await self._save(user)
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        """The account, or None."""
+        raw = await self._store.get(self._user_key(user_id))
+        return None if raw is None else User(**json.loads(raw))
+
+    async def by_email(self, email: str) -> User | None:
+        """The account with this e-mail, or None."""
+        owner = await self._store.get(self._email_key(normalize_email(email)))
+        return None if owner is None else await self.get(owner.decode())
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The enabled account if the password matches, else None. Unknown, disabled and wrong
+        password cost the same argon2 run, so timing does not reveal which accounts exist."""
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            return None
+        user = await self.by_email(email)
+        password = unicodedata.normalize("NFKC", password)
+        stored = user.password_hash if user else None
+        if not await self.hasher.verify(stored, password) or user is None or not user.enabled:
+            return None
+        if stored and self.hasher.needs_rehash(stored):
+            user = replace(
+                user, password_hash=await self.hasher.hash(password), updated=int(time.time())
+            )
+            await self._save(user)
+        return user
+
+    async def set_status(self, user_id: str, status: Status) -> User:
+        """Enable or disable an account."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        user = replace(user, status=status, updated=int(time.time()))
+        await self._save(user)
+        return user
+
+    async def delete(self, user_id: str) -> None:
+        """Remove the account and its e-mail index."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        await self._store.delete(self._user_key(user_id))
+        await self._store.delete(self._email_key(user.email))
+
+    async def all(self) -> AsyncIterator[User]:
+        """Every account (store scan order)."""
+        async for key in self._store.scan(self._store.key("user", "")):
+            raw = await self._store.get(key)
+            if raw is not None:
+                yield User(**json.loads(raw))
+
+    async def resolve(self, id_or_email: str) -> User:
+        """Find by user id or e-mail (CLI convenience); raises UnknownUser."""
+        if "@" in id_or_email:
+            user = await self.by_email(id_or_email)
+        else:
+            user = await self.get(id_or_email)
+        if user is None:
+            raise UnknownUser(id_or_email)
+        return user
+
+    async def _save(self, user: User) -> None:
+        await self._store.put(self._user_key(user.user_id), json.dumps(asdict(user)).encode())
+
+    def _user_key(self, user_id: str) -> str:
+        return self._store.key("user", user_id)
+
+    def _email_key(self, email: str) -> str:
+        return self._store.key("user-email", email)

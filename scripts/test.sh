@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command to test Cognate: venv with dev tools, the system programs the tests drive
+# (redis-server), lint, type-check, then the whole suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/bootstrap.sh dev
+
+# The suite starts its own redis-server on a free port, so it needs the binary, not a service.
+command -v redis-server >/dev/null || apt_install redis-server
+
+echo "== ruff"; .venv/bin/ruff check gateway tests bench
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/pytest "$@"

@@ -1,0 +1,50 @@
+"""Session-wide real servers: one private redis-server, one gateway on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(redis_server: RedisServer) -> Iterator[GatewayServer]:
+    """The shared gateway (real Redis). Tests that need other settings start their own."""
+    server = GatewayServer(make_settings(free_port(), redis_server.url)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def browser(gateway: GatewayServer) -> AsyncIterator[Browser]:
+    b = Browser(gateway.url)
+    yield b
+    await b.aclose()
+
+
+@pytest.fixture
+async def http(gateway: GatewayServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        yield client
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+async def user(gateway: GatewayServer) -> str:
+    """A fresh local user's e-mail (password: helpers.PASSWORD)."""
+    email = f"user{next(_counter)}@example.com"
+    await gateway.add_user(email, name="Test User", email_verified=True)
+    return email

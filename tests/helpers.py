@@ -1,0 +1,231 @@
+"""Shared test machinery: real servers on loopback, and a small browser-like client.
+
+- `RedisServer`: a private `redis-server` on a free port (the suite never touches a Redis it did
+  not start), which tests may stop and restart to simulate outages.
+- `GatewayServer`: the real app under uvicorn on a free port, in a thread with its own event loop.
+  `await gw.call(fn)` runs `fn(services)` on the server's loop (its Redis connections live there).
+- `Browser`: httpx with a cookie jar that signs in through the hosted page like a person would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import uvicorn
+
+from gateway.app import create_app
+from gateway.services import Services, build_services
+from gateway.settings import Settings, settings_from_dict
+from gateway.users.passwords import PasswordHasher
+
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server process of our own."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="cognate-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (scripts/test.sh installs it)")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def make_settings(port: int, redis_url: str, **overrides: Any) -> Settings:
+    """Test settings: a confidential client, a public client, a service client."""
+    issuer = f"http://127.0.0.1:{port}"
+    data: dict[str, Any] = {
+        "issuer": issuer,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "store": {"url": redis_url, "prefix": f"t{secrets.token_hex(4)}"},
+        "tokens": {"leeway": 5},
+        "clients": [
+            {
+                "client_id": "web",
+                "client_secret": "web-secret-0123456789",
+                "redirect_uris": ["https://app.example.com/cb", "https://app.example.com/cb2"],
+                "post_logout_redirect_uris": ["https://app.example.com/bye"],
+            },
+            {
+                "client_id": "spa",
+                "token_endpoint_auth_method": "none",
+                "redirect_uris": ["https://spa.example.com/cb"],
+            },
+            {
+                "client_id": "native",
+                "token_endpoint_auth_method": "none",
+                "redirect_uris": ["http://127.0.0.1/callback"],
+            },
+            {
+                "client_id": "service",
+                "client_secret": "service-secret-0123456789",
+                "grant_types": ["client_credentials"],
+                "scope": "reports.read reports.write",
+            },
+        ],
+    }
+    data.update(overrides)
+    return settings_from_dict(data)
+
+
+class GatewayServer:
+    """The gateway on 127.0.0.1:<free port>, in a thread."""
+
+    def __init__(self, settings: Settings, hasher: PasswordHasher | None = None) -> None:
+        self.settings = settings
+        self.port = int(urlsplit(settings.issuer).port or 80)
+        self.url = settings.issuer
+        self.services: Services = build_services(settings, hasher=hasher or fast_hasher())
+        self.app = create_app(self.services)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+            loop="asyncio", lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+
+    def start(self) -> GatewayServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    async def call(self, fn: Callable[[Services], Awaitable[Any]]) -> Any:
+        """Run `fn(services)` on the server's event loop and return its result."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(fn(self.services), self.loop)
+        return await asyncio.wrap_future(future)
+
+    async def add_user(self, email: str, password: str = PASSWORD, **kw: Any) -> Any:
+        return await self.call(lambda s: s.users.create(email, password, **kw))
+
+
+def fast_hasher() -> PasswordHasher:
+    """Real argon2id at the OWASP parameters (tests must exercise the real thing)."""
+    return PasswordHasher()
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def form_fields(html: str) -> dict[str, str]:
+    """Hidden and prefilled inputs of a page's form."""
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
+    }
+
+
+class Browser:
+    """A cookie-keeping HTTP client that behaves like a person at the hosted pages."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=30)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def authorize(self, **params: str) -> httpx.Response:
+        return await self.http.get("/oauth2/authorize?" + urlencode(params))
+
+    async def sign_in(
+        self, login_page: httpx.Response, email: str, password: str = PASSWORD
+    ) -> httpx.Response:
+        """Follow the authorize redirect to the sign-in page and submit the form."""
+        assert login_page.status_code == 303, login_page.text
+        page = await self.http.get(login_page.headers["location"])
+        assert page.status_code == 200, page.text
+        fields = form_fields(page.text)
+        return await self.http.post(
+            "/login", data={**fields, "email": email, "password": password}
+        )
+
+    async def login_for_code(
+        self, email: str, client_id: str = "web",
+        redirect_uri: str = "https://app.example.com/cb", scope: str = "openid email profile",
+        password: str = PASSWORD, **extra: str,
+    ) -> tuple[str, str, httpx.Response]:
+        """A full sign-in; returns (code, verifier, final response)."""
+        verifier, challenge = pkce_pair()
+        params = {
+            "client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri,
+            "scope": scope, "state": "st-" + secrets.token_hex(4), "nonce": "n-1",
+            "code_challenge": challenge, "code_challenge_method": "S256", **extra,
+        }
+        first = await self.authorize(**params)
+        done = await self.sign_in(first, email, password) if first.status_code == 303 and \
+            first.headers["location"].startswith("/login") else first
+        assert done.status_code == 303, done.text
+        query = parse_qs(urlsplit(done.headers["location"]).query)
+        assert query["state"] == [params["state"]]
+        return query["code"][0], verifier, done
+
+
+def location_query(response: httpx.Response) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}

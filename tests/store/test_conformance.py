@@ -1,0 +1,136 @@
+"""One conformance suite for every Store backend; the Redis one runs against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.errors import StoreUnavailable
+from gateway.store import Store, open_store
+from tests.helpers import RedisServer, free_port
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Store]:
+    url = "memory://" if request.param == "memory" else redis_server.url
+    s = open_store(url, prefix=f"conf{secrets.token_hex(4)}")
+    yield s
+    await s.close()
+
+
+async def test_put_get_delete(store: Store) -> None:
+    key = store.key("a", "b")
+    assert key == f"{store.prefix}:a:b"
+    assert await store.get(key) is None
+    await store.put(key, b"value")
+    assert await store.get(key) == b"value"
+    assert await store.ttl(key) is None
+    assert await store.delete(key, store.key("missing")) == 1
+    assert await store.get(key) is None
+
+
+async def test_ttl_is_set_and_bounded(store: Store) -> None:
+    key = store.key("ttl")
+    await store.put(key, b"v", ttl=30)
+    remaining = await store.ttl(key)
+    assert remaining is not None and 25 < remaining <= 30
+
+
+async def test_create_is_set_if_absent(store: Store) -> None:
+    key = store.key("nx")
+    assert await store.create(key, b"first", ttl=60)
+    assert not await store.create(key, b"second")
+    assert await store.get(key) == b"first"
+
+
+async def test_create_race_has_one_winner(store: Store) -> None:
+    key = store.key("race")
+    results = await asyncio.gather(*(store.create(key, str(i).encode()) for i in range(50)))
+    assert results.count(True) == 1
+    winner = results.index(True)
+    assert await store.get(key) == str(winner).encode()
+
+
+async def test_take_returns_value_once(store: Store) -> None:
+    key = store.key("take")
+    await store.put(key, b"once")
+    results = await asyncio.gather(*(store.take(key) for _ in range(50)))
+    assert [r for r in results if r is not None] == [b"once"]
+    assert await store.get(key) is None
+
+
+async def test_update_is_compare_and_swap(store: Store) -> None:
+    key = store.key("cas")
+    assert not await store.update(key, b"x", b"y")  # absent
+    await store.put(key, b"v1", ttl=100)
+    assert not await store.update(key, b"wrong", b"v2")
+    assert await store.get(key) == b"v1"
+    assert await store.update(key, b"v1", b"v2")  # ttl=None keeps the expiry
+    assert await store.get(key) == b"v2"
+    remaining = await store.ttl(key)
+    assert remaining is not None and 90 < remaining <= 100
+    assert await store.update(key, b"v2", b"v3", ttl=10)
+    remaining = await store.ttl(key)
+    assert remaining is not None and remaining <= 10
+
+
+async def test_update_race_has_one_winner(store: Store) -> None:
+    key = store.key("cas-race")
+    await store.put(key, b"start")
+    results = await asyncio.gather(
+        *(store.update(key, b"start", f"v{i}".encode()) for i in range(50))
+    )
+    assert results.count(True) == 1
+
+
+async def test_incr_window(store: Store) -> None:
+    key = store.key("count")
+    assert [await store.incr(key, ttl=60) for _ in range(3)] == [1, 2, 3]
+    remaining = await store.ttl(key)
+    assert remaining is not None and 55 < remaining <= 60
+
+
+async def test_scan_by_prefix(store: Store) -> None:
+    for i in range(25):
+        await store.put(store.key("scan", str(i)), b"x")
+    await store.put(store.key("other", "1"), b"x")
+    found = [k async for k in store.scan(store.key("scan", ""))]
+    assert sorted(found) == sorted(store.key("scan", str(i)) for i in range(25))
+
+
+async def test_glob_characters_in_prefix_are_literal(store: Store) -> None:
+    await store.put(store.key("g*", "1"), b"x")
+    await store.put(store.key("gX", "1"), b"x")
+    assert [k async for k in store.scan(store.key("g*", ""))] == [store.key("g*", "1")]
+
+
+async def test_ping(store: Store) -> None:
+    await store.ping()
+
+
+async def test_redis_down_raises_store_unavailable() -> None:
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        await store.get(store.key("x"))
+    with pytest.raises(StoreUnavailable):
+        await store.create(store.key("x"), b"v")
+    await store.close()
+
+
+async def test_durability_problem_reported_for_evicting_redis(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    store = open_store(redis_server.url)
+    try:
+        assert await store.durability_problem() is None
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+        problem = await store.durability_problem()
+        assert problem is not None and "allkeys-lru" in problem
+    finally:
+        await client.config_set("maxmemory-policy", "noeviction")
+        await client.aclose()
+        await store.close()
