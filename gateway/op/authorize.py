@@ -104,8 +104,9 @@ def endpoint(services: Services) -> Handler:
             session = await services.sessions.load(cookie)
             prompt = request_fields["prompt"]
             max_age = request_fields["max_age"]
+            # max_age=0 means "authenticate now", like prompt=login (OIDC Core §3.1.2.1).
             fresh_enough = session is not None and (
-                max_age is None or int(time.time()) - session.auth_time <= max_age
+                max_age is None or (max_age > 0 and int(time.time()) - session.auth_time <= max_age)
             )
             if session is not None and cookie and fresh_enough and "login" not in prompt:
                 return await finish_authorization(
