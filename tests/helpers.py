@@ -58,9 +58,23 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed (scripts/test.sh installs it)")
         self.proc = subprocess.Popen(  # noqa: S603
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -127,8 +141,13 @@ class GatewayServer:
         self.services: Services = build_services(settings, hasher=hasher or fast_hasher())
         self.app = create_app(self.services)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-            loop="asyncio", lifespan="on",
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            loop="asyncio",
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -206,25 +225,36 @@ class Browser:
         page = await self.http.get(login_page.headers["location"])
         assert page.status_code == 200, page.text
         fields = form_fields(page.text)
-        return await self.http.post(
-            "/login", data={**fields, "email": email, "password": password}
-        )
+        return await self.http.post("/login", data={**fields, "email": email, "password": password})
 
     async def login_for_code(
-        self, email: str, client_id: str = "web",
-        redirect_uri: str = "https://app.example.com/cb", scope: str = "openid email profile",
-        password: str = PASSWORD, **extra: str,
+        self,
+        email: str,
+        client_id: str = "web",
+        redirect_uri: str = "https://app.example.com/cb",
+        scope: str = "openid email profile",
+        password: str = PASSWORD,
+        **extra: str,
     ) -> tuple[str, str, httpx.Response]:
         """A full sign-in; returns (code, verifier, final response)."""
         verifier, challenge = pkce_pair()
         params = {
-            "client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri,
-            "scope": scope, "state": "st-" + secrets.token_hex(4), "nonce": "n-1",
-            "code_challenge": challenge, "code_challenge_method": "S256", **extra,
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": "st-" + secrets.token_hex(4),
+            "nonce": "n-1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **extra,
         }
         first = await self.authorize(**params)
-        done = await self.sign_in(first, email, password) if first.status_code == 303 and \
-            first.headers["location"].startswith("/login") else first
+        done = (
+            await self.sign_in(first, email, password)
+            if first.status_code == 303 and first.headers["location"].startswith("/login")
+            else first
+        )
         assert done.status_code == 303, done.text
         query = parse_qs(urlsplit(done.headers["location"]).query)
         assert query["state"] == [params["state"]]

@@ -16,8 +16,11 @@ SERVICE = ("service", "service-secret-0123456789")
 def outage() -> Iterator[tuple[RedisServer, GatewayServer]]:
     redis = RedisServer()
     redis.start()
-    settings = make_settings(free_port(), redis.url, store={
-        "url": redis.url, "prefix": "faults", "socket_timeout": 0.5, "connect_timeout": 0.5})
+    settings = make_settings(
+        free_port(),
+        redis.url,
+        store={"url": redis.url, "prefix": "faults", "socket_timeout": 0.5, "connect_timeout": 0.5},
+    )
     gateway = GatewayServer(settings).start()
     yield redis, gateway
     gateway.stop()
@@ -31,45 +34,79 @@ async def test_redis_down_fails_closed_everywhere(
     await gateway.add_user("fault@example.com")
     browser = Browser(gateway.url)
     code, verifier, _ = await browser.login_for_code("fault@example.com")
-    tokens = (await browser.http.post("/oauth2/token", auth=("web", "web-secret-0123456789"),
-                                      data={"grant_type": "authorization_code", "code": code,
-                                            "redirect_uri": "https://app.example.com/cb",
-                                            "code_verifier": verifier})).json()
+    tokens = (
+        await browser.http.post(
+            "/oauth2/token",
+            auth=("web", "web-secret-0123456789"),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": "https://app.example.com/cb",
+                "code_verifier": verifier,
+            },
+        )
+    ).json()
     _, challenge = pkce_pair()
     fresh = Browser(gateway.url)
     first = await fresh.authorize(
-        client_id="web", response_type="code", redirect_uri="https://app.example.com/cb",
-        scope="openid", code_challenge=challenge, code_challenge_method="S256")
+        client_id="web",
+        response_type="code",
+        redirect_uri="https://app.example.com/cb",
+        scope="openid",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     login_page = await fresh.http.get(first.headers["location"])
 
     redis.stop()
     try:
         http = browser.http
-        refresh = await http.post("/oauth2/token", auth=("web", "web-secret-0123456789"), data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        refresh = await http.post(
+            "/oauth2/token",
+            auth=("web", "web-secret-0123456789"),
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
         assert refresh.status_code == 503
         assert refresh.json()["error"] == "temporarily_unavailable"
         assert "retry-after" in refresh.headers
 
-        userinfo = await http.get("/oauth2/userinfo",
-                                  headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        userinfo = await http.get(
+            "/oauth2/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
         assert userinfo.status_code == 503
 
-        redeem = await http.post("/oauth2/token", auth=("web", "web-secret-0123456789"), data={
-            "grant_type": "authorization_code", "code": "whatever", "code_verifier": verifier,
-            "redirect_uri": "https://app.example.com/cb"})
+        redeem = await http.post(
+            "/oauth2/token",
+            auth=("web", "web-secret-0123456789"),
+            data={
+                "grant_type": "authorization_code",
+                "code": "whatever",
+                "code_verifier": verifier,
+                "redirect_uri": "https://app.example.com/cb",
+            },
+        )
         assert redeem.status_code == 503
 
         authorize = await browser.authorize(
-            client_id="web", response_type="code", redirect_uri="https://app.example.com/cb",
-            scope="openid", code_challenge=challenge, code_challenge_method="S256")
+            client_id="web",
+            response_type="code",
+            redirect_uri="https://app.example.com/cb",
+            scope="openid",
+            code_challenge=challenge,
+            code_challenge_method="S256",
+        )
         assert authorize.status_code == 503 and "Traceback" not in authorize.text
 
         from tests.helpers import form_fields
 
-        login = await fresh.http.post("/login", data={
-            **form_fields(login_page.text), "email": "fault@example.com",
-            "password": "correct horse battery staple"})
+        login = await fresh.http.post(
+            "/login",
+            data={
+                **form_fields(login_page.text),
+                "email": "fault@example.com",
+                "password": "correct horse battery staple",
+            },
+        )
         assert login.status_code == 503
         assert "Temporarily unavailable" in login.text
         assert "location" not in login.headers  # no code, no session, no new identity
@@ -77,7 +114,9 @@ async def test_redis_down_fails_closed_everywhere(
         redis.start()
     # Same process, Redis back: service resumes without a restart.
     async with httpx.AsyncClient(base_url=gateway.url) as http:
-        ok = await http.post("/oauth2/token", auth=SERVICE, data={"grant_type": "client_credentials"})
+        ok = await http.post(
+            "/oauth2/token", auth=SERVICE, data={"grant_type": "client_credentials"}
+        )
         assert ok.status_code == 200
     await browser.aclose()
     await fresh.aclose()

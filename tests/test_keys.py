@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
 from collections.abc import AsyncIterator
 
 import httpx
@@ -96,7 +95,7 @@ async def test_key_set_is_sealed_at_rest(store: Store) -> None:
     keys = ring(store)
     await keys.load()
     raw = await store.get(store.key("keys"))
-    assert raw is not None and b"\"d\"" not in raw and b"kty" not in raw
+    assert raw is not None and b'"d"' not in raw and b"kty" not in raw
     wrong = KeyRing(store, Sealer(b"z" * 32), ("ES256",), 3600, 86400)
     from gateway.errors import StoreUnavailable
 
@@ -108,8 +107,17 @@ async def test_pem_files_are_static_keys(store: Store, tmp_path: object) -> None
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "key.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",  # noqa: S607
-                    "ec_paramgen_curve:P-256", "-out", str(path)], check=True)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     keys = KeyRing(store, Sealer(b"k" * 32), ("ES256",), 3600, 86400, pem_files=(str(path),))
     await keys.load()
     assert keys.current("ES256").kid == keys.entries[0].kid
@@ -121,11 +129,13 @@ async def test_gateway_jwks_verifies_tokens_across_rotation(
     gateway: GatewayServer, http: httpx.AsyncClient
 ) -> None:
     service = ("service", "service-secret-0123456789")
-    before = (await http.post("/oauth2/token", auth=service, data={
-        "grant_type": "client_credentials"})).json()["access_token"]
+    before = (
+        await http.post("/oauth2/token", auth=service, data={"grant_type": "client_credentials"})
+    ).json()["access_token"]
     assert await gateway.call(lambda s: s.keys.rotate())
-    after = (await http.post("/oauth2/token", auth=service, data={
-        "grant_type": "client_credentials"})).json()["access_token"]
+    after = (
+        await http.post("/oauth2/token", auth=service, data={"grant_type": "client_credentials"})
+    ).json()["access_token"]
     jwks = KeySet.import_key_set((await http.get("/.well-known/jwks.json")).json())
     for token in (before, after):
         assert jwt.decode(token, jwks, algorithms=["ES256"]).claims["client_id"] == "service"

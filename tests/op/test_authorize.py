@@ -11,8 +11,12 @@ from tests.helpers import Browser, location_query, pkce_pair
 
 _, CHALLENGE = pkce_pair()
 BASE = {
-    "client_id": "web", "response_type": "code", "redirect_uri": "https://app.example.com/cb",
-    "scope": "openid email", "state": "s-123", "code_challenge": CHALLENGE,
+    "client_id": "web",
+    "response_type": "code",
+    "redirect_uri": "https://app.example.com/cb",
+    "scope": "openid email",
+    "state": "s-123",
+    "code_challenge": CHALLENGE,
     "code_challenge_method": "S256",
 }
 
@@ -25,15 +29,15 @@ def authorize_url(**changes: str | None) -> str:
 @pytest.mark.parametrize(
     "redirect_uri",
     [
-        "https://app.example.com/cb?extra=1",         # extra query
-        "https://APP.example.com/cb",                 # case
+        "https://app.example.com/cb?extra=1",  # extra query
+        "https://APP.example.com/cb",  # case
         "https://app.example.com/CB",
-        "https://app.example.com/cb/",                # trailing slash
-        "https://app.example.com/cb#frag",            # fragment
-        "https://user@app.example.com/cb",            # user-info
-        "https://app.example.com:8443/cb",            # port
-        "https://app.example.com.evil.com/cb",        # suffix
-        "http://app.example.com/cb",                  # scheme
+        "https://app.example.com/cb/",  # trailing slash
+        "https://app.example.com/cb#frag",  # fragment
+        "https://user@app.example.com/cb",  # user-info
+        "https://app.example.com:8443/cb",  # port
+        "https://app.example.com.evil.com/cb",  # suffix
+        "http://app.example.com/cb",  # scheme
         "https://evil.example/cb",
     ],
 )
@@ -45,11 +49,16 @@ async def test_redirect_uri_must_match_exactly(http: httpx.AsyncClient, redirect
 
 
 async def test_loopback_redirect_port_may_vary_only_the_port(http: httpx.AsyncClient) -> None:
-    ok = await http.get(authorize_url(
-        client_id="native", redirect_uri="http://127.0.0.1:53124/callback"))
+    ok = await http.get(
+        authorize_url(client_id="native", redirect_uri="http://127.0.0.1:53124/callback")
+    )
     assert ok.status_code == 303 and ok.headers["location"].startswith("/login?flow=")
-    for bad in ("http://127.0.0.1:53124/other", "http://localhost:53124/callback",
-                "http://127.0.0.1:53124/callback?x=1", "http://127.0.0.2:53124/callback"):
+    for bad in (
+        "http://127.0.0.1:53124/other",
+        "http://localhost:53124/callback",
+        "http://127.0.0.1:53124/callback?x=1",
+        "http://127.0.0.2:53124/callback",
+    ):
         response = await http.get(authorize_url(client_id="native", redirect_uri=bad))
         assert response.status_code == 400, bad
         assert "location" not in response.headers
@@ -105,9 +114,14 @@ async def test_bad_requests_go_back_with_error_state_and_iss(
 
 
 async def test_public_client_without_pkce_is_refused(http: httpx.AsyncClient) -> None:
-    response = await http.get(authorize_url(
-        client_id="spa", redirect_uri="https://spa.example.com/cb", code_challenge=None,
-        code_challenge_method=None))
+    response = await http.get(
+        authorize_url(
+            client_id="spa",
+            redirect_uri="https://spa.example.com/cb",
+            code_challenge=None,
+            code_challenge_method=None,
+        )
+    )
     assert location_query(response)["error"] == "invalid_request"
 
 

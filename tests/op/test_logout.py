@@ -20,17 +20,29 @@ async def test_logout_with_hint_redirects_to_registered_uri_and_ends_session(
     browser: Browser, http: httpx.AsyncClient, user: str
 ) -> None:
     t = await signed_in(browser, http, user)
-    r = await browser.http.get("/oauth2/logout?" + urlencode({
-        "id_token_hint": t["id_token"], "post_logout_redirect_uri": "https://app.example.com/bye",
-        "state": "xyz"}))
+    r = await browser.http.get(
+        "/oauth2/logout?"
+        + urlencode(
+            {
+                "id_token_hint": t["id_token"],
+                "post_logout_redirect_uri": "https://app.example.com/bye",
+                "state": "xyz",
+            }
+        )
+    )
     assert r.status_code == 303
     assert r.headers["location"].startswith("https://app.example.com/bye?")
     assert location_query(r) == {"state": "xyz"}
     # The session is gone: prompt=none now says login_required.
     again = await browser.authorize(
-        client_id="web", response_type="code", redirect_uri="https://app.example.com/cb",
-        scope="openid", prompt="none", code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        code_challenge_method="S256")
+        client_id="web",
+        response_type="code",
+        redirect_uri="https://app.example.com/cb",
+        scope="openid",
+        prompt="none",
+        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        code_challenge_method="S256",
+    )
     assert location_query(again)["error"] == "login_required"
 
 
@@ -38,10 +50,15 @@ async def test_unregistered_post_logout_uri_is_not_followed(
     browser: Browser, http: httpx.AsyncClient, user: str
 ) -> None:
     t = await signed_in(browser, http, user)
-    for uri in ("https://evil.example/bye", "https://app.example.com/bye/",
-                "https://app.example.com/bye?x=1"):
-        r = await browser.http.get("/oauth2/logout?" + urlencode({
-            "id_token_hint": t["id_token"], "post_logout_redirect_uri": uri}))
+    for uri in (
+        "https://evil.example/bye",
+        "https://app.example.com/bye/",
+        "https://app.example.com/bye?x=1",
+    ):
+        r = await browser.http.get(
+            "/oauth2/logout?"
+            + urlencode({"id_token_hint": t["id_token"], "post_logout_redirect_uri": uri})
+        )
         assert r.status_code == 400, uri
         assert "location" not in r.headers
 
@@ -52,8 +69,12 @@ async def test_tampered_hint_is_an_error_page(
     t = await signed_in(browser, http, user)
     header, payload, signature = t["id_token"].split(".")
     tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
-    r = await browser.http.get("/oauth2/logout?" + urlencode({
-        "id_token_hint": tampered, "post_logout_redirect_uri": "https://app.example.com/bye"}))
+    r = await browser.http.get(
+        "/oauth2/logout?"
+        + urlencode(
+            {"id_token_hint": tampered, "post_logout_redirect_uri": "https://app.example.com/bye"}
+        )
+    )
     assert r.status_code == 400
     assert "location" not in r.headers
     # and the user is still signed in
@@ -62,8 +83,9 @@ async def test_tampered_hint_is_an_error_page(
 
 
 async def test_redirect_without_client_is_refused(browser: Browser) -> None:
-    r = await browser.http.get("/oauth2/logout?" + urlencode({
-        "post_logout_redirect_uri": "https://app.example.com/bye"}))
+    r = await browser.http.get(
+        "/oauth2/logout?" + urlencode({"post_logout_redirect_uri": "https://app.example.com/bye"})
+    )
     assert r.status_code == 400 and "location" not in r.headers
 
 

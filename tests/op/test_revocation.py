@@ -52,8 +52,9 @@ async def test_another_clients_token_is_not_revoked(
 
 
 async def test_revoking_client_credentials_token(http: httpx.AsyncClient) -> None:
-    token = (await http.post("/oauth2/token", auth=SERVICE, data={
-        "grant_type": "client_credentials"})).json()["access_token"]
+    token = (
+        await http.post("/oauth2/token", auth=SERVICE, data={"grant_type": "client_credentials"})
+    ).json()["access_token"]
     active = await introspect(http, token)
     assert active["active"] is True and active["client_id"] == "service"
     await http.post("/oauth2/revoke", auth=SERVICE, data={"token": token})

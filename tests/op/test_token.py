@@ -16,8 +16,13 @@ CB = "https://app.example.com/cb"
 
 
 async def redeem(
-    http: httpx.AsyncClient, code: str, verifier: str | None, *, auth: tuple[str, str] | None = WEB,
-    redirect_uri: str = CB, **extra: str,
+    http: httpx.AsyncClient,
+    code: str,
+    verifier: str | None,
+    *,
+    auth: tuple[str, str] | None = WEB,
+    redirect_uri: str = CB,
+    **extra: str,
 ) -> httpx.Response:
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, **extra}
     if verifier is not None:
@@ -57,8 +62,11 @@ async def test_code_reuse_fails_and_revokes_first_tokens(
     assert second.status_code == 400
     assert second.json()["error"] == "invalid_grant"
     assert await userinfo_status(http, tokens["access_token"]) == 401
-    refreshed = await http.post("/oauth2/token", auth=WEB, data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    refreshed = await http.post(
+        "/oauth2/token",
+        auth=WEB,
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
     assert refreshed.json()["error"] == "invalid_grant"
 
 
@@ -81,8 +89,11 @@ async def test_code_bound_to_client_and_redirect_uri(
     code, verifier, _ = await browser.login_for_code(user)
     other_uri = await redeem(http, code, verifier, redirect_uri="https://app.example.com/cb2")
     assert other_uri.json()["error"] == "invalid_grant"
-    missing_uri = await http.post("/oauth2/token", auth=WEB, data={
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier})
+    missing_uri = await http.post(
+        "/oauth2/token",
+        auth=WEB,
+        data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
+    )
     assert missing_uri.json()["error"] == "invalid_grant"
     other_client = await redeem(http, code, verifier, auth=None, client_id="spa")
     assert other_client.json()["error"] == "invalid_grant"
@@ -114,9 +125,11 @@ async def test_public_client_exchange_with_pkce(
     browser: Browser, http: httpx.AsyncClient, user: str
 ) -> None:
     code, verifier, _ = await browser.login_for_code(
-        user, client_id="spa", redirect_uri="https://spa.example.com/cb")
-    response = await redeem(http, code, verifier, auth=None, client_id="spa",
-                            redirect_uri="https://spa.example.com/cb")
+        user, client_id="spa", redirect_uri="https://spa.example.com/cb"
+    )
+    response = await redeem(
+        http, code, verifier, auth=None, client_id="spa", redirect_uri="https://spa.example.com/cb"
+    )
     assert response.status_code == 200, response.text
 
 
@@ -124,49 +137,65 @@ async def test_public_client_exchange_with_pkce(
     ("auth", "form"),
     [
         (("web", "wrong-secret-0123456789"), {}),
-        (None, {"client_id": "web"}),                                   # no secret
-        (None, {"client_id": "web", "client_secret": "wrong"}),         # post, wrong
-        (("nobody", "whatever-secret-123"), {}),                        # unknown client
-        (("spa", "a-secret-for-a-public-client"), {}),                  # public with secret
+        (None, {"client_id": "web"}),  # no secret
+        (None, {"client_id": "web", "client_secret": "wrong"}),  # post, wrong
+        (("nobody", "whatever-secret-123"), {}),  # unknown client
+        (("spa", "a-secret-for-a-public-client"), {}),  # public with secret
     ],
 )
 async def test_bad_client_authentication_is_401_with_challenge(
     http: httpx.AsyncClient, auth: tuple[str, str] | None, form: dict[str, str]
 ) -> None:
-    response = await http.post("/oauth2/token", auth=auth, data={
-        "grant_type": "client_credentials", **form})
+    response = await http.post(
+        "/oauth2/token", auth=auth, data={"grant_type": "client_credentials", **form}
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     assert response.headers["www-authenticate"].startswith("Basic")
 
 
 async def test_two_auth_methods_at_once_is_invalid_request(http: httpx.AsyncClient) -> None:
-    response = await http.post("/oauth2/token", auth=WEB, data={
-        "grant_type": "client_credentials", "client_secret": WEB[1]})
+    response = await http.post(
+        "/oauth2/token",
+        auth=WEB,
+        data={"grant_type": "client_credentials", "client_secret": WEB[1]},
+    )
     assert response.json()["error"] == "invalid_request"
 
 
 async def test_malformed_basic_header(http: httpx.AsyncClient) -> None:
-    response = await http.post("/oauth2/token", headers={"Authorization": "Basic !!!"},
-                               data={"grant_type": "client_credentials"})
+    response = await http.post(
+        "/oauth2/token",
+        headers={"Authorization": "Basic !!!"},
+        data={"grant_type": "client_credentials"},
+    )
     assert response.status_code == 401
 
 
 async def test_client_secret_post_and_urlencoded_basic(http: httpx.AsyncClient) -> None:
-    post = await http.post("/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": "service",
-        "client_secret": "service-secret-0123456789"})
+    post = await http.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "service",
+            "client_secret": "service-secret-0123456789",
+        },
+    )
     assert post.status_code == 200, post.text
     raw = base64.b64encode(b"service:service-secret-0123456789").decode()
-    basic = await http.post("/oauth2/token", headers={"Authorization": f"Basic {raw}"},
-                            data={"grant_type": "client_credentials"})
+    basic = await http.post(
+        "/oauth2/token",
+        headers={"Authorization": f"Basic {raw}"},
+        data={"grant_type": "client_credentials"},
+    )
     assert basic.status_code == 200
 
 
 async def test_unsupported_grants(http: httpx.AsyncClient) -> None:
     for grant in ("password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"):
-        response = await http.post("/oauth2/token", auth=WEB, data={
-            "grant_type": grant, "username": "a", "password": "b"})
+        response = await http.post(
+            "/oauth2/token", auth=WEB, data={"grant_type": grant, "username": "a", "password": "b"}
+        )
         assert response.json()["error"] == "unsupported_grant_type"
 
 
@@ -179,18 +208,26 @@ async def test_token_endpoint_refuses_json_bodies(http: httpx.AsyncClient) -> No
 # -- refresh tokens ---------------------------------------------------------------------------
 
 
-async def tokens_for(browser: Browser, http: httpx.AsyncClient, user: str,
-                     scope: str = "openid email profile offline_access") -> dict[str, Any]:
+async def tokens_for(
+    browser: Browser,
+    http: httpx.AsyncClient,
+    user: str,
+    scope: str = "openid email profile offline_access",
+) -> dict[str, Any]:
     code, verifier, _ = await browser.login_for_code(user, scope=scope)
     response = await redeem(http, code, verifier)
     assert response.status_code == 200
     return dict(response.json())
 
 
-async def refresh(http: httpx.AsyncClient, token: str, auth: tuple[str, str] | None = WEB,
-                  **extra: str) -> httpx.Response:
-    return await http.post("/oauth2/token", auth=auth, data={
-        "grant_type": "refresh_token", "refresh_token": token, **extra})
+async def refresh(
+    http: httpx.AsyncClient, token: str, auth: tuple[str, str] | None = WEB, **extra: str
+) -> httpx.Response:
+    return await http.post(
+        "/oauth2/token",
+        auth=auth,
+        data={"grant_type": "refresh_token", "refresh_token": token, **extra},
+    )
 
 
 async def test_refresh_rotates(browser: Browser, http: httpx.AsyncClient, user: str) -> None:
@@ -254,8 +291,11 @@ async def test_refresh_after_absolute_lifetime_is_refused(
         grants = services.grants
         gid = grants.gid_of(first["refresh_token"])
         raw, grant = await grants.load_grant(gid)
-        await services.store.put(grants._grant_key(gid), grants._seal_grant(
-            replace(grant, expires=grant.created - 1)), ttl=60)
+        await services.store.put(
+            grants._grant_key(gid),
+            grants._seal_grant(replace(grant, expires=grant.created - 1)),
+            ttl=60,
+        )
 
     await gateway.call(expire)
     response = await refresh(http, first["refresh_token"])
@@ -278,8 +318,11 @@ SERVICE = ("service", "service-secret-0123456789")
 
 
 async def test_client_credentials_issues_only_an_access_token(http: httpx.AsyncClient) -> None:
-    response = await http.post("/oauth2/token", auth=SERVICE, data={
-        "grant_type": "client_credentials", "scope": "reports.read"})
+    response = await http.post(
+        "/oauth2/token",
+        auth=SERVICE,
+        data={"grant_type": "client_credentials", "scope": "reports.read"},
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["scope"] == "reports.read"
@@ -288,16 +331,18 @@ async def test_client_credentials_issues_only_an_access_token(http: httpx.AsyncC
 
 async def test_client_credentials_scope_limits(http: httpx.AsyncClient) -> None:
     for scope in ("reports.delete", "openid", "reports.read offline_access"):
-        response = await http.post("/oauth2/token", auth=SERVICE, data={
-            "grant_type": "client_credentials", "scope": scope})
+        response = await http.post(
+            "/oauth2/token", auth=SERVICE, data={"grant_type": "client_credentials", "scope": scope}
+        )
         assert response.json()["error"] == "invalid_scope", scope
 
 
 async def test_client_credentials_refused_for_public_and_unallowed_clients(
     http: httpx.AsyncClient,
 ) -> None:
-    public = await http.post("/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": "spa"})
+    public = await http.post(
+        "/oauth2/token", data={"grant_type": "client_credentials", "client_id": "spa"}
+    )
     assert public.json()["error"] in ("unauthorized_client", "invalid_client")
     web = await http.post("/oauth2/token", auth=WEB, data={"grant_type": "client_credentials"})
     assert web.json()["error"] == "unauthorized_client"

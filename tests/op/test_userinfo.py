@@ -12,7 +12,9 @@ from tests.helpers import Browser, GatewayServer
 from tests.op.test_token import redeem
 
 
-async def tokens(browser: Browser, http: httpx.AsyncClient, user: str, scope: str) -> dict[str, str]:
+async def tokens(
+    browser: Browser, http: httpx.AsyncClient, user: str, scope: str
+) -> dict[str, str]:
     code, verifier, _ = await browser.login_for_code(user, scope=scope)
     return dict((await redeem(http, code, verifier)).json())
 
@@ -21,7 +23,9 @@ async def test_userinfo_get_and_post_release_claims_by_scope(
     browser: Browser, http: httpx.AsyncClient, user: str
 ) -> None:
     t = await tokens(browser, http, user, "openid email")
-    got = await http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {t['access_token']}"})
+    got = await http.get(
+        "/oauth2/userinfo", headers={"Authorization": f"Bearer {t['access_token']}"}
+    )
     assert got.status_code == 200
     body = got.json()
     assert body["email"] == user and body["email_verified"] is True
@@ -42,8 +46,7 @@ async def test_userinfo_rejects_bad_tokens(
         return r.status_code, r.headers.get("www-authenticate", "")
 
     # missing, wrong scheme, garbage, an ID token used as an access token
-    for header in (None, f"Basic {t['access_token']}", "Bearer garbage",
-                   f"Bearer {t['id_token']}"):
+    for header in (None, f"Basic {t['access_token']}", "Bearer garbage", f"Bearer {t['id_token']}"):
         code, challenge = await status(header)
         assert code == 401, header
         assert challenge.startswith("Bearer"), header
@@ -52,13 +55,25 @@ async def test_userinfo_rejects_bad_tokens(
     foreign = ECKey.generate_key("P-256", private=True)
     header = {"alg": "ES256", "kid": gateway.services.keys.current("ES256").kid, "typ": "at+jwt"}
     now = int(time.time())
-    forged = jwt.encode(header, {"iss": gateway.url, "sub": "x", "client_id": "web", "jti": "j",
-                                 "iat": now, "exp": now + 60, "scope": "openid"}, foreign)
+    forged = jwt.encode(
+        header,
+        {
+            "iss": gateway.url,
+            "sub": "x",
+            "client_id": "web",
+            "jti": "j",
+            "iat": now,
+            "exp": now + 60,
+            "scope": "openid",
+        },
+        foreign,
+    )
     assert (await status(f"Bearer {forged}"))[0] == 401
 
     # revoked
-    revoke = await http.post("/oauth2/revoke", auth=("web", "web-secret-0123456789"),
-                             data={"token": t["access_token"]})
+    revoke = await http.post(
+        "/oauth2/revoke", auth=("web", "web-secret-0123456789"), data={"token": t["access_token"]}
+    )
     assert revoke.status_code == 200
     assert (await status(f"Bearer {t['access_token']}"))[0] == 401
 
@@ -68,7 +83,10 @@ async def test_userinfo_rejects_expired_token(
 ) -> None:
     t = await tokens(browser, http, user, "openid")
     access, _ = gateway.services.tokens.access_token(
-        sub="us-east-1:x", client_id="web", scope=frozenset({"openid"}), gid="0" * 32,
+        sub="us-east-1:x",
+        client_id="web",
+        scope=frozenset({"openid"}),
+        gid="0" * 32,
         now=int(time.time()) - 7200,
     )
     r = await http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {access}"})
@@ -78,7 +96,12 @@ async def test_userinfo_rejects_expired_token(
 
 
 async def test_client_credentials_token_is_not_for_userinfo(http: httpx.AsyncClient) -> None:
-    t = (await http.post("/oauth2/token", auth=("service", "service-secret-0123456789"),
-                         data={"grant_type": "client_credentials"})).json()
+    t = (
+        await http.post(
+            "/oauth2/token",
+            auth=("service", "service-secret-0123456789"),
+            data={"grant_type": "client_credentials"},
+        )
+    ).json()
     r = await http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {t['access_token']}"})
     assert r.status_code == 401

@@ -11,8 +11,12 @@ from tests.helpers import PASSWORD, Browser, GatewayServer, form_fields, locatio
 
 _, CHALLENGE = pkce_pair()
 AUTH = {
-    "client_id": "web", "response_type": "code", "redirect_uri": "https://app.example.com/cb",
-    "scope": "openid email", "state": "s", "code_challenge": CHALLENGE,
+    "client_id": "web",
+    "response_type": "code",
+    "redirect_uri": "https://app.example.com/cb",
+    "scope": "openid email",
+    "state": "s",
+    "code_challenge": CHALLENGE,
     "code_challenge_method": "S256",
 }
 
@@ -45,11 +49,17 @@ async def test_unknown_user_wrong_password_and_disabled_look_the_same(
     hasher.verify = counting  # type: ignore[method-assign]
     try:
         answers = []
-        for email, password in ((user, "wrong password!"), ("nobody@example.com", PASSWORD),
-                                (disabled, PASSWORD)):
+        for email, password in (
+            (user, "wrong password!"),
+            ("nobody@example.com", PASSWORD),
+            (disabled, PASSWORD),
+        ):
             fields = await login_form(browser)
-            r = await browser.http.post("/login", data={**fields, "email": "x", "password": "y"}
-                                        | {"email": email, "password": password})
+            r = await browser.http.post(
+                "/login",
+                data={**fields, "email": "x", "password": "y"}
+                | {"email": email, "password": password},
+            )
             answers.append((r.status_code, normalise(r.text).replace(email, "EMAIL")))
     finally:
         hasher.verify = original  # type: ignore[method-assign]
@@ -122,10 +132,13 @@ async def test_forged_tampered_and_garbage_session_cookies_are_not_sessions(
     real = browser.http.cookies["cognate_session"]
     sid, secret = real.split(".")
     forged_values = [
-        f"{sid}.{secret[:-2]}AA",          # tampered secret
-        f"{sid}.x",                        # short secret
-        f"{'0' * 32}.{secret}",            # another id
-        "garbage", "", "." * 5, "a" * 5000,
+        f"{sid}.{secret[:-2]}AA",  # tampered secret
+        f"{sid}.x",  # short secret
+        f"{'0' * 32}.{secret}",  # another id
+        "garbage",
+        "",
+        "." * 5,
+        "a" * 5000,
     ]
     for value in forged_values:
         other = Browser(gateway.url)
@@ -153,8 +166,9 @@ async def test_oversized_passwords_are_refused_before_hashing(
     fields = await login_form(browser)
     long = await browser.http.post("/login", data={**fields, "email": user, "password": "p" * 5000})
     assert long.status_code == 400 and "too long" in long.text
-    huge = await browser.http.post("/login", data={**fields, "email": user,
-                                                   "password": "p" * 1_000_000})
+    huge = await browser.http.post(
+        "/login", data={**fields, "email": user, "password": "p" * 1_000_000}
+    )
     assert huge.status_code == 413
 
 
@@ -174,8 +188,9 @@ async def test_disabled_user_cannot_sign_in_and_unicode_passwords_work(
     assert code
     await gateway.call(lambda s: s.users.set_status(created.user_id, "disabled"))
     fields = await login_form(browser, prompt="login")
-    r = await browser.http.post("/login", data={**fields, "email": "unicode@example.com",
-                                                "password": password})
+    r = await browser.http.post(
+        "/login", data={**fields, "email": "unicode@example.com", "password": password}
+    )
     assert r.status_code == 401
 
 
