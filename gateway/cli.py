@@ -33,8 +33,9 @@ examples:
   cognate users list -c gateway.yaml
   cognate keys rotate -c gateway.yaml            publish-before-use: next key becomes current
 
-settings: one YAML file; see config/gateway.example.yaml for every key. Strings may use ${VAR}
-and ${VAR:-default}; any key may be given as <key>_file to read a secret from a file.
+settings: one YAML file, from --config FILE or $COGNATE_CONFIG; config/gateway.example.yaml
+documents every key. Strings may use ${VAR} and ${VAR:-default}; any key may be given as
+<key>_file to read a secret from a file. `cognate COMMAND --help` says more about each command.
 """
 
 

@@ -238,13 +238,18 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:
-        for what, ids in (
-            ("clients", [c.client_id for c in self.clients]),
-            ("connectors", [c.id for c in self.connectors]),
+        for what, field, ids in (
+            ("clients", "client_id", [c.client_id for c in self.clients]),
+            ("connectors", "id", [c.id for c in self.connectors]),
         ):
-            seen = {i for i in ids if ids.count(i) > 1}
-            if seen:
-                raise ValueError(f"{what}: duplicate id {sorted(seen)[0]!r}")
+            for index, value in enumerate(ids):
+                first = ids.index(value)
+                if first != index:
+                    # The message carries its own path (model validators cannot set one).
+                    raise ValueError(
+                        f"{what}[{index}].{field}: duplicate id {value!r} "
+                        f"(also {what}[{first}])"
+                    )
         return self
 
     @property
@@ -316,7 +321,7 @@ def _validation_problems(exc: ValidationError) -> list[str]:
             message = "unknown key (check the spelling against config/gateway.example.yaml)"
         elif error["type"] == "missing":
             message = "required"
-        problems.append(f"{_path(loc)}: {message}")
+        problems.append(f"{_path(loc)}: {message}" if loc else message)
     return problems
 
 

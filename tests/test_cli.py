@@ -1,0 +1,158 @@
+"""The `cognate` command line, run as a user would run it (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import RedisServer, free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+def cognate(
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_teaches() -> None:
+    result = cognate("--help")
+    assert result.returncode == 0
+    for word in ("serve", "check-config", "users", "keys", "examples:", "$COGNATE_CONFIG"):
+        assert word in result.stdout
+
+
+def test_check_config_exit_codes(tmp_path: Path) -> None:
+    good = cognate("check-config", "config/gateway.example.yaml")
+    assert good.returncode == 0 and "ok:" in good.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "issuer: https://a.example\nsecret_key: " + "x" * 32 + "\nclients:\n"
+        "  - client_id: a\n    client_secret: " + "y" * 16 + "\n"
+        "    redirect_uris: [https://ok.example/cb, not-a-url]\n"
+    )
+    result = cognate("check-config", str(bad))
+    assert result.returncode == 1
+    assert "clients[0].redirect_uris[1]: must be an absolute URL" in result.stderr
+
+
+@pytest.fixture
+def config(tmp_path: Path, redis_server: RedisServer) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        f"issuer: https://auth.example.com\nsecret_key: {'k' * 40}\n"
+        f"store: {{url: '{redis_server.url}', prefix: cli{free_port()}}}\n"
+    )
+    return path
+
+
+def test_users_lifecycle(config: Path) -> None:
+    created = cognate(
+        "users",
+        "create",
+        "Ada@Example.com",
+        "--password-stdin",
+        "--name",
+        "Ada",
+        "-c",
+        str(config),
+        stdin="a long enough password\n",
+    )
+    assert created.returncode == 0, created.stderr
+    user_id = re.search(r"user id ([0-9a-f-]{36})", created.stdout).group(1)  # type: ignore[union-attr]
+    duplicate = cognate(
+        "users",
+        "create",
+        "ada@example.com",
+        "--password-stdin",
+        "-c",
+        str(config),
+        stdin="another long password\n",
+    )
+    assert duplicate.returncode == 1 and "ada@example.com" in duplicate.stderr
+    weak = cognate(
+        "users", "create", "bob@example.com", "--password-stdin", "-c", str(config), stdin="short\n"
+    )
+    assert weak.returncode == 1 and "at least 8" in weak.stderr
+    listed = cognate("users", "list", "-c", str(config))
+    assert f"{user_id}  enabled   ada@example.com" in listed.stdout
+    assert cognate("users", "disable", "ada@example.com", "-c", str(config)).returncode == 0
+    assert "disabled" in cognate("users", "show", user_id, "-c", str(config)).stdout
+    assert cognate("users", "delete", user_id, "-c", str(config)).returncode == 0
+    gone = cognate("users", "show", user_id, "-c", str(config))
+    assert gone.returncode == 1
+
+
+def test_keys_rotate_and_list(config: Path) -> None:
+    before = cognate("keys", "list", "-c", str(config))
+    assert before.returncode == 0 and before.stdout.count("current") == 2
+    rotated = cognate("keys", "rotate", "-c", str(config))
+    assert rotated.returncode == 0 and rotated.stdout.count("previous") == 2
+
+
+def test_store_down_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "down.yaml"
+    path.write_text(
+        f"issuer: https://a.example\nsecret_key: {'k' * 40}\n"
+        f"store: {{url: 'redis://127.0.0.1:{free_port()}/0', connect_timeout: 0.3}}\n"
+    )
+    result = cognate("users", "list", "-c", str(path))
+    assert result.returncode == 3 and "store is unavailable" in result.stderr
+
+
+def test_serve_demo_prints_urls_and_a_working_user(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 30
+        while "sign in:" not in banner and time.monotonic() < deadline:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            banner += line
+        assert f"http://127.0.0.1:{port}/demo/" in banner
+        assert "memory store" in banner
+        # Keep draining stderr so the server never blocks on a full pipe.
+        rest: list[str] = []
+        drain = threading.Thread(
+            target=lambda: rest.extend(proc.stderr), daemon=True  # type: ignore[arg-type]
+        )
+        drain.start()
+        password = re.search(r"demo@example.com / (\S+)", banner).group(1)  # type: ignore[union-attr]
+        discovery = httpx.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration")
+        assert discovery.json()["issuer"] == f"http://127.0.0.1:{port}"
+        assert len(password) >= 8
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    drain.join(timeout=10)
+    proc.stderr.close()  # type: ignore[union-attr]
+    # Graceful: the lifespan finished (uvicorn then re-raises SIGTERM, so the code is -15).
+    assert any("Application shutdown complete" in line for line in rest)
+    assert proc.returncode in (0, -15)

@@ -1,0 +1,170 @@
+"""Settings: precise messages with YAML paths, ${VAR} expansion, *_file secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.settings import load_settings, parse_duration, settings_from_dict
+
+BASE = {"issuer": "https://auth.example.com", "secret_key": "s" * 32}
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(data)
+    return caught.value.problems
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(Path(__file__).parent.parent / "config" / "gateway.example.yaml")
+    assert settings.clients and settings.connectors[0].type == "local"
+
+
+def test_messages_name_the_yaml_path() -> None:
+    found = problems(
+        {
+            **BASE,
+            "clients": [
+                {
+                    "client_id": "a",
+                    "client_secret": "x" * 16,
+                    "redirect_uris": ["https://ok.example/cb", "/relative"],
+                }
+            ],
+        }
+    )
+    assert found == ["clients[0].redirect_uris[1]: must be an absolute URL"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"issuer": "http://auth.example.com"}, "issuer: must use https"),
+        ({"issuer": "https://a.example/?x=1"}, "issuer: must not have a query"),
+        ({"secret_key": "short"}, "secret_key: String should have at least 32 characters"),
+        ({"store": "mysql://x"}, "store.url: must start with redis://"),
+        ({"tokens": {"code_ttl": "soon"}}, "tokens.code_ttl: must be a duration"),
+        ({"keys": {"files": ["/nonexistent.pem"]}}, "keys.files: no such file"),
+        ({"colour": "blue"}, "colour: unknown key"),
+        (
+            {
+                "clients": [
+                    {
+                        "client_id": "p",
+                        "token_endpoint_auth_method": "none",
+                        "client_secret": "x" * 16,
+                        "redirect_uris": ["https://a/cb"],
+                    }
+                ]
+            },
+            "clients[0]: a public client",
+        ),
+        (
+            {"clients": [{"client_id": "c", "redirect_uris": ["https://a/cb"]}]},
+            "clients[0]: client_secret is required",
+        ),
+        (
+            {
+                "clients": [
+                    {
+                        "client_id": "c",
+                        "client_secret": "x" * 16,
+                        "redirect_uris": ["https://a/cb#frag"],
+                    }
+                ]
+            },
+            "clients[0].redirect_uris[0]: must not contain a fragment",
+        ),
+        (
+            {
+                "clients": [
+                    {
+                        "client_id": "c",
+                        "client_secret": "x" * 16,
+                        "redirect_uris": ["http://app.example.com/cb"],
+                    }
+                ]
+            },
+            "clients[0].redirect_uris[0]: must use https",
+        ),
+        (
+            {
+                "clients": [
+                    {
+                        "client_id": "d",
+                        "token_endpoint_auth_method": "none",
+                        "redirect_uris": ["https://a/cb"],
+                    }
+                ]
+                * 2
+            },
+            "clients[1].client_id: duplicate id 'd' (also clients[0])",
+        ),
+    ],
+)
+def test_precise_problems(data: dict, expected: str) -> None:
+    found = problems({**BASE, **data})
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_missing_keys_are_required() -> None:
+    assert set(problems({})) == {"issuer: required", "secret_key: required"}
+
+
+def test_env_expansion_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ISSUER_HOST", "auth.example.org")
+    settings = settings_from_dict(
+        {"issuer": "https://${ISSUER_HOST}", "secret_key": "${NOT_SET_ANYWHERE:-" + "d" * 32 + "}"}
+    )
+    assert settings.issuer == "https://auth.example.org"
+    assert settings.secret_key == "d" * 32
+    assert problems({**BASE, "issuer": "https://${NOT_SET_ANYWHERE}"}) == [
+        "issuer: environment variable NOT_SET_ANYWHERE is not set"
+    ]
+
+
+def test_secret_files(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("f" * 40 + "\n")
+    config = tmp_path / "gateway.yaml"
+    config.write_text("issuer: https://a.example\nsecret_key_file: key\n")
+    assert load_settings(config).secret_key == "f" * 40
+    config.write_text("issuer: https://a.example\nsecret_key_file: missing\n")
+    with pytest.raises(ConfigError, match="secret_key_file: cannot read"):
+        load_settings(config)
+    config.write_text(f"issuer: https://a.example\nsecret_key: {'x' * 32}\nsecret_key_file: key\n")
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings(config)
+
+
+def test_yaml_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("issuer: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_durations() -> None:
+    assert [parse_duration(v) for v in (90, "90", "90s", "15m", "12h", "30d")] == [
+        90,
+        90,
+        90,
+        900,
+        43200,
+        2592000,
+    ]
+    for bad in ("", "1w", "-5", 0, True, "1.5h"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
+    settings = settings_from_dict({**BASE, "issuer": "http://127.0.0.1:8000/"})
+    assert settings.issuer == "http://127.0.0.1:8000" and not settings.secure_cookies
