@@ -180,12 +180,12 @@ class KeyRing:
             entries.append(self._new_entry(alg, now))
         return await self._swap(entries)
 
-    async def rotate_if_due(self) -> bool:
+    async def rotate_if_due(self, now: int | None = None) -> bool:
         """Rotate when the current key of any algorithm is older than the rotation period."""
         if self._pem_files:
             return False
         await self.reload(force=True)
-        now = int(time.time())
+        now = int(time.time()) if now is None else now
         due = any(
             e.state == "current"
             and e.activated is not None

@@ -141,7 +141,8 @@ def test_serve_demo_prints_urls_and_a_working_user(tmp_path: Path) -> None:
         # Keep draining stderr so the server never blocks on a full pipe.
         rest: list[str] = []
         drain = threading.Thread(
-            target=lambda: rest.extend(proc.stderr), daemon=True  # type: ignore[arg-type]
+            target=lambda: rest.extend(proc.stderr),
+            daemon=True,  # type: ignore[arg-type]
         )
         drain.start()
         password = re.search(r"demo@example.com / (\S+)", banner).group(1)  # type: ignore[union-attr]

@@ -142,3 +142,15 @@ async def test_gateway_jwks_verifies_tokens_across_rotation(
     for token in (before, after):
         r = await http.post("/oauth2/introspect", auth=service, data={"token": token})
         assert r.json()["active"] is True
+
+
+async def test_scheduled_rotation_happens_when_due_and_only_then(store: Store) -> None:
+    import time
+
+    keys = ring(store)
+    await keys.load()
+    current = keys.current("ES256").kid
+    assert not await keys.rotate_if_due(now=int(time.time()) + 60)
+    assert keys.current("ES256").kid == current
+    assert await keys.rotate_if_due(now=int(time.time()) + keys.rotation_period + 1)
+    assert keys.current("ES256").kid != current

@@ -1,0 +1,76 @@
+"""SSO sessions: ticket cookies, idle and absolute timeouts, sealing (SECURITY-TESTS E41)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from gateway.crypto import Sealer
+from gateway.sessions import SessionManager
+from gateway.settings import SessionSettings
+from gateway.store import Store, open_store
+from tests.helpers import RedisServer
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[Store]:
+    s = open_store(redis_server.url, prefix=f"sess{secrets.token_hex(4)}")
+    yield s
+    await s.close()
+
+
+def manager(store: Store, idle: int = 3600, absolute: int = 86400) -> SessionManager:
+    return SessionManager(
+        store, Sealer(b"m" * 32), SessionSettings(idle_timeout=idle, absolute_timeout=absolute)
+    )
+
+
+async def new_session(sessions: SessionManager) -> tuple[object, str]:
+    return await sessions.create(
+        identity_id="us-east-1:x",
+        connector_id="local",
+        subject="u",
+        amr=["pwd"],
+        profile={"email": "a@example.com"},
+    )
+
+
+async def test_record_ttl_is_the_idle_timeout(store: Store) -> None:
+    sessions = manager(store, idle=600)
+    session, cookie = await new_session(sessions)
+    ttl = await store.ttl(store.key("session", cookie.split(".")[0]))
+    assert ttl is not None and 590 < ttl <= 600
+    assert (await sessions.load(cookie)) == session
+
+
+async def test_absolute_timeout_ends_the_session(store: Store) -> None:
+    sessions = manager(store, absolute=3600)
+    session, cookie = await new_session(sessions)
+    sid, secret = cookie.split(".")
+    old = replace(session, created=int(time.time()) - 3601)  # type: ignore[type-var]
+    await sessions._save(old, secret)
+    assert await sessions.load(cookie) is None
+    assert await store.get(store.key("session", sid)) is None
+
+
+async def test_record_is_useless_without_the_cookie_secret(store: Store) -> None:
+    sessions = manager(store)
+    _, cookie = await new_session(sessions)
+    sid = cookie.split(".")[0]
+    raw = await store.get(store.key("session", sid))
+    assert raw is not None and b"a@example.com" not in raw
+    assert await sessions.load(f"{sid}.{'A' * 32}") is None
+    # Another deployment's master key cannot open it either, even with the right cookie.
+    other = SessionManager(store, Sealer(b"n" * 32), SessionSettings())
+    assert await other.load(cookie) is None
+
+
+async def test_end_removes_the_record(store: Store) -> None:
+    sessions = manager(store)
+    _, cookie = await new_session(sessions)
+    await sessions.end(cookie)
+    assert await sessions.load(cookie) is None
