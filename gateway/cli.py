@@ -196,21 +196,17 @@ def _serve(args: argparse.Namespace) -> int:
             f"  sign in:   {email} / {password}",
         ]
 
+    # uvloop + httptools; our own JSON access log (no query strings) instead of uvicorn's;
+    # X-Forwarded-* are not trusted by default (a proxy setting will say which proxies are).
+    server_options: dict[str, Any] = {
+        "host": args.host, "port": args.port, "loop": "uvloop", "http": "httptools",
+        "log_config": None, "access_log": False, "proxy_headers": False,
+    }
     if args.workers > 1:
         os.environ["COGNATE_CONFIG"] = os.path.abspath(args.config)
         print("\n".join(banner), file=sys.stderr, flush=True)
-        uvicorn.run(
-            "gateway.cli:app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-        )
+        uvicorn.run("gateway.cli:app_from_env", factory=True, workers=args.workers,
+                    **server_options)
         return 0
     services = build_services(settings)
     if settings.demo:
@@ -220,17 +216,7 @@ def _serve(args: argparse.Namespace) -> int:
         print("\n".join(banner) + "\n", file=sys.stderr, flush=True)
 
     on_start.append(announce)
-    app = create_app(services, on_start=on_start)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    uvicorn.run(create_app(services, on_start=on_start), **server_options)
     return 0
 
 

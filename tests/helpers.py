@@ -261,5 +261,21 @@ class Browser:
         return query["code"][0], verifier, done
 
 
+def code_flow_params(**changes: str | None) -> dict[str, str]:
+    """A valid authorization request for the `web` client, with `changes` applied
+    (None removes a parameter)."""
+    _, challenge = pkce_pair()
+    base: dict[str, str | None] = {
+        "client_id": "web",
+        "response_type": "code",
+        "redirect_uri": "https://app.example.com/cb",
+        "scope": "openid email",
+        "state": "s-123",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return {k: v for k, v in {**base, **changes}.items() if v is not None}
+
+
 def location_query(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings, pkce_pair
+from tests.helpers import (
+    Browser,
+    GatewayServer,
+    RedisServer,
+    code_flow_params,
+    free_port,
+    make_settings,
+)
 
 SERVICE = ("service", "service-secret-0123456789")
 
@@ -46,16 +53,8 @@ async def test_redis_down_fails_closed_everywhere(
             },
         )
     ).json()
-    _, challenge = pkce_pair()
     fresh = Browser(gateway.url)
-    first = await fresh.authorize(
-        client_id="web",
-        response_type="code",
-        redirect_uri="https://app.example.com/cb",
-        scope="openid",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    first = await fresh.authorize(**code_flow_params())
     login_page = await fresh.http.get(first.headers["location"])
 
     redis.stop()
@@ -87,14 +86,7 @@ async def test_redis_down_fails_closed_everywhere(
         )
         assert redeem.status_code == 503
 
-        authorize = await browser.authorize(
-            client_id="web",
-            response_type="code",
-            redirect_uri="https://app.example.com/cb",
-            scope="openid",
-            code_challenge=challenge,
-            code_challenge_method="S256",
-        )
+        authorize = await browser.authorize(**code_flow_params())
         assert authorize.status_code == 503 and "Traceback" not in authorize.text
 
         from tests.helpers import form_fields

@@ -7,23 +7,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.helpers import Browser, location_query, pkce_pair
+from tests.helpers import Browser, code_flow_params, location_query
 
-_, CHALLENGE = pkce_pair()
-BASE = {
-    "client_id": "web",
-    "response_type": "code",
-    "redirect_uri": "https://app.example.com/cb",
-    "scope": "openid email",
-    "state": "s-123",
-    "code_challenge": CHALLENGE,
-    "code_challenge_method": "S256",
-}
+BASE = code_flow_params()
 
 
 def authorize_url(**changes: str | None) -> str:
-    params = {k: v for k, v in {**BASE, **changes}.items() if v is not None}
-    return "/oauth2/authorize?" + urlencode(params)
+    return "/oauth2/authorize?" + urlencode(code_flow_params(**changes))
 
 
 @pytest.mark.parametrize(

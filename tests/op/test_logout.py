@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.helpers import Browser, form_fields, location_query
+from tests.helpers import Browser, code_flow_params, form_fields, location_query
 from tests.op.test_token import redeem
 
 
@@ -34,15 +34,7 @@ async def test_logout_with_hint_redirects_to_registered_uri_and_ends_session(
     assert r.headers["location"].startswith("https://app.example.com/bye?")
     assert location_query(r) == {"state": "xyz"}
     # The session is gone: prompt=none now says login_required.
-    again = await browser.authorize(
-        client_id="web",
-        response_type="code",
-        redirect_uri="https://app.example.com/cb",
-        scope="openid",
-        prompt="none",
-        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        code_challenge_method="S256",
-    )
+    again = await browser.authorize(**code_flow_params(prompt="none"))
     assert location_query(again)["error"] == "login_required"
 
 

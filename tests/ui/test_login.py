@@ -7,18 +7,16 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import PASSWORD, Browser, GatewayServer, form_fields, location_query, pkce_pair
+from tests.helpers import (
+    PASSWORD,
+    Browser,
+    GatewayServer,
+    code_flow_params,
+    form_fields,
+    location_query,
+)
 
-_, CHALLENGE = pkce_pair()
-AUTH = {
-    "client_id": "web",
-    "response_type": "code",
-    "redirect_uri": "https://app.example.com/cb",
-    "scope": "openid email",
-    "state": "s",
-    "code_challenge": CHALLENGE,
-    "code_challenge_method": "S256",
-}
+AUTH = code_flow_params(state="s")
 
 
 async def login_form(browser: Browser, **changes: str) -> dict[str, str]:
