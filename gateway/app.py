@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from gateway import op, ui
+from gateway import credentials, op, ui
 from gateway.errors import PageError, StoreUnavailable
+from gateway.identity import cognito
 from gateway.observability import RequestContext
 from gateway.services import Services
 from gateway.users.passwords import Overloaded
@@ -73,7 +74,13 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    routes = [Route("/healthz", healthz), *op.routes(services), *ui.routes(services)]
+    routes = [
+        Route("/healthz", healthz),
+        *op.routes(services),
+        *cognito.routes(services),
+        *credentials.routes(services),
+        *ui.routes(services),
+    ]
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestContext)],

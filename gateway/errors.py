@@ -8,7 +8,8 @@
     │   │   UnsupportedGrantType, InvalidScope, UnsupportedResponseType
     │   ├── InvalidToken (401 + WWW-Authenticate, RFC 6750)
     │   └── TemporarilyUnavailable (503)
-    └── PageError                     a friendly HTML page for browsers (never a redirect)
+    ├── PageError                     a friendly HTML page for browsers (never a redirect)
+    └── CognitoError                  the Cognito Identity wire API: {"__type", "message"}
 
 OAuth errors that may travel back to a client's redirect URI are raised as `OAuthError` and
 turned into a redirect by the authorize endpoint once it has validated that URI; everything
@@ -137,3 +138,29 @@ class PageError(GatewayError):
         self.message = message
         self.status_code = status_code
         super().__init__(f"{title}: {message}")
+
+
+class CognitoError(GatewayError):
+    """An AWS JSON 1.1 error as Cognito Identity returns it: HTTP 400 (or the given status),
+    body `{"__type": "NotAuthorizedException", "message": "..."}` and `x-amzn-ErrorType`."""
+
+    def __init__(
+        self, type_name: str, message: str, status_code: int = 400, retry_after: int | None = None
+    ) -> None:
+        self.type_name = type_name
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(f"{type_name}: {message}")
+
+
+def not_authorized(message: str) -> CognitoError:
+    return CognitoError("NotAuthorizedException", message)
+
+
+def invalid_parameter(message: str) -> CognitoError:
+    return CognitoError("InvalidParameterException", message)
+
+
+def not_found(message: str) -> CognitoError:
+    return CognitoError("ResourceNotFoundException", message)

@@ -12,9 +12,12 @@ import logging
 from dataclasses import dataclass, field
 
 from gateway.connectors import Connector, build_connectors
+from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
 from gateway.flows import FlowStore
-from gateway.identity.ids import IdentityResolver
+from gateway.identity.ids import IdentityStore
+from gateway.identity.pools import IdentityPools
+from gateway.identity.providers import ProviderVerifier
 from gateway.keys import KeyRing
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
@@ -51,10 +54,13 @@ class Services:
     flows: FlowStore
     sessions: SessionManager
     users: UserDirectory
-    identities: IdentityResolver
+    identities: IdentityStore
     connectors: dict[str, Connector]
     pages: Pages
     csrf: Csrf
+    pools: IdentityPools
+    verifier: ProviderVerifier
+    vendor: CredentialVendor
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -73,6 +79,8 @@ class Services:
                 await task
         self._tasks.clear()
         self.users.hasher.close()
+        await self.verifier.close()
+        await self.vendor.close()
         await self.store.close()
 
     async def _maintain_keys(self) -> None:
@@ -109,19 +117,23 @@ def build_services(
     )
     users = UserDirectory(store, hasher or PasswordHasher())
     pages = Pages(settings)
+    tokens = TokenService(settings, keys)
     return Services(
         settings=settings,
         store=store,
         sealer=sealer,
         keys=keys,
-        tokens=TokenService(settings, keys),
+        tokens=tokens,
         clients=ClientRegistry(settings.clients, sealer),
         grants=GrantStore(store, sealer),
         flows=FlowStore(store, sealer, tokens_cfg.flow_ttl),
         sessions=SessionManager(store, sealer, settings.sessions),
         users=users,
-        identities=IdentityResolver(store, settings.region),
+        identities=IdentityStore(store, settings.region),
         connectors=build_connectors(settings.connectors, users=users),
         pages=pages,
         csrf=Csrf(sealer, pages, settings.issuer),
+        pools=IdentityPools(settings.identity_pools, store),
+        verifier=ProviderVerifier(tokens, settings.issuer, tokens_cfg.leeway),
+        vendor=CredentialVendor(store, sealer, tokens),
     )

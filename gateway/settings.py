@@ -205,6 +205,142 @@ class ConnectorSettings(_Model):
     name: str = "Email and password"
 
 
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+POOL_ID = re.compile(
+    r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+
+
+def _role_arn(value: str) -> str:
+    if not ROLE_ARN.match(value):
+        raise ValueError("must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+    return value
+
+
+RoleArn = Annotated[str, AfterValidator(_role_arn)]
+
+
+class LoginProviderSettings(_Model):
+    """A source of tokens that identity-pool logins accept.
+
+    `type: cognate` is this gateway's own ID tokens (`name` defaults to the issuer without the
+    scheme, as AWS names OIDC providers); `type: oidc` any OpenID Provider whose ID tokens are
+    verified against its JWKS (`issuer`, `client_ids` = accepted audiences); `type: developer` a
+    developer provider name for GetOpenIdTokenForDeveloperIdentity."""
+
+    type: Literal["cognate", "oidc", "developer"]
+    name: str | None = Field(None, min_length=1, max_length=128)
+    issuer: str | None = None
+    client_ids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _complete(self) -> LoginProviderSettings:
+        if self.type == "oidc":
+            if not self.issuer:
+                raise ValueError("issuer: required for an oidc provider")
+            check_absolute_url(self.issuer, allow_http_loopback_only=True)
+            if not self.client_ids:
+                raise ValueError("client_ids: list the audiences (client ids) to accept")
+        if self.type == "developer" and not self.name:
+            raise ValueError("name: required for a developer provider")
+        return self
+
+
+class MappingRuleSettings(_Model):
+    """One rule of a `Rules` role mapping (first match wins)."""
+
+    claim: str = Field(min_length=1, max_length=64)
+    match_type: Literal["Equals", "Contains", "StartsWith", "NotEqual"]
+    value: str = Field(min_length=1, max_length=128)
+    role_arn: RoleArn
+
+
+class RoleMappingSettings(_Model):
+    """How a provider's token chooses the role (AWS RoleMapping)."""
+
+    type: Literal["Token", "Rules"]
+    ambiguous_role_resolution: Literal["AuthenticatedRole", "Deny"] = "AuthenticatedRole"
+    rules: list[MappingRuleSettings] = Field(default_factory=list, max_length=25)
+
+    @model_validator(mode="after")
+    def _rules(self) -> RoleMappingSettings:
+        if self.type == "Rules" and not self.rules:
+            raise ValueError("rules: a Rules mapping needs at least one rule")
+        return self
+
+
+class PoolRoles(_Model):
+    authenticated: RoleArn | None = None
+    unauthenticated: RoleArn | None = None
+
+
+class StsSettings(_Model):
+    """Where AssumeRoleWithWebIdentity goes (AWS regional STS, MinIO, Ceph RGW, ...)."""
+
+    endpoint: str = "https://sts.amazonaws.com"
+    region: str = "us-east-1"
+    duration: Duration = 3600
+    timeout: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return check_absolute_url(value, allow_http_loopback_only=True)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: int) -> int:
+        if not 900 <= value <= 43200:
+            raise ValueError("must be between 900 s (15m) and 43200 s (12h)")
+        return value
+
+
+class IdentityPoolSettings(_Model):
+    """A Cognito-style identity pool: who may get an identity ID, and which AWS role."""
+
+    id: str
+    name: str = Field(min_length=1, max_length=128)
+    providers: list[LoginProviderSettings] = Field(default_factory=list)
+    allow_unauthenticated: bool = False
+    allow_classic_flow: bool = False
+    roles: PoolRoles = Field(default_factory=PoolRoles)
+    role_mappings: dict[str, RoleMappingSettings] = Field(default_factory=dict)
+    principal_tags: dict[str, dict[str, str]] = Field(default_factory=dict)
+    session_policy: str | None = None
+    token_ttl: Duration = 600
+    sts: StsSettings = Field(default_factory=StsSettings)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not POOL_ID.match(value):
+            raise ValueError("must be <region>:<lowercase uuid>, e.g. us-east-1:0f6e…")
+        return value
+
+    @field_validator("session_policy")
+    @classmethod
+    def _policy(cls, value: str | None) -> str | None:
+        if value is not None:
+            import json
+
+            try:
+                json.loads(value.replace("${cognate:identity_id}", "x"))
+            except ValueError:
+                raise ValueError(
+                    "must be a JSON policy document (${cognate:identity_id} may appear)"
+                ) from None
+        return value
+
+
+class AdminKey(_Model):
+    """Credentials that SigV4-sign the Cognito Identity admin operations."""
+
+    access_key_id: str = Field(pattern=r"^[A-Z0-9]{16,128}$")
+    secret_access_key: str = Field(min_length=16)
+
+
 class Settings(_Model):
     """Everything the gateway needs, as one validated object."""
 
@@ -219,6 +355,8 @@ class Settings(_Model):
     connectors: list[ConnectorSettings] = Field(
         default_factory=lambda: [ConnectorSettings(id="local", type="local")]
     )
+    identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)
+    admin_keys: list[AdminKey] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     demo: bool = False
 
@@ -241,6 +379,7 @@ class Settings(_Model):
         for what, field, ids in (
             ("clients", "client_id", [c.client_id for c in self.clients]),
             ("connectors", "id", [c.id for c in self.connectors]),
+            ("identity_pools", "id", [p.id for p in self.identity_pools]),
         ):
             for index, value in enumerate(ids):
                 first = ids.index(value)

@@ -134,6 +134,55 @@ class TokenService:
             claims["at_hash"] = at_hash(access_token)
         return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
 
+    def web_identity_token(
+        self,
+        *,
+        identity_id: str,
+        pool_id: str,
+        amr: list[str],
+        ttl: int,
+        tags: dict[str, str] | None = None,
+        source_identity: str | None = None,
+        now: int | None = None,
+    ) -> str:
+        """The token an identity pool hands to STS AssumeRoleWithWebIdentity (and returns from
+        GetOpenIdToken): aud = the pool, sub = the identity, amr says how it authenticated.
+        Session tags and the source identity use the claim names AWS STS reads."""
+        now = int(time.time()) if now is None else now
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "sub": identity_id, "aud": pool_id, "amr": amr, "iat": now,
+            "exp": now + ttl, "jti": uuid.uuid4().hex,
+        }
+        if tags:
+            claims["https://aws.amazon.com/tags"] = {
+                "principal_tags": {k: [v] for k, v in tags.items()},
+                "transitive_tag_keys": sorted(tags),
+            }
+        if source_identity:
+            claims["https://aws.amazon.com/source_identity"] = source_identity
+        return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
+
+    async def verify_own_jwt(self, token: str, now: int | None = None) -> dict[str, Any]:
+        """Claims of an ID or web-identity token we issued: signature, issuer, lifetime.
+        The caller checks the audience. Raises ValueError otherwise."""
+        try:
+            decoded = await self._keys.decode(token, [self._settings.keys.id_token_alg])
+        except (JoseError, ValueError) as exc:
+            raise ValueError("the token is malformed or badly signed") from exc
+        if decoded.header.get("typ") == ACCESS_TOKEN_TYPE:
+            raise ValueError("an access token is not a login token")
+        claims = dict(decoded.claims)
+        now = int(time.time()) if now is None else now
+        leeway = self._settings.tokens.leeway
+        try:
+            if claims.get("iss") != self.issuer or not claims.get("sub"):
+                raise ValueError("the token was not issued by this gateway")
+            if int(claims["exp"]) + leeway < now:
+                raise ValueError("the token has expired")
+        except (KeyError, TypeError) as exc:
+            raise ValueError("the token lacks required claims") from exc
+        return claims
+
     async def verify_access_token(self, token: str, now: int | None = None) -> AccessToken:
         """Signature, type, issuer and lifetime of one of our access tokens; InvalidToken if not.
         Revocation (is the grant still alive?) is the caller's check against the store."""

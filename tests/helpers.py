@@ -131,15 +131,13 @@ def make_settings(port: int, redis_url: str, **overrides: Any) -> Settings:
     return settings_from_dict(data)
 
 
-class GatewayServer:
-    """The gateway on 127.0.0.1:<free port>, in a thread."""
+class AppServer:
+    """Any ASGI app under uvicorn on 127.0.0.1:<port>, in a thread with its own event loop."""
 
-    def __init__(self, settings: Settings, hasher: PasswordHasher | None = None) -> None:
-        self.settings = settings
-        self.port = int(urlsplit(settings.issuer).port or 80)
-        self.url = settings.issuer
-        self.services: Services = build_services(settings, hasher=hasher or fast_hasher())
-        self.app = create_app(self.services)
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -162,7 +160,7 @@ class GatewayServer:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
-    def start(self) -> GatewayServer:
+    def start(self) -> Any:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -174,6 +172,19 @@ class GatewayServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+class GatewayServer(AppServer):
+    """The gateway on its issuer's port."""
+
+    def __init__(self, settings: Settings, hasher: PasswordHasher | None = None) -> None:
+        self.settings = settings
+        self.services: Services = build_services(settings, hasher=hasher or fast_hasher())
+        super().__init__(create_app(self.services), int(urlsplit(settings.issuer).port or 80))
+
+    def start(self) -> GatewayServer:
+        super().start()
+        return self
 
     async def call(self, fn: Callable[[Services], Awaitable[Any]]) -> Any:
         """Run `fn(services)` on the server's event loop and return its result."""

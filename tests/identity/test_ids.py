@@ -9,7 +9,7 @@ import secrets
 import pytest
 
 from gateway.errors import StoreUnavailable
-from gateway.identity.ids import IdentityResolver
+from gateway.identity.ids import IdentityStore
 from gateway.store import open_store
 from tests.helpers import RedisServer, free_port
 
@@ -21,21 +21,23 @@ async def test_hundred_parallel_first_logins_make_one_identity(redis_server: Red
     prefix = stores[0].prefix
     # Several independent connections, as several replicas would have.
     stores += [open_store(redis_server.url, prefix=prefix) for _ in range(3)]
-    resolvers = [IdentityResolver(s, "eu-west-1") for s in stores]
+    resolvers = [IdentityStore(s, "eu-west-1") for s in stores]
     ids = await asyncio.gather(
         *(resolvers[i % len(resolvers)].resolve("google", "subject-1") for i in range(100))
     )
     assert len(set(ids)) == 1
     assert ID_FORMAT.match(ids[0])
     identity = await resolvers[0].get(ids[0])
-    assert identity is not None and identity.logins == ["google:subject-1"]
+    assert identity is not None and [(x.provider, x.subject) for x in identity.logins] == [
+        ("google", "subject-1")
+    ]
     for s in stores:
         await s.close()
 
 
 async def test_same_subject_other_connector_is_another_identity(redis_server: RedisServer) -> None:
     store = open_store(redis_server.url, prefix="ids-" + secrets.token_hex(4))
-    resolver = IdentityResolver(store, "eu-west-1")
+    resolver = IdentityStore(store, "eu-west-1")
     a = await resolver.resolve("google", "same@example.com")
     b = await resolver.resolve("github", "same@example.com")
     assert a != b
@@ -45,7 +47,7 @@ async def test_same_subject_other_connector_is_another_identity(redis_server: Re
 
 async def test_missing_record_is_repaired(redis_server: RedisServer) -> None:
     store = open_store(redis_server.url, prefix="ids-" + secrets.token_hex(4))
-    resolver = IdentityResolver(store, "eu-west-1")
+    resolver = IdentityStore(store, "eu-west-1")
     identity_id = await resolver.resolve("local", "u1")
     await store.delete(store.key("identity", identity_id))  # as if we crashed between writes
     assert await resolver.resolve("local", "u1") == identity_id
@@ -55,7 +57,7 @@ async def test_missing_record_is_repaired(redis_server: RedisServer) -> None:
 
 async def test_store_down_mints_nothing() -> None:
     store = open_store(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.3)
-    resolver = IdentityResolver(store, "eu-west-1")
+    resolver = IdentityStore(store, "eu-west-1")
     with pytest.raises(StoreUnavailable):
         await resolver.resolve("local", "u1")
     await store.close()

@@ -1,0 +1,156 @@
+"""Vending role-scoped AWS credentials: mint a web-identity token, call STS, cache the answer.
+
+The cache key is (identity, role, session policy); the value is sealed at rest and lives until
+shortly before the credentials expire. Concurrent requests for one key make one STS call: within
+a process they await the same task; across replicas a short lock in the store lets one replica
+call while the others wait briefly for its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+
+from gateway.credentials.sts import Credentials, StsClient, StsError
+from gateway.crypto import Sealer
+from gateway.errors import CognitoError, not_authorized
+from gateway.settings import IdentityPoolSettings
+from gateway.store import Store
+from gateway.tokens import TokenService
+
+REFRESH_MARGIN = 300  # seconds before expiry at which cached credentials are renewed
+LOCK_TTL = 15
+_SESSION_NAME = re.compile(r"[^\w+=,.@-]")
+
+
+def session_name(preferred: str | None, identity_id: str) -> str:
+    """A RoleSessionName naming the user (CloudTrail shows it): only `[\\w+=,.@-]`, ≤ 64."""
+    name = _SESSION_NAME.sub("-", preferred or identity_id.split(":")[-1])[:64]
+    return name if len(name) >= 2 else identity_id.split(":")[-1][:64]
+
+
+@dataclass(frozen=True)
+class VendRequest:
+    """Everything needed to vend credentials for one identity and role."""
+
+    pool: IdentityPoolSettings
+    identity_id: str
+    role_arn: str
+    amr: list[str]
+    tags: dict[str, str]
+    session_name: str
+
+
+class CredentialVendor:
+    """STS calls with caching and single flight."""
+
+    def __init__(self, store: Store, sealer: Sealer, tokens: TokenService) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._tokens = tokens
+        self._clients: dict[str, StsClient] = {}
+        self._inflight: dict[str, asyncio.Task[Credentials]] = {}
+        self.sts_calls = 0
+
+    def client(self, pool: IdentityPoolSettings) -> StsClient:
+        client = self._clients.get(pool.sts.endpoint)
+        if client is None:
+            client = StsClient(pool.sts.endpoint, timeout=pool.sts.timeout,
+                               retries=pool.sts.retries)
+            self._clients[pool.sts.endpoint] = client
+        return client
+
+    async def credentials(self, request: VendRequest) -> Credentials:
+        """Cached credentials, or fresh ones from STS."""
+        policy = self._policy(request)
+        digest = hashlib.sha256(f"{request.role_arn}\n{policy or ''}".encode()).hexdigest()[:32]
+        key = self._store.key("creds", request.identity_id, digest)
+        cached = await self._cached(key)
+        if cached is not None:
+            return cached
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch(key, request, policy))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    def _policy(self, request: VendRequest) -> str | None:
+        if not request.pool.session_policy:
+            return None
+        return request.pool.session_policy.replace("${cognate:identity_id}", request.identity_id)
+
+    async def _cached(self, key: str) -> Credentials | None:
+        raw = await self._store.get(key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(self._sealer.open(raw, purpose="creds", context=key.encode()))
+        except ValueError:
+            return None
+        creds = Credentials(**data)
+        return creds if creds.expiration - time.time() > REFRESH_MARGIN else None
+
+    async def _fetch(self, key: str, request: VendRequest, policy: str | None) -> Credentials:
+        lock = f"{key}:lock"
+        if not await self._store.create(lock, b"1", ttl=LOCK_TTL):
+            # Another replica is calling STS for this key: wait a little for its answer.
+            for attempt in range(20):
+                await asyncio.sleep(min(0.5, 0.02 * 2**attempt))
+                cached = await self._cached(key)
+                if cached is not None:
+                    return cached
+                if await self._store.get(lock) is None:
+                    break
+        try:
+            creds = await self._call_sts(request, policy)
+            ttl = creds.expiration - int(time.time()) - REFRESH_MARGIN
+            if ttl > 0:
+                blob = self._sealer.seal(json.dumps(asdict(creds)).encode(), purpose="creds",
+                                         context=key.encode())
+                await self._store.put(key, blob, ttl=ttl)
+            return creds
+        finally:
+            await self._store.delete(lock)
+
+    async def _call_sts(self, request: VendRequest, policy: str | None) -> Credentials:
+        pool = request.pool
+        for attempt in range(2):
+            token = self._tokens.web_identity_token(
+                identity_id=request.identity_id, pool_id=pool.id, amr=request.amr,
+                ttl=pool.token_ttl, tags=request.tags, source_identity=request.session_name,
+            )
+            try:
+                self.sts_calls += 1
+                return await self.client(pool).assume_role_with_web_identity(
+                    role_arn=request.role_arn, session_name=request.session_name,
+                    web_identity_token=token, duration=pool.sts.duration, policy=policy,
+                )
+            except StsError as exc:
+                if exc.code == "InvalidIdentityToken" and attempt == 0:
+                    continue  # e.g. STS fetched our JWKS before a rotation: one fresh token
+                raise _cognito_error(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+def _cognito_error(exc: StsError) -> CognitoError:
+    if exc.code == "Unavailable":
+        return CognitoError("ExternalServiceException",
+                            "The security token service is unavailable; try again.", 503,
+                            retry_after=5)
+    if exc.code == "InvalidIdentityToken":
+        return CognitoError("ExternalServiceException",
+                            "The security token service refused the identity token.", 502)
+    if exc.code == "IDPRejectedClaim":
+        return CognitoError("NotAuthorizedException", f"A claim was rejected: {exc.message}", 403)
+    if exc.code in ("AccessDenied", "AccessDeniedException"):
+        return not_authorized("The role's trust policy does not allow this identity.")
+    return CognitoError("ExternalServiceException", f"STS error {exc.code}.", 502)

@@ -1,0 +1,174 @@
+"""The SigV4-signed Cognito Identity operations: developer identities and administration.
+
+Split from `cognito.py` to keep modules small; the signature itself is checked in the dispatcher
+before any of these run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import CognitoError, invalid_parameter, not_found
+from gateway.identity.cognito import Body, Operation, _identity_id, _logins
+from gateway.identity.ids import Identity, LoginTaken
+from gateway.identity.providers import VerifiedLogin
+from gateway.settings import IdentityPoolSettings
+
+if TYPE_CHECKING:
+    from gateway.identity.cognito import CognitoApi
+
+
+def _developer_provider(pool: IdentityPoolSettings, name: str | None = None) -> str:
+    names = [p.name for p in pool.providers if p.type == "developer" and p.name]
+    if not names or (name is not None and name not in names):
+        raise invalid_parameter("The developer provider name does not match the identity pool.")
+    return name or names[0]
+
+
+def _describe(identity: Identity) -> Body:
+    return {
+        "IdentityId": identity.identity_id,
+        "Logins": list(dict.fromkeys(login.provider for login in identity.logins)),
+        "CreationDate": identity.created,
+        "LastModifiedDate": identity.last_modified,
+    }
+
+
+def _limit(body: Body, default: int | None = None) -> int:
+    value = body.get("MaxResults", default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 60:
+        raise invalid_parameter("MaxResults must be between 1 and 60.")
+    return value
+
+
+def admin_operations(api: CognitoApi) -> dict[str, Operation]:
+    s = api.s
+
+    async def get_open_id_token_for_developer_identity(body: Body) -> Body:
+        pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
+        logins = _logins(body)
+        developer = _developer_provider(pool)
+        if developer not in logins:
+            raise invalid_parameter(f"Logins must contain the developer provider {developer}.")
+        user = logins.pop(developer)
+        duration = body.get("TokenDuration", pool.token_ttl)
+        if not isinstance(duration, int) or not 1 <= duration <= 86400:
+            raise invalid_parameter("TokenDuration must be between 1 and 86400 seconds.")
+        tags = body.get("PrincipalTags") or {}
+        if not isinstance(tags, dict) or len(tags) > 50:
+            raise invalid_parameter("PrincipalTags must map up to 50 tag keys to values.")
+        verified = await api.verify_logins(pool, logins)
+        start = _identity_id(body) if body.get("IdentityId") else None
+        owner = await s.identities.find(developer, user)
+        if start and owner and owner != start:
+            raise CognitoError("DeveloperUserAlreadyRegisteredException",
+                               "The developer user is already registered with another identity.")
+        verified.append(VerifiedLogin(developer, user, {}))
+        if start and await s.identities.get(start) is None:
+            raise not_found(f"Identity '{start}' not found.")
+        identity_id = await api.identity_for(pool, verified, start=start)
+        token = s.tokens.web_identity_token(
+            identity_id=identity_id, pool_id=pool.id,
+            amr=["authenticated", *dict.fromkeys(v.provider for v in verified)],
+            ttl=duration, tags={str(k): str(v) for k, v in tags.items()},
+        )
+        return {"IdentityId": identity_id, "Token": token}
+
+    async def describe_identity(body: Body) -> Body:
+        identity_id = _identity_id(body)
+        identity = await s.identities.get(identity_id)
+        if identity is None:
+            raise not_found(f"Identity '{identity_id}' not found.")
+        return _describe(identity)
+
+    async def list_identities(body: Body) -> Body:
+        pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
+        token = body.get("NextToken")
+        if token is not None and not isinstance(token, str):
+            raise invalid_parameter("NextToken is not valid.")
+        page, following = await s.identities.page(
+            pool.id, token, _limit(body), hide_disabled=bool(body.get("HideDisabled")))
+        result: Body = {"IdentityPoolId": pool.id, "Identities": [_describe(i) for i in page]}
+        if following:
+            result["NextToken"] = following
+        return result
+
+    async def delete_identities(body: Body) -> Body:
+        ids = body.get("IdentityIdsToDelete")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 60:
+            raise invalid_parameter("IdentityIdsToDelete must list 1 to 60 identity IDs.")
+        for identity_id in ids:
+            await s.identities.delete(_identity_id({"IdentityId": identity_id}))
+        return {"UnprocessedIdentityIds": []}
+
+    async def lookup_developer_identity(body: Body) -> Body:
+        pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
+        developer = _developer_provider(pool)
+        user = body.get("DeveloperUserIdentifier")
+        identity_id = _identity_id(body) if body.get("IdentityId") else None
+        if user is None and identity_id is None:
+            raise invalid_parameter("Give IdentityId or DeveloperUserIdentifier.")
+        if user is not None:
+            owner = await s.identities.find(developer, str(user))
+            if owner is None or (identity_id and owner != identity_id):
+                raise not_found("Developer user identifier not found.")
+            identity_id = owner
+        identity = await s.identities.get(identity_id or "")
+        if identity is None:
+            raise not_found(f"Identity '{identity_id}' not found.")
+        users = [x.subject for x in identity.logins if x.provider == developer]
+        return {"IdentityId": identity.identity_id,
+                "DeveloperUserIdentifierList": users[: _limit(body, 60)]}
+
+    async def merge_developer_identities(body: Body) -> Body:
+        pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
+        developer = _developer_provider(pool, body.get("DeveloperProviderName"))
+        source, target = body.get("SourceUserIdentifier"), body.get("DestinationUserIdentifier")
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise invalid_parameter("SourceUserIdentifier and DestinationUserIdentifier are "
+                                    "required.")
+        source_id = await s.identities.find(developer, source)
+        target_id = await s.identities.find(developer, target)
+        if source_id is None or target_id is None:
+            raise not_found("Developer user identifier not found.")
+        if source_id != target_id:
+            moving = await s.identities.get(source_id)
+            for login in moving.logins if moving else []:
+                await s.identities.unlink(source_id, login.provider, login.subject)
+                try:
+                    await s.identities.link(target_id, login.provider, login.subject)
+                except LoginTaken:
+                    raise CognitoError("ResourceConflictException",
+                                       "A login moved concurrently.") from None
+            await s.identities.delete(source_id)
+        return {"IdentityId": target_id}
+
+    async def unlink_developer_identity(body: Body) -> Body:
+        pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
+        developer = _developer_provider(pool, body.get("DeveloperProviderName"))
+        identity_id = _identity_id(body)
+        user = str(body.get("DeveloperUserIdentifier") or "")
+        if await s.identities.find(developer, user) != identity_id:
+            raise not_found("Developer user identifier not found for this identity.")
+        await s.identities.unlink(identity_id, developer, user)
+        return {}
+
+    async def set_identity_pool_roles(body: Body) -> Body:
+        roles, mappings = body.get("Roles"), body.get("RoleMappings") or {}
+        if not isinstance(roles, dict) or not isinstance(mappings, dict):
+            raise invalid_parameter("Roles (and RoleMappings) must be maps.")
+        await s.pools.set_roles(_identity_id(body, "IdentityPoolId"), roles, mappings)
+        return {}
+
+    operations: dict[str, Any] = {
+        "GetOpenIdTokenForDeveloperIdentity": get_open_id_token_for_developer_identity,
+        "DescribeIdentity": describe_identity,
+        "ListIdentities": list_identities,
+        "DeleteIdentities": delete_identities,
+        "LookupDeveloperIdentity": lookup_developer_identity,
+        "MergeDeveloperIdentities": merge_developer_identities,
+        "UnlinkDeveloperIdentity": unlink_developer_identity,
+        "GetIdentityPoolRoles": api.roles_of,
+        "SetIdentityPoolRoles": set_identity_pool_roles,
+    }
+    return operations

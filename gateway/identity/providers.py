@@ -1,0 +1,207 @@
+"""Verifying the tokens in an identity pool's `Logins` map.
+
+A login is `provider name → token`. Which providers a pool accepts, and how each is checked:
+
+- `cognate` (named after our issuer without `https://`): an ID token this gateway issued.
+  Its `sub` already *is* an identity ID, so the login proves that identity directly.
+- `cognito-identity.amazonaws.com`: a web-identity token from GetOpenIdToken(ForDeveloperIdentity)
+  with `aud` = this pool (the "enhanced flow" of developer-authenticated identities).
+- `oidc`: an ID token from another OpenID Provider, checked against that provider's JWKS only
+  (fetched via its discovery document, cached, refetched at most once per cooldown for an unknown
+  `kid`), with exact `iss`, an accepted `aud`, lifetime, and RS256/ES256 only — never `none`, never
+  HMAC, and never a key carried in the token's own header.
+
+Developer providers are not accepted here: they are only usable through the SigV4-signed
+GetOpenIdTokenForDeveloperIdentity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from gateway.settings import IdentityPoolSettings, LoginProviderSettings
+from gateway.tokens import TokenService
+
+log = logging.getLogger("cognate.identity")
+
+COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
+ALLOWED_ALGORITHMS = ["RS256", "ES256"]
+
+
+class LoginRejected(Exception):
+    """A token that does not prove its login; the message is safe to show the caller."""
+
+
+@dataclass(frozen=True)
+class VerifiedLogin:
+    """A login whose token checked out."""
+
+    provider: str
+    subject: str
+    claims: dict[str, Any]
+    identity_id: str | None = None  # set when the token itself names the identity
+
+
+def provider_name(issuer: str) -> str:
+    """AWS names an OIDC provider by its issuer without the scheme (`auth.example.com/path`)."""
+    parts = urlsplit(issuer)
+    return parts.netloc + parts.path.rstrip("/")
+
+
+@dataclass
+class _Jwks:
+    keys: KeySet | None = None
+    fetched: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ProviderVerifier:
+    """Checks login tokens for every pool; one JWKS cache per external issuer."""
+
+    REFETCH_COOLDOWN = 30.0
+
+    def __init__(self, tokens: TokenService, issuer: str, leeway: int) -> None:
+        self._tokens = tokens
+        self._own_name = provider_name(issuer)
+        self._leeway = leeway
+        self._jwks: dict[str, _Jwks] = {}
+        self._http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+
+    def providers(self, pool: IdentityPoolSettings) -> dict[str, LoginProviderSettings]:
+        """The pool's accepted providers by login name."""
+        named: dict[str, LoginProviderSettings] = {}
+        for p in pool.providers:
+            if p.type == "cognate":
+                named[p.name or self._own_name] = p
+            elif p.type == "oidc":
+                named[p.name or provider_name(p.issuer or "")] = p
+            else:
+                named[p.name or ""] = p
+        return named
+
+    async def verify(self, pool: IdentityPoolSettings, name: str, token: str) -> VerifiedLogin:
+        """Check one `Logins` entry; LoginRejected with a safe message otherwise."""
+        if name == COGNITO_PROVIDER:
+            return await self._verify_web_identity(pool, token)
+        provider = self.providers(pool).get(name)
+        if provider is None:
+            raise LoginRejected(f"Invalid login token. Provider {name} is not configured for "
+                                "this identity pool.")
+        if provider.type == "cognate":
+            return await self._verify_own(provider, name, token)
+        if provider.type == "oidc":
+            return await self._verify_oidc(provider, name, token)
+        raise LoginRejected("Developer provider logins are only accepted through "
+                            "GetOpenIdTokenForDeveloperIdentity.")
+
+    async def _verify_own(
+        self, provider: LoginProviderSettings, name: str, token: str
+    ) -> VerifiedLogin:
+        try:
+            claims = await self._tokens.verify_own_jwt(token)
+        except ValueError as exc:
+            raise LoginRejected(f"Invalid login token. {exc}.") from None
+        audiences = _audiences(claims)
+        if provider.client_ids and not audiences & set(provider.client_ids):
+            raise LoginRejected("Invalid login token. Incorrect token audience.")
+        if any(aud.count(":") == 1 and "-" in aud.split(":")[0] for aud in audiences):
+            raise LoginRejected("Invalid login token. A web-identity token is not an ID token.")
+        sub = str(claims["sub"])
+        return VerifiedLogin(name, sub, claims, identity_id=sub)
+
+    async def _verify_web_identity(self, pool: IdentityPoolSettings, token: str) -> VerifiedLogin:
+        try:
+            claims = await self._tokens.verify_own_jwt(token)
+        except ValueError as exc:
+            raise LoginRejected(f"Invalid login token. {exc}.") from None
+        if pool.id not in _audiences(claims):
+            raise LoginRejected("Invalid login token. Incorrect token audience.")
+        sub = str(claims["sub"])
+        return VerifiedLogin(COGNITO_PROVIDER, sub, claims, identity_id=sub)
+
+    async def _verify_oidc(
+        self, provider: LoginProviderSettings, name: str, token: str
+    ) -> VerifiedLogin:
+        issuer = provider.issuer or ""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError):
+            raise LoginRejected("Invalid login token. Not a JWT.") from None
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise LoginRejected("Invalid login token. Unsupported signing algorithm.")
+        keys = await self._keys(issuer)
+        try:
+            claims = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS).claims
+        except JoseError:
+            # Maybe the IdP rotated: refetch once (rate-limited), then give up.
+            keys = await self._keys(issuer, refresh=True)
+            try:
+                claims = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS).claims
+            except JoseError:
+                raise LoginRejected("Invalid login token. Signature verification failed.") from None
+        now = int(time.time())
+        try:
+            if claims.get("iss") != issuer:
+                raise LoginRejected("Invalid login token. Issuer mismatch.")
+            if not _audiences(claims) & set(provider.client_ids):
+                raise LoginRejected("Invalid login token. Incorrect token audience.")
+            if int(claims["exp"]) + self._leeway < now:
+                raise LoginRejected("Invalid login token. Token expired.")
+            if int(claims["iat"]) - self._leeway > now:
+                raise LoginRejected("Invalid login token. Token used before issued.")
+            if not claims.get("sub"):
+                raise LoginRejected("Invalid login token. Missing sub.")
+        except (KeyError, TypeError, ValueError):
+            raise LoginRejected("Invalid login token. Missing required claims.") from None
+        return VerifiedLogin(name, str(claims["sub"]), dict(claims))
+
+    async def _keys(self, issuer: str, refresh: bool = False) -> KeySet:
+        cache = self._jwks.setdefault(issuer, _Jwks())
+        async with cache.lock:
+            stale = cache.keys is None or (
+                refresh and time.monotonic() - cache.fetched >= self.REFETCH_COOLDOWN
+            )
+            if stale:
+                try:
+                    cache.keys = await self._fetch_jwks(issuer)
+                    cache.fetched = time.monotonic()
+                except (httpx.HTTPError, ValueError, KeyError, JoseError) as exc:
+                    # Keep the keys we had: a bad answer must not erase good keys.
+                    log.warning("JWKS fetch failed", extra={"issuer": issuer, "error": str(exc)})
+                    if cache.keys is None:
+                        raise LoginRejected(
+                            "Invalid login token. The identity provider's keys are unavailable."
+                        ) from None
+            assert cache.keys is not None  # noqa: S101 - set above or raised
+            return cache.keys
+
+    async def _fetch_jwks(self, issuer: str) -> KeySet:
+        discovery = await self._http.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration")
+        discovery.raise_for_status()
+        meta = discovery.json()
+        if meta.get("issuer") != issuer:
+            raise ValueError("the discovery document names another issuer")
+        response = await self._http.get(meta["jwks_uri"])
+        response.raise_for_status()
+        keys = [k for k in response.json()["keys"] if k.get("kty") in ("RSA", "EC")]
+        return KeySet.import_key_set({"keys": keys})
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def _audiences(claims: dict[str, Any]) -> set[str]:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return {aud}
+    return {str(a) for a in aud} if isinstance(aud, list) else set()
