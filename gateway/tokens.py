@@ -138,7 +138,7 @@ class TokenService:
         self,
         *,
         identity_id: str,
-        pool_id: str,
+        audience: str,
         amr: list[str],
         ttl: int,
         tags: dict[str, str] | None = None,
@@ -146,11 +146,12 @@ class TokenService:
         now: int | None = None,
     ) -> str:
         """The token an identity pool hands to STS AssumeRoleWithWebIdentity (and returns from
-        GetOpenIdToken): aud = the pool, sub = the identity, amr says how it authenticated.
+        GetOpenIdToken): aud = the pool (see `token_audience`), sub = the identity, amr says
+        how it authenticated.
         Session tags and the source identity use the claim names AWS STS reads."""
         now = int(time.time()) if now is None else now
         claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": identity_id, "aud": pool_id, "amr": amr, "iat": now,
+            "iss": self.issuer, "sub": identity_id, "aud": audience, "amr": amr, "iat": now,
             "exp": now + ttl, "jti": uuid.uuid4().hex,
         }
         if tags:

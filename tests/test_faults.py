@@ -27,6 +27,14 @@ def outage() -> Iterator[tuple[RedisServer, GatewayServer]]:
         free_port(),
         redis.url,
         store={"url": redis.url, "prefix": "faults", "socket_timeout": 0.5, "connect_timeout": 0.5},
+        identity_pools=[
+            {
+                "id": "us-east-1:11111111-2222-4333-8444-000000000000",
+                "name": "f",
+                "allow_unauthenticated": True,
+                "roles": {"unauthenticated": "arn:aws:iam::123456789012:role/guest"},
+            }
+        ],
     )
     gateway = GatewayServer(settings).start()
     yield redis, gateway
@@ -112,3 +120,37 @@ async def test_redis_down_fails_closed_everywhere(
         assert ok.status_code == 200
     await browser.aclose()
     await fresh.aclose()
+
+
+async def test_identity_pool_api_fails_closed_and_mints_nothing(
+    outage: tuple[RedisServer, GatewayServer],
+) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    redis, gateway = outage
+    pool = gateway.settings.identity_pools[0].id
+    api = boto3.client(
+        "cognito-identity",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    before = api.get_id(IdentityPoolId=pool)["IdentityId"]  # guests allowed: the store works
+    redis.stop()
+    try:
+        for _ in range(3):
+            try:
+                api.get_id(IdentityPoolId=pool)
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "InternalErrorException"
+                assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+            else:
+                raise AssertionError("an identity ID was handed out without being stored")
+    finally:
+        redis.start()
+    after = api.get_id(IdentityPoolId=pool)["IdentityId"]
+    assert after != before

@@ -58,7 +58,11 @@ def routes(services: Services) -> list[BaseRoute]:
                 session_name=session_name(session.profile.get("email"), identity_id),
             ))
         except CognitoError as exc:
-            status = 403 if exc.status_code == 400 else exc.status_code
+            status = exc.status_code
+            if exc.type_name == "ResourceNotFoundException":
+                status = 404
+            elif status == 400:
+                status = 403
             return JSONResponse({"error": exc.type_name, "message": exc.message}, status,
                                 headers=headers)
         return JSONResponse({

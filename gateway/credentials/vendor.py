@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from gateway.credentials.sts import Credentials, StsClient, StsError
 from gateway.crypto import Sealer
 from gateway.errors import CognitoError, not_authorized
+from gateway.identity.providers import token_audience
 from gateway.settings import IdentityPoolSettings
 from gateway.store import Store
 from gateway.tokens import TokenService
@@ -121,7 +122,8 @@ class CredentialVendor:
         pool = request.pool
         for attempt in range(2):
             token = self._tokens.web_identity_token(
-                identity_id=request.identity_id, pool_id=pool.id, amr=request.amr,
+                identity_id=request.identity_id,
+                audience=token_audience(pool.id, "authenticated" in request.amr), amr=request.amr,
                 ttl=pool.token_ttl, tags=request.tags, source_identity=request.session_name,
             )
             try:

@@ -32,7 +32,12 @@ from gateway.errors import (
 )
 from gateway.identity.ids import Identity, LoginTaken, TooManyLogins
 from gateway.identity.pools import roles_as_aws
-from gateway.identity.providers import COGNITO_PROVIDER, LoginRejected, VerifiedLogin
+from gateway.identity.providers import (
+    COGNITO_PROVIDER,
+    LoginRejected,
+    VerifiedLogin,
+    token_audience,
+)
 from gateway.identity.sigv4 import verify as verify_sigv4
 from gateway.settings import IdentityPoolSettings
 
@@ -260,7 +265,8 @@ class CognitoApi:
     async def get_open_id_token(self, body: Body) -> Body:
         auth = await self.authenticate(body)
         token = self.s.tokens.web_identity_token(
-            identity_id=auth.identity_id, pool_id=auth.pool.id, amr=self.amr(auth),
+            identity_id=auth.identity_id, audience=token_audience(auth.pool.id, bool(auth.logins)),
+            amr=self.amr(auth),
             ttl=auth.pool.token_ttl, tags=self.principal_tags(auth.pool, auth),
         )
         return {"IdentityId": auth.identity_id, "Token": token}

@@ -68,7 +68,7 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
             raise not_found(f"Identity '{start}' not found.")
         identity_id = await api.identity_for(pool, verified, start=start)
         token = s.tokens.web_identity_token(
-            identity_id=identity_id, pool_id=pool.id,
+            identity_id=identity_id, audience=pool.id,
             amr=["authenticated", *dict.fromkeys(v.provider for v in verified)],
             ttl=duration, tags={str(k): str(v) for k, v in tags.items()},
         )

@@ -35,6 +35,14 @@ from gateway.tokens import TokenService
 log = logging.getLogger("cognate.identity")
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
+GUEST_AUDIENCE_SUFFIX = "/unauthenticated"
+
+
+def token_audience(pool_id: str, authenticated: bool) -> str:
+    """The `aud` of a web-identity token. Guests get their own audience so that an IAM trust
+    policy can tell them apart by `aud` alone (generic OIDC providers have no `amr` condition
+    key), and so a guest's token can never pass as an authenticated login."""
+    return pool_id if authenticated else pool_id + GUEST_AUDIENCE_SUFFIX
 ALLOWED_ALGORITHMS = ["RS256", "ES256"]
 
 
@@ -114,8 +122,9 @@ class ProviderVerifier:
         audiences = _audiences(claims)
         if provider.client_ids and not audiences & set(provider.client_ids):
             raise LoginRejected("Invalid login token. Incorrect token audience.")
-        if any(aud.count(":") == 1 and "-" in aud.split(":")[0] for aud in audiences):
-            raise LoginRejected("Invalid login token. A web-identity token is not an ID token.")
+        if not isinstance(claims.get("azp"), str) or claims["azp"] not in audiences:
+            # Our ID tokens always name their client in azp; web-identity tokens never do.
+            raise LoginRejected("Invalid login token. Not an ID token.")
         sub = str(claims["sub"])
         return VerifiedLogin(name, sub, claims, identity_id=sub)
 
@@ -126,6 +135,9 @@ class ProviderVerifier:
             raise LoginRejected(f"Invalid login token. {exc}.") from None
         if pool.id not in _audiences(claims):
             raise LoginRejected("Invalid login token. Incorrect token audience.")
+        amr = claims.get("amr")
+        if not isinstance(amr, list) or "authenticated" not in amr:
+            raise LoginRejected("Invalid login token. Not an authenticated identity's token.")
         sub = str(claims["sub"])
         return VerifiedLogin(COGNITO_PROVIDER, sub, claims, identity_id=sub)
 

@@ -149,6 +149,7 @@ def pool_settings(own_url: str, idp_url: str, sts_url: str) -> list[dict[str, An
             "session_policy": '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
             '"Action": "s3:*", "Resource": "arn:aws:s3:::bucket/${cognate:identity_id}/*"}]}',
             "sts": {"endpoint": sts_url, "retries": 3},
+            "cors_origins": ["https://spa.example.com"],
         },
         {
             "id": CLOSED_POOL,

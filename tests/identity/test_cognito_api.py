@@ -162,6 +162,26 @@ async def test_guest_credentials_use_the_unauthenticated_role(
     assert sts.requests[-1]["RoleArn"] == UNAUTH_ROLE
     claims = jwt.decode(sts.requests[-1]["WebIdentityToken"], jwks(pools)).claims
     assert claims["amr"] == ["unauthenticated"] and claims["sub"] == guest
+    assert claims["aud"] == f"{POOL}/unauthenticated"  # IAM can keep guests off other roles
+
+
+async def test_guest_token_cannot_pass_as_an_authenticated_login(
+    pools: GatewayServer, sts: StsFront
+) -> None:
+    api = client(pools)
+    guest = api.get_id(IdentityPoolId=POOL)["IdentityId"]
+    token = api.get_open_id_token(IdentityId=guest)["Token"]
+    sts.reset()
+    for call in (
+        lambda: api.get_id(IdentityPoolId=POOL, Logins={"cognito-identity.amazonaws.com": token}),
+        lambda: api.get_credentials_for_identity(
+            IdentityId=guest, Logins={"cognito-identity.amazonaws.com": token}
+        ),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert error_code(caught) == "NotAuthorizedException"
+    assert sts.requests == []
 
 
 async def test_credentials_token_sent_to_sts_and_caching(
@@ -469,3 +489,12 @@ async def test_unknown_operation_and_bad_json(pools: GatewayServer) -> None:
         )
         assert bad.json()["__type"] == "SerializationException"
         assert bad.headers["x-amzn-errortype"].startswith("SerializationException")
+
+
+async def test_web_identity_token_is_not_an_id_token_login(pools: GatewayServer) -> None:
+    api = client(pools)
+    guest = api.get_id(IdentityPoolId=POOL)["IdentityId"]
+    token = api.get_open_id_token(IdentityId=guest)["Token"]
+    with pytest.raises(ClientError) as caught:
+        api.get_id(IdentityPoolId=CLOSED_POOL, Logins={own(pools): token})
+    assert error_code(caught) == "NotAuthorizedException"
