@@ -95,6 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="JSON Lines output")
     _config_arg(listing)
 
+    identities = sub.add_parser("identities", help="identity IDs and their linked logins")
+    id_sub = identities.add_subparsers(dest="action", required=True, metavar="ACTION")
+    id_list = id_sub.add_parser("list", help="list identities (of one pool with --pool)")
+    id_list.add_argument("--pool", help="identity pool id")
+    id_list.add_argument("--json", action="store_true", help="JSON Lines output")
+    _config_arg(id_list)
+    for action, text in (("show", "show one identity"),
+                         ("delete", "delete an identity and its links")):
+        one = id_sub.add_parser(action, help=text)
+        one.add_argument("identity_id", metavar="IDENTITY_ID")
+        _config_arg(one)
+    unlink = id_sub.add_parser("unlink", help="remove one login from an identity")
+    unlink.add_argument("identity_id", metavar="IDENTITY_ID")
+    unlink.add_argument("provider", metavar="PROVIDER", help="provider or connector name")
+    unlink.add_argument("subject", metavar="SUBJECT", help="the user's id at that provider")
+    _config_arg(unlink)
+
+    pools = sub.add_parser("pools", help="identity pools")
+    pools_sub = pools.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check_pools = pools_sub.add_parser(
+        "check", help="print the IAM OIDC provider and trust policies each pool needs in AWS")
+    check_pools.add_argument("pool", nargs="?", help="one pool id (default: all)")
+    _config_arg(check_pools)
+
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, text in (
@@ -117,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
             "users": _users,
             "keys": _keys,
+            "identities": _identities,
+            "pools": _pools,
         }
         return asyncio.run(commands[args.command](settings, args))
     except ConfigError as exc:
@@ -319,3 +345,77 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return await _with_services(settings, work)
+
+
+async def _identities(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        store = services.identities
+        if args.action == "list":
+            cursor, count = None, 0
+            while True:
+                page, cursor = await store.page(args.pool, cursor, 100)
+                for identity in page:
+                    count += 1
+                    if args.json:
+                        print(json.dumps(_identity_json(identity)))
+                    else:
+                        logins = ", ".join(f"{x.provider}:{x.subject}" for x in identity.logins)
+                        state = "disabled" if identity.disabled else (
+                            "authenticated" if identity.authenticated else "guest")
+                        print(f"{identity.identity_id}  {state:13}  {logins or '-'}")
+                if cursor is None:
+                    break
+            if not args.json:
+                print(f"{count} identit{'y' if count == 1 else 'ies'}", file=sys.stderr)
+            return 0
+        identity = await store.get(args.identity_id)
+        if identity is None:
+            raise GatewayError(f"no identity {args.identity_id}")
+        if args.action == "show":
+            print(json.dumps(_identity_json(identity), indent=2))
+        elif args.action == "delete":
+            await store.delete(args.identity_id)
+            print(f"deleted {args.identity_id}")
+        elif args.action == "unlink":
+            if not identity.has(args.provider, args.subject):
+                raise GatewayError(
+                    f"{args.identity_id} has no login {args.provider}:{args.subject}")
+            await store.unlink(args.identity_id, args.provider, args.subject)
+            print(f"unlinked {args.provider}:{args.subject} from {args.identity_id}")
+        return 0
+
+    return await _with_services(settings, work)
+
+
+def _identity_json(identity: Any) -> dict[str, Any]:
+    def stamp(t: int) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    return {
+        "identity_id": identity.identity_id,
+        "logins": [{"provider": x.provider, "subject": x.subject} for x in identity.logins],
+        "pools": identity.pools, "disabled": identity.disabled,
+        "created": stamp(identity.created), "last_modified": stamp(identity.last_modified),
+    }
+
+
+async def _pools(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.identity.iam import pool_report
+
+    pools = [p for p in settings.identity_pools if args.pool in (None, p.id)]
+    if not pools:
+        raise GatewayError(f"no identity pool {args.pool}" if args.pool
+                           else "no identity_pools in the settings")
+    problems = 0
+    for pool in pools:
+        report = pool_report(settings.issuer, pool)
+        print(f"# {pool.id} ({pool.name})")
+        print("# 1. The IAM OIDC identity provider (aws iam create-open-id-connect-provider):")
+        print(json.dumps(report["oidc_provider"], indent=2))
+        for role, policy in report["trust_policies"].items():
+            print(f"# 2. Trust policy of {role}:")
+            print(json.dumps(policy, indent=2))
+        for problem in report["problems"]:
+            problems += 1
+            print(f"warning: {problem}", file=sys.stderr)
+    return 1 if problems else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -157,3 +158,65 @@ def test_serve_demo_prints_urls_and_a_working_user(tmp_path: Path) -> None:
     # Graceful: the lifespan finished (uvicorn then re-raises SIGTERM, so the code is -15).
     assert any("Application shutdown complete" in line for line in rest)
     assert proc.returncode in (0, -15)
+
+
+POOL_ID = "us-east-1:11111111-2222-4333-8444-555555555555"
+
+
+async def test_identities_commands(config: Path, redis_server: RedisServer) -> None:
+    from gateway.identity.ids import IdentityStore
+    from gateway.settings import load_settings
+    from gateway.store import open_store
+
+    settings = load_settings(config)
+    store = open_store(redis_server.url, prefix=settings.store.prefix)
+    identities = IdentityStore(store, "us-east-1")
+    first = await identities.resolve("google", "g-1", POOL_ID)
+    await identities.link(first, "github", "gh-1")
+    second = await identities.resolve("local", "l-2")
+    await store.close()
+
+    listed = cognate("identities", "list", "-c", str(config))
+    assert first in listed.stdout and second in listed.stdout
+    assert "google:g-1, github:gh-1" in listed.stdout
+    in_pool = cognate("identities", "list", "--pool", POOL_ID, "--json", "-c", str(config))
+    assert [json.loads(line)["identity_id"] for line in in_pool.stdout.splitlines()] == [first]
+    shown = json.loads(cognate("identities", "show", first, "-c", str(config)).stdout)
+    assert shown["pools"] == [POOL_ID] and len(shown["logins"]) == 2
+    unlinked = cognate("identities", "unlink", first, "github", "gh-1", "-c", str(config))
+    assert unlinked.returncode == 0
+    assert "github" not in cognate("identities", "show", first, "-c", str(config)).stdout
+    missing = cognate("identities", "unlink", first, "github", "gh-1", "-c", str(config))
+    assert missing.returncode == 1 and "has no login" in missing.stderr
+    assert cognate("identities", "delete", second, "-c", str(config)).returncode == 0
+    assert cognate("identities", "show", second, "-c", str(config)).returncode == 1
+
+
+def test_pools_check_prints_iam_setup(tmp_path: Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text(
+        f"issuer: https://auth.example.com\nsecret_key: {'k' * 40}\nidentity_pools:\n"
+        f"  - id: {POOL_ID}\n    name: Pool\n    allow_unauthenticated: true\n"
+        "    roles:\n      authenticated: arn:aws:iam::123456789012:role/users\n"
+        "      unauthenticated: arn:aws:iam::123456789012:role/guests\n"
+    )
+    result = cognate("pools", "check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    blocks = [json.loads(b) for b in re.split(r"^#.*$", result.stdout, flags=re.M) if b.strip()]
+    provider, *policies = blocks
+    assert provider == {
+        "Url": "https://auth.example.com",
+        "ClientIDList": [POOL_ID, f"{POOL_ID}/unauthenticated"],
+    }
+    audiences = sorted(
+        p["Statement"][0]["Condition"]["StringEquals"]["auth.example.com:aud"] for p in policies
+    )
+    assert audiences == [POOL_ID, f"{POOL_ID}/unauthenticated"]
+    principal = policies[0]["Statement"][0]["Principal"]["Federated"]
+    assert principal == "arn:aws:iam::123456789012:oidc-provider/auth.example.com"
+    http_issuer = tmp_path / "local.yaml"
+    http_issuer.write_text(
+        path.read_text().replace("https://auth.example.com", "http://127.0.0.1:8000")
+    )
+    warned = cognate("pools", "check", "-c", str(http_issuer))
+    assert warned.returncode == 1 and "only https issuers" in warned.stderr
