@@ -248,27 +248,21 @@ def main() -> int:
         redis.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
-    baseline = results["bare Starlette JSON (baseline)"]["rps"]
+    report(results, args.json, {"connections": args.connections, "duration_s": args.duration,
+                                "id_token_alg": args.id_token_alg})
+    return 0
+
+
+def report(results: dict[str, dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
+    """Print the table (ratios to the first, baseline, row) and write it as JSON."""
+    baseline = next(iter(results.values()))["rps"]
     print(f"\n{'scenario':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}")
     for name, r in results.items():
-        print(
-            f"{name:44} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
-            f"{r['rps'] / baseline:6.2f} {r['errors']:7d}"
-        )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "connections": args.connections,
-                "id_token_alg": args.id_token_alg,
-                "duration_s": args.duration,
-                "results": results,
-            },
-            indent=2,
-        )
-    )
-    print(f"\nwritten: {args.json}")
-    return 0
+        print(f"{name:44} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+              f"{r['rps'] / baseline:6.2f} {r['errors']:7d}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**meta, "results": results}, indent=2))
+    print(f"\nwritten: {path}")
 
 
 if __name__ == "__main__":

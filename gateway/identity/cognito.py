@@ -231,6 +231,12 @@ class CognitoApi:
             if identity_id not in proven:
                 raise not_authorized("Logins don't match. Please include at least one valid "
                                      "login for this identity or identity pool.")
+            complete = pool.id in identity.pools and all(
+                v.identity_id == identity_id or identity.has(v.provider, v.subject)
+                for v in verified
+            )
+            if complete:  # the hot path: nothing to link or record
+                return Authenticated(identity_id, pool, verified)
         return Authenticated(await self.identity_for(pool, verified, start=identity_id), pool,
                              verified)
 

@@ -1,13 +1,16 @@
 """Identity pools as the API sees them: the settings, plus roles changed at run time.
 
 `SetIdentityPoolRoles` stores its roles and role mappings in the store (`pool-roles:{pool}`),
-so every replica sees the change; the settings file stays the baseline a restart keeps when no
-change was made. `GetIdentityPoolRoles` shows the effective values.
+so every replica sees the change — within CACHE_SECONDS, since each replica keeps the effective
+pool for that long instead of reading the store on every credentials call. The settings file
+stays the baseline a restart keeps when no change was made. `GetIdentityPoolRoles` shows the
+effective values.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +19,8 @@ from gateway.errors import invalid_parameter, not_found
 from gateway.settings import IdentityPoolSettings, PoolRoles, RoleMappingSettings
 from gateway.store import Store
 
+CACHE_SECONDS = 5.0
+
 
 class IdentityPools:
     """Look up pools and their effective roles."""
@@ -23,6 +28,7 @@ class IdentityPools:
     def __init__(self, pools: list[IdentityPoolSettings], store: Store) -> None:
         self._pools = {p.id: p for p in pools}
         self._store = store
+        self._cache: dict[str, tuple[float, IdentityPoolSettings]] = {}
 
     def configured(self) -> list[IdentityPoolSettings]:
         return list(self._pools.values())
@@ -35,7 +41,15 @@ class IdentityPools:
         pool = self._pools.get(pool_id)
         if pool is None:
             raise not_found(f"IdentityPool '{pool_id}' not found.")
-        raw = await self._store.get(self._key(pool_id))
+        cached = self._cache.get(pool_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        effective = await self._load(pool)
+        self._cache[pool_id] = (time.monotonic() + CACHE_SECONDS, effective)
+        return effective
+
+    async def _load(self, pool: IdentityPoolSettings) -> IdentityPoolSettings:
+        raw = await self._store.get(self._key(pool.id))
         if raw is None:
             return pool
         override = json.loads(raw)
@@ -77,6 +91,7 @@ class IdentityPools:
             "roles": parsed_roles.model_dump(),
             "role_mappings": {k: v.model_dump() for k, v in parsed_mappings.items()},
         }).encode())
+        self._cache.pop(pool_id, None)  # this replica sees it at once; others within seconds
 
     def _key(self, pool_id: str) -> str:
         return self._store.key("pool-roles", pool_id)

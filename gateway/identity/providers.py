@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,12 +78,15 @@ class ProviderVerifier:
     """Checks login tokens for every pool; one JWKS cache per external issuer."""
 
     REFETCH_COOLDOWN = 30.0
+    CACHE_SIZE = 10_000
 
     def __init__(self, tokens: TokenService, issuer: str, leeway: int) -> None:
         self._tokens = tokens
         self._own_name = provider_name(issuer)
         self._leeway = leeway
         self._jwks: dict[str, _Jwks] = {}
+        # Verify once, then remember until the token expires (bounded, least recently used out).
+        self._verified: OrderedDict[tuple[str, str, str], VerifiedLogin] = OrderedDict()
         self._http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
 
     def providers(self, pool: IdentityPoolSettings) -> dict[str, LoginProviderSettings]:
@@ -99,6 +103,20 @@ class ProviderVerifier:
 
     async def verify(self, pool: IdentityPoolSettings, name: str, token: str) -> VerifiedLogin:
         """Check one `Logins` entry; LoginRejected with a safe message otherwise."""
+        key = (pool.id, name, token)
+        hit = self._verified.get(key)
+        if hit is not None:
+            if int(hit.claims.get("exp", 0)) + self._leeway >= time.time():
+                self._verified.move_to_end(key)
+                return hit
+            del self._verified[key]
+        login = await self._verify(pool, name, token)
+        self._verified[key] = login
+        if len(self._verified) > self.CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return login
+
+    async def _verify(self, pool: IdentityPoolSettings, name: str, token: str) -> VerifiedLogin:
         if name == COGNITO_PROVIDER:
             return await self._verify_web_identity(pool, token)
         provider = self.providers(pool).get(name)

@@ -1,0 +1,140 @@
+"""Identity-pool throughput: GetId for a known login and cached GetCredentialsForIdentity.
+
+Same harness as `bench/oidc.py`: private redis-server, the gateway with one worker, a bare
+Starlette app as the baseline, wrk on another core. STS is moto_server (the credentials are
+cached after the first call, so it is touched once). The login is a real ID token of the gateway,
+obtained through its hosted sign-in page.
+
+    python bench/identity.py [--duration 5] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.oidc import ROOT as _ROOT  # noqa: E402
+from bench.oidc import pinned, report, wait_ready, wrk  # noqa: E402
+from tests.helpers import Browser, RedisServer, free_port  # noqa: E402
+
+POOL = "us-east-1:11111111-2222-4333-8444-555555555555"
+TARGET = "X-Amz-Target: AWSCognitoIdentityService."
+JSON = "Content-Type: application/x-amz-json-1.1"
+
+
+def settings_text(port: int, redis_url: str, sts_url: str) -> str:
+    return f"""
+issuer: http://127.0.0.1:{port}
+secret_key: bench-secret-key-{'x' * 32}
+store: {{url: "{redis_url}", prefix: bench-id}}
+log_level: warning
+clients:
+  - client_id: web
+    client_secret: web-secret-0123456789
+    redirect_uris: [https://app.example.com/cb]
+identity_pools:
+  - id: {POOL}
+    name: bench
+    providers: [{{type: cognate, client_ids: [web]}}]
+    roles: {{authenticated: "arn:aws:iam::123456789012:role/bench"}}
+    sts: {{endpoint: "{sts_url}"}}
+"""
+
+
+async def login(url: str, settings_path: Path) -> str:
+    """Create a user and sign in through the hosted page: a real ID token."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "users", "create", "bench@example.com",
+        "--password-stdin", "--verified", "-c", str(settings_path), cwd=_ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    await proc.communicate(b"bench password 123\n")
+    browser = Browser(url)
+    code, verifier, _ = await browser.login_for_code("bench@example.com",
+                                                     password="bench password 123")
+    tokens = (await browser.http.post("/oauth2/token", auth=("web", "web-secret-0123456789"),
+                                      data={"grant_type": "authorization_code", "code": code,
+                                            "code_verifier": verifier,
+                                            "redirect_uri": "https://app.example.com/cb"})).json()
+    await browser.aclose()
+    return str(tokens["id_token"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "identity.json")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+    import httpx
+
+    redis = RedisServer()
+    redis.start()
+    folder = Path(tempfile.mkdtemp(prefix="cognate-bench-"))
+    gw_port, base_port, sts_port = free_port(), free_port(), free_port()
+    settings_path = folder / "gateway.yaml"
+    settings_path.write_text(settings_text(gw_port, redis.url, f"http://127.0.0.1:{sts_port}/"))
+    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    procs = [
+        subprocess.Popen(pinned([sys.executable, "-m", "gateway", "serve", "--config",  # noqa: S603
+                                 str(settings_path), "--port", str(gw_port)], 0),
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(pinned([sys.executable, str(ROOT / "bench" / "baseline_app.py"),  # noqa: S603
+                                 "--port", str(base_port)], 0),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(sts_port)],  # noqa: S603
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        gw, base = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{base_port}"
+        wait_ready(f"{gw}/healthz")
+        wait_ready(base)
+        wait_ready(f"http://127.0.0.1:{sts_port}/")
+        token = asyncio.run(login(gw, settings_path))
+        provider = gw.removeprefix("http://")
+        headers = {"X-Amz-Target": "AWSCognitoIdentityService.GetId",
+                   "Content-Type": "application/x-amz-json-1.1"}
+        get_id = {"IdentityPoolId": POOL, "Logins": {provider: token}}
+        identity = httpx.post(gw, json=get_id, headers=headers).json()["IdentityId"]
+        creds = {"IdentityId": identity, "Logins": {provider: token}}
+        first = httpx.post(gw, json=creds, headers={
+            **headers, "X-Amz-Target": "AWSCognitoIdentityService.GetCredentialsForIdentity"})
+        assert first.status_code == 200, first.text  # warms the credential cache
+        (folder / "getid.json").write_text(json.dumps(get_id))
+        (folder / "creds.json").write_text(json.dumps(creds))
+        lua = str(ROOT / "bench" / "post.lua")
+        scenarios: list[tuple[str, str, list[str] | None]] = [
+            ("bare Starlette JSON (baseline)", base, None),
+            ("GetId (known login, RS256 ID token)", gw,
+             [lua, "/", str(folder / "getid.json"), TARGET + "GetId", JSON]),
+            ("GetCredentialsForIdentity (cached)", gw,
+             [lua, "/", str(folder / "creds.json"), TARGET + "GetCredentialsForIdentity", JSON]),
+        ]
+        for name, url, script in scenarios:
+            print(f"running: {name}", file=sys.stderr)
+            results[name] = wrk(url, args.duration, args.connections, script)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=20)
+        redis.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
