@@ -104,8 +104,14 @@ class StoreSettings(_Model):
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
-            raise ValueError("must start with redis://, rediss://, unix:// or memory://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://",
+                   "rediss+cluster://", "memory://")
+        if not value.startswith(schemes):
+            raise ValueError("must start with " + ", ".join(schemes[:-1]) + " or memory://")
+        if value.startswith("redis+sentinel://") and not value.split("://", 1)[1].partition(
+            "/"
+        )[2]:
+            raise ValueError("redis+sentinel:// needs the service name: .../<service>[/<db>]")
         return value
 
     @field_validator("prefix")

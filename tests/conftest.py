@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings
+from tests.helpers import (
+    Browser,
+    GatewayServer,
+    RedisCluster,
+    RedisSentinel,
+    RedisServer,
+    free_port,
+    make_settings,
+)
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +24,24 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """Three masters on loopback, started by the suite."""
+    cluster = RedisCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinel]:
+    """A master watched by a Sentinel, started by the suite."""
+    sentinel = RedisSentinel()
+    sentinel.start()
+    yield sentinel
+    sentinel.stop()
 
 
 @pytest.fixture(scope="session")

@@ -41,13 +41,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisServer:
     """A redis-server process of our own."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="cognate-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []
 
     @property
     def url(self) -> str:
@@ -72,6 +89,7 @@ class RedisServer:
                 self.dir,
                 "--maxmemory-policy",
                 "noeviction",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -175,12 +193,16 @@ class AppServer:
 
 
 class GatewayServer(AppServer):
-    """The gateway on its issuer's port."""
+    """The gateway on its issuer's port (or on `port`: another replica of the same issuer)."""
 
-    def __init__(self, settings: Settings, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self, settings: Settings, hasher: PasswordHasher | None = None, port: int | None = None
+    ) -> None:
         self.settings = settings
         self.services: Services = build_services(settings, hasher=hasher or fast_hasher())
-        super().__init__(create_app(self.services), int(urlsplit(settings.issuer).port or 80))
+        super().__init__(
+            create_app(self.services), port or int(urlsplit(settings.issuer).port or 80)
+        )
 
     def start(self) -> GatewayServer:
         super().start()
@@ -290,3 +312,117 @@ def code_flow_params(**changes: str | None) -> dict[str, str]:
 
 def location_query(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
+
+
+class RedisCluster:
+    """A local Redis Cluster of three masters (no replicas), started with redis-cli."""
+
+    def __init__(self) -> None:
+        self.nodes = [RedisServer(free_cluster_port()) for _ in range(3)]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"{node.dir}/nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ]
+            node.start()
+        subprocess.run(  # noqa: S603
+            [
+                shutil.which("redis-cli") or "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            info = subprocess.run(  # noqa: S603
+                [
+                    shutil.which("redis-cli") or "redis-cli",
+                    "-p",
+                    str(self.nodes[0].port),
+                    "cluster",
+                    "info",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+            if "cluster_state:ok" in info:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the cluster did not become ready")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class RedisSentinel:
+    """A master and one Sentinel watching it (quorum 1), as `redis+sentinel://`."""
+
+    SERVICE = "cognate"
+
+    def __init__(self) -> None:
+        self.master = RedisServer()
+        self.sentinel_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.sentinel_port}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        self.master.start()
+        config = f"{self.master.dir}/sentinel.conf"
+        with open(config, "w") as handle:
+            handle.write(
+                f"port {self.sentinel_port}\nbind 127.0.0.1\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 1\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 2000\n"
+            )
+        self.proc = subprocess.Popen(  # noqa: S603
+            [shutil.which("redis-server") or "redis-server", config, "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            answer = subprocess.run(  # noqa: S603
+                [
+                    shutil.which("redis-cli") or "redis-cli",
+                    "-p",
+                    str(self.sentinel_port),
+                    "sentinel",
+                    "get-master-addr-by-name",
+                    self.SERVICE,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+            if str(self.master.port) in answer:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("sentinel did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.master.stop()

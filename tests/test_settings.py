@@ -46,6 +46,7 @@ def test_messages_name_the_yaml_path() -> None:
         ({"issuer": "https://a.example/?x=1"}, "issuer: must not have a query"),
         ({"secret_key": "short"}, "secret_key: String should have at least 32 characters"),
         ({"store": "mysql://x"}, "store.url: must start with redis://"),
+        ({"store": "redis+sentinel://h:26379"}, "store.url: redis+sentinel:// needs"),
         ({"tokens": {"code_ttl": "soon"}}, "tokens.code_ttl: must be a duration"),
         ({"keys": {"files": ["/nonexistent.pem"]}}, "keys.files: no such file"),
         ({"colour": "blue"}, "colour: unknown key"),

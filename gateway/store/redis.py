@@ -1,4 +1,8 @@
-"""The production store: Redis over `redis.asyncio`.
+"""The production store: Redis over `redis.asyncio` — one server, Sentinel, or Cluster.
+
+URLs: `redis://` / `rediss://` / `unix://` (one server), `redis+sentinel://h1:26379,h2:26379/
+<service>[/<db>]` (the master Sentinel names, followed across fail-overs), and
+`redis+cluster://h1:6379,h2:6379` (`rediss+cluster://` with TLS; the other nodes are discovered).
 
 Every operation touches one key, so it works unchanged on Redis Cluster; areas that need
 several keys in one atomic step put them in one hash slot with `{...}` tags. Any connection
@@ -12,6 +16,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
@@ -39,8 +45,41 @@ def _ms(ttl: float) -> int:
     return max(1, int(ttl * 1000))
 
 
+def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
+    hosts = []
+    for item in netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        hosts.append((host or item, int(port) if port else default_port))
+    return hosts
+
+
+def connect(url: str, socket_timeout: float, connect_timeout: float, max_connections: int) -> Any:
+    """A redis.asyncio client for any of the supported URL forms."""
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout,
+    }
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        nodes = [ClusterNode(host, port) for host, port in _hosts(netloc, 6379)]
+        return RedisCluster(startup_nodes=nodes, ssl=scheme.startswith("rediss"),
+                            max_connections=max_connections, **options)
+    if scheme == "redis+sentinel":
+        service, _, db = path.partition("/")
+        if not service:
+            raise ValueError("redis+sentinel:// needs the service name: .../<service>[/<db>]")
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            _hosts(netloc, 26379), sentinel_kwargs=dict(options), **options
+        )
+        client = sentinel.master_for(service, db=int(db or 0), max_connections=max_connections)
+        client.cognate_sentinels = sentinel.sentinels  # closed with the client (see close())
+        return client
+    return aioredis.Redis.from_url(url, max_connections=max_connections,
+                                   health_check_interval=30, **options)
+
+
 class RedisStore:
-    """A `Store` on one Redis server (URL: redis://, rediss://, unix://)."""
+    """A `Store` on Redis (one server, Sentinel or Cluster; see the module docstring)."""
 
     def __init__(
         self,
@@ -51,13 +90,7 @@ class RedisStore:
         max_connections: int = 64,
     ) -> None:
         self.prefix = prefix
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            max_connections=int(max_connections),
-            health_check_interval=30,
-        )
+        self._redis = connect(url, socket_timeout, connect_timeout, int(max_connections))
         self._cas = self._redis.register_script(_CAS)
         self._incr = self._redis.register_script(_INCR)
 
@@ -114,13 +147,14 @@ class RedisStore:
 
     async def scan(self, prefix: str) -> AsyncIterator[str]:
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
-        cursor = 0
+        # scan_iter walks every primary on a Cluster and the one server elsewhere.
+        iterator = self._redis.scan_iter(match=pattern, count=500)
         while True:
-            cursor, keys = await self._call(self._redis.scan(cursor, match=pattern, count=500))
-            for key in keys:
-                yield key.decode() if isinstance(key, bytes) else key
-            if cursor == 0:
+            try:
+                key = await self._call(iterator.__anext__())
+            except StopAsyncIteration:
                 return
+            yield key.decode() if isinstance(key, bytes) else key
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
@@ -132,6 +166,8 @@ class RedisStore:
             if isinstance(exc.__cause__, ResponseError):  # CONFIG disabled (managed Redis)
                 return None
             raise
+        if config and all(isinstance(v, dict) for v in config.values()):
+            config = next(iter(config.values()))  # Cluster: one answer per node
         policy = config.get("maxmemory-policy") or config.get(b"maxmemory-policy")
         if isinstance(policy, bytes):
             policy = policy.decode()
@@ -144,3 +180,6 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+        for sentinel in getattr(self._redis, "cognate_sentinels", ()):
+            await sentinel.aclose()  # the connections that ask Sentinel where the master is
+

@@ -13,9 +13,14 @@ from gateway.store import Store, open_store
 from tests.helpers import RedisServer, free_port
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster", "sentinel"])
 async def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Store]:
-    url = "memory://" if request.param == "memory" else redis_server.url
+    url = {
+        "memory": lambda: "memory://",
+        "redis": lambda: redis_server.url,
+        "cluster": lambda: request.getfixturevalue("redis_cluster").url,
+        "sentinel": lambda: request.getfixturevalue("redis_sentinel").url,
+    }[request.param]()
     s = open_store(url, prefix=f"conf{secrets.token_hex(4)}")
     yield s
     await s.close()
