@@ -44,6 +44,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# HTTP client libraries log full URLs at INFO (codes and tokens ride in query strings) and
+# headers at DEBUG (cookies, Authorization). They stay at WARNING whatever log_level says.
+CHATTY_LIBRARIES = ("httpx", "httpcore", "hpack", "urllib3", "botocore")
+
+
+def quiet_libraries() -> None:
+    """Keep libraries that would log secrets at WARNING."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure_logging(level: str = "info") -> None:
     """JSON logs on stderr for the gateway and uvicorn."""
     handler = logging.StreamHandler(sys.stderr)
@@ -51,6 +62,7 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet_libraries()
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

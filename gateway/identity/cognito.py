@@ -271,7 +271,9 @@ class CognitoApi:
     async def get_open_id_token(self, body: Body) -> Body:
         auth = await self.authenticate(body)
         token = self.s.tokens.web_identity_token(
-            identity_id=auth.identity_id, audience=token_audience(auth.pool.id, bool(auth.logins)),
+            identity_id=auth.identity_id,
+            audience=token_audience(auth.pool.id, bool(auth.logins),
+                                    for_sts=auth.pool.allow_classic_flow),
             amr=self.amr(auth),
             ttl=auth.pool.token_ttl, tags=self.principal_tags(auth.pool, auth),
         )

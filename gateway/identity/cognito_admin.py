@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import CognitoError, invalid_parameter, not_found
 from gateway.identity.cognito import Body, Operation, _identity_id, _logins
 from gateway.identity.ids import Identity, LoginTaken
-from gateway.identity.providers import VerifiedLogin
+from gateway.identity.providers import VerifiedLogin, token_audience
 from gateway.settings import IdentityPoolSettings
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
             raise not_found(f"Identity '{start}' not found.")
         identity_id = await api.identity_for(pool, verified, start=start)
         token = s.tokens.web_identity_token(
-            identity_id=identity_id, audience=pool.id,
+            identity_id=identity_id,
+            audience=token_audience(pool.id, True, for_sts=pool.allow_classic_flow),
             amr=["authenticated", *dict.fromkeys(v.provider for v in verified)],
             ttl=duration, tags={str(k): str(v) for k, v in tags.items()},
         )

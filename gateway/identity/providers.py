@@ -37,13 +37,20 @@ log = logging.getLogger("cognate.identity")
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 GUEST_AUDIENCE_SUFFIX = "/unauthenticated"
+CLIENT_AUDIENCE_SUFFIX = "/client"
 
 
-def token_audience(pool_id: str, authenticated: bool) -> str:
-    """The `aud` of a web-identity token. Guests get their own audience so that an IAM trust
-    policy can tell them apart by `aud` alone (generic OIDC providers have no `amr` condition
-    key), and so a guest's token can never pass as an authenticated login."""
-    return pool_id if authenticated else pool_id + GUEST_AUDIENCE_SUFFIX
+def token_audience(pool_id: str, authenticated: bool, for_sts: bool = True) -> str:
+    """The `aud` of a web-identity token. IAM can condition only on `aud` for a generic OIDC
+    provider (no `amr` key), so the audience carries what trust policies must tell apart:
+
+    - guests get `<pool>/unauthenticated`, so their tokens cannot assume authenticated roles
+      and never pass as authenticated logins;
+    - tokens handed to clients (GetOpenIdToken…) get `…/client` unless the pool allows the
+      classic flow, so only Cognate itself can take them to STS — they stay valid as
+      `cognito-identity.amazonaws.com` logins for GetCredentialsForIdentity."""
+    audience = pool_id if authenticated else pool_id + GUEST_AUDIENCE_SUFFIX
+    return audience if for_sts else audience + CLIENT_AUDIENCE_SUFFIX
 ALLOWED_ALGORITHMS = ["RS256", "ES256"]
 
 
@@ -151,7 +158,7 @@ class ProviderVerifier:
             claims = await self._tokens.verify_own_jwt(token)
         except ValueError as exc:
             raise LoginRejected(f"Invalid login token. {exc}.") from None
-        if pool.id not in _audiences(claims):
+        if not _audiences(claims) & {pool.id, pool.id + CLIENT_AUDIENCE_SUFFIX}:
             raise LoginRejected("Invalid login token. Incorrect token audience.")
         amr = claims.get("amr")
         if not isinstance(amr, list) or "authenticated" not in amr:

@@ -142,7 +142,9 @@ async def test_get_open_id_token_claims(pools: GatewayServer) -> None:
     identity = api.get_id(IdentityPoolId=POOL, Logins={own(pools): token})["IdentityId"]
     answer = api.get_open_id_token(IdentityId=identity, Logins={own(pools): token})
     claims = jwt.decode(answer["Token"], jwks(pools), algorithms=["RS256"]).claims
-    assert claims["iss"] == pools.url and claims["aud"] == POOL and claims["sub"] == identity
+    assert claims["iss"] == pools.url and claims["sub"] == identity
+    # The pool does not allow the classic flow: the client's token is not for STS.
+    assert claims["aud"] == f"{POOL}/client"
     assert claims["amr"] == ["authenticated", own(pools)]
     assert claims["exp"] - claims["iat"] == 600
     with pytest.raises(ClientError) as caught:
@@ -348,7 +350,7 @@ async def test_developer_identities(pools: GatewayServer, sts: StsFront) -> None
     )
     identity = answer["IdentityId"]
     claims = jwt.decode(answer["Token"], jwks(pools)).claims
-    assert claims["aud"] == POOL and claims["exp"] - claims["iat"] == 900
+    assert claims["aud"] == f"{POOL}/client" and claims["exp"] - claims["iat"] == 900
     assert claims["https://aws.amazon.com/tags"]["principal_tags"] == {"team": ["blue"]}
     # Same developer user → same identity.
     again = api.get_open_id_token_for_developer_identity(
@@ -498,3 +500,24 @@ async def test_web_identity_token_is_not_an_id_token_login(pools: GatewayServer)
     with pytest.raises(ClientError) as caught:
         api.get_id(IdentityPoolId=CLOSED_POOL, Logins={own(pools): token})
     assert error_code(caught) == "NotAuthorizedException"
+
+
+async def test_classic_flow_tokens_are_for_sts_only_when_allowed(
+    pools: GatewayServer, sts: StsFront
+) -> None:
+    api = client(pools)
+    _, token = await new_user(pools)
+    identity = api.get_id(IdentityPoolId=POOL, Logins={own(pools): token})["IdentityId"]
+    client_token = api.get_open_id_token(IdentityId=identity, Logins={own(pools): token})["Token"]
+    # Still a valid login for the enhanced flow...
+    sts.reset()
+    api.get_credentials_for_identity(
+        IdentityId=identity, Logins={"cognito-identity.amazonaws.com": client_token}
+    )
+    # ...while what Cognate itself sends to STS carries the pool audience the trust policy names.
+    assert jwt.decode(sts.requests[-1]["WebIdentityToken"], jwks(pools)).claims["aud"] == POOL
+    # With the classic flow allowed, the client's token names the pool directly.
+    from gateway.identity.providers import token_audience
+
+    assert token_audience(POOL, True, for_sts=True) == POOL
+    assert token_audience(POOL, False, for_sts=False) == f"{POOL}/unauthenticated/client"

@@ -61,3 +61,27 @@ async def test_store_down_mints_nothing() -> None:
     with pytest.raises(StoreUnavailable):
         await resolver.resolve("local", "u1")
     await store.close()
+
+
+async def test_link_limits_conflicts_unlink_and_delete(redis_server: RedisServer) -> None:
+    from gateway.identity.ids import MAX_LOGINS, LoginTaken, TooManyLogins
+
+    store = open_store(redis_server.url, prefix="ids-" + secrets.token_hex(4))
+    ids = IdentityStore(store, "eu-west-1")
+    first = await ids.resolve("p0", "s")
+    for i in range(1, MAX_LOGINS):
+        await ids.link(first, f"p{i}", "s")
+    with pytest.raises(TooManyLogins):
+        await ids.link(first, "one-too-many", "s")
+    assert await ids.find("one-too-many", "s") is None  # the link was rolled back
+    other = await ids.resolve("q", "s")
+    with pytest.raises(LoginTaken):
+        await ids.link(other, "p1", "s")
+    await ids.unlink(first, "p1", "s")
+    assert await ids.find("p1", "s") is None
+    await ids.link(other, "p1", "s")  # now free to move
+    assert await ids.find("p1", "s") == other
+    assert await ids.delete(first)
+    assert await ids.find("p0", "s") is None and await ids.get(first) is None
+    assert not await ids.delete(first)
+    await store.close()
