@@ -11,7 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from gateway.connectors import Connector, build_connectors
+from gateway.connectors import Connector, RedirectConnector, build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
 from gateway.flows import FlowStore
@@ -80,6 +80,9 @@ class Services:
         self._tasks.clear()
         self.users.hasher.close()
         await self.verifier.close()
+        for connector in self.connectors.values():
+            if isinstance(connector, RedirectConnector):
+                await connector.close()
         await self.vendor.close()
         await self.store.close()
 
@@ -130,7 +133,7 @@ def build_services(
         sessions=SessionManager(store, sealer, settings.sessions),
         users=users,
         identities=IdentityStore(store, settings.region),
-        connectors=build_connectors(settings.connectors, users=users),
+        connectors=build_connectors(settings.connectors, users=users, leeway=tokens_cfg.leeway),
         pages=pages,
         csrf=Csrf(sealer, pages, settings.issuer),
         pools=IdentityPools(settings.identity_pools, store),

@@ -203,12 +203,55 @@ class ClientSettings(_Model):
         return frozenset(self.scope.split())
 
 
-class ConnectorSettings(_Model):
-    """An identity source shown on the sign-in page. Only `local` exists so far."""
+class LocalConnectorSettings(_Model):
+    """Cognate's own user directory (e-mail and password)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     type: Literal["local"]
     name: str = "Email and password"
+
+
+class OidcConnectorSettings(_Model):
+    """An upstream OpenID Provider (Google, Okta, Entra ID, GitLab, another Cognate…).
+
+    The IdP admin registers `{issuer}/login/{id}/callback` as the redirect URI."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    type: Literal["oidc"]
+    name: str = Field(min_length=1, max_length=64)
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"
+    )
+    claim_mapping: dict[str, str] = Field(default_factory=dict)
+    userinfo: bool = True
+    timeout: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return check_absolute_url(value, allow_http_loopback_only=True).rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include openid")
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> OidcConnectorSettings:
+        if self.token_endpoint_auth_method != "none" and not self.client_secret:
+            raise ValueError("client_secret: required unless token_endpoint_auth_method is none")
+        return self
+
+
+ConnectorSettings = Annotated[
+    LocalConnectorSettings | OidcConnectorSettings, Field(discriminator="type")
+]
 
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -347,6 +390,10 @@ class AdminKey(_Model):
     secret_access_key: str = Field(min_length=16)
 
 
+def _default_connectors() -> list[ConnectorSettings]:
+    return [LocalConnectorSettings(id="local", type="local")]
+
+
 class Settings(_Model):
     """Everything the gateway needs, as one validated object."""
 
@@ -358,9 +405,7 @@ class Settings(_Model):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     clients: list[ClientSettings] = Field(default_factory=list)
-    connectors: list[ConnectorSettings] = Field(
-        default_factory=lambda: [ConnectorSettings(id="local", type="local")]
-    )
+    connectors: list[ConnectorSettings] = Field(default_factory=_default_connectors)
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)
     admin_keys: list[AdminKey] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -203,6 +203,8 @@ class GatewayServer(AppServer):
         super().__init__(
             create_app(self.services), port or int(urlsplit(settings.issuer).port or 80)
         )
+        if port is None:
+            self.url = settings.issuer  # may say localhost rather than 127.0.0.1
 
     def start(self) -> GatewayServer:
         super().start()

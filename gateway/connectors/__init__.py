@@ -10,10 +10,25 @@ Adding one: a module here, a line in `build_connectors`, its tests, an example i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from gateway.settings import ConnectorSettings
+from gateway.errors import GatewayError
+from gateway.settings import ConnectorSettings, LocalConnectorSettings, OidcConnectorSettings
+
+
+class ConnectorError(GatewayError):
+    """An upstream sign-in failed; the message is safe to show the user (no tokens, no
+    internals) and names the provider where that helps."""
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    """Where `start()` sends the browser, and the state to keep on the flow until the callback."""
+
+    redirect_url: str
+    state: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -43,12 +58,38 @@ class PasswordConnector(Connector, Protocol):
         ...
 
 
-def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> dict[str, Connector]:
+@runtime_checkable
+class RedirectConnector(Connector, Protocol):
+    """A connector that sends the browser to an upstream IdP and back."""
+
+    async def start(self, callback_url: str, flow_id: str) -> LoginStart:
+        """Where to send the browser, and what to remember on the flow."""
+        ...
+
+    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]
+                     ) -> UpstreamIdentity:
+        """Validate the IdP's answer; raise ConnectorError with a safe message otherwise."""
+        ...
+
+    def form_origins(self) -> list[str]:
+        """Origins the sign-in page must allow as form targets (CSP form-action)."""
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+def build_connectors(
+    configs: list[ConnectorSettings], **dependencies: Any
+) -> dict[str, Connector]:
     """Instantiate every configured connector, keyed by id."""
     from gateway.connectors.local import LocalConnector
+    from gateway.connectors.oidc import OidcConnector
 
     connectors: dict[str, Connector] = {}
     for config in configs:
-        if config.type == "local":
+        if isinstance(config, LocalConnectorSettings):
             connectors[config.id] = LocalConnector(config, dependencies["users"])
+        elif isinstance(config, OidcConnectorSettings):
+            connectors[config.id] = OidcConnector(config, dependencies["leeway"])
     return connectors

@@ -6,7 +6,7 @@ The subject is the user id, never the e-mail, so changing an address keeps the i
 from __future__ import annotations
 
 from gateway.connectors import UpstreamIdentity
-from gateway.settings import ConnectorSettings
+from gateway.settings import LocalConnectorSettings
 from gateway.users.directory import UserDirectory
 
 
@@ -15,7 +15,7 @@ class LocalConnector:
 
     type = "local"
 
-    def __init__(self, config: ConnectorSettings, users: UserDirectory) -> None:
+    def __init__(self, config: LocalConnectorSettings, users: UserDirectory) -> None:
         self.id = config.id
         self.name = config.name
         self._users = users

@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.connectors import RedirectConnector
 from gateway.errors import (
     InvalidRequest,
     InvalidScope,
@@ -120,6 +121,9 @@ def endpoint(services: Services) -> Handler:
                 )
             if "none" in prompt:
                 raise LoginRequired("the user is not signed in")
+            chosen = params.get("identity_provider")
+            if chosen is not None and chosen not in services.connectors:
+                raise InvalidRequest("identity_provider names no configured connector")
         except OAuthError as exc:
             return redirect_with(redirect_uri, {**exc.as_dict(), "state": state, "iss": issuer})
         except StoreUnavailable:
@@ -137,7 +141,12 @@ def endpoint(services: Services) -> Handler:
             browser=services.flows.browser_binding(browser),
             **request_fields,
         )
-        response = RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
+        response: Response = RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
+        connector = services.connectors.get(params.get("identity_provider") or "")
+        if isinstance(connector, RedirectConnector):
+            from gateway.ui.views import start_redirect  # the UI owns the redirect step
+
+            response = await start_redirect(services, flow, connector)
         if new_cookie:
             pages.set_cookie(response, CSRF_COOKIE, browser)
         return response

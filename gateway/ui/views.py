@@ -14,7 +14,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.connectors import PasswordConnector
+from gateway.connectors import (
+    ConnectorError,
+    PasswordConnector,
+    RedirectConnector,
+    UpstreamIdentity,
+)
+from gateway.crypto import constant_time_equals
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.op.authorize import finish_flow
@@ -53,47 +59,141 @@ def logout_page(services: Services) -> Handler:
     return page
 
 
+async def flow_for(services: Services, request: Request, flow_id: str | None) -> Flow:
+    """The pending flow, if it exists and belongs to this browser."""
+    flow = await services.flows.get(flow_id) if flow_id else None
+    if flow is None:
+        raise EXPIRED
+    browser = services.pages.cookie(request, CSRF_COOKIE)
+    if not browser or not constant_time_equals(
+        services.flows.browser_binding(browser), flow.browser
+    ):
+        raise PageError(
+            "Sign-in started elsewhere",
+            "This sign-in was started in another browser, or cookies are blocked. "
+            "Start again from the application.",
+        )
+    return flow
+
+
+async def complete_login(
+    services: Services, request: Request, flow: Flow, upstream: UpstreamIdentity
+) -> Response:
+    """The end of every sign-in, whatever the connector: resolve the identity, consume the
+    flow (once), replace any session with a fresh one, and finish the authorization."""
+    identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
+    flow_taken = await services.flows.take(flow.flow_id)
+    if flow_taken is None:  # a double submit or a replayed callback already finished it
+        raise EXPIRED
+    pages = services.pages
+    cookie_name = services.settings.sessions.cookie_name
+    await services.sessions.end(pages.cookie(request, cookie_name))
+    session, cookie = await services.sessions.create(
+        identity_id=identity_id, connector_id=upstream.connector_id,
+        subject=upstream.subject, amr=upstream.amr, profile=upstream.claims,
+    )
+    response = await finish_flow(services, flow_taken, session, cookie)
+    pages.set_cookie(response, cookie_name, cookie)
+    return response
+
+
+def redirect_connector(services: Services, connector_id: str) -> RedirectConnector:
+    connector = services.connectors.get(connector_id)
+    if not isinstance(connector, RedirectConnector):
+        raise PageError("Unknown sign-in method", "Choose a sign-in method from the list.", 404)
+    return connector
+
+
+async def start_redirect(
+    services: Services, flow: Flow, connector: RedirectConnector
+) -> Response:
+    """Send the browser to an upstream IdP, remembering the connector's state on the flow."""
+    callback = f"{services.settings.issuer}/login/{connector.id}/callback"
+    try:
+        start = await connector.start(callback, flow.flow_id)
+    except ConnectorError as exc:
+        raise PageError("Sign-in unavailable", f"{exc} Try again later or choose another "
+                        "sign-in method.", 502) from None
+    await services.flows.save_connector_state(flow, {**start.state, "connector": connector.id})
+    return RedirectResponse(start.redirect_url, status_code=303)
+
+
+def connector_start(services: Services) -> Handler:
+    """POST /login/{connector}/start: a button on the sign-in page."""
+
+    async def page(request: Request) -> Response:
+        connector = redirect_connector(services, request.path_params["connector"])
+        form = await request.form(max_fields=8, max_part_size=4096)
+        flow_id = str(form.get("flow") or "")
+        services.csrf.check(request, form, f"login:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        return await start_redirect(services, flow, connector)
+
+    return page
+
+
+def connector_callback(services: Services) -> Handler:
+    """GET (or form_post POST) /login/{connector}/callback: the IdP sends the browser back."""
+
+    async def page(request: Request) -> Response:
+        connector = redirect_connector(services, request.path_params["connector"])
+        if request.method == "POST":
+            params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
+        else:
+            params = dict(request.query_params)
+        state = params.get("state") or ""
+        flow = await flow_for(services, request, state.split(".", 1)[0])
+        saved = flow.connector_state
+        # The state must be the one this browser's flow sent to this very connector.
+        if saved.get("connector") != connector.id or not constant_time_equals(
+            str(saved.get("state", "")), state
+        ):
+            raise PageError("Sign-in failed", "The answer of the identity provider does not "
+                            "belong to this sign-in. Start again from the application.")
+        try:
+            upstream = await connector.finish(params, saved)
+        except ConnectorError as exc:
+            await services.flows.take(flow.flow_id)  # a failed callback cannot be retried
+            raise PageError("Sign-in failed", str(exc), 400) from None
+        return await complete_login(services, request, flow, upstream)
+
+    return page
+
+
 def login(services: Services) -> Handler:
     pages = services.pages
-
-    async def flow_for(request: Request, flow_id: str | None) -> Flow:
-        flow = await services.flows.get(flow_id) if flow_id else None
-        if flow is None:
-            raise EXPIRED
-        browser = pages.cookie(request, CSRF_COOKIE)
-        if not browser or services.flows.browser_binding(browser) != flow.browser:
-            raise PageError(
-                "Sign-in started elsewhere",
-                "This sign-in was started in another browser, or cookies are blocked. "
-                "Start again from the application.",
-            )
-        return flow
 
     def form_page(
         request: Request, flow: Flow, email: str = "", error: str | None = None, status: int = 200
     ) -> Response:
         browser = pages.cookie(request, CSRF_COOKIE) or ""
         client = services.clients.get(flow.client_id)
+        redirects = [c for c in services.connectors.values() if isinstance(c, RedirectConnector)]
         context: dict[str, Any] = {
             "flow_id": flow.flow_id,
             "csrf": services.csrf.token(browser, f"login:{flow.flow_id}"),
             "client_name": client.name if client else flow.client_id,
             "email": email or flow.login_hint or "",
             "error": error,
-            "connectors": [c for c in services.connectors.values() if c.type == "local"],
+            "connectors": [c for c in services.connectors.values()
+                           if isinstance(c, PasswordConnector)],
+            "buttons": redirects,
         }
-        return pages.render(request, "login.html", context, status_code=status)
+        # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
+        targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
+        return pages.render(request, "login.html", context, status_code=status,
+                            form_targets=targets)
 
     async def page(request: Request) -> Response:
         if request.method == "GET":
             flow_id = request.query_params.get("flow")
             if not flow_id:
                 return RedirectResponse("/", status_code=303)
-            return form_page(request, await flow_for(request, flow_id))
+            return form_page(request, await flow_for(services, request, flow_id))
         form: FormData = await request.form(max_fields=16, max_part_size=16 * 1024)
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")
-        flow = await flow_for(request, flow_id)
+        flow = await flow_for(services, request, flow_id)
         connector = services.connectors.get(str(form.get("connector") or "local"))
         if connector is None or not isinstance(connector, PasswordConnector):
             raise PageError("Unknown sign-in method", "Choose a sign-in method from the list.")
@@ -104,21 +204,6 @@ def login(services: Services) -> Handler:
         upstream = await connector.login(email, password) if email and password else None
         if upstream is None:
             return form_page(request, flow, email, "Incorrect email or password.", 401)
-        identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
-        flow_taken = await services.flows.take(flow.flow_id)
-        if flow_taken is None:  # a double submit already finished this sign-in
-            raise EXPIRED
-        cookie_name = services.settings.sessions.cookie_name
-        await services.sessions.end(pages.cookie(request, cookie_name))
-        session, cookie = await services.sessions.create(
-            identity_id=identity_id,
-            connector_id=upstream.connector_id,
-            subject=upstream.subject,
-            amr=upstream.amr,
-            profile=upstream.claims,
-        )
-        response = await finish_flow(services, flow_taken, session, cookie)
-        pages.set_cookie(response, cookie_name, cookie)
-        return response
+        return await complete_login(services, request, flow, upstream)
 
     return page

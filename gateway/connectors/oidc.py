@@ -1,0 +1,270 @@
+"""The `oidc` connector: sign-in through an upstream OpenID Provider (authorization code flow).
+
+Everything the connector needs between the redirect and the callback (state, nonce, PKCE
+verifier) is returned by `start()` and stored on the flow; the connector keeps none of it.
+`finish()` trusts nothing the browser brings back:
+
+- the authorization response's `iss` must be this IdP's issuer when present, and must be present
+  when the IdP says it sends it (RFC 9207: the mix-up defence) — checked before the code is spent;
+- the ID token is verified only with keys from the IdP's own JWKS (never a `jwk`, `jku`, `x5u` or
+  `x5c` from the token header), only with asymmetric algorithms (never `none`, never HMAC, so a
+  public key cannot be used as an HMAC secret), and must carry the right `iss`, `aud`/`azp`,
+  `nonce`, `sub`, `iat`, an unexpired `exp`, and a matching `at_hash` when present;
+- userinfo answers must be about the same `sub`.
+
+The state parameter itself (and the browser it belongs to) is checked by the callback view
+before `finish()` runs. Discovery and JWKS are cached; an unknown `kid` refetches the JWKS at most
+once per cooldown, and a failed refetch keeps the keys already known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote_plus, urlencode, urlsplit
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
+from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
+from gateway.settings import OidcConnectorSettings
+
+log = logging.getLogger("cognate.connectors.oidc")
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
+STANDARD_CLAIMS = (
+    "email", "email_verified", "name", "given_name", "family_name", "preferred_username",
+    "picture", "locale", "groups", "phone_number", "phone_number_verified",
+)
+
+
+class OidcConnector:
+    """An upstream OpenID Provider."""
+
+    type = "oidc"
+    JWKS_COOLDOWN = 30.0
+    METADATA_TTL = 3600.0
+
+    def __init__(self, config: OidcConnectorSettings, leeway: int) -> None:
+        self.id = config.id
+        self.name = config.name
+        self.config = config
+        self.issuer = config.issuer
+        self._leeway = leeway
+        self._http = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False)
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._keys: KeySet | None = None
+        self._keys_at = 0.0
+        self._lock = asyncio.Lock()
+
+    # -- discovery and keys ------------------------------------------------------------------
+
+    async def metadata(self) -> dict[str, Any]:
+        """The IdP's discovery document (cached); ConnectorError when it cannot be had."""
+        if self._metadata is not None and time.monotonic() - self._metadata_at < self.METADATA_TTL:
+            return self._metadata
+        async with self._lock:
+            if self._metadata is None or time.monotonic() - self._metadata_at >= self.METADATA_TTL:
+                try:
+                    meta = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+                    if meta.get("issuer") != self.issuer:
+                        raise ConnectorError(f"{self.name}: discovery names another issuer")
+                    for field in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                        if not isinstance(meta.get(field), str):
+                            raise ConnectorError(f"{self.name}: discovery lacks {field}")
+                    self._metadata, self._metadata_at = meta, time.monotonic()
+                except ConnectorError:
+                    if self._metadata is None:
+                        raise
+                    log.warning("discovery refresh failed; keeping the cached document",
+                                extra={"connector": self.id})
+        assert self._metadata is not None  # noqa: S101 - set above or raised
+        return self._metadata
+
+    async def keys(self, refresh: bool = False) -> KeySet:
+        """The IdP's signing keys; refetched at most once per cooldown, kept on failure."""
+        async with self._lock:
+            due = self._keys is None or (
+                refresh and time.monotonic() - self._keys_at >= self.JWKS_COOLDOWN)
+            if due:
+                self._keys_at = time.monotonic()
+                try:
+                    meta = self._metadata or {}
+                    document = await self._get_json(str(meta.get("jwks_uri")))
+                    usable = [k for k in document.get("keys", []) if isinstance(k, dict)
+                              and k.get("kty") in ("RSA", "EC") and k.get("use", "sig") == "sig"]
+                    self._keys = KeySet.import_key_set({"keys": usable})
+                except (ConnectorError, JoseError, ValueError, TypeError) as exc:
+                    log.warning("JWKS fetch failed", extra={"connector": self.id,
+                                                            "error": str(exc)[:200]})
+            if self._keys is None:
+                raise ConnectorError(f"{self.name}: the sign-in keys are unavailable")
+            return self._keys
+
+    async def _get_json(self, url: str, **kw: Any) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url, **kw)
+        except httpx.HTTPError as exc:
+            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
+        return self._json(response)
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        if len(response.content) > MAX_BODY:
+            raise ConnectorError(f"{self.name} sent an oversized answer")
+        if response.status_code != 200:
+            raise ConnectorError(f"{self.name} answered HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise ConnectorError(f"{self.name} sent something that is not JSON") from None
+        if not isinstance(data, dict):
+            raise ConnectorError(f"{self.name} sent an unexpected answer")
+        return data
+
+    # -- the flow ----------------------------------------------------------------------------
+
+    async def start(self, callback_url: str, flow_id: str) -> LoginStart:
+        """Where to send the browser, and what to remember on the flow."""
+        meta = await self.metadata()
+        state = f"{flow_id}.{random_token(16)}"
+        nonce, verifier = random_token(16), random_token(48)
+        params = {
+            "response_type": "code", "client_id": self.config.client_id,
+            "redirect_uri": callback_url, "scope": " ".join(self.config.scopes),
+            "state": state, "nonce": nonce, "code_challenge": s256_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+        endpoint = meta["authorization_endpoint"]
+        url = f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+        return LoginStart(url, {"state": state, "nonce": nonce, "verifier": verifier,
+                                "callback": callback_url})
+
+    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
+        """Validate the authorization response, redeem the code, verify the ID token."""
+        meta = await self.metadata()
+        iss = params.get("iss")
+        if iss is not None and iss != self.issuer:
+            raise ConnectorError("The sign-in response came from another identity provider.")
+        if iss is None and meta.get("authorization_response_iss_parameter_supported") is True:
+            raise ConnectorError("The sign-in response did not say which provider sent it.")
+        if "error" in params:
+            raise ConnectorError(f"{self.name} did not sign you in ({params['error'][:64]}).")
+        code = params.get("code")
+        if not code:
+            raise ConnectorError("The sign-in response had no authorization code.")
+        tokens = await self._redeem(meta, code, saved)
+        id_token, access_token = tokens.get("id_token"), tokens.get("access_token")
+        if not isinstance(id_token, str):
+            raise ConnectorError(f"{self.name} returned no ID token.")
+        claims = await self.verify_id_token(id_token, str(saved["nonce"]),
+                                            access_token if isinstance(access_token, str) else None)
+        if self.config.userinfo and isinstance(access_token, str) and meta.get("userinfo_endpoint"):
+            info = await self._get_json(str(meta["userinfo_endpoint"]),
+                                        headers={"Authorization": f"Bearer {access_token}"})
+            if info.get("sub") != claims["sub"]:
+                raise ConnectorError(f"{self.name} described another user than it signed in.")
+            claims = {**info, **claims}  # the signed ID token wins where both speak
+        return UpstreamIdentity(self.id, str(claims["sub"]), self.profile(claims), amr=["fed"])
+
+    async def _redeem(self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
+                      ) -> dict[str, Any]:
+        form = {"grant_type": "authorization_code", "code": code,
+                "redirect_uri": str(saved["callback"]), "code_verifier": str(saved["verifier"])}
+        headers = {"Accept": "application/json"}
+        method = self.config.token_endpoint_auth_method
+        if method == "client_secret_basic":
+            # RFC 6749 §2.3.1: form-encode both parts before base64.
+            secret = quote_plus(self.config.client_secret or "")
+            pair = f"{quote_plus(self.config.client_id)}:{secret}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form["client_id"] = self.config.client_id
+            if method == "client_secret_post":
+                form["client_secret"] = self.config.client_secret or ""
+        try:
+            response = await self._http.post(str(meta["token_endpoint"]), data=form,
+                                              headers=headers)
+        except httpx.HTTPError as exc:
+            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
+        return self._json(response)
+
+    async def verify_id_token(self, token: str, nonce: str, access_token: str | None
+                              ) -> dict[str, Any]:
+        """The ID token's claims if every OIDC Core §3.1.3.7 check passes."""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError):
+            raise ConnectorError("The ID token is malformed.") from None
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise ConnectorError("The ID token uses a signing algorithm we do not accept.")
+        # Only our copy of the IdP's JWKS is consulted; header keys (jwk/jku/x5u/x5c) never are.
+        try:
+            decoded = jwt.decode(token, await self.keys(), algorithms=[alg])
+        except JoseError:
+            try:
+                decoded = jwt.decode(token, await self.keys(refresh=True), algorithms=[alg])
+            except JoseError:
+                raise ConnectorError("The ID token's signature is not valid.") from None
+        claims = dict(decoded.claims)
+        now = time.time()
+        audiences = claims.get("aud")
+        audiences = [audiences] if isinstance(audiences, str) else audiences
+        checks = (
+            (claims.get("iss") == self.issuer, "was issued by someone else"),
+            (isinstance(audiences, list) and self.config.client_id in audiences,
+             "was issued for another application"),
+            (not isinstance(audiences, list) or len(audiences) == 1
+             or claims.get("azp") == self.config.client_id, "names another authorized party"),
+            (isinstance(claims.get("sub"), str) and bool(claims["sub"]), "has no subject"),
+            (isinstance(claims.get("iat"), int | float) and claims["iat"] <= now + self._leeway,
+             "has no valid issue time"),
+            (isinstance(claims.get("exp"), int | float) and claims["exp"] + self._leeway > now,
+             "has expired"),
+            (isinstance(claims.get("nonce"), str) and constant_time_equals(claims["nonce"], nonce),
+             "does not belong to this sign-in (nonce)"),
+        )
+        for ok, problem in checks:
+            if not ok:
+                raise ConnectorError(f"The ID token {problem}.")
+        at_hash = claims.get("at_hash")
+        if access_token and at_hash is not None and at_hash != _at_hash(access_token, alg):
+            raise ConnectorError("The ID token does not match its access token (at_hash).")
+        return claims
+
+    def profile(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """Upstream claims → the canonical profile (standard names, plus `claim_mapping`)."""
+        profile = {k: claims[k] for k in STANDARD_CLAIMS if k in claims}
+        for canonical, upstream in self.config.claim_mapping.items():
+            if upstream in claims:
+                profile[canonical] = claims[upstream]
+        # Anything but a literal true is unverified, and unverified e-mails never link anything.
+        verified = profile.get("email_verified")
+        profile["email_verified"] = verified is True or verified == "true"
+        return profile
+
+    def form_origins(self) -> list[str]:
+        """Origins the sign-in page's form may lead to (CSP form-action follows redirects)."""
+        origins = {self.issuer}
+        if self._metadata:
+            origins.add(str(self._metadata["authorization_endpoint"]))
+        return sorted({f"{urlsplit(o).scheme}://{urlsplit(o).netloc}" for o in origins})
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def _at_hash(access_token: str, alg: str) -> str:
+    digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[alg[-3:]]
+    full = digest(access_token.encode("ascii")).digest()
+    return b64url(full[: len(full) // 2])

@@ -1,0 +1,111 @@
+"""Federation fixtures: the scriptable fake OP, another Cognate as a well-behaved upstream OP
+(on `localhost`, so its cookies stay apart from the RP's on 127.0.0.1), and the RP gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.federation.fake_op import FakeOP
+from tests.helpers import (
+    Browser,
+    GatewayServer,
+    RedisServer,
+    code_flow_params,
+    free_port,
+    make_settings,
+)
+
+RP_CLIENT_SECRET = "rp-client-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def fake_op() -> Iterator[FakeOP]:
+    op = FakeOP()
+    op.server.start()
+    yield op
+    op.server.stop()
+
+
+@dataclass
+class Federation:
+    rp: GatewayServer
+    upstream: GatewayServer
+    fake: FakeOP
+
+
+@pytest.fixture(scope="session")
+def federation(redis_server: RedisServer, fake_op: FakeOP) -> Iterator[Federation]:
+    rp_port, up_port = free_port(), free_port()
+    upstream_settings = make_settings(
+        up_port, redis_server.url, issuer=f"http://localhost:{up_port}"
+    )
+    clients = [c.model_dump() for c in upstream_settings.clients] + [
+        {
+            "client_id": "rp",
+            "client_secret": RP_CLIENT_SECRET,
+            "redirect_uris": [f"http://127.0.0.1:{rp_port}/login/upstream/callback"],
+        }
+    ]
+    upstream = GatewayServer(
+        make_settings(
+            up_port, redis_server.url, issuer=f"http://localhost:{up_port}", clients=clients
+        )
+    )
+    rp = GatewayServer(
+        make_settings(
+            rp_port,
+            redis_server.url,
+            connectors=[
+                {"id": "local", "type": "local"},
+                {
+                    "id": "upstream",
+                    "type": "oidc",
+                    "name": "Upstream Cognate",
+                    "issuer": f"http://localhost:{up_port}",
+                    "client_id": "rp",
+                    "client_secret": RP_CLIENT_SECRET,
+                },
+                {
+                    "id": "fake",
+                    "type": "oidc",
+                    "name": "Fake IdP",
+                    "issuer": fake_op.issuer,
+                    "client_id": "fake-client",
+                    "client_secret": "fake-secret-0123456789",
+                    "token_endpoint_auth_method": "client_secret_post",
+                },
+                {
+                    "id": "broken",
+                    "type": "oidc",
+                    "name": "Broken IdP",
+                    "issuer": f"http://127.0.0.1:{free_port()}",
+                    "client_id": "x",
+                    "client_secret": "x-secret-0123456789",
+                },
+            ],
+        )
+    )
+    upstream.start()
+    rp.start()
+    yield Federation(rp, upstream, fake_op)
+    rp.stop()
+    upstream.stop()
+
+
+async def start_upstream_login(browser: Browser, connector: str, **params: str) -> httpx.Response:
+    """Authorize at the RP, press the connector's button; returns the redirect to the IdP."""
+    first = await browser.authorize(**code_flow_params(**params))
+    assert first.status_code == 303, first.text
+    page = await browser.http.get(first.headers["location"])
+    from tests.helpers import form_fields
+
+    fields = form_fields(page.text)
+    started = await browser.http.post(
+        f"/login/{connector}/start", data={"flow": fields["flow"], "_csrf": fields["_csrf"]}
+    )
+    assert started.status_code == 303, started.text
+    return started

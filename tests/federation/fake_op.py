@@ -1,0 +1,185 @@
+"""A scriptable upstream OpenID Provider for the federation tests: a real HTTP server whose
+answers can be made wrong in every way SECURITY-TESTS section B lists.
+
+It approves every authorization request at once (no UI), checks the connector's PKCE at the
+token endpoint, and counts token requests (to prove a bad response stops before the code is
+spent). Set `behaviour` fields before a sign-in; `reset()` restores good manners.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.helpers import AppServer
+
+
+@dataclass
+class Behaviour:
+    """How the next sign-in goes wrong (defaults: it does not)."""
+
+    claims: dict[str, Any] = field(default_factory=dict)  # override / add ID token claims
+    drop: tuple[str, ...] = ()  # remove ID token claims
+    signing: str = "good"  # good | none | hs256-public | foreign-key | embedded-jwk | bad-sig
+    response_iss: str = "good"  # good | other | missing
+    userinfo_sub: str | None = None  # a different sub from userinfo
+    subject: str = "fake-user-1"
+    email: str = "fed@example.com"
+    email_verified: Any = True
+
+
+class FakeOP:
+    def __init__(self) -> None:
+        self.server = AppServer(
+            Starlette(
+                routes=[
+                    Route("/.well-known/openid-configuration", self.discovery),
+                    Route("/jwks", self.jwks),
+                    Route("/authorize", self.authorize),
+                    Route("/token", self.token, methods=["POST"]),
+                    Route("/userinfo", self.userinfo),
+                ]
+            )
+        )
+        self.issuer = self.server.url
+        self.key = RSAKey.generate_key(
+            2048, {"kid": "fake-1", "alg": "RS256", "use": "sig"}, private=True
+        )
+        self.behaviour = Behaviour()
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.token_requests = 0
+
+    def reset(self) -> None:
+        self.behaviour = Behaviour()
+        self.token_requests = 0
+
+    async def discovery(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "issuer": self.issuer,
+                "authorization_endpoint": f"{self.issuer}/authorize",
+                "token_endpoint": f"{self.issuer}/token",
+                "jwks_uri": f"{self.issuer}/jwks",
+                "userinfo_endpoint": f"{self.issuer}/userinfo",
+                "authorization_response_iss_parameter_supported": True,
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        )
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+
+    async def authorize(self, request: Request) -> Response:
+        q = request.query_params
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {
+            "nonce": q.get("nonce"),
+            "challenge": q.get("code_challenge"),
+            "client_id": q.get("client_id"),
+            "redirect_uri": q.get("redirect_uri"),
+        }
+        answer = {"code": code, "state": q.get("state", "")}
+        if self.behaviour.response_iss == "good":
+            answer["iss"] = self.issuer
+        elif self.behaviour.response_iss == "other":
+            answer["iss"] = "https://attacker.example"
+        return RedirectResponse(f"{q['redirect_uri']}?{urlencode(answer)}", status_code=302)
+
+    async def token(self, request: Request) -> Response:
+        self.token_requests += 1
+        form = await request.form()
+        grant = self.codes.pop(str(form.get("code")), None)
+        verifier = str(form.get("code_verifier", ""))
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+        if (
+            grant is None
+            or digest.decode() != grant["challenge"]
+            or (form.get("redirect_uri") != grant["redirect_uri"])
+        ):
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        access = secrets.token_urlsafe(24)
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "id_token": self.id_token(grant, access),
+            }
+        )
+
+    async def userinfo(self, request: Request) -> Response:
+        b = self.behaviour
+        return JSONResponse(
+            {
+                "sub": b.userinfo_sub or b.subject,
+                "email": b.email,
+                "name": "Fed User",
+                "picture": "https://example.com/p.png",
+            }
+        )
+
+    def id_token(self, grant: dict[str, Any], access_token: str) -> str:
+        b = self.behaviour
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": b.subject,
+            "aud": grant["client_id"],
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant["nonce"],
+            "email": b.email,
+            "email_verified": b.email_verified,
+        }
+        claims.update(b.claims)
+        for name in b.drop:
+            claims.pop(name, None)
+        return self.sign(claims)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        b = self.behaviour
+        if b.signing == "none":
+            header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+            return f"{header}.{_b64(json.dumps(claims).encode())}."
+        if b.signing == "hs256-public":
+            # The classic confusion: HMAC keyed with the IdP's *public* key, forged by hand
+            # (libraries rightly refuse to build it).
+            import hmac
+
+            head = _b64(json.dumps({"alg": "HS256", "kid": "fake-1", "typ": "JWT"}).encode())
+            body = _b64(json.dumps(claims).encode())
+            mac = hmac.new(
+                self.key.as_pem(private=False), f"{head}.{body}".encode(), hashlib.sha256
+            ).digest()
+            return f"{head}.{body}.{_b64(mac)}"
+        if b.signing in ("foreign-key", "embedded-jwk"):
+            attacker = ECKey.generate_key("P-256", {"kid": "fake-1"}, private=True)
+            header: dict[str, Any] = {"alg": "ES256", "kid": "fake-1"}
+            if b.signing == "embedded-jwk":
+                header |= {
+                    "jwk": attacker.as_dict(private=False),
+                    "jku": "https://attacker.example/jwks",
+                    "x5u": "https://attacker.example/cert",
+                }
+            return jwt.encode(header, claims, attacker)
+        token = jwt.encode({"alg": "RS256", "kid": "fake-1"}, claims, self.key)
+        if b.signing == "bad-sig":
+            head, body, sig = token.split(".")
+            return f"{head}.{body}.{sig[:-6]}AAAAAA"
+        return token
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

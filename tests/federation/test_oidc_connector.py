@@ -1,0 +1,263 @@
+"""The `oidc` connector against real upstream OPs over HTTP: a well-behaved Cognate and a
+scriptable fake (SECURITY-TESTS B16-B21)."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.federation.conftest import Federation, start_upstream_login
+from tests.federation.fake_op import Behaviour
+from tests.helpers import PASSWORD, Browser, form_fields, location_query
+
+
+async def through_fake(federation: Federation, browser: Browser) -> httpx.Response:
+    """Sign in at the RP with the fake IdP; returns the RP's answer to the callback."""
+    to_idp = await start_upstream_login(browser, "fake")
+    assert to_idp.headers["location"].startswith(federation.fake.issuer + "/authorize")
+    async with httpx.AsyncClient() as idp_browser:
+        back = await idp_browser.get(to_idp.headers["location"])
+    assert back.status_code == 302
+    callback = back.headers["location"]
+    return await browser.http.get(callback.removeprefix(browser.base_url))
+
+
+async def tokens_at_rp(
+    federation: Federation, browser: Browser, done: httpx.Response
+) -> dict[str, str]:
+    assert done.status_code == 303, done.text
+    query = location_query(done)
+    verifier = browser.verifier  # type: ignore[attr-defined]
+    response = await browser.http.post(
+        "/oauth2/token",
+        auth=("web", "web-secret-0123456789"),
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"],
+            "code_verifier": verifier,
+            "redirect_uri": "https://app.example.com/cb",
+        },
+    )
+    return dict(response.json())
+
+
+@pytest.fixture
+async def browser(federation: Federation) -> Browser:
+    b = Browser(federation.rp.url)
+    yield b  # type: ignore[misc]
+    await b.aclose()
+
+
+@pytest.fixture(autouse=True)
+def good_manners(federation: Federation) -> None:
+    federation.fake.reset()
+
+
+async def test_sign_in_through_an_upstream_cognate(federation: Federation) -> None:
+    email = f"up-{secrets.token_hex(4)}@example.com"
+    await federation.upstream.add_user(email, email_verified=True)
+    rp = Browser(federation.rp.url)
+    idp = Browser(federation.upstream.url)
+    try:
+        from tests.helpers import pkce_pair
+
+        verifier, challenge = pkce_pair()
+        to_idp = await start_upstream_login(
+            rp, "upstream", code_challenge=challenge, scope="openid email profile"
+        )
+        location = to_idp.headers["location"]
+        assert location.startswith(federation.upstream.url + "/oauth2/authorize?")
+        # The person signs in at the upstream IdP's own hosted page.
+        login = await idp.http.get(location.removeprefix(federation.upstream.url))
+        page = await idp.http.get(login.headers["location"])
+        signed_in = await idp.http.post(
+            "/login", data={**form_fields(page.text), "email": email, "password": PASSWORD}
+        )
+        callback = signed_in.headers["location"]
+        assert callback.startswith(f"{federation.rp.url}/login/upstream/callback?")
+        done = await rp.http.get(callback.removeprefix(federation.rp.url))
+        assert done.status_code == 303, done.text
+        assert done.headers["location"].startswith("https://app.example.com/cb?code=")
+        code = location_query(done)["code"]
+        tokens = (
+            await rp.http.post(
+                "/oauth2/token",
+                auth=("web", "web-secret-0123456789"),
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "code_verifier": verifier,
+                    "redirect_uri": "https://app.example.com/cb",
+                },
+            )
+        ).json()
+        keys = KeySet.import_key_set((await rp.http.get("/.well-known/jwks.json")).json())
+        claims = jwt.decode(tokens["id_token"], keys).claims
+        assert claims["iss"] == federation.rp.url and claims["email"] == email
+        assert claims["amr"] == ["fed"] and claims["sub"].startswith("us-east-1:")
+    finally:
+        await rp.aclose()
+        await idp.aclose()
+
+
+async def test_fake_idp_happy_path_merges_userinfo(
+    federation: Federation, browser: Browser
+) -> None:
+    done = await through_fake(federation, browser)
+    assert done.status_code == 303, done.text
+    assert "code=" in done.headers["location"]
+    home = await browser.http.get("/")
+    assert "fed@example.com" in home.text
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        (Behaviour(claims={"iss": "https://attacker.example"}), "issued by someone else"),
+        (Behaviour(claims={"aud": "another-client"}), "another application"),
+        (
+            Behaviour(claims={"aud": ["fake-client", "other"], "azp": "other"}),
+            "another authorized party",
+        ),
+        (Behaviour(drop=("sub",)), "no subject"),
+        (Behaviour(drop=("iat",)), "no valid issue time"),
+        (Behaviour(claims={"exp": 1_000_000}), "has expired"),
+        (Behaviour(claims={"nonce": "not-the-nonce"}), "nonce"),
+        (Behaviour(drop=("nonce",)), "nonce"),
+        (Behaviour(signing="bad-sig"), "signature"),
+        (Behaviour(signing="none"), "algorithm"),
+        (Behaviour(signing="hs256-public"), "algorithm"),
+        (Behaviour(signing="foreign-key"), "signature"),
+        (Behaviour(signing="embedded-jwk"), "signature"),
+        (Behaviour(userinfo_sub="someone-else"), "another user"),
+    ],
+)
+async def test_bad_id_tokens_are_refused(
+    federation: Federation, browser: Browser, behaviour: Behaviour, message: str
+) -> None:
+    federation.fake.behaviour = behaviour
+    done = await through_fake(federation, browser)
+    assert done.status_code == 400
+    assert message in done.text
+    assert "location" not in done.headers
+    assert "cognate_session" not in done.headers.get("set-cookie", "")
+
+
+@pytest.mark.parametrize("response_iss", ["other", "missing"])
+async def test_mix_up_is_refused_before_the_code_is_spent(
+    federation: Federation, browser: Browser, response_iss: str
+) -> None:
+    federation.fake.behaviour = Behaviour(response_iss=response_iss)
+    done = await through_fake(federation, browser)
+    assert done.status_code == 400
+    assert federation.fake.token_requests == 0
+
+
+async def test_state_must_belong_to_this_browser_and_flow(
+    federation: Federation, browser: Browser
+) -> None:
+    to_idp = await start_upstream_login(browser, "fake")
+    async with httpx.AsyncClient() as idp_browser:
+        back = await idp_browser.get(to_idp.headers["location"])
+    callback = back.headers["location"].removeprefix(browser.base_url)
+    query = parse_qs(urlsplit(callback).query)
+    path = urlsplit(callback).path
+    # missing state, forged state (right flow, wrong secret), foreign browser
+    missing = await browser.http.get(f"{path}?code={query['code'][0]}")
+    assert missing.status_code == 400
+    forged_state = query["state"][0].split(".")[0] + ".forged"
+    forged = await browser.http.get(f"{path}?code={query['code'][0]}&state={forged_state}")
+    assert forged.status_code == 400
+    stranger = Browser(browser.base_url)
+    try:
+        foreign = await stranger.http.get(callback)
+        assert foreign.status_code == 400
+        assert "cognate_session" not in stranger.http.cookies
+    finally:
+        await stranger.aclose()
+    # The rightful browser can still finish (the failures above consumed nothing)...
+    ok = await browser.http.get(callback)
+    assert ok.status_code == 303
+    # ...once: replaying the callback is refused.
+    replay = await browser.http.get(callback)
+    assert replay.status_code == 400
+
+
+async def test_same_email_from_two_idps_is_two_identities(
+    federation: Federation, browser: Browser
+) -> None:
+    email = f"twice-{secrets.token_hex(4)}@example.com"
+    await federation.rp.add_user(email, email_verified=True)
+    local_code, _, _ = await browser.login_for_code(email)
+    assert local_code
+    local_id = await federation.rp.call(
+        lambda s: s.identities.find("local", "")
+    )  # placeholder to keep the call shape; replaced below
+    del local_id
+    federation.fake.behaviour = Behaviour(email=email, subject=f"s-{secrets.token_hex(3)}")
+    second = Browser(federation.rp.url)
+    try:
+        done = await through_fake(federation, second)
+        assert done.status_code == 303
+        sessions = []
+        for b in (browser, second):
+            sid = b.http.cookies["cognate_session"]
+            sessions.append(await federation.rp.call(lambda s, c=sid: s.sessions.load(c)))
+        assert sessions[0].profile["email"] == sessions[1].profile["email"] == email
+        assert sessions[0].identity_id != sessions[1].identity_id
+    finally:
+        await second.aclose()
+
+
+async def test_unverified_upstream_email_is_marked_unverified(
+    federation: Federation, browser: Browser
+) -> None:
+    federation.fake.behaviour = Behaviour(email_verified="yes", subject="unverified-1")
+    done = await through_fake(federation, browser)
+    assert done.status_code == 303
+    session = await federation.rp.call(
+        lambda s: s.sessions.load(browser.http.cookies["cognate_session"])
+    )
+    assert session.profile["email_verified"] is False
+
+
+async def test_identity_provider_parameter_skips_the_chooser(
+    federation: Federation, browser: Browser
+) -> None:
+    from tests.helpers import code_flow_params
+
+    direct = await browser.authorize(**code_flow_params(identity_provider="fake"))
+    assert direct.status_code == 303
+    assert direct.headers["location"].startswith(federation.fake.issuer + "/authorize?")
+    unknown = await browser.authorize(**code_flow_params(identity_provider="nope"))
+    assert location_query(unknown)["error"] == "invalid_request"
+
+
+async def test_unreachable_idp_fails_alone(federation: Federation, browser: Browser) -> None:
+    first = await browser.authorize(**__import__("tests.helpers").helpers.code_flow_params())
+    page = await browser.http.get(first.headers["location"])
+    assert 'data-connector="broken"' in page.text and 'name="password"' in page.text
+    fields = form_fields(page.text)
+    broken = await browser.http.post(
+        "/login/broken/start", data={"flow": fields["flow"], "_csrf": fields["_csrf"]}
+    )
+    assert broken.status_code == 502
+    assert "Broken IdP is unreachable" in broken.text
+    # The other connectors keep working from the same page.
+    fine = await browser.http.post(
+        "/login/fake/start", data={"flow": fields["flow"], "_csrf": fields["_csrf"]}
+    )
+    assert fine.status_code == 303
+
+
+async def test_start_needs_csrf(federation: Federation, browser: Browser) -> None:
+    first = await browser.authorize(**__import__("tests.helpers").helpers.code_flow_params())
+    page = await browser.http.get(first.headers["location"])
+    fields = form_fields(page.text)
+    refused = await browser.http.post("/login/fake/start", data={"flow": fields["flow"]})
+    assert refused.status_code == 403
