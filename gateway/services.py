@@ -21,6 +21,7 @@ from gateway.identity.providers import ProviderVerifier
 from gateway.keys import KeyRing
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
+from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionManager
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -61,6 +62,7 @@ class Services:
     pools: IdentityPools
     verifier: ProviderVerifier
     vendor: CredentialVendor
+    limiter: RateLimiter
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -139,4 +141,5 @@ def build_services(
         pools=IdentityPools(settings.identity_pools, store),
         verifier=ProviderVerifier(tokens, settings.issuer, tokens_cfg.leeway),
         vendor=CredentialVendor(store, sealer, tokens),
+        limiter=RateLimiter(store, sealer),
     )

@@ -163,6 +163,14 @@ class SessionSettings(_Model):
     cookie_name: str = Field("cognate_session", pattern=r"^[A-Za-z0-9_-]{1,40}$")
 
 
+class RateLimitSettings(_Model):
+    """Failed sign-ins allowed per window before 429 (per account, and per client IP)."""
+
+    login_per_account: int = Field(10, ge=1)
+    login_per_ip: int = Field(50, ge=1)
+    window: Duration = 900
+
+
 class ClientSettings(_Model):
     """A downstream application (RFC 7591 metadata names)."""
 
@@ -404,6 +412,7 @@ class Settings(_Model):
     keys: KeySettings = Field(default_factory=KeySettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     clients: list[ClientSettings] = Field(default_factory=list)
     connectors: list[ConnectorSettings] = Field(default_factory=_default_connectors)
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)

@@ -25,8 +25,10 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.op.authorize import finish_flow
 from gateway.op.common import Handler
+from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.users.directory import normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
 
 EXPIRED = PageError(
@@ -201,8 +203,25 @@ def login(services: Services) -> Handler:
         password = str(form.get("password") or "")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             return form_page(request, flow, email, "That password is too long.", 400)
+        # Limits are checked before any password work and counted per failure, the same for
+        # existing and unknown accounts (no enumeration through the limiter either).
+        config = services.settings.rate_limits
+        checks = [
+            (Limit("login-account", config.login_per_account, config.window),
+             normalize_email(email)),
+            (Limit("login-ip", config.login_per_ip, config.window),
+             request.client.host if request.client else "unknown"),
+        ]
+        try:
+            await services.limiter.check(checks)
+        except RateLimited as exc:
+            page = form_page(request, flow, email, "Too many attempts. Wait a few minutes and "
+                             "try again.", 429)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         upstream = await connector.login(email, password) if email and password else None
         if upstream is None:
+            await services.limiter.fail(checks)
             return form_page(request, flow, email, "Incorrect email or password.", 401)
         return await complete_login(services, request, flow, upstream)
 

@@ -1,0 +1,60 @@
+"""Fixed-window failure counters in the store, for sign-in and anything else that must not be
+guessed at speed.
+
+A limit is (what, how many, window). Failures are counted with one INCR that starts the window
+on its first hit; once a counter is over its limit, attempts are refused with the window's
+remaining time as Retry-After. Windows always expire, so an attacker can slow a victim's sign-in
+down but never lock the account for good; keys are hashed, so the store never holds the
+e-mail addresses or IPs being counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gateway.crypto import Sealer
+from gateway.errors import GatewayError
+from gateway.store import Store
+
+
+class RateLimited(GatewayError):
+    """Too many attempts; `retry_after` seconds until the window ends."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"too many attempts; retry after {retry_after}s")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` failures per `window` seconds for one `scope` value."""
+
+    scope: str
+    count: int
+    window: int
+
+
+class RateLimiter:
+    """Check and count failures against several limits at once."""
+
+    def __init__(self, store: Store, sealer: Sealer) -> None:
+        self._store = store
+        self._sealer = sealer
+
+    def _key(self, limit: Limit, value: str) -> str:
+        return self._store.key("rl", limit.scope, self._sealer.keyed_hash(value, purpose="rl"))
+
+    async def check(self, checks: list[tuple[Limit, str]]) -> None:
+        """Raise RateLimited if any counter is already over its limit."""
+        for limit, value in checks:
+            key = self._key(limit, value)
+            raw = await self._store.get(key)
+            if raw is not None and int(raw) >= limit.count:
+                ttl = await self._store.ttl(key)
+                raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
+
+    async def fail(self, checks: list[tuple[Limit, str]]) -> None:
+        """Count one failure against every limit."""
+        for limit, value in checks:
+            await self._store.incr(self._key(limit, value), ttl=limit.window)

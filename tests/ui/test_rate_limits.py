@@ -1,0 +1,100 @@
+"""Brute-force limits on password sign-in (SECURITY-TESTS D32): per account and per IP,
+429 + Retry-After, checked before hashing, the same for unknown accounts, never permanent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import (
+    PASSWORD,
+    Browser,
+    GatewayServer,
+    RedisServer,
+    code_flow_params,
+    form_fields,
+    free_port,
+    make_settings,
+)
+
+
+@pytest.fixture
+def limited(redis_server: RedisServer) -> Iterator[GatewayServer]:
+    settings = make_settings(
+        free_port(),
+        redis_server.url,
+        rate_limits={"login_per_account": 3, "login_per_ip": 8, "window": "10m"},
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+async def attempt(browser: Browser, email: str, password: str) -> tuple[int, str, str]:
+    first = await browser.authorize(**code_flow_params())
+    page = await browser.http.get(first.headers["location"])
+    answer = await browser.http.post(
+        "/login", data={**form_fields(page.text), "email": email, "password": password}
+    )
+    return answer.status_code, answer.headers.get("retry-after", ""), answer.text
+
+
+async def test_account_limit_then_429_even_with_the_right_password(
+    limited: GatewayServer,
+) -> None:
+    await limited.add_user("victim@example.com")
+    browser = Browser(limited.url)
+    try:
+        for _ in range(3):
+            assert (await attempt(browser, "victim@example.com", "guess-guess"))[0] == 401
+        status, retry_after, text = await attempt(browser, "victim@example.com", PASSWORD)
+        assert status == 429 and "Too many attempts" in text
+        assert 0 < int(retry_after) <= 600  # the window ends: no permanent lock-out
+        # Case and spacing do not make a fresh counter.
+        assert (await attempt(browser, " VICTIM@example.com", PASSWORD))[0] == 429
+    finally:
+        await browser.aclose()
+
+
+async def test_unknown_accounts_are_limited_alike(limited: GatewayServer) -> None:
+    browser = Browser(limited.url)
+    try:
+        statuses = [
+            (await attempt(browser, "ghost@example.com", "guess-guess"))[0] for _ in range(4)
+        ]
+        assert statuses == [401, 401, 401, 429]
+    finally:
+        await browser.aclose()
+
+
+async def test_ip_limit_spans_accounts(limited: GatewayServer) -> None:
+    await limited.add_user("other@example.com")
+    browser = Browser(limited.url)
+    try:
+        for i in range(8):  # 8 accounts, 1 failure each: under every account limit
+            assert (await attempt(browser, f"spray-{i}@example.com", "guess-guess"))[0] == 401
+        assert (await attempt(browser, "other@example.com", PASSWORD))[0] == 429
+    finally:
+        await browser.aclose()
+
+
+async def test_limited_attempts_cost_no_hashing(limited: GatewayServer) -> None:
+    browser = Browser(limited.url)
+    for _ in range(3):
+        await attempt(browser, "victim@example.com", "guess-guess")
+    calls = {"n": 0}
+    hasher = limited.services.users.hasher
+    original = hasher.verify
+
+    async def counting(stored: str | None, password: str) -> bool:
+        calls["n"] += 1
+        return await original(stored, password)
+
+    hasher.verify = counting  # type: ignore[method-assign]
+    try:
+        assert (await attempt(browser, "victim@example.com", PASSWORD))[0] == 429
+        assert calls["n"] == 0
+    finally:
+        hasher.verify = original  # type: ignore[method-assign]
+        await browser.aclose()
