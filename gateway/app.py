@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway import credentials, op, ui
 from gateway.errors import PageError, StoreUnavailable
 from gateway.identity import cognito
+from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
 from gateway.services import Services
 from gateway.users.passwords import Overloaded
@@ -74,8 +75,26 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def readyz(request: Request) -> Response:
+        """Ready to serve: the store answers, keys are loaded, durable data is safe there."""
+        checks: dict[str, str] = {}
+        try:
+            await services.store.ping()
+            checks["store"] = "ok"
+            problem = await services.store.durability_problem()
+            checks["durability"] = problem if problem and not services.settings.demo else "ok"
+        except StoreUnavailable as exc:
+            checks["store"] = str(exc)[:200]
+        checks["keys"] = "ok" if services.keys.entries else "not loaded"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503,
+                            headers={"Cache-Control": "no-store"})
+
     routes = [
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", services.metrics.endpoint),
         *op.routes(services),
         *cognito.routes(services),
         *credentials.routes(services),
@@ -83,7 +102,8 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext)],
+        middleware=[Middleware(RequestContext), Middleware(MetricsMiddleware,
+                                                           metrics=services.metrics)],
         exception_handlers={
             PageError: page_error,
             StoreUnavailable: unavailable,

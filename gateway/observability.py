@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -17,6 +18,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "traceparent", default=None
+)
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -36,6 +41,9 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "request_id": request_id.get(),
         }
+        trace = traceparent.get()
+        if trace:
+            entry["traceparent"] = trace
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -83,6 +91,10 @@ class RequestContext:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         token = request_id.set(rid)
+        # W3C Trace Context: keep the caller's trace id in our log lines (well-formed only).
+        incoming_trace = dict(scope["headers"]).get(b"traceparent", b"").decode("latin-1")
+        trace_token = traceparent.set(
+            incoming_trace if _TRACEPARENT.match(incoming_trace) else None)
         start = time.perf_counter()
         status = 500
 
@@ -106,3 +118,4 @@ class RequestContext:
                 },
             )
             request_id.reset(token)
+            traceparent.reset(trace_token)

@@ -19,6 +19,7 @@ from gateway.identity.ids import IdentityStore
 from gateway.identity.pools import IdentityPools
 from gateway.identity.providers import ProviderVerifier
 from gateway.keys import KeyRing
+from gateway.metrics import Metrics
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
 from gateway.ratelimit import RateLimiter
@@ -63,6 +64,7 @@ class Services:
     verifier: ProviderVerifier
     vendor: CredentialVendor
     limiter: RateLimiter
+    metrics: Metrics
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -111,6 +113,9 @@ def build_services(
         max_connections=settings.store.max_connections,
     )
     sealer = Sealer(master_key(settings))
+    metrics = Metrics()
+    if hasattr(store, "observer"):
+        store.observer = metrics.observe_store
     tokens_cfg = settings.tokens
     keys = KeyRing(
         store,
@@ -140,6 +145,7 @@ def build_services(
         csrf=Csrf(sealer, pages, settings.issuer),
         pools=IdentityPools(settings.identity_pools, store),
         verifier=ProviderVerifier(tokens, settings.issuer, tokens_cfg.leeway),
-        vendor=CredentialVendor(store, sealer, tokens),
+        vendor=CredentialVendor(store, sealer, tokens, metrics),
         limiter=RateLimiter(store, sealer),
+        metrics=metrics,
     )

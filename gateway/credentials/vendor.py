@@ -19,6 +19,7 @@ from gateway.credentials.sts import Credentials, StsClient, StsError
 from gateway.crypto import Sealer
 from gateway.errors import CognitoError, not_authorized
 from gateway.identity.providers import token_audience
+from gateway.metrics import Metrics
 from gateway.settings import IdentityPoolSettings
 from gateway.store import Store
 from gateway.tokens import TokenService
@@ -49,10 +50,13 @@ class VendRequest:
 class CredentialVendor:
     """STS calls with caching and single flight."""
 
-    def __init__(self, store: Store, sealer: Sealer, tokens: TokenService) -> None:
+    def __init__(
+        self, store: Store, sealer: Sealer, tokens: TokenService, metrics: Metrics | None = None
+    ) -> None:
         self._store = store
         self._sealer = sealer
         self._tokens = tokens
+        self._metrics = metrics
         self._clients: dict[str, StsClient] = {}
         self._inflight: dict[str, asyncio.Task[Credentials]] = {}
         self.sts_calls = 0
@@ -71,6 +75,8 @@ class CredentialVendor:
         digest = hashlib.sha256(f"{request.role_arn}\n{policy or ''}".encode()).hexdigest()[:32]
         key = self._store.key("creds", request.identity_id, digest)
         cached = await self._cached(key)
+        if self._metrics is not None:
+            self._metrics.credential_cache.labels("hit" if cached else "miss").inc()
         if cached is not None:
             return cached
         task = self._inflight.get(key)
@@ -128,15 +134,22 @@ class CredentialVendor:
             )
             try:
                 self.sts_calls += 1
-                return await self.client(pool).assume_role_with_web_identity(
+                creds = await self.client(pool).assume_role_with_web_identity(
                     role_arn=request.role_arn, session_name=request.session_name,
                     web_identity_token=token, duration=pool.sts.duration, policy=policy,
                 )
+                self._count("ok")
+                return creds
             except StsError as exc:
+                self._count(exc.code)
                 if exc.code == "InvalidIdentityToken" and attempt == 0:
                     continue  # e.g. STS fetched our JWKS before a rotation: one fresh token
                 raise _cognito_error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.sts_calls.labels(result[:40]).inc()
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -239,6 +239,8 @@ def endpoint(services: Services) -> Handler:
             raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
         if grant_type not in client.config.grant_types:
             raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
-        return json_no_store(await handler.exchange(form, client))
+        body = await handler.exchange(form, client)
+        services.metrics.tokens.labels(grant_type).inc()
+        return json_no_store(body)
 
     return token

@@ -12,7 +12,8 @@ error or timeout becomes `StoreUnavailable`: callers fail closed (503), never fa
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -56,14 +57,19 @@ def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
 def connect(url: str, socket_timeout: float, connect_timeout: float, max_connections: int) -> Any:
     """A redis.asyncio client for any of the supported URL forms."""
     options: dict[str, Any] = {
-        "socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
     }
     scheme, _, rest = url.partition("://")
     netloc, _, path = rest.partition("/")
     if scheme in ("redis+cluster", "rediss+cluster"):
         nodes = [ClusterNode(host, port) for host, port in _hosts(netloc, 6379)]
-        return RedisCluster(startup_nodes=nodes, ssl=scheme.startswith("rediss"),
-                            max_connections=max_connections, **options)
+        return RedisCluster(
+            startup_nodes=nodes,
+            ssl=scheme.startswith("rediss"),
+            max_connections=max_connections,
+            **options,
+        )
     if scheme == "redis+sentinel":
         service, _, db = path.partition("/")
         if not service:
@@ -74,8 +80,9 @@ def connect(url: str, socket_timeout: float, connect_timeout: float, max_connect
         client = sentinel.master_for(service, db=int(db or 0), max_connections=max_connections)
         client.cognate_sentinels = sentinel.sentinels  # closed with the client (see close())
         return client
-    return aioredis.Redis.from_url(url, max_connections=max_connections,
-                                   health_check_interval=30, **options)
+    return aioredis.Redis.from_url(
+        url, max_connections=max_connections, health_check_interval=30, **options
+    )
 
 
 class RedisStore:
@@ -91,42 +98,51 @@ class RedisStore:
     ) -> None:
         self.prefix = prefix
         self._redis = connect(url, socket_timeout, connect_timeout, int(max_connections))
+        # Called as observer(operation, seconds, ok) around every operation (metrics).
+        self.observer: Callable[[str, float, bool], None] | None = None
         self._cas = self._redis.register_script(_CAS)
         self._incr = self._redis.register_script(_INCR)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, operation: str, coro: Any) -> Any:
+        start = time.perf_counter()
+        ok = False
         try:
-            return await coro
+            result = await coro
+            ok = True
+            return result
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # socket errors that slip past redis-py's wrapping
             raise StoreUnavailable(f"redis: {exc}") from exc
+        finally:
+            if self.observer is not None:
+                self.observer(operation, time.perf_counter() - start, ok)
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call(self._redis.get(key))
+        value: bytes | None = await self._call("get", self._redis.get(key))
         return value
 
     async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._call(self._redis.set(key, value, px=None if ttl is None else _ms(ttl)))
+        await self._call("put", self._redis.set(key, value, px=None if ttl is None else _ms(ttl)))
 
     async def create(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         created = await self._call(
-            self._redis.set(key, value, nx=True, px=None if ttl is None else _ms(ttl))
+            "create", self._redis.set(key, value, nx=True, px=None if ttl is None else _ms(ttl))
         )
         return bool(created)
 
     async def take(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call(self._redis.getdel(key))
+        value: bytes | None = await self._call("take", self._redis.getdel(key))
         return value
 
     async def update(
         self, key: str, expected: bytes, value: bytes, ttl: float | None = None
     ) -> bool:
         args: list[bytes | str] = [expected, value, "" if ttl is None else str(_ms(ttl))]
-        return bool(await self._call(self._cas(keys=[key], args=args)))
+        return bool(await self._call("update", self._cas(keys=[key], args=args)))
 
     async def delete(self, *keys: str) -> int:
         if not keys:
@@ -135,14 +151,14 @@ class RedisStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.delete(key)
-            results = await self._call(pipe.execute())
+            results = await self._call("delete", pipe.execute())
         return sum(int(r) for r in results)
 
     async def incr(self, key: str, ttl: float) -> int:
-        return int(await self._call(self._incr(keys=[key], args=[_ms(ttl)])))
+        return int(await self._call("incr", self._incr(keys=[key], args=[_ms(ttl)])))
 
     async def ttl(self, key: str) -> float | None:
-        ms = int(await self._call(self._redis.pttl(key)))
+        ms = int(await self._call("ttl", self._redis.pttl(key)))
         return None if ms < 0 else ms / 1000
 
     async def scan(self, prefix: str) -> AsyncIterator[str]:
@@ -151,17 +167,17 @@ class RedisStore:
         iterator = self._redis.scan_iter(match=pattern, count=500)
         while True:
             try:
-                key = await self._call(iterator.__anext__())
+                key = await self._call("scan", iterator.__anext__())
             except StopAsyncIteration:
                 return
             yield key.decode() if isinstance(key, bytes) else key
 
     async def ping(self) -> None:
-        await self._call(self._redis.ping())
+        await self._call("ping", self._redis.ping())
 
     async def durability_problem(self) -> str | None:
         try:
-            config = await self._call(self._redis.config_get("maxmemory-policy"))
+            config = await self._call("config", self._redis.config_get("maxmemory-policy"))
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, ResponseError):  # CONFIG disabled (managed Redis)
                 return None
@@ -182,4 +198,3 @@ class RedisStore:
         await self._redis.aclose()
         for sentinel in getattr(self._redis, "cognate_sentinels", ()):
             await sentinel.aclose()  # the connections that ask Sentinel where the master is
-

@@ -85,6 +85,7 @@ async def complete_login(
     flow (once), replace any session with a fresh one, and finish the authorization."""
     identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
     flow_taken = await services.flows.take(flow.flow_id)
+    services.metrics.sign_ins.labels(upstream.connector_id, "success").inc()
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
     pages = services.pages
@@ -155,6 +156,7 @@ def connector_callback(services: Services) -> Handler:
         try:
             upstream = await connector.finish(params, saved)
         except ConnectorError as exc:
+            services.metrics.sign_ins.labels(connector.id, "failure").inc()
             await services.flows.take(flow.flow_id)  # a failed callback cannot be retried
             raise PageError("Sign-in failed", str(exc), 400) from None
         return await complete_login(services, request, flow, upstream)
@@ -215,12 +217,14 @@ def login(services: Services) -> Handler:
         try:
             await services.limiter.check(checks)
         except RateLimited as exc:
+            services.metrics.sign_ins.labels(connector.id, "limited").inc()
             page = form_page(request, flow, email, "Too many attempts. Wait a few minutes and "
                              "try again.", 429)
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         upstream = await connector.login(email, password) if email and password else None
         if upstream is None:
+            services.metrics.sign_ins.labels(connector.id, "failure").inc()
             await services.limiter.fail(checks)
             return form_page(request, flow, email, "Incorrect email or password.", 401)
         return await complete_login(services, request, flow, upstream)
