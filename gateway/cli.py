@@ -101,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     id_list.add_argument("--pool", help="identity pool id")
     id_list.add_argument("--json", action="store_true", help="JSON Lines output")
     _config_arg(id_list)
-    for action, text in (("show", "show one identity"),
-                         ("delete", "delete an identity and its links")):
+    for action, text in (
+        ("show", "show one identity"),
+        ("delete", "delete an identity and its links"),
+    ):
         one = id_sub.add_parser(action, help=text)
         one.add_argument("identity_id", metavar="IDENTITY_ID")
         _config_arg(one)
@@ -115,9 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     pools = sub.add_parser("pools", help="identity pools")
     pools_sub = pools.add_subparsers(dest="action", required=True, metavar="ACTION")
     check_pools = pools_sub.add_parser(
-        "check", help="print the IAM OIDC provider and trust policies each pool needs in AWS")
+        "check", help="print the IAM OIDC provider and trust policies each pool needs in AWS"
+    )
     check_pools.add_argument("pool", nargs="?", help="one pool id (default: all)")
     _config_arg(check_pools)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tail = audit_sub.add_parser("tail", help="show the latest audit events")
+    tail.add_argument("-n", "--lines", type=int, default=20, help="how many (default 20)")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    tail.add_argument("--json", action="store_true", help="JSON Lines output")
+    _config_arg(tail)
 
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -143,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             "keys": _keys,
             "identities": _identities,
             "pools": _pools,
+            "audit": _audit,
         }
         return asyncio.run(commands[args.command](settings, args))
     except ConfigError as exc:
@@ -225,14 +237,20 @@ def _serve(args: argparse.Namespace) -> int:
     # uvloop + httptools; our own JSON access log (no query strings) instead of uvicorn's;
     # X-Forwarded-* are not trusted by default (a proxy setting will say which proxies are).
     server_options: dict[str, Any] = {
-        "host": args.host, "port": args.port, "loop": "uvloop", "http": "httptools",
-        "log_config": None, "access_log": False, "proxy_headers": False,
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
     }
     if args.workers > 1:
         os.environ["COGNATE_CONFIG"] = os.path.abspath(args.config)
         print("\n".join(banner), file=sys.stderr, flush=True)
-        uvicorn.run("gateway.cli:app_from_env", factory=True, workers=args.workers,
-                    **server_options)
+        uvicorn.run(
+            "gateway.cli:app_from_env", factory=True, workers=args.workers, **server_options
+        )
         return 0
     services = build_services(settings)
     if settings.demo:
@@ -278,6 +296,7 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
             user = await users.create(
                 args.email, password, name=args.name, email_verified=args.verified
             )
+            await services.audit.record("user.created", user_id=user.user_id, actor="cli")
             print(f"created {user.email} (user id {user.user_id})")
         elif args.action == "list":
             count = 0
@@ -296,10 +315,12 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
             await users.set_status(
                 user.user_id, "enabled" if args.action == "enable" else "disabled"
             )
+            await services.audit.record(f"user.{args.action}d", user_id=user.user_id, actor="cli")
             print(f"{args.action}d {user.email}")
         elif args.action == "delete":
             user = await users.resolve(args.user)
             await users.delete(user.user_id)
+            await services.audit.record("user.deleted", user_id=user.user_id, actor="cli")
             print(f"deleted {user.email}")
         return 0
 
@@ -337,6 +358,7 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
                 raise GatewayError(
                     "another process changed the key set at the same moment; run the command again"
                 )
+            await services.audit.record("keys.rotated", actor="cli")
             print("rotated; replicas pick up the new key set within a minute")
         for entry in keys.entries:
             when = entry.activated or entry.created
@@ -360,8 +382,11 @@ async def _identities(settings: Settings, args: argparse.Namespace) -> int:
                         print(json.dumps(_identity_json(identity)))
                     else:
                         logins = ", ".join(f"{x.provider}:{x.subject}" for x in identity.logins)
-                        state = "disabled" if identity.disabled else (
-                            "authenticated" if identity.authenticated else "guest")
+                        state = (
+                            "disabled"
+                            if identity.disabled
+                            else ("authenticated" if identity.authenticated else "guest")
+                        )
                         print(f"{identity.identity_id}  {state:13}  {logins or '-'}")
                 if cursor is None:
                     break
@@ -375,12 +400,22 @@ async def _identities(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps(_identity_json(identity), indent=2))
         elif args.action == "delete":
             await store.delete(args.identity_id)
+            await services.audit.record(
+                "identity.deleted", identity_id=args.identity_id, actor="cli"
+            )
             print(f"deleted {args.identity_id}")
         elif args.action == "unlink":
             if not identity.has(args.provider, args.subject):
                 raise GatewayError(
-                    f"{args.identity_id} has no login {args.provider}:{args.subject}")
+                    f"{args.identity_id} has no login {args.provider}:{args.subject}"
+                )
             await store.unlink(args.identity_id, args.provider, args.subject)
+            await services.audit.record(
+                "identity.unlinked",
+                identity_id=args.identity_id,
+                provider=args.provider,
+                actor="cli",
+            )
             print(f"unlinked {args.provider}:{args.subject} from {args.identity_id}")
         return 0
 
@@ -394,8 +429,10 @@ def _identity_json(identity: Any) -> dict[str, Any]:
     return {
         "identity_id": identity.identity_id,
         "logins": [{"provider": x.provider, "subject": x.subject} for x in identity.logins],
-        "pools": identity.pools, "disabled": identity.disabled,
-        "created": stamp(identity.created), "last_modified": stamp(identity.last_modified),
+        "pools": identity.pools,
+        "disabled": identity.disabled,
+        "created": stamp(identity.created),
+        "last_modified": stamp(identity.last_modified),
     }
 
 
@@ -404,8 +441,9 @@ async def _pools(settings: Settings, args: argparse.Namespace) -> int:
 
     pools = [p for p in settings.identity_pools if args.pool in (None, p.id)]
     if not pools:
-        raise GatewayError(f"no identity pool {args.pool}" if args.pool
-                           else "no identity_pools in the settings")
+        raise GatewayError(
+            f"no identity pool {args.pool}" if args.pool else "no identity_pools in the settings"
+        )
     problems = 0
     for pool in pools:
         report = pool_report(settings.issuer, pool)
@@ -419,3 +457,34 @@ async def _pools(settings: Settings, args: argparse.Namespace) -> int:
             problems += 1
             print(f"warning: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        audit = services.audit
+        entries: list[tuple[str, dict[str, str]]] = []
+        after = "0"
+        while True:  # the last N: read forward and keep a window (streams are trimmed by age)
+            batch = await audit.read(after, 500)
+            if not batch:
+                break
+            entries = (entries + batch)[-args.lines :] if args.lines > 0 else []
+            after = batch[-1][0]
+        for entry in entries:
+            _print_audit(entry, args.json)
+        while args.follow:
+            for entry in await audit.read(after, 100, block=1.0):
+                _print_audit(entry, args.json)
+                after = entry[0]
+        return 0
+
+    return await _with_services(settings, work)
+
+
+def _print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
+    entry_id, fields = entry
+    if as_json:
+        print(json.dumps({"id": entry_id, **fields}), flush=True)
+        return
+    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("ts", "event"))
+    print(f"{fields.get('ts', '?')}  {fields.get('event', '?'):22} {rest}", flush=True)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
+from gateway.audit import Audit
 from gateway.connectors import Connector, RedirectConnector, build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
@@ -65,6 +66,7 @@ class Services:
     vendor: CredentialVendor
     limiter: RateLimiter
     metrics: Metrics
+    audit: Audit
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -148,4 +150,5 @@ def build_services(
         vendor=CredentialVendor(store, sealer, tokens, metrics),
         limiter=RateLimiter(store, sealer),
         metrics=metrics,
+        audit=Audit(store, settings.audit.retention),
     )

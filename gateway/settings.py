@@ -171,6 +171,12 @@ class RateLimitSettings(_Model):
     window: Duration = 900
 
 
+class AuditSettings(_Model):
+    """The audit trail (a Redis Stream)."""
+
+    retention: Duration = 90 * 86400
+
+
 class ClientSettings(_Model):
     """A downstream application (RFC 7591 metadata names)."""
 
@@ -413,6 +419,7 @@ class Settings(_Model):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     clients: list[ClientSettings] = Field(default_factory=list)
     connectors: list[ConnectorSettings] = Field(default_factory=_default_connectors)
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)

@@ -180,8 +180,11 @@ class CognitoApi:
                 first = verified[0]
                 identity_id = await ids.resolve(first.provider, first.subject, pool.id)
             for login in verified:
-                if login.identity_id is None:
+                if login.identity_id is None and not await ids.find(login.provider,
+                                                                     login.subject):
                     await ids.link(identity_id, login.provider, login.subject)
+                    await self.s.audit.record("identity.linked", identity_id=identity_id,
+                                              provider=login.provider, pool=pool.id)
             identity = await ids.add_pool(identity_id, pool.id)
         except LoginTaken:
             raise CognitoError("ResourceConflictException",
@@ -292,6 +295,9 @@ class CognitoApi:
         if first is not None:
             preferred = next((str(first.claims[c]) for c in ("email", "preferred_username",
                               "cognito:username") if first.claims.get(c)), None)
+        await self.s.audit.record("credentials.requested", identity_id=auth.identity_id,
+                                  pool=pool.id, role=role,
+                                  providers=[v.provider for v in auth.logins])
         creds = await self.s.vendor.credentials(VendRequest(
             pool=pool, identity_id=auth.identity_id, role_arn=role, amr=self.amr(auth),
             tags=self.principal_tags(pool, auth),

@@ -159,6 +159,8 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         if not isinstance(roles, dict) or not isinstance(mappings, dict):
             raise invalid_parameter("Roles (and RoleMappings) must be maps.")
         await s.pools.set_roles(_identity_id(body, "IdentityPoolId"), roles, mappings)
+        await s.audit.record("pool.roles_changed", pool=body["IdentityPoolId"],
+                             roles=roles, actor="admin-api")
         return {}
 
     operations: dict[str, Any] = {

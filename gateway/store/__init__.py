@@ -67,6 +67,18 @@ class Store(Protocol):
         """Seconds left to live; None when absent or without expiry."""
         ...
 
+    async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
+        """Add an entry to an append-only stream (XADD); entries older than `retention` seconds
+        are trimmed. Returns the entry id (`<ms>-<seq>`, increasing)."""
+        ...
+
+    async def read(
+        self, stream: str, after: str, count: int, block: float | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Up to `count` entries after id `after` ("0" = from the start; "$" = only new ones),
+        waiting up to `block` seconds for one when there are none."""
+        ...
+
     def scan(self, prefix: str) -> AsyncIterator[str]:
         """Iterate keys starting with `prefix` (a full key prefix from `key()`), any order."""
         ...

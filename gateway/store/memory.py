@@ -7,6 +7,7 @@ conformance suite. Each method does its work without awaiting, so it is atomic o
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,8 @@ class MemoryStore:
     def __init__(self, prefix: str = "cognate") -> None:
         self.prefix = prefix
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        self._changed = asyncio.Event()
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -81,6 +84,41 @@ class MemoryStore:
             return None
         return max(0.0, entry[1] - time.monotonic())
 
+    async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
+        entries = self._streams.setdefault(stream, [])
+        now_ms = int(time.time() * 1000)
+        last = entries[-1][0] if entries else "0-0"
+        last_ms, last_seq = (int(x) for x in last.split("-"))
+        entry_id = f"{now_ms}-0" if now_ms > last_ms else f"{last_ms}-{last_seq + 1}"
+        entries.append((entry_id, dict(fields)))
+        horizon = now_ms - int(retention * 1000)
+        while entries and int(entries[0][0].split("-")[0]) < horizon:
+            entries.pop(0)
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return entry_id
+
+    async def read(
+        self, stream: str, after: str, count: int, block: float | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        existing = self._streams.get(stream, [])
+        # "$" means "after whatever is there now": pin it before waiting.
+        floor = _entry_key((existing[-1][0] if existing else "0-0") if after == "$" else after)
+
+        def newer() -> list[tuple[str, dict[str, str]]]:
+            entries = self._streams.get(stream, [])
+            return [e for e in entries if _entry_key(e[0]) > floor][:count]
+
+        found = newer()
+        if found or not block:
+            return found
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout=block)
+        except TimeoutError:
+            return []
+        return newer()
+
     async def scan(self, prefix: str) -> AsyncIterator[str]:
         for key in list(self._data):
             if key.startswith(prefix) and self._live(key) is not None:
@@ -94,3 +132,8 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

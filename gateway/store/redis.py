@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -106,13 +106,24 @@ class RedisStore:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def _call(self, operation: str, coro: Any) -> Any:
+    async def _call(
+        self, operation: str, make: Callable[[], Awaitable[Any]], retry: bool = True
+    ) -> Any:
+        """Run one client call; every failure becomes StoreUnavailable (fail closed)."""
         start = time.perf_counter()
         ok = False
         try:
-            result = await coro
-            ok = True
-            return result
+            for attempt in (1, 2) if retry else (2,):
+                try:
+                    result = await make()
+                    ok = True
+                    return result
+                except (AttributeError, TypeError) as exc:
+                    # redis-py 8.1 leaks these when it writes to a transport that was torn
+                    # down (redis/redis-py#4287, fixed after 8.1.0): nothing was sent, so one
+                    # retry on a fresh connection is safe, even for writes.
+                    if attempt == 2:
+                        raise StoreUnavailable(f"redis: connection lost ({exc})") from exc
         except RedisError as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # socket errors that slip past redis-py's wrapping
@@ -120,46 +131,82 @@ class RedisStore:
         finally:
             if self.observer is not None:
                 self.observer(operation, time.perf_counter() - start, ok)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call("get", self._redis.get(key))
+        value: bytes | None = await self._call("get", lambda: self._redis.get(key))
         return value
 
     async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._call("put", self._redis.set(key, value, px=None if ttl is None else _ms(ttl)))
+        await self._call(
+            "put", lambda: self._redis.set(key, value, px=None if ttl is None else _ms(ttl))
+        )
 
     async def create(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         created = await self._call(
-            "create", self._redis.set(key, value, nx=True, px=None if ttl is None else _ms(ttl))
+            "create",
+            lambda: self._redis.set(key, value, nx=True, px=None if ttl is None else _ms(ttl)),
         )
         return bool(created)
 
     async def take(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call("take", self._redis.getdel(key))
+        value: bytes | None = await self._call("take", lambda: self._redis.getdel(key))
         return value
 
     async def update(
         self, key: str, expected: bytes, value: bytes, ttl: float | None = None
     ) -> bool:
         args: list[bytes | str] = [expected, value, "" if ttl is None else str(_ms(ttl))]
-        return bool(await self._call("update", self._cas(keys=[key], args=args)))
+        return bool(await self._call("update", lambda: self._cas(keys=[key], args=args)))
 
     async def delete(self, *keys: str) -> int:
         if not keys:
             return 0
-        # One DEL per key keeps this valid on Cluster, where keys may live in different slots.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.delete(key)
-            results = await self._call("delete", pipe.execute())
+
+        async def run() -> list[Any]:
+            # One DEL per key keeps this valid on Cluster, where keys may live in different
+            # slots; a fresh pipeline per attempt keeps the retry in _call honest.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.delete(key)
+                return list(await pipe.execute())
+
+        results = await self._call("delete", run)
         return sum(int(r) for r in results)
 
     async def incr(self, key: str, ttl: float) -> int:
-        return int(await self._call("incr", self._incr(keys=[key], args=[_ms(ttl)])))
+        return int(await self._call("incr", lambda: self._incr(keys=[key], args=[_ms(ttl)])))
 
     async def ttl(self, key: str) -> float | None:
-        ms = int(await self._call("ttl", self._redis.pttl(key)))
+        ms = int(await self._call("ttl", lambda: self._redis.pttl(key)))
         return None if ms < 0 else ms / 1000
+
+    async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
+        # MINID trims by age: the entry ids are millisecond timestamps. "~" lets Redis trim
+        # whole macro nodes, which is much cheaper and keeps at least the retention asked for.
+        horizon = int((time.time() - retention) * 1000)
+        entry_id = await self._call(
+            "append",
+            lambda: self._redis.xadd(
+                stream, dict(fields), minid=str(max(horizon, 0)), approximate=True
+            ),
+        )
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def read(
+        self, stream: str, after: str, count: int, block: float | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        answer = await self._call(
+            "read",
+            lambda: self._redis.xread(
+                {stream: after}, count=count, block=None if block is None else int(block * 1000)
+            ),
+        )
+        entries: list[tuple[str, dict[str, str]]] = []
+        for _, items in answer or []:
+            for entry_id, fields in items:
+                entries.append((_text(entry_id), {_text(k): _text(v) for k, v in fields.items()}))
+        return entries
 
     async def scan(self, prefix: str) -> AsyncIterator[str]:
         pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
@@ -167,17 +214,18 @@ class RedisStore:
         iterator = self._redis.scan_iter(match=pattern, count=500)
         while True:
             try:
-                key = await self._call("scan", iterator.__anext__())
+                # An async iterator cannot be resumed after a failure: no retry here.
+                key = await self._call("scan", lambda: iterator.__anext__(), retry=False)
             except StopAsyncIteration:
                 return
             yield key.decode() if isinstance(key, bytes) else key
 
     async def ping(self) -> None:
-        await self._call("ping", self._redis.ping())
+        await self._call("ping", lambda: self._redis.ping())
 
     async def durability_problem(self) -> str | None:
         try:
-            config = await self._call("config", self._redis.config_get("maxmemory-policy"))
+            config = await self._call("config", lambda: self._redis.config_get("maxmemory-policy"))
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, ResponseError):  # CONFIG disabled (managed Redis)
                 return None
@@ -198,3 +246,7 @@ class RedisStore:
         await self._redis.aclose()
         for sentinel in getattr(self._redis, "cognate_sentinels", ()):
             await sentinel.aclose()  # the connections that ask Sentinel where the master is
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -86,6 +86,9 @@ async def complete_login(
     identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
     flow_taken = await services.flows.take(flow.flow_id)
     services.metrics.sign_ins.labels(upstream.connector_id, "success").inc()
+    await services.audit.record("sign_in.success", connector=upstream.connector_id,
+                                identity_id=identity_id, client_id=flow.client_id,
+                                ip=request.client.host if request.client else None)
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
     pages = services.pages
@@ -157,6 +160,9 @@ def connector_callback(services: Services) -> Handler:
             upstream = await connector.finish(params, saved)
         except ConnectorError as exc:
             services.metrics.sign_ins.labels(connector.id, "failure").inc()
+            await services.audit.record("sign_in.failure", connector=connector.id,
+                                        reason=str(exc)[:200],
+                                        ip=request.client.host if request.client else None)
             await services.flows.take(flow.flow_id)  # a failed callback cannot be retried
             raise PageError("Sign-in failed", str(exc), 400) from None
         return await complete_login(services, request, flow, upstream)
@@ -218,6 +224,8 @@ def login(services: Services) -> Handler:
             await services.limiter.check(checks)
         except RateLimited as exc:
             services.metrics.sign_ins.labels(connector.id, "limited").inc()
+            await services.audit.record("sign_in.limited", connector=connector.id,
+                                        account=normalize_email(email), ip=checks[1][1])
             page = form_page(request, flow, email, "Too many attempts. Wait a few minutes and "
                              "try again.", 429)
             page.headers["Retry-After"] = str(exc.retry_after)
@@ -225,6 +233,8 @@ def login(services: Services) -> Handler:
         upstream = await connector.login(email, password) if email and password else None
         if upstream is None:
             services.metrics.sign_ins.labels(connector.id, "failure").inc()
+            await services.audit.record("sign_in.failure", connector=connector.id,
+                                        account=normalize_email(email), ip=checks[1][1])
             await services.limiter.fail(checks)
             return form_page(request, flow, email, "Incorrect email or password.", 401)
         return await complete_login(services, request, flow, upstream)

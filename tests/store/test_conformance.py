@@ -139,3 +139,54 @@ async def test_durability_problem_reported_for_evicting_redis(redis_server: Redi
         await client.config_set("maxmemory-policy", "noeviction")
         await client.aclose()
         await store.close()
+
+
+async def test_stream_append_and_read(store: Store) -> None:
+    stream = store.key("stream")
+    ids = [await store.append(stream, {"n": str(i)}, retention=3600) for i in range(5)]
+    assert ids == sorted(ids, key=lambda i: tuple(int(x) for x in i.split("-")))
+    assert len(set(ids)) == 5
+    everything = await store.read(stream, "0", 100)
+    assert [fields["n"] for _, fields in everything] == ["0", "1", "2", "3", "4"]
+    assert [entry_id for entry_id, _ in everything] == ids
+    after_two = await store.read(stream, ids[1], 2)
+    assert [fields["n"] for _, fields in after_two] == ["2", "3"]
+    assert await store.read(stream, ids[-1], 10) == []
+    assert await store.read(store.key("no-such-stream"), "0", 10) == []
+
+
+async def test_stream_read_blocks_until_an_entry_arrives(store: Store) -> None:
+    stream = store.key("blocking")
+    first = await store.append(stream, {"n": "first"}, retention=3600)
+    # Reading after the last entry waits; whichever runs first, the reader gets the new entry.
+    reader = asyncio.create_task(store.read(stream, first, 10, block=1.5))
+    await store.append(stream, {"n": "second"}, retention=3600)
+    assert [fields["n"] for _, fields in await reader] == ["second"]
+
+
+async def test_redis_client_leaks_become_one_retry_then_store_unavailable(
+    redis_server: RedisServer,
+) -> None:
+    """redis-py 8.1 can leak AttributeError/TypeError from a torn-down transport (nothing was
+    sent): one retry, then StoreUnavailable — never an exception the app would answer 500 to."""
+    from gateway.store.redis import RedisStore
+
+    store = RedisStore(redis_server.url)
+    calls = {"n": 0}
+
+    async def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise AttributeError("'NoneType' object has no attribute 'writelines'")
+        return "ok"
+
+    assert await store._call("get", flaky) == "ok" and calls["n"] == 2
+
+    async def broken() -> str:
+        raise TypeError("'NoneType' object is not callable")
+
+    with pytest.raises(StoreUnavailable):
+        await store._call("get", broken)
+    with pytest.raises(StoreUnavailable):
+        await store._call("scan", broken, retry=False)
+    await store.close()
