@@ -122,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     check_pools.add_argument("pool", nargs="?", help="one pool id (default: all)")
     _config_arg(check_pools)
 
+    sessions = sub.add_parser("sessions", help="browser sessions and token families")
+    sessions_sub = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    revoke = sessions_sub.add_parser(
+        "revoke", help="end every session and refresh token of a user, on every replica"
+    )
+    revoke.add_argument(
+        "--user", required=True, metavar="USER", help="e-mail of a local user, or an identity ID"
+    )
+    _config_arg(revoke)
+
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     tail = audit_sub.add_parser("tail", help="show the latest audit events")
@@ -155,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "identities": _identities,
             "pools": _pools,
             "audit": _audit,
+            "sessions": _sessions,
         }
         return asyncio.run(commands[args.command](settings, args))
     except ConfigError as exc:
@@ -282,9 +293,11 @@ async def _with_services(settings: Settings, work: Callable[[Any], Awaitable[int
     try:
         if settings.store.url.startswith("memory:"):
             print("warning: memory store: changes vanish when this command exits", file=sys.stderr)
+        await services.keys.load()  # some commands sign (back-channel logout tokens)
         return await work(services)
     finally:
         services.users.hasher.close()
+        await services.logout.close()
         await services.store.close()
 
 
@@ -316,11 +329,14 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
                 user.user_id, "enabled" if args.action == "enable" else "disabled"
             )
             await services.audit.record(f"user.{args.action}d", user_id=user.user_id, actor="cli")
+            if args.action == "disable":
+                await _end_sessions_of_user(services, user.user_id)
             print(f"{args.action}d {user.email}")
         elif args.action == "delete":
             user = await users.resolve(args.user)
             await users.delete(user.user_id)
             await services.audit.record("user.deleted", user_id=user.user_id, actor="cli")
+            await _end_sessions_of_user(services, user.user_id)
             print(f"deleted {user.email}")
         return 0
 
@@ -352,7 +368,6 @@ def _read_password(from_stdin: bool) -> str:
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     async def work(services: Any) -> int:
         keys = services.keys
-        await keys.load()
         if args.action == "rotate":
             if not await keys.rotate():
                 raise GatewayError(
@@ -488,3 +503,51 @@ def _print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
         return
     rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("ts", "event"))
     print(f"{fields.get('ts', '?')}  {fields.get('event', '?'):22} {rest}", flush=True)
+
+
+async def _end_sessions_of_user(services: Any, user_id: str) -> None:
+    """A disabled or deleted local user loses every session and refresh token at once."""
+    for connector_id, connector in services.connectors.items():
+        if connector.type != "local":
+            continue
+        identity_id = await services.identities.find(connector_id, user_id)
+        if identity_id:
+            ended, revoked = await services.logout.end_identity(identity_id)
+            await services.logout.drain()
+            print(
+                f"ended {ended} session(s) and {revoked} token famil"
+                f"{'y' if revoked == 1 else 'ies'}"
+            )
+
+
+async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        if ":" in args.user and "@" not in args.user:
+            identity_ids = [args.user]
+        else:
+            user = await services.users.resolve(args.user)
+            identity_ids = [
+                i
+                for c in services.connectors.values()
+                if c.type == "local"
+                if (i := await services.identities.find(c.id, user.user_id))
+            ]
+        if not identity_ids:
+            raise GatewayError(f"{args.user} has never signed in: nothing to revoke")
+        for identity_id in identity_ids:
+            ended, revoked = await services.logout.end_identity(identity_id)
+            await services.audit.record(
+                "sessions.revoked",
+                identity_id=identity_id,
+                sessions=str(ended),
+                grants=str(revoked),
+                actor="cli",
+            )
+            print(
+                f"{identity_id}: ended {ended} session(s), revoked {revoked} token "
+                f"famil{'y' if revoked == 1 else 'ies'}"
+            )
+        await services.logout.drain()
+        return 0
+
+    return await _with_services(settings, work)

@@ -20,6 +20,7 @@ from gateway.identity.ids import IdentityStore
 from gateway.identity.pools import IdentityPools
 from gateway.identity.providers import ProviderVerifier
 from gateway.keys import KeyRing
+from gateway.logout import Logout
 from gateway.metrics import Metrics
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
@@ -67,6 +68,7 @@ class Services:
     limiter: RateLimiter
     metrics: Metrics
     audit: Audit
+    logout: Logout
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -85,6 +87,7 @@ class Services:
                 await task
         self._tasks.clear()
         self.users.hasher.close()
+        await self.logout.close()
         await self.verifier.close()
         for connector in self.connectors.values():
             if isinstance(connector, RedirectConnector):
@@ -130,16 +133,19 @@ def build_services(
     users = UserDirectory(store, hasher or PasswordHasher())
     pages = Pages(settings)
     tokens = TokenService(settings, keys)
+    sessions = SessionManager(store, sealer, settings.sessions)
+    grants = GrantStore(store, sealer)
+    clients = ClientRegistry(settings.clients, sealer)
     return Services(
         settings=settings,
         store=store,
         sealer=sealer,
         keys=keys,
         tokens=tokens,
-        clients=ClientRegistry(settings.clients, sealer),
-        grants=GrantStore(store, sealer),
+        clients=clients,
+        grants=grants,
         flows=FlowStore(store, sealer, tokens_cfg.flow_ttl),
-        sessions=SessionManager(store, sealer, settings.sessions),
+        sessions=sessions,
         users=users,
         identities=IdentityStore(store, settings.region),
         connectors=build_connectors(settings.connectors, users=users, leeway=tokens_cfg.leeway),
@@ -151,4 +157,5 @@ def build_services(
         limiter=RateLimiter(store, sealer),
         metrics=metrics,
         audit=Audit(store, settings.audit.retention),
+        logout=Logout(sessions, grants, tokens, clients),
     )

@@ -20,6 +20,7 @@ from typing import Any
 from gateway.crypto import Sealer, random_token
 from gateway.settings import SessionSettings
 from gateway.store import Store
+from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
 
@@ -47,6 +48,10 @@ class SessionManager:
         self._store = store
         self._sealer = sealer
         self._settings = settings
+        self.by_identity = MemberIndex(store, "identity-sessions")
+        # Which clients a session signed in to, readable without the session's secret, so an
+        # administrator's "end every session" can still tell each client (back-channel logout).
+        self.clients_of = MemberIndex(store, "session-clients")
 
     async def create(
         self,
@@ -72,6 +77,8 @@ class SessionManager:
         )
         secret = random_token(24)
         await self._save(session, secret)
+        await self.by_identity.add(identity_id, session.sid,
+                                   now + self._settings.absolute_timeout)
         return session, f"{session.sid}.{secret}"
 
     async def load(self, cookie: str | None) -> Session | None:
@@ -99,6 +106,10 @@ class SessionManager:
             await self._save(session, secret)
         return session
 
+    async def peek(self, sid: str) -> bool:
+        """Does a session with this id still exist? (Its content needs the cookie's secret.)"""
+        return _looks_like_sid(sid) and await self._store.get(self._key(sid)) is not None
+
     async def add_client(self, cookie: str, session: Session, client_id: str) -> Session:
         """Remember that `client_id` received tokens from this session (for logout)."""
         parsed = _parse(cookie)
@@ -106,6 +117,8 @@ class SessionManager:
             return session
         session = replace(session, clients=[*session.clients, client_id])
         await self._save(session, parsed[1])
+        await self.clients_of.add(session.sid, client_id,
+                                  session.created + self._settings.absolute_timeout)
         return session
 
     async def end(self, cookie_or_sid: str | None) -> None:

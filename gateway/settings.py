@@ -191,6 +191,8 @@ class ClientSettings(_Model):
         "client_secret_basic"
     )
     scope: str = "openid email profile offline_access"
+    backchannel_logout_uri: ClientUri | None = None
+    backchannel_logout_session_required: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> ClientSettings:

@@ -134,6 +134,18 @@ class TokenService:
             claims["at_hash"] = at_hash(access_token)
         return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
 
+    def logout_token(self, *, client_id: str, sub: str, sid: str | None) -> str:
+        """An OIDC Back-Channel Logout 1.0 logout token (typ logout+jwt, never a nonce)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer, "aud": client_id, "sub": sub, "iat": now, "exp": now + 120,
+            "jti": uuid.uuid4().hex,
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        }
+        if sid:
+            claims["sid"] = sid
+        return self._sign(self._settings.keys.id_token_alg, claims, "logout+jwt")
+
     def web_identity_token(
         self,
         *,

@@ -71,6 +71,8 @@ def metadata(services: Services) -> dict[str, Any]:
         ],
         "prompt_values_supported": ["none", "login"],
         "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -25,6 +25,7 @@ from typing import Any
 
 from gateway.crypto import Sealer, random_token
 from gateway.store import Store
+from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
 
 _GRANT = "grant"
@@ -74,6 +75,7 @@ class GrantStore:
     def __init__(self, store: Store, sealer: Sealer) -> None:
         self._store = store
         self._sealer = sealer
+        self.by_identity = MemberIndex(store, "identity-grants")
 
     # -- codes --------------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class GrantStore:
             refresh_hash=self._hash(refresh) if refresh else None,
         )
         await self._store.put(self._grant_key(gid), self._seal_grant(grant), ttl=lifetime)
+        await self.by_identity.add(authorization.sub, gid, grant.expires)
         return grant, refresh
 
     async def load_grant(self, gid: str) -> tuple[bytes, Grant] | None:

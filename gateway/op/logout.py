@@ -63,6 +63,10 @@ def endpoint(services: Services) -> Handler:
                 pages.set_cookie(page, "cognate_csrf", browser)
             return page
         await services.sessions.end(cookie)
+        if session is not None:
+            await services.logout.session_ended(session.sid, session.identity_id)
+            await services.audit.record("sign_out", identity_id=session.identity_id,
+                                        sid=session.sid)
         response: Response
         if redirect:
             response = redirect_with(redirect, {"state": values.get("state")})
