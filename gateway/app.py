@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from gateway import credentials, op, ui
+from gateway import credentials, op, proxy, ui
 from gateway.errors import PageError, StoreUnavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
@@ -97,6 +97,7 @@ def create_app(
         Route("/metrics", services.metrics.endpoint),
         *op.routes(services),
         *cognito.routes(services),
+        *proxy.routes(services),
         *credentials.routes(services),
         *ui.routes(services),
     ]

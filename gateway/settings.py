@@ -177,6 +177,39 @@ class AuditSettings(_Model):
     retention: Duration = 90 * 86400
 
 
+class RoutePolicySettings(_Model):
+    """Who may pass forward-auth for one host and path prefix (empty lists: no condition)."""
+
+    host: str = "*"
+    path: str = Field("/", pattern=r"^/")
+    groups: list[str] = Field(default_factory=list)
+    emails: list[str] = Field(default_factory=list)
+    email_domains: list[str] = Field(default_factory=list)
+    connectors: list[str] = Field(default_factory=list)
+    deny: bool = False
+
+
+class ForwardAuthSettings(_Model):
+    """Reverse-proxy authentication (nginx auth_request, Traefik ForwardAuth, Caddy)."""
+
+    # Hosts a sign-in may return to (rd); ".example.com" allows its subdomains too.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    policies: list[RoutePolicySettings] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (e.g. 10.0.0.0/8)") from None
+        return value
+
+
 class ClientSettings(_Model):
     """A downstream application (RFC 7591 metadata names)."""
 
@@ -422,6 +455,7 @@ class Settings(_Model):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     clients: list[ClientSettings] = Field(default_factory=list)
     connectors: list[ConnectorSettings] = Field(default_factory=_default_connectors)
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh dev
 
-# The suite starts its own redis-server on a free port, so it needs the binary, not a service.
+# The suite starts its own redis-server and nginx on free ports: it needs the binaries only.
 command -v redis-server >/dev/null || apt_install redis-server
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 
 echo "== ruff"; .venv/bin/ruff check gateway tests bench
 echo "== mypy"; .venv/bin/mypy

@@ -251,7 +251,12 @@ async def finish_authorization(
 async def finish_flow(
     services: Services, flow: Flow, session: Session, session_cookie: str
 ) -> Response:
-    """The end of a login that began at /authorize: code and redirect."""
+    """The end of a login: a code for a client, or (forward-auth) straight back to the page."""
+    from gateway.proxy import FORWARD_AUTH_CLIENT
+
+    if flow.client_id == FORWARD_AUTH_CLIENT:
+        # redirect_uri was checked by safe_redirect when the flow was created.
+        return RedirectResponse(flow.redirect_uri, status_code=303)
     return await finish_authorization(
         services,
         session,

@@ -23,6 +23,17 @@ class InsufficientScope(OAuthError):
 def endpoint(services: Services) -> Handler:
     @oauth_json
     async def userinfo(request: Request) -> Response:
+        if "authorization" not in request.headers and request.method == "GET":
+            # oauth2-proxy's /oauth2/userinfo: the session cookie, no bearer token.
+            cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+            session = await services.sessions.load(cookie) if cookie else None
+            if session is not None:
+                p = session.profile
+                return json_no_store({
+                    "user": p.get("preferred_username") or p.get("email") or session.identity_id,
+                    "email": p.get("email"), "preferredUsername": p.get("preferred_username"),
+                    "groups": p.get("groups") or [], "identityId": session.identity_id,
+                })
         form = None
         if request.method == "POST" and request.headers.get("content-type"):
             form = await read_form(request)

@@ -182,7 +182,7 @@ def login(services: Services) -> Handler:
         context: dict[str, Any] = {
             "flow_id": flow.flow_id,
             "csrf": services.csrf.token(browser, f"login:{flow.flow_id}"),
-            "client_name": client.name if client else flow.client_id,
+            "client_name": client.name if client else "the application",
             "email": email or flow.login_hint or "",
             "error": error,
             "connectors": [c for c in services.connectors.values()

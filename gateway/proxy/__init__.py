@@ -1,0 +1,206 @@
+"""Reverse-proxy authentication, compatible with oauth2-proxy's forward-auth contract, so an
+existing nginx `auth_request`, Traefik ForwardAuth or Caddy `forward_auth` setup only changes
+the upstream host:
+
+- `GET /oauth2/auth` → 202 + `X-Auth-Request-*` headers (signed in and allowed), 401 (not signed
+  in), 403 (a route policy says no). With `?redirect=1` (Traefik, Caddy): browser navigations get
+  a 302 to sign-in instead of 401, other methods a 303, API calls (XHR/JSON) still a 401.
+- `GET /oauth2/start?rd=…` → sign in (unless already), then back to `rd` (or, without `rd`, to
+  the `X-Original-URL` a trusted proxy sends).
+- `GET /oauth2/sign_in` → the same; `GET|POST /oauth2/sign_out?rd=…` → end the session.
+- `GET /oauth2/userinfo` with the session cookie (no bearer token) → who is signed in.
+
+`X-Forwarded-*` and `X-Original-URL` are read only from `forward_auth.trusted_proxies`; header
+values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.proxy.redirects import safe_redirect
+from gateway.sessions import Session
+from gateway.settings import RoutePolicySettings
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+FORWARD_AUTH_CLIENT = "cognate:forward-auth"  # the flow's "client" for proxy sign-ins
+
+
+@dataclass(frozen=True)
+class Original:
+    """The request the proxy is asking about (only as far as trusted headers say)."""
+
+    method: str
+    url: str | None
+
+
+def trusted(request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+            ) -> bool:
+    """Did this request come from a configured proxy?"""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def original_request(request: Request, is_trusted: bool) -> Original:
+    """What the proxy forwarded: X-Original-URL (nginx) or X-Forwarded-Proto/Host/Uri/Method
+    (Traefik, Caddy) — from a trusted proxy only."""
+    if not is_trusted:
+        return Original("GET", None)
+    h = request.headers
+    method = h.get("x-forwarded-method", h.get("x-original-method", "GET")).upper()
+    if h.get("x-original-url"):
+        return Original(method, h["x-original-url"])
+    if h.get("x-forwarded-host"):
+        proto = h.get("x-forwarded-proto", "https")
+        return Original(method, f"{proto}://{h['x-forwarded-host']}{h.get('x-forwarded-uri', '/')}")
+    return Original(method, None)
+
+
+def clean(value: Any) -> str:
+    """A header value without CR/LF or other controls (no header injection)."""
+    return "".join(c for c in str(value) if c.isprintable())[:1024]
+
+
+def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePolicySettings | None:
+    """The most specific policy (longest path prefix, exact host before `*`) for a URL."""
+    if not policies:
+        return None
+    parts = urlsplit(url or "/")
+    host, path = (parts.hostname or "").lower(), parts.path or "/"
+    matches = [p for p in policies if (p.host == "*" or p.host.lower() == host)
+               and (path == p.path or path.startswith(p.path.rstrip("/") + "/")
+                    or p.path == "/")]
+    if not matches:
+        return None
+    return max(matches, key=lambda p: (len(p.path), p.host != "*"))
+
+
+def refusal(policy: RoutePolicySettings, session: Session) -> str | None:
+    """Why the policy refuses this session, or None when it allows it."""
+    profile = session.profile
+    email = str(profile.get("email") or "").lower()
+    groups = {str(g) for g in profile.get("groups") or []}
+    where = f"{policy.host}{policy.path}"
+    if policy.deny:
+        return f"the rule for {where} denies everyone"
+    if policy.connectors and session.connector_id not in policy.connectors:
+        return f"the rule for {where} requires signing in with {', '.join(policy.connectors)}"
+    verified = profile.get("email_verified") is True
+    if policy.emails and not (verified and email in [e.lower() for e in policy.emails]):
+        return f"the rule for {where} allows only listed e-mail addresses"
+    if policy.email_domains and not (verified and any(
+            email.endswith("@" + d.lower()) for d in policy.email_domains)):
+        return f"the rule for {where} allows only e-mail domains {', '.join(policy.email_domains)}"
+    if policy.groups and not groups & set(policy.groups):
+        return f"the rule for {where} requires membership of {', '.join(policy.groups)}"
+    return None
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    config = services.settings.forward_auth
+    issuer = services.settings.issuer
+    networks = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
+    cookie_name = services.settings.sessions.cookie_name
+    pages = services.pages
+
+    def origin_of(request: Request) -> str:
+        url = original_request(request, trusted(request, networks)).url
+        parts = urlsplit(url or issuer)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def target(request: Request, rd: str | None) -> str:
+        safe = safe_redirect(rd, origin_of(request), config.allowed_hosts, issuer)
+        return safe or f"{issuer}/"
+
+    async def auth(request: Request) -> Response:
+        is_trusted = trusted(request, networks)
+        original = original_request(request, is_trusted)
+        session = await services.sessions.load(pages.cookie(request, cookie_name))
+        headers = {"Cache-Control": "no-store"}
+        if session is None:
+            if request.query_params.get("redirect") and original.url:
+                api = (request.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
+                       or "application/json" in request.headers.get("accept", ""))
+                if not api:
+                    start = f"{issuer}/oauth2/start?" + urlencode({"rd": original.url})
+                    status = 302 if original.method in ("GET", "HEAD") else 303
+                    return RedirectResponse(start, status_code=status, headers=headers)
+            return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
+        policy = policy_for(config.policies, original.url)
+        reason = refusal(policy, session) if policy else None
+        if reason:
+            return PlainTextResponse(f"Forbidden: {reason}.", status_code=403, headers=headers)
+        profile = session.profile
+        groups = [str(g) for g in profile.get("groups") or []]
+        if policy and policy.groups:
+            groups = [g for g in groups if g in policy.groups]  # keep headers small
+        email = profile.get("email") or ""
+        user = profile.get("preferred_username") or email or session.identity_id
+        headers |= {
+            "X-Auth-Request-User": clean(user),
+            "X-Auth-Request-Email": clean(email),
+            "X-Auth-Request-Preferred-Username": clean(profile.get("preferred_username") or user),
+            "X-Auth-Request-Groups": clean(",".join(groups)),
+            "X-Auth-Request-Identity-Id": clean(session.identity_id),
+        }
+        return Response(status_code=202, headers=headers)
+
+    async def start(request: Request) -> Response:
+        # rd, or else the original URL a trusted proxy forwarded (nginx's @sign_in location).
+        rd = request.query_params.get("rd") or original_request(
+            request, trusted(request, networks)).url
+        destination = target(request, rd)
+        session = await services.sessions.load(pages.cookie(request, cookie_name))
+        if session is not None:
+            return RedirectResponse(destination, status_code=303)
+        browser, new_cookie = services.csrf.browser_secret(request)
+        flow = await services.flows.create(
+            client_id=FORWARD_AUTH_CLIENT, redirect_uri=destination, scope=["openid"],
+            state=None, nonce=None, code_challenge=None, prompt=[], max_age=None,
+            login_hint=None, browser=services.flows.browser_binding(browser),
+        )
+        response = RedirectResponse(f"{issuer}/login?flow={flow.flow_id}", status_code=303)
+        if new_cookie:
+            pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
+    async def sign_in(request: Request) -> Response:
+        query = urlencode({"rd": request.query_params.get("rd", "/")})
+        return RedirectResponse(f"{issuer}/oauth2/start?{query}", status_code=303)
+
+    async def sign_out(request: Request) -> Response:
+        cookie = pages.cookie(request, cookie_name)
+        session = await services.sessions.load(cookie)
+        await services.sessions.end(cookie)
+        if session is not None:
+            await services.logout.session_ended(session.sid, session.identity_id)
+            await services.audit.record("sign_out", identity_id=session.identity_id)
+        rd = request.query_params.get("rd")
+        response: Response
+        if rd:
+            response = RedirectResponse(target(request, rd), status_code=303)
+        else:
+            response = pages.render(request, "logged_out.html")
+        pages.clear_cookie(response, cookie_name)
+        return response
+
+    return [
+        Route("/oauth2/auth", auth, methods=["GET", "HEAD"]),
+        Route("/oauth2/start", start, methods=["GET"]),
+        Route("/oauth2/sign_in", sign_in, methods=["GET"]),
+        Route("/oauth2/sign_out", sign_out, methods=["GET", "POST"]),
+    ]

@@ -1,0 +1,152 @@
+"""Forward-auth through real nginx with the shipped config, and /oauth2/auth directly
+(SECURITY-TESTS E38, E41, E42, E43)."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.helpers import PASSWORD, Browser, GatewayServer, form_fields, free_port, make_settings
+from tests.proxy.conftest import Stack
+
+
+async def sign_in_through_nginx(stack: Stack, path: str, email: str) -> httpx.AsyncClient:
+    """A browser asks nginx for `path`, is sent to sign in, and comes back."""
+    browser = httpx.AsyncClient(timeout=30)
+    start = await browser.get(stack.url + path)
+    assert start.status_code == 303, start.text
+    login = start.headers["location"]
+    assert urlsplit(login).path == "/login"
+    page = await browser.get(login)
+    done = await browser.post(
+        login.split("/login")[0] + "/login",
+        data={**form_fields(page.text), "email": email, "password": PASSWORD},
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == stack.url + path
+    return browser
+
+
+async def test_nginx_sign_in_identity_headers_and_logout_on_every_replica(stack: Stack) -> None:
+    email = f"nginx-{secrets.token_hex(3)}@example.com"
+    await stack.replicas[0].add_user(email, email_verified=True)
+    # The query string survives the round trip through sign-in unescaped-by-hand.
+    browser = await sign_in_through_nginx(stack, "/hello?a=1&b=two%20words", email)
+    # Twice, so both replicas behind nginx answer the subrequest at least once.
+    for _ in range(2):
+        page = await browser.get(
+            stack.url + "/hello",
+            headers={"X-Auth-Request-User": "admin", "X-Auth-Request-Email": "admin@evil.example"},
+        )
+        assert page.status_code == 200
+        seen = page.json()
+        assert seen["x-auth-request-email"] == email  # the forged headers were overwritten
+        assert seen["x-auth-request-user"] == email
+        assert seen["x-auth-request-identity-id"].startswith("us-east-1:")
+    # A route policy: /admin needs the admins group.
+    assert (await browser.get(stack.url + "/admin/panel")).status_code == 403
+    # Sign out through nginx: the old cookie is refused on every replica.
+    cookie = browser.cookies["cognate_session"]
+    out = await browser.get(stack.url + "/oauth2/sign_out")
+    assert out.status_code == 200
+    for replica in stack.replicas:
+        async with httpx.AsyncClient(cookies={"cognate_session": cookie}) as replay:
+            assert (await replay.get(f"{replica.url}/oauth2/auth")).status_code == 401
+    replay_nginx = httpx.AsyncClient(cookies={"cognate_session": cookie})
+    assert (await replay_nginx.get(stack.url + "/hello")).status_code == 303  # to sign-in
+    await replay_nginx.aclose()
+    await browser.aclose()
+
+
+async def test_auth_endpoint_is_internal_at_nginx(stack: Stack) -> None:
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(stack.url + "/oauth2/auth")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "rd",
+    [
+        "//evil.example/",
+        "/\\evil.example",
+        "/%09/evil.example",
+        "https://127.0.0.1@evil.example/",
+        "javascript:alert(1)",
+        "https://evil.example/",
+    ],
+)
+async def test_start_never_redirects_off_site(gateway: GatewayServer, user: str, rd: str) -> None:
+    browser = Browser(gateway.url)
+    try:
+        await browser.login_for_code(user)  # signed in: start redirects at once
+        answer = await browser.http.get("/oauth2/start", params={"rd": rd})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"{gateway.url}/"
+    finally:
+        await browser.aclose()
+
+
+async def test_auth_answers(gateway: GatewayServer, user: str) -> None:
+    browser = Browser(gateway.url)
+    try:
+        assert (await browser.http.get("/oauth2/auth")).status_code == 401
+        await browser.login_for_code(user)
+        ok = await browser.http.get("/oauth2/auth")
+        assert ok.status_code == 202 and ok.headers["x-auth-request-email"] == user
+        assert ok.headers["cache-control"] == "no-store"
+        info = await browser.http.get("/oauth2/userinfo")  # oauth2-proxy style, by cookie
+        assert info.json()["email"] == user
+        sid, secret = browser.http.cookies["cognate_session"].split(".")
+        for forged in (f"{sid}.{secret[:-1]}x", "nonsense", f"{'f' * 32}.{secret}"):
+            async with httpx.AsyncClient(
+                base_url=gateway.url, cookies={"cognate_session": forged}
+            ) as other:
+                assert (await other.get("/oauth2/auth")).status_code == 401
+    finally:
+        await browser.aclose()
+
+
+async def test_redirect_mode_for_traefik_and_caddy(gateway: GatewayServer) -> None:
+    forwarded = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "127.0.0.1",
+        "X-Forwarded-Uri": "/reports?q=1",
+        "X-Forwarded-Method": "GET",
+    }
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        page = await http.get("/oauth2/auth?redirect=1", headers=forwarded)
+        assert page.status_code == 302
+        assert "rd=https%3A%2F%2F127.0.0.1%2Freports%3Fq%3D1" in page.headers["location"]
+        post = await http.get(
+            "/oauth2/auth?redirect=1", headers={**forwarded, "X-Forwarded-Method": "POST"}
+        )
+        assert post.status_code == 303
+        api = await http.get(
+            "/oauth2/auth?redirect=1", headers={**forwarded, "Accept": "application/json"}
+        )
+        assert api.status_code == 401
+
+
+async def test_forwarded_headers_only_from_trusted_proxies(redis_server: object) -> None:
+    # Here only 10.0.0.0/8 is trusted: the test client (127.0.0.1) is not a proxy.
+    settings = make_settings(
+        free_port(),
+        redis_server.url,  # type: ignore[attr-defined]
+        forward_auth={"trusted_proxies": ["10.0.0.0/8"]},
+    )
+    gateway = GatewayServer(settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url) as http:
+            page = await http.get(
+                "/oauth2/auth?redirect=1",
+                headers={
+                    "X-Forwarded-Host": "evil.example",
+                    "X-Forwarded-Uri": "/",
+                    "X-Original-URL": "https://evil.example/",
+                },
+            )
+            assert page.status_code == 401  # no trusted original URL: no redirect built from it
+    finally:
+        gateway.stop()
