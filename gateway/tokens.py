@@ -134,6 +134,21 @@ class TokenService:
             claims["at_hash"] = at_hash(access_token)
         return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
 
+    def identity_assertion(
+        self, *, audience: str, sub: str, email: str | None, groups: list[str],
+        ttl: int = 60, now: int | None = None,
+    ) -> str:
+        """A short JWT for forward-auth (`X-Cognate-Assertion`): apps verify it against the
+        JWKS instead of trusting the network. ES256 by default, `aud` = the app's origin."""
+        now = int(time.time()) if now is None else now
+        claims: dict[str, Any] = {"iss": self.issuer, "aud": audience, "sub": sub, "iat": now,
+                                  "exp": now + ttl}
+        if email:
+            claims["email"] = email
+        if groups:
+            claims["groups"] = groups
+        return self._sign(self._settings.keys.access_token_alg, claims, "cognate-assertion+jwt")
+
     def logout_token(self, *, client_id: str, sub: str, sid: str | None) -> str:
         """An OIDC Back-Channel Logout 1.0 logout token (typ logout+jwt, never a nonce)."""
         now = int(time.time())

@@ -10,6 +10,11 @@ the upstream host:
 - `GET /oauth2/sign_in` → the same; `GET|POST /oauth2/sign_out?rd=…` → end the session.
 - `GET /oauth2/userinfo` with the session cookie (no bearer token) → who is signed in.
 
+With the identity headers comes `X-Cognate-Assertion`: a one-minute JWT (signed with the key
+set in `/.well-known/jwks.json`, `aud` = the app's origin, `sub` = the identity ID, `email`,
+`groups` cut to the route policy's), so an app can check who is calling without trusting the
+network between itself and the proxy.
+
 `X-Forwarded-*` and `X-Original-URL` are read only from `forward_auth.trusted_proxies`; header
 values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
 """
@@ -150,7 +155,11 @@ def routes(services: Services) -> list[BaseRoute]:
             groups = [g for g in groups if g in policy.groups]  # keep headers small
         email = profile.get("email") or ""
         user = profile.get("preferred_username") or email or session.identity_id
+        parts = urlsplit(original.url or issuer)
         headers |= {
+            "X-Cognate-Assertion": services.tokens.identity_assertion(
+                audience=f"{parts.scheme}://{parts.netloc}", sub=session.identity_id,
+                email=str(email) or None, groups=groups),
             "X-Auth-Request-User": clean(user),
             "X-Auth-Request-Email": clean(email),
             "X-Auth-Request-Preferred-Username": clean(profile.get("preferred_username") or user),

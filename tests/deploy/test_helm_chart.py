@@ -17,13 +17,17 @@ CHART = Path(__file__).parent.parent.parent / "helm" / "cognate"
 KUBERNETES = "1.30"
 EVERYTHING = {
     "secret": {"secretKey": "s" * 40},
-    "ingress": {"enabled": True, "tls": [{"secretName": "auth-tls", "hosts": ["auth.example.com"]}],
-                "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "64k"}},
+    "ingress": {
+        "enabled": True,
+        "tls": [{"secretName": "auth-tls", "hosts": ["auth.example.com"]}],
+        "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "64k"},
+    },
     "autoscaling": {"enabled": True},
     "networkPolicy": {"enabled": True},
     "serviceMonitor": {"enabled": True},
-    "extraEnv": [{"name": "CORP_SECRET",
-                  "valueFrom": {"secretKeyRef": {"name": "corp", "key": "secret"}}}],
+    "extraEnv": [
+        {"name": "CORP_SECRET", "valueFrom": {"secretKeyRef": {"name": "corp", "key": "secret"}}}
+    ],
 }
 
 
@@ -50,8 +54,14 @@ def test_chart_lints_strictly() -> None:
 def test_rendered_manifests_are_valid_kubernetes(values: dict[str, Any]) -> None:
     docs = render(values)
     kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount",
-            "PodDisruptionBudget"} <= kinds
+    assert {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "PodDisruptionBudget",
+    } <= kinds
     for doc in docs:
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # a CRD: no upstream schema; its shape is checked below
@@ -66,9 +76,11 @@ def test_pods_run_restricted_with_probes() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     container = pod["containers"][0]
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False,
-                                            "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
@@ -88,9 +100,12 @@ def test_rendered_gateway_config_is_accepted_by_the_gateway(
 
 def test_schema_rejects_bad_values() -> None:
     with helm.Chart.load(str(CHART)) as chart:
-        for bad in ({"replicaCount": 0}, {"redis": {"url": "mysql://db"}},
-                    {"secret": {"secretKey": "short"}},
-                    {"config": {"issuer": "https://a", "store": {}, "secret_key": "x" * 40}}):
+        for bad in (
+            {"replicaCount": 0},
+            {"redis": {"url": "mysql://db"}},
+            {"secret": {"secretKey": "short"}},
+            {"config": {"issuer": "https://a", "store": {}, "secret_key": "x" * 40}},
+        ):
             with pytest.raises(Exception):  # noqa: B017 - the SDK's schema error type
                 chart.validate_schema(bad)
         chart.validate_schema({})

@@ -26,7 +26,7 @@ ROOT = Path(__file__).parent.parent.parent
 async def echo(request: Request) -> JSONResponse:
     """The sample app: shows the identity headers it received."""
     return JSONResponse(
-        {k: v for k, v in request.headers.items() if k.startswith("x-auth")}
+        {k: v for k, v in request.headers.items() if k.startswith(("x-auth", "x-cognate"))}
         | {"path": request.url.path}
     )
 

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from tests.helpers import PASSWORD, Browser, GatewayServer, form_fields, free_port, make_settings
 from tests.proxy.conftest import Stack
@@ -39,13 +41,25 @@ async def test_nginx_sign_in_identity_headers_and_logout_on_every_replica(stack:
     for _ in range(2):
         page = await browser.get(
             stack.url + "/hello",
-            headers={"X-Auth-Request-User": "admin", "X-Auth-Request-Email": "admin@evil.example"},
+            headers={
+                "X-Auth-Request-User": "admin",
+                "X-Auth-Request-Email": "admin@evil.example",
+                "X-Cognate-Assertion": "forged",
+            },
         )
         assert page.status_code == 200
         seen = page.json()
         assert seen["x-auth-request-email"] == email  # the forged headers were overwritten
         assert seen["x-auth-request-user"] == email
         assert seen["x-auth-request-identity-id"].startswith("us-east-1:")
+        # The app can verify who is calling: a JWT from the gateway's key set, for its origin.
+        keys = KeySet.import_key_set(
+            httpx.get(f"{stack.replicas[0].url}/.well-known/jwks.json").json()
+        )
+        claims = jwt.decode(seen["x-cognate-assertion"], keys).claims
+        assert claims["aud"] == stack.url and claims["email"] == email
+        assert claims["sub"] == seen["x-auth-request-identity-id"]
+        assert claims["exp"] - claims["iat"] <= 60
     # A route policy: /admin needs the admins group.
     assert (await browser.get(stack.url + "/admin/panel")).status_code == 403
     # Sign out through nginx: the old cookie is refused on every replica.
@@ -150,3 +164,28 @@ async def test_forwarded_headers_only_from_trusted_proxies(redis_server: object)
             assert page.status_code == 401  # no trusted original URL: no redirect built from it
     finally:
         gateway.stop()
+
+
+def test_header_values_lose_control_characters() -> None:
+    from gateway.proxy import clean
+
+    assert clean("ada\r\nX-Auth-Request-User: admin") == "adaX-Auth-Request-User: admin"
+    assert "\n" not in clean("a\nb") and len(clean("x" * 5000)) == 1024
+
+
+def test_cookies_on_https_are_host_prefixed_secure_httponly() -> None:
+    from starlette.responses import Response
+
+    from gateway.settings import settings_from_dict
+    from gateway.ui.pages import Pages
+
+    pages = Pages(
+        settings_from_dict({"issuer": "https://auth.example.com", "secret_key": "s" * 32})
+    )
+    response = Response()
+    pages.set_cookie(response, "cognate_session", "sid.secret")
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("__Host-cognate_session=sid.secret;")
+    for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
+        assert attribute in cookie
+    assert "Domain" not in cookie
