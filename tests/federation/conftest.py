@@ -77,6 +77,7 @@ def federation(redis_server: RedisServer, fake_op: FakeOP) -> Iterator[Federatio
                     "client_id": "fake-client",
                     "client_secret": "fake-secret-0123456789",
                     "token_endpoint_auth_method": "client_secret_post",
+                    "timeout": 1.0,
                 },
                 {
                     "id": "broken",

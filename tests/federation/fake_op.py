@@ -36,6 +36,8 @@ class Behaviour:
     signing: str = "good"  # good | none | hs256-public | foreign-key | embedded-jwk | bad-sig
     response_iss: str = "good"  # good | other | missing
     userinfo_sub: str | None = None  # a different sub from userinfo
+    token_answer: str = "good"  # good | slow | 500 | html | huge
+    jwks_answer: str = "good"  # good | 500 | garbage
     subject: str = "fake-user-1"
     email: str = "fed@example.com"
     email_verified: Any = True
@@ -61,10 +63,12 @@ class FakeOP:
         self.behaviour = Behaviour()
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests = 0
+        self.jwks_requests = 0
 
     def reset(self) -> None:
         self.behaviour = Behaviour()
         self.token_requests = 0
+        self.jwks_requests = 0
 
     async def discovery(self, request: Request) -> Response:
         return JSONResponse(
@@ -80,6 +84,11 @@ class FakeOP:
         )
 
     async def jwks(self, request: Request) -> Response:
+        self.jwks_requests += 1
+        if self.behaviour.jwks_answer == "500":
+            return Response("oops", status_code=500)
+        if self.behaviour.jwks_answer == "garbage":
+            return Response("<html>not keys</html>", media_type="text/html")
         return JSONResponse({"keys": [self.key.as_dict(private=False)]})
 
     async def authorize(self, request: Request) -> Response:
@@ -100,6 +109,17 @@ class FakeOP:
 
     async def token(self, request: Request) -> Response:
         self.token_requests += 1
+        answer = self.behaviour.token_answer
+        if answer == "slow":
+            import asyncio
+
+            await asyncio.sleep(3)  # longer than the connector's timeout in the tests
+        elif answer == "500":
+            return Response("internal error", status_code=500)
+        elif answer == "html":
+            return Response("<html><body>Sign in to continue</body></html>", media_type="text/html")
+        elif answer == "huge":
+            return Response(b"{" + b" " * (2 * 1024 * 1024) + b"}", media_type="application/json")
         form = await request.form()
         grant = self.codes.pop(str(form.get("code")), None)
         verifier = str(form.get("code_verifier", ""))

@@ -261,3 +261,62 @@ async def test_start_needs_csrf(federation: Federation, browser: Browser) -> Non
     fields = form_fields(page.text)
     refused = await browser.http.post("/login/fake/start", data={"flow": fields["flow"]})
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("slow", "unreachable (ReadTimeout)"),
+        ("500", "answered HTTP 500"),
+        ("html", "not JSON"),
+        ("huge", "oversized"),
+    ],
+)
+async def test_misbehaving_token_endpoint_is_a_clear_error(
+    federation: Federation, browser: Browser, answer: str, message: str
+) -> None:
+    federation.fake.behaviour = Behaviour(token_answer=answer)
+    done = await through_fake(federation, browser)
+    assert done.status_code == 400
+    assert message in done.text
+    assert "Traceback" not in done.text and "client_secret" not in done.text
+
+
+async def test_bad_jwks_answer_keeps_the_cached_keys(
+    federation: Federation, browser: Browser
+) -> None:
+    first = await through_fake(federation, browser)  # the keys are fetched and cached
+    assert first.status_code == 303
+    connector = federation.rp.services.connectors["fake"]
+    connector._keys_at = 0.0  # type: ignore[attr-defined]  # the refetch cooldown has passed
+    for broken in ("500", "garbage"):
+        federation.fake.behaviour = Behaviour(jwks_answer=broken, signing="foreign-key")
+        other = Browser(federation.rp.url)
+        try:
+            refused = await through_fake(federation, other)  # unknown key → one refetch, fails
+            assert refused.status_code == 400
+        finally:
+            await other.aclose()
+        federation.fake.behaviour = Behaviour(jwks_answer=broken)
+        third = Browser(federation.rp.url)
+        try:
+            fine = await through_fake(federation, third)  # the cached keys still work
+            assert fine.status_code == 303, fine.text
+        finally:
+            await third.aclose()
+
+
+async def test_unknown_kids_refetch_at_most_once_per_cooldown(
+    federation: Federation,
+) -> None:
+    connector = federation.rp.services.connectors["fake"]
+    connector._keys_at = 0.0  # type: ignore[attr-defined]
+    federation.fake.reset()
+    federation.fake.behaviour = Behaviour(signing="foreign-key")
+    for _ in range(5):
+        b = Browser(federation.rp.url)
+        try:
+            assert (await through_fake(federation, b)).status_code == 400
+        finally:
+            await b.aclose()
+    assert federation.fake.jwks_requests <= 1
