@@ -87,9 +87,11 @@ def create_app(
             checks["store"] = str(exc)[:200]
         checks["keys"] = "ok" if services.keys.entries else "not loaded"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                            status_code=200 if ready else 503,
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+            headers={"Cache-Control": "no-store"},
+        )
 
     routes = [
         Route("/healthz", healthz),
@@ -103,8 +105,10 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext), Middleware(MetricsMiddleware,
-                                                           metrics=services.metrics)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(MetricsMiddleware, metrics=services.metrics),
+        ],
         exception_handlers={
             PageError: page_error,
             StoreUnavailable: unavailable,

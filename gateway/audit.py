@@ -31,18 +31,24 @@ class Audit:
 
     async def record(self, event: str, **fields: Any) -> None:
         """Append one event; values are stringified, None values dropped."""
-        entry = {"event": event,
-                 "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "request_id": request_id.get()}
-        entry |= {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()
-                  if v is not None}
+        entry = {
+            "event": event,
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "request_id": request_id.get(),
+        }
+        entry |= {
+            k: v if isinstance(v, str) else json.dumps(v)
+            for k, v in fields.items()
+            if v is not None
+        }
         log.info("audit", extra={"audit": entry})
         try:
             await self._store.append(self.stream, entry, self._retention)
         except StoreUnavailable:
             log.warning("audit event not stored", extra={"audit_event": event})
 
-    async def read(self, after: str = "0", count: int = 100, block: float | None = None
-                   ) -> list[tuple[str, dict[str, str]]]:
+    async def read(
+        self, after: str = "0", count: int = 100, block: float | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
         """Entries after id `after` ("0": from the oldest kept; "$": only new ones)."""
         return await self._store.read(self.stream, after, count, block)

@@ -132,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(revoke)
 
+    export = sub.add_parser("export", help="back up users and identities (JSON Lines)")
+    export.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    _config_arg(export)
+    restore = sub.add_parser("import", help="restore a backup (idempotent; rerun to resume)")
+    restore.add_argument("file", metavar="FILE", help="a file written by `cognate export`")
+    restore.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip the first N lines (resume a long import)",
+    )
+    _config_arg(restore)
+
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     tail = audit_sub.add_parser("tail", help="show the latest audit events")
@@ -166,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             "pools": _pools,
             "audit": _audit,
             "sessions": _sessions,
+            "export": _export,
+            "import": _import,
         }
         return asyncio.run(commands[args.command](settings, args))
     except ConfigError as exc:
@@ -548,6 +564,72 @@ async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
                 f"famil{'y' if revoked == 1 else 'ies'}"
             )
         await services.logout.drain()
+        return 0
+
+    return await _with_services(settings, work)
+
+
+class _Progress:
+    """A one-line progress report on stderr, refreshed at most ten times a second."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.last = 0.0
+
+    def __call__(self, counts: Any, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < 0.1:
+            return
+        self.last = now
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "lines")
+        print(f"\r{self.verb}: {summary}", end="\n" if final else "", file=sys.stderr, flush=True)
+
+
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from gateway.backup import export_records
+
+    async def work(services: Any) -> int:
+        out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+        counts: Counter[str] = Counter()
+        show = _Progress("exported")
+        try:
+            async for record in export_records(services):
+                out.write(json.dumps(record) + "\n")
+                counts[record["type"]] += 1
+                show(counts)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        show(counts, final=True)
+        await services.audit.record(
+            "backup.exported",
+            actor="cli",
+            users=str(counts["user"]),
+            identities=str(counts["identity"]),
+        )
+        return 0
+
+    return await _with_services(settings, work)
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.backup import import_records
+
+    async def work(services: Any) -> int:
+        show = _Progress("imported")
+        with open(args.file) as lines:
+            counts = await import_records(services, lines, args.skip, show)
+        show(counts, final=True)
+        await services.audit.record("backup.imported", actor="cli", lines=str(counts["lines"]))
+        conflicts = sum(v for k, v in counts.items() if k.endswith(":conflict"))
+        if conflicts or counts["invalid"]:
+            print(
+                f"warning: {conflicts} conflict(s), {counts['invalid']} invalid line(s)",
+                file=sys.stderr,
+            )
+            return 1
         return 0
 
     return await _with_services(settings, work)

@@ -25,8 +25,14 @@ log = logging.getLogger("cognate.logout")
 class Logout:
     """End sessions and notify clients."""
 
-    def __init__(self, sessions: SessionManager, grants: GrantStore, tokens: TokenService,
-                 clients: ClientRegistry, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        sessions: SessionManager,
+        grants: GrantStore,
+        tokens: TokenService,
+        clients: ClientRegistry,
+        timeout: float = 5.0,
+    ) -> None:
         self._sessions = sessions
         self._grants = grants
         self._tokens = tokens
@@ -41,8 +47,9 @@ class Logout:
             if client is None or not client.config.backchannel_logout_uri:
                 continue
             token = self._tokens.logout_token(client_id=client_id, sub=identity_id, sid=sid)
-            task = asyncio.create_task(self._deliver(client.config.backchannel_logout_uri,
-                                                     client_id, token))
+            task = asyncio.create_task(
+                self._deliver(client.config.backchannel_logout_uri, client_id, token)
+            )
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
@@ -66,14 +73,19 @@ class Logout:
 
     async def _deliver(self, uri: str, client_id: str, token: str) -> None:
         try:
-            response = await self._http.post(uri, data={"logout_token": token},
-                                             headers={"Cache-Control": "no-store"})
+            response = await self._http.post(
+                uri, data={"logout_token": token}, headers={"Cache-Control": "no-store"}
+            )
             if response.status_code >= 400:
-                log.warning("back-channel logout refused",
-                            extra={"client_id": client_id, "status": response.status_code})
+                log.warning(
+                    "back-channel logout refused",
+                    extra={"client_id": client_id, "status": response.status_code},
+                )
         except httpx.HTTPError as exc:
-            log.warning("back-channel logout failed",
-                        extra={"client_id": client_id, "error": type(exc).__name__})
+            log.warning(
+                "back-channel logout failed",
+                extra={"client_id": client_id, "error": type(exc).__name__},
+            )
 
     async def drain(self) -> None:
         """Wait for notifications in flight."""

@@ -28,23 +28,44 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("cognate_http_requests_total", "HTTP requests",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("cognate_http_request_duration_seconds", "HTTP latency",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.sign_ins = Counter("cognate_sign_ins_total", "Sign-in attempts",
-                                ["connector", "result"], registry=r)
-        self.tokens = Counter("cognate_tokens_issued_total", "Token responses by grant",
-                              ["grant_type"], registry=r)
-        self.sts_calls = Counter("cognate_sts_calls_total", "AssumeRoleWithWebIdentity calls",
-                                 ["result"], registry=r)
-        self.credential_cache = Counter("cognate_credential_cache_total",
-                                        "Credential requests by cache outcome", ["outcome"],
-                                        registry=r)
-        self.store_latency = Histogram("cognate_store_operation_seconds", "Store latency",
-                                       ["operation"], buckets=LATENCY_BUCKETS, registry=r)
-        self.store_errors = Counter("cognate_store_errors_total", "Store operations that failed",
-                                    ["operation"], registry=r)
+        self.requests = Counter(
+            "cognate_http_requests_total",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "cognate_http_request_duration_seconds",
+            "HTTP latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sign_ins = Counter(
+            "cognate_sign_ins_total", "Sign-in attempts", ["connector", "result"], registry=r
+        )
+        self.tokens = Counter(
+            "cognate_tokens_issued_total", "Token responses by grant", ["grant_type"], registry=r
+        )
+        self.sts_calls = Counter(
+            "cognate_sts_calls_total", "AssumeRoleWithWebIdentity calls", ["result"], registry=r
+        )
+        self.credential_cache = Counter(
+            "cognate_credential_cache_total",
+            "Credential requests by cache outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.store_latency = Histogram(
+            "cognate_store_operation_seconds",
+            "Store latency",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "cognate_store_errors_total", "Store operations that failed", ["operation"], registry=r
+        )
         self.up = Gauge("cognate_up", "1 while this process serves", registry=r)
         self.up.set(1)
 

@@ -94,7 +94,8 @@ class RequestContext:
         # W3C Trace Context: keep the caller's trace id in our log lines (well-formed only).
         incoming_trace = dict(scope["headers"]).get(b"traceparent", b"").decode("latin-1")
         trace_token = traceparent.set(
-            incoming_trace if _TRACEPARENT.match(incoming_trace) else None)
+            incoming_trace if _TRACEPARENT.match(incoming_trace) else None
+        )
         start = time.perf_counter()
         status = 500
 

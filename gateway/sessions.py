@@ -77,8 +77,7 @@ class SessionManager:
         )
         secret = random_token(24)
         await self._save(session, secret)
-        await self.by_identity.add(identity_id, session.sid,
-                                   now + self._settings.absolute_timeout)
+        await self.by_identity.add(identity_id, session.sid, now + self._settings.absolute_timeout)
         return session, f"{session.sid}.{secret}"
 
     async def load(self, cookie: str | None) -> Session | None:
@@ -117,8 +116,9 @@ class SessionManager:
             return session
         session = replace(session, clients=[*session.clients, client_id])
         await self._save(session, parsed[1])
-        await self.clients_of.add(session.sid, client_id,
-                                  session.created + self._settings.absolute_timeout)
+        await self.clients_of.add(
+            session.sid, client_id, session.created + self._settings.absolute_timeout
+        )
         return session
 
     async def end(self, cookie_or_sid: str | None) -> None:

@@ -104,13 +104,18 @@ class StoreSettings(_Model):
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://",
-                   "rediss+cluster://", "memory://")
+        schemes = (
+            "redis://",
+            "rediss://",
+            "unix://",
+            "redis+sentinel://",
+            "redis+cluster://",
+            "rediss+cluster://",
+            "memory://",
+        )
         if not value.startswith(schemes):
             raise ValueError("must start with " + ", ".join(schemes[:-1]) + " or memory://")
-        if value.startswith("redis+sentinel://") and not value.split("://", 1)[1].partition(
-            "/"
-        )[2]:
+        if value.startswith("redis+sentinel://") and not value.split("://", 1)[1].partition("/")[2]:
             raise ValueError("redis+sentinel:// needs the service name: .../<service>[/<db>]")
         return value
 
@@ -489,8 +494,7 @@ class Settings(_Model):
                 if first != index:
                     # The message carries its own path (model validators cannot set one).
                     raise ValueError(
-                        f"{what}[{index}].{field}: duplicate id {value!r} "
-                        f"(also {what}[{first}])"
+                        f"{what}[{index}].{field}: duplicate id {value!r} (also {what}[{first}])"
                     )
         return self
 

@@ -135,14 +135,25 @@ class TokenService:
         return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
 
     def identity_assertion(
-        self, *, audience: str, sub: str, email: str | None, groups: list[str],
-        ttl: int = 60, now: int | None = None,
+        self,
+        *,
+        audience: str,
+        sub: str,
+        email: str | None,
+        groups: list[str],
+        ttl: int = 60,
+        now: int | None = None,
     ) -> str:
         """A short JWT for forward-auth (`X-Cognate-Assertion`): apps verify it against the
         JWKS instead of trusting the network. ES256 by default, `aud` = the app's origin."""
         now = int(time.time()) if now is None else now
-        claims: dict[str, Any] = {"iss": self.issuer, "aud": audience, "sub": sub, "iat": now,
-                                  "exp": now + ttl}
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": sub,
+            "iat": now,
+            "exp": now + ttl,
+        }
         if email:
             claims["email"] = email
         if groups:
@@ -153,7 +164,11 @@ class TokenService:
         """An OIDC Back-Channel Logout 1.0 logout token (typ logout+jwt, never a nonce)."""
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": self.issuer, "aud": client_id, "sub": sub, "iat": now, "exp": now + 120,
+            "iss": self.issuer,
+            "aud": client_id,
+            "sub": sub,
+            "iat": now,
+            "exp": now + 120,
             "jti": uuid.uuid4().hex,
             "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
         }
@@ -178,8 +193,13 @@ class TokenService:
         Session tags and the source identity use the claim names AWS STS reads."""
         now = int(time.time()) if now is None else now
         claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": identity_id, "aud": audience, "amr": amr, "iat": now,
-            "exp": now + ttl, "jti": uuid.uuid4().hex,
+            "iss": self.issuer,
+            "sub": identity_id,
+            "aud": audience,
+            "amr": amr,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
         }
         if tags:
             claims["https://aws.amazon.com/tags"] = {

@@ -66,8 +66,7 @@ class RedirectConnector(Connector, Protocol):
         """Where to send the browser, and what to remember on the flow."""
         ...
 
-    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]
-                     ) -> UpstreamIdentity:
+    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
         """Validate the IdP's answer; raise ConnectorError with a safe message otherwise."""
         ...
 
@@ -75,13 +74,10 @@ class RedirectConnector(Connector, Protocol):
         """Origins the sign-in page must allow as form targets (CSP form-action)."""
         ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...
 
 
-def build_connectors(
-    configs: list[ConnectorSettings], **dependencies: Any
-) -> dict[str, Connector]:
+def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> dict[str, Connector]:
     """Instantiate every configured connector, keyed by id."""
     from gateway.connectors.local import LocalConnector
     from gateway.connectors.oidc import OidcConnector

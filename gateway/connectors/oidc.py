@@ -42,8 +42,17 @@ log = logging.getLogger("cognate.connectors.oidc")
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
 STANDARD_CLAIMS = (
-    "email", "email_verified", "name", "given_name", "family_name", "preferred_username",
-    "picture", "locale", "groups", "phone_number", "phone_number_verified",
+    "email",
+    "email_verified",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "picture",
+    "locale",
+    "groups",
+    "phone_number",
+    "phone_number_verified",
 )
 
 
@@ -86,8 +95,10 @@ class OidcConnector:
                 except ConnectorError:
                     if self._metadata is None:
                         raise
-                    log.warning("discovery refresh failed; keeping the cached document",
-                                extra={"connector": self.id})
+                    log.warning(
+                        "discovery refresh failed; keeping the cached document",
+                        extra={"connector": self.id},
+                    )
         assert self._metadata is not None  # noqa: S101 - set above or raised
         return self._metadata
 
@@ -95,18 +106,25 @@ class OidcConnector:
         """The IdP's signing keys; refetched at most once per cooldown, kept on failure."""
         async with self._lock:
             due = self._keys is None or (
-                refresh and time.monotonic() - self._keys_at >= self.JWKS_COOLDOWN)
+                refresh and time.monotonic() - self._keys_at >= self.JWKS_COOLDOWN
+            )
             if due:
                 self._keys_at = time.monotonic()
                 try:
                     meta = self._metadata or {}
                     document = await self._get_json(str(meta.get("jwks_uri")))
-                    usable = [k for k in document.get("keys", []) if isinstance(k, dict)
-                              and k.get("kty") in ("RSA", "EC") and k.get("use", "sig") == "sig"]
+                    usable = [
+                        k
+                        for k in document.get("keys", [])
+                        if isinstance(k, dict)
+                        and k.get("kty") in ("RSA", "EC")
+                        and k.get("use", "sig") == "sig"
+                    ]
                     self._keys = KeySet.import_key_set({"keys": usable})
                 except (ConnectorError, JoseError, ValueError, TypeError) as exc:
-                    log.warning("JWKS fetch failed", extra={"connector": self.id,
-                                                            "error": str(exc)[:200]})
+                    log.warning(
+                        "JWKS fetch failed", extra={"connector": self.id, "error": str(exc)[:200]}
+                    )
             if self._keys is None:
                 raise ConnectorError(f"{self.name}: the sign-in keys are unavailable")
             return self._keys
@@ -139,15 +157,20 @@ class OidcConnector:
         state = f"{flow_id}.{random_token(16)}"
         nonce, verifier = random_token(16), random_token(48)
         params = {
-            "response_type": "code", "client_id": self.config.client_id,
-            "redirect_uri": callback_url, "scope": " ".join(self.config.scopes),
-            "state": state, "nonce": nonce, "code_challenge": s256_challenge(verifier),
+            "response_type": "code",
+            "client_id": self.config.client_id,
+            "redirect_uri": callback_url,
+            "scope": " ".join(self.config.scopes),
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": s256_challenge(verifier),
             "code_challenge_method": "S256",
         }
         endpoint = meta["authorization_endpoint"]
         url = f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
-        return LoginStart(url, {"state": state, "nonce": nonce, "verifier": verifier,
-                                "callback": callback_url})
+        return LoginStart(
+            url, {"state": state, "nonce": nonce, "verifier": verifier, "callback": callback_url}
+        )
 
     async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
         """Validate the authorization response, redeem the code, verify the ID token."""
@@ -166,20 +189,27 @@ class OidcConnector:
         id_token, access_token = tokens.get("id_token"), tokens.get("access_token")
         if not isinstance(id_token, str):
             raise ConnectorError(f"{self.name} returned no ID token.")
-        claims = await self.verify_id_token(id_token, str(saved["nonce"]),
-                                            access_token if isinstance(access_token, str) else None)
+        claims = await self.verify_id_token(
+            id_token, str(saved["nonce"]), access_token if isinstance(access_token, str) else None
+        )
         if self.config.userinfo and isinstance(access_token, str) and meta.get("userinfo_endpoint"):
-            info = await self._get_json(str(meta["userinfo_endpoint"]),
-                                        headers={"Authorization": f"Bearer {access_token}"})
+            info = await self._get_json(
+                str(meta["userinfo_endpoint"]), headers={"Authorization": f"Bearer {access_token}"}
+            )
             if info.get("sub") != claims["sub"]:
                 raise ConnectorError(f"{self.name} described another user than it signed in.")
             claims = {**info, **claims}  # the signed ID token wins where both speak
         return UpstreamIdentity(self.id, str(claims["sub"]), self.profile(claims), amr=["fed"])
 
-    async def _redeem(self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
-                      ) -> dict[str, Any]:
-        form = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": str(saved["callback"]), "code_verifier": str(saved["verifier"])}
+    async def _redeem(
+        self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": str(saved["callback"]),
+            "code_verifier": str(saved["verifier"]),
+        }
         headers = {"Accept": "application/json"}
         method = self.config.token_endpoint_auth_method
         if method == "client_secret_basic":
@@ -192,14 +222,16 @@ class OidcConnector:
             if method == "client_secret_post":
                 form["client_secret"] = self.config.client_secret or ""
         try:
-            response = await self._http.post(str(meta["token_endpoint"]), data=form,
-                                              headers=headers)
+            response = await self._http.post(
+                str(meta["token_endpoint"]), data=form, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
         return self._json(response)
 
-    async def verify_id_token(self, token: str, nonce: str, access_token: str | None
-                              ) -> dict[str, Any]:
+    async def verify_id_token(
+        self, token: str, nonce: str, access_token: str | None
+    ) -> dict[str, Any]:
         """The ID token's claims if every OIDC Core §3.1.3.7 check passes."""
         try:
             header = jws.extract_compact(token.encode()).headers()
@@ -222,17 +254,30 @@ class OidcConnector:
         audiences = [audiences] if isinstance(audiences, str) else audiences
         checks = (
             (claims.get("iss") == self.issuer, "was issued by someone else"),
-            (isinstance(audiences, list) and self.config.client_id in audiences,
-             "was issued for another application"),
-            (not isinstance(audiences, list) or len(audiences) == 1
-             or claims.get("azp") == self.config.client_id, "names another authorized party"),
+            (
+                isinstance(audiences, list) and self.config.client_id in audiences,
+                "was issued for another application",
+            ),
+            (
+                not isinstance(audiences, list)
+                or len(audiences) == 1
+                or claims.get("azp") == self.config.client_id,
+                "names another authorized party",
+            ),
             (isinstance(claims.get("sub"), str) and bool(claims["sub"]), "has no subject"),
-            (isinstance(claims.get("iat"), int | float) and claims["iat"] <= now + self._leeway,
-             "has no valid issue time"),
-            (isinstance(claims.get("exp"), int | float) and claims["exp"] + self._leeway > now,
-             "has expired"),
-            (isinstance(claims.get("nonce"), str) and constant_time_equals(claims["nonce"], nonce),
-             "does not belong to this sign-in (nonce)"),
+            (
+                isinstance(claims.get("iat"), int | float) and claims["iat"] <= now + self._leeway,
+                "has no valid issue time",
+            ),
+            (
+                isinstance(claims.get("exp"), int | float) and claims["exp"] + self._leeway > now,
+                "has expired",
+            ),
+            (
+                isinstance(claims.get("nonce"), str)
+                and constant_time_equals(claims["nonce"], nonce),
+                "does not belong to this sign-in (nonce)",
+            ),
         )
         for ok, problem in checks:
             if not ok:

@@ -31,8 +31,11 @@ def routes(services: Services) -> list[BaseRoute]:
     def cors(request: Request, origins: list[str]) -> dict[str, str]:
         origin = request.headers.get("origin")
         if origin and origin in origins:
-            return {"Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
+            return {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Credentials": "true",
+                "Vary": "Origin",
+            }
         return {}
 
     async def credentials(request: Request) -> Response:
@@ -49,26 +52,39 @@ def routes(services: Services) -> list[BaseRoute]:
             identity_id = session.identity_id
             await services.identities.add_pool(identity_id, pool.id)
             role = choose_role(pool, own, session.profile)
-            tags = {tag: str(session.profile[claim])
-                    for tag, claim in pool.principal_tags.get(own, {}).items()
-                    if claim in session.profile}
-            creds = await services.vendor.credentials(VendRequest(
-                pool=pool, identity_id=identity_id, role_arn=role,
-                amr=["authenticated", own], tags=tags,
-                session_name=session_name(session.profile.get("email"), identity_id),
-            ))
+            tags = {
+                tag: str(session.profile[claim])
+                for tag, claim in pool.principal_tags.get(own, {}).items()
+                if claim in session.profile
+            }
+            creds = await services.vendor.credentials(
+                VendRequest(
+                    pool=pool,
+                    identity_id=identity_id,
+                    role_arn=role,
+                    amr=["authenticated", own],
+                    tags=tags,
+                    session_name=session_name(session.profile.get("email"), identity_id),
+                )
+            )
         except CognitoError as exc:
             status = exc.status_code
             if exc.type_name == "ResourceNotFoundException":
                 status = 404
             elif status == 400:
                 status = 403
-            return JSONResponse({"error": exc.type_name, "message": exc.message}, status,
-                                headers=headers)
-        return JSONResponse({
-            "IdentityId": identity_id, "AccessKeyId": creds.access_key_id,
-            "SecretAccessKey": creds.secret_access_key, "SessionToken": creds.session_token,
-            "Expiration": creds.expiration,
-        }, headers=headers)
+            return JSONResponse(
+                {"error": exc.type_name, "message": exc.message}, status, headers=headers
+            )
+        return JSONResponse(
+            {
+                "IdentityId": identity_id,
+                "AccessKeyId": creds.access_key_id,
+                "SecretAccessKey": creds.secret_access_key,
+                "SessionToken": creds.session_token,
+                "Expiration": creds.expiration,
+            },
+            headers=headers,
+        )
 
     return [Route("/credentials", credentials, methods=["GET"])]

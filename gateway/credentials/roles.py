@@ -76,11 +76,14 @@ def choose_role(
         if chosen:
             return chosen
         if mapping.ambiguous_role_resolution == "Deny":
-            raise not_authorized("No role mapping rule matched and the pool denies ambiguous "
-                                 "role resolution.")
+            raise not_authorized(
+                "No role mapping rule matched and the pool denies ambiguous role resolution."
+            )
     if not pool.roles.authenticated:
-        raise CognitoError("InvalidIdentityPoolConfigurationException",
-                           "The identity pool has no authenticated role.")
+        raise CognitoError(
+            "InvalidIdentityPoolConfigurationException",
+            "The identity pool has no authenticated role.",
+        )
     return pool.roles.authenticated
 
 

@@ -24,8 +24,14 @@ from defusedxml import ElementTree
 log = logging.getLogger("cognate.sts")
 
 _NS = re.compile(r"^\{[^}]*\}")
-RETRYABLE_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded",
-                   "ServiceUnavailable", "InternalFailure", "IDPCommunicationError"}
+RETRYABLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "IDPCommunicationError",
+}
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,11 @@ class StsClient:
     """AssumeRoleWithWebIdentity with bounded, jittered retries."""
 
     def __init__(
-        self, endpoint: str, timeout: float = 5.0, retries: int = 3, budget: float = 8.0,
+        self,
+        endpoint: str,
+        timeout: float = 5.0,
+        retries: int = 3,
+        budget: float = 8.0,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -101,8 +111,11 @@ class StsClient:
     ) -> Credentials:
         """Call STS; StsError("Unavailable") once retries and the time budget are spent."""
         form = {
-            "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": role_arn,
-            "RoleSessionName": session_name, "WebIdentityToken": web_identity_token,
+            "Action": "AssumeRoleWithWebIdentity",
+            "Version": "2011-06-15",
+            "RoleArn": role_arn,
+            "RoleSessionName": session_name,
+            "WebIdentityToken": web_identity_token,
             "DurationSeconds": str(duration),
         }
         if policy:

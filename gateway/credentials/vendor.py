@@ -64,8 +64,9 @@ class CredentialVendor:
     def client(self, pool: IdentityPoolSettings) -> StsClient:
         client = self._clients.get(pool.sts.endpoint)
         if client is None:
-            client = StsClient(pool.sts.endpoint, timeout=pool.sts.timeout,
-                               retries=pool.sts.retries)
+            client = StsClient(
+                pool.sts.endpoint, timeout=pool.sts.timeout, retries=pool.sts.retries
+            )
             self._clients[pool.sts.endpoint] = client
         return client
 
@@ -117,8 +118,9 @@ class CredentialVendor:
             creds = await self._call_sts(request, policy)
             ttl = creds.expiration - int(time.time()) - REFRESH_MARGIN
             if ttl > 0:
-                blob = self._sealer.seal(json.dumps(asdict(creds)).encode(), purpose="creds",
-                                         context=key.encode())
+                blob = self._sealer.seal(
+                    json.dumps(asdict(creds)).encode(), purpose="creds", context=key.encode()
+                )
                 await self._store.put(key, blob, ttl=ttl)
             return creds
         finally:
@@ -129,14 +131,20 @@ class CredentialVendor:
         for attempt in range(2):
             token = self._tokens.web_identity_token(
                 identity_id=request.identity_id,
-                audience=token_audience(pool.id, "authenticated" in request.amr), amr=request.amr,
-                ttl=pool.token_ttl, tags=request.tags, source_identity=request.session_name,
+                audience=token_audience(pool.id, "authenticated" in request.amr),
+                amr=request.amr,
+                ttl=pool.token_ttl,
+                tags=request.tags,
+                source_identity=request.session_name,
             )
             try:
                 self.sts_calls += 1
                 creds = await self.client(pool).assume_role_with_web_identity(
-                    role_arn=request.role_arn, session_name=request.session_name,
-                    web_identity_token=token, duration=pool.sts.duration, policy=policy,
+                    role_arn=request.role_arn,
+                    session_name=request.session_name,
+                    web_identity_token=token,
+                    duration=pool.sts.duration,
+                    policy=policy,
                 )
                 self._count("ok")
                 return creds
@@ -158,12 +166,18 @@ class CredentialVendor:
 
 def _cognito_error(exc: StsError) -> CognitoError:
     if exc.code == "Unavailable":
-        return CognitoError("ExternalServiceException",
-                            "The security token service is unavailable; try again.", 503,
-                            retry_after=5)
+        return CognitoError(
+            "ExternalServiceException",
+            "The security token service is unavailable; try again.",
+            503,
+            retry_after=5,
+        )
     if exc.code == "InvalidIdentityToken":
-        return CognitoError("ExternalServiceException",
-                            "The security token service refused the identity token.", 502)
+        return CognitoError(
+            "ExternalServiceException",
+            "The security token service refused the identity token.",
+            502,
+        )
     if exc.code == "IDPRejectedClaim":
         return CognitoError("NotAuthorizedException", f"A claim was rejected: {exc.message}", 403)
     if exc.code in ("AccessDenied", "AccessDeniedException"):

@@ -64,17 +64,26 @@ def error_response(exc: CognitoError, request_id: str) -> Response:
 def _identity_id(body: Body, field: str = "IdentityId") -> str:
     value = body.get(field)
     if not isinstance(value, str) or not 1 <= len(value) <= 55 or not _ID.match(value):
-        raise invalid_parameter(f"1 validation error detected: Value at '{field[0].lower()}"
-                                f"{field[1:]}' failed to satisfy constraint: Member must satisfy "
-                                "regular expression pattern: [\\w-]+:[0-9a-f-]+")
+        raise invalid_parameter(
+            f"1 validation error detected: Value at '{field[0].lower()}"
+            f"{field[1:]}' failed to satisfy constraint: Member must satisfy "
+            "regular expression pattern: [\\w-]+:[0-9a-f-]+"
+        )
     return value
 
 
 def _logins(body: Body, field: str = "Logins") -> dict[str, str]:
     logins = body.get(field) or {}
-    if not isinstance(logins, dict) or len(logins) > 10 or not all(
-        isinstance(k, str) and isinstance(v, str) and 1 <= len(k) <= 128 and 1 <= len(v) <= 50000
-        for k, v in logins.items()
+    if (
+        not isinstance(logins, dict)
+        or len(logins) > 10
+        or not all(
+            isinstance(k, str)
+            and isinstance(v, str)
+            and 1 <= len(k) <= 128
+            and 1 <= len(v) <= 50000
+            for k, v in logins.items()
+        )
     ):
         raise invalid_parameter(f"{field} must map up to 10 provider names to tokens.")
     return logins
@@ -117,7 +126,11 @@ class CognitoApi:
             raw = await request.body()
             if operation in self.admin:
                 verify_sigv4(
-                    request.method, request.url.path, request.url.query, request.headers, raw,
+                    request.method,
+                    request.url.path,
+                    request.url.query,
+                    request.headers,
+                    raw,
                     {k.access_key_id: k.secret_access_key for k in self.s.settings.admin_keys},
                     self.s.settings.region,
                 )
@@ -132,11 +145,20 @@ class CognitoApi:
             return error_response(exc, request_id)
         except StoreUnavailable as exc:
             log.warning("failing closed: %s", exc)
-            return error_response(CognitoError(
-                "InternalErrorException", "The service is temporarily unavailable.", 503,
-                retry_after=5), request_id)
-        return Response(json.dumps(result), media_type=CONTENT_TYPE, headers={
-            "x-amzn-RequestId": request_id, "Cache-Control": "no-store"})
+            return error_response(
+                CognitoError(
+                    "InternalErrorException",
+                    "The service is temporarily unavailable.",
+                    503,
+                    retry_after=5,
+                ),
+                request_id,
+            )
+        return Response(
+            json.dumps(result),
+            media_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id, "Cache-Control": "no-store"},
+        )
 
     # -- shared steps ------------------------------------------------------------------------
 
@@ -169,8 +191,9 @@ class CognitoApi:
             if guest is not None and not guest.authenticated:
                 owners.discard(start)  # a guest signing in joins the identity it already has
         if len(owners) > 1:
-            raise CognitoError("ResourceConflictException",
-                               "The logins belong to different identities.")
+            raise CognitoError(
+                "ResourceConflictException", "The logins belong to different identities."
+            )
         try:
             if owners:
                 identity_id = owners.pop()
@@ -180,18 +203,23 @@ class CognitoApi:
                 first = verified[0]
                 identity_id = await ids.resolve(first.provider, first.subject, pool.id)
             for login in verified:
-                if login.identity_id is None and not await ids.find(login.provider,
-                                                                     login.subject):
+                if login.identity_id is None and not await ids.find(login.provider, login.subject):
                     await ids.link(identity_id, login.provider, login.subject)
-                    await self.s.audit.record("identity.linked", identity_id=identity_id,
-                                              provider=login.provider, pool=pool.id)
+                    await self.s.audit.record(
+                        "identity.linked",
+                        identity_id=identity_id,
+                        provider=login.provider,
+                        pool=pool.id,
+                    )
             identity = await ids.add_pool(identity_id, pool.id)
         except LoginTaken:
-            raise CognitoError("ResourceConflictException",
-                               "A login is already linked to another identity.") from None
+            raise CognitoError(
+                "ResourceConflictException", "A login is already linked to another identity."
+            ) from None
         except TooManyLogins:
-            raise CognitoError("LimitExceededException",
-                               "An identity can have at most 20 logins.") from None
+            raise CognitoError(
+                "LimitExceededException", "An identity can have at most 20 logins."
+            ) from None
         if identity.disabled:
             raise not_authorized(f"Access to Identity '{identity_id}' is forbidden.")
         return identity_id
@@ -206,8 +234,10 @@ class CognitoApi:
                 return pool
         if not candidates:
             raise not_found(f"Identity '{identity.identity_id}' not found.")
-        raise not_authorized("Invalid login token. Provider is not configured for the "
-                             "identity pool of this identity.")
+        raise not_authorized(
+            "Invalid login token. Provider is not configured for the "
+            "identity pool of this identity."
+        )
 
     async def authenticate(self, body: Body) -> Authenticated:
         """Check IdentityId + Logins: the logins must prove this identity (or a guest's)."""
@@ -221,27 +251,35 @@ class CognitoApi:
             raise not_authorized(f"Access to Identity '{identity_id}' is forbidden.")
         if not logins:
             if identity.authenticated:
-                raise not_authorized("Logins don't match. Please include at least one valid "
-                                     "login for this identity or identity pool.")
+                raise not_authorized(
+                    "Logins don't match. Please include at least one valid "
+                    "login for this identity or identity pool."
+                )
             if not pool.allow_unauthenticated:
-                raise not_authorized("Unauthenticated access is not supported for this "
-                                     "identity pool.")
+                raise not_authorized(
+                    "Unauthenticated access is not supported for this identity pool."
+                )
             return Authenticated(identity_id, pool, [])
         verified = await self.verify_logins(pool, logins)
         if identity.authenticated:
-            proven = {v.identity_id or await self.s.identities.find(v.provider, v.subject)
-                      for v in verified}
+            proven = {
+                v.identity_id or await self.s.identities.find(v.provider, v.subject)
+                for v in verified
+            }
             if identity_id not in proven:
-                raise not_authorized("Logins don't match. Please include at least one valid "
-                                     "login for this identity or identity pool.")
+                raise not_authorized(
+                    "Logins don't match. Please include at least one valid "
+                    "login for this identity or identity pool."
+                )
             complete = pool.id in identity.pools and all(
                 v.identity_id == identity_id or identity.has(v.provider, v.subject)
                 for v in verified
             )
             if complete:  # the hot path: nothing to link or record
                 return Authenticated(identity_id, pool, verified)
-        return Authenticated(await self.identity_for(pool, verified, start=identity_id), pool,
-                             verified)
+        return Authenticated(
+            await self.identity_for(pool, verified, start=identity_id), pool, verified
+        )
 
     def amr(self, auth: Authenticated) -> list[str]:
         if not auth.logins:
@@ -265,8 +303,9 @@ class CognitoApi:
         logins = _logins(body)
         if not logins:
             if not pool.allow_unauthenticated:
-                raise not_authorized("Unauthenticated access is not supported for this "
-                                     "identity pool.")
+                raise not_authorized(
+                    "Unauthenticated access is not supported for this identity pool."
+                )
             return {"IdentityId": (await self.s.identities.create_guest(pool.id)).identity_id}
         verified = await self.verify_logins(pool, logins)
         return {"IdentityId": await self.identity_for(pool, verified)}
@@ -275,10 +314,12 @@ class CognitoApi:
         auth = await self.authenticate(body)
         token = self.s.tokens.web_identity_token(
             identity_id=auth.identity_id,
-            audience=token_audience(auth.pool.id, bool(auth.logins),
-                                    for_sts=auth.pool.allow_classic_flow),
+            audience=token_audience(
+                auth.pool.id, bool(auth.logins), for_sts=auth.pool.allow_classic_flow
+            ),
             amr=self.amr(auth),
-            ttl=auth.pool.token_ttl, tags=self.principal_tags(auth.pool, auth),
+            ttl=auth.pool.token_ttl,
+            tags=self.principal_tags(auth.pool, auth),
         )
         return {"IdentityId": auth.identity_id, "Token": token}
 
@@ -289,24 +330,45 @@ class CognitoApi:
         auth = await self.authenticate(body)
         pool = auth.pool
         first = auth.logins[0] if auth.logins else None
-        role = choose_role(pool, first.provider if first else None,
-                           first.claims if first else {}, custom)
+        role = choose_role(
+            pool, first.provider if first else None, first.claims if first else {}, custom
+        )
         preferred = None
         if first is not None:
-            preferred = next((str(first.claims[c]) for c in ("email", "preferred_username",
-                              "cognito:username") if first.claims.get(c)), None)
-        await self.s.audit.record("credentials.requested", identity_id=auth.identity_id,
-                                  pool=pool.id, role=role,
-                                  providers=[v.provider for v in auth.logins])
-        creds = await self.s.vendor.credentials(VendRequest(
-            pool=pool, identity_id=auth.identity_id, role_arn=role, amr=self.amr(auth),
-            tags=self.principal_tags(pool, auth),
-            session_name=session_name(preferred, auth.identity_id),
-        ))
-        return {"IdentityId": auth.identity_id, "Credentials": {
-            "AccessKeyId": creds.access_key_id, "SecretKey": creds.secret_access_key,
-            "SessionToken": creds.session_token, "Expiration": creds.expiration,
-        }}
+            preferred = next(
+                (
+                    str(first.claims[c])
+                    for c in ("email", "preferred_username", "cognito:username")
+                    if first.claims.get(c)
+                ),
+                None,
+            )
+        await self.s.audit.record(
+            "credentials.requested",
+            identity_id=auth.identity_id,
+            pool=pool.id,
+            role=role,
+            providers=[v.provider for v in auth.logins],
+        )
+        creds = await self.s.vendor.credentials(
+            VendRequest(
+                pool=pool,
+                identity_id=auth.identity_id,
+                role_arn=role,
+                amr=self.amr(auth),
+                tags=self.principal_tags(pool, auth),
+                session_name=session_name(preferred, auth.identity_id),
+            )
+        )
+        return {
+            "IdentityId": auth.identity_id,
+            "Credentials": {
+                "AccessKeyId": creds.access_key_id,
+                "SecretKey": creds.secret_access_key,
+                "SessionToken": creds.session_token,
+                "Expiration": creds.expiration,
+            },
+        }
 
     async def unlink_identity(self, body: Body) -> Body:
         remove = body.get("LoginsToRemove")
@@ -331,6 +393,7 @@ class CognitoApi:
 def routes(services: Services) -> list[BaseRoute]:
     """The API at `/` and `/cognito-identity` (POST only; GET / stays the home page)."""
     api = CognitoApi(services)
-    return [Route("/", api.handle, methods=["POST"]),
-            Route("/cognito-identity", api.handle, methods=["POST"])]
-
+    return [
+        Route("/", api.handle, methods=["POST"]),
+        Route("/cognito-identity", api.handle, methods=["POST"]),
+    ]

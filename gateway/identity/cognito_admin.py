@@ -61,8 +61,10 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         start = _identity_id(body) if body.get("IdentityId") else None
         owner = await s.identities.find(developer, user)
         if start and owner and owner != start:
-            raise CognitoError("DeveloperUserAlreadyRegisteredException",
-                               "The developer user is already registered with another identity.")
+            raise CognitoError(
+                "DeveloperUserAlreadyRegisteredException",
+                "The developer user is already registered with another identity.",
+            )
         verified.append(VerifiedLogin(developer, user, {}))
         if start and await s.identities.get(start) is None:
             raise not_found(f"Identity '{start}' not found.")
@@ -71,7 +73,8 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
             identity_id=identity_id,
             audience=token_audience(pool.id, True, for_sts=pool.allow_classic_flow),
             amr=["authenticated", *dict.fromkeys(v.provider for v in verified)],
-            ttl=duration, tags={str(k): str(v) for k, v in tags.items()},
+            ttl=duration,
+            tags={str(k): str(v) for k, v in tags.items()},
         )
         return {"IdentityId": identity_id, "Token": token}
 
@@ -88,7 +91,8 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         if token is not None and not isinstance(token, str):
             raise invalid_parameter("NextToken is not valid.")
         page, following = await s.identities.page(
-            pool.id, token, _limit(body), hide_disabled=bool(body.get("HideDisabled")))
+            pool.id, token, _limit(body), hide_disabled=bool(body.get("HideDisabled"))
+        )
         result: Body = {"IdentityPoolId": pool.id, "Identities": [_describe(i) for i in page]}
         if following:
             result["NextToken"] = following
@@ -118,16 +122,19 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         if identity is None:
             raise not_found(f"Identity '{identity_id}' not found.")
         users = [x.subject for x in identity.logins if x.provider == developer]
-        return {"IdentityId": identity.identity_id,
-                "DeveloperUserIdentifierList": users[: _limit(body, 60)]}
+        return {
+            "IdentityId": identity.identity_id,
+            "DeveloperUserIdentifierList": users[: _limit(body, 60)],
+        }
 
     async def merge_developer_identities(body: Body) -> Body:
         pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
         developer = _developer_provider(pool, body.get("DeveloperProviderName"))
         source, target = body.get("SourceUserIdentifier"), body.get("DestinationUserIdentifier")
         if not isinstance(source, str) or not isinstance(target, str):
-            raise invalid_parameter("SourceUserIdentifier and DestinationUserIdentifier are "
-                                    "required.")
+            raise invalid_parameter(
+                "SourceUserIdentifier and DestinationUserIdentifier are required."
+            )
         source_id = await s.identities.find(developer, source)
         target_id = await s.identities.find(developer, target)
         if source_id is None or target_id is None:
@@ -139,8 +146,9 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
                 try:
                     await s.identities.link(target_id, login.provider, login.subject)
                 except LoginTaken:
-                    raise CognitoError("ResourceConflictException",
-                                       "A login moved concurrently.") from None
+                    raise CognitoError(
+                        "ResourceConflictException", "A login moved concurrently."
+                    ) from None
             await s.identities.delete(source_id)
         return {"IdentityId": target_id}
 
@@ -159,8 +167,9 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         if not isinstance(roles, dict) or not isinstance(mappings, dict):
             raise invalid_parameter("Roles (and RoleMappings) must be maps.")
         await s.pools.set_roles(_identity_id(body, "IdentityPoolId"), roles, mappings)
-        await s.audit.record("pool.roles_changed", pool=body["IdentityPoolId"],
-                             roles=roles, actor="admin-api")
+        await s.audit.record(
+            "pool.roles_changed", pool=body["IdentityPoolId"], roles=roles, actor="admin-api"
+        )
         return {}
 
     operations: dict[str, Any] = {

@@ -27,13 +27,18 @@ def trust_policy(issuer: str, account: str, audience: str) -> dict[str, Any]:
     host = provider_name(issuer)
     return {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{host}"},
-            "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession",
-                       "sts:SetSourceIdentity"],
-            "Condition": {"StringEquals": {f"{host}:aud": audience}},
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{host}"},
+                "Action": [
+                    "sts:AssumeRoleWithWebIdentity",
+                    "sts:TagSession",
+                    "sts:SetSourceIdentity",
+                ],
+                "Condition": {"StringEquals": {f"{host}:aud": audience}},
+            }
+        ],
     }
 
 
@@ -51,5 +56,10 @@ def pool_report(issuer: str, pool: IdentityPoolSettings) -> dict[str, Any]:
         problems.append("allow_unauthenticated is set but roles.unauthenticated is not")
     if pool.providers and not pool.roles.authenticated and not pool.role_mappings:
         problems.append("no authenticated role and no role mappings: logins get no credentials")
-    return {"pool": pool.id, "name": pool.name, "oidc_provider": oidc_provider(issuer, pool),
-            "trust_policies": policies, "problems": problems}
+    return {
+        "pool": pool.id,
+        "name": pool.name,
+        "oidc_provider": oidc_provider(issuer, pool),
+        "trust_policies": policies,
+        "problems": problems,
+    }

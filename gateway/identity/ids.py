@@ -186,8 +186,11 @@ class IdentityStore:
         # holds; a sorted index per pool is the next step if that ever changes.
         base = self._store.key("identity", "")
         found = sorted(
-            [key[len(base):] async for key in self._store.scan(base)
-             if cursor is None or key[len(base):] > cursor]
+            [
+                key[len(base) :]
+                async for key in self._store.scan(base)
+                if cursor is None or key[len(base) :] > cursor
+            ]
         )
         page: list[Identity] = []
         for identity_id in found:
@@ -202,15 +205,30 @@ class IdentityStore:
                 return page, identity_id if more else None
         return page, None
 
+    async def restore(self, identity: Identity) -> str:
+        """Put back an exported identity and its links: 'created', 'existing' or 'conflict'
+        (one of its logins belongs to another identity here, and was left there)."""
+        created = await self._store.create(
+            self._identity_key(identity.identity_id), identity.dump()
+        )
+        outcome = "created" if created else "existing"
+        for login in identity.logins:
+            link = self._login_key(login.provider, login.subject)
+            if not await self._store.create(link, identity.identity_id.encode()):
+                owner = await self._store.get(link)
+                if owner is not None and owner.decode() != identity.identity_id:
+                    outcome = "conflict"
+        return outcome
+
     async def _ensure(self, identity_id: str, login: Login, pool: str | None) -> None:
         now = int(time.time())
         record = Identity(identity_id, [login], now, now, pools=[pool] if pool else [])
         if await self._store.create(self._identity_key(identity_id), record.dump()):
             return
         current = await self.get(identity_id)
-        if current is not None and (not current.has(login.provider, login.subject) or (
-            pool and pool not in current.pools
-        )):
+        if current is not None and (
+            not current.has(login.provider, login.subject) or (pool and pool not in current.pools)
+        ):
             # A crash left the link without its login in the record: repair it.
             def repair(i: Identity) -> Identity:
                 i = _adding(login)(i)

@@ -53,13 +53,15 @@ class IdentityPools:
         if raw is None:
             return pool
         override = json.loads(raw)
-        return pool.model_copy(update={
-            "roles": PoolRoles.model_validate(override["roles"]),
-            "role_mappings": {
-                k: RoleMappingSettings.model_validate(v)
-                for k, v in override["role_mappings"].items()
-            },
-        })
+        return pool.model_copy(
+            update={
+                "roles": PoolRoles.model_validate(override["roles"]),
+                "role_mappings": {
+                    k: RoleMappingSettings.model_validate(v)
+                    for k, v in override["role_mappings"].items()
+                },
+            }
+        )
 
     async def set_roles(
         self, pool_id: str, roles: dict[str, Any], mappings: dict[str, Any]
@@ -73,24 +75,36 @@ class IdentityPools:
             if set(roles) - {"authenticated", "unauthenticated"}:
                 raise invalid_parameter("Roles keys must be authenticated or unauthenticated.")
             parsed_mappings = {
-                provider: RoleMappingSettings.model_validate({
-                    "type": m.get("Type"),
-                    "ambiguous_role_resolution": m.get("AmbiguousRoleResolution",
-                                                       "AuthenticatedRole"),
-                    "rules": [
-                        {"claim": r.get("Claim"), "match_type": r.get("MatchType"),
-                         "value": r.get("Value"), "role_arn": r.get("RoleARN")}
-                        for r in (m.get("RulesConfiguration") or {}).get("Rules", [])
-                    ],
-                })
+                provider: RoleMappingSettings.model_validate(
+                    {
+                        "type": m.get("Type"),
+                        "ambiguous_role_resolution": m.get(
+                            "AmbiguousRoleResolution", "AuthenticatedRole"
+                        ),
+                        "rules": [
+                            {
+                                "claim": r.get("Claim"),
+                                "match_type": r.get("MatchType"),
+                                "value": r.get("Value"),
+                                "role_arn": r.get("RoleARN"),
+                            }
+                            for r in (m.get("RulesConfiguration") or {}).get("Rules", [])
+                        ],
+                    }
+                )
                 for provider, m in mappings.items()
             }
         except (ValidationError, AttributeError, TypeError) as exc:
             raise invalid_parameter(f"Invalid roles or role mappings: {_first(exc)}") from None
-        await self._store.put(self._key(pool_id), json.dumps({
-            "roles": parsed_roles.model_dump(),
-            "role_mappings": {k: v.model_dump() for k, v in parsed_mappings.items()},
-        }).encode())
+        await self._store.put(
+            self._key(pool_id),
+            json.dumps(
+                {
+                    "roles": parsed_roles.model_dump(),
+                    "role_mappings": {k: v.model_dump() for k, v in parsed_mappings.items()},
+                }
+            ).encode(),
+        )
         self._cache.pop(pool_id, None)  # this replica sees it at once; others within seconds
 
     def _key(self, pool_id: str) -> str:
@@ -104,10 +118,23 @@ def roles_as_aws(pool: IdentityPoolSettings) -> dict[str, Any]:
         provider: {
             "Type": m.type,
             "AmbiguousRoleResolution": m.ambiguous_role_resolution,
-            **({"RulesConfiguration": {"Rules": [
-                {"Claim": r.claim, "MatchType": r.match_type, "Value": r.value,
-                 "RoleARN": r.role_arn} for r in m.rules
-            ]}} if m.type == "Rules" else {}),
+            **(
+                {
+                    "RulesConfiguration": {
+                        "Rules": [
+                            {
+                                "Claim": r.claim,
+                                "MatchType": r.match_type,
+                                "Value": r.value,
+                                "RoleARN": r.role_arn,
+                            }
+                            for r in m.rules
+                        ]
+                    }
+                }
+                if m.type == "Rules"
+                else {}
+            ),
         }
         for provider, m in pool.role_mappings.items()
     }

@@ -51,6 +51,8 @@ def token_audience(pool_id: str, authenticated: bool, for_sts: bool = True) -> s
       `cognito-identity.amazonaws.com` logins for GetCredentialsForIdentity."""
     audience = pool_id if authenticated else pool_id + GUEST_AUDIENCE_SUFFIX
     return audience if for_sts else audience + CLIENT_AUDIENCE_SUFFIX
+
+
 ALLOWED_ALGORITHMS = ["RS256", "ES256"]
 
 
@@ -128,14 +130,17 @@ class ProviderVerifier:
             return await self._verify_web_identity(pool, token)
         provider = self.providers(pool).get(name)
         if provider is None:
-            raise LoginRejected(f"Invalid login token. Provider {name} is not configured for "
-                                "this identity pool.")
+            raise LoginRejected(
+                f"Invalid login token. Provider {name} is not configured for this identity pool."
+            )
         if provider.type == "cognate":
             return await self._verify_own(provider, name, token)
         if provider.type == "oidc":
             return await self._verify_oidc(provider, name, token)
-        raise LoginRejected("Developer provider logins are only accepted through "
-                            "GetOpenIdTokenForDeveloperIdentity.")
+        raise LoginRejected(
+            "Developer provider logins are only accepted through "
+            "GetOpenIdTokenForDeveloperIdentity."
+        )
 
     async def _verify_own(
         self, provider: LoginProviderSettings, name: str, token: str

@@ -52,47 +52,66 @@ def canonical_request(
         (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
         for k, _, v in (part.partition("=") for part in query.split("&") if part)
     )
-    return "\n".join([
-        method,
-        quote(path or "/", safe="/-_.~"),
-        "&".join(f"{k}={v}" for k, v in pairs),
-        canonical_headers,
-        ";".join(signed),
-        hashlib.sha256(body).hexdigest(),
-    ])
+    return "\n".join(
+        [
+            method,
+            quote(path or "/", safe="/-_.~"),
+            "&".join(f"{k}={v}" for k, v in pairs),
+            canonical_headers,
+            ";".join(signed),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
 
 
 def verify(
-    method: str, path: str, query: str, headers: Headers, body: bytes,
-    keys: dict[str, str], region: str, now: float | None = None,
+    method: str,
+    path: str,
+    query: str,
+    headers: Headers,
+    body: bytes,
+    keys: dict[str, str],
+    region: str,
+    now: float | None = None,
 ) -> str:
     """The access key id of a correctly signed request; CognitoError (as AWS words it) if not."""
     header = headers.get("authorization")
     if not header:
-        raise CognitoError("MissingAuthenticationTokenException",
-                           "Missing Authentication Token", 400)
+        raise CognitoError(
+            "MissingAuthenticationTokenException", "Missing Authentication Token", 400
+        )
     match = _AUTH.match(header.strip())
     if match is None:
-        raise CognitoError("IncompleteSignatureException",
-                           "Authorization header is not a valid SigV4 header.", 400)
+        raise CognitoError(
+            "IncompleteSignatureException", "Authorization header is not a valid SigV4 header.", 400
+        )
     secret = keys.get(match["key"])
     if secret is None:
-        raise CognitoError("UnrecognizedClientException",
-                           "The security token included in the request is invalid.", 400)
+        raise CognitoError(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+            400,
+        )
     signed = match["headers"].split(";")
     amz_date = headers.get("x-amz-date", "")
     dated = re.fullmatch(r"\d{8}T\d{6}Z", amz_date)
     if "host" not in signed or "x-amz-date" not in signed or not dated:
-        raise CognitoError("IncompleteSignatureException",
-                           "host and x-amz-date must be signed.", 400)
+        raise CognitoError(
+            "IncompleteSignatureException", "host and x-amz-date must be signed.", 400
+        )
     if match["service"] != SERVICE or match["region"] != region or amz_date[:8] != match["date"]:
-        raise CognitoError("InvalidSignatureException",
-                           f"Credential should be scoped to a valid region ({region}) and "
-                           f"service ({SERVICE}).", 403)
+        raise CognitoError(
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region ({region}) and service ({SERVICE}).",
+            403,
+        )
     sent = timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
     if abs((time.time() if now is None else now) - sent) > MAX_SKEW:
-        raise CognitoError("InvalidSignatureException", "Signature expired: the request time "
-                           "is more than 5 minutes from the server's.", 403)
+        raise CognitoError(
+            "InvalidSignatureException",
+            "Signature expired: the request time is more than 5 minutes from the server's.",
+            403,
+        )
     scope = f"{match['date']}/{match['region']}/{SERVICE}/aws4_request"
     request_hash = hashlib.sha256(
         canonical_request(method, path, query, headers, signed, body).encode()
@@ -102,6 +121,9 @@ def verify(
         signing_key(secret, match["date"], match["region"]), to_sign.encode(), hashlib.sha256
     ).hexdigest()
     if not hmac.compare_digest(expected, match["signature"]):
-        raise CognitoError("InvalidSignatureException", "The request signature we calculated "
-                           "does not match the signature you provided.", 403)
+        raise CognitoError(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+            403,
+        )
     return match["key"]

@@ -65,8 +65,9 @@ def endpoint(services: Services) -> Handler:
         await services.sessions.end(cookie)
         if session is not None:
             await services.logout.session_ended(session.sid, session.identity_id)
-            await services.audit.record("sign_out", identity_id=session.identity_id,
-                                        sid=session.sid)
+            await services.audit.record(
+                "sign_out", identity_id=session.identity_id, sid=session.sid
+            )
         response: Response
         if redirect:
             response = redirect_with(redirect, {"state": values.get("state")})

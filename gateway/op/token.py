@@ -241,8 +241,12 @@ def endpoint(services: Services) -> Handler:
             raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
         body = await handler.exchange(form, client)
         services.metrics.tokens.labels(grant_type).inc()
-        await services.audit.record("token.issued", client_id=client.client_id,
-                                    grant_type=grant_type, scope=body.get("scope"))
+        await services.audit.record(
+            "token.issued",
+            client_id=client.client_id,
+            grant_type=grant_type,
+            scope=body.get("scope"),
+        )
         return json_no_store(body)
 
     return token

@@ -29,11 +29,17 @@ def endpoint(services: Services) -> Handler:
             session = await services.sessions.load(cookie) if cookie else None
             if session is not None:
                 p = session.profile
-                return json_no_store({
-                    "user": p.get("preferred_username") or p.get("email") or session.identity_id,
-                    "email": p.get("email"), "preferredUsername": p.get("preferred_username"),
-                    "groups": p.get("groups") or [], "identityId": session.identity_id,
-                })
+                return json_no_store(
+                    {
+                        "user": p.get("preferred_username")
+                        or p.get("email")
+                        or session.identity_id,
+                        "email": p.get("email"),
+                        "preferredUsername": p.get("preferred_username"),
+                        "groups": p.get("groups") or [],
+                        "identityId": session.identity_id,
+                    }
+                )
         form = None
         if request.method == "POST" and request.headers.get("content-type"):
             form = await read_form(request)

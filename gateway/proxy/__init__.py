@@ -49,8 +49,9 @@ class Original:
     url: str | None
 
 
-def trusted(request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-            ) -> bool:
+def trusted(
+    request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
     """Did this request come from a configured proxy?"""
     host = request.client.host if request.client else ""
     try:
@@ -86,9 +87,12 @@ def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePol
         return None
     parts = urlsplit(url or "/")
     host, path = (parts.hostname or "").lower(), parts.path or "/"
-    matches = [p for p in policies if (p.host == "*" or p.host.lower() == host)
-               and (path == p.path or path.startswith(p.path.rstrip("/") + "/")
-                    or p.path == "/")]
+    matches = [
+        p
+        for p in policies
+        if (p.host == "*" or p.host.lower() == host)
+        and (path == p.path or path.startswith(p.path.rstrip("/") + "/") or p.path == "/")
+    ]
     if not matches:
         return None
     return max(matches, key=lambda p: (len(p.path), p.host != "*"))
@@ -107,8 +111,9 @@ def refusal(policy: RoutePolicySettings, session: Session) -> str | None:
     verified = profile.get("email_verified") is True
     if policy.emails and not (verified and email in [e.lower() for e in policy.emails]):
         return f"the rule for {where} allows only listed e-mail addresses"
-    if policy.email_domains and not (verified and any(
-            email.endswith("@" + d.lower()) for d in policy.email_domains)):
+    if policy.email_domains and not (
+        verified and any(email.endswith("@" + d.lower()) for d in policy.email_domains)
+    ):
         return f"the rule for {where} allows only e-mail domains {', '.join(policy.email_domains)}"
     if policy.groups and not groups & set(policy.groups):
         return f"the rule for {where} requires membership of {', '.join(policy.groups)}"
@@ -138,8 +143,11 @@ def routes(services: Services) -> list[BaseRoute]:
         headers = {"Cache-Control": "no-store"}
         if session is None:
             if request.query_params.get("redirect") and original.url:
-                api = (request.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
-                       or "application/json" in request.headers.get("accept", ""))
+                api = request.headers.get(
+                    "x-requested-with", ""
+                ).lower() == "xmlhttprequest" or "application/json" in request.headers.get(
+                    "accept", ""
+                )
                 if not api:
                     start = f"{issuer}/oauth2/start?" + urlencode({"rd": original.url})
                     status = 302 if original.method in ("GET", "HEAD") else 303
@@ -158,8 +166,11 @@ def routes(services: Services) -> list[BaseRoute]:
         parts = urlsplit(original.url or issuer)
         headers |= {
             "X-Cognate-Assertion": services.tokens.identity_assertion(
-                audience=f"{parts.scheme}://{parts.netloc}", sub=session.identity_id,
-                email=str(email) or None, groups=groups),
+                audience=f"{parts.scheme}://{parts.netloc}",
+                sub=session.identity_id,
+                email=str(email) or None,
+                groups=groups,
+            ),
             "X-Auth-Request-User": clean(user),
             "X-Auth-Request-Email": clean(email),
             "X-Auth-Request-Preferred-Username": clean(profile.get("preferred_username") or user),
@@ -170,17 +181,26 @@ def routes(services: Services) -> list[BaseRoute]:
 
     async def start(request: Request) -> Response:
         # rd, or else the original URL a trusted proxy forwarded (nginx's @sign_in location).
-        rd = request.query_params.get("rd") or original_request(
-            request, trusted(request, networks)).url
+        rd = (
+            request.query_params.get("rd")
+            or original_request(request, trusted(request, networks)).url
+        )
         destination = target(request, rd)
         session = await services.sessions.load(pages.cookie(request, cookie_name))
         if session is not None:
             return RedirectResponse(destination, status_code=303)
         browser, new_cookie = services.csrf.browser_secret(request)
         flow = await services.flows.create(
-            client_id=FORWARD_AUTH_CLIENT, redirect_uri=destination, scope=["openid"],
-            state=None, nonce=None, code_challenge=None, prompt=[], max_age=None,
-            login_hint=None, browser=services.flows.browser_binding(browser),
+            client_id=FORWARD_AUTH_CLIENT,
+            redirect_uri=destination,
+            scope=["openid"],
+            state=None,
+            nonce=None,
+            code_challenge=None,
+            prompt=[],
+            max_age=None,
+            login_hint=None,
+            browser=services.flows.browser_binding(browser),
         )
         response = RedirectResponse(f"{issuer}/login?flow={flow.flow_id}", status_code=303)
         if new_cookie:

@@ -26,8 +26,11 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/", views.home(services), methods=["GET"]),
         Route("/login", views.login(services), methods=["GET", "POST"]),
         Route("/login/{connector}/start", views.connector_start(services), methods=["POST"]),
-        Route("/login/{connector}/callback", views.connector_callback(services),
-              methods=["GET", "POST"]),
+        Route(
+            "/login/{connector}/callback",
+            views.connector_callback(services),
+            methods=["GET", "POST"],
+        ),
         Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]

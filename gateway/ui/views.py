@@ -86,17 +86,24 @@ async def complete_login(
     identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
     flow_taken = await services.flows.take(flow.flow_id)
     services.metrics.sign_ins.labels(upstream.connector_id, "success").inc()
-    await services.audit.record("sign_in.success", connector=upstream.connector_id,
-                                identity_id=identity_id, client_id=flow.client_id,
-                                ip=request.client.host if request.client else None)
+    await services.audit.record(
+        "sign_in.success",
+        connector=upstream.connector_id,
+        identity_id=identity_id,
+        client_id=flow.client_id,
+        ip=request.client.host if request.client else None,
+    )
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
     pages = services.pages
     cookie_name = services.settings.sessions.cookie_name
     await services.sessions.end(pages.cookie(request, cookie_name))
     session, cookie = await services.sessions.create(
-        identity_id=identity_id, connector_id=upstream.connector_id,
-        subject=upstream.subject, amr=upstream.amr, profile=upstream.claims,
+        identity_id=identity_id,
+        connector_id=upstream.connector_id,
+        subject=upstream.subject,
+        amr=upstream.amr,
+        profile=upstream.claims,
     )
     response = await finish_flow(services, flow_taken, session, cookie)
     pages.set_cookie(response, cookie_name, cookie)
@@ -110,16 +117,15 @@ def redirect_connector(services: Services, connector_id: str) -> RedirectConnect
     return connector
 
 
-async def start_redirect(
-    services: Services, flow: Flow, connector: RedirectConnector
-) -> Response:
+async def start_redirect(services: Services, flow: Flow, connector: RedirectConnector) -> Response:
     """Send the browser to an upstream IdP, remembering the connector's state on the flow."""
     callback = f"{services.settings.issuer}/login/{connector.id}/callback"
     try:
         start = await connector.start(callback, flow.flow_id)
     except ConnectorError as exc:
-        raise PageError("Sign-in unavailable", f"{exc} Try again later or choose another "
-                        "sign-in method.", 502) from None
+        raise PageError(
+            "Sign-in unavailable", f"{exc} Try again later or choose another sign-in method.", 502
+        ) from None
     await services.flows.save_connector_state(flow, {**start.state, "connector": connector.id})
     return RedirectResponse(start.redirect_url, status_code=303)
 
@@ -154,15 +160,21 @@ def connector_callback(services: Services) -> Handler:
         if saved.get("connector") != connector.id or not constant_time_equals(
             str(saved.get("state", "")), state
         ):
-            raise PageError("Sign-in failed", "The answer of the identity provider does not "
-                            "belong to this sign-in. Start again from the application.")
+            raise PageError(
+                "Sign-in failed",
+                "The answer of the identity provider does not "
+                "belong to this sign-in. Start again from the application.",
+            )
         try:
             upstream = await connector.finish(params, saved)
         except ConnectorError as exc:
             services.metrics.sign_ins.labels(connector.id, "failure").inc()
-            await services.audit.record("sign_in.failure", connector=connector.id,
-                                        reason=str(exc)[:200],
-                                        ip=request.client.host if request.client else None)
+            await services.audit.record(
+                "sign_in.failure",
+                connector=connector.id,
+                reason=str(exc)[:200],
+                ip=request.client.host if request.client else None,
+            )
             await services.flows.take(flow.flow_id)  # a failed callback cannot be retried
             raise PageError("Sign-in failed", str(exc), 400) from None
         return await complete_login(services, request, flow, upstream)
@@ -185,14 +197,16 @@ def login(services: Services) -> Handler:
             "client_name": client.name if client else "the application",
             "email": email or flow.login_hint or "",
             "error": error,
-            "connectors": [c for c in services.connectors.values()
-                           if isinstance(c, PasswordConnector)],
+            "connectors": [
+                c for c in services.connectors.values() if isinstance(c, PasswordConnector)
+            ],
             "buttons": redirects,
         }
         # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
         targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
-        return pages.render(request, "login.html", context, status_code=status,
-                            form_targets=targets)
+        return pages.render(
+            request, "login.html", context, status_code=status, form_targets=targets
+        )
 
     async def page(request: Request) -> Response:
         if request.method == "GET":
@@ -215,26 +229,39 @@ def login(services: Services) -> Handler:
         # existing and unknown accounts (no enumeration through the limiter either).
         config = services.settings.rate_limits
         checks = [
-            (Limit("login-account", config.login_per_account, config.window),
-             normalize_email(email)),
-            (Limit("login-ip", config.login_per_ip, config.window),
-             request.client.host if request.client else "unknown"),
+            (
+                Limit("login-account", config.login_per_account, config.window),
+                normalize_email(email),
+            ),
+            (
+                Limit("login-ip", config.login_per_ip, config.window),
+                request.client.host if request.client else "unknown",
+            ),
         ]
         try:
             await services.limiter.check(checks)
         except RateLimited as exc:
             services.metrics.sign_ins.labels(connector.id, "limited").inc()
-            await services.audit.record("sign_in.limited", connector=connector.id,
-                                        account=normalize_email(email), ip=checks[1][1])
-            page = form_page(request, flow, email, "Too many attempts. Wait a few minutes and "
-                             "try again.", 429)
+            await services.audit.record(
+                "sign_in.limited",
+                connector=connector.id,
+                account=normalize_email(email),
+                ip=checks[1][1],
+            )
+            page = form_page(
+                request, flow, email, "Too many attempts. Wait a few minutes and try again.", 429
+            )
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         upstream = await connector.login(email, password) if email and password else None
         if upstream is None:
             services.metrics.sign_ins.labels(connector.id, "failure").inc()
-            await services.audit.record("sign_in.failure", connector=connector.id,
-                                        account=normalize_email(email), ip=checks[1][1])
+            await services.audit.record(
+                "sign_in.failure",
+                connector=connector.id,
+                account=normalize_email(email),
+                ip=checks[1][1],
+            )
             await services.limiter.fail(checks)
             return form_page(request, flow, email, "Incorrect email or password.", 401)
         return await complete_login(services, request, flow, upstream)

@@ -180,6 +180,19 @@ class UserDirectory:
             raise UnknownUser(id_or_email)
         return user
 
+    async def restore(self, user: User) -> str:
+        """Put back an exported account: 'created', 'existing', or 'conflict' (its e-mail
+        belongs to another account here). Idempotent, so an interrupted import can rerun."""
+        if await self.get(user.user_id) is not None:
+            return "existing"
+        index = self._email_key(normalize_email(user.email))
+        if not await self._store.create(index, user.user_id.encode()):
+            owner = await self._store.get(index)
+            if owner is not None and owner.decode() != user.user_id:
+                return "conflict"
+        await self._save(user)
+        return "created"
+
     async def _save(self, user: User) -> None:
         await self._store.put(self._user_key(user.user_id), json.dumps(asdict(user)).encode())
 
