@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.oidc import ROOT as _ROOT  # noqa: E402
-from bench.oidc import pinned, report, wait_ready, wrk  # noqa: E402
-from tests.helpers import Browser, RedisServer, free_port  # noqa: E402
+from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: E402
+from tests.helpers import Browser  # noqa: E402
 
 POOL = "us-east-1:11111111-2222-4333-8444-555555555555"
 TARGET = "X-Amz-Target: AWSCognitoIdentityService."
@@ -55,7 +52,7 @@ async def login(url: str, settings_path: Path) -> str:
     """Create a user and sign in through the hosted page: a real ID token."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "users", "create", "bench@example.com",
-        "--password-stdin", "--verified", "-c", str(settings_path), cwd=_ROOT,
+        "--password-stdin", "--verified", "-c", str(settings_path), cwd=ROOT,
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     await proc.communicate(b"bench password 123\n")
     browser = Browser(url)
@@ -69,41 +66,14 @@ async def login(url: str, settings_path: Path) -> str:
     return str(tokens["id_token"])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "identity.json")
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
-        return 2
+def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dict[str, Any]]:
+    """The identity-pool scenarios (and the baseline unless `baseline` is False)."""
     import httpx
 
-    redis = RedisServer()
-    redis.start()
-    folder = Path(tempfile.mkdtemp(prefix="cognate-bench-"))
-    gw_port, base_port, sts_port = free_port(), free_port(), free_port()
-    settings_path = folder / "gateway.yaml"
-    settings_path.write_text(settings_text(gw_port, redis.url, f"http://127.0.0.1:{sts_port}/"))
-    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    procs = [
-        subprocess.Popen(pinned([sys.executable, "-m", "gateway", "serve", "--config",  # noqa: S603
-                                 str(settings_path), "--port", str(gw_port)], 0),
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen(pinned([sys.executable, str(ROOT / "bench" / "baseline_app.py"),  # noqa: S603
-                                 "--port", str(base_port)], 0),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(sts_port)],  # noqa: S603
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]
     results: dict[str, dict[str, Any]] = {}
-    try:
-        gw, base = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{base_port}"
-        wait_ready(f"{gw}/healthz")
-        wait_ready(base)
-        wait_ready(f"http://127.0.0.1:{sts_port}/")
-        token = asyncio.run(login(gw, settings_path))
+    with Environment(settings_text, sts=True) as env:
+        gw = env.gateway
+        token = asyncio.run(login(gw, env.settings_path))
         provider = gw.removeprefix("http://")
         headers = {"X-Amz-Target": "AWSCognitoIdentityService.GetId",
                    "Content-Type": "application/x-amz-json-1.1"}
@@ -113,25 +83,32 @@ def main() -> int:
         first = httpx.post(gw, json=creds, headers={
             **headers, "X-Amz-Target": "AWSCognitoIdentityService.GetCredentialsForIdentity"})
         assert first.status_code == 200, first.text  # warms the credential cache
-        (folder / "getid.json").write_text(json.dumps(get_id))
-        (folder / "creds.json").write_text(json.dumps(creds))
+        (env.folder / "getid.json").write_text(json.dumps(get_id))
+        (env.folder / "creds.json").write_text(json.dumps(creds))
         lua = str(ROOT / "bench" / "post.lua")
         scenarios: list[tuple[str, str, list[str] | None]] = [
-            ("bare Starlette JSON (baseline)", base, None),
             ("GetId (known login, RS256 ID token)", gw,
-             [lua, "/", str(folder / "getid.json"), TARGET + "GetId", JSON]),
+             [lua, "/", str(env.folder / "getid.json"), TARGET + "GetId", JSON]),
             ("GetCredentialsForIdentity (cached)", gw,
-             [lua, "/", str(folder / "creds.json"), TARGET + "GetCredentialsForIdentity", JSON]),
+             [lua, "/", str(env.folder / "creds.json"), TARGET + "GetCredentialsForIdentity",
+              JSON]),
         ]
+        if baseline:
+            scenarios.insert(0, (BASELINE, env.baseline, None))
         for name, url, script in scenarios:
             print(f"running: {name}", file=sys.stderr)
-            results[name] = wrk(url, args.duration, args.connections, script)
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=20)
-        redis.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+            results[name] = wrk(url, duration, connections, script)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "identity.json")
+    args = parser.parse_args()
+    need_wrk()
+    results = run(args.duration, args.connections)
     report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
     return 0
 

@@ -67,6 +67,19 @@ class Store(Protocol):
         """Seconds left to live; None when absent or without expiry."""
         ...
 
+    async def index_add(self, key: str, member: str, expires_at: float) -> None:
+        """Add `member` to an expiring set until `expires_at` (epoch seconds). Atomic, without
+        read-modify-write, so any number of concurrent adds all land."""
+        ...
+
+    async def index_members(self, key: str) -> list[str]:
+        """The members that have not expired."""
+        ...
+
+    async def index_take(self, key: str) -> list[str]:
+        """The live members, and the set deleted, in one step."""
+        ...
+
     async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
         """Add an entry to an append-only stream (XADD); entries older than `retention` seconds
         are trimmed. Returns the entry id (`<ms>-<seq>`, increasing)."""

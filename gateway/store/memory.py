@@ -19,6 +19,7 @@ class MemoryStore:
         self.prefix = prefix
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        self._indexes: dict[str, dict[str, float]] = {}
         self._changed = asyncio.Event()
 
     def key(self, *parts: str) -> str:
@@ -83,6 +84,21 @@ class MemoryStore:
         if entry is None or entry[1] is None:
             return None
         return max(0.0, entry[1] - time.monotonic())
+
+    async def index_add(self, key: str, member: str, expires_at: float) -> None:
+        members = self._indexes.setdefault(key, {})
+        now = time.time()
+        for old in [m for m, t in members.items() if t <= now]:
+            del members[old]
+        members[member] = expires_at
+
+    async def index_members(self, key: str) -> list[str]:
+        now = time.time()
+        return [m for m, t in self._indexes.get(key, {}).items() if t > now]
+
+    async def index_take(self, key: str) -> list[str]:
+        now = time.time()
+        return [m for m, t in self._indexes.pop(key, {}).items() if t > now]
 
     async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
         entries = self._streams.setdefault(stream, [])

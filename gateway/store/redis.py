@@ -11,6 +11,7 @@ error or timeout becomes `StoreUnavailable`: callers fail closed (503), never fa
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +40,23 @@ _INCR = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
+"""
+
+
+# Expiring set as a sorted set scored by expiry: add, prune the expired, keep the key alive as
+# long as its longest member (one script, so concurrent adds never conflict).
+_INDEX_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(last[2])))
+return 1
+"""
+
+_INDEX_TAKE = """
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+redis.call('DEL', KEYS[1])
+return live
 """
 
 
@@ -98,10 +116,15 @@ class RedisStore:
     ) -> None:
         self.prefix = prefix
         self._redis = connect(url, socket_timeout, connect_timeout, int(max_connections))
+        # redis-py's pools raise "Too many connections" when exhausted instead of waiting; at
+        # most max_connections operations at a time makes a burst queue here briefly instead.
+        self._slots = asyncio.Semaphore(int(max_connections))
         # Called as observer(operation, seconds, ok) around every operation (metrics).
         self.observer: Callable[[str, float, bool], None] | None = None
         self._cas = self._redis.register_script(_CAS)
         self._incr = self._redis.register_script(_INCR)
+        self._index_add = self._redis.register_script(_INDEX_ADD)
+        self._index_take = self._redis.register_script(_INDEX_TAKE)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -113,11 +136,19 @@ class RedisStore:
         start = time.perf_counter()
         ok = False
         try:
+            async with self._slots:
+                result = await self._attempts(make, retry)
+            ok = True
+            return result
+        finally:
+            if self.observer is not None:
+                self.observer(operation, time.perf_counter() - start, ok)
+
+    async def _attempts(self, make: Callable[[], Awaitable[Any]], retry: bool) -> Any:
+        try:
             for attempt in (1, 2) if retry else (2,):
                 try:
-                    result = await make()
-                    ok = True
-                    return result
+                    return await make()
                 except (AttributeError, TypeError) as exc:
                     # redis-py 8.1 leaks these when it writes to a transport that was torn
                     # down (redis/redis-py#4287, fixed after 8.1.0): nothing was sent, so one
@@ -128,9 +159,6 @@ class RedisStore:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # socket errors that slip past redis-py's wrapping
             raise StoreUnavailable(f"redis: {exc}") from exc
-        finally:
-            if self.observer is not None:
-                self.observer(operation, time.perf_counter() - start, ok)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, key: str) -> bytes | None:
@@ -180,6 +208,21 @@ class RedisStore:
     async def ttl(self, key: str) -> float | None:
         ms = int(await self._call("ttl", lambda: self._redis.pttl(key)))
         return None if ms < 0 else ms / 1000
+
+    async def index_add(self, key: str, member: str, expires_at: float) -> None:
+        args = [str(expires_at), member, str(time.time())]
+        await self._call("index_add", lambda: self._index_add(keys=[key], args=args))
+
+    async def index_members(self, key: str) -> list[str]:
+        members = await self._call(
+            "index_members", lambda: self._redis.zrangebyscore(key, time.time(), "+inf")
+        )
+        return [_text(m) for m in members]
+
+    async def index_take(self, key: str) -> list[str]:
+        now = str(time.time())
+        members = await self._call("index_take", lambda: self._index_take(keys=[key], args=[now]))
+        return [_text(m) for m in members]
 
     async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
         # MINID trims by age: the entry ids are millisecond timestamps. "~" lets Redis trim

@@ -21,6 +21,15 @@ from gateway.errors import GatewayError
 MAX_PASSWORD_BYTES = 4096  # checked before hashing: a 1 MB password must not cost 1 MB of argon2
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: taskset, container cpusets), not the
+    machine's count: two memory-hard hashes on one core only evict each other's caches."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class Overloaded(GatewayError):
     """Too many password hashes are waiting; the caller answers 503 with Retry-After."""
 
@@ -39,7 +48,7 @@ class PasswordHasher:
         self._argon2 = _Argon2(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
         )
-        workers = workers or max(1, os.cpu_count() or 1)
+        workers = workers or usable_cpus()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._slots = asyncio.Semaphore(max_pending)
         self._max_pending = max_pending

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.store import Store, open_store
+from gateway.store.memory import MemoryStore
 from tests.helpers import RedisServer, free_port
 
 
@@ -190,3 +191,20 @@ async def test_redis_client_leaks_become_one_retry_then_store_unavailable(
     with pytest.raises(StoreUnavailable):
         await store._call("scan", broken, retry=False)
     await store.close()
+
+
+async def test_expiring_index_has_no_lost_updates(store: Store) -> None:
+    import time
+
+    key = store.key("index")
+    now = time.time()
+    await asyncio.gather(*(store.index_add(key, f"m{i}", now + 3600) for i in range(200)))
+    await store.index_add(key, "gone", now - 1)  # already expired: never listed
+    members = await store.index_members(key)
+    assert sorted(members) == sorted(f"m{i}" for i in range(200))
+    if not isinstance(store, MemoryStore):  # the key lives as long as its longest member
+        remaining = await store.ttl(key)
+        assert remaining is not None and 3500 < remaining <= 3601
+    taken = await store.index_take(key)
+    assert sorted(taken) == sorted(members)
+    assert await store.index_members(key) == [] and await store.index_take(key) == []

@@ -1,0 +1,133 @@
+"""Forward-auth and password sign-in throughput.
+
+- forward-auth: `GET /oauth2/auth` with a real session cookie (one Redis GET and an AES-GCM
+  open per request; 202 + identity headers + a signed assertion).
+- password sign-in: `POST /login` with single-use flows minted beforehand, each an argon2id
+  verification at OWASP parameters in the bounded pool; reported with the raw argon2id
+  verification rate of one core measured in the same run (the ceiling sign-in cannot beat).
+
+    python bench/edge.py [--duration 5] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: E402
+from gateway.services import build_services  # noqa: E402
+from gateway.settings import load_settings  # noqa: E402
+from gateway.users.passwords import PasswordHasher  # noqa: E402
+from tests.helpers import Browser  # noqa: E402
+
+EMAIL, PASSWORD = "bench@example.com", "bench password 123"
+
+
+def settings_text(port: int, redis_url: str, sts_url: str) -> str:
+    return f"""
+issuer: http://127.0.0.1:{port}
+secret_key: bench-secret-key-{'x' * 32}
+store: {{url: "{redis_url}", prefix: bench-edge}}
+log_level: warning
+rate_limits: {{login_per_account: 1000000, login_per_ip: 1000000}}
+clients:
+  - client_id: web
+    client_secret: web-secret-0123456789
+    redirect_uris: [https://app.example.com/cb]
+"""
+
+
+async def session_cookie(url: str) -> str:
+    browser = Browser(url)
+    await browser.login_for_code(EMAIL, password=PASSWORD)
+    cookie = browser.http.cookies["cognate_session"]
+    await browser.aclose()
+    return str(cookie)
+
+
+async def mint_logins(settings_path: Path, count: int, folder: Path) -> str:
+    """Single-use sign-in forms (flow + CSRF token for one browser); returns that browser's
+    CSRF cookie value."""
+    services = build_services(load_settings(settings_path))
+    browser = secrets.token_urlsafe(24)
+    binding = services.flows.browser_binding(browser)
+    sem = asyncio.Semaphore(64)
+
+    async def one() -> str:
+        async with sem:
+            flow = await services.flows.create(
+                client_id="web", redirect_uri="https://app.example.com/cb", scope=["openid"],
+                state="s", nonce=None, code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                prompt=[], max_age=None, login_hint=None, browser=binding)
+            return urlencode({"flow": flow.flow_id, "_csrf": services.csrf.token(
+                browser, f"login:{flow.flow_id}"), "connector": "local", "email": EMAIL,
+                "password": PASSWORD})
+
+    bodies = await asyncio.gather(*(one() for _ in range(count)))
+    (folder / "logins.txt").write_text("\n".join(bodies) + "\n")
+    services.users.hasher.close()
+    await services.store.close()
+    return browser
+
+
+def argon2_rate(samples: int = 40) -> float:
+    """Raw argon2id verifications per second on one core, same parameters as the gateway."""
+    hasher = PasswordHasher(workers=1)
+    stored = hasher._argon2.hash(PASSWORD)
+    start = time.perf_counter()
+    for _ in range(samples):
+        hasher._argon2.verify(stored, PASSWORD)
+    hasher.close()
+    return samples / (time.perf_counter() - start)
+
+
+def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    with Environment(settings_text) as env:
+        subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603
+                        "--password-stdin", "--verified", "-c", str(env.settings_path)],
+                       input=PASSWORD + "\n", text=True, capture_output=True, check=True,
+                       cwd=ROOT)
+        cookie = asyncio.run(session_cookie(env.gateway))
+        browser = asyncio.run(mint_logins(env.settings_path, duration * 200, env.folder))
+        if baseline:
+            results[BASELINE] = wrk(env.baseline, duration, connections)
+        print("running: forward-auth", file=sys.stderr)
+        results["forward-auth (session from Redis)"] = wrk(
+            f"{env.gateway}/oauth2/auth", duration, connections,
+            headers=[f"Cookie: cognate_session={cookie}"])
+        print("running: password sign-in", file=sys.stderr)
+        results["password sign-in (argon2id)"] = wrk(
+            env.gateway, duration, connections,
+            [str(ROOT / "bench" / "login.lua"), str(env.folder / "logins.txt"),
+             f"cognate_csrf={browser}"])
+    rate = argon2_rate()
+    results["raw argon2id verify, one core (reference)"] = {
+        "rps": rate, "requests": 0, "errors": 0, "p50_ms": 1000 / rate, "p99_ms": 1000 / rate}
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "edge.json")
+    args = parser.parse_args()
+    need_wrk()
+    results = run(args.duration, args.connections)
+    report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

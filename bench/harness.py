@@ -1,0 +1,131 @@
+"""What every benchmark shares: a private redis-server, the gateway with one worker (as
+`cognate serve` runs it), the bare Starlette baseline, optionally moto_server as STS; wrk on
+another core; and the results table.
+
+    with Environment(settings_text) as env:      # settings_text(port, redis_url, sts_url) -> YAML
+        result = wrk(env.gateway + "/path", duration=5, connections=8)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import RedisServer, free_port  # noqa: E402
+
+BASELINE = "bare Starlette JSON (baseline)"
+
+
+def pinned(cmd: list[str], core: int) -> list[str]:
+    """Run on one core when taskset exists, so the server and wrk do not share one."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", str(core), *cmd]
+    return cmd
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(url: str, duration: int, connections: int, script: list[str] | None = None,
+        headers: list[str] | None = None) -> dict[str, Any]:
+    """req/s, p50, p99 and non-2xx count of one wrk run (1 thread)."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for header in headers or []:
+        cmd += ["-H", header]
+    cmd += ["-s", script[0], url, "--", *script[1:]] if script else [url]
+    out = subprocess.run(pinned(cmd, 1), capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "requests": total, "errors": int(non2xx.group(1)) if non2xx else 0,
+            "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%")}
+
+
+def _latency(out: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def need_wrk() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+
+class Environment:
+    """The servers of one benchmark run, started on enter and stopped on exit."""
+
+    def __init__(self, settings_text: Callable[[int, str, str], str], sts: bool = False) -> None:
+        self._settings_text = settings_text
+        self._sts = sts
+        self.redis = RedisServer()
+        self.folder = Path(tempfile.mkdtemp(prefix="cognate-bench-"))
+        self.settings_path = self.folder / "gateway.yaml"
+        self.port, self.base_port, self.sts_port = free_port(), free_port(), free_port()
+        self.gateway = f"http://127.0.0.1:{self.port}"
+        self.baseline = f"http://127.0.0.1:{self.base_port}"
+        self.sts_url = f"http://127.0.0.1:{self.sts_port}/"
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Environment:
+        self.redis.start()
+        self.settings_path.write_text(self._settings_text(self.port, self.redis.url,
+                                                          self.sts_url))
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self._procs.append(subprocess.Popen(pinned(  # noqa: S603
+            [sys.executable, "-m", "gateway", "serve", "--config", str(self.settings_path),
+             "--port", str(self.port)], 0), cwd=ROOT, **quiet))
+        self._procs.append(subprocess.Popen(pinned(  # noqa: S603
+            [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--port",
+             str(self.base_port)], 0), **quiet))
+        if self._sts:
+            moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+            self._procs.append(subprocess.Popen(  # noqa: S603
+                [moto or "moto_server", "-H", "127.0.0.1", "-p", str(self.sts_port)], **quiet))
+            wait_ready(self.sts_url)
+        wait_ready(f"{self.gateway}/healthz")
+        wait_ready(self.baseline)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        for proc in self._procs:
+            proc.terminate()
+            proc.wait(timeout=20)
+        self.redis.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def report(results: dict[str, dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
+    """Print the table (ratios to the baseline row) and write it as JSON."""
+    baseline = results[BASELINE]["rps"] if BASELINE in results else next(
+        iter(results.values()))["rps"]
+    print(f"\n{'scenario':48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}")
+    for name, r in results.items():
+        print(f"{name:48} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+              f"{r['rps'] / baseline:6.2f} {r['errors']:7d}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**meta, "results": results}, indent=2))
+    print(f"\nwritten: {path}")
