@@ -303,8 +303,45 @@ class OidcConnectorSettings(_Model):
         return self
 
 
+class OAuth2ConnectorSettings(_Model):
+    """A plain OAuth2 provider (no ID token): `preset` github | facebook | amazon, or explicit
+    endpoints. The IdP admin registers `{issuer}/login/{id}/callback`."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    type: Literal["oauth2"]
+    name: str = Field(min_length=1, max_length=64)
+    preset: Literal["github", "facebook", "amazon"] | None = None
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    scopes: list[str] | None = None
+    base_url: str | None = None  # GitHub Enterprise Server: https://github.example.com
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
+    subject_claim: str = "id"
+    claim_mapping: dict[str, str] = Field(default_factory=dict)
+    trust_email: bool = False  # mark the provider's e-mail verified (only if it verifies them)
+    timeout: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("base_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else check_absolute_url(value, allow_http_loopback_only=True)
+
+    @model_validator(mode="after")
+    def _endpoints(self) -> OAuth2ConnectorSettings:
+        if self.preset is None and not (self.authorization_endpoint and self.token_endpoint
+                                        and self.userinfo_endpoint):
+            raise ValueError("give a preset, or authorization_endpoint, token_endpoint and "
+                             "userinfo_endpoint")
+        if self.base_url and self.preset != "github":
+            raise ValueError("base_url is for the github preset (GitHub Enterprise Server)")
+        return self
+
+
 ConnectorSettings = Annotated[
-    LocalConnectorSettings | OidcConnectorSettings, Field(discriminator="type")
+    LocalConnectorSettings | OidcConnectorSettings | OAuth2ConnectorSettings,
+    Field(discriminator="type"),
 ]
 
 

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from gateway.errors import GatewayError
-from gateway.settings import ConnectorSettings, LocalConnectorSettings, OidcConnectorSettings
+from gateway.settings import (
+    ConnectorSettings,
+    LocalConnectorSettings,
+    OAuth2ConnectorSettings,
+    OidcConnectorSettings,
+)
 
 
 class ConnectorError(GatewayError):
@@ -80,6 +85,7 @@ class RedirectConnector(Connector, Protocol):
 def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> dict[str, Connector]:
     """Instantiate every configured connector, keyed by id."""
     from gateway.connectors.local import LocalConnector
+    from gateway.connectors.oauth2 import OAuth2Connector
     from gateway.connectors.oidc import OidcConnector
 
     connectors: dict[str, Connector] = {}
@@ -88,4 +94,6 @@ def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> d
             connectors[config.id] = LocalConnector(config, dependencies["users"])
         elif isinstance(config, OidcConnectorSettings):
             connectors[config.id] = OidcConnector(config, dependencies["leeway"])
+        elif isinstance(config, OAuth2ConnectorSettings):
+            connectors[config.id] = OAuth2Connector(config)
     return connectors

@@ -20,27 +20,24 @@ once per cooldown, and a failed refetch keeps the keys already known.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote_plus, urlencode, urlsplit
 
-import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
+from gateway.connectors.http import HttpConnector
 from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
 from gateway.settings import OidcConnectorSettings
 
 log = logging.getLogger("cognate.connectors.oidc")
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
-MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
 STANDARD_CLAIMS = (
     "email",
     "email_verified",
@@ -56,7 +53,7 @@ STANDARD_CLAIMS = (
 )
 
 
-class OidcConnector:
+class OidcConnector(HttpConnector):
     """An upstream OpenID Provider."""
 
     type = "oidc"
@@ -64,12 +61,10 @@ class OidcConnector:
     METADATA_TTL = 3600.0
 
     def __init__(self, config: OidcConnectorSettings, leeway: int) -> None:
-        self.id = config.id
-        self.name = config.name
+        super().__init__(config.id, config.name, config.timeout)
         self.config = config
         self.issuer = config.issuer
         self._leeway = leeway
-        self._http = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False)
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
@@ -130,21 +125,7 @@ class OidcConnector:
             return self._keys
 
     async def _get_json(self, url: str, **kw: Any) -> dict[str, Any]:
-        try:
-            response = await self._http.get(url, **kw)
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
-        return self._json(response)
-
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
-        if len(response.content) > MAX_BODY:
-            raise ConnectorError(f"{self.name} sent an oversized answer")
-        if response.status_code != 200:
-            raise ConnectorError(f"{self.name} answered HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise ConnectorError(f"{self.name} sent something that is not JSON") from None
+        data = await self.get_json(url, **kw)
         if not isinstance(data, dict):
             raise ConnectorError(f"{self.name} sent an unexpected answer")
         return data
@@ -166,8 +147,7 @@ class OidcConnector:
             "code_challenge": s256_challenge(verifier),
             "code_challenge_method": "S256",
         }
-        endpoint = meta["authorization_endpoint"]
-        url = f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+        url = self.authorization_url(meta["authorization_endpoint"], params)
         return LoginStart(
             url, {"state": state, "nonce": nonce, "verifier": verifier, "callback": callback_url}
         )
@@ -204,30 +184,11 @@ class OidcConnector:
     async def _redeem(
         self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
     ) -> dict[str, Any]:
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": str(saved["callback"]),
-            "code_verifier": str(saved["verifier"]),
-        }
-        headers = {"Accept": "application/json"}
-        method = self.config.token_endpoint_auth_method
-        if method == "client_secret_basic":
-            # RFC 6749 §2.3.1: form-encode both parts before base64.
-            secret = quote_plus(self.config.client_secret or "")
-            pair = f"{quote_plus(self.config.client_id)}:{secret}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        else:
-            form["client_id"] = self.config.client_id
-            if method == "client_secret_post":
-                form["client_secret"] = self.config.client_secret or ""
-        try:
-            response = await self._http.post(
-                str(meta["token_endpoint"]), data=form, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
-        return self._json(response)
+        return await self.redeem(
+            str(meta["token_endpoint"]), code, saved, client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            method=self.config.token_endpoint_auth_method,
+        )
 
     async def verify_id_token(
         self, token: str, nonce: str, access_token: str | None
@@ -300,13 +261,8 @@ class OidcConnector:
 
     def form_origins(self) -> list[str]:
         """Origins the sign-in page's form may lead to (CSP form-action follows redirects)."""
-        origins = {self.issuer}
-        if self._metadata:
-            origins.add(str(self._metadata["authorization_endpoint"]))
-        return sorted({f"{urlsplit(o).scheme}://{urlsplit(o).netloc}" for o in origins})
-
-    async def close(self) -> None:
-        await self._http.aclose()
+        meta = self._metadata or {}
+        return self.origins(self.issuer, str(meta.get("authorization_endpoint", "")))
 
 
 def _at_hash(access_token: str, alg: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from tests.federation.fake_github import CLIENT_ID, CLIENT_SECRET, FakeGitHub
 from tests.federation.fake_op import FakeOP
 from tests.helpers import (
     Browser,
@@ -30,15 +31,26 @@ def fake_op() -> Iterator[FakeOP]:
     op.server.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_github() -> Iterator[FakeGitHub]:
+    github = FakeGitHub()
+    github.server.start()
+    yield github
+    github.server.stop()
+
+
 @dataclass
 class Federation:
     rp: GatewayServer
     upstream: GatewayServer
     fake: FakeOP
+    github: FakeGitHub
 
 
 @pytest.fixture(scope="session")
-def federation(redis_server: RedisServer, fake_op: FakeOP) -> Iterator[Federation]:
+def federation(
+    redis_server: RedisServer, fake_op: FakeOP, fake_github: FakeGitHub
+) -> Iterator[Federation]:
     rp_port, up_port = free_port(), free_port()
     upstream_settings = make_settings(
         up_port, redis_server.url, issuer=f"http://localhost:{up_port}"
@@ -80,6 +92,15 @@ def federation(redis_server: RedisServer, fake_op: FakeOP) -> Iterator[Federatio
                     "timeout": 1.0,
                 },
                 {
+                    "id": "github",
+                    "type": "oauth2",
+                    "name": "GitHub",
+                    "preset": "github",
+                    "base_url": fake_github.server.url,
+                    "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET,
+                },
+                {
                     "id": "broken",
                     "type": "oidc",
                     "name": "Broken IdP",
@@ -92,7 +113,7 @@ def federation(redis_server: RedisServer, fake_op: FakeOP) -> Iterator[Federatio
     )
     upstream.start()
     rp.start()
-    yield Federation(rp, upstream, fake_op)
+    yield Federation(rp, upstream, fake_op, fake_github)
     rp.stop()
     upstream.stop()
 

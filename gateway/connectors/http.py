@@ -1,0 +1,83 @@
+"""What redirect connectors share: an HTTP client with a timeout, JSON answers read with a
+size bound and clear errors, and redeeming an authorization code with the client's credentials.
+
+Errors are `ConnectorError`s whose messages name the provider and never carry a token, code or
+secret; the provider is never followed through redirects.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote_plus, urlencode, urlsplit
+
+import httpx
+
+from gateway.connectors import ConnectorError
+
+MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
+
+
+class HttpConnector:
+    """Base of connectors that talk to an upstream over HTTP."""
+
+    def __init__(self, connector_id: str, name: str, timeout: float) -> None:
+        self.id = connector_id
+        self.name = name
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    async def get_json(self, url: str, **kw: Any) -> Any:
+        """GET a JSON document; ConnectorError when unreachable, not 200, huge or not JSON."""
+        try:
+            response = await self._http.get(url, **kw)
+        except httpx.HTTPError as exc:
+            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
+        return self.json_of(response)
+
+    def json_of(self, response: httpx.Response) -> Any:
+        if len(response.content) > MAX_BODY:
+            raise ConnectorError(f"{self.name} sent an oversized answer")
+        if response.status_code != 200:
+            raise ConnectorError(f"{self.name} answered HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError:
+            raise ConnectorError(f"{self.name} sent something that is not JSON") from None
+
+    @staticmethod
+    def authorization_url(endpoint: str, params: Mapping[str, str]) -> str:
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+    async def redeem(
+        self, token_endpoint: str, code: str, saved: Mapping[str, Any], *, client_id: str,
+        client_secret: str | None, method: str,
+    ) -> dict[str, Any]:
+        """Exchange an authorization code (with the PKCE verifier kept on the flow)."""
+        form = {"grant_type": "authorization_code", "code": code,
+                "redirect_uri": str(saved["callback"]), "code_verifier": str(saved["verifier"])}
+        headers = {"Accept": "application/json"}
+        if method == "client_secret_basic":
+            # RFC 6749 §2.3.1: form-encode both parts before base64.
+            pair = f"{quote_plus(client_id)}:{quote_plus(client_secret or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form["client_id"] = client_id
+            if method == "client_secret_post":
+                form["client_secret"] = client_secret or ""
+        try:
+            response = await self._http.post(token_endpoint, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
+        answer = self.json_of(response)
+        if not isinstance(answer, dict):
+            raise ConnectorError(f"{self.name} sent an unexpected answer")
+        return answer
+
+    @staticmethod
+    def origins(*urls: str) -> list[str]:
+        """scheme://host of each URL (for CSP form-action)."""
+        return sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls if u})
+
+    async def close(self) -> None:
+        await self._http.aclose()
