@@ -212,6 +212,9 @@ def _check_config(path: str) -> int:
         )
     for connector in settings.connectors:
         print(f"  connector:  {connector.id} ({connector.type})")
+        if connector.type in ("oidc", "oauth2"):
+            # What the IdP's administrator registers as the redirect (callback) URI.
+            print(f"              redirect URI: {settings.issuer}/login/{connector.id}/callback")
     if settings.store.url.startswith("memory:"):
         print("  warning: memory store: single process only, forgets everything on restart")
     return 0

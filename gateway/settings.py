@@ -273,6 +273,7 @@ class OidcConnectorSettings(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     type: Literal["oidc"]
     name: str = Field(min_length=1, max_length=64)
+    preset: Literal["google", "gitlab", "okta", "entra"] | None = None
     issuer: str
     client_id: str = Field(min_length=1)
     client_secret: str | None = None
@@ -282,7 +283,18 @@ class OidcConnectorSettings(_Model):
     )
     claim_mapping: dict[str, str] = Field(default_factory=dict)
     userinfo: bool = True
+    allowed_tenants: list[str] = Field(default_factory=list)  # entra multi-tenant: tid values
     timeout: float = Field(10.0, gt=0, le=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_issuer(cls, data: Any) -> Any:
+        # Presets with one well-known issuer need none in the settings; Okta always does.
+        defaults = {"google": "https://accounts.google.com", "gitlab": "https://gitlab.com",
+                    "entra": "https://login.microsoftonline.com/common/v2.0"}
+        if isinstance(data, dict) and not data.get("issuer") and data.get("preset") in defaults:
+            return {**data, "issuer": defaults[data["preset"]]}
+        return data
 
     @field_validator("issuer")
     @classmethod

@@ -42,6 +42,19 @@ def test_help_teaches() -> None:
         assert word in result.stdout
 
 
+def test_check_config_prints_connector_callback_urls(tmp_path: Path) -> None:
+    path = tmp_path / "idp.yaml"
+    path.write_text(
+        "issuer: https://auth.example.com\nsecret_key: " + "x" * 32 + "\n"
+        "connectors:\n  - {id: local, type: local}\n"
+        "  - {id: corp, type: oidc, name: Corp, issuer: https://login.corp.example,"
+        " client_id: c, client_secret: s}\n"
+    )
+    result = cognate("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "redirect URI: https://auth.example.com/login/corp/callback" in result.stdout
+
+
 def test_check_config_exit_codes(tmp_path: Path) -> None:
     good = cognate("check-config", "config/gateway.example.yaml")
     assert good.returncode == 0 and "ok:" in good.stdout

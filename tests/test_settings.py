@@ -47,14 +47,52 @@ def test_messages_name_the_yaml_path() -> None:
         ({"secret_key": "short"}, "secret_key: String should have at least 32 characters"),
         ({"store": "mysql://x"}, "store.url: must start with redis://"),
         ({"store": "redis+sentinel://h:26379"}, "store.url: redis+sentinel:// needs"),
-        ({"connectors": [{"id": "x", "type": "oauth2", "name": "X", "client_id": "c",
-                          "client_secret": "s"}]}, "connectors[0].oauth2: give a preset"),
-        ({"connectors": [{"id": "x", "type": "oauth2", "name": "X", "preset": "amazon",
-                          "base_url": "https://ghe.example.com", "client_id": "c",
-                          "client_secret": "s"}]}, "connectors[0].oauth2: base_url is for"),
-        ({"connectors": [{"id": "x", "type": "oidc", "name": "X", "issuer": "https://i.example",
-                          "client_id": "c", "client_secret": "s", "scopes": ["email"]}]},
-         "connectors[0].oidc.scopes: must include openid"),
+        (
+            {
+                "connectors": [
+                    {
+                        "id": "x",
+                        "type": "oauth2",
+                        "name": "X",
+                        "client_id": "c",
+                        "client_secret": "s",
+                    }
+                ]
+            },
+            "connectors[0].oauth2: give a preset",
+        ),
+        (
+            {
+                "connectors": [
+                    {
+                        "id": "x",
+                        "type": "oauth2",
+                        "name": "X",
+                        "preset": "amazon",
+                        "base_url": "https://ghe.example.com",
+                        "client_id": "c",
+                        "client_secret": "s",
+                    }
+                ]
+            },
+            "connectors[0].oauth2: base_url is for",
+        ),
+        (
+            {
+                "connectors": [
+                    {
+                        "id": "x",
+                        "type": "oidc",
+                        "name": "X",
+                        "issuer": "https://i.example",
+                        "client_id": "c",
+                        "client_secret": "s",
+                        "scopes": ["email"],
+                    }
+                ]
+            },
+            "connectors[0].oidc.scopes: must include openid",
+        ),
         ({"connectors": [{"id": "x", "type": "saml"}]}, "connectors[0]: Input tag 'saml'"),
         ({"tokens": {"code_ttl": "soon"}}, "tokens.code_ttl: must be a duration"),
         ({"keys": {"files": ["/nonexistent.pem"]}}, "keys.files: no such file"),

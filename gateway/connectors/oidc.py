@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -81,7 +82,7 @@ class OidcConnector(HttpConnector):
             if self._metadata is None or time.monotonic() - self._metadata_at >= self.METADATA_TTL:
                 try:
                     meta = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-                    if meta.get("issuer") != self.issuer:
+                    if meta.get("issuer") != self.issuer and not self._tenant_template(meta):
                         raise ConnectorError(f"{self.name}: discovery names another issuer")
                     for field in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                         if not isinstance(meta.get(field), str):
@@ -211,10 +212,11 @@ class OidcConnector(HttpConnector):
                 raise ConnectorError("The ID token's signature is not valid.") from None
         claims = dict(decoded.claims)
         now = time.time()
+        expected_issuer = self.expected_issuer(claims)
         audiences = claims.get("aud")
         audiences = [audiences] if isinstance(audiences, str) else audiences
         checks = (
-            (claims.get("iss") == self.issuer, "was issued by someone else"),
+            (claims.get("iss") == expected_issuer, "was issued by someone else"),
             (
                 isinstance(audiences, list) and self.config.client_id in audiences,
                 "was issued for another application",
@@ -247,6 +249,27 @@ class OidcConnector(HttpConnector):
         if access_token and at_hash is not None and at_hash != _at_hash(access_token, alg):
             raise ConnectorError("The ID token does not match its access token (at_hash).")
         return claims
+
+    def _tenant_template(self, meta: dict[str, Any]) -> str | None:
+        """Entra ID's multi-tenant endpoints (common, organizations, consumers) publish an
+        issuer template with `{tenantid}`; only the entra preset accepts one."""
+        issuer = meta.get("issuer")
+        if self.config.preset == "entra" and isinstance(issuer, str) and "{tenantid}" in issuer:
+            return issuer
+        return None
+
+    def expected_issuer(self, claims: dict[str, Any]) -> str | None:
+        """The `iss` this token must carry: our issuer, or for Entra multi-tenant the template
+        filled with the token's own `tid` (which must be an allowed tenant, if any are set)."""
+        template = self._tenant_template(self._metadata or {})
+        if template is None:
+            return self.issuer
+        tid = claims.get("tid")
+        if not isinstance(tid, str) or not re.fullmatch(r"[0-9a-f-]{36}", tid):
+            return None
+        if self.config.allowed_tenants and tid not in self.config.allowed_tenants:
+            return None
+        return template.replace("{tenantid}", tid)
 
     def profile(self, claims: dict[str, Any]) -> dict[str, Any]:
         """Upstream claims → the canonical profile (standard names, plus `claim_mapping`)."""

@@ -21,6 +21,7 @@ from tests.helpers import (
 )
 
 RP_CLIENT_SECRET = "rp-client-secret-0123456789"
+ENTRA_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +100,16 @@ def federation(
                     "base_url": fake_github.server.url,
                     "client_id": CLIENT_ID,
                     "client_secret": CLIENT_SECRET,
+                },
+                {
+                    "id": "entra",
+                    "type": "oidc",
+                    "name": "Entra ID",
+                    "preset": "entra",
+                    "issuer": f"{fake_op.issuer}/common/v2.0",
+                    "client_id": "fake-client",
+                    "client_secret": "fake-secret-0123456789",
+                    "allowed_tenants": [ENTRA_TENANT],
                 },
                 {
                     "id": "broken",

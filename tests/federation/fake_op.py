@@ -38,6 +38,7 @@ class Behaviour:
     userinfo_sub: str | None = None  # a different sub from userinfo
     token_answer: str = "good"  # good | slow | 500 | html | huge
     jwks_answer: str = "good"  # good | 500 | garbage
+    tenant: str | None = None  # Entra-style: iss = <issuer>/<tenant>/v2.0 and a tid claim
     subject: str = "fake-user-1"
     email: str = "fed@example.com"
     email_verified: Any = True
@@ -49,6 +50,9 @@ class FakeOP:
             Starlette(
                 routes=[
                     Route("/.well-known/openid-configuration", self.discovery),
+                    Route(
+                        "/common/v2.0/.well-known/openid-configuration", self.multi_tenant_discovery
+                    ),
                     Route("/jwks", self.jwks),
                     Route("/authorize", self.authorize),
                     Route("/token", self.token, methods=["POST"]),
@@ -82,6 +86,13 @@ class FakeOP:
                 "id_token_signing_alg_values_supported": ["RS256"],
             }
         )
+
+    async def multi_tenant_discovery(self, request: Request) -> Response:
+        """Like Entra ID's /common/v2.0: the issuer is a template."""
+        document = json.loads((await self.discovery(request)).body)
+        document["issuer"] = self.issuer + "/{tenantid}/v2.0"
+        document.pop("authorization_response_iss_parameter_supported")
+        return JSONResponse(document)
 
     async def jwks(self, request: Request) -> Response:
         self.jwks_requests += 1
@@ -163,6 +174,8 @@ class FakeOP:
             "email": b.email,
             "email_verified": b.email_verified,
         }
+        if b.tenant:
+            claims |= {"iss": f"{self.issuer}/{b.tenant}/v2.0", "tid": b.tenant}
         claims.update(b.claims)
         for name in b.drop:
             claims.pop(name, None)

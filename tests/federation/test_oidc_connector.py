@@ -11,14 +11,16 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.federation.conftest import Federation, start_upstream_login
+from tests.federation.conftest import ENTRA_TENANT, Federation, start_upstream_login
 from tests.federation.fake_op import Behaviour
 from tests.helpers import PASSWORD, Browser, form_fields, location_query
 
 
-async def through_fake(federation: Federation, browser: Browser) -> httpx.Response:
+async def through_fake(
+    federation: Federation, browser: Browser, connector: str = "fake"
+) -> httpx.Response:
     """Sign in at the RP with the fake IdP; returns the RP's answer to the callback."""
-    to_idp = await start_upstream_login(browser, "fake")
+    to_idp = await start_upstream_login(browser, connector)
     assert to_idp.headers["location"].startswith(federation.fake.issuer + "/authorize")
     async with httpx.AsyncClient() as idp_browser:
         back = await idp_browser.get(to_idp.headers["location"])
@@ -320,3 +322,31 @@ async def test_unknown_kids_refetch_at_most_once_per_cooldown(
         finally:
             await b.aclose()
     assert federation.fake.jwks_requests <= 1
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "accepted"),
+    [
+        (Behaviour(tenant=ENTRA_TENANT), True),
+        (Behaviour(tenant="11111111-2222-3333-4444-555555555555"), False),  # not allowed
+        (
+            Behaviour(
+                tenant=ENTRA_TENANT,  # tid says one tenant, iss another
+                claims={"iss": "http://127.0.0.1/11111111-2222-3333-4444-555555555555/v2.0"},
+            ),
+            False,
+        ),
+        (Behaviour(), False),  # no tid at all
+    ],
+)
+async def test_entra_multi_tenant_issuer_rules(
+    federation: Federation, browser: Browser, behaviour: Behaviour, accepted: bool
+) -> None:
+    # Entra's v2 endpoints send no RFC 9207 iss with the authorization response.
+    behaviour.response_iss = "missing"
+    federation.fake.behaviour = behaviour
+    done = await through_fake(federation, browser, "entra")
+    if accepted:
+        assert done.status_code == 303, done.text
+    else:
+        assert done.status_code == 400 and "issued by someone else" in done.text
