@@ -31,8 +31,10 @@ from gateway.store import Store, open_store
 from gateway.tokens import TokenService
 from gateway.ui.csrf import Csrf
 from gateway.ui.pages import Pages
+from gateway.users.codes import Codes
 from gateway.users.directory import UserDirectory
 from gateway.users.passwords import PasswordHasher
+from gateway.users.senders import EmailSender, build_sender
 
 log = logging.getLogger("cognate")
 
@@ -69,6 +71,8 @@ class Services:
     metrics: Metrics
     audit: Audit
     logout: Logout
+    codes: Codes
+    email: EmailSender
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -158,4 +162,6 @@ def build_services(
         metrics=metrics,
         audit=Audit(store, settings.audit.retention),
         logout=Logout(sessions, grants, tokens, clients),
+        codes=Codes(store, sealer, settings.user_pool.code_ttl, settings.user_pool.code_attempts),
+        email=build_sender(settings.email),
     )

@@ -215,6 +215,42 @@ class ForwardAuthSettings(_Model):
         return value
 
 
+class SmtpSettings(_Model):
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    tls: bool = False  # implicit TLS (port 465)
+    username: str | None = None
+    password: str | None = None
+    timeout: float = Field(10.0, gt=0, le=60)
+
+
+class EmailSettings(_Model):
+    """How e-mail leaves: `console` (the log; demo only) or `smtp`."""
+
+    sender: Literal["console", "smtp"] = "console"
+    from_address: str = "Cognate <no-reply@localhost>"
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+
+class UserPoolSettings(_Model):
+    """The local user directory's rules."""
+
+    self_sign_up: bool = False
+    allowed_email_domains: list[str] = Field(default_factory=list)  # empty: any domain
+    # Refuse sign-in until the e-mail is verified. Default: yes exactly when anyone may sign up
+    # (self_sign_up), so administrator-created accounts keep working out of the box.
+    require_verified_email: bool | None = None
+    code_ttl: Duration = 900
+    code_attempts: int = Field(5, ge=1, le=20)
+
+    @property
+    def requires_verification(self) -> bool:
+        if self.require_verified_email is None:
+            return self.self_sign_up
+        return self.require_verified_email
+
+
 class ClientSettings(_Model):
     """A downstream application (RFC 7591 metadata names)."""
 
@@ -290,8 +326,11 @@ class OidcConnectorSettings(_Model):
     @classmethod
     def _preset_issuer(cls, data: Any) -> Any:
         # Presets with one well-known issuer need none in the settings; Okta always does.
-        defaults = {"google": "https://accounts.google.com", "gitlab": "https://gitlab.com",
-                    "entra": "https://login.microsoftonline.com/common/v2.0"}
+        defaults = {
+            "google": "https://accounts.google.com",
+            "gitlab": "https://gitlab.com",
+            "entra": "https://login.microsoftonline.com/common/v2.0",
+        }
         if isinstance(data, dict) and not data.get("issuer") and data.get("preset") in defaults:
             return {**data, "issuer": defaults[data["preset"]]}
         return data
@@ -342,10 +381,12 @@ class OAuth2ConnectorSettings(_Model):
 
     @model_validator(mode="after")
     def _endpoints(self) -> OAuth2ConnectorSettings:
-        if self.preset is None and not (self.authorization_endpoint and self.token_endpoint
-                                        and self.userinfo_endpoint):
-            raise ValueError("give a preset, or authorization_endpoint, token_endpoint and "
-                             "userinfo_endpoint")
+        if self.preset is None and not (
+            self.authorization_endpoint and self.token_endpoint and self.userinfo_endpoint
+        ):
+            raise ValueError(
+                "give a preset, or authorization_endpoint, token_endpoint and userinfo_endpoint"
+            )
         if self.base_url and self.preset != "github":
             raise ValueError("base_url is for the github preset (GitHub Enterprise Server)")
         return self
@@ -510,6 +551,8 @@ class Settings(_Model):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
+    user_pool: UserPoolSettings = Field(default_factory=UserPoolSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
     clients: list[ClientSettings] = Field(default_factory=list)
     connectors: list[ConnectorSettings] = Field(default_factory=_default_connectors)
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)

@@ -50,12 +50,22 @@ class HttpConnector:
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
     async def redeem(
-        self, token_endpoint: str, code: str, saved: Mapping[str, Any], *, client_id: str,
-        client_secret: str | None, method: str,
+        self,
+        token_endpoint: str,
+        code: str,
+        saved: Mapping[str, Any],
+        *,
+        client_id: str,
+        client_secret: str | None,
+        method: str,
     ) -> dict[str, Any]:
         """Exchange an authorization code (with the PKCE verifier kept on the flow)."""
-        form = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": str(saved["callback"]), "code_verifier": str(saved["verifier"])}
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": str(saved["callback"]),
+            "code_verifier": str(saved["verifier"]),
+        }
         headers = {"Accept": "application/json"}
         if method == "client_secret_basic":
             # RFC 6749 §2.3.1: form-encode both parts before base64.

@@ -39,20 +39,42 @@ def endpoints(config: OAuth2ConnectorSettings) -> Endpoints:
     if config.preset == "github":
         base = (config.base_url or "https://github.com").rstrip("/")
         api = "https://api.github.com" if not config.base_url else f"{base}/api/v3"
-        return Endpoints(f"{base}/login/oauth/authorize", f"{base}/login/oauth/access_token",
-                         f"{api}/user", api, ("read:user", "user:email", "read:org"), "id")
+        return Endpoints(
+            f"{base}/login/oauth/authorize",
+            f"{base}/login/oauth/access_token",
+            f"{api}/user",
+            api,
+            ("read:user", "user:email", "read:org"),
+            "id",
+        )
     if config.preset == "facebook":
         graph = "https://graph.facebook.com/v19.0"
-        return Endpoints("https://www.facebook.com/v19.0/dialog/oauth",
-                         f"{graph}/oauth/access_token", f"{graph}/me?fields=id,name,email,picture",
-                         graph, ("email", "public_profile"), "id")
+        return Endpoints(
+            "https://www.facebook.com/v19.0/dialog/oauth",
+            f"{graph}/oauth/access_token",
+            f"{graph}/me?fields=id,name,email,picture",
+            graph,
+            ("email", "public_profile"),
+            "id",
+        )
     if config.preset == "amazon":
-        return Endpoints("https://www.amazon.com/ap/oa", "https://api.amazon.com/auth/o2/token",
-                         "https://api.amazon.com/user/profile", "https://api.amazon.com",
-                         ("profile",), "user_id")
+        return Endpoints(
+            "https://www.amazon.com/ap/oa",
+            "https://api.amazon.com/auth/o2/token",
+            "https://api.amazon.com/user/profile",
+            "https://api.amazon.com",
+            ("profile",),
+            "user_id",
+        )
     assert config.authorization_endpoint and config.token_endpoint  # noqa: S101 - validated
-    return Endpoints(config.authorization_endpoint, config.token_endpoint,
-                     str(config.userinfo_endpoint), "", (), config.subject_claim)
+    return Endpoints(
+        config.authorization_endpoint,
+        config.token_endpoint,
+        str(config.userinfo_endpoint),
+        "",
+        (),
+        config.subject_claim,
+    )
 
 
 class OAuth2Connector(HttpConnector):
@@ -69,23 +91,32 @@ class OAuth2Connector(HttpConnector):
         state, verifier = f"{flow_id}.{random_token(16)}", random_token(48)
         scopes = self.config.scopes if self.config.scopes is not None else self.endpoints.scopes
         params = {
-            "response_type": "code", "client_id": self.config.client_id,
-            "redirect_uri": callback_url, "scope": " ".join(scopes), "state": state,
-            "code_challenge": s256_challenge(verifier), "code_challenge_method": "S256",
+            "response_type": "code",
+            "client_id": self.config.client_id,
+            "redirect_uri": callback_url,
+            "scope": " ".join(scopes),
+            "state": state,
+            "code_challenge": s256_challenge(verifier),
+            "code_challenge_method": "S256",
         }
-        return LoginStart(self.authorization_url(self.endpoints.authorize, params),
-                          {"state": state, "verifier": verifier, "callback": callback_url})
+        return LoginStart(
+            self.authorization_url(self.endpoints.authorize, params),
+            {"state": state, "verifier": verifier, "callback": callback_url},
+        )
 
-    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]
-                     ) -> UpstreamIdentity:
+    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
         if "error" in params:
             raise ConnectorError(f"{self.name} did not sign you in ({params['error'][:64]}).")
         if not params.get("code"):
             raise ConnectorError("The sign-in response had no authorization code.")
-        tokens = await self.redeem(self.endpoints.token, params["code"], saved,
-                                   client_id=self.config.client_id,
-                                   client_secret=self.config.client_secret,
-                                   method="client_secret_post")
+        tokens = await self.redeem(
+            self.endpoints.token,
+            params["code"],
+            saved,
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            method="client_secret_post",
+        )
         access = tokens.get("access_token")
         if not isinstance(access, str) or not access:
             raise ConnectorError(f"{self.name} returned no access token.")
@@ -115,8 +146,12 @@ class OAuth2Connector(HttpConnector):
             teams = await self.get_json(f"{self.endpoints.api}/user/teams", headers=auth)
             claims["groups"] = sorted(
                 {str(o.get("login")) for o in orgs if isinstance(o, dict)}
-                | {f"{t['organization']['login']}/{t['slug']}" for t in teams
-                   if isinstance(t, dict) and isinstance(t.get("organization"), dict)})
+                | {
+                    f"{t['organization']['login']}/{t['slug']}"
+                    for t in teams
+                    if isinstance(t, dict) and isinstance(t.get("organization"), dict)
+                }
+            )
         else:
             claims["email"] = profile.get("email")
             claims["email_verified"] = bool(self.config.trust_email and profile.get("email"))
@@ -128,7 +163,8 @@ class OAuth2Connector(HttpConnector):
             if upstream in profile:
                 claims[canonical] = profile[upstream]
         return {k: v for k, v in claims.items() if v not in (None, "", [])} | {
-            "email_verified": bool(claims.get("email_verified"))}
+            "email_verified": bool(claims.get("email_verified"))
+        }
 
     def form_origins(self) -> list[str]:
         return self.origins(self.endpoints.authorize)

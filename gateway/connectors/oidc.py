@@ -186,7 +186,10 @@ class OidcConnector(HttpConnector):
         self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
     ) -> dict[str, Any]:
         return await self.redeem(
-            str(meta["token_endpoint"]), code, saved, client_id=self.config.client_id,
+            str(meta["token_endpoint"]),
+            code,
+            saved,
+            client_id=self.config.client_id,
             client_secret=self.config.client_secret,
             method=self.config.token_endpoint_auth_method,
         )

@@ -19,12 +19,14 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import demo, views
+    from gateway.ui import demo, signup, views
 
     static = Path(__file__).parent / "static"
     found: list[BaseRoute] = [
         Route("/", views.home(services), methods=["GET"]),
         Route("/login", views.login(services), methods=["GET", "POST"]),
+        Route("/signup", signup.signup(services), methods=["GET", "POST"]),
+        Route("/signup/verify", signup.verify(services), methods=["GET", "POST"]),
         Route("/login/{connector}/start", views.connector_start(services), methods=["POST"]),
         Route(
             "/login/{connector}/callback",

@@ -201,6 +201,7 @@ def login(services: Services) -> Handler:
                 c for c in services.connectors.values() if isinstance(c, PasswordConnector)
             ],
             "buttons": redirects,
+            "sign_up": services.settings.user_pool.self_sign_up,
         }
         # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
         targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
@@ -264,6 +265,16 @@ def login(services: Services) -> Handler:
             )
             await services.limiter.fail(checks)
             return form_page(request, flow, email, "Incorrect email or password.", 401)
+        if (
+            services.settings.user_pool.requires_verification
+            and connector.type == "local"
+            and upstream.claims.get("email_verified") is not True
+        ):
+            # The password was right, but the address was never proven: prove it first.
+            from gateway.ui.signup import send_code, to_verification
+
+            await send_code(services, upstream.subject, str(upstream.claims.get("email")))
+            return await to_verification(services, flow, str(upstream.claims.get("email")))
         return await complete_login(services, request, flow, upstream)
 
     return page

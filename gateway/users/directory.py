@@ -146,6 +146,15 @@ class UserDirectory:
             await self._save(user)
         return user
 
+    async def mark_email_verified(self, user_id: str) -> User:
+        """The user proved they read mail at their address."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        user = replace(user, email_verified=True, updated=int(time.time()))
+        await self._save(user)
+        return user
+
     async def set_status(self, user_id: str, status: Status) -> User:
         """Enable or disable an account."""
         user = await self.get(user_id)

@@ -1,0 +1,177 @@
+"""Self sign-up and e-mail verification (when `user_pool.self_sign_up` is on).
+
+Nothing here tells an outsider whether an address has an account: sign-up answers the same way
+(and costs the same argon2 hash) for new and existing addresses, and the e-mail — a code for a
+new account, a "someone tried to sign up" notice for an existing one — is sent in the background
+so the mail server's speed is not a signal either. A code is bound to its account, expires, and
+allows a few attempts (`gateway.users.codes`). An account whose address is unverified can sign in
+only by passing through this verification when the pool requires it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.connectors import UpstreamIdentity
+from gateway.errors import PageError
+from gateway.flows import Flow
+from gateway.ratelimit import Limit, RateLimited
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.users.directory import InvalidPassword, UserExists, normalize_email
+from gateway.users.senders import DeliveryFailed, render
+
+if TYPE_CHECKING:
+    from gateway.op.common import Handler
+    from gateway.services import Services
+
+log = logging.getLogger("cognate.signup")
+VERIFY = "verify-email"
+
+
+def _background(services: Services, task: Any) -> None:
+    """Run a send without making the request wait for it (or learn from its speed)."""
+
+    async def run() -> None:
+        try:
+            await task
+        except DeliveryFailed:
+            log.warning("verification e-mail not delivered")
+
+    future = asyncio.ensure_future(run())
+    services.logout._pending.add(future)  # drained on shutdown with the other deliveries
+    future.add_done_callback(services.logout._pending.discard)
+
+
+async def send_code(services: Services, user_id: str, email: str) -> None:
+    """Issue a verification code and e-mail it (in the background)."""
+    code = await services.codes.issue(VERIFY, user_id)
+    subject, body = render(
+        "verify_email.txt",
+        code=code,
+        issuer=services.settings.issuer,
+        minutes=services.codes.ttl // 60,
+    )
+    _background(services, services.email.send(email, subject, body))
+
+
+async def to_verification(services: Services, flow: Flow, email: str) -> Response:
+    """Remember whose code the flow waits for, and show the code page."""
+    await services.flows.save_connector_state(flow, {"verify_email": normalize_email(email)})
+    return RedirectResponse(f"/signup/verify?flow={flow.flow_id}", status_code=303)
+
+
+def signup(services: Services) -> Handler:
+    from gateway.ui.views import flow_for
+
+    pages, pool = services.pages, services.settings.user_pool
+
+    def form(
+        request: Request, flow: Flow, error: str | None = None, status: int = 200, email: str = ""
+    ) -> Response:
+        browser = pages.cookie(request, CSRF_COOKIE) or ""
+        return pages.render(
+            request,
+            "signup.html",
+            {
+                "flow_id": flow.flow_id,
+                "csrf": services.csrf.token(browser, f"signup:{flow.flow_id}"),
+                "error": error,
+                "email": email,
+            },
+            status_code=status,
+        )
+
+    async def page(request: Request) -> Response:
+        if not pool.self_sign_up:
+            raise PageError("Sign-up is closed", "Ask an administrator for an account.", 404)
+        if request.method == "GET":
+            return form(
+                request, await flow_for(services, request, request.query_params.get("flow"))
+            )
+        data = await request.form(max_fields=16, max_part_size=16 * 1024)
+        flow_id = str(data.get("flow") or "")
+        services.csrf.check(request, data, f"signup:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        email = normalize_email(str(data.get("email") or ""))[:254]
+        password, name = str(data.get("password") or ""), str(data.get("name") or "")[:128]
+        domain = email.rpartition("@")[2]
+        if pool.allowed_email_domains and domain not in pool.allowed_email_domains:
+            return form(
+                request,
+                flow,
+                "Accounts with this e-mail domain cannot be created here.",
+                400,
+                email,
+            )
+        ip = request.client.host if request.client else "unknown"
+        limit = [(Limit("signup-ip", 20, 3600), ip)]
+        try:
+            await services.limiter.check(limit)
+        except RateLimited as exc:
+            page = form(request, flow, "Too many sign-ups from here. Try again later.", 429, email)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        await services.limiter.fail(limit)  # every sign-up counts
+        try:
+            user = await services.users.create(email, password, name=name or None)
+        except InvalidPassword as exc:
+            return form(request, flow, f"Choose another password: it {exc}.", 400, email)
+        except UserExists:
+            subject, body = render("already_registered.txt", issuer=services.settings.issuer)
+            _background(services, services.email.send(email, subject, body))
+        else:
+            await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
+            await send_code(services, user.user_id, user.email)
+        return await to_verification(services, flow, email)
+
+    return page
+
+
+def verify(services: Services) -> Handler:
+    from gateway.ui.views import complete_login, flow_for
+
+    pages = services.pages
+
+    def form(request: Request, flow: Flow, error: str | None = None, status: int = 200) -> Response:
+        browser = pages.cookie(request, CSRF_COOKIE) or ""
+        return pages.render(
+            request,
+            "verify.html",
+            {
+                "flow_id": flow.flow_id,
+                "csrf": services.csrf.token(browser, f"verify:{flow.flow_id}"),
+                "email": flow.connector_state.get("verify_email", ""),
+                "error": error,
+            },
+            status_code=status,
+        )
+
+    async def page(request: Request) -> Response:
+        if request.method == "GET":
+            flow = await flow_for(services, request, request.query_params.get("flow"))
+            return form(request, flow)
+        data = await request.form(max_fields=8, max_part_size=1024)
+        flow_id = str(data.get("flow") or "")
+        services.csrf.check(request, data, f"verify:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        email = str(flow.connector_state.get("verify_email") or "")
+        user = await services.users.by_email(email) if email else None
+        code = str(data.get("code") or "")
+        if user is None or not await services.codes.check(VERIFY, user.user_id, code):
+            return form(request, flow, "That code is not right, or it has expired.", 400)
+        user = await services.users.mark_email_verified(user.user_id)
+        await services.audit.record("user.email_verified", user_id=user.user_id)
+        local = next((c.id for c in services.connectors.values() if c.type == "local"), "local")
+        return await complete_login(
+            services,
+            request,
+            flow,
+            UpstreamIdentity(local, user.user_id, user.profile(), amr=["pwd"]),
+        )
+
+    return page

@@ -1,0 +1,52 @@
+"""One-time codes for e-mail verification (and, later, password reset and e-mail OTP).
+
+A code is six random digits, bound to one account and one purpose, stored only as a keyed hash
+with a TTL, and good for a limited number of attempts: a wrong guess spends one, the right code
+is consumed (GETDEL), and issuing a new code replaces the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from gateway.crypto import Sealer, constant_time_equals
+from gateway.store import Store
+
+
+class Codes:
+    """Issue and check one-time codes."""
+
+    def __init__(self, store: Store, sealer: Sealer, ttl: int, attempts: int) -> None:
+        self._store = store
+        self._sealer = sealer
+        self.ttl = ttl
+        self._attempts = attempts
+
+    def _key(self, purpose: str, user_id: str) -> str:
+        return self._store.key("otp", purpose, user_id)
+
+    async def issue(self, purpose: str, user_id: str) -> str:
+        """A new code (replacing any earlier one for this account and purpose)."""
+        code = f"{secrets.randbelow(10**6):06d}"
+        digest = self._sealer.keyed_hash(f"{purpose}:{user_id}:{code}", purpose="otp")
+        record = json.dumps({"hash": digest, "left": self._attempts}).encode()
+        await self._store.put(self._key(purpose, user_id), record, ttl=self.ttl)
+        return code
+
+    async def check(self, purpose: str, user_id: str, code: str) -> bool:
+        """True once for the right code; wrong guesses use up the attempts."""
+        key = self._key(purpose, user_id)
+        raw = await self._store.get(key)
+        if raw is None:
+            return False
+        record = json.loads(raw)
+        digest = self._sealer.keyed_hash(f"{purpose}:{user_id}:{code.strip()}", purpose="otp")
+        if constant_time_equals(digest, record["hash"]):
+            return await self._store.take(key) is not None  # single use, even when raced
+        left = int(record["left"]) - 1
+        if left <= 0:
+            await self._store.delete(key)
+        else:
+            await self._store.update(key, raw, json.dumps({**record, "left": left}).encode())
+        return False

@@ -1,0 +1,240 @@
+"""Self sign-up with e-mail verification through a real SMTP server on loopback (aiosmtpd):
+codes arrive by mail, are single-purpose and limited, and nothing reveals existing accounts
+(SECURITY-TESTS D31, D33)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.helpers import (
+    Browser,
+    GatewayServer,
+    RedisServer,
+    code_flow_params,
+    form_fields,
+    free_port,
+    location_query,
+    make_settings,
+)
+
+
+class Mailbox:
+    """Collects what the SMTP server receives; `next_for(address)` waits for a message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.arrived = threading.Condition()
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        with self.arrived:
+            self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+            self.arrived.notify_all()
+        return "250 OK"
+
+    def _wait(self, address: str, seen: int) -> Message:
+        with self.arrived:
+            ok = self.arrived.wait_for(
+                lambda: len([m for m in self.messages if m["To"] == address]) > seen, timeout=15
+            )
+            assert ok, f"no mail for {address}"
+            return [m for m in self.messages if m["To"] == address][seen]
+
+    async def next_for(self, address: str, seen: int = 0) -> Message:
+        return await asyncio.to_thread(self._wait, address, seen)
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def pool_gateway(
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int]
+) -> Iterator[GatewayServer]:
+    settings = make_settings(
+        free_port(),
+        redis_server.url,
+        user_pool={"self_sign_up": True, "allowed_email_domains": ["example.com"]},
+        email={
+            "sender": "smtp",
+            "from_address": "Cognate <no-reply@example.com>",
+            "smtp": {"host": "127.0.0.1", "port": mailbox[1], "starttls": False},
+        },
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+async def open_signup(browser: Browser) -> dict[str, str]:
+    first = await browser.authorize(**code_flow_params())
+    login = await browser.http.get(first.headers["location"])
+    assert "Create an account" in login.text
+    flow = form_fields(login.text)["flow"]
+    page = await browser.http.get(f"/signup?flow={flow}")
+    assert page.status_code == 200
+    return form_fields(page.text)
+
+
+def code_in(message: Message) -> str:
+    found = re.search(r"\b(\d{6})\b", message.get_payload())  # type: ignore[arg-type]
+    assert found, message.get_payload()
+    return found.group(1)
+
+
+async def test_sign_up_verify_and_arrive_signed_in(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    browser = Browser(pool_gateway.url)
+    try:
+        fields = await open_signup(browser)
+        created = await browser.http.post(
+            "/signup",
+            data={
+                **fields,
+                "email": "New.Person@example.com",
+                "password": "a fine long password",
+                "name": "New Person",
+            },
+        )
+        assert created.status_code == 303 and created.headers["location"].startswith(
+            "/signup/verify?flow="
+        )
+        message = await mailbox[0].next_for("new.person@example.com")
+        assert "verification code" in message["Subject"]
+        verify_page = await browser.http.get(created.headers["location"])
+        verify_fields = form_fields(verify_page.text)
+        wrong = await browser.http.post("/signup/verify", data={**verify_fields, "code": "000000"})
+        assert wrong.status_code == 400
+        done = await browser.http.post(
+            "/signup/verify", data={**verify_fields, "code": code_in(message)}
+        )
+        assert done.status_code == 303 and "code" in location_query(done)  # back to the app
+        user = await pool_gateway.call(lambda s: s.users.by_email("new.person@example.com"))
+        assert user.email_verified is True and user.name == "New Person"
+        # The code was single use.
+        again = await browser.http.post(
+            "/signup/verify", data={**verify_fields, "code": code_in(message)}
+        )
+        assert again.status_code == 400
+    finally:
+        await browser.aclose()
+
+
+async def test_existing_address_looks_the_same_and_gets_no_code(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    await pool_gateway.add_user("taken@example.com", email_verified=True)
+    answers = []
+    for email in ("taken@example.com", "fresh-one@example.com"):
+        browser = Browser(pool_gateway.url)
+        try:
+            fields = await open_signup(browser)
+            answer = await browser.http.post(
+                "/signup", data={**fields, "email": email, "password": "a fine long password"}
+            )
+            page = await browser.http.get(answer.headers["location"])
+            answers.append(
+                (answer.status_code, re.sub(r'value="[^"]*"', "", page.text.replace(email, "E")))
+            )
+        finally:
+            await browser.aclose()
+    assert answers[0] == answers[1]
+    notice = await mailbox[0].next_for("taken@example.com")
+    assert "tried to sign up" in notice["Subject"]
+    assert not re.search(r"\b\d{6}\b", notice.get_payload())  # type: ignore[arg-type]
+
+
+async def test_codes_allow_few_attempts(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    browser = Browser(pool_gateway.url)
+    try:
+        fields = await open_signup(browser)
+        created = await browser.http.post(
+            "/signup",
+            data={**fields, "email": "guesser@example.com", "password": "a fine long password"},
+        )
+        message = await mailbox[0].next_for("guesser@example.com")
+        page = await browser.http.get(created.headers["location"])
+        verify_fields = form_fields(page.text)
+        for guess in range(5):
+            wrong = await browser.http.post(
+                "/signup/verify",
+                data={
+                    **verify_fields,
+                    "code": f"{guess:06d}" if f"{guess:06d}" != code_in(message) else "999999",
+                },
+            )
+            assert wrong.status_code == 400
+        late = await browser.http.post(
+            "/signup/verify", data={**verify_fields, "code": code_in(message)}
+        )
+        assert late.status_code == 400  # attempts used up: the right code no longer works
+    finally:
+        await browser.aclose()
+
+
+async def test_unverified_account_is_routed_to_verification(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    await pool_gateway.add_user("unproven@example.com")
+    browser = Browser(pool_gateway.url)
+    try:
+        first = await browser.authorize(**code_flow_params())
+        answer = await browser.sign_in(first, "unproven@example.com")
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/signup/verify?flow=")
+        message = await mailbox[0].next_for("unproven@example.com")
+        page = await browser.http.get(answer.headers["location"])
+        done = await browser.http.post(
+            "/signup/verify", data={**form_fields(page.text), "code": code_in(message)}
+        )
+        assert done.status_code == 303 and "code" in location_query(done)
+    finally:
+        await browser.aclose()
+
+
+async def test_domain_rules_and_closed_sign_up(
+    pool_gateway: GatewayServer, gateway: GatewayServer
+) -> None:
+    browser = Browser(pool_gateway.url)
+    try:
+        fields = await open_signup(browser)
+        refused = await browser.http.post(
+            "/signup",
+            data={
+                **fields,
+                "email": "someone@elsewhere.example",
+                "password": "a fine long password",
+            },
+        )
+        assert refused.status_code == 400 and "domain" in refused.text
+        weak = await browser.http.post(
+            "/signup", data={**fields, "email": "weak@example.com", "password": "short"}
+        )
+        assert weak.status_code == 400 and "at least 8" in weak.text
+    finally:
+        await browser.aclose()
+    closed = Browser(gateway.url)  # the shared gateway keeps sign-up closed (the default)
+    try:
+        first = await closed.authorize(**code_flow_params())
+        login = await closed.http.get(first.headers["location"])
+        assert "Create an account" not in login.text
+        flow = form_fields(login.text)["flow"]
+        assert (await closed.http.get(f"/signup?flow={flow}")).status_code == 404
+    finally:
+        await closed.aclose()
