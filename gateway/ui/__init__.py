@@ -19,7 +19,7 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import demo, signup, views
+    from gateway.ui import demo, recovery, signup, views
 
     static = Path(__file__).parent / "static"
     found: list[BaseRoute] = [
@@ -36,6 +36,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
+    found += recovery.routes(services)
     if services.settings.demo:
         found += demo.routes(services)
     return found

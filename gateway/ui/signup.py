@@ -33,7 +33,7 @@ log = logging.getLogger("cognate.signup")
 VERIFY = "verify-email"
 
 
-def _background(services: Services, task: Any) -> None:
+def background(services: Services, task: Any) -> None:
     """Run a send without making the request wait for it (or learn from its speed)."""
 
     async def run() -> None:
@@ -56,7 +56,7 @@ async def send_code(services: Services, user_id: str, email: str) -> None:
         issuer=services.settings.issuer,
         minutes=services.codes.ttl // 60,
     )
-    _background(services, services.email.send(email, subject, body))
+    background(services, services.email.send(email, subject, body))
 
 
 async def to_verification(services: Services, flow: Flow, email: str) -> Response:
@@ -123,7 +123,7 @@ def signup(services: Services) -> Handler:
             return form(request, flow, f"Choose another password: it {exc}.", 400, email)
         except UserExists:
             subject, body = render("already_registered.txt", issuer=services.settings.issuer)
-            _background(services, services.email.send(email, subject, body))
+            background(services, services.email.send(email, subject, body))
         else:
             await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
             await send_code(services, user.user_id, user.email)

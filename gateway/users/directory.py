@@ -146,6 +146,17 @@ class UserDirectory:
             await self._save(user)
         return user
 
+    async def set_password(self, user_id: str, password: str) -> User:
+        """A new password (policy-checked, argon2id)."""
+        check_password_policy(password)
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
+        user = replace(user, password_hash=password_hash, updated=int(time.time()))
+        await self._save(user)
+        return user
+
     async def mark_email_verified(self, user_id: str) -> User:
         """The user proved they read mail at their address."""
         user = await self.get(user_id)

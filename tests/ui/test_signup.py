@@ -238,3 +238,64 @@ async def test_domain_rules_and_closed_sign_up(
         assert (await closed.http.get(f"/signup?flow={flow}")).status_code == 404
     finally:
         await closed.aclose()
+
+
+async def request_reset(browser: Browser, email: str) -> tuple[int, str, dict[str, str]]:
+    first = await browser.authorize(**code_flow_params())
+    login = await browser.http.get(first.headers["location"])
+    flow = form_fields(login.text)["flow"]
+    page = await browser.http.get(f"/forgot?flow={flow}")
+    sent = await browser.http.post("/forgot", data={**form_fields(page.text), "email": email})
+    reset_page = await browser.http.get(sent.headers["location"])
+    normalised = re.sub(r'value="[^"]*"', "", reset_page.text.replace(email, "E"))
+    return sent.status_code, normalised, form_fields(reset_page.text)
+
+
+async def test_password_reset_ends_other_sessions(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    email = "forgetful@example.com"
+    await pool_gateway.add_user(email, email_verified=True)
+    elsewhere = Browser(pool_gateway.url)  # signed in on another device
+    here = Browser(pool_gateway.url)
+    try:
+        await elsewhere.login_for_code(email)
+        status, _, fields = await request_reset(here, email)
+        assert status == 303
+        message = await mailbox[0].next_for(email)
+        assert "reset code" in message["Subject"]
+        wrong = await here.http.post(
+            "/forgot/reset", data={**fields, "code": "000000", "password": "brand new password"}
+        )
+        assert wrong.status_code == 400
+        done = await here.http.post(
+            "/forgot/reset",
+            data={**fields, "code": code_in(message), "password": "brand new password"},
+        )
+        assert done.status_code == 303 and done.headers["location"].startswith("/login?flow=")
+        stale = await elsewhere.authorize(**code_flow_params(prompt="none"))
+        assert location_query(stale)["error"] == "login_required"
+        old = await here.sign_in(await here.authorize(**code_flow_params()), email)
+        assert old.status_code == 401
+        code, _, _ = await here.login_for_code(email, password="brand new password")
+        assert code
+    finally:
+        await elsewhere.aclose()
+        await here.aclose()
+
+
+async def test_reset_for_unknown_address_looks_the_same(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    await pool_gateway.add_user("known@example.com", email_verified=True)
+    answers = []
+    for email in ("known@example.com", "nobody-here@example.com"):
+        browser = Browser(pool_gateway.url)
+        try:
+            status, page, _ = await request_reset(browser, email)
+            answers.append((status, page))
+        finally:
+            await browser.aclose()
+    assert answers[0] == answers[1]
+    await mailbox[0].next_for("known@example.com")  # the real account got its code
+    assert not [m for m in mailbox[0].messages if m["To"] == "nobody-here@example.com"]

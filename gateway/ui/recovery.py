@@ -1,0 +1,116 @@
+"""Forgot password: an e-mailed code, then a new password.
+
+As with sign-up, the answer to "send me a code" is the same for existing and unknown addresses
+(a code goes out only to an account that exists, in the background), requests are rate-limited
+per IP and per address, and a code is bound to one account and purpose, expires and allows few
+attempts. Setting the new password ends every other session and refresh token of the account.
+The codes travel by e-mail, not as links, so no URL is built from a request's (forgeable) Host.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.flows import Flow
+from gateway.ratelimit import Limit, RateLimited
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.signup import background
+from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
+from gateway.users.senders import render
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+RESET = "reset-password"
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    """/forgot (ask for a code) and /forgot/reset (code + new password)."""
+    from gateway.ui.views import flow_for
+
+    pages = services.pages
+
+    def form(
+        request: Request, flow: Flow, template: str, error: str | None = None, status: int = 200
+    ) -> Response:
+        browser = pages.cookie(request, CSRF_COOKIE) or ""
+        return pages.render(
+            request,
+            template,
+            {
+                "flow_id": flow.flow_id,
+                "csrf": services.csrf.token(browser, f"reset:{flow.flow_id}"),
+                "email": flow.connector_state.get("reset_email", ""),
+                "error": error,
+            },
+            status_code=status,
+        )
+
+    async def request_code(request: Request) -> Response:
+        if request.method == "GET":
+            flow = await flow_for(services, request, request.query_params.get("flow"))
+            return form(request, flow, "forgot.html")
+        data = await request.form(max_fields=8, max_part_size=4096)
+        flow_id = str(data.get("flow") or "")
+        services.csrf.check(request, data, f"reset:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        email = normalize_email(str(data.get("email") or ""))[:254]
+        ip = request.client.host if request.client else "unknown"
+        limits = [(Limit("reset-ip", 20, 3600), ip), (Limit("reset-account", 5, 3600), email)]
+        try:
+            await services.limiter.check(limits)
+        except RateLimited as exc:
+            page = form(request, flow, "forgot.html", "Too many requests. Try again later.", 429)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        await services.limiter.fail(limits)
+        user = await services.users.by_email(email)
+        if user is not None and user.enabled:
+            code = await services.codes.issue(RESET, user.user_id)
+            subject, body = render(
+                "reset_password.txt",
+                code=code,
+                issuer=services.settings.issuer,
+                minutes=services.codes.ttl // 60,
+            )
+            background(services, services.email.send(user.email, subject, body))
+        await services.flows.save_connector_state(flow, {"reset_email": email})
+        return RedirectResponse(f"/forgot/reset?flow={flow.flow_id}", status_code=303)
+
+    async def reset(request: Request) -> Response:
+        if request.method == "GET":
+            flow = await flow_for(services, request, request.query_params.get("flow"))
+            return form(request, flow, "reset.html")
+        data = await request.form(max_fields=8, max_part_size=16 * 1024)
+        flow_id = str(data.get("flow") or "")
+        services.csrf.check(request, data, f"reset:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        email = str(flow.connector_state.get("reset_email") or "")
+        user = await services.users.by_email(email) if email else None
+        password = str(data.get("password") or "")
+        try:
+            check_password_policy(password)
+        except InvalidPassword as exc:
+            return form(request, flow, "reset.html", f"Choose another password: it {exc}.", 400)
+        code = str(data.get("code") or "")
+        if user is None or not await services.codes.check(RESET, user.user_id, code):
+            return form(
+                request, flow, "reset.html", "That code is not right, or it has expired.", 400
+            )
+        await services.users.set_password(user.user_id, password)
+        for connector in services.connectors.values():  # end every other session and token
+            if connector.type == "local":
+                identity_id = await services.identities.find(connector.id, user.user_id)
+                if identity_id:
+                    await services.logout.end_identity(identity_id)
+        await services.audit.record("user.password_reset", user_id=user.user_id)
+        return RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
+
+    return [
+        Route("/forgot", request_code, methods=["GET", "POST"]),
+        Route("/forgot/reset", reset, methods=["GET", "POST"]),
+    ]
