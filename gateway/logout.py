@@ -2,18 +2,18 @@
 (an administrator, a disabled or deleted account), and telling the clients.
 
 Clients that registered a `backchannel_logout_uri` get an OIDC Back-Channel Logout 1.0 logout
-token for each ended session they were signed in to. Delivery is asynchronous (a slow client
-must not hold up the user's sign-out), bounded by a short timeout, and `drain()` waits for what
-is in flight (on shutdown, and before a CLI command exits).
+token for each ended session they were signed in to. Delivery runs in the background (a slow
+client must not hold up the user's sign-out), bounded by a short timeout, and is drained on
+shutdown and before a CLI command exits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
 
+from gateway.background import Background
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
 from gateway.sessions import SessionManager
@@ -31,14 +31,15 @@ class Logout:
         grants: GrantStore,
         tokens: TokenService,
         clients: ClientRegistry,
+        background: Background,
         timeout: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._grants = grants
         self._tokens = tokens
         self._clients = clients
+        self._background = background
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._pending: set[asyncio.Task[None]] = set()
 
     async def session_ended(self, sid: str, identity_id: str) -> None:
         """A session is over: notify the clients it signed in to."""
@@ -47,25 +48,21 @@ class Logout:
             if client is None or not client.config.backchannel_logout_uri:
                 continue
             token = self._tokens.logout_token(client_id=client_id, sub=identity_id, sid=sid)
-            task = asyncio.create_task(
+            self._background.spawn(
                 self._deliver(client.config.backchannel_logout_uri, client_id, token)
             )
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
 
     async def end_identity(self, identity_id: str) -> tuple[int, int]:
         """End every session and revoke every token family of an identity, on every replica
         at once (the records are gone from the store). Returns (sessions, grants) ended."""
-        sids = await self._sessions.by_identity.clear(identity_id)
         ended = 0
-        for sid in sids:
+        for sid in await self._sessions.by_identity.clear(identity_id):
             if await self._sessions.peek(sid):
                 ended += 1
             await self._sessions.end(sid)
             await self.session_ended(sid, identity_id)
-        gids = await self._grants.by_identity.clear(identity_id)
         revoked = 0
-        for gid in gids:
+        for gid in await self._grants.by_identity.clear(identity_id):
             if await self._grants.grant_alive(gid):
                 revoked += 1
             await self._grants.revoke(gid)
@@ -77,20 +74,15 @@ class Logout:
                 uri, data={"logout_token": token}, headers={"Cache-Control": "no-store"}
             )
             if response.status_code >= 400:
-                log.warning(
-                    "back-channel logout refused",
-                    extra={"client_id": client_id, "status": response.status_code},
-                )
+                log.warning("back-channel logout refused",
+                            extra={"client_id": client_id, "status": response.status_code})
         except httpx.HTTPError as exc:
-            log.warning(
-                "back-channel logout failed",
-                extra={"client_id": client_id, "error": type(exc).__name__},
-            )
+            log.warning("back-channel logout failed",
+                        extra={"client_id": client_id, "error": type(exc).__name__})
 
     async def drain(self) -> None:
-        """Wait for notifications in flight."""
-        if self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait for notifications in flight (and any other background work)."""
+        await self._background.drain()
 
     async def close(self) -> None:
         await self.drain()

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from gateway.audit import Audit
+from gateway.background import Background
 from gateway.connectors import Connector, RedirectConnector, build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
@@ -73,6 +74,7 @@ class Services:
     logout: Logout
     codes: Codes
     email: EmailSender
+    background: Background
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -140,6 +142,7 @@ def build_services(
     sessions = SessionManager(store, sealer, settings.sessions)
     grants = GrantStore(store, sealer)
     clients = ClientRegistry(settings.clients, sealer)
+    background = Background()
     return Services(
         settings=settings,
         store=store,
@@ -161,7 +164,8 @@ def build_services(
         limiter=RateLimiter(store, sealer),
         metrics=metrics,
         audit=Audit(store, settings.audit.retention),
-        logout=Logout(sessions, grants, tokens, clients),
+        logout=Logout(sessions, grants, tokens, clients, background),
         codes=Codes(store, sealer, settings.user_pool.code_ttl, settings.user_pool.code_attempts),
         email=build_sender(settings.email),
+        background=background,
     )

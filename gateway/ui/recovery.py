@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute, Route
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.ui.signup import background
 from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
 from gateway.users.senders import render
 
@@ -77,7 +76,7 @@ def routes(services: Services) -> list[BaseRoute]:
                 issuer=services.settings.issuer,
                 minutes=services.codes.ttl // 60,
             )
-            background(services, services.email.send(user.email, subject, body))
+            services.background.spawn(services.email.send(user.email, subject, body))
         await services.flows.save_connector_state(flow, {"reset_email": email})
         return RedirectResponse(f"/forgot/reset?flow={flow.flow_id}", status_code=303)
 

@@ -10,9 +10,8 @@ only by passing through this verification when the pool requires it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -23,7 +22,7 @@ from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import InvalidPassword, UserExists, normalize_email
-from gateway.users.senders import DeliveryFailed, render
+from gateway.users.senders import render
 
 if TYPE_CHECKING:
     from gateway.op.common import Handler
@@ -31,20 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cognate.signup")
 VERIFY = "verify-email"
-
-
-def background(services: Services, task: Any) -> None:
-    """Run a send without making the request wait for it (or learn from its speed)."""
-
-    async def run() -> None:
-        try:
-            await task
-        except DeliveryFailed:
-            log.warning("verification e-mail not delivered")
-
-    future = asyncio.ensure_future(run())
-    services.logout._pending.add(future)  # drained on shutdown with the other deliveries
-    future.add_done_callback(services.logout._pending.discard)
 
 
 async def send_code(services: Services, user_id: str, email: str) -> None:
@@ -56,7 +41,7 @@ async def send_code(services: Services, user_id: str, email: str) -> None:
         issuer=services.settings.issuer,
         minutes=services.codes.ttl // 60,
     )
-    background(services, services.email.send(email, subject, body))
+    services.background.spawn(services.email.send(email, subject, body))
 
 
 async def to_verification(services: Services, flow: Flow, email: str) -> Response:
@@ -123,7 +108,7 @@ def signup(services: Services) -> Handler:
             return form(request, flow, f"Choose another password: it {exc}.", 400, email)
         except UserExists:
             subject, body = render("already_registered.txt", issuer=services.settings.issuer)
-            background(services, services.email.send(email, subject, body))
+            services.background.spawn(services.email.send(email, subject, body))
         else:
             await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
             await send_code(services, user.user_id, user.email)

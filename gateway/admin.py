@@ -1,0 +1,349 @@
+"""The administrative commands of `cognate` (users, keys, identities, pools, sessions, audit,
+export/import): each builds the services from the settings, works on the store, and releases
+everything before returning an exit code. The parser and `serve` live in `gateway.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+
+
+async def with_services(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    from gateway.services import build_services
+
+    services = build_services(settings)
+    try:
+        if settings.store.url.startswith("memory:"):
+            print("warning: memory store: changes vanish when this command exits", file=sys.stderr)
+        await services.keys.load()  # some commands sign (back-channel logout tokens)
+        return await work(services)
+    finally:
+        services.users.hasher.close()
+        await services.logout.close()
+        await services.store.close()
+
+
+async def users(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        users = services.users
+        if args.action == "create":
+            password = read_password(args.password_stdin)
+            user = await users.create(
+                args.email, password, name=args.name, email_verified=args.verified
+            )
+            await services.audit.record("user.created", user_id=user.user_id, actor="cli")
+            print(f"created {user.email} (user id {user.user_id})")
+        elif args.action == "list":
+            count = 0
+            async for user in users.all():
+                count += 1
+                if args.json:
+                    print(json.dumps(public(user)))
+                else:
+                    print(f"{user.user_id}  {user.status:8}  {user.email}")
+            if not args.json:
+                print(f"{count} user(s)", file=sys.stderr)
+        elif args.action == "show":
+            print(json.dumps(public(await users.resolve(args.user)), indent=2))
+        elif args.action in ("enable", "disable"):
+            user = await users.resolve(args.user)
+            await users.set_status(
+                user.user_id, "enabled" if args.action == "enable" else "disabled"
+            )
+            await services.audit.record(f"user.{args.action}d", user_id=user.user_id, actor="cli")
+            if args.action == "disable":
+                await end_sessions_of_user(services, user.user_id)
+            print(f"{args.action}d {user.email}")
+        elif args.action == "delete":
+            user = await users.resolve(args.user)
+            await users.delete(user.user_id)
+            await services.audit.record("user.deleted", user_id=user.user_id, actor="cli")
+            await end_sessions_of_user(services, user.user_id)
+            print(f"deleted {user.email}")
+        return 0
+
+    return await with_services(settings, work)
+
+
+def public(user: Any) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "status": user.status,
+        "name": user.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user.created)),
+    }
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat:   ") != first:
+        raise GatewayError("the passwords do not match")
+    return first
+
+
+async def keys(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        keys = services.keys
+        if args.action == "rotate":
+            if not await keys.rotate():
+                raise GatewayError(
+                    "another process changed the key set at the same moment; run the command again"
+                )
+            await services.audit.record("keys.rotated", actor="cli")
+            print("rotated; replicas pick up the new key set within a minute")
+        for entry in keys.entries:
+            when = entry.activated or entry.created
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(when))
+            print(f"{entry.kid}  {entry.alg}  {entry.state:8}  since {stamp}")
+        return 0
+
+    return await with_services(settings, work)
+
+
+async def identities(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        store = services.identities
+        if args.action == "list":
+            cursor, count = None, 0
+            while True:
+                page, cursor = await store.page(args.pool, cursor, 100)
+                for identity in page:
+                    count += 1
+                    if args.json:
+                        print(json.dumps(identity_json(identity)))
+                    else:
+                        logins = ", ".join(f"{x.provider}:{x.subject}" for x in identity.logins)
+                        state = (
+                            "disabled"
+                            if identity.disabled
+                            else ("authenticated" if identity.authenticated else "guest")
+                        )
+                        print(f"{identity.identity_id}  {state:13}  {logins or '-'}")
+                if cursor is None:
+                    break
+            if not args.json:
+                print(f"{count} identit{'y' if count == 1 else 'ies'}", file=sys.stderr)
+            return 0
+        identity = await store.get(args.identity_id)
+        if identity is None:
+            raise GatewayError(f"no identity {args.identity_id}")
+        if args.action == "show":
+            print(json.dumps(identity_json(identity), indent=2))
+        elif args.action == "delete":
+            await store.delete(args.identity_id)
+            await services.audit.record(
+                "identity.deleted", identity_id=args.identity_id, actor="cli"
+            )
+            print(f"deleted {args.identity_id}")
+        elif args.action == "unlink":
+            if not identity.has(args.provider, args.subject):
+                raise GatewayError(
+                    f"{args.identity_id} has no login {args.provider}:{args.subject}"
+                )
+            await store.unlink(args.identity_id, args.provider, args.subject)
+            await services.audit.record(
+                "identity.unlinked",
+                identity_id=args.identity_id,
+                provider=args.provider,
+                actor="cli",
+            )
+            print(f"unlinked {args.provider}:{args.subject} from {args.identity_id}")
+        return 0
+
+    return await with_services(settings, work)
+
+
+def identity_json(identity: Any) -> dict[str, Any]:
+    def stamp(t: int) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    return {
+        "identity_id": identity.identity_id,
+        "logins": [{"provider": x.provider, "subject": x.subject} for x in identity.logins],
+        "pools": identity.pools,
+        "disabled": identity.disabled,
+        "created": stamp(identity.created),
+        "last_modified": stamp(identity.last_modified),
+    }
+
+
+async def pools(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.identity.iam import pool_report
+
+    pools = [p for p in settings.identity_pools if args.pool in (None, p.id)]
+    if not pools:
+        raise GatewayError(
+            f"no identity pool {args.pool}" if args.pool else "no identity_pools in the settings"
+        )
+    problems = 0
+    for pool in pools:
+        report = pool_report(settings.issuer, pool)
+        print(f"# {pool.id} ({pool.name})")
+        print("# 1. The IAM OIDC identity provider (aws iam create-open-id-connect-provider):")
+        print(json.dumps(report["oidc_provider"], indent=2))
+        for role, policy in report["trust_policies"].items():
+            print(f"# 2. Trust policy of {role}:")
+            print(json.dumps(policy, indent=2))
+        for problem in report["problems"]:
+            problems += 1
+            print(f"warning: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+async def audit(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        audit = services.audit
+        entries: list[tuple[str, dict[str, str]]] = []
+        after = "0"
+        while True:  # the last N: read forward and keep a window (streams are trimmed by age)
+            batch = await audit.read(after, 500)
+            if not batch:
+                break
+            entries = (entries + batch)[-args.lines :] if args.lines > 0 else []
+            after = batch[-1][0]
+        for entry in entries:
+            print_audit(entry, args.json)
+        while args.follow:
+            for entry in await audit.read(after, 100, block=1.0):
+                print_audit(entry, args.json)
+                after = entry[0]
+        return 0
+
+    return await with_services(settings, work)
+
+
+def print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
+    entry_id, fields = entry
+    if as_json:
+        print(json.dumps({"id": entry_id, **fields}), flush=True)
+        return
+    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("ts", "event"))
+    print(f"{fields.get('ts', '?')}  {fields.get('event', '?'):22} {rest}", flush=True)
+
+
+async def end_sessions_of_user(services: Any, user_id: str) -> None:
+    """A disabled or deleted local user loses every session and refresh token at once."""
+    for connector_id, connector in services.connectors.items():
+        if connector.type != "local":
+            continue
+        identity_id = await services.identities.find(connector_id, user_id)
+        if identity_id:
+            ended, revoked = await services.logout.end_identity(identity_id)
+            await services.logout.drain()
+            print(
+                f"ended {ended} session(s) and {revoked} token famil"
+                f"{'y' if revoked == 1 else 'ies'}"
+            )
+
+
+async def sessions(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Any) -> int:
+        if ":" in args.user and "@" not in args.user:
+            identity_ids = [args.user]
+        else:
+            user = await services.users.resolve(args.user)
+            identity_ids = [
+                i
+                for c in services.connectors.values()
+                if c.type == "local"
+                if (i := await services.identities.find(c.id, user.user_id))
+            ]
+        if not identity_ids:
+            raise GatewayError(f"{args.user} has never signed in: nothing to revoke")
+        for identity_id in identity_ids:
+            ended, revoked = await services.logout.end_identity(identity_id)
+            await services.audit.record(
+                "sessions.revoked",
+                identity_id=identity_id,
+                sessions=str(ended),
+                grants=str(revoked),
+                actor="cli",
+            )
+            print(
+                f"{identity_id}: ended {ended} session(s), revoked {revoked} token "
+                f"famil{'y' if revoked == 1 else 'ies'}"
+            )
+        await services.logout.drain()
+        return 0
+
+    return await with_services(settings, work)
+
+
+class Progress:
+    """A one-line progress report on stderr, refreshed at most ten times a second."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.last = 0.0
+
+    def __call__(self, counts: Any, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < 0.1:
+            return
+        self.last = now
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "lines")
+        print(f"\r{self.verb}: {summary}", end="\n" if final else "", file=sys.stderr, flush=True)
+
+
+async def export(settings: Settings, args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from gateway.backup import export_records
+
+    async def work(services: Any) -> int:
+        out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+        counts: Counter[str] = Counter()
+        show = Progress("exported")
+        try:
+            async for record in export_records(services):
+                out.write(json.dumps(record) + "\n")
+                counts[record["type"]] += 1
+                show(counts)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        show(counts, final=True)
+        await services.audit.record(
+            "backup.exported",
+            actor="cli",
+            users=str(counts["user"]),
+            identities=str(counts["identity"]),
+        )
+        return 0
+
+    return await with_services(settings, work)
+
+
+async def restore(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.backup import import_records
+
+    async def work(services: Any) -> int:
+        show = Progress("imported")
+        with open(args.file) as lines:
+            counts = await import_records(services, lines, args.skip, show)
+        show(counts, final=True)
+        await services.audit.record("backup.imported", actor="cli", lines=str(counts["lines"]))
+        conflicts = sum(v for k, v in counts.items() if k.endswith(":conflict"))
+        if conflicts or counts["invalid"]:
+            print(
+                f"warning: {conflicts} conflict(s), {counts['invalid']} invalid line(s)",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+
+    return await with_services(settings, work)
