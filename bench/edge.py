@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: E402
 from gateway.services import build_services  # noqa: E402
-from gateway.settings import load_settings  # noqa: E402
+from gateway.settings_loader import load_settings  # noqa: E402
 from gateway.users.passwords import PasswordHasher  # noqa: E402
 from tests.helpers import Browser  # noqa: E402
 

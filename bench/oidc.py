@@ -31,7 +31,7 @@ from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: 
 from gateway.crypto import s256_challenge  # noqa: E402
 from gateway.op.grants import Authorization, CodeRecord  # noqa: E402
 from gateway.services import build_services  # noqa: E402
-from gateway.settings import load_settings  # noqa: E402
+from gateway.settings_loader import load_settings  # noqa: E402
 
 VERIFIER = "v" * 64
 WEB_AUTH = "Basic " + base64.b64encode(b"web:web-secret-0123456789").decode()

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
-from gateway.settings import Settings, demo_settings, load_settings
+from gateway.settings import Settings
+from gateway.settings_loader import demo_settings, load_settings
 
 EXAMPLES = """\
 examples:

@@ -29,7 +29,8 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.services import Services, build_services
-from gateway.settings import Settings, settings_from_dict
+from gateway.settings import Settings
+from gateway.settings_loader import settings_from_dict
 from gateway.users.passwords import PasswordHasher
 
 PASSWORD = "correct horse battery staple"

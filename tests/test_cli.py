@@ -178,7 +178,7 @@ POOL_ID = "us-east-1:11111111-2222-4333-8444-555555555555"
 
 async def test_identities_commands(config: Path, redis_server: RedisServer) -> None:
     from gateway.identity.ids import IdentityStore
-    from gateway.settings import load_settings
+    from gateway.settings_loader import load_settings
     from gateway.store import open_store
 
     settings = load_settings(config)

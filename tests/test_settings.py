@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.settings import load_settings, parse_duration, settings_from_dict
+from gateway.settings import parse_duration
+from gateway.settings_loader import load_settings, settings_from_dict
 
 BASE = {"issuer": "https://auth.example.com", "secret_key": "s" * 32}
 

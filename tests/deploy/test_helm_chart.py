@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.settings import settings_from_dict
+from gateway.settings_loader import settings_from_dict
 
 CHART = Path(__file__).parent.parent.parent / "helm" / "cognate"
 KUBERNETES = "1.30"

@@ -176,7 +176,7 @@ def test_header_values_lose_control_characters() -> None:
 def test_cookies_on_https_are_host_prefixed_secure_httponly() -> None:
     from starlette.responses import Response
 
-    from gateway.settings import settings_from_dict
+    from gateway.settings_loader import settings_from_dict
     from gateway.ui.pages import Pages
 
     pages = Pages(
