@@ -64,6 +64,21 @@ def wrk(url: str, duration: int, connections: int, script: list[str] | None = No
             "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%")}
 
 
+Scenario = tuple[str, str, list[str] | None]  # name, URL, wrk script + its arguments
+
+
+def run_scenarios(env: Environment, scenarios: list[Scenario], duration: int, connections: int,
+                  baseline: bool) -> dict[str, dict[str, Any]]:
+    """wrk each scenario in turn (the baseline first, when asked)."""
+    if baseline:
+        scenarios = [(BASELINE, env.baseline, None), *scenarios]
+    results = {}
+    for name, url, script in scenarios:
+        print(f"running: {name}", file=sys.stderr)
+        results[name] = wrk(url, duration, connections, script)
+    return results
+
+
 def _latency(out: str, label: str) -> float:
     value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: E402
+from bench.harness import Environment, Scenario, need_wrk, report, run_scenarios  # noqa: E402
 from tests.helpers import Browser  # noqa: E402
 
 POOL = "us-east-1:11111111-2222-4333-8444-555555555555"
@@ -70,7 +70,6 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
     """The identity-pool scenarios (and the baseline unless `baseline` is False)."""
     import httpx
 
-    results: dict[str, dict[str, Any]] = {}
     with Environment(settings_text, sts=True) as env:
         gw = env.gateway
         token = asyncio.run(login(gw, env.settings_path))
@@ -86,19 +85,14 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
         (env.folder / "getid.json").write_text(json.dumps(get_id))
         (env.folder / "creds.json").write_text(json.dumps(creds))
         lua = str(ROOT / "bench" / "post.lua")
-        scenarios: list[tuple[str, str, list[str] | None]] = [
+        scenarios: list[Scenario] = [
             ("GetId (known login, RS256 ID token)", gw,
              [lua, "/", str(env.folder / "getid.json"), TARGET + "GetId", JSON]),
             ("GetCredentialsForIdentity (cached)", gw,
              [lua, "/", str(env.folder / "creds.json"), TARGET + "GetCredentialsForIdentity",
               JSON]),
         ]
-        if baseline:
-            scenarios.insert(0, (BASELINE, env.baseline, None))
-        for name, url, script in scenarios:
-            print(f"running: {name}", file=sys.stderr)
-            results[name] = wrk(url, duration, connections, script)
-    return results
+        return run_scenarios(env, scenarios, duration, connections, baseline)
 
 
 def main() -> int:

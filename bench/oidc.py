@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: E402
+from bench.harness import Environment, Scenario, need_wrk, report, run_scenarios  # noqa: E402
 from gateway.crypto import s256_challenge  # noqa: E402
 from gateway.op.grants import Authorization, CodeRecord  # noqa: E402
 from gateway.services import build_services  # noqa: E402
@@ -121,14 +121,13 @@ def run(duration: int, connections: int, id_token_alg: str = "RS256",
         write_settings(path, port, redis_url, id_token_alg)
         return path.read_text()
 
-    results: dict[str, dict[str, Any]] = {}
     with Environment(settings) as env:
         budget = duration * 6000  # more single-use inputs than the gateway can consume
         print(f"minting {budget} codes and {budget} refresh tokens…", file=sys.stderr)
         asyncio.run(mint(env.settings_path, budget, budget, env.folder))
         lua = str(ROOT / "bench" / "bodies.lua")
         gw, folder = env.gateway, env.folder
-        scenarios: list[tuple[str, str, list[str] | None]] = [
+        scenarios: list[Scenario] = [
             ("discovery", f"{gw}/.well-known/openid-configuration", None),
             ("JWKS", f"{gw}/.well-known/jwks.json", None),
             ("client_credentials (ES256 JWT)", gw, [lua, str(folder / "cc.txt"), SERVICE_AUTH]),
@@ -136,12 +135,7 @@ def run(duration: int, connections: int, id_token_alg: str = "RS256",
              [lua, str(folder / "codes.txt"), WEB_AUTH]),
             ("refresh (rotation)", gw, [lua, str(folder / "refresh.txt"), WEB_AUTH]),
         ]
-        if baseline:
-            scenarios.insert(0, (BASELINE, env.baseline, None))
-        for name, url, script in scenarios:
-            print(f"running: {name}", file=sys.stderr)
-            results[name] = wrk(url, duration, connections, script)
-    return results
+        return run_scenarios(env, scenarios, duration, connections, baseline)
 
 
 def main() -> int:

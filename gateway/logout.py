@@ -74,11 +74,15 @@ class Logout:
                 uri, data={"logout_token": token}, headers={"Cache-Control": "no-store"}
             )
             if response.status_code >= 400:
-                log.warning("back-channel logout refused",
-                            extra={"client_id": client_id, "status": response.status_code})
+                log.warning(
+                    "back-channel logout refused",
+                    extra={"client_id": client_id, "status": response.status_code},
+                )
         except httpx.HTTPError as exc:
-            log.warning("back-channel logout failed",
-                        extra={"client_id": client_id, "error": type(exc).__name__})
+            log.warning(
+                "back-channel logout failed",
+                extra={"client_id": client_id, "error": type(exc).__name__},
+            )
 
     async def drain(self) -> None:
         """Wait for notifications in flight (and any other background work)."""

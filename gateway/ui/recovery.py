@@ -17,7 +17,6 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
 from gateway.users.senders import render
 
@@ -29,24 +28,20 @@ RESET = "reset-password"
 
 def routes(services: Services) -> list[BaseRoute]:
     """/forgot (ask for a code) and /forgot/reset (code + new password)."""
-    from gateway.ui.views import flow_for
-
-    pages = services.pages
+    from gateway.ui.views import flow_for, flow_form
 
     def form(
         request: Request, flow: Flow, template: str, error: str | None = None, status: int = 200
     ) -> Response:
-        browser = pages.cookie(request, CSRF_COOKIE) or ""
-        return pages.render(
+        return flow_form(
+            services,
             request,
+            flow,
             template,
-            {
-                "flow_id": flow.flow_id,
-                "csrf": services.csrf.token(browser, f"reset:{flow.flow_id}"),
-                "email": flow.connector_state.get("reset_email", ""),
-                "error": error,
-            },
-            status_code=status,
+            "reset",
+            status,
+            email=flow.connector_state.get("reset_email", ""),
+            error=error,
         )
 
     async def request_code(request: Request) -> Response:

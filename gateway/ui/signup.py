@@ -20,7 +20,6 @@ from gateway.connectors import UpstreamIdentity
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import InvalidPassword, UserExists, normalize_email
 from gateway.users.senders import render
 
@@ -51,24 +50,15 @@ async def to_verification(services: Services, flow: Flow, email: str) -> Respons
 
 
 def signup(services: Services) -> Handler:
-    from gateway.ui.views import flow_for
+    from gateway.ui.views import flow_for, flow_form
 
-    pages, pool = services.pages, services.settings.user_pool
+    pool = services.settings.user_pool
 
     def form(
         request: Request, flow: Flow, error: str | None = None, status: int = 200, email: str = ""
     ) -> Response:
-        browser = pages.cookie(request, CSRF_COOKIE) or ""
-        return pages.render(
-            request,
-            "signup.html",
-            {
-                "flow_id": flow.flow_id,
-                "csrf": services.csrf.token(browser, f"signup:{flow.flow_id}"),
-                "error": error,
-                "email": email,
-            },
-            status_code=status,
+        return flow_form(
+            services, request, flow, "signup.html", "signup", status, error=error, email=email
         )
 
     async def page(request: Request) -> Response:
@@ -118,22 +108,18 @@ def signup(services: Services) -> Handler:
 
 
 def verify(services: Services) -> Handler:
-    from gateway.ui.views import complete_login, flow_for
-
-    pages = services.pages
+    from gateway.ui.views import complete_login, flow_for, flow_form
 
     def form(request: Request, flow: Flow, error: str | None = None, status: int = 200) -> Response:
-        browser = pages.cookie(request, CSRF_COOKIE) or ""
-        return pages.render(
+        return flow_form(
+            services,
             request,
+            flow,
             "verify.html",
-            {
-                "flow_id": flow.flow_id,
-                "csrf": services.csrf.token(browser, f"verify:{flow.flow_id}"),
-                "email": flow.connector_state.get("verify_email", ""),
-                "error": error,
-            },
-            status_code=status,
+            "verify",
+            status,
+            email=flow.connector_state.get("verify_email", ""),
+            error=error,
         )
 
     async def page(request: Request) -> Response:

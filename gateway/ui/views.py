@@ -85,16 +85,16 @@ async def complete_login(
     flow (once), replace any session with a fresh one, and finish the authorization."""
     identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
     flow_taken = await services.flows.take(flow.flow_id)
-    services.metrics.sign_ins.labels(upstream.connector_id, "success").inc()
-    await services.audit.record(
-        "sign_in.success",
-        connector=upstream.connector_id,
+    if flow_taken is None:  # a double submit or a replayed callback already finished it
+        raise EXPIRED
+    await sign_in_outcome(
+        services,
+        upstream.connector_id,
+        "success",
         identity_id=identity_id,
         client_id=flow.client_id,
         ip=request.client.host if request.client else None,
     )
-    if flow_taken is None:  # a double submit or a replayed callback already finished it
-        raise EXPIRED
     pages = services.pages
     cookie_name = services.settings.sessions.cookie_name
     await services.sessions.end(pages.cookie(request, cookie_name))
@@ -108,6 +108,39 @@ async def complete_login(
     response = await finish_flow(services, flow_taken, session, cookie)
     pages.set_cookie(response, cookie_name, cookie)
     return response
+
+
+async def sign_in_outcome(
+    services: Services, connector_id: str, result: str, **fields: Any
+) -> None:
+    """Count and audit one sign-in attempt (result: success, failure, limited)."""
+    services.metrics.sign_ins.labels(connector_id, result).inc()
+    await services.audit.record(f"sign_in.{result}", connector=connector_id, **fields)
+
+
+def flow_form(
+    services: Services,
+    request: Request,
+    flow: Flow,
+    template: str,
+    purpose: str,
+    status_code: int = 200,
+    form_targets: str = "",
+    **context: Any,
+) -> Response:
+    """A hosted form bound to a flow, with the CSRF token for `purpose:<flow id>`."""
+    browser = services.pages.cookie(request, CSRF_COOKIE) or ""
+    return services.pages.render(
+        request,
+        template,
+        {
+            "flow_id": flow.flow_id,
+            "csrf": services.csrf.token(browser, f"{purpose}:{flow.flow_id}"),
+            **context,
+        },
+        status_code=status_code,
+        form_targets=form_targets,
+    )
 
 
 def redirect_connector(services: Services, connector_id: str) -> RedirectConnector:
@@ -168,10 +201,10 @@ def connector_callback(services: Services) -> Handler:
         try:
             upstream = await connector.finish(params, saved)
         except ConnectorError as exc:
-            services.metrics.sign_ins.labels(connector.id, "failure").inc()
-            await services.audit.record(
-                "sign_in.failure",
-                connector=connector.id,
+            await sign_in_outcome(
+                services,
+                connector.id,
+                "failure",
                 reason=str(exc)[:200],
                 ip=request.client.host if request.client else None,
             )
@@ -183,30 +216,29 @@ def connector_callback(services: Services) -> Handler:
 
 
 def login(services: Services) -> Handler:
-    pages = services.pages
-
     def form_page(
         request: Request, flow: Flow, email: str = "", error: str | None = None, status: int = 200
     ) -> Response:
-        browser = pages.cookie(request, CSRF_COOKIE) or ""
         client = services.clients.get(flow.client_id)
         redirects = [c for c in services.connectors.values() if isinstance(c, RedirectConnector)]
-        context: dict[str, Any] = {
-            "flow_id": flow.flow_id,
-            "csrf": services.csrf.token(browser, f"login:{flow.flow_id}"),
-            "client_name": client.name if client else "the application",
-            "email": email or flow.login_hint or "",
-            "error": error,
-            "connectors": [
-                c for c in services.connectors.values() if isinstance(c, PasswordConnector)
-            ],
-            "buttons": redirects,
-            "sign_up": services.settings.user_pool.self_sign_up,
-        }
         # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
         targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
-        return pages.render(
-            request, "login.html", context, status_code=status, form_targets=targets
+        return flow_form(
+            services,
+            request,
+            flow,
+            "login.html",
+            "login",
+            status,
+            targets,
+            client_name=client.name if client else "the application",
+            email=email or flow.login_hint or "",
+            error=error,
+            buttons=redirects,
+            connectors=[
+                c for c in services.connectors.values() if isinstance(c, PasswordConnector)
+            ],
+            sign_up=services.settings.user_pool.self_sign_up,
         )
 
     async def page(request: Request) -> Response:
@@ -242,12 +274,8 @@ def login(services: Services) -> Handler:
         try:
             await services.limiter.check(checks)
         except RateLimited as exc:
-            services.metrics.sign_ins.labels(connector.id, "limited").inc()
-            await services.audit.record(
-                "sign_in.limited",
-                connector=connector.id,
-                account=normalize_email(email),
-                ip=checks[1][1],
+            await sign_in_outcome(
+                services, connector.id, "limited", account=normalize_email(email), ip=checks[1][1]
             )
             page = form_page(
                 request, flow, email, "Too many attempts. Wait a few minutes and try again.", 429
@@ -256,12 +284,8 @@ def login(services: Services) -> Handler:
             return page
         upstream = await connector.login(email, password) if email and password else None
         if upstream is None:
-            services.metrics.sign_ins.labels(connector.id, "failure").inc()
-            await services.audit.record(
-                "sign_in.failure",
-                connector=connector.id,
-                account=normalize_email(email),
-                ip=checks[1][1],
+            await sign_in_outcome(
+                services, connector.id, "failure", account=normalize_email(email), ip=checks[1][1]
             )
             await services.limiter.fail(checks)
             return form_page(request, flow, email, "Incorrect email or password.", 401)
