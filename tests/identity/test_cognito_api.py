@@ -521,3 +521,22 @@ async def test_classic_flow_tokens_are_for_sts_only_when_allowed(
 
     assert token_audience(POOL, True, for_sts=True) == POOL
     assert token_audience(POOL, False, for_sts=False) == f"{POOL}/unauthenticated/client"
+
+
+async def test_guest_becomes_authenticated_when_a_login_is_added(
+    pools: GatewayServer, idp: GatewayServer, sts: StsFront
+) -> None:
+    api = client(pools)
+    guest = api.get_id(IdentityPoolId=POOL)["IdentityId"]
+    assert api.describe_identity(IdentityId=guest)["Logins"] == []
+    _, token = await new_user(idp, "upgrade")
+    sts.reset()
+    answer = api.get_credentials_for_identity(IdentityId=guest, Logins={own(idp): token})
+    assert answer["IdentityId"] == guest  # the same identity, now with a login
+    assert api.describe_identity(IdentityId=guest)["Logins"] == [own(idp)]
+    claims = jwt.decode(sts.requests[-1]["WebIdentityToken"], jwks(pools)).claims
+    assert claims["amr"] == ["authenticated", own(idp)] and claims["aud"] == POOL
+    # From now on it needs its login, like any authenticated identity.
+    with pytest.raises(ClientError) as caught:
+        api.get_credentials_for_identity(IdentityId=guest)
+    assert error_code(caught) == "NotAuthorizedException"
