@@ -4,5 +4,5 @@
 # Extra arguments go to `cognate serve` (e.g. --port 9000, or --config config/gateway.example.yaml).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/bootstrap.sh
+source scripts/bootstrap.sh ""   # no extras (and not this script's own arguments)
 exec .venv/bin/cognate serve "$@"
