@@ -22,9 +22,11 @@ values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -81,12 +83,27 @@ def clean(value: Any) -> str:
     return "".join(c for c in str(value) if c.isprintable())[:1024]
 
 
+def normalize_path(raw: str) -> str:
+    """The path an application will most likely serve: percent-decoded (repeatedly), slashes
+    collapsed, dot segments resolved. Matching the raw path would let `/%61dmin`, `//admin` or
+    `/x/../admin` slip past a rule for `/admin`."""
+    path = raw or "/"
+    for _ in range(3):  # %2561 → %61 → a
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    normalized = posixpath.normpath("/" + path.replace("\\", "/"))
+    normalized = re.sub("/+", "/", normalized)
+    return normalized + ("/" if path.endswith("/") and normalized != "/" else "")
+
+
 def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePolicySettings | None:
     """The most specific policy (longest path prefix, exact host before `*`) for a URL."""
     if not policies:
         return None
     parts = urlsplit(url or "/")
-    host, path = (parts.hostname or "").lower(), parts.path or "/"
+    host, path = (parts.hostname or "").lower(), normalize_path(parts.path)
     matches = [
         p
         for p in policies

@@ -189,3 +189,28 @@ def test_cookies_on_https_are_host_prefixed_secure_httponly() -> None:
     for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
         assert attribute in cookie
     assert "Domain" not in cookie
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin",
+        "/admin/",
+        "/admin/x",
+        "/%61dmin/x",
+        "//admin",
+        "/x/../admin",
+        "/./admin",
+        "/%2561dmin",
+        "/admin/./x",
+        "/\\admin",
+    ],
+)
+def test_policies_match_the_path_the_app_will_serve(path: str) -> None:
+    from gateway.proxy import policy_for
+    from gateway.settings import RoutePolicySettings
+
+    policies = [RoutePolicySettings(path="/admin", groups=["admins"])]
+    assert policy_for(policies, f"https://app.example.com{path}") is not None, path
+    assert policy_for(policies, "https://app.example.com/administrator") is None
+    assert policy_for(policies, "https://app.example.com/public") is None
