@@ -1,9 +1,10 @@
 """Rendering hosted pages: Jinja2 with autoescaping, and the headers every page carries.
 
 Every HTML response gets a strict Content-Security-Policy with `frame-ancestors 'none'`
-(clickjacking), `no-store` caching (pages may show personal data), and no referrer (URLs may
-hold flow ids). Cookie helpers live here too, because the cookie rules follow the issuer:
-`__Host-` prefixed and Secure on https, plain names on a loopback http demo.
+(clickjacking), `no-store` caching (pages may show personal data), and a same-origin referrer
+policy (URLs hold flow ids, which must not reach other sites). Cookie helpers live here too,
+because the cookie rules follow the issuer: `__Host-` prefixed and Secure on https, plain names
+on a loopback http demo.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ SECURITY_HEADERS = {
     "Pragma": "no-cache",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser's form POST carries
+    # "Origin: null", which the CSRF check must refuse; URLs still never leak to other sites.
+    "Referrer-Policy": "same-origin",
 }
 
 _env = jinja2.Environment(

@@ -9,6 +9,7 @@ Unknown users, wrong passwords and disabled accounts get the same answer.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -128,8 +129,14 @@ def flow_form(
     form_targets: str = "",
     **context: Any,
 ) -> Response:
-    """A hosted form bound to a flow, with the CSRF token for `purpose:<flow id>`."""
+    """A hosted form bound to a flow, with the CSRF token for `purpose:<flow id>`.
+
+    Browsers apply CSP form-action to the redirects after a submission too, and a flow's forms
+    can end in the 303 back to the flow's redirect URI (a client's, validated when the flow was
+    created), so its origin is allowed alongside `form_targets`."""
     browser = services.pages.cookie(request, CSRF_COOKIE) or ""
+    back = urlsplit(flow.redirect_uri)
+    form_targets = f"{form_targets} {back.scheme}://{back.netloc}".strip()
     return services.pages.render(
         request,
         template,
