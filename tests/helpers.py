@@ -313,6 +313,25 @@ def code_flow_params(**changes: str | None) -> dict[str, str]:
     return {k: v for k, v in {**base, **changes}.items() if v is not None}
 
 
+WEB = ("web", "web-secret-0123456789")
+CB = "https://app.example.com/cb"
+
+
+async def redeem(
+    http: httpx.AsyncClient,
+    code: str,
+    verifier: str | None,
+    *,
+    auth: tuple[str, str] | None = WEB,
+    redirect_uri: str = CB,
+    **extra: str,
+) -> httpx.Response:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, **extra}
+    if verifier is not None:
+        data["code_verifier"] = verifier
+    return await http.post("/oauth2/token", data=data, auth=auth)
+
+
 def location_query(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import PASSWORD, Browser, GatewayServer, RedisServer, code_flow_params
+from tests.helpers import PASSWORD, Browser, GatewayServer, RedisServer, code_flow_params, redeem
 
 ROOT = Path(__file__).parent.parent
 
@@ -18,16 +18,7 @@ async def test_sign_in_and_tokens_are_audited(gateway: GatewayServer, user: str)
         first = await browser.authorize(**code_flow_params())
         assert (await browser.sign_in(first, user, "not the password")).status_code == 401
         code, verifier, _ = await browser.login_for_code(user)
-        await browser.http.post(
-            "/oauth2/token",
-            auth=("web", "web-secret-0123456789"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": "https://app.example.com/cb",
-            },
-        )
+        await redeem(browser.http, code, verifier)
     finally:
         await browser.aclose()
     entries = [fields for _, fields in await gateway.call(lambda s: s.audit.read("0", 10_000))]

@@ -14,6 +14,7 @@ from tests.helpers import (
     code_flow_params,
     free_port,
     make_settings,
+    redeem,
 )
 
 SERVICE = ("service", "service-secret-0123456789")
@@ -82,17 +83,8 @@ async def test_redis_down_fails_closed_everywhere(
         )
         assert userinfo.status_code == 503
 
-        redeem = await http.post(
-            "/oauth2/token",
-            auth=("web", "web-secret-0123456789"),
-            data={
-                "grant_type": "authorization_code",
-                "code": "whatever",
-                "code_verifier": verifier,
-                "redirect_uri": "https://app.example.com/cb",
-            },
-        )
-        assert redeem.status_code == 503
+        redeemed = await redeem(http, "whatever", verifier)
+        assert redeemed.status_code == 503
 
         authorize = await browser.authorize(**code_flow_params())
         assert authorize.status_code == 503 and "Traceback" not in authorize.text

@@ -29,6 +29,7 @@ from tests.helpers import (
     free_port,
     location_query,
     make_settings,
+    redeem,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -72,18 +73,7 @@ async def signed_in(gateway: GatewayServer, email: str) -> tuple[Browser, dict[s
     await gateway.add_user(email, email_verified=True)
     browser = Browser(gateway.url)
     code, verifier, _ = await browser.login_for_code(email, scope="openid email offline_access")
-    tokens = (
-        await browser.http.post(
-            "/oauth2/token",
-            auth=("web", "web-secret-0123456789"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": "https://app.example.com/cb",
-            },
-        )
-    ).json()
+    tokens = (await redeem(browser.http, code, verifier)).json()
     return browser, tokens
 
 

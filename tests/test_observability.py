@@ -10,7 +10,7 @@ import re
 import httpx
 
 from gateway.observability import JsonFormatter
-from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings
+from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings, redeem
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -29,16 +29,7 @@ async def test_metrics_count_what_happens(
 ) -> None:
     before = (await http.get("/metrics")).text
     code, verifier, _ = await browser.login_for_code(user)
-    await http.post(
-        "/oauth2/token",
-        auth=("web", "web-secret-0123456789"),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": "https://app.example.com/cb",
-        },
-    )
+    await redeem(http, code, verifier)
     await http.get("/login?flow=unknown-flow-id")
     after = (await http.get("/metrics")).text
     assert "# HELP cognate_http_requests_total" in after

@@ -13,7 +13,7 @@ from joserfc.jwk import KeySet
 
 from tests.federation.conftest import ENTRA_TENANT, Federation, start_upstream_login
 from tests.federation.fake_op import Behaviour
-from tests.helpers import PASSWORD, Browser, form_fields, location_query
+from tests.helpers import PASSWORD, Browser, form_fields, location_query, redeem
 
 
 async def through_fake(
@@ -35,16 +35,7 @@ async def tokens_at_rp(
     assert done.status_code == 303, done.text
     query = location_query(done)
     verifier = browser.verifier  # type: ignore[attr-defined]
-    response = await browser.http.post(
-        "/oauth2/token",
-        auth=("web", "web-secret-0123456789"),
-        data={
-            "grant_type": "authorization_code",
-            "code": query["code"],
-            "code_verifier": verifier,
-            "redirect_uri": "https://app.example.com/cb",
-        },
-    )
+    response = await redeem(browser.http, query["code"], verifier)
     return dict(response.json())
 
 
@@ -86,18 +77,7 @@ async def test_sign_in_through_an_upstream_cognate(federation: Federation) -> No
         assert done.status_code == 303, done.text
         assert done.headers["location"].startswith("https://app.example.com/cb?code=")
         code = location_query(done)["code"]
-        tokens = (
-            await rp.http.post(
-                "/oauth2/token",
-                auth=("web", "web-secret-0123456789"),
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "code_verifier": verifier,
-                    "redirect_uri": "https://app.example.com/cb",
-                },
-            )
-        ).json()
+        tokens = (await redeem(rp.http, code, verifier)).json()
         keys = KeySet.import_key_set((await rp.http.get("/.well-known/jwks.json")).json())
         claims = jwt.decode(tokens["id_token"], keys).claims
         assert claims["iss"] == federation.rp.url and claims["email"] == email

@@ -28,6 +28,7 @@ from tests.helpers import (
     form_fields,
     free_port,
     make_settings,
+    redeem,
 )
 
 POOL = "us-east-1:11111111-2222-4333-8444-555555555555"
@@ -191,16 +192,7 @@ async def id_token(gateway: GatewayServer, email: str) -> str:
     browser = Browser(gateway.url)
     try:
         code, verifier, _ = await browser.login_for_code(email)
-        response = await browser.http.post(
-            "/oauth2/token",
-            auth=("web", "web-secret-0123456789"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": "https://app.example.com/cb",
-            },
-        )
+        response = await redeem(browser.http, code, verifier)
         return str(response.json()["id_token"])
     finally:
         await browser.aclose()

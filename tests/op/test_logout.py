@@ -7,8 +7,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.helpers import Browser, code_flow_params, form_fields, location_query
-from tests.op.test_token import redeem
+from tests.helpers import Browser, code_flow_params, form_fields, location_query, redeem
 
 
 async def signed_in(browser: Browser, http: httpx.AsyncClient, user: str) -> dict[str, str]:

@@ -9,25 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Browser, GatewayServer
-
-WEB = ("web", "web-secret-0123456789")
-CB = "https://app.example.com/cb"
-
-
-async def redeem(
-    http: httpx.AsyncClient,
-    code: str,
-    verifier: str | None,
-    *,
-    auth: tuple[str, str] | None = WEB,
-    redirect_uri: str = CB,
-    **extra: str,
-) -> httpx.Response:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, **extra}
-    if verifier is not None:
-        data["code_verifier"] = verifier
-    return await http.post("/oauth2/token", data=data, auth=auth)
+from tests.helpers import WEB, Browser, GatewayServer, redeem
 
 
 async def userinfo_status(http: httpx.AsyncClient, access_token: str) -> int:

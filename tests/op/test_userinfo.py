@@ -8,8 +8,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from tests.helpers import Browser, GatewayServer
-from tests.op.test_token import redeem
+from tests.helpers import Browser, GatewayServer, redeem
 
 
 async def tokens(
