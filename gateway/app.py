@@ -22,8 +22,8 @@ from gateway.errors import PageError, StoreUnavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
+from gateway.pool import Overloaded
 from gateway.services import Services
-from gateway.users.passwords import Overloaded
 
 log = logging.getLogger("cognate")
 

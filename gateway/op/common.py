@@ -19,7 +19,7 @@ from gateway.errors import (
     StoreUnavailable,
     TemporarilyUnavailable,
 )
-from gateway.users.passwords import Overloaded
+from gateway.pool import Overloaded
 
 log = logging.getLogger("cognate.op")
 

@@ -70,7 +70,7 @@ async def test_password_policy(store: Store) -> None:
 
 
 async def test_overload_is_refused_not_queued(store: Store) -> None:
-    from gateway.users.passwords import Overloaded
+    from gateway.pool import Overloaded
 
     hasher = PasswordHasher(workers=1, max_pending=2)
     results = await asyncio.gather(

@@ -1,0 +1,55 @@
+"""CPU-bound work (argon2 hashes, XML signature checks) off the event loop, in a bounded pool.
+
+When more than `max_pending` calls are waiting we refuse with `Overloaded` (→ 503 with
+Retry-After) rather than queue without end, so a burst of sign-ins cannot starve the rest of the
+gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from gateway.errors import GatewayError
+
+T = TypeVar("T")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: taskset, container cpusets), not the
+    machine's count: two memory-hard hashes on one core only evict each other's caches."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Overloaded(GatewayError):
+    """Too much CPU-bound work is waiting; the caller answers 503 with Retry-After."""
+
+
+class BoundedPool:
+    """A thread pool that sheds load instead of queueing without end."""
+
+    def __init__(self, name: str, workers: int | None = None, max_pending: int = 64) -> None:
+        self.name = name
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or usable_cpus(), thread_name_prefix=name
+        )
+        self._max_pending = max_pending
+        self._pending = 0
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pending >= self._max_pending:
+            raise Overloaded(f"too many {self.name} jobs are waiting; try again shortly")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
