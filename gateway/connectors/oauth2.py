@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
 from gateway.connectors.http import HttpConnector
+from gateway.connectors.mapping import map_attributes
 from gateway.crypto import random_token, s256_challenge
 from gateway.settings import OAuth2ConnectorSettings
 
@@ -159,9 +160,7 @@ class OAuth2Connector(HttpConnector):
             if isinstance(picture, dict):  # Facebook nests it
                 picture = (picture.get("data") or {}).get("url")
             claims["picture"] = picture
-        for canonical, upstream in self.config.claim_mapping.items():
-            if upstream in profile:
-                claims[canonical] = profile[upstream]
+        claims |= map_attributes(profile, self.config.claim_mapping)
         return {k: v for k, v in claims.items() if v not in (None, "", [])} | {
             "email_verified": bool(claims.get("email_verified"))
         }

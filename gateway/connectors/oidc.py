@@ -33,6 +33,7 @@ from joserfc.jwk import KeySet
 
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
 from gateway.connectors.http import HttpConnector
+from gateway.connectors.mapping import map_attributes
 from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
 from gateway.settings import OidcConnectorSettings
 
@@ -277,9 +278,7 @@ class OidcConnector(HttpConnector):
     def profile(self, claims: dict[str, Any]) -> dict[str, Any]:
         """Upstream claims → the canonical profile (standard names, plus `claim_mapping`)."""
         profile = {k: claims[k] for k in STANDARD_CLAIMS if k in claims}
-        for canonical, upstream in self.config.claim_mapping.items():
-            if upstream in claims:
-                profile[canonical] = claims[upstream]
+        profile |= map_attributes(claims, self.config.claim_mapping)
         # Anything but a literal true is unverified, and unverified e-mails never link anything.
         verified = profile.get("email_verified")
         profile["email_verified"] = verified is True or verified == "true"
