@@ -216,6 +216,12 @@ def _check_config(path: str) -> int:
         if connector.type in ("oidc", "oauth2"):
             # What the IdP's administrator registers as the redirect (callback) URI.
             print(f"              redirect URI: {settings.issuer}/login/{connector.id}/callback")
+        if connector.type == "saml":
+            # What the IdP's administrator imports or types in (SP metadata, ACS, SLO).
+            base = f"{settings.issuer}/saml/{connector.id}"
+            print(f"              SP metadata:  {base}/metadata")
+            print(f"              ACS:          {base}/acs")
+            print(f"              single logout: {base}/slo")
     if settings.store.url.startswith("memory:"):
         print("  warning: memory store: single process only, forgets everything on restart")
     return 0

@@ -25,6 +25,7 @@ from gateway.logout import Logout
 from gateway.metrics import Metrics
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
+from gateway.pool import BoundedPool
 from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionManager
 from gateway.settings import Settings
@@ -143,6 +144,14 @@ def build_services(
     grants = GrantStore(store, sealer)
     clients = ClientRegistry(settings.clients, sealer)
     background = Background()
+    connectors = build_connectors(
+        settings.connectors,
+        users=users,
+        leeway=tokens_cfg.leeway,
+        issuer=settings.issuer,
+        store=store,
+        xml_pool=BoundedPool("xmlsec"),
+    )
     return Services(
         settings=settings,
         store=store,
@@ -155,11 +164,11 @@ def build_services(
         sessions=sessions,
         users=users,
         identities=IdentityStore(store, settings.region),
-        connectors=build_connectors(settings.connectors, users=users, leeway=tokens_cfg.leeway),
+        connectors=connectors,
         pages=pages,
         csrf=Csrf(sealer, pages, settings.issuer),
         pools=IdentityPools(settings.identity_pools, store),
-        verifier=ProviderVerifier(tokens, settings.issuer, tokens_cfg.leeway),
+        verifier=ProviderVerifier(tokens, settings.issuer, tokens_cfg.leeway, connectors),
         vendor=CredentialVendor(store, sealer, tokens, metrics),
         limiter=RateLimiter(store, sealer),
         metrics=metrics,

@@ -12,64 +12,35 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from gateway.settings_connectors import (
+    ConnectorSettings,
+    LocalConnectorSettings,
+    OAuth2ConnectorSettings,
+    OidcConnectorSettings,
+    SamlConnectorSettings,
+)
+from gateway.settings_types import (
+    ClientUri,
+    Duration,
+    Model,
+    check_absolute_url,
+    is_loopback_host,
+    parse_duration,
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+__all__ = [  # re-exported: the connector models are part of the settings schema
+    "ConnectorSettings",
+    "LocalConnectorSettings",
+    "OAuth2ConnectorSettings",
+    "OidcConnectorSettings",
+    "SamlConnectorSettings",
+    "is_loopback_host",
+    "parse_duration",
+]
+
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-
-
-def parse_duration(value: Any) -> int:
-    """Seconds from `90`, `"90s"`, `"15m"`, `"12h"` or `"30d"`."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 300, '15m', '12h' or '30d'")
-    if isinstance(value, int):
-        seconds = value
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError("must be a duration such as 300, '15m', '12h' or '30d'")
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("must be a positive duration")
-    return seconds
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """RFC 8252 §7.3 loopback hosts (literal IPs; `localhost` is allowed for convenience)."""
-    return host in ("127.0.0.1", "::1", "localhost")
-
-
-def check_absolute_url(value: str, *, allow_http_loopback_only: bool = False) -> str:
-    """Validate an absolute http(s) URL without fragment or user-info."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an absolute URL")
-    if parts.fragment or "#" in value:
-        raise ValueError("must not contain a fragment")
-    if "@" in parts.netloc:
-        raise ValueError("must not contain user-info")
-    if allow_http_loopback_only and parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError("must use https (plain http is allowed only on loopback hosts)")
-    return value
-
-
-def _client_uri(value: str) -> str:
-    return check_absolute_url(value, allow_http_loopback_only=True)
-
-
-ClientUri = Annotated[str, AfterValidator(_client_uri)]
-Duration = Annotated[int, BeforeValidator(parse_duration)]
-
-
 GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 
 
@@ -81,11 +52,7 @@ def _default_response_types() -> list[Literal["code"]]:
     return ["code"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StoreSettings(_Model):
+class StoreSettings(Model):
     """Where shared state lives."""
 
     url: str = "memory://"
@@ -120,7 +87,7 @@ class StoreSettings(_Model):
         return value
 
 
-class KeySettings(_Model):
+class KeySettings(Model):
     """Signing keys: generated and kept encrypted in the store, or loaded from PEM files."""
 
     access_token_alg: Literal["ES256", "RS256"] = "ES256"
@@ -137,7 +104,7 @@ class KeySettings(_Model):
         return value
 
 
-class TokenSettings(_Model):
+class TokenSettings(Model):
     """Lifetimes, in seconds (or '15m', '12h', '30d')."""
 
     access_token_ttl: Duration = 3600
@@ -153,7 +120,7 @@ class TokenSettings(_Model):
         return 0 if value in (0, "0") else parse_duration(value)
 
 
-class SessionSettings(_Model):
+class SessionSettings(Model):
     """Browser SSO sessions."""
 
     idle_timeout: Duration = 8 * 3600
@@ -161,7 +128,7 @@ class SessionSettings(_Model):
     cookie_name: str = Field("cognate_session", pattern=r"^[A-Za-z0-9_-]{1,40}$")
 
 
-class RateLimitSettings(_Model):
+class RateLimitSettings(Model):
     """Failed sign-ins allowed per window before 429 (per account, and per client IP)."""
 
     login_per_account: int = Field(10, ge=1)
@@ -169,13 +136,13 @@ class RateLimitSettings(_Model):
     window: Duration = 900
 
 
-class AuditSettings(_Model):
+class AuditSettings(Model):
     """The audit trail (a Redis Stream)."""
 
     retention: Duration = 90 * 86400
 
 
-class RoutePolicySettings(_Model):
+class RoutePolicySettings(Model):
     """Who may pass forward-auth for one host and path prefix (empty lists: no condition)."""
 
     host: str = "*"
@@ -187,7 +154,7 @@ class RoutePolicySettings(_Model):
     deny: bool = False
 
 
-class ForwardAuthSettings(_Model):
+class ForwardAuthSettings(Model):
     """Reverse-proxy authentication (nginx auth_request, Traefik ForwardAuth, Caddy)."""
 
     # Hosts a sign-in may return to (rd); ".example.com" allows its subdomains too.
@@ -208,7 +175,7 @@ class ForwardAuthSettings(_Model):
         return value
 
 
-class SmtpSettings(_Model):
+class SmtpSettings(Model):
     host: str = "localhost"
     port: int = Field(587, ge=1, le=65535)
     starttls: bool = True
@@ -218,7 +185,7 @@ class SmtpSettings(_Model):
     timeout: float = Field(10.0, gt=0, le=60)
 
 
-class EmailSettings(_Model):
+class EmailSettings(Model):
     """How e-mail leaves: `console` (the log; demo only) or `smtp`."""
 
     sender: Literal["console", "smtp"] = "console"
@@ -226,7 +193,7 @@ class EmailSettings(_Model):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
-class UserPoolSettings(_Model):
+class UserPoolSettings(Model):
     """The local user directory's rules."""
 
     self_sign_up: bool = False
@@ -244,7 +211,7 @@ class UserPoolSettings(_Model):
         return self.require_verified_email
 
 
-class ClientSettings(_Model):
+class ClientSettings(Model):
     """A downstream application (RFC 7591 metadata names)."""
 
     client_id: str = Field(min_length=1, max_length=128)
@@ -286,111 +253,6 @@ class ClientSettings(_Model):
         return frozenset(self.scope.split())
 
 
-class LocalConnectorSettings(_Model):
-    """Cognate's own user directory (e-mail and password)."""
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    type: Literal["local"]
-    name: str = "Email and password"
-
-
-class OidcConnectorSettings(_Model):
-    """An upstream OpenID Provider (Google, Okta, Entra ID, GitLab, another Cognate…).
-
-    The IdP admin registers `{issuer}/login/{id}/callback` as the redirect URI."""
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    type: Literal["oidc"]
-    name: str = Field(min_length=1, max_length=64)
-    preset: Literal["google", "gitlab", "okta", "entra"] | None = None
-    issuer: str
-    client_id: str = Field(min_length=1)
-    client_secret: str | None = None
-    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
-        "client_secret_basic"
-    )
-    claim_mapping: dict[str, str] = Field(default_factory=dict)
-    userinfo: bool = True
-    allowed_tenants: list[str] = Field(default_factory=list)  # entra multi-tenant: tid values
-    timeout: float = Field(10.0, gt=0, le=60)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset_issuer(cls, data: Any) -> Any:
-        # Presets with one well-known issuer need none in the settings; Okta always does.
-        defaults = {
-            "google": "https://accounts.google.com",
-            "gitlab": "https://gitlab.com",
-            "entra": "https://login.microsoftonline.com/common/v2.0",
-        }
-        if isinstance(data, dict) and not data.get("issuer") and data.get("preset") in defaults:
-            return {**data, "issuer": defaults[data["preset"]]}
-        return data
-
-    @field_validator("issuer")
-    @classmethod
-    def _issuer(cls, value: str) -> str:
-        return check_absolute_url(value, allow_http_loopback_only=True).rstrip("/")
-
-    @field_validator("scopes")
-    @classmethod
-    def _openid(cls, value: list[str]) -> list[str]:
-        if "openid" not in value:
-            raise ValueError("must include openid")
-        return value
-
-    @model_validator(mode="after")
-    def _secret(self) -> OidcConnectorSettings:
-        if self.token_endpoint_auth_method != "none" and not self.client_secret:
-            raise ValueError("client_secret: required unless token_endpoint_auth_method is none")
-        return self
-
-
-class OAuth2ConnectorSettings(_Model):
-    """A plain OAuth2 provider (no ID token): `preset` github | facebook | amazon, or explicit
-    endpoints. The IdP admin registers `{issuer}/login/{id}/callback`."""
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    type: Literal["oauth2"]
-    name: str = Field(min_length=1, max_length=64)
-    preset: Literal["github", "facebook", "amazon"] | None = None
-    client_id: str = Field(min_length=1)
-    client_secret: str = Field(min_length=1)
-    scopes: list[str] | None = None
-    base_url: str | None = None  # GitHub Enterprise Server: https://github.example.com
-    authorization_endpoint: str | None = None
-    token_endpoint: str | None = None
-    userinfo_endpoint: str | None = None
-    subject_claim: str = "id"
-    claim_mapping: dict[str, str] = Field(default_factory=dict)
-    trust_email: bool = False  # mark the provider's e-mail verified (only if it verifies them)
-    timeout: float = Field(10.0, gt=0, le=60)
-
-    @field_validator("base_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
-    @classmethod
-    def _urls(cls, value: str | None) -> str | None:
-        return None if value is None else check_absolute_url(value, allow_http_loopback_only=True)
-
-    @model_validator(mode="after")
-    def _endpoints(self) -> OAuth2ConnectorSettings:
-        if self.preset is None and not (
-            self.authorization_endpoint and self.token_endpoint and self.userinfo_endpoint
-        ):
-            raise ValueError(
-                "give a preset, or authorization_endpoint, token_endpoint and userinfo_endpoint"
-            )
-        if self.base_url and self.preset != "github":
-            raise ValueError("base_url is for the github preset (GitHub Enterprise Server)")
-        return self
-
-
-ConnectorSettings = Annotated[
-    LocalConnectorSettings | OidcConnectorSettings | OAuth2ConnectorSettings,
-    Field(discriminator="type"),
-]
-
-
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 POOL_ID = re.compile(
     r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -406,18 +268,22 @@ def _role_arn(value: str) -> str:
 RoleArn = Annotated[str, AfterValidator(_role_arn)]
 
 
-class LoginProviderSettings(_Model):
+class LoginProviderSettings(Model):
     """A source of tokens that identity-pool logins accept.
 
     `type: cognate` is this gateway's own ID tokens (`name` defaults to the issuer without the
     scheme, as AWS names OIDC providers); `type: oidc` any OpenID Provider whose ID tokens are
-    verified against its JWKS (`issuer`, `client_ids` = accepted audiences); `type: developer` a
-    developer provider name for GetOpenIdTokenForDeveloperIdentity."""
+    verified against its JWKS (`issuer`, `client_ids` = accepted audiences); `type: saml` a SAML
+    connector (`connector`) whose base64 SAMLResponse is the login token (`name` defaults to
+    `arn:aws:iam::000000000000:saml-provider/<connector>`, the shape of an AWS SAML provider
+    ARN; set it to the ARN your SDK code uses); `type: developer` a developer provider name for
+    GetOpenIdTokenForDeveloperIdentity."""
 
-    type: Literal["cognate", "oidc", "developer"]
-    name: str | None = Field(None, min_length=1, max_length=128)
+    type: Literal["cognate", "oidc", "saml", "developer"]
+    name: str | None = Field(None, min_length=1, max_length=2048)
     issuer: str | None = None
     client_ids: list[str] = Field(default_factory=list)
+    connector: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> LoginProviderSettings:
@@ -429,10 +295,12 @@ class LoginProviderSettings(_Model):
                 raise ValueError("client_ids: list the audiences (client ids) to accept")
         if self.type == "developer" and not self.name:
             raise ValueError("name: required for a developer provider")
+        if (self.type == "saml") != (self.connector is not None):
+            raise ValueError("connector: required for a saml provider, and only for one")
         return self
 
 
-class MappingRuleSettings(_Model):
+class MappingRuleSettings(Model):
     """One rule of a `Rules` role mapping (first match wins)."""
 
     claim: str = Field(min_length=1, max_length=64)
@@ -441,7 +309,7 @@ class MappingRuleSettings(_Model):
     role_arn: RoleArn
 
 
-class RoleMappingSettings(_Model):
+class RoleMappingSettings(Model):
     """How a provider's token chooses the role (AWS RoleMapping)."""
 
     type: Literal["Token", "Rules"]
@@ -455,12 +323,12 @@ class RoleMappingSettings(_Model):
         return self
 
 
-class PoolRoles(_Model):
+class PoolRoles(Model):
     authenticated: RoleArn | None = None
     unauthenticated: RoleArn | None = None
 
 
-class StsSettings(_Model):
+class StsSettings(Model):
     """Where AssumeRoleWithWebIdentity goes (AWS regional STS, MinIO, Ceph RGW, ...)."""
 
     endpoint: str = "https://sts.amazonaws.com"
@@ -482,7 +350,7 @@ class StsSettings(_Model):
         return value
 
 
-class IdentityPoolSettings(_Model):
+class IdentityPoolSettings(Model):
     """A Cognito-style identity pool: who may get an identity ID, and which AWS role."""
 
     id: str
@@ -520,7 +388,7 @@ class IdentityPoolSettings(_Model):
         return value
 
 
-class AdminKey(_Model):
+class AdminKey(Model):
     """Credentials that SigV4-sign the Cognito Identity admin operations."""
 
     access_key_id: str = Field(pattern=r"^[A-Z0-9]{16,128}$")
@@ -531,7 +399,7 @@ def _default_connectors() -> list[ConnectorSettings]:
     return [LocalConnectorSettings(id="local", type="local")]
 
 
-class Settings(_Model):
+class Settings(Model):
     """Everything the gateway needs, as one validated object."""
 
     issuer: str
@@ -580,6 +448,18 @@ class Settings(_Model):
                     # The message carries its own path (model validators cannot set one).
                     raise ValueError(
                         f"{what}[{index}].{field}: duplicate id {value!r} (also {what}[{first}])"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _saml_providers(self) -> Settings:
+        saml = {c.id for c in self.connectors if isinstance(c, SamlConnectorSettings)}
+        for index, pool in enumerate(self.identity_pools):
+            for number, provider in enumerate(pool.providers):
+                if provider.type == "saml" and provider.connector not in saml:
+                    raise ValueError(
+                        f"identity_pools[{index}].providers[{number}].connector: "
+                        f"{provider.connector!r} is not a saml connector"
                     )
         return self
 

@@ -8,6 +8,8 @@ source scripts/bootstrap.sh dev
 # The suite starts its own redis-server and nginx on free ports: it needs the binaries only.
 command -v redis-server >/dev/null || apt_install redis-server
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
+# The SAML tests' IdP (and the `crypto: xmlsec1` backend) run the xmlsec1 binary.
+command -v xmlsec1 >/dev/null || apt_install xmlsec1
 # Browser tests use Debian's chromium through Playwright (never a browser download).
 command -v chromium >/dev/null || apt_install chromium
 

@@ -43,16 +43,25 @@ def test_help_teaches() -> None:
 
 
 def test_check_config_prints_connector_callback_urls(tmp_path: Path) -> None:
+    from tests.federation.saml_idp import make_key_pair
+
+    key, cert = make_key_pair(tmp_path, "sp")
+    metadata = tmp_path / "idp-metadata.xml"
+    metadata.write_text("<EntityDescriptor/>")
     path = tmp_path / "idp.yaml"
     path.write_text(
         "issuer: https://auth.example.com\nsecret_key: " + "x" * 32 + "\n"
         "connectors:\n  - {id: local, type: local}\n"
         "  - {id: corp, type: oidc, name: Corp, issuer: https://login.corp.example,"
         " client_id: c, client_secret: s}\n"
+        f"  - {{id: adfs, type: saml, name: AD FS, idp_metadata: {metadata},"
+        f" sp_key_file: {key}, sp_cert_file: {cert}}}\n"
     )
     result = cognate("check-config", str(path))
     assert result.returncode == 0, result.stderr
     assert "redirect URI: https://auth.example.com/login/corp/callback" in result.stdout
+    assert "SP metadata:  https://auth.example.com/saml/adfs/metadata" in result.stdout
+    assert "ACS:          https://auth.example.com/saml/adfs/acs" in result.stdout
 
 
 def test_check_config_exit_codes(tmp_path: Path) -> None:

@@ -94,7 +94,11 @@ def test_messages_name_the_yaml_path() -> None:
             },
             "connectors[0].oidc.scopes: must include openid",
         ),
-        ({"connectors": [{"id": "x", "type": "saml"}]}, "connectors[0]: Input tag 'saml'"),
+        ({"connectors": [{"id": "x", "type": "ldap"}]}, "connectors[0]: Input tag 'ldap'"),
+        (
+            {"connectors": [{"id": "x", "type": "saml", "name": "X", "idp_metadata": "/nope.xml"}]},
+            "connectors[0].saml.idp_metadata: /nope.xml: no such file",
+        ),
         ({"tokens": {"code_ttl": "soon"}}, "tokens.code_ttl: must be a duration"),
         ({"keys": {"files": ["/nonexistent.pem"]}}, "keys.files: no such file"),
         ({"colour": "blue"}, "colour: unknown key"),

@@ -2,7 +2,7 @@
 
 A connector keeps no state of its own: whatever it needs between the redirect to an IdP and the
 callback is stored on the flow (`gateway.flows.Flow.connector_state`). Password connectors
-(`local`) implement `PasswordConnector.login`; redirect connectors (OIDC, OAuth2, SAML — later)
+(`local`) implement `PasswordConnector.login`; redirect connectors (OIDC, OAuth2, SAML)
 implement `RedirectConnector.start` / `finish`.
 
 Adding one: a module here, a line in `build_connectors`, its tests, an example in `config/`.
@@ -20,6 +20,7 @@ from gateway.settings import (
     LocalConnectorSettings,
     OAuth2ConnectorSettings,
     OidcConnectorSettings,
+    SamlConnectorSettings,
 )
 
 
@@ -30,10 +31,12 @@ class ConnectorError(GatewayError):
 
 @dataclass(frozen=True)
 class LoginStart:
-    """Where `start()` sends the browser, and the state to keep on the flow until the callback."""
+    """Where `start()` sends the browser, and the state to keep on the flow until the callback.
+    With `form`, the browser POSTs those fields to `redirect_url` (SAML HTTP-POST binding)."""
 
     redirect_url: str
     state: dict[str, Any]
+    form: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class UpstreamIdentity:
     subject: str
     claims: dict[str, Any] = field(default_factory=dict)
     amr: list[str] = field(default_factory=list)
+    expires_at: float | None = None  # when the proof itself expires (a SAML assertion)
 
 
 class Connector(Protocol):
@@ -87,6 +91,7 @@ def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> d
     from gateway.connectors.local import LocalConnector
     from gateway.connectors.oauth2 import OAuth2Connector
     from gateway.connectors.oidc import OidcConnector
+    from gateway.connectors.saml import SamlConnector
 
     connectors: dict[str, Connector] = {}
     for config in configs:
@@ -96,4 +101,8 @@ def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> d
             connectors[config.id] = OidcConnector(config, dependencies["leeway"])
         elif isinstance(config, OAuth2ConnectorSettings):
             connectors[config.id] = OAuth2Connector(config)
+        elif isinstance(config, SamlConnectorSettings):
+            connectors[config.id] = SamlConnector(
+                config, dependencies["issuer"], dependencies["store"], dependencies["xml_pool"]
+            )
     return connectors

@@ -6,6 +6,8 @@ A login is `provider name → token`. Which providers a pool accepts, and how ea
   Its `sub` already *is* an identity ID, so the login proves that identity directly.
 - `cognito-identity.amazonaws.com`: a web-identity token from GetOpenIdToken(ForDeveloperIdentity)
   with `aud` = this pool (the "enhanced flow" of developer-authenticated identities).
+- `saml`: a base64 SAMLResponse from one of our SAML connectors' IdPs (as AWS takes them under
+  the SAML provider's ARN), checked like at the ACS, unsolicited.
 - `oidc`: an ID token from another OpenID Provider, checked against that provider's JWKS only
   (fetched via its discovery document, cached, refetched at most once per cooldown for an unknown
   `kid`), with exact `iss`, an accepted `aud`, lifetime, and RS256/ES256 only — never `none`, never
@@ -21,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,12 +33,14 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from gateway.connectors import Connector, ConnectorError
 from gateway.settings import IdentityPoolSettings, LoginProviderSettings
 from gateway.tokens import TokenService
 
 log = logging.getLogger("cognate.identity")
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
+SAML_PROVIDER_ARN = "arn:aws:iam::000000000000:saml-provider/"  # + connector id: default name
 GUEST_AUDIENCE_SUFFIX = "/unauthenticated"
 CLIENT_AUDIENCE_SUFFIX = "/client"
 
@@ -89,8 +94,15 @@ class ProviderVerifier:
     REFETCH_COOLDOWN = 30.0
     CACHE_SIZE = 10_000
 
-    def __init__(self, tokens: TokenService, issuer: str, leeway: int) -> None:
+    def __init__(
+        self,
+        tokens: TokenService,
+        issuer: str,
+        leeway: int,
+        connectors: Mapping[str, Connector] | None = None,
+    ) -> None:
         self._tokens = tokens
+        self._connectors = connectors or {}
         self._own_name = provider_name(issuer)
         self._leeway = leeway
         self._jwks: dict[str, _Jwks] = {}
@@ -106,6 +118,8 @@ class ProviderVerifier:
                 named[p.name or self._own_name] = p
             elif p.type == "oidc":
                 named[p.name or provider_name(p.issuer or "")] = p
+            elif p.type == "saml":
+                named[p.name or f"{SAML_PROVIDER_ARN}{p.connector}"] = p
             else:
                 named[p.name or ""] = p
         return named
@@ -137,6 +151,8 @@ class ProviderVerifier:
             return await self._verify_own(provider, name, token)
         if provider.type == "oidc":
             return await self._verify_oidc(provider, name, token)
+        if provider.type == "saml":
+            return await self._verify_saml(provider, name, token)
         raise LoginRejected(
             "Developer provider logins are only accepted through "
             "GetOpenIdTokenForDeveloperIdentity."
@@ -157,6 +173,24 @@ class ProviderVerifier:
             raise LoginRejected("Invalid login token. Not an ID token.")
         sub = str(claims["sub"])
         return VerifiedLogin(name, sub, claims, identity_id=sub)
+
+    async def _verify_saml(
+        self, provider: LoginProviderSettings, name: str, token: str
+    ) -> VerifiedLogin:
+        """A base64 SAMLResponse, checked by its connector exactly as at the ACS (signature with
+        the IdP's pinned certificate, audience, recipient, time…) but unsolicited, and usable
+        until NotOnOrAfter. The login's subject is the connector's subject (the NameID)."""
+        from gateway.connectors.saml import SamlConnector
+
+        connector = self._connectors.get(provider.connector or "")
+        if not isinstance(connector, SamlConnector):
+            raise LoginRejected("Invalid login token. The SAML provider is not configured.")
+        try:
+            upstream = await connector.validate(token, None, identity_pool=True)
+        except ConnectorError as exc:
+            raise LoginRejected(f"Invalid login token. {exc}") from None
+        claims = {**upstream.claims, "sub": upstream.subject, "exp": int(upstream.expires_at or 0)}
+        return VerifiedLogin(name, upstream.subject, claims)
 
     async def _verify_web_identity(self, pool: IdentityPoolSettings, token: str) -> VerifiedLogin:
         try:

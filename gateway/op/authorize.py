@@ -146,7 +146,7 @@ def endpoint(services: Services) -> Handler:
         if isinstance(connector, RedirectConnector):
             from gateway.ui.views import start_redirect  # the UI owns the redirect step
 
-            response = await start_redirect(services, flow, connector)
+            response = await start_redirect(services, request, flow, connector)
         if new_cookie:
             pages.set_cookie(response, CSRF_COOKIE, browser)
         return response

@@ -79,13 +79,15 @@ class Pages:
         context: dict[str, Any] | None = None,
         status_code: int = 200,
         form_targets: str = "",
+        allow_scripts: bool = False,
     ) -> HTMLResponse:
-        """A page with the security headers; `form_targets` widens CSP form-action (logout
-        confirmation posts back to us, then we redirect; nothing else needs it)."""
+        """A page with the security headers; `form_targets` widens CSP form-action (forms that
+        end at another origin), `allow_scripts` allows our own static scripts (auto-post)."""
         html = _env.get_template(template).render(
             issuer=self.settings.issuer, request_path=request.url.path, **(context or {})
         )
-        headers = {**SECURITY_HEADERS, "Content-Security-Policy": CSP.format(form=form_targets)}
+        policy = CSP.format(form=form_targets) + ("; script-src 'self'" if allow_scripts else "")
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": policy}
         return HTMLResponse(html, status_code=status_code, headers=headers)
 
     def error(

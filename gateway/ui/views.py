@@ -28,6 +28,7 @@ from gateway.op.authorize import finish_flow
 from gateway.op.common import Handler
 from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
+from gateway.sessions import Session
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
@@ -84,16 +85,30 @@ async def complete_login(
 ) -> Response:
     """The end of every sign-in, whatever the connector: resolve the identity, consume the
     flow (once), replace any session with a fresh one, and finish the authorization."""
-    identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
     flow_taken = await services.flows.take(flow.flow_id)
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
+    session, cookie = await start_session(services, request, upstream, client_id=flow.client_id)
+    finished = await finish_flow(services, flow_taken, session, cookie)
+    services.pages.set_cookie(finished, services.settings.sessions.cookie_name, cookie)
+    return finished
+
+
+async def start_session(
+    services: Services,
+    request: Request,
+    upstream: UpstreamIdentity,
+    client_id: str | None,
+) -> tuple[Session, str]:
+    """Resolve the identity, end the browser's old session and start a fresh one (new ID: no
+    fixation). The caller sets the returned cookie on its response."""
+    identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
     await sign_in_outcome(
         services,
         upstream.connector_id,
         "success",
         identity_id=identity_id,
-        client_id=flow.client_id,
+        client_id=client_id,
         ip=request.client.host if request.client else None,
     )
     pages = services.pages
@@ -106,9 +121,7 @@ async def complete_login(
         amr=upstream.amr,
         profile=upstream.claims,
     )
-    response = await finish_flow(services, flow_taken, session, cookie)
-    pages.set_cookie(response, cookie_name, cookie)
-    return response
+    return session, cookie
 
 
 async def sign_in_outcome(
@@ -157,7 +170,9 @@ def redirect_connector(services: Services, connector_id: str) -> RedirectConnect
     return connector
 
 
-async def start_redirect(services: Services, flow: Flow, connector: RedirectConnector) -> Response:
+async def start_redirect(
+    services: Services, request: Request, flow: Flow, connector: RedirectConnector
+) -> Response:
     """Send the browser to an upstream IdP, remembering the connector's state on the flow."""
     callback = f"{services.settings.issuer}/login/{connector.id}/callback"
     try:
@@ -167,6 +182,14 @@ async def start_redirect(services: Services, flow: Flow, connector: RedirectConn
             "Sign-in unavailable", f"{exc} Try again later or choose another sign-in method.", 502
         ) from None
     await services.flows.save_connector_state(flow, {**start.state, "connector": connector.id})
+    if start.form is not None:  # SAML HTTP-POST binding: the browser posts the request
+        return services.pages.render(
+            request,
+            "post_form.html",
+            {"action": start.redirect_url, "fields": start.form},
+            form_targets=" ".join(connector.form_origins()),
+            allow_scripts=True,
+        )
     return RedirectResponse(start.redirect_url, status_code=303)
 
 
@@ -179,7 +202,7 @@ def connector_start(services: Services) -> Handler:
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")
         flow = await flow_for(services, request, flow_id)
-        return await start_redirect(services, flow, connector)
+        return await start_redirect(services, request, flow, connector)
 
     return page
 

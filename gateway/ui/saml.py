@@ -1,0 +1,169 @@
+"""The SAML service provider's endpoints: SP metadata, the ACS, and single logout.
+
+`/saml/{connector}/metadata`  the SP metadata an IdP admin imports (stable URL).
+`/saml/{connector}/acs`       the IdP POSTs the Response here (HTTP-POST binding).
+`/saml/{connector}/slo`       the IdP's LogoutRequest (HTTP-Redirect or POST): ends the user's
+                              sessions and tokens everywhere, answers a signed LogoutResponse.
+
+The ACS receives a *cross-site* POST, and browsers do not send SameSite=Lax cookies with those,
+so the flow's browser binding cannot be checked on that request. Instead of weakening the
+cookie, the ACS answers such a POST with a page that re-posts the same fields to itself: that
+second POST is same-site, carries the cookies, and is checked like any callback.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.connectors import ConnectorError
+from gateway.connectors.saml import SamlConnector
+from gateway.crypto import constant_time_equals
+from gateway.errors import PageError
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.views import complete_login, flow_for, sign_in_outcome, start_session
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from gateway.services import Services
+
+    Handler = Callable[[Request], Awaitable[Response]]
+
+RESUMED = "_cognate_resumed"
+FLOW_RELAY_STATE = re.compile(r"^[\w-]{16,}\.[\w-]{16,}$")  # what `SamlConnector.start` sends
+
+
+def saml_connector(services: Services, connector_id: str) -> SamlConnector:
+    connector = services.connectors.get(connector_id)
+    if not isinstance(connector, SamlConnector):
+        raise PageError("Unknown sign-in method", "There is no such SAML connection.", 404)
+    return connector
+
+
+def metadata(services: Services) -> Handler:
+    async def page(request: Request) -> Response:
+        connector = saml_connector(services, request.path_params["connector"])
+        try:
+            xml = await connector.sp_metadata()
+        except ConnectorError as exc:
+            raise PageError("SAML unavailable", str(exc), 503) from None
+        return Response(xml, media_type="application/samlmetadata+xml")
+
+    return page
+
+
+async def _bounded_form(request: Request, limit: int) -> dict[str, str]:
+    """The urlencoded body, refused with 413 before parsing when larger than `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PageError("Too large", "The identity provider's answer is too large.", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PageError("Too large", "The identity provider's answer is too large.", 413)
+    from urllib.parse import parse_qsl
+
+    try:
+        pairs = parse_qsl(body.decode("ascii"), max_num_fields=8, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise PageError("Sign-in failed", "The identity provider's answer is malformed.") from None
+    return dict(pairs)
+
+
+def acs(services: Services) -> Handler:
+    """POST /saml/{connector}/acs: the IdP's Response, for a flow or (if enabled) unsolicited."""
+
+    async def page(request: Request) -> Response:
+        connector = saml_connector(services, request.path_params["connector"])
+        limit = connector.config.max_response_bytes * 4 // 3 + 4096
+        fields = await _bounded_form(request, limit)
+        if not fields.get("SAMLResponse"):
+            raise PageError("Sign-in failed", "The identity provider sent no SAML response.")
+        relay_state = fields.get("RelayState", "")
+        ip = request.client.host if request.client else None
+        if not FLOW_RELAY_STATE.match(relay_state):
+            if not connector.config.allow_idp_initiated:
+                raise PageError(
+                    "Sign-in failed",
+                    "Sign-in must start at the application: this identity provider connection "
+                    "does not accept IdP-initiated sign-in.",
+                )
+            # No flow, so no browser binding to check: setting a cookie on a cross-site
+            # response works, and the redirect that follows is a plain navigation.
+            return await _unsolicited(services, request, connector, fields["SAMLResponse"], ip)
+        if services.pages.cookie(request, CSRF_COOKIE) is None and not fields.get(RESUMED):
+            return services.pages.render(
+                request,
+                "post_form.html",
+                {"action": request.url.path, "fields": {**fields, RESUMED: "1"}},
+                allow_scripts=True,
+            )
+        flow = await flow_for(services, request, relay_state.split(".", 1)[0])
+        saved = flow.connector_state
+        # The RelayState must be the one this browser's flow sent to this very connector.
+        if saved.get("connector") != connector.id or not constant_time_equals(
+            str(saved.get("state", "")), relay_state
+        ):
+            raise PageError(
+                "Sign-in failed",
+                "The answer of the identity provider does not belong to this sign-in. "
+                "Start again from the application.",
+            )
+        try:
+            upstream = await connector.finish(fields, saved)
+        except ConnectorError as exc:
+            await sign_in_outcome(services, connector.id, "failure", reason=str(exc)[:200], ip=ip)
+            await services.flows.take(flow.flow_id)  # a failed answer cannot be retried
+            raise PageError("Sign-in failed", str(exc), 400) from None
+        return await complete_login(services, request, flow, upstream)
+
+    return page
+
+
+async def _unsolicited(
+    services: Services, request: Request, connector: SamlConnector, encoded: str, ip: str | None
+) -> Response:
+    """IdP-initiated sign-in: a session, then the configured local page (never RelayState,
+    which would make the ACS an open redirector)."""
+    try:
+        upstream = await connector.validate(encoded, None)
+    except ConnectorError as exc:
+        await sign_in_outcome(services, connector.id, "failure", reason=str(exc)[:200], ip=ip)
+        raise PageError("Sign-in failed", str(exc), 400) from None
+    _, cookie = await start_session(services, request, upstream, client_id=None)
+    response = RedirectResponse(connector.config.idp_initiated_redirect, status_code=303)
+    services.pages.set_cookie(response, services.settings.sessions.cookie_name, cookie)
+    return response
+
+
+def single_logout(services: Services) -> Handler:
+    """GET/POST /saml/{connector}/slo: the IdP ends the user's session (signed LogoutRequest)."""
+
+    async def page(request: Request) -> Response:
+        connector = saml_connector(services, request.path_params["connector"])
+        if request.method == "POST":
+            fields = await _bounded_form(request, 256 * 1024)
+        else:
+            fields = dict(request.query_params)
+        try:
+            subject, location = await connector.logout_request(fields, request.method)
+        except ConnectorError as exc:
+            raise PageError("Sign-out failed", str(exc), 400) from None
+        identity_id = await services.identities.find(connector.id, subject)
+        if identity_id:
+            sessions, grants = await services.logout.end_identity(identity_id)
+            await services.audit.record(
+                "saml.logout",
+                connector=connector.id,
+                identity_id=identity_id,
+                sessions=sessions,
+                grants=grants,
+            )
+        return RedirectResponse(location, status_code=303)
+
+    return page
