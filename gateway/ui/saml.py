@@ -21,10 +21,9 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.connectors import ConnectorError
 from gateway.connectors.saml import SamlConnector
-from gateway.crypto import constant_time_equals
 from gateway.errors import PageError
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.ui.views import complete_login, flow_for, sign_in_outcome, start_session
+from gateway.ui.views import finish_upstream, sign_in_outcome, start_session
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -103,24 +102,7 @@ def acs(services: Services) -> Handler:
                 {"action": request.url.path, "fields": {**fields, RESUMED: "1"}},
                 allow_scripts=True,
             )
-        flow = await flow_for(services, request, relay_state.split(".", 1)[0])
-        saved = flow.connector_state
-        # The RelayState must be the one this browser's flow sent to this very connector.
-        if saved.get("connector") != connector.id or not constant_time_equals(
-            str(saved.get("state", "")), relay_state
-        ):
-            raise PageError(
-                "Sign-in failed",
-                "The answer of the identity provider does not belong to this sign-in. "
-                "Start again from the application.",
-            )
-        try:
-            upstream = await connector.finish(fields, saved)
-        except ConnectorError as exc:
-            await sign_in_outcome(services, connector.id, "failure", reason=str(exc)[:200], ip=ip)
-            await services.flows.take(flow.flow_id)  # a failed answer cannot be retried
-            raise PageError("Sign-in failed", str(exc), 400) from None
-        return await complete_login(services, request, flow, upstream)
+        return await finish_upstream(services, request, connector, relay_state, fields)
 
     return page
 

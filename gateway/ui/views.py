@@ -207,6 +207,40 @@ def connector_start(services: Services) -> Handler:
     return page
 
 
+async def finish_upstream(
+    services: Services,
+    request: Request,
+    connector: RedirectConnector,
+    state: str,
+    params: dict[str, str],
+) -> Response:
+    """An IdP's answer (OIDC/OAuth2 callback, SAML ACS) for the flow `state` names: the flow
+    must be this browser's and have sent exactly this state to this very connector."""
+    flow = await flow_for(services, request, state.split(".", 1)[0])
+    saved = flow.connector_state
+    if saved.get("connector") != connector.id or not constant_time_equals(
+        str(saved.get("state", "")), state
+    ):
+        raise PageError(
+            "Sign-in failed",
+            "The answer of the identity provider does not "
+            "belong to this sign-in. Start again from the application.",
+        )
+    try:
+        upstream = await connector.finish(params, saved)
+    except ConnectorError as exc:
+        await sign_in_outcome(
+            services,
+            connector.id,
+            "failure",
+            reason=str(exc)[:200],
+            ip=request.client.host if request.client else None,
+        )
+        await services.flows.take(flow.flow_id)  # a failed answer cannot be retried
+        raise PageError("Sign-in failed", str(exc), 400) from None
+    return await complete_login(services, request, flow, upstream)
+
+
 def connector_callback(services: Services) -> Handler:
     """GET (or form_post POST) /login/{connector}/callback: the IdP sends the browser back."""
 
@@ -216,31 +250,9 @@ def connector_callback(services: Services) -> Handler:
             params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
         else:
             params = dict(request.query_params)
-        state = params.get("state") or ""
-        flow = await flow_for(services, request, state.split(".", 1)[0])
-        saved = flow.connector_state
-        # The state must be the one this browser's flow sent to this very connector.
-        if saved.get("connector") != connector.id or not constant_time_equals(
-            str(saved.get("state", "")), state
-        ):
-            raise PageError(
-                "Sign-in failed",
-                "The answer of the identity provider does not "
-                "belong to this sign-in. Start again from the application.",
-            )
-        try:
-            upstream = await connector.finish(params, saved)
-        except ConnectorError as exc:
-            await sign_in_outcome(
-                services,
-                connector.id,
-                "failure",
-                reason=str(exc)[:200],
-                ip=request.client.host if request.client else None,
-            )
-            await services.flows.take(flow.flow_id)  # a failed callback cannot be retried
-            raise PageError("Sign-in failed", str(exc), 400) from None
-        return await complete_login(services, request, flow, upstream)
+        return await finish_upstream(
+            services, request, connector, params.get("state") or "", params
+        )
 
     return page
 

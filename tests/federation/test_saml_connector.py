@@ -328,15 +328,8 @@ def xsw5(root: etree._Element) -> None:
 
 
 def xsw6(root: etree._Element) -> None:
-    # The original hides in a ds:Object inside the evil Assertion's copied signature.
-    signed = assertion_of(root)
-    evil = _evil(signed)
-    evil.set("ID", signed.get("ID"))
-    signature = copy.deepcopy(signed.find(f"{{{DS}}}Signature"))
-    evil.insert(1, signature)
-    obj = etree.SubElement(signature, f"{{{DS}}}Object")
-    signed.addprevious(evil)
-    obj.append(signed)
+    # The original hides in a ds:Object inside the evil Assertion's copied signature (same ID).
+    _hide_in_object(root, same_id=True)
 
 
 def xsw7(root: etree._Element) -> None:
@@ -350,8 +343,14 @@ def xsw7(root: etree._Element) -> None:
 
 def xsw8(root: etree._Element) -> None:
     # The evil Assertion keeps a copied signature whose ds:Object holds the original.
+    _hide_in_object(root, same_id=False)
+
+
+def _hide_in_object(root: etree._Element, same_id: bool) -> None:
     signed = assertion_of(root)
     evil = _evil(signed)
+    if same_id:
+        evil.set("ID", signed.get("ID"))
     signature = copy.deepcopy(signed.find(f"{{{DS}}}Signature"))
     evil.insert(1, signature)
     obj = etree.SubElement(signature, f"{{{DS}}}Object")
