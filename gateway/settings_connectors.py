@@ -29,7 +29,7 @@ class OidcConnectorSettings(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     type: Literal["oidc"]
     name: str = Field(min_length=1, max_length=64)
-    preset: Literal["google", "gitlab", "okta", "entra"] | None = None
+    preset: Literal["google", "gitlab", "okta", "entra", "apple"] | None = None
     issuer: str
     client_id: str = Field(min_length=1)
     client_secret: str | None = None
@@ -40,6 +40,10 @@ class OidcConnectorSettings(Model):
     claim_mapping: dict[str, str] = Field(default_factory=dict)
     userinfo: bool = True
     allowed_tenants: list[str] = Field(default_factory=list)  # entra multi-tenant: tid values
+    # Sign in with Apple: the client secret is a JWT Cognate signs with this key (ES256).
+    apple_team_id: str | None = Field(None, pattern=r"^[A-Z0-9]{10}$")
+    apple_key_id: str | None = Field(None, pattern=r"^[A-Z0-9]{10}$")
+    apple_private_key: str | None = None  # PEM (YAML: apple_private_key_file)
     timeout: float = Field(10.0, gt=0, le=60)
 
     @model_validator(mode="before")
@@ -50,9 +54,13 @@ class OidcConnectorSettings(Model):
             "google": "https://accounts.google.com",
             "gitlab": "https://gitlab.com",
             "entra": "https://login.microsoftonline.com/common/v2.0",
+            "apple": "https://appleid.apple.com",
         }
         if isinstance(data, dict) and not data.get("issuer") and data.get("preset") in defaults:
-            return {**data, "issuer": defaults[data["preset"]]}
+            data = {**data, "issuer": defaults[data["preset"]]}
+        if isinstance(data, dict) and data.get("preset") == "apple":
+            # Apple takes the client secret JWT in the form and has no userinfo endpoint.
+            data = {"token_endpoint_auth_method": "client_secret_post", "userinfo": False, **data}
         return data
 
     @field_validator("issuer")
@@ -69,6 +77,24 @@ class OidcConnectorSettings(Model):
 
     @model_validator(mode="after")
     def _secret(self) -> OidcConnectorSettings:
+        if self.preset == "apple":
+            if not (self.apple_team_id and self.apple_key_id and self.apple_private_key):
+                raise ValueError(
+                    "the apple preset needs apple_team_id, apple_key_id and apple_private_key "
+                    "(the .p8 key from the Apple developer account)"
+                )
+            from cryptography.hazmat.primitives.asymmetric import ec
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            try:
+                key = load_pem_private_key(self.apple_private_key.encode(), password=None)
+            except (ValueError, TypeError):
+                raise ValueError("apple_private_key: not a PEM private key") from None
+            if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+                raise ValueError("apple_private_key: must be Apple's P-256 (ES256) key")
+            return self
+        if self.apple_team_id or self.apple_key_id or self.apple_private_key:
+            raise ValueError("apple_team_id, apple_key_id, apple_private_key: apple preset only")
         if self.token_endpoint_auth_method != "none" and not self.client_secret:
             raise ValueError("client_secret: required unless token_endpoint_auth_method is none")
         return self

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -235,7 +236,7 @@ def pkce_pair() -> tuple[str, str]:
 def form_fields(html: str) -> dict[str, str]:
     """Hidden and prefilled inputs of a page's form."""
     return {
-        m.group(1): m.group(2)
+        m.group(1): unescape(m.group(2))
         for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
     }
 

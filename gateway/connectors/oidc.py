@@ -29,7 +29,7 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
 from gateway.connectors.http import HttpConnector
@@ -149,6 +149,9 @@ class OidcConnector(HttpConnector):
             "code_challenge": s256_challenge(verifier),
             "code_challenge_method": "S256",
         }
+        if self.config.preset == "apple":
+            # Apple sends name and e-mail scopes only with form_post: a cross-site POST back.
+            params["response_mode"] = "form_post"
         url = self.authorization_url(meta["authorization_endpoint"], params)
         return LoginStart(
             url, {"state": state, "nonce": nonce, "verifier": verifier, "callback": callback_url}
@@ -181,7 +184,10 @@ class OidcConnector(HttpConnector):
             if info.get("sub") != claims["sub"]:
                 raise ConnectorError(f"{self.name} described another user than it signed in.")
             claims = {**info, **claims}  # the signed ID token wins where both speak
-        return UpstreamIdentity(self.id, str(claims["sub"]), self.profile(claims), amr=["fed"])
+        profile = self.profile(claims)
+        if self.config.preset == "apple":
+            profile = _apple_first_name(params.get("user"), profile)
+        return UpstreamIdentity(self.id, str(claims["sub"]), profile, amr=["fed"])
 
     async def _redeem(
         self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
@@ -191,9 +197,25 @@ class OidcConnector(HttpConnector):
             code,
             saved,
             client_id=self.config.client_id,
-            client_secret=self.config.client_secret,
+            client_secret=self._apple_secret()
+            if self.config.preset == "apple"
+            else (self.config.client_secret),
             method=self.config.token_endpoint_auth_method,
         )
+
+    def _apple_secret(self) -> str:
+        """Sign in with Apple's client secret: a short ES256 JWT from the team's key."""
+        c = self.config
+        now = int(time.time())
+        claims = {
+            "iss": c.apple_team_id,
+            "sub": c.client_id,
+            "aud": self.issuer,
+            "iat": now,
+            "exp": now + 300,
+        }
+        key = ECKey.import_key(str(c.apple_private_key))
+        return jwt.encode({"alg": "ES256", "kid": c.apple_key_id}, claims, key)
 
     async def verify_id_token(
         self, token: str, nonce: str, access_token: str | None
@@ -288,6 +310,30 @@ class OidcConnector(HttpConnector):
         """Origins the sign-in page's form may lead to (CSP form-action follows redirects)."""
         meta = self._metadata or {}
         return self.origins(self.issuer, str(meta.get("authorization_endpoint", "")))
+
+
+def _apple_first_name(user: str | None, profile: dict[str, Any]) -> dict[str, Any]:
+    """Apple posts the user's name once, at the first sign-in, as unsigned JSON beside the code:
+    used only to fill a missing name, never for the e-mail (that comes from the ID token)."""
+    import json
+
+    try:
+        name = json.loads(user or "{}").get("name") or {}
+    except (ValueError, AttributeError):
+        return profile
+    if not isinstance(name, dict):
+        return profile
+    given, family = name.get("firstName"), name.get("lastName")
+    extra: dict[str, Any] = {}
+    if isinstance(given, str) and given and "given_name" not in profile:
+        extra["given_name"] = given[:128]
+    if isinstance(family, str) and family and "family_name" not in profile:
+        extra["family_name"] = family[:128]
+    if extra and "name" not in profile:
+        extra["name"] = " ".join(
+            v for v in (extra.get("given_name"), extra.get("family_name")) if v
+        )
+    return {**profile, **extra}
 
 
 def _at_hash(access_token: str, alg: str) -> str:

@@ -5,10 +5,8 @@
 `/saml/{connector}/slo`       the IdP's LogoutRequest (HTTP-Redirect or POST): ends the user's
                               sessions and tokens everywhere, answers a signed LogoutResponse.
 
-The ACS receives a *cross-site* POST, and browsers do not send SameSite=Lax cookies with those,
-so the flow's browser binding cannot be checked on that request. Instead of weakening the
-cookie, the ACS answers such a POST with a page that re-posts the same fields to itself: that
-second POST is same-site, carries the cookies, and is checked like any callback.
+The ACS receives a *cross-site* POST without our SameSite=Lax cookies: it re-posts the fields to
+itself from our origin (`views.repost_same_site`), then checks the answer like any callback.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from gateway.connectors import ConnectorError
 from gateway.connectors.saml import SamlConnector
 from gateway.errors import PageError
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.ui.views import finish_upstream, sign_in_outcome, start_session
+from gateway.ui.views import finish_upstream, repost_same_site, sign_in_outcome, start_session
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -32,7 +29,6 @@ if TYPE_CHECKING:
 
     Handler = Callable[[Request], Awaitable[Response]]
 
-RESUMED = "_cognate_resumed"
 FLOW_RELAY_STATE = re.compile(r"^[\w-]{16,}\.[\w-]{16,}$")  # what `SamlConnector.start` sends
 
 
@@ -95,13 +91,9 @@ def acs(services: Services) -> Handler:
             # No flow, so no browser binding to check: setting a cookie on a cross-site
             # response works, and the redirect that follows is a plain navigation.
             return await _unsolicited(services, request, connector, fields["SAMLResponse"], ip)
-        if services.pages.cookie(request, CSRF_COOKIE) is None and not fields.get(RESUMED):
-            return services.pages.render(
-                request,
-                "post_form.html",
-                {"action": request.url.path, "fields": {**fields, RESUMED: "1"}},
-                allow_scripts=True,
-            )
+        repost = repost_same_site(services, request, fields)
+        if repost is not None:
+            return repost
         return await finish_upstream(services, request, connector, relay_state, fields)
 
     return page

@@ -207,6 +207,27 @@ def connector_start(services: Services) -> Handler:
     return page
 
 
+RESUMED = "_cognate_resumed"
+
+
+def repost_same_site(
+    services: Services, request: Request, fields: dict[str, str]
+) -> Response | None:
+    """An IdP's answer POSTed cross-site (SAML ACS, OIDC form_post) comes without our
+    SameSite=Lax cookies, so the flow's browser binding cannot be checked. Rather than weaken
+    the cookie, answer with a page that posts the same fields to the same URL from our own
+    origin — a same-site request, which carries the cookies. None when the cookies are here."""
+    if services.pages.cookie(request, CSRF_COOKIE) is not None or fields.get(RESUMED):
+        fields.pop(RESUMED, None)
+        return None
+    return services.pages.render(
+        request,
+        "post_form.html",
+        {"action": request.url.path, "fields": {**fields, RESUMED: "1"}},
+        allow_scripts=True,
+    )
+
+
 async def finish_upstream(
     services: Services,
     request: Request,
@@ -246,8 +267,11 @@ def connector_callback(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         connector = redirect_connector(services, request.path_params["connector"])
-        if request.method == "POST":
+        if request.method == "POST":  # response_mode=form_post (Sign in with Apple)
             params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
+            repost = repost_same_site(services, request, params)
+            if repost is not None:
+                return repost
         else:
             params = dict(request.query_params)
         return await finish_upstream(

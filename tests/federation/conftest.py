@@ -112,6 +112,17 @@ def federation(
                     "allowed_tenants": [ENTRA_TENANT],
                 },
                 {
+                    "id": "apple",
+                    "type": "oidc",
+                    "name": "Apple",
+                    "preset": "apple",
+                    "issuer": fake_op.issuer,  # Apple's is https://appleid.apple.com
+                    "client_id": fake_op.apple_client_id,
+                    "apple_team_id": fake_op.apple_team,
+                    "apple_key_id": "KEY1234567",
+                    "apple_private_key": fake_op.apple_key.as_pem(private=True).decode(),
+                },
+                {
                     "id": "broken",
                     "type": "oidc",
                     "name": "Broken IdP",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import secrets
 import time
@@ -21,7 +22,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.helpers import AppServer
@@ -42,6 +43,7 @@ class Behaviour:
     subject: str = "fake-user-1"
     email: str = "fed@example.com"
     email_verified: Any = True
+    apple_user: str | None = None  # Sign in with Apple's one-time `user` JSON (form_post)
 
 
 class FakeOP:
@@ -68,6 +70,10 @@ class FakeOP:
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests = 0
         self.jwks_requests = 0
+        # Sign in with Apple: the client secret must be a JWT signed by this key.
+        self.apple_key = ECKey.generate_key("P-256", private=True)
+        self.apple_client_id = "com.example.apple-client"
+        self.apple_team = "TEAM123456"
 
     def reset(self) -> None:
         self.behaviour = Behaviour()
@@ -116,6 +122,16 @@ class FakeOP:
             answer["iss"] = self.issuer
         elif self.behaviour.response_iss == "other":
             answer["iss"] = "https://attacker.example"
+        if q.get("response_mode") == "form_post":
+            if self.behaviour.apple_user:
+                answer["user"] = self.behaviour.apple_user
+            inputs = "".join(
+                f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
+                for k, v in answer.items()
+            )
+            return HTMLResponse(
+                f'<form method="post" action="{html.escape(q["redirect_uri"])}">{inputs}</form>'
+            )
         return RedirectResponse(f"{q['redirect_uri']}?{urlencode(answer)}", status_code=302)
 
     async def token(self, request: Request) -> Response:
@@ -132,6 +148,10 @@ class FakeOP:
         elif answer == "huge":
             return Response(b"{" + b" " * (2 * 1024 * 1024) + b"}", media_type="application/json")
         form = await request.form()
+        if form.get("client_id") == self.apple_client_id and not self._apple_secret_ok(
+            str(form.get("client_secret", ""))
+        ):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
         grant = self.codes.pop(str(form.get("code")), None)
         verifier = str(form.get("code_verifier", ""))
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
@@ -148,6 +168,20 @@ class FakeOP:
                 "token_type": "Bearer",
                 "id_token": self.id_token(grant, access),
             }
+        )
+
+    def _apple_secret_ok(self, secret: str) -> bool:
+        """Apple's check of the client secret JWT: ES256 by the registered key, right claims."""
+        try:
+            token = jwt.decode(secret, self.apple_key, algorithms=["ES256"])
+        except Exception:
+            return False
+        claims = token.claims
+        return (
+            claims.get("iss") == self.apple_team
+            and claims.get("sub") == self.apple_client_id
+            and claims.get("aud") == self.issuer
+            and int(claims.get("exp", 0)) > time.time()
         )
 
     async def userinfo(self, request: Request) -> Response:

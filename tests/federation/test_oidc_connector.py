@@ -330,3 +330,52 @@ async def test_entra_multi_tenant_issuer_rules(
         assert done.status_code == 303, done.text
     else:
         assert done.status_code == 400 and "issued by someone else" in done.text
+
+
+async def test_sign_in_with_apple(federation: Federation, browser: Browser) -> None:
+    # Apple: a client-secret JWT signed with the team's key (the fake rejects anything else),
+    # response_mode=form_post (a cross-site POST back), and the name only in a one-time `user`.
+    federation.fake.behaviour = Behaviour(
+        subject="001234.apple-user",
+        email_verified="true",  # Apple sends strings
+        apple_user='{"name": {"firstName": "Ada", "lastName": "Lovelace"}, "email": "evil@x"}',
+    )
+    tokens_before = federation.fake.token_requests
+    to_idp = await start_upstream_login(browser, "apple")
+    query = parse_qs(urlsplit(to_idp.headers["location"]).query)
+    assert query["response_mode"] == ["form_post"]
+    async with httpx.AsyncClient() as idp_browser:
+        page = await idp_browser.get(to_idp.headers["location"])
+    answer = form_fields(page.text)
+    # The POST arrives cross-site, without our SameSite=Lax cookies: a same-site re-post.
+    async with httpx.AsyncClient(base_url=federation.rp.url) as cross_site:
+        repost = await cross_site.post("/login/apple/callback", data=answer)
+    assert repost.status_code == 200, repost.text
+    done = await browser.http.post("/login/apple/callback", data=form_fields(repost.text))
+    assert done.status_code == 303, done.text
+    assert federation.fake.token_requests == tokens_before + 1
+    home = await browser.http.get("/")
+    assert "fed@example.com" in home.text  # the e-mail of the ID token, never of `user`
+    session = await federation.rp.call(
+        lambda s: s.sessions.load(browser.http.cookies.get("cognate_session"))
+    )
+    assert session.profile["given_name"] == "Ada"
+    assert session.profile["email_verified"] is True
+
+
+async def test_apple_refuses_a_client_secret_from_another_key(
+    federation: Federation, browser: Browser
+) -> None:
+    from joserfc.jwk import ECKey
+
+    real = federation.fake.apple_key
+    federation.fake.apple_key = ECKey.generate_key("P-256", private=True)
+    try:
+        to_idp = await start_upstream_login(browser, "apple")
+        async with httpx.AsyncClient() as idp_browser:
+            page = await idp_browser.get(to_idp.headers["location"])
+        done = await browser.http.post("/login/apple/callback", data=form_fields(page.text))
+    finally:
+        federation.fake.apple_key = real
+    assert done.status_code == 400
+    assert "Apple answered HTTP 401" in done.text
