@@ -452,6 +452,26 @@ class Settings(Model):
         return self
 
     @model_validator(mode="after")
+    def _home_realms(self) -> Settings:
+        owners: dict[str, str] = {}
+        for index, connector in enumerate(self.connectors):
+            for domain in getattr(connector, "domains", []):
+                if domain in owners:
+                    raise ValueError(
+                        f"connectors[{index}].domains: {domain} already signs in through "
+                        f"{owners[domain]!r}"
+                    )
+                owners[domain] = connector.id
+        return self
+
+    def home_realm(self, email: str | None) -> str | None:
+        """The connector that e-mail's domain signs in through (home-realm discovery)."""
+        domain = (email or "").rpartition("@")[2].strip().lower()
+        if not domain:
+            return None
+        return next((c.id for c in self.connectors if domain in getattr(c, "domains", [])), None)
+
+    @model_validator(mode="after")
     def _saml_providers(self) -> Settings:
         saml = {c.id for c in self.connectors if isinstance(c, SamlConnectorSettings)}
         for index, pool in enumerate(self.identity_pools):

@@ -44,6 +44,11 @@ class OidcConnectorSettings(Model):
     apple_team_id: str | None = Field(None, pattern=r"^[A-Z0-9]{10}$")
     apple_key_id: str | None = Field(None, pattern=r"^[A-Z0-9]{10}$")
     apple_private_key: str | None = None  # PEM (YAML: apple_private_key_file)
+    # Home-realm discovery: e-mail domains whose users sign in here (login_hint, or an e-mail
+    # typed on the sign-in page, goes straight to this IdP).
+    domains: list[Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")]] = Field(
+        default_factory=list
+    )
     timeout: float = Field(10.0, gt=0, le=60)
 
     @model_validator(mode="before")
@@ -118,6 +123,11 @@ class OAuth2ConnectorSettings(Model):
     subject_claim: str = "id"
     claim_mapping: dict[str, str] = Field(default_factory=dict)
     trust_email: bool = False  # mark the provider's e-mail verified (only if it verifies them)
+    # Home-realm discovery: e-mail domains whose users sign in here (login_hint, or an e-mail
+    # typed on the sign-in page, goes straight to this IdP).
+    domains: list[Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")]] = Field(
+        default_factory=list
+    )
     timeout: float = Field(10.0, gt=0, le=60)
 
     @field_validator("base_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
@@ -165,6 +175,11 @@ class SamlConnectorSettings(Model):
     trust_email: bool = False  # mark the IdP's e-mail verified (only if it verifies them)
     crypto: Literal["inprocess", "xmlsec1"] = "inprocess"
     max_response_bytes: int = Field(512 * 1024, ge=16 * 1024, le=8 * 1024 * 1024)
+    # Home-realm discovery: e-mail domains whose users sign in here (login_hint, or an e-mail
+    # typed on the sign-in page, goes straight to this IdP).
+    domains: list[Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")]] = Field(
+        default_factory=list
+    )
     timeout: float = Field(10.0, gt=0, le=60)
 
     @field_validator("idp_metadata")

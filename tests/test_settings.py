@@ -96,6 +96,23 @@ def test_messages_name_the_yaml_path() -> None:
         ),
         ({"connectors": [{"id": "x", "type": "ldap"}]}, "connectors[0]: Input tag 'ldap'"),
         (
+            {
+                "connectors": [
+                    {
+                        "id": f"c{n}",
+                        "type": "oauth2",
+                        "name": "C",
+                        "preset": "github",
+                        "client_id": "i",
+                        "client_secret": "s",
+                        "domains": ["corp.example"],
+                    }
+                    for n in (1, 2)
+                ]
+            },
+            "connectors[1].domains: corp.example already signs in through 'c1'",
+        ),
+        (
             {"connectors": [{"id": "x", "type": "saml", "name": "X", "idp_metadata": "/nope.xml"}]},
             "connectors[0].saml.idp_metadata: /nope.xml: no such file",
         ),

@@ -142,7 +142,11 @@ def endpoint(services: Services) -> Handler:
             **request_fields,
         )
         response: Response = RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
-        connector = services.connectors.get(params.get("identity_provider") or "")
+        # identity_provider= names the IdP; else a login_hint's e-mail domain may (home realm).
+        chosen = params.get("identity_provider") or services.settings.home_realm(
+            params.get("login_hint")
+        )
+        connector = services.connectors.get(chosen or "")
         if isinstance(connector, RedirectConnector):
             from gateway.ui.views import start_redirect  # the UI owns the redirect step
 

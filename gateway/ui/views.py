@@ -305,6 +305,7 @@ def login(services: Services) -> Handler:
                 c for c in services.connectors.values() if isinstance(c, PasswordConnector)
             ],
             sign_up=services.settings.user_pool.self_sign_up,
+            home_realms=any(getattr(c, "domains", None) for c in services.settings.connectors),
         )
 
     async def page(request: Request) -> Response:
@@ -321,6 +322,10 @@ def login(services: Services) -> Handler:
         if connector is None or not isinstance(connector, PasswordConnector):
             raise PageError("Unknown sign-in method", "Choose a sign-in method from the list.")
         email = str(form.get("email") or "").strip()[:254]
+        realm = services.connectors.get(services.settings.home_realm(email) or "")
+        if isinstance(realm, RedirectConnector):
+            # Home-realm discovery: this domain signs in at its own IdP, never with a password.
+            return await start_redirect(services, request, flow, realm)
         password = str(form.get("password") or "")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             return form_page(request, flow, email, "That password is too long.", 400)

@@ -91,6 +91,7 @@ def federation(
                     "client_secret": "fake-secret-0123456789",
                     "token_endpoint_auth_method": "client_secret_post",
                     "timeout": 1.0,
+                    "domains": ["fake.example"],
                 },
                 {
                     "id": "github",

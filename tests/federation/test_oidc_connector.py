@@ -13,7 +13,7 @@ from joserfc.jwk import KeySet
 
 from tests.federation.conftest import ENTRA_TENANT, Federation, start_upstream_login
 from tests.federation.fake_op import Behaviour
-from tests.helpers import PASSWORD, Browser, form_fields, location_query, redeem
+from tests.helpers import PASSWORD, Browser, code_flow_params, form_fields, location_query, redeem
 
 
 async def through_fake(
@@ -379,3 +379,26 @@ async def test_apple_refuses_a_client_secret_from_another_key(
         federation.fake.apple_key = real
     assert done.status_code == 400
     assert "Apple answered HTTP 401" in done.text
+
+
+async def test_home_realm_discovery(federation: Federation, browser: Browser) -> None:
+    # A login_hint in a connector's domain goes straight to that IdP…
+    hinted = await browser.authorize(**code_flow_params(login_hint="ada@fake.example"))
+    assert hinted.status_code == 303
+    assert hinted.headers["location"].startswith(federation.fake.issuer + "/authorize")
+    # …and so does that e-mail typed on the sign-in page (any case, no password needed).
+    first = await browser.authorize(**code_flow_params())
+    page = await browser.http.get(first.headers["location"])
+    assert "Work account?" in page.text
+    fields = form_fields(page.text)
+    typed = await browser.http.post(
+        "/login", data={**fields, "connector": "local", "email": "Ada@FAKE.example"}
+    )
+    assert typed.status_code == 303
+    assert typed.headers["location"].startswith(federation.fake.issuer + "/authorize")
+    # Other domains still use the password form.
+    other = await browser.http.post(
+        "/login", data={**fields, "connector": "local", "email": "ada@elsewhere.example"}
+    )
+    assert other.status_code == 401, other.status_code
+    assert 'name="password"' in other.text
