@@ -39,6 +39,7 @@ class Session:
     created: int
     last_seen: int
     clients: list[str] = field(default_factory=list)
+    upstream: dict[str, Any] | None = None  # the IdP's tokens (encrypted with the record)
 
 
 class SessionManager:
@@ -61,6 +62,7 @@ class SessionManager:
         subject: str,
         amr: list[str],
         profile: dict[str, Any],
+        upstream: dict[str, Any] | None = None,
     ) -> tuple[Session, str]:
         """A fresh session (new id, new secret) and its cookie value."""
         now = int(time.time())
@@ -74,6 +76,7 @@ class SessionManager:
             profile=profile,
             created=now,
             last_seen=now,
+            upstream=upstream,
         )
         secret = random_token(24)
         await self._save(session, secret)

@@ -173,6 +173,9 @@ class SamlConnectorSettings(Model):
     name_id_format: str | None = None
     attribute_mapping: dict[str, str] = Field(default_factory=dict)
     trust_email: bool = False  # mark the IdP's e-mail verified (only if it verifies them)
+    # A SAML sign-in cannot be refreshed at the IdP: refresh tokens stop working this long
+    # after it (the user signs in again, and the IdP decides again).
+    max_session_age: Duration = 8 * 3600
     crypto: Literal["inprocess", "xmlsec1"] = "inprocess"
     max_response_bytes: int = Field(512 * 1024, ge=16 * 1024, le=8 * 1024 * 1024)
     # Home-realm discovery: e-mail domains whose users sign in here (login_hint, or an e-mail

@@ -29,6 +29,11 @@ class ConnectorError(GatewayError):
     internals) and names the provider where that helps."""
 
 
+class UpstreamRefused(ConnectorError):
+    """The IdP itself said no (a revoked upstream refresh token), as opposed to being
+    unreachable: the downstream grant must end too."""
+
+
 @dataclass(frozen=True)
 class LoginStart:
     """Where `start()` sends the browser, and the state to keep on the flow until the callback.
@@ -48,6 +53,9 @@ class UpstreamIdentity:
     claims: dict[str, Any] = field(default_factory=dict)
     amr: list[str] = field(default_factory=list)
     expires_at: float | None = None  # when the proof itself expires (a SAML assertion)
+    # The IdP's tokens (access_token, refresh_token, expires_at), kept encrypted with the session
+    # and its grants, refreshed when the downstream refresh token is used.
+    tokens: dict[str, Any] | None = None
 
 
 class Connector(Protocol):
@@ -84,6 +92,16 @@ class RedirectConnector(Connector, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class RefreshingConnector(Protocol):
+    """A connector whose upstream tokens can be refreshed (OIDC, OAuth2)."""
+
+    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        """New upstream tokens for these; UpstreamRefused when the IdP refuses, ConnectorError
+        when it cannot be asked."""
+        ...
 
 
 def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> dict[str, Connector]:

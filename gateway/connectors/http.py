@@ -8,13 +8,14 @@ secret; the provider is never followed through redirects.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 
-from gateway.connectors import ConnectorError
+from gateway.connectors import ConnectorError, UpstreamRefused
 
 MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
 
@@ -49,6 +50,33 @@ class HttpConnector:
     def authorization_url(endpoint: str, params: Mapping[str, str]) -> str:
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
+    async def refresh_grant(
+        self,
+        token_endpoint: str,
+        tokens: Mapping[str, Any],
+        *,
+        client_id: str,
+        client_secret: str | None,
+        method: str,
+    ) -> dict[str, Any]:
+        """RFC 6749 §6 at the IdP: new upstream tokens (the old refresh token kept when the IdP
+        does not rotate it). UpstreamRefused on invalid_grant, ConnectorError otherwise."""
+        form = {"grant_type": "refresh_token", "refresh_token": str(tokens["refresh_token"])}
+        response = await self._token_request(token_endpoint, form, client_id, client_secret, method)
+        if response.status_code in (400, 401):
+            try:
+                error = response.json().get("error")
+            except (ValueError, AttributeError):
+                error = None
+            if error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+                raise UpstreamRefused(f"{self.name} no longer accepts this sign-in ({error})")
+        answer = self.json_of(response)
+        if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
+            raise ConnectorError(f"{self.name} sent an unexpected answer")
+        fresh = upstream_tokens(answer)
+        fresh.setdefault("refresh_token", tokens["refresh_token"])
+        return fresh
+
     async def redeem(
         self,
         token_endpoint: str,
@@ -66,6 +94,21 @@ class HttpConnector:
             "redirect_uri": str(saved["callback"]),
             "code_verifier": str(saved["verifier"]),
         }
+        response = await self._token_request(token_endpoint, form, client_id, client_secret, method)
+        answer = self.json_of(response)
+        if not isinstance(answer, dict):
+            raise ConnectorError(f"{self.name} sent an unexpected answer")
+        return answer
+
+    async def _token_request(
+        self,
+        token_endpoint: str,
+        form: dict[str, str],
+        client_id: str,
+        client_secret: str | None,
+        method: str,
+    ) -> httpx.Response:
+        """POST to the IdP's token endpoint with the client's authentication."""
         headers = {"Accept": "application/json"}
         if method == "client_secret_basic":
             # RFC 6749 §2.3.1: form-encode both parts before base64.
@@ -76,13 +119,9 @@ class HttpConnector:
             if method == "client_secret_post":
                 form["client_secret"] = client_secret or ""
         try:
-            response = await self._http.post(token_endpoint, data=form, headers=headers)
+            return await self._http.post(token_endpoint, data=form, headers=headers)
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
-        answer = self.json_of(response)
-        if not isinstance(answer, dict):
-            raise ConnectorError(f"{self.name} sent an unexpected answer")
-        return answer
 
     @staticmethod
     def origins(*urls: str) -> list[str]:
@@ -91,3 +130,15 @@ class HttpConnector:
 
     async def close(self) -> None:
         await self._http.aclose()
+
+
+def upstream_tokens(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """What Cognate keeps of an IdP's token response: the access and refresh tokens and when
+    the access token expires (never the ID token: it is verified once and done)."""
+    kept: dict[str, Any] = {"access_token": answer.get("access_token")}
+    if isinstance(answer.get("refresh_token"), str):
+        kept["refresh_token"] = answer["refresh_token"]
+    expires_in = answer.get("expires_in")
+    if isinstance(expires_in, int | float) and expires_in > 0:
+        kept["expires_at"] = int(time.time() + expires_in)
+    return kept

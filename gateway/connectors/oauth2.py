@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
-from gateway.connectors.http import HttpConnector
+from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
 from gateway.crypto import random_token, s256_challenge
 from gateway.settings import OAuth2ConnectorSettings
@@ -129,7 +129,19 @@ class OAuth2Connector(HttpConnector):
         if subject in (None, ""):
             raise ConnectorError(f"{self.name} did not say who you are.")
         claims = await self._claims(profile, auth)
-        return UpstreamIdentity(self.id, str(subject), claims, amr=["fed"])
+        return UpstreamIdentity(
+            self.id, str(subject), claims, amr=["fed"], tokens=upstream_tokens(tokens)
+        )
+
+    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        """New upstream tokens with the provider's refresh token, where it issues them."""
+        return await self.refresh_grant(
+            self.endpoints.token,
+            tokens,
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            method="client_secret_post",
+        )
 
     async def _claims(self, profile: dict[str, Any], auth: dict[str, str]) -> dict[str, Any]:
         preset = self.config.preset

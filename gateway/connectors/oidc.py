@@ -32,7 +32,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
-from gateway.connectors.http import HttpConnector
+from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
 from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
 from gateway.settings import OidcConnectorSettings
@@ -187,7 +187,20 @@ class OidcConnector(HttpConnector):
         profile = self.profile(claims)
         if self.config.preset == "apple":
             profile = _apple_first_name(params.get("user"), profile)
-        return UpstreamIdentity(self.id, str(claims["sub"]), profile, amr=["fed"])
+        return UpstreamIdentity(
+            self.id, str(claims["sub"]), profile, amr=["fed"], tokens=upstream_tokens(tokens)
+        )
+
+    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        """New upstream tokens with the IdP's refresh token (RFC 6749 §6)."""
+        meta = await self.metadata()
+        return await self.refresh_grant(
+            str(meta["token_endpoint"]),
+            tokens,
+            client_id=self.config.client_id,
+            client_secret=self._client_secret(),
+            method=self.config.token_endpoint_auth_method,
+        )
 
     async def _redeem(
         self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
@@ -197,11 +210,12 @@ class OidcConnector(HttpConnector):
             code,
             saved,
             client_id=self.config.client_id,
-            client_secret=self._apple_secret()
-            if self.config.preset == "apple"
-            else (self.config.client_secret),
+            client_secret=self._client_secret(),
             method=self.config.token_endpoint_auth_method,
         )
+
+    def _client_secret(self) -> str | None:
+        return self._apple_secret() if self.config.preset == "apple" else self.config.client_secret
 
     def _apple_secret(self) -> str:
         """Sign in with Apple's client secret: a short ES256 JWT from the team's key."""

@@ -239,6 +239,8 @@ async def finish_authorization(
         amr=session.amr,
         profile=claims_for_scope(session.profile, scope),
         nonce=nonce,
+        connector_id=session.connector_id,
+        upstream=session.upstream,
     )
     code = await services.grants.issue_code(
         CodeRecord(

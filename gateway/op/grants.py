@@ -45,6 +45,8 @@ class Authorization:
     amr: list[str]
     profile: dict[str, Any]  # canonical claims (email, name...) filtered by scope at issue time
     nonce: str | None = None
+    connector_id: str | None = None  # where the user signed in
+    upstream: dict[str, Any] | None = None  # that IdP's tokens, refreshed with ours
 
 
 @dataclass(frozen=True)
@@ -144,11 +146,22 @@ class GrantStore:
         """True while the family has not been revoked or expired."""
         return await self._store.get(self._grant_key(gid)) is not None
 
-    async def rotate_refresh(self, raw: bytes, grant: Grant) -> tuple[Grant, str] | None:
-        """Swap in a new refresh token; None when a concurrent refresh changed the record."""
+    async def rotate_refresh(
+        self, raw: bytes, grant: Grant, upstream: dict[str, Any] | None = None
+    ) -> tuple[Grant, str] | None:
+        """Swap in a new refresh token (and refreshed upstream tokens, if given); None when a
+        concurrent refresh changed the record."""
         refresh = f"{grant.gid}.{random_token()}"
         used = ([grant.refresh_hash] if grant.refresh_hash else []) + grant.used
-        rotated = replace(grant, refresh_hash=self._hash(refresh), used=used[:_MAX_USED])
+        authorization = grant.authorization
+        if upstream is not None:
+            authorization = replace(authorization, upstream=upstream)
+        rotated = replace(
+            grant,
+            authorization=authorization,
+            refresh_hash=self._hash(refresh),
+            used=used[:_MAX_USED],
+        )
         ttl = max(1, grant.expires - int(time.time()))
         ok = await self._store.update(
             self._grant_key(grant.gid), raw, self._seal_grant(rotated), ttl=ttl

@@ -14,11 +14,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.connectors import ConnectorError, RefreshingConnector, UpstreamRefused
+from gateway.connectors.saml import SamlConnector
 from gateway.crypto import constant_time_equals, s256_challenge
 from gateway.errors import (
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
+    TemporarilyUnavailable,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -176,7 +179,8 @@ class RefreshTokenGrant(_TokenMinting):
             if not asked or set(asked) - set(scope):
                 raise InvalidScope("a refresh cannot widen the original scope")
             scope = [s for s in scope if s in asked]
-        rotated = await grants.rotate_refresh(raw, grant)
+        upstream = await self._upstream_still_agrees(grant)
+        rotated = await grants.rotate_refresh(raw, grant, upstream)
         if rotated is None:
             # Someone rotated this family between our read and our write: the same token was
             # presented twice at once. Treat it as the replay it is.
@@ -184,6 +188,31 @@ class RefreshTokenGrant(_TokenMinting):
             raise InvalidGrant("the refresh token was already used; the grant is revoked")
         new_grant, refresh = rotated
         return self.response(new_grant, refresh, scope)
+
+    async def _upstream_still_agrees(self, grant: Grant) -> dict[str, Any] | None:
+        """A downstream refresh asks the upstream IdP too: refreshed upstream tokens (OIDC,
+        OAuth2), or, for a SAML sign-in (nothing to refresh), no older than its connector's
+        `max_session_age`. The grant ends when the IdP says no; an unreachable IdP is a 503
+        and the refresh token stays usable."""
+        authorization = grant.authorization
+        connector = self.services.connectors.get(authorization.connector_id or "")
+        if isinstance(connector, SamlConnector):
+            if time.time() - authorization.auth_time > connector.config.max_session_age:
+                await self.services.grants.revoke(grant.gid)
+                raise InvalidGrant("the sign-in is too old; sign in again")
+            return None
+        tokens = authorization.upstream
+        if not tokens or not tokens.get("refresh_token"):
+            return None
+        if not isinstance(connector, RefreshingConnector):
+            return None
+        try:
+            return await connector.refresh_upstream(tokens)
+        except UpstreamRefused:
+            await self.services.grants.revoke(grant.gid)
+            raise InvalidGrant("the identity provider no longer accepts this sign-in") from None
+        except ConnectorError:
+            raise TemporarilyUnavailable("the identity provider cannot be reached") from None
 
 
 class ClientCredentialsGrant:

@@ -120,6 +120,7 @@ async def start_session(
         subject=upstream.subject,
         amr=upstream.amr,
         profile=upstream.claims,
+        upstream=upstream.tokens,
     )
     return session, cookie
 

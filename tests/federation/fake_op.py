@@ -44,6 +44,7 @@ class Behaviour:
     email: str = "fed@example.com"
     email_verified: Any = True
     apple_user: str | None = None  # Sign in with Apple's one-time `user` JSON (form_post)
+    refresh_answer: str = "good"  # good | invalid_grant | 500 (the upstream refresh)
 
 
 class FakeOP:
@@ -70,6 +71,9 @@ class FakeOP:
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests = 0
         self.jwks_requests = 0
+        self.refresh_requests = 0
+        self.issued_access_tokens: list[str] = []
+        self.refresh_tokens: set[str] = set()
         # Sign in with Apple: the client secret must be a JWT signed by this key.
         self.apple_key = ECKey.generate_key("P-256", private=True)
         self.apple_client_id = "com.example.apple-client"
@@ -152,6 +156,8 @@ class FakeOP:
             str(form.get("client_secret", ""))
         ):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(str(form.get("refresh_token", "")))
         grant = self.codes.pop(str(form.get("code")), None)
         verifier = str(form.get("code_verifier", ""))
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
@@ -162,11 +168,36 @@ class FakeOP:
         ):
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
         access = secrets.token_urlsafe(24)
+        refresh = secrets.token_urlsafe(24)
+        self.issued_access_tokens.append(access)
+        self.refresh_tokens.add(refresh)
         return JSONResponse(
             {
                 "access_token": access,
                 "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": refresh,
                 "id_token": self.id_token(grant, access),
+            }
+        )
+
+    def _refresh(self, refresh: str) -> Response:
+        self.refresh_requests += 1
+        if self.behaviour.refresh_answer == "500":
+            return Response("internal error", status_code=500)
+        if self.behaviour.refresh_answer == "invalid_grant" or refresh not in self.refresh_tokens:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        self.refresh_tokens.discard(refresh)
+        fresh = secrets.token_urlsafe(24)
+        self.refresh_tokens.add(fresh)
+        access = secrets.token_urlsafe(24)
+        self.issued_access_tokens.append(access)
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": fresh,
             }
         )
 

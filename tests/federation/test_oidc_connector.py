@@ -13,14 +13,27 @@ from joserfc.jwk import KeySet
 
 from tests.federation.conftest import ENTRA_TENANT, Federation, start_upstream_login
 from tests.federation.fake_op import Behaviour
-from tests.helpers import PASSWORD, Browser, code_flow_params, form_fields, location_query, redeem
+from tests.helpers import (
+    PASSWORD,
+    WEB,
+    Browser,
+    code_flow_params,
+    form_fields,
+    location_query,
+    redeem,
+)
 
 
 async def through_fake(
     federation: Federation, browser: Browser, connector: str = "fake"
 ) -> httpx.Response:
-    """Sign in at the RP with the fake IdP; returns the RP's answer to the callback."""
-    to_idp = await start_upstream_login(browser, connector)
+    """Sign in at the RP with the fake IdP; returns the RP's answer to the callback (the PKCE
+    verifier for the code it carries is left on `browser.verifier`)."""
+    from tests.helpers import pkce_pair
+
+    verifier, challenge = pkce_pair()
+    browser.verifier = verifier  # type: ignore[attr-defined]
+    to_idp = await start_upstream_login(browser, connector, code_challenge=challenge)
     assert to_idp.headers["location"].startswith(federation.fake.issuer + "/authorize")
     async with httpx.AsyncClient() as idp_browser:
         back = await idp_browser.get(to_idp.headers["location"])
@@ -402,3 +415,56 @@ async def test_home_realm_discovery(federation: Federation, browser: Browser) ->
     )
     assert other.status_code == 401, other.status_code
     assert 'name="password"' in other.text
+
+
+async def test_upstream_tokens_refresh_with_ours(federation: Federation, browser: Browser) -> None:
+    fake = federation.fake
+    tokens = await tokens_at_rp(federation, browser, await through_fake(federation, browser))
+    upstream_access = fake.issued_access_tokens[-1]
+    # Kept encrypted at rest: no stored value holds the IdP's access token in the clear.
+    scanned, found = await _stored_anywhere(federation, upstream_access)
+    assert scanned > 5 and not found
+
+    async def refresh(token: str) -> httpx.Response:
+        return await browser.http.post(
+            "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=WEB,
+        )
+
+    before = fake.refresh_requests
+    first = await refresh(tokens["refresh_token"])
+    assert first.status_code == 200, first.text
+    assert fake.refresh_requests == before + 1  # the IdP was asked, and said yes
+    # The IdP is down: a 503, and our refresh token is still good afterwards.
+    fake.behaviour.refresh_answer = "500"
+    down = await refresh(first.json()["refresh_token"])
+    assert down.status_code == 503
+    assert down.json()["error"] == "temporarily_unavailable"
+    fake.behaviour.refresh_answer = "good"
+    second = await refresh(first.json()["refresh_token"])
+    assert second.status_code == 200, second.text
+    # The IdP revokes the user's sign-in: our grant ends with it.
+    fake.behaviour.refresh_answer = "invalid_grant"
+    refused = await refresh(second.json()["refresh_token"])
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    fake.behaviour.refresh_answer = "good"
+    again = await refresh(second.json()["refresh_token"])
+    assert again.status_code == 400  # the family is revoked for good
+
+
+async def _stored_anywhere(federation: Federation, needle: str) -> tuple[int, bool]:
+    """How many of the RP's string values were read, and whether any holds `needle`."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(federation.rp.settings.store.url)
+    scanned = 0
+    try:
+        async for key in client.scan_iter(f"{federation.rp.settings.store.prefix}:*"):
+            if await client.type(key) == b"string":
+                scanned += 1
+                if needle.encode() in (await client.get(key) or b""):
+                    return scanned, True
+    finally:
+        await client.aclose()
+    return scanned, False

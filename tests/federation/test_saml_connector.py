@@ -773,3 +773,39 @@ async def test_certificate_rollover_through_metadata_refresh(
     finally:
         saml.idp.metadata_override = None
         await saml.gateway.call(reload)
+
+
+async def test_refresh_of_a_saml_sign_in_is_bounded_by_max_session_age(
+    saml: Saml, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as real_time
+
+    started = await begin(saml, browser)
+    done = await post(browser, started, started.honest)
+    code = location_query(done)["code"]
+    tokens = (await redeem(browser.http, code, started.verifier)).json()
+
+    async def refresh(token: str) -> httpx.Response:
+        return await browser.http.post(
+            "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=("web", "web-secret-0123456789"),
+        )
+
+    fresh = await refresh(tokens["refresh_token"])
+    assert fresh.status_code == 200, fresh.text
+
+    class Later:
+        """The token endpoint's clock, 8 hours and a minute on (the default max_session_age)."""
+
+        @staticmethod
+        def time() -> float:
+            return real_time.time() + 8 * 3600 + 60
+
+    monkeypatch.setattr("gateway.op.token.time", Later)
+    late = await refresh(fresh.json()["refresh_token"])
+    assert late.status_code == 400
+    assert late.json() == {
+        "error": "invalid_grant",
+        "error_description": "the sign-in is too old; sign in again",
+    }
