@@ -39,6 +39,9 @@ class Flow:
     browser: str  # keyed hash of the browser's CSRF cookie
     created: int
     connector_state: dict[str, Any] = field(default_factory=dict)
+    # Set when the flow links another sign-in to the signed-in session's identity (the account
+    # page), rather than signing in for a client.
+    link_sid: str | None = None
 
 
 class FlowStore:

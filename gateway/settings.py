@@ -203,6 +203,10 @@ class UserPoolSettings(Model):
     require_verified_email: bool | None = None
     code_ttl: Duration = 900
     code_attempts: int = Field(5, ge=1, le=20)
+    # A first federated sign-in whose IdP vouches for the e-mail (email_verified) joins the
+    # identity of the local user with that same *verified* e-mail. Off: two identities, until
+    # the user links them from the account page.
+    link_by_verified_email: bool = False
 
     @property
     def requires_verification(self) -> bool:

@@ -19,7 +19,7 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import demo, recovery, saml, signup, views
+    from gateway.ui import account, demo, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
     found: list[BaseRoute] = [
@@ -34,6 +34,7 @@ def routes(services: Services) -> list[BaseRoute]:
             methods=["GET", "POST"],
         ),
         Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
+        Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),

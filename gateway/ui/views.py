@@ -43,6 +43,8 @@ def home(services: Services) -> Handler:
     async def page(request: Request) -> Response:
         cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
         session = await services.sessions.load(cookie)
+        identity = await services.identities.get(session.identity_id) if session else None
+        linked = {login.provider for login in identity.logins} if identity else set()
         return services.pages.render(
             request,
             "home.html",
@@ -50,6 +52,14 @@ def home(services: Services) -> Handler:
                 "email": session.profile.get("email") if session else None,
                 "identity_id": session.identity_id if session else None,
                 "demo": services.settings.demo,
+                "linked": [c for c in services.connectors.values() if c.id in linked],
+                "linkable": [
+                    c
+                    for c in services.connectors.values()
+                    if isinstance(c, RedirectConnector) and c.id not in linked
+                ]
+                if session
+                else [],
             },
         )
 
@@ -85,6 +95,10 @@ async def complete_login(
 ) -> Response:
     """The end of every sign-in, whatever the connector: resolve the identity, consume the
     flow (once), replace any session with a fresh one, and finish the authorization."""
+    if flow.link_sid is not None:
+        from gateway.ui.account import complete_link
+
+        return await complete_link(services, request, flow, upstream)
     flow_taken = await services.flows.take(flow.flow_id)
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
@@ -102,7 +116,9 @@ async def start_session(
 ) -> tuple[Session, str]:
     """Resolve the identity, end the browser's old session and start a fresh one (new ID: no
     fixation). The caller sets the returned cookie on its response."""
-    identity_id = await services.identities.resolve(upstream.connector_id, upstream.subject)
+    from gateway.ui.account import resolve_identity
+
+    identity_id = await resolve_identity(services, upstream)
     await sign_in_outcome(
         services,
         upstream.connector_id,

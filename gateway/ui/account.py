@@ -1,0 +1,164 @@
+"""The account page's linking of sign-in methods: one identity, several ways in.
+
+`GET /account/link/{connector}` explains what linking means and asks to confirm;
+`POST /account/link/{connector}` (CSRF-checked, signed-in) starts a *link flow* at that IdP.
+When the IdP answers, `complete_link` adds the login to the session's identity — only for the
+very session that started it, and never a login that already belongs to another identity.
+
+Automatic linking (`user_pool.link_by_verified_email`) lives in `resolve_identity`: a first
+federated sign-in whose IdP vouches for the e-mail joins the local user with that same verified
+e-mail. Unverified e-mails never link anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.connectors import PasswordConnector, RedirectConnector, UpstreamIdentity
+from gateway.errors import PageError
+from gateway.flows import Flow
+from gateway.identity.ids import LoginTaken, TooManyLogins
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.users.directory import normalize_email
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from gateway.services import Services
+    from gateway.sessions import Session
+
+    Handler = Callable[[Request], Awaitable[Response]]
+
+ACCOUNT_CLIENT = "_account"  # the client_id of link flows: they end on the account page
+
+
+async def _signed_in(services: Services, request: Request) -> Session:
+    cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+    session = await services.sessions.load(cookie)
+    if session is None:
+        raise PageError("Not signed in", "Sign in first, then link another sign-in method.", 401)
+    return session
+
+
+def _connector(services: Services, connector_id: str) -> RedirectConnector:
+    connector = services.connectors.get(connector_id)
+    if not isinstance(connector, RedirectConnector):
+        raise PageError("Unknown sign-in method", "There is no such sign-in method.", 404)
+    return connector
+
+
+def link(services: Services) -> Handler:
+    """GET: the confirmation page. POST: confirmed, off to the IdP."""
+    from gateway.ui.views import start_redirect
+
+    async def page(request: Request) -> Response:
+        connector = _connector(services, request.path_params["connector"])
+        session = await _signed_in(services, request)
+        purpose = f"link:{connector.id}:{session.sid}"
+        if request.method == "GET":
+            browser, new_cookie = services.csrf.browser_secret(request)
+            response = services.pages.render(
+                request,
+                "link_confirm.html",
+                {
+                    "connector": connector,
+                    "email": session.profile.get("email"),
+                    "csrf": services.csrf.token(browser, purpose),
+                },
+            )
+            if new_cookie:
+                services.pages.set_cookie(response, CSRF_COOKIE, browser)
+            return response
+        form = await request.form(max_fields=4, max_part_size=4096)
+        browser = services.csrf.check(request, form, purpose)
+        flow = await services.flows.create(
+            client_id=ACCOUNT_CLIENT,
+            redirect_uri=f"{services.settings.issuer}/",
+            scope=[],
+            state=None,
+            nonce=None,
+            code_challenge=None,
+            prompt=[],
+            max_age=None,
+            login_hint=None,
+            browser=services.flows.browser_binding(browser),
+            link_sid=session.sid,
+        )
+        return await start_redirect(services, request, flow, connector)
+
+    return page
+
+
+async def complete_link(
+    services: Services, request: Request, flow: Flow, upstream: UpstreamIdentity
+) -> Response:
+    """The IdP answered a link flow: add its login to the identity of the session that asked."""
+    if await services.flows.take(flow.flow_id) is None:
+        raise PageError("Link expired", "This link request was already used. Start again.")
+    session = await _signed_in(services, request)
+    if session.sid != flow.link_sid:
+        raise PageError(
+            "Link refused",
+            "You signed in or out since you asked to link this account. Start again.",
+        )
+    name = services.connectors[upstream.connector_id].name
+    try:
+        await services.identities.link(session.identity_id, upstream.connector_id, upstream.subject)
+    except LoginTaken:
+        raise PageError(
+            "Already linked elsewhere",
+            f"That {name} account already signs in as someone else here. Unlink it there first.",
+            409,
+        ) from None
+    except TooManyLogins:
+        raise PageError("Too many sign-in methods", "Unlink one first.", 409) from None
+    await services.audit.record(
+        "identity.linked",
+        identity_id=session.identity_id,
+        connector=upstream.connector_id,
+        ip=request.client.host if request.client else None,
+    )
+    return RedirectResponse(f"/?linked={upstream.connector_id}", status_code=303)
+
+
+async def resolve_identity(services: Services, upstream: UpstreamIdentity) -> str:
+    """The identity of a sign-in: its own login's, or (when the pool allows it, on a first
+    federated sign-in with an IdP-verified e-mail) the local user's with that verified e-mail,
+    or a new one."""
+    known = await services.identities.find(upstream.connector_id, upstream.subject)
+    if known is not None:
+        return known
+    email = upstream.claims.get("email")
+    local = next(
+        (
+            c
+            for c in services.connectors.values()
+            if isinstance(c, PasswordConnector) and c.type == "local"
+        ),
+        None,
+    )
+    if (
+        services.settings.user_pool.link_by_verified_email
+        and local is not None
+        and local.id != upstream.connector_id
+        and upstream.claims.get("email_verified") is True
+        and isinstance(email, str)
+    ):
+        user = await services.users.by_email(normalize_email(email))
+        owner = await services.identities.find(local.id, user.user_id) if user else None
+        if user is not None and user.email_verified and owner is not None:
+            try:
+                await services.identities.link(owner, upstream.connector_id, upstream.subject)
+                await services.audit.record(
+                    "identity.linked",
+                    identity_id=owner,
+                    connector=upstream.connector_id,
+                    by="verified_email",
+                )
+                return owner
+            except (LoginTaken, TooManyLogins):
+                pass  # someone got there first, or no room: fall through to its own identity
+    return await services.identities.resolve(upstream.connector_id, upstream.subject)
