@@ -53,6 +53,7 @@ from gateway.connectors.saml_xml import (
     UnsafeXml,
     parse_strict,
     response_shape,
+    use_libxml2_schemas,
 )
 from gateway.crypto import random_token
 from gateway.pool import BoundedPool
@@ -208,6 +209,7 @@ class SamlConnector:
         except Exception as exc:  # pysaml2 raises a dozen kinds here; all mean "bad setup"
             raise ConnectorError(f"{self.name}: SAML setup failed ({exc})") from None
         if self.config.crypto == "inprocess":
+            use_libxml2_schemas()
             client.sec.crypto = InProcessBackend()
             client.sec.sec_backend = RSACrypto(import_rsa_key_from_file(str(self._key_file)))
         client.users = _NoPopulation()
