@@ -1,6 +1,7 @@
 """Every benchmark of the project in one go, against one bare-Starlette baseline measured in
 the same run: OP (discovery, JWKS, client_credentials, code exchange, refresh), identity pools
-(GetId, cached credentials), edges (forward-auth, password sign-in, with the raw argon2id rate).
+(GetId, cached credentials), edges (forward-auth, password sign-in, with the raw argon2id rate),
+federation (upstream OIDC callbacks). SAML ACS validations: bench/saml.py.
 Prints a table and writes bench/results/all.json and bench/results/all.png.
 
     bench/run [--duration 5] [--connections 8]
@@ -16,7 +17,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import edge, identity, oidc  # noqa: E402
+from bench import edge, federation, identity, oidc  # noqa: E402
 from bench.harness import BASELINE, need_wrk, report  # noqa: E402
 
 
@@ -54,6 +55,7 @@ def main() -> int:
     results = edge.run(args.duration, args.connections, baseline=True)
     results |= oidc.run(args.duration, args.connections, baseline=False)
     results |= identity.run(args.duration, args.connections, baseline=False)
+    results |= federation.run(args.duration, args.connections, baseline=False)
     ordered = {BASELINE: results.pop(BASELINE), **results}
     report(ordered, args.out / "all.json",
            {"connections": args.connections, "duration_s": args.duration})
