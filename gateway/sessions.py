@@ -63,8 +63,10 @@ class SessionManager:
         amr: list[str],
         profile: dict[str, Any],
         upstream: dict[str, Any] | None = None,
+        client_id: str | None = None,
     ) -> tuple[Session, str]:
-        """A fresh session (new id, new secret) and its cookie value."""
+        """A fresh session (new id, new secret) and its cookie value; `client_id` when it is
+        created to sign in to that client (saves `add_client` a second write)."""
         now = int(time.time())
         session = Session(
             sid=uuid.uuid4().hex,
@@ -77,10 +79,14 @@ class SessionManager:
             created=now,
             last_seen=now,
             upstream=upstream,
+            clients=[client_id] if client_id else [],
         )
         secret = random_token(24)
         await self._save(session, secret)
-        await self.by_identity.add(identity_id, session.sid, now + self._settings.absolute_timeout)
+        ends = now + self._settings.absolute_timeout
+        await self.by_identity.add(identity_id, session.sid, ends)
+        if client_id:
+            await self.clients_of.add(session.sid, client_id, ends)
         return session, f"{session.sid}.{secret}"
 
     async def load(self, cookie: str | None) -> Session | None:

@@ -137,6 +137,8 @@ async def start_session(
         amr=upstream.amr,
         profile=upstream.claims,
         upstream=upstream.tokens,
+        # A registered client gets tokens from this session right away (for logout).
+        client_id=client_id if client_id and services.clients.get(client_id) else None,
     )
     return session, cookie
 
