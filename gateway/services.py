@@ -85,6 +85,7 @@ class Services:
             log.warning("durable data at risk: %s", problem)
         await self.keys.load()
         self._tasks.append(asyncio.create_task(self._maintain_keys(), name="key-maintenance"))
+        self._tasks.append(asyncio.create_task(self.sessions.listen(), name="session-ends"))
 
     async def stop(self) -> None:
         """Stop background work and release connections."""

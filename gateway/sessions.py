@@ -7,22 +7,35 @@ dump nor the master key alone can read or forge a session. A login always makes 
 
 Idle timeout = the record's TTL, refreshed at most once per tenth of it; absolute timeout is
 checked against `created`.
+
+The forward-auth hot path may read sessions through `SessionCache`: verified sessions kept
+in-process for a few seconds (`sessions.cache_ttl`). Ending a session publishes its sid on the
+store's `session-ended` channel and every replica evicts it at once; while a replica is not
+subscribed (store outage), its cache is off, so a missed message cannot keep a session alive.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from gateway.crypto import Sealer, random_token
+from gateway.crypto import Sealer, constant_time_equals, random_token
+from gateway.errors import StoreUnavailable
 from gateway.settings import SessionSettings
 from gateway.store import Store
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
+ENDED_CHANNEL = "session-ended"
+
+log = logging.getLogger("cognate.sessions")
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,43 @@ class Session:
     upstream: dict[str, Any] | None = None  # the IdP's tokens (encrypted with the record)
 
 
+class SessionCache:
+    """Verified sessions by sid for `ttl` seconds (bounded, least recently used out). Off until
+    `listen()` has subscribed to session ends, and off again whenever that subscription is
+    lost."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.enabled = False
+        self._entries: OrderedDict[str, tuple[str, Session, float]] = OrderedDict()
+
+    def get(self, sid: str, cookie: str) -> Session | None:
+        entry = self._entries.get(sid)
+        if entry is None or not self.enabled:
+            return None
+        known, session, until = entry
+        if time.monotonic() >= until or not constant_time_equals(known, cookie):
+            self._entries.pop(sid, None)
+            return None
+        return session
+
+    def put(self, sid: str, cookie: str, session: Session) -> None:
+        if not self.enabled or self.ttl <= 0:
+            return
+        self._entries[sid] = (cookie, session, time.monotonic() + self.ttl)
+        self._entries.move_to_end(sid)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def evict(self, sid: str) -> None:
+        self._entries.pop(sid, None)
+
+    def off(self) -> None:
+        self.enabled = False
+        self._entries.clear()
+
+
 class SessionManager:
     """Create, load and end sessions; the cookie value is the only handle."""
 
@@ -49,6 +99,7 @@ class SessionManager:
         self._store = store
         self._sealer = sealer
         self._settings = settings
+        self.cache = SessionCache(settings.cache_ttl)
         self.by_identity = MemberIndex(store, "identity-sessions")
         # Which clients a session signed in to, readable without the session's secret, so an
         # administrator's "end every session" can still tell each client (back-channel logout).
@@ -89,12 +140,23 @@ class SessionManager:
             await self.clients_of.add(session.sid, client_id, ends)
         return session, f"{session.sid}.{secret}"
 
-    async def load(self, cookie: str | None) -> Session | None:
-        """The live session for a cookie value, or None (garbage, forged, expired, ended)."""
+    async def load(self, cookie: str | None, cached: bool = False) -> Session | None:
+        """The live session for a cookie value, or None (garbage, forged, expired, ended).
+        `cached`: may answer from the in-process cache (the forward-auth hot path)."""
         parsed = _parse(cookie)
-        if parsed is None:
+        if parsed is None or cookie is None:
             return None
         sid, secret = parsed
+        if cached:
+            hit = self.cache.get(sid, cookie)
+            if hit is not None:
+                return hit
+        session = await self._load(sid, secret)
+        if cached and session is not None:
+            self.cache.put(sid, cookie, session)
+        return session
+
+    async def _load(self, sid: str, secret: str) -> Session | None:
         raw = await self._store.get(self._key(sid))
         if raw is None:
             return None
@@ -137,6 +199,25 @@ class SessionManager:
         sid = cookie_or_sid.split(".", 1)[0]
         if _looks_like_sid(sid):
             await self._store.delete(self._key(sid))
+            self.cache.evict(sid)
+            await self._store.publish(self._store.key(ENDED_CHANNEL), sid.encode())
+
+    async def listen(self) -> None:
+        """Keep this replica's cache in step with session ends everywhere (runs for good)."""
+        channel = self._store.key(ENDED_CHANNEL)
+        while True:
+            try:
+                messages = self._store.subscribe(channel)
+                async with contextlib.aclosing(messages):  # type: ignore[type-var]
+                    async for message in messages:
+                        if message:
+                            self.cache.evict(message.decode())
+                        else:  # subscribed: from now on no end can be missed
+                            self.cache.enabled = self.cache.ttl > 0
+            except StoreUnavailable as exc:
+                log.warning("session-end subscription lost; session cache off: %s", exc)
+            self.cache.off()
+            await asyncio.sleep(1.0)
 
     async def _save(self, session: Session, secret: str) -> None:
         now = int(time.time())

@@ -126,6 +126,9 @@ class SessionSettings(Model):
     idle_timeout: Duration = 8 * 3600
     absolute_timeout: Duration = 7 * 86400
     cookie_name: str = Field("cognate_session", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    # Forward-auth keeps verified sessions in memory this long (0: off); a logout anywhere
+    # evicts them from every replica at once (store pub/sub).
+    cache_ttl: float = Field(5.0, ge=0, le=60)
 
 
 class RateLimitSettings(Model):

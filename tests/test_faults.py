@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -146,3 +147,34 @@ async def test_identity_pool_api_fails_closed_and_mints_nothing(
         redis.start()
     after = api.get_id(IdentityPoolId=pool)["IdentityId"]
     assert after != before
+
+
+async def test_forward_auth_cache_goes_off_with_redis(
+    outage: tuple[RedisServer, GatewayServer],
+) -> None:
+    # A replica that cannot hear logouts from the others must not answer from its cache:
+    # with Redis down, a session cached a moment ago fails closed (503), never a stale 202.
+    redis, gateway = outage
+    await gateway.add_user("cached@example.com")
+    browser = Browser(gateway.url)
+    await browser.login_for_code("cached@example.com")
+    assert (await browser.http.get("/oauth2/auth")).status_code == 202  # now cached
+    assert gateway.services.sessions.cache.enabled
+    redis.stop()
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while gateway.services.sessions.cache.enabled:
+            assert asyncio.get_running_loop().time() < deadline, "the cache stayed on"
+            await asyncio.sleep(0.05)
+        assert (await browser.http.get("/oauth2/auth")).status_code == 503
+    finally:
+        redis.start()
+    # Back: the subscription returns, and with it the cache.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not gateway.services.sessions.cache.enabled:
+        assert asyncio.get_running_loop().time() < deadline, "the cache never came back"
+        await asyncio.sleep(0.05)
+    # This Redis keeps nothing on disk, so the session is gone: a 401 at once — no stale
+    # pooled connection turns the first request after the restart into a 503.
+    assert (await browser.http.get("/oauth2/auth")).status_code == 401
+    await browser.aclose()

@@ -156,7 +156,7 @@ def routes(services: Services) -> list[BaseRoute]:
     async def auth(request: Request) -> Response:
         is_trusted = trusted(request, networks)
         original = original_request(request, is_trusted)
-        session = await services.sessions.load(pages.cookie(request, cookie_name))
+        session = await services.sessions.load(pages.cookie(request, cookie_name), cached=True)
         headers = {"Cache-Control": "no-store"}
         if session is None:
             if request.query_params.get("redirect") and original.url:

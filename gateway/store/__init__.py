@@ -96,6 +96,16 @@ class Store(Protocol):
         """Iterate keys starting with `prefix` (a full key prefix from `key()`), any order."""
         ...
 
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Tell every replica subscribed to `channel` (fire and forget: no delivery promise)."""
+        ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        """First `b""` once the subscription is in place, then the messages published to
+        `channel`. Raises StoreUnavailable when the subscription is lost (messages may have
+        been missed: callers must assume the worst)."""
+        ...
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the backend answers."""
         ...

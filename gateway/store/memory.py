@@ -21,6 +21,7 @@ class MemoryStore:
         self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
         self._indexes: dict[str, dict[str, float]] = {}
         self._changed = asyncio.Event()
+        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -139,6 +140,20 @@ class MemoryStore:
         for key in list(self._data):
             if key.startswith(prefix) and self._live(key) is not None:
                 yield key
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for queue in self._subscribers.get(channel, set()):
+            queue.put_nowait(message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._subscribers.setdefault(channel, set()).add(queue)
+        try:
+            yield b""
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers[channel].discard(queue)
 
     async def ping(self) -> None:
         return None

@@ -12,6 +12,7 @@ error or timeout becomes `StoreUnavailable`: callers fail closed (503), never fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
 
@@ -130,14 +131,28 @@ class RedisStore:
         return ":".join((self.prefix, *parts))
 
     async def _call(
-        self, operation: str, make: Callable[[], Awaitable[Any]], retry: bool = True
+        self,
+        operation: str,
+        make: Callable[[], Awaitable[Any]],
+        retry: bool = True,
+        idempotent: bool = False,
     ) -> Any:
-        """Run one client call; every failure becomes StoreUnavailable (fail closed)."""
+        """Run one client call; every failure becomes StoreUnavailable (fail closed).
+
+        `idempotent` calls (reads, plain writes) get one more try after a lost connection: a
+        pooled connection to a Redis that restarted or failed over fails once ("closed by
+        server") before the pool reconnects, and repeating a GET or a SET changes nothing.
+        Never for CAS, GETDEL or counters, where a second run could undo or double the first."""
         start = time.perf_counter()
         ok = False
         try:
             async with self._slots:
-                result = await self._attempts(make, retry)
+                try:
+                    result = await self._attempts(make, retry)
+                except StoreUnavailable as exc:
+                    if not (idempotent and isinstance(exc.__cause__, ConnectionError)):
+                        raise
+                    result = await self._attempts(make, retry)
             ok = True
             return result
         finally:
@@ -162,12 +177,14 @@ class RedisStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call("get", lambda: self._redis.get(key))
+        value: bytes | None = await self._call("get", lambda: self._redis.get(key), idempotent=True)
         return value
 
     async def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await self._call(
-            "put", lambda: self._redis.set(key, value, px=None if ttl is None else _ms(ttl))
+            "put",
+            lambda: self._redis.set(key, value, px=None if ttl is None else _ms(ttl)),
+            idempotent=True,
         )
 
     async def create(self, key: str, value: bytes, ttl: float | None = None) -> bool:
@@ -199,7 +216,7 @@ class RedisStore:
                     pipe.delete(key)
                 return list(await pipe.execute())
 
-        results = await self._call("delete", run)
+        results = await self._call("delete", run, idempotent=True)
         return sum(int(r) for r in results)
 
     async def incr(self, key: str, ttl: float) -> int:
@@ -262,6 +279,29 @@ class RedisStore:
             except StopAsyncIteration:
                 return
             yield key.decode() if isinstance(key, bytes) else key
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        # A Redis Cluster broadcasts PUBLISH to every node, so any subscriber anywhere hears it.
+        await self._call("publish", lambda: self._redis.publish(channel, message))
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        if isinstance(self._redis, RedisCluster):
+            # Its pub/sub picks a node from the slot map, which exists only once initialised.
+            await self._call("initialize", self._redis.initialize, retry=False)
+        pubsub = self._redis.pubsub()
+        try:
+            await self._call("subscribe", lambda: pubsub.subscribe(channel), retry=False)
+            yield b""
+            while True:
+                try:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                except (RedisError, OSError, AttributeError, TypeError) as exc:
+                    raise StoreUnavailable(f"redis: subscription lost ({exc})") from exc
+                if message is not None and message.get("type") == "message":
+                    yield bytes(message["data"])
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
     async def ping(self) -> None:
         await self._call("ping", lambda: self._redis.ping())

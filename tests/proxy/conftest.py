@@ -55,6 +55,9 @@ def stack(redis_server: RedisServer) -> Iterator[Stack]:
         port,
         redis_server.url,
         forward_auth={"policies": [{"path": "/admin", "groups": ["admins"]}]},
+        # Long enough that only the cross-replica eviction (pub/sub) can explain a logout
+        # taking effect during a test.
+        sessions={"cache_ttl": 60},
     )
     replicas = [GatewayServer(settings), GatewayServer(settings, port=free_port())]
     for replica in replicas:

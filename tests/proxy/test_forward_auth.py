@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from urllib.parse import urlsplit
 
@@ -67,12 +68,27 @@ async def test_nginx_sign_in_identity_headers_and_logout_on_every_replica(stack:
     out = await browser.get(stack.url + "/oauth2/sign_out")
     assert out.status_code == 200
     for replica in stack.replicas:
+        # Both replicas had the session in their in-process cache (60 s): the logout's
+        # message evicts it everywhere within moments, not at the cache's expiry.
         async with httpx.AsyncClient(cookies={"cognate_session": cookie}) as replay:
-            assert (await replay.get(f"{replica.url}/oauth2/auth")).status_code == 401
+            assert await eventually_status(replay, f"{replica.url}/oauth2/auth", 401)
     replay_nginx = httpx.AsyncClient(cookies={"cognate_session": cookie})
     assert (await replay_nginx.get(stack.url + "/hello")).status_code == 303  # to sign-in
     await replay_nginx.aclose()
     await browser.aclose()
+
+
+async def eventually_status(
+    client: httpx.AsyncClient, url: str, status: int, within: float = 2.0
+) -> bool:
+    """Whether `url` answers `status` within `within` seconds (pub/sub delivery is async)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if (await client.get(url)).status_code == status:
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
 
 
 async def test_auth_endpoint_is_internal_at_nginx(stack: Stack) -> None:

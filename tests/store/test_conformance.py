@@ -208,3 +208,13 @@ async def test_expiring_index_has_no_lost_updates(store: Store) -> None:
     taken = await store.index_take(key)
     assert sorted(taken) == sorted(members)
     assert await store.index_members(key) == [] and await store.index_take(key) == []
+
+
+async def test_publish_reaches_a_subscriber(store: Store) -> None:
+    channel = store.key("channel", secrets.token_hex(4))
+    messages = store.subscribe(channel)
+    assert await anext(messages) == b""  # subscribed: nothing published from now on is missed
+    await store.publish(channel, b"one")
+    await store.publish(channel, b"two")
+    assert [await anext(messages), await anext(messages)] == [b"one", b"two"]
+    await messages.aclose()  # type: ignore[attr-defined]
