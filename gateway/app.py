@@ -94,12 +94,13 @@ def create_app(
         )
 
     routes = [
+        # Starlette tries routes in order: the forward-auth hot path goes first.
+        *proxy.routes(services),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", services.metrics.endpoint),
         *op.routes(services),
         *cognito.routes(services),
-        *proxy.routes(services),
         *credentials.routes(services),
         *ui.routes(services),
     ]

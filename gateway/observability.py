@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,7 +89,9 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        rid = (
+            incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else os.urandom(16).hex()
+        )
         token = request_id.set(rid)
         # W3C Trace Context: keep the caller's trace id in our log lines (well-formed only).
         incoming_trace = dict(scope["headers"]).get(b"traceparent", b"").decode("latin-1")

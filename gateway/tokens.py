@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.errors import InvalidToken
 from gateway.keys import KeyRing
 from gateway.settings import Settings
 
+ASSERTION_CACHE_SIZE = 10_000
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1: keeps ID tokens from passing as access tokens
 
 
@@ -51,6 +53,7 @@ class TokenService:
         self._settings = settings
         self._keys = keys
         self.issuer = settings.issuer
+        self._assertions: OrderedDict[tuple[Any, ...], tuple[str, int]] = OrderedDict()
 
     def _sign(self, alg: str, claims: dict[str, Any], typ: str) -> str:
         key = self._keys.current(alg)
@@ -145,8 +148,18 @@ class TokenService:
         now: int | None = None,
     ) -> str:
         """A short JWT for forward-auth (`X-Cognate-Assertion`): apps verify it against the
-        JWKS instead of trusting the network. ES256 by default, `aud` = the app's origin."""
+        JWKS instead of trusting the network. ES256 by default, `aud` = the app's origin.
+
+        Signing is most of forward-auth's CPU, so the same assertion is handed out again while
+        at least half its lifetime is left (bounded LRU, per user, origin and claims)."""
         now = int(time.time()) if now is None else now
+        # The signing key's kid is part of the key: a rotation starts fresh assertions.
+        kid = self._keys.current(self._settings.keys.access_token_alg).kid
+        key = (audience, sub, email, tuple(groups), ttl, kid)
+        cached = self._assertions.get(key)
+        if cached is not None and now - cached[1] < ttl // 2:
+            self._assertions.move_to_end(key)
+            return cached[0]
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": audience,
@@ -158,7 +171,12 @@ class TokenService:
             claims["email"] = email
         if groups:
             claims["groups"] = groups
-        return self._sign(self._settings.keys.access_token_alg, claims, "cognate-assertion+jwt")
+        token = self._sign(self._settings.keys.access_token_alg, claims, "cognate-assertion+jwt")
+        self._assertions[key] = (token, now)
+        self._assertions.move_to_end(key)
+        if len(self._assertions) > ASSERTION_CACHE_SIZE:
+            self._assertions.popitem(last=False)
+        return token
 
     def logout_token(self, *, client_id: str, sub: str, sid: str | None) -> str:
         """An OIDC Back-Channel Logout 1.0 logout token (typ logout+jwt, never a nonce)."""

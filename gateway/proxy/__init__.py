@@ -21,6 +21,7 @@ values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import posixpath
 import re
@@ -52,10 +53,17 @@ class Original:
 
 
 def trusted(
-    request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    request: Request, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 ) -> bool:
     """Did this request come from a configured proxy?"""
-    host = request.client.host if request.client else ""
+    return _in_networks(request.client.host if request.client else "", networks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _in_networks(
+    host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    # Every forward-auth request asks this about the same few proxy addresses: parse once.
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -80,7 +88,10 @@ def original_request(request: Request, is_trusted: bool) -> Original:
 
 def clean(value: Any) -> str:
     """A header value without CR/LF or other controls (no header injection)."""
-    return "".join(c for c in str(value) if c.isprintable())[:1024]
+    text = str(value)
+    if text.isprintable():  # the common case, checked in C
+        return text[:1024]
+    return "".join(c for c in text if c.isprintable())[:1024]
 
 
 def normalize_path(raw: str) -> str:
@@ -140,7 +151,7 @@ def refusal(policy: RoutePolicySettings, session: Session) -> str | None:
 def routes(services: Services) -> list[BaseRoute]:
     config = services.settings.forward_auth
     issuer = services.settings.issuer
-    networks = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
+    networks = tuple(ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies)
     cookie_name = services.settings.sessions.cookie_name
     pages = services.pages
 
