@@ -126,6 +126,14 @@ async def test_auth_answers(gateway: GatewayServer, user: str) -> None:
         ok = await browser.http.get("/oauth2/auth")
         assert ok.status_code == 202 and ok.headers["x-auth-request-email"] == user
         assert ok.headers["cache-control"] == "no-store"
+        # The signed assertion is reused while half its lifetime is left, then re-signed.
+        again = await browser.http.get("/oauth2/auth")
+        assert again.headers["x-cognate-assertion"] == ok.headers["x-cognate-assertion"]
+        tokens = gateway.services.tokens
+        claims = {"audience": "https://app.example", "sub": "s", "email": None, "groups": []}
+        first = tokens.identity_assertion(now=1_000_000, **claims)  # type: ignore[arg-type]
+        assert tokens.identity_assertion(now=1_000_029, **claims) == first  # type: ignore[arg-type]
+        assert tokens.identity_assertion(now=1_000_030, **claims) != first  # type: ignore[arg-type]
         info = await browser.http.get("/oauth2/userinfo")  # oauth2-proxy style, by cookie
         assert info.json()["email"] == user
         sid, secret = browser.http.cookies["cognate_session"].split(".")
