@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway import credentials, op, proxy, ui
 from gateway.errors import PageError, StoreUnavailable
@@ -23,6 +23,8 @@ from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
 from gateway.pool import Overloaded
+from gateway.proxy.sidecar import SidecarProxy
+from gateway.proxy.sidecar import routes as sidecar_routes
 from gateway.services import Services
 
 log = logging.getLogger("cognate")
@@ -43,6 +45,8 @@ def create_app(
         try:
             yield
         finally:
+            if sidecar is not None:
+                await sidecar.close()
             await services.stop()
 
     pages = services.pages
@@ -93,7 +97,7 @@ def create_app(
             headers={"Cache-Control": "no-store"},
         )
 
-    routes = [
+    routes: list[BaseRoute] = [
         # Starlette tries routes in order: the forward-auth hot path goes first.
         *proxy.routes(services),
         Route("/healthz", healthz),
@@ -104,6 +108,13 @@ def create_app(
         *credentials.routes(services),
         *ui.routes(services),
     ]
+    sidecar: SidecarProxy | None = None
+    if services.settings.sidecar is not None:
+        # The app owns `/` (its home page, and POSTs to it): the gateway keeps its other paths
+        # (see gateway.proxy.sidecar.RESERVED) and everything else goes to the app.
+        routes = [r for r in routes if getattr(r, "path", None) != "/"]
+        extra, sidecar = sidecar_routes(services, services.settings.sidecar)
+        routes += extra
     return Starlette(
         routes=routes,
         middleware=[

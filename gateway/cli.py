@@ -27,6 +27,7 @@ EXAMPLES = """\
 examples:
   cognate serve                                  demo mode: memory store, demo user and client
   cognate serve --config /etc/cognate/gateway.yaml --port 8000 --workers 4
+  cognate proxy --upstream http://127.0.0.1:8080 -c gateway.yaml   sidecar in front of an app
   cognate check-config config/gateway.example.yaml
   echo 'a-long-passphrase' | cognate users create ada@example.com --password-stdin -c gateway.yaml
   cognate users list -c gateway.yaml
@@ -65,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes (needs a Redis store; default 1)"
     )
+
+    proxy = sub.add_parser(
+        "proxy",
+        help="run as a sidecar in front of one app (sign-in, identity headers, WebSockets)",
+        description="Serve the gateway and proxy every other path to --upstream, signed-in "
+        "users only (health paths excepted). Settings may also give sidecar.upstream.",
+    )
+    _config_arg(proxy, required=False)
+    proxy.add_argument("--upstream", help="the app, e.g. http://127.0.0.1:8080")
+    proxy.add_argument(
+        "--health-path",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a path of the app reachable without sign-in (exact match; repeatable)",
+    )
+    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=4180, help="port (default 4180)")
 
     check = sub.add_parser("check-config", help="validate a settings file; exit 0 if usable")
     check.add_argument("file", metavar="FILE")
@@ -167,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `cognate` and `python -m gateway`."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "proxy"):
             return _serve(args)
         if args.command == "check-config":
             return _check_config(args.file)
@@ -227,6 +246,28 @@ def _check_config(path: str) -> int:
     return 0
 
 
+def _with_sidecar(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with sidecar mode on: --upstream and --health-path over `sidecar:`."""
+    from gateway.settings import SidecarSettings
+
+    current = settings.sidecar
+    upstream = args.upstream or (current.upstream if current else None)
+    if not upstream:
+        raise ConfigError(["sidecar.upstream: give --upstream URL (the app to protect)"], "proxy")
+    base = current.model_dump() if current else {}
+    try:
+        sidecar = SidecarSettings.model_validate(
+            {
+                **base,
+                "upstream": upstream,
+                "health_paths": [*base.get("health_paths", []), *args.health_path],
+            }
+        )
+    except ValueError as exc:
+        raise ConfigError([f"sidecar: {exc}"], "proxy") from None
+    return settings.model_copy(update={"sidecar": sidecar})
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -238,6 +279,9 @@ def _serve(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     else:
         settings = demo_settings(args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)  # noqa: S104
+    if args.command == "proxy":
+        settings = _with_sidecar(settings, args)
+        args.workers = 1  # one sidecar per app instance
     memory = settings.store.url.startswith("memory:")
     if memory and args.workers > 1:
         raise ConfigError(

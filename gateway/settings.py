@@ -402,6 +402,32 @@ class AdminKey(Model):
     secret_access_key: str = Field(min_length=16)
 
 
+class SidecarCredentialsSettings(Model):
+    """AWS credentials for the app behind the sidecar: a developer identity of a pool."""
+
+    identity_pool: str
+    developer_provider: str = Field(min_length=1, max_length=128)
+    workload: str = Field(pattern=r"^[\w+=,.@:/-]{1,128}$")  # the app's developer user id
+    token_path: str = (
+        "/var/run/cognate/aws-token"  # written at start (not *_file: that key form reads a file)
+    )
+
+
+class SidecarSettings(Model):
+    """`cognate proxy`: the gateway in front of one app (Kubernetes sidecar)."""
+
+    upstream: str
+    health_paths: list[Annotated[str, Field(pattern=r"^/[^?#]*$")]] = Field(default_factory=list)
+    max_body_size: int = Field(1024**3, ge=1024)  # uploads to the app
+    max_message_size: int = Field(16 * 1024**2, ge=1024)  # WebSocket frames
+    credentials: SidecarCredentialsSettings | None = None
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        return check_absolute_url(value).rstrip("/")
+
+
 def _default_connectors() -> list[ConnectorSettings]:
     return [LocalConnectorSettings(id="local", type="local")]
 
@@ -425,6 +451,7 @@ class Settings(Model):
     connectors: list[ConnectorSettings] = Field(default_factory=_default_connectors)
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)
     admin_keys: list[AdminKey] = Field(default_factory=list)
+    sidecar: SidecarSettings | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     demo: bool = False
 
@@ -477,6 +504,24 @@ class Settings(Model):
         if not domain:
             return None
         return next((c.id for c in self.connectors if domain in getattr(c, "domains", [])), None)
+
+    @model_validator(mode="after")
+    def _sidecar_credentials(self) -> Settings:
+        wanted = self.sidecar.credentials if self.sidecar else None
+        if wanted is None:
+            return self
+        pool = next((p for p in self.identity_pools if p.id == wanted.identity_pool), None)
+        if pool is None:
+            raise ValueError(
+                f"sidecar.credentials.identity_pool: no identity pool {wanted.identity_pool!r}"
+            )
+        developers = [p.name for p in pool.providers if p.type == "developer"]
+        if wanted.developer_provider not in developers:
+            raise ValueError(
+                "sidecar.credentials.developer_provider: not a developer provider of pool "
+                f"{pool.id} (it has: {', '.join(map(str, developers)) or 'none'})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _saml_providers(self) -> Settings:

@@ -242,3 +242,11 @@ def test_pools_check_prints_iam_setup(tmp_path: Path) -> None:
     )
     warned = cognate("pools", "check", "-c", str(http_issuer))
     assert warned.returncode == 1 and "only https issuers" in warned.stderr
+
+
+def test_proxy_needs_an_upstream(tmp_path: Path) -> None:
+    result = cognate("proxy", "--port", "1")
+    assert result.returncode == 1
+    assert "sidecar.upstream: give --upstream URL" in result.stderr
+    bad = cognate("proxy", "--upstream", "ftp://x", "--port", "1")
+    assert bad.returncode == 1 and "must be an absolute URL" in bad.stderr

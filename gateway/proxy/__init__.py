@@ -148,6 +148,73 @@ def refusal(policy: RoutePolicySettings, session: Session) -> str | None:
     return None
 
 
+def is_api(request: Request) -> bool:
+    """An XHR or JSON client (gets 401, never a redirect to a sign-in page)."""
+    headers = request.headers
+    return headers.get(
+        "x-requested-with", ""
+    ).lower() == "xmlhttprequest" or "application/json" in headers.get("accept", "")
+
+
+async def decide(
+    services: Services,
+    cookie: str | None,
+    url: str | None,
+    method: str,
+    *,
+    redirect: bool,
+    api: bool,
+) -> Response:
+    """The forward-auth answer for a request to `url`: 202 with the identity headers, 401 (or,
+    with `redirect`, 302/303 to sign-in for a browser), or 403 naming the refusing rule.
+    Shared by `/oauth2/auth` and the sidecar proxy."""
+    issuer = services.settings.issuer
+    session = await services.sessions.load(cookie, cached=True)
+    headers = {"Cache-Control": "no-store"}
+    if session is None:
+        if redirect and url and not api:
+            start = f"{issuer}/oauth2/start?" + urlencode({"rd": url})
+            status = 302 if method in ("GET", "HEAD") else 303
+            return RedirectResponse(start, status_code=status, headers=headers)
+        return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
+    policy = policy_for(services.settings.forward_auth.policies, url)
+    reason = refusal(policy, session) if policy else None
+    if reason:
+        return PlainTextResponse(f"Forbidden: {reason}.", status_code=403, headers=headers)
+    profile = session.profile
+    groups = [str(g) for g in profile.get("groups") or []]
+    if policy and policy.groups:
+        groups = [g for g in groups if g in policy.groups]  # keep headers small
+    email = profile.get("email") or ""
+    user = profile.get("preferred_username") or email or session.identity_id
+    parts = urlsplit(url or issuer)
+    headers |= {
+        "X-Cognate-Assertion": services.tokens.identity_assertion(
+            audience=f"{parts.scheme}://{parts.netloc}",
+            sub=session.identity_id,
+            email=str(email) or None,
+            groups=groups,
+        ),
+        "X-Auth-Request-User": clean(user),
+        "X-Auth-Request-Email": clean(email),
+        "X-Auth-Request-Preferred-Username": clean(profile.get("preferred_username") or user),
+        "X-Auth-Request-Groups": clean(",".join(groups)),
+        "X-Auth-Request-Identity-Id": clean(session.identity_id),
+    }
+    return Response(status_code=202, headers=headers)
+
+
+IDENTITY_HEADERS = (
+    "x-cognate-assertion",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-auth-request-identity-id",
+    "x-auth-request-access-token",
+)
+
+
 def routes(services: Services) -> list[BaseRoute]:
     config = services.settings.forward_auth
     issuer = services.settings.issuer
@@ -165,47 +232,15 @@ def routes(services: Services) -> list[BaseRoute]:
         return safe or f"{issuer}/"
 
     async def auth(request: Request) -> Response:
-        is_trusted = trusted(request, networks)
-        original = original_request(request, is_trusted)
-        session = await services.sessions.load(pages.cookie(request, cookie_name), cached=True)
-        headers = {"Cache-Control": "no-store"}
-        if session is None:
-            if request.query_params.get("redirect") and original.url:
-                api = request.headers.get(
-                    "x-requested-with", ""
-                ).lower() == "xmlhttprequest" or "application/json" in request.headers.get(
-                    "accept", ""
-                )
-                if not api:
-                    start = f"{issuer}/oauth2/start?" + urlencode({"rd": original.url})
-                    status = 302 if original.method in ("GET", "HEAD") else 303
-                    return RedirectResponse(start, status_code=status, headers=headers)
-            return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
-        policy = policy_for(config.policies, original.url)
-        reason = refusal(policy, session) if policy else None
-        if reason:
-            return PlainTextResponse(f"Forbidden: {reason}.", status_code=403, headers=headers)
-        profile = session.profile
-        groups = [str(g) for g in profile.get("groups") or []]
-        if policy and policy.groups:
-            groups = [g for g in groups if g in policy.groups]  # keep headers small
-        email = profile.get("email") or ""
-        user = profile.get("preferred_username") or email or session.identity_id
-        parts = urlsplit(original.url or issuer)
-        headers |= {
-            "X-Cognate-Assertion": services.tokens.identity_assertion(
-                audience=f"{parts.scheme}://{parts.netloc}",
-                sub=session.identity_id,
-                email=str(email) or None,
-                groups=groups,
-            ),
-            "X-Auth-Request-User": clean(user),
-            "X-Auth-Request-Email": clean(email),
-            "X-Auth-Request-Preferred-Username": clean(profile.get("preferred_username") or user),
-            "X-Auth-Request-Groups": clean(",".join(groups)),
-            "X-Auth-Request-Identity-Id": clean(session.identity_id),
-        }
-        return Response(status_code=202, headers=headers)
+        original = original_request(request, trusted(request, networks))
+        return await decide(
+            services,
+            pages.cookie(request, cookie_name),
+            original.url,
+            original.method,
+            redirect=bool(request.query_params.get("redirect")),
+            api=is_api(request),
+        )
 
     async def start(request: Request) -> Response:
         # rd, or else the original URL a trusted proxy forwarded (nginx's @sign_in location).

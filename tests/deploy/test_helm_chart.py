@@ -31,6 +31,11 @@ EVERYTHING = {
 }
 
 
+SIDECAR = yaml.safe_load((CHART / "examples" / "sidecar-values.yaml").read_text()) | {
+    "secret": {"secretKey": "s" * 40}
+}
+
+
 def render(values: dict[str, Any]) -> list[dict[str, Any]]:
     with helm.Chart.load(str(CHART)) as chart:
         files = chart.render(values, name="auth", namespace="identity")
@@ -50,7 +55,9 @@ def test_chart_lints_strictly() -> None:
     assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
 
 
-@pytest.mark.parametrize("values", [{}, EVERYTHING], ids=["defaults", "everything"])
+@pytest.mark.parametrize(
+    "values", [{}, EVERYTHING, SIDECAR], ids=["defaults", "everything", "sidecar-example"]
+)
 def test_rendered_manifests_are_valid_kubernetes(values: dict[str, Any]) -> None:
     docs = render(values)
     kinds = {d["kind"] for d in docs}
@@ -66,7 +73,7 @@ def test_rendered_manifests_are_valid_kubernetes(values: dict[str, Any]) -> None
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # a CRD: no upstream schema; its shape is checked below
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
-    if values:
+    if values is EVERYTHING:
         assert {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy", "ServiceMonitor"} <= kinds
 
 
@@ -105,7 +112,33 @@ def test_schema_rejects_bad_values() -> None:
             {"redis": {"url": "mysql://db"}},
             {"secret": {"secretKey": "short"}},
             {"config": {"issuer": "https://a", "store": {}, "secret_key": "x" * 40}},
+            {"sidecar": {"enabled": True, "app": {"name": "a", "image": "x", "port": 8000}}},
         ):
             with pytest.raises(Exception):  # noqa: B017 - the SDK's schema error type
                 chart.validate_schema(bad)
         chart.validate_schema({})
+
+
+def test_sidecar_example_puts_cognate_in_front_of_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(SIDECAR)
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    cognate, app = pod["containers"]
+    assert cognate["args"][:1] == ["proxy"]
+    assert cognate["args"][cognate["args"].index("--upstream") + 1] == "http://127.0.0.1:8080"
+    assert cognate["args"][cognate["args"].index("--health-path") + 1] == "/healthz"
+    env = {e["name"]: e["value"] for e in app["env"]}
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"].endswith("/_cognate/aws/credentials")
+    assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == "/var/run/cognate/aws-token"
+    assert app["securityContext"]["readOnlyRootFilesystem"] is True
+    shared = {v["name"] for v in cognate["volumeMounts"]} & {v["name"] for v in app["volumeMounts"]}
+    assert shared == {"aws-token"}
+    # And the gateway accepts the settings the chart renders (sidecar and credentials included).
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    settings = yaml.safe_load(config_map["data"]["gateway.yaml"])
+    (tmp_path / "secret-key").write_text("k" * 48)
+    settings["secret_key_file"] = str(tmp_path / "secret-key")
+    monkeypatch.setenv("COGNATE_REDIS_URL", "redis://redis:6379/0")
+    parsed = settings_from_dict(settings)
+    assert parsed.sidecar is not None and parsed.sidecar.credentials is not None

@@ -1,0 +1,231 @@
+"""Sidecar mode (`cognate proxy --upstream`): the gateway in front of a real app over HTTP —
+sign-in, identity headers, spoofed headers dropped, health paths by exact match, streaming
+bodies both ways, and WebSockets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
+
+from tests.helpers import (
+    AppServer,
+    Browser,
+    GatewayServer,
+    RedisServer,
+    free_port,
+    make_settings,
+)
+
+CHUNK = 64 * 1024
+
+
+def pattern(size: int) -> Iterator[bytes]:
+    sent = 0
+    while sent < size:
+        piece = bytes((sent // CHUNK + i) % 251 for i in range(min(CHUNK, size - sent)))
+        sent += len(piece)
+        yield piece
+
+
+async def echo(request: Request) -> Response:
+    return JSONResponse(
+        {"path": request.url.path, "query": request.url.query, "headers": dict(request.headers)}
+    )
+
+
+async def upload(request: Request) -> Response:
+    digest, size = hashlib.sha256(), 0
+    async for chunk in request.stream():
+        digest.update(chunk)
+        size += len(chunk)
+    return JSONResponse({"size": size, "sha256": digest.hexdigest()})
+
+
+async def download(request: Request) -> Response:
+    size = int(request.query_params["size"])
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pattern(size):
+            yield piece
+
+    return StreamingResponse(body(), media_type="application/octet-stream")
+
+
+async def ws_echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(websocket.headers.get("x-auth-request-email", "nobody"))
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await websocket.send_text("echo:" + message["text"])
+        else:
+            await websocket.send_bytes(b"echo:" + message["bytes"])
+
+
+@pytest.fixture(scope="module")
+def sidecar(redis_server: RedisServer) -> Iterator[tuple[GatewayServer, AppServer]]:
+    app = AppServer(
+        Starlette(
+            routes=[
+                Route("/", lambda r: PlainTextResponse("app home")),
+                Route("/healthz-app", lambda r: PlainTextResponse("healthy")),
+                Route("/upload", upload, methods=["POST"]),
+                Route("/download", download),
+                WebSocketRoute("/ws", ws_echo),
+                Route("/{path:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
+            ]
+        )
+    ).start()
+    gateway = GatewayServer(
+        make_settings(
+            free_port(),
+            redis_server.url,
+            sidecar={"upstream": app.url, "health_paths": ["/healthz-app"]},
+        )
+    ).start()
+    yield gateway, app
+    gateway.stop()
+    app.stop()
+
+
+async def signed_in(gateway: GatewayServer) -> Browser:
+    email = f"side-{secrets.token_hex(3)}@example.com"
+    await gateway.add_user(email, email_verified=True)
+    browser = Browser(gateway.url)
+    first = await browser.http.get("/reports?q=1", headers={"Accept": "text/html"})
+    assert first.status_code == 302
+    assert first.headers["location"].startswith(f"{gateway.url}/oauth2/start?rd=")
+    start = await browser.http.get(first.headers["location"])
+    done = await browser.sign_in(start, email)
+    assert done.status_code == 303 and done.headers["location"] == f"{gateway.url}/reports?q=1"
+    browser.email = email  # type: ignore[attr-defined]
+    return browser
+
+
+async def test_sign_in_then_the_app_sees_who_is_calling(
+    sidecar: tuple[GatewayServer, AppServer],
+) -> None:
+    gateway, _ = sidecar
+    anonymous = httpx.AsyncClient(base_url=gateway.url)
+    try:
+        api = await anonymous.get("/reports", headers={"Accept": "application/json"})
+        assert api.status_code == 401
+        assert (await anonymous.get("/")).status_code == 302  # the app's home is the app's
+        assert (await anonymous.get("/healthz-app")).text == "healthy"
+        for near_miss in ("/healthz-app/", "/healthz-appx", "/healthz-app/../reports"):
+            answer = await anonymous.get(near_miss, headers={"Accept": "application/json"})
+            assert answer.status_code == 401, near_miss
+    finally:
+        await anonymous.aclose()
+    browser = await signed_in(gateway)
+    try:
+        browser.http.cookies.set("app_pref", "dark")
+        page = await browser.http.get(
+            "/reports?q=1",
+            headers={"X-Auth-Request-Email": "admin@evil.example", "X-Cognate-Assertion": "x"},
+        )
+        assert page.status_code == 200
+        seen = page.json()
+        assert seen["path"] == "/reports" and seen["query"] == "q=1"
+        headers = seen["headers"]
+        assert headers["x-auth-request-email"] == browser.email  # type: ignore[attr-defined]
+        assert headers["x-cognate-assertion"].count(".") == 2
+        assert "cognate_session" not in headers.get("cookie", "")  # our cookies stay ours
+        assert "app_pref=dark" in headers["cookie"]
+        assert (await browser.http.get("/")).text == "app home"
+        # The gateway keeps its own paths.
+        assert (await browser.http.get("/.well-known/openid-configuration")).status_code == 200
+    finally:
+        await browser.aclose()
+
+
+async def test_bodies_stream_both_ways(sidecar: tuple[GatewayServer, AppServer]) -> None:
+    gateway, _ = sidecar
+    browser = await signed_in(gateway)
+    size = 24 * 1024 * 1024 + 17  # well past the gateway's own 64 KiB request limit
+    expected = hashlib.sha256(b"".join(pattern(size))).hexdigest()
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pattern(size):
+            yield piece
+
+    try:
+        sent = await browser.http.post("/upload", content=body(), timeout=120)
+        assert sent.status_code == 200, sent.text[:200]
+        assert sent.json() == {"size": size, "sha256": expected}
+        digest, received = hashlib.sha256(), 0
+        async with browser.http.stream("GET", f"/download?size={size}", timeout=120) as answer:
+            assert answer.status_code == 200
+            async for chunk in answer.aiter_bytes():
+                digest.update(chunk)
+                received += len(chunk)
+        assert (received, digest.hexdigest()) == (size, expected)
+    finally:
+        await browser.aclose()
+
+
+async def test_websockets_after_sign_in_only(sidecar: tuple[GatewayServer, AppServer]) -> None:
+    gateway, _ = sidecar
+    ws_url = "ws" + gateway.url.removeprefix("http") + "/ws"
+    with pytest.raises(InvalidStatus):  # no session: the handshake is refused
+        async with ws_connect(ws_url):
+            pass
+    browser = await signed_in(gateway)
+    cookie = browser.http.cookies["cognate_session"]
+    try:
+        async with ws_connect(
+            ws_url, additional_headers={"Cookie": f"cognate_session={cookie}"}
+        ) as ws:
+            assert await ws.recv() == browser.email  # type: ignore[attr-defined]
+            await ws.send("hello")
+            assert await ws.recv() == "echo:hello"
+            await ws.send(b"\x00\x01")
+            assert await ws.recv() == b"echo:\x00\x01"
+    finally:
+        await browser.aclose()
+
+
+async def test_app_down_is_a_502(redis_server: RedisServer) -> None:
+    gateway = GatewayServer(
+        make_settings(
+            free_port(),
+            redis_server.url,
+            sidecar={"upstream": f"http://127.0.0.1:{free_port()}", "health_paths": ["/up"]},
+        )
+    ).start()
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url) as client:
+            down = await client.get("/up")
+        assert down.status_code == 502
+        assert json.loads(down.text)["error"] == "upstream unavailable"
+    finally:
+        gateway.stop()
+
+
+def test_the_reserved_paths_are_all_the_gateway_keeps(
+    sidecar: tuple[GatewayServer, AppServer],
+) -> None:
+    # The module docstring (and README) promise the app every path but these: check the app.
+    from starlette.routing import Mount
+
+    from gateway.proxy.sidecar import RESERVED
+
+    gateway, _ = sidecar
+    kept = [r.path for r in gateway.app.routes if not (isinstance(r, Mount) and r.path == "")]
+    assert "/" not in kept  # the app's home page is the app's
+    for path in kept:
+        assert any(path == p.rstrip("/") or path.startswith(p) for p in RESERVED), path
