@@ -234,7 +234,12 @@ def _check_config(path: str) -> int:
         print(f"  connector:  {connector.id} ({connector.type})")
         if connector.type in ("oidc", "oauth2"):
             # What the IdP's administrator registers as the redirect (callback) URI.
-            print(f"              redirect URI: {settings.issuer}/login/{connector.id}/callback")
+            path = (
+                "/oauth2/callback"
+                if getattr(connector, "oauth2_proxy_callback", False)
+                else f"/login/{connector.id}/callback"
+            )
+            print(f"              redirect URI: {settings.issuer}{path}")
         if connector.type == "saml":
             # What the IdP's administrator imports or types in (SP metadata, ACS, SLO).
             base = f"{settings.issuer}/saml/{connector.id}"

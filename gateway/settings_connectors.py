@@ -49,6 +49,9 @@ class OidcConnectorSettings(Model):
     domains: list[Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")]] = Field(
         default_factory=list
     )
+    # oauth2-proxy compatibility: the IdP redirects to {issuer}/oauth2/callback (keep the
+    # redirect URI already registered for oauth2-proxy) instead of {issuer}/login/{id}/callback.
+    oauth2_proxy_callback: bool = False
     timeout: float = Field(10.0, gt=0, le=60)
 
     @model_validator(mode="before")
@@ -128,6 +131,9 @@ class OAuth2ConnectorSettings(Model):
     domains: list[Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")]] = Field(
         default_factory=list
     )
+    # oauth2-proxy compatibility: the IdP redirects to {issuer}/oauth2/callback (keep the
+    # redirect URI already registered for oauth2-proxy) instead of {issuer}/login/{id}/callback.
+    oauth2_proxy_callback: bool = False
     timeout: float = Field(10.0, gt=0, le=60)
 
     @field_validator("base_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")

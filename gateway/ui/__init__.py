@@ -34,6 +34,7 @@ def routes(services: Services) -> list[BaseRoute]:
             methods=["GET", "POST"],
         ),
         Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
+        Route("/oauth2/callback", views.oauth2_proxy_callback(services), methods=["GET", "POST"]),
         Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),

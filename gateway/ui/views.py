@@ -189,11 +189,20 @@ def redirect_connector(services: Services, connector_id: str) -> RedirectConnect
     return connector
 
 
+def callback_url(services: Services, connector: RedirectConnector) -> str:
+    """Where the IdP sends the browser back: `/login/{id}/callback`, or oauth2-proxy's
+    `/oauth2/callback` for connectors that keep an oauth2-proxy registration."""
+    issuer = services.settings.issuer
+    if getattr(getattr(connector, "config", None), "oauth2_proxy_callback", False):
+        return f"{issuer}/oauth2/callback"
+    return f"{issuer}/login/{connector.id}/callback"
+
+
 async def start_redirect(
     services: Services, request: Request, flow: Flow, connector: RedirectConnector
 ) -> Response:
     """Send the browser to an upstream IdP, remembering the connector's state on the flow."""
-    callback = f"{services.settings.issuer}/login/{connector.id}/callback"
+    callback = callback_url(services, connector)
     try:
         start = await connector.start(callback, flow.flow_id)
     except ConnectorError as exc:
@@ -296,6 +305,35 @@ def connector_callback(services: Services) -> Handler:
         return await finish_upstream(
             services, request, connector, params.get("state") or "", params
         )
+
+    return page
+
+
+def oauth2_proxy_callback(services: Services) -> Handler:
+    """GET (or form_post POST) /oauth2/callback: oauth2-proxy's callback URL, for connectors
+    with `oauth2_proxy_callback`; the flow named by `state` says which connector answers."""
+
+    async def page(request: Request) -> Response:
+        if request.method == "POST":
+            params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
+            repost = repost_same_site(services, request, params)
+            if repost is not None:
+                return repost
+        else:
+            params = dict(request.query_params)
+        state = params.get("state") or ""
+        flow = await flow_for(services, request, state.split(".", 1)[0])
+        connector = services.connectors.get(str(flow.connector_state.get("connector", "")))
+        if (
+            not isinstance(connector, RedirectConnector)
+            or callback_url(services, connector) != f"{services.settings.issuer}/oauth2/callback"
+        ):
+            raise PageError(
+                "Sign-in failed",
+                "The answer of the identity provider does not belong to this sign-in. "
+                "Start again from the application.",
+            )
+        return await finish_upstream(services, request, connector, state, params)
 
     return page
 

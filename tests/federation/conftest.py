@@ -113,6 +113,16 @@ def federation(
                     "allowed_tenants": [ENTRA_TENANT],
                 },
                 {
+                    "id": "fake-o2p",
+                    "type": "oidc",
+                    "name": "Fake IdP (oauth2-proxy callback)",
+                    "issuer": fake_op.issuer,
+                    "client_id": "fake-client",
+                    "client_secret": "fake-secret-0123456789",
+                    "token_endpoint_auth_method": "client_secret_post",
+                    "oauth2_proxy_callback": True,
+                },
+                {
                     "id": "apple",
                     "type": "oidc",
                     "name": "Apple",

@@ -468,3 +468,30 @@ async def _stored_anywhere(federation: Federation, needle: str) -> tuple[int, bo
     finally:
         await client.aclose()
     return scanned, False
+
+
+async def test_the_oauth2_proxy_callback_url_works(
+    federation: Federation, browser: Browser
+) -> None:
+    # A connector keeping an IdP registration made for oauth2-proxy: the IdP sends the browser
+    # to /oauth2/callback, and the flow named by `state` says which connector answers.
+    to_idp = await start_upstream_login(browser, "fake-o2p")
+    query = parse_qs(urlsplit(to_idp.headers["location"]).query)
+    assert query["redirect_uri"] == [f"{federation.rp.url}/oauth2/callback"]
+    async with httpx.AsyncClient() as idp_browser:
+        back = await idp_browser.get(to_idp.headers["location"])
+    callback = back.headers["location"].removeprefix(federation.rp.url)
+    assert callback.startswith("/oauth2/callback?")
+    done = await browser.http.get(callback)
+    assert done.status_code == 303 and "code=" in done.headers["location"]
+    # A state whose flow went to a /login/{id}/callback connector is refused here.
+    other = Browser(federation.rp.url)
+    try:
+        to_fake = await start_upstream_login(other, "fake")
+        async with httpx.AsyncClient() as idp_browser:
+            back = await idp_browser.get(to_fake.headers["location"])
+        state = parse_qs(urlsplit(back.headers["location"]).query)["state"][0]
+        refused = await other.http.get(f"/oauth2/callback?code=x&state={state}")
+        assert refused.status_code == 400
+    finally:
+        await other.aclose()
