@@ -154,6 +154,7 @@ class RoutePolicySettings(Model):
     emails: list[str] = Field(default_factory=list)
     email_domains: list[str] = Field(default_factory=list)
     connectors: list[str] = Field(default_factory=list)
+    mfa: bool = False  # the sign-in must have used a second factor (amr says so)
     deny: bool = False
 
 
@@ -164,6 +165,9 @@ class ForwardAuthSettings(Model):
     allowed_hosts: list[str] = Field(default_factory=list)
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     policies: list[RoutePolicySettings] = Field(default_factory=list)
+    # oauth2-proxy's --pass-access-token: the upstream IdP's access token, when there is one,
+    # as X-Auth-Request-Access-Token (off: it is a credential).
+    pass_access_token: bool = False
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -224,6 +228,9 @@ class ClientSettings(Model):
     client_id: str = Field(min_length=1, max_length=128)
     client_secret: str | None = Field(None, min_length=16)
     client_name: str | None = None
+    # Who may sign in to this client, in the forward-auth policy language (groups, emails,
+    # email_domains, connectors, mfa, deny; host and path do not apply). None: anyone.
+    access: RoutePolicySettings | None = None
     redirect_uris: list[ClientUri] = Field(default_factory=list)
     post_logout_redirect_uris: list[ClientUri] = Field(default_factory=list)
     grant_types: list[GrantType] = Field(default_factory=_default_grants)

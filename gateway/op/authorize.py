@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.connectors import RedirectConnector
 from gateway.errors import (
+    AccessDenied,
     InvalidRequest,
     InvalidScope,
     LoginRequired,
@@ -229,7 +230,22 @@ async def finish_authorization(
     nonce: str | None,
     code_challenge: str | None,
 ) -> Response:
-    """Issue a code for a signed-in session and send the browser back to the client."""
+    """Issue a code for a signed-in session and send the browser back to the client — unless
+    the client's `access` policy refuses this user (`access_denied`, naming the rule)."""
+    client = services.clients.get(client_id)
+    policy = client.config.access if client else None
+    if policy is not None:
+        from gateway.proxy import refusal
+
+        reason = refusal(policy, session, where=f"application {client_id}")
+        if reason:
+            await services.audit.record(
+                "sign_in.refused", client_id=client_id, identity_id=session.identity_id
+            )
+            error = AccessDenied(reason)
+            return redirect_with(
+                redirect_uri, {**error.as_dict(), "state": state, "iss": services.settings.issuer}
+            )
     authorization = Authorization(
         sub=session.identity_id,
         client_id=client_id,

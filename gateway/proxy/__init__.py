@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 FORWARD_AUTH_CLIENT = "cognate:forward-auth"  # the flow's "client" for proxy sign-ins
+# RFC 8176 authentication method references that mean a second factor was used.
+MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,13 @@ def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePol
     return max(matches, key=lambda p: (len(p.path), p.host != "*"))
 
 
-def refusal(policy: RoutePolicySettings, session: Session) -> str | None:
-    """Why the policy refuses this session, or None when it allows it."""
+def refusal(policy: RoutePolicySettings, session: Session, where: str | None = None) -> str | None:
+    """Why the policy refuses this session, or None when it allows it. `where` names the rule
+    in the message (default: its host and path)."""
     profile = session.profile
     email = str(profile.get("email") or "").lower()
     groups = {str(g) for g in profile.get("groups") or []}
-    where = f"{policy.host}{policy.path}"
+    where = where or f"{policy.host}{policy.path}"
     if policy.deny:
         return f"the rule for {where} denies everyone"
     if policy.connectors and session.connector_id not in policy.connectors:
@@ -145,6 +148,8 @@ def refusal(policy: RoutePolicySettings, session: Session) -> str | None:
         return f"the rule for {where} allows only e-mail domains {', '.join(policy.email_domains)}"
     if policy.groups and not groups & set(policy.groups):
         return f"the rule for {where} requires membership of {', '.join(policy.groups)}"
+    if policy.mfa and not set(session.amr) & MFA_METHODS:
+        return f"the rule for {where} requires a sign-in with a second factor"
     return None
 
 
@@ -201,6 +206,9 @@ async def decide(
         "X-Auth-Request-Groups": clean(",".join(groups)),
         "X-Auth-Request-Identity-Id": clean(session.identity_id),
     }
+    upstream_token = (session.upstream or {}).get("access_token")
+    if services.settings.forward_auth.pass_access_token and upstream_token:
+        headers["X-Auth-Request-Access-Token"] = clean(upstream_token)
     return Response(status_code=202, headers=headers)
 
 

@@ -495,3 +495,39 @@ async def test_the_oauth2_proxy_callback_url_works(
         assert refused.status_code == 400
     finally:
         await other.aclose()
+
+
+async def test_pass_access_token_hands_the_idp_token_to_the_proxy(
+    federation: Federation, redis_server: object
+) -> None:
+    from tests.helpers import GatewayServer, free_port, make_settings
+
+    fake = federation.fake
+    connector = {
+        "id": "fake",
+        "type": "oidc",
+        "name": "Fake IdP",
+        "issuer": fake.issuer,
+        "client_id": "fake-client",
+        "client_secret": "fake-secret-0123456789",
+        "token_endpoint_auth_method": "client_secret_post",
+    }
+    for passing in (True, False):
+        gateway = GatewayServer(
+            make_settings(
+                free_port(),
+                federation.rp.settings.store.url,
+                connectors=[{"id": "local", "type": "local"}, connector],
+                forward_auth={"pass_access_token": passing},
+            )
+        ).start()
+        browser = Browser(gateway.url)
+        try:
+            assert (await through_fake(federation, browser)).status_code == 303
+            answer = await browser.http.get("/oauth2/auth")
+            assert answer.status_code == 202
+            header = answer.headers.get("x-auth-request-access-token")
+            assert header == (fake.issued_access_tokens[-1] if passing else None)
+        finally:
+            await browser.aclose()
+            gateway.stop()
