@@ -190,6 +190,7 @@ async def decide(
     groups = [str(g) for g in profile.get("groups") or []]
     if policy and policy.groups:
         groups = [g for g in groups if g in policy.groups]  # keep headers small
+    groups = whole_groups(groups, GROUPS_BUDGET)
     email = profile.get("email") or ""
     user = profile.get("preferred_username") or email or session.identity_id
     parts = urlsplit(url or issuer)
@@ -210,6 +211,26 @@ async def decide(
     if services.settings.forward_auth.pass_access_token and upstream_token:
         headers["X-Auth-Request-Access-Token"] = clean(upstream_token)
     return Response(status_code=202, headers=headers)
+
+
+GROUPS_BUDGET = 2048  # bytes of group names per request (proxies cap headers at 4-8 KiB)
+
+
+def whole_groups(groups: list[str], budget: int) -> list[str]:
+    """As many whole group names as fit in `budget` bytes, comma-joined. Never a cut name: a
+    truncated "admins-readonly" must not become "admins". Names with commas or controls are
+    dropped (they would split or break the header)."""
+    kept: list[str] = []
+    used = 0
+    for group in groups:
+        if "," in group or not group.isprintable():
+            continue
+        size = len(group.encode()) + (1 if kept else 0)
+        if used + size > budget:
+            break
+        kept.append(group)
+        used += size
+    return kept
 
 
 IDENTITY_HEADERS = (

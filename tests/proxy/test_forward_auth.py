@@ -238,3 +238,13 @@ def test_policies_match_the_path_the_app_will_serve(path: str) -> None:
     assert policy_for(policies, f"https://app.example.com{path}") is not None, path
     assert policy_for(policies, "https://app.example.com/administrator") is None
     assert policy_for(policies, "https://app.example.com/public") is None
+
+
+def test_group_headers_hold_whole_names_only() -> None:
+    from gateway.proxy import whole_groups
+
+    many = [f"team-{n:04d}-readonly" for n in range(1000)]
+    kept = whole_groups(many, 2048)
+    assert 0 < len(kept) < 1000 and len(",".join(kept).encode()) <= 2048
+    assert all(g in many for g in kept)  # every kept name is a real group, none cut short
+    assert whole_groups(["admins,root", "ok", "bad\nname"], 100) == ["ok"]
