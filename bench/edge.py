@@ -1,7 +1,8 @@
 """Forward-auth and password sign-in throughput.
 
-- forward-auth: `GET /oauth2/auth` with a real session cookie (one Redis GET and an AES-GCM
-  open per request; 202 + identity headers + a signed assertion).
+- forward-auth: `GET /oauth2/auth` with a real session cookie: 202 + identity headers + a
+  signed assertion, with the in-process session cache (hits) and without it (every request a
+  Redis GET and an AES-GCM open: the cost of a miss).
 - password sign-in: `POST /login` with single-use flows minted beforehand, each an argon2id
   verification at OWASP parameters in the bounded pool; reported with the raw argon2id
   verification rate of one core measured in the same run (the ceiling sign-in cannot beat).
@@ -33,9 +34,10 @@ from tests.helpers import Browser  # noqa: E402
 EMAIL, PASSWORD = "bench@example.com", "bench password 123"
 
 
-def settings_text(port: int, redis_url: str, sts_url: str) -> str:
+def settings_text(port: int, redis_url: str, sts_url: str, cache_ttl: float = 5) -> str:
     return f"""
 issuer: http://127.0.0.1:{port}
+sessions: {{cache_ttl: {cache_ttl}}}
 secret_key: bench-secret-key-{'x' * 32}
 store: {{url: "{redis_url}", prefix: bench-edge}}
 log_level: warning
@@ -103,7 +105,7 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
         if baseline:
             results[BASELINE] = wrk(env.baseline, duration, connections)
         print("running: forward-auth", file=sys.stderr)
-        results["forward-auth (session from Redis)"] = wrk(
+        results["forward-auth (session cache hits)"] = wrk(
             f"{env.gateway}/oauth2/auth", duration, connections,
             headers=[f"Cookie: cognate_session={cookie}"])
         print("running: password sign-in", file=sys.stderr)
@@ -111,6 +113,17 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
             env.gateway, duration, connections,
             [str(ROOT / "bench" / "login.lua"), str(env.folder / "logins.txt"),
              f"cognate_csrf={browser}"])
+    # The same with the in-process session cache off: every request reads Redis (cache misses).
+    with Environment(lambda p, r, s: settings_text(p, r, s, cache_ttl=0)) as env:
+        subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603
+                        "--password-stdin", "--verified", "-c", str(env.settings_path)],
+                       input=PASSWORD + "\n", text=True, capture_output=True, check=True,
+                       cwd=ROOT)
+        cookie = asyncio.run(session_cookie(env.gateway))
+        print("running: forward-auth, cache off", file=sys.stderr)
+        results["forward-auth (cache off: Redis read)"] = wrk(
+            f"{env.gateway}/oauth2/auth", duration, connections,
+            headers=[f"Cookie: cognate_session={cookie}"])
     rate = argon2_rate()
     results["raw argon2id verify, one core (reference)"] = {
         "rps": rate, "requests": 0, "errors": 0, "p50_ms": 1000 / rate, "p99_ms": 1000 / rate}

@@ -88,15 +88,18 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = (
-            incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else os.urandom(16).hex()
-        )
+        incoming = incoming_trace = ""
+        for name, value in scope["headers"]:  # one pass; most requests carry neither header
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"traceparent":
+                incoming_trace = value.decode("latin-1")
+        valid = 0 < len(incoming) <= 64 and incoming.isprintable()
+        rid = incoming if valid else os.urandom(16).hex()
         token = request_id.set(rid)
         # W3C Trace Context: keep the caller's trace id in our log lines (well-formed only).
-        incoming_trace = dict(scope["headers"]).get(b"traceparent", b"").decode("latin-1")
         trace_token = traceparent.set(
-            incoming_trace if _TRACEPARENT.match(incoming_trace) else None
+            incoming_trace if incoming_trace and _TRACEPARENT.match(incoming_trace) else None
         )
         start = time.perf_counter()
         status = 500
@@ -111,14 +114,15 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self.log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "ms": round((time.perf_counter() - start) * 1000, 2),
-                },
-            )
+            if self.log.isEnabledFor(logging.INFO):
+                self.log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - start) * 1000, 2),
+                    },
+                )
             request_id.reset(token)
             traceparent.reset(trace_token)
