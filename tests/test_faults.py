@@ -153,7 +153,8 @@ async def test_forward_auth_cache_goes_off_with_redis(
     outage: tuple[RedisServer, GatewayServer],
 ) -> None:
     # A replica that cannot hear logouts from the others must not answer from its cache:
-    # with Redis down, a session cached a moment ago fails closed (503), never a stale 202.
+    # with Redis down, a session cached a moment ago fails closed (401, what proxies act on:
+    # SECURITY-TESTS G48), never a stale 202.
     redis, gateway = outage
     await gateway.add_user("cached@example.com")
     browser = Browser(gateway.url)
@@ -166,7 +167,11 @@ async def test_forward_auth_cache_goes_off_with_redis(
         while gateway.services.sessions.cache.enabled:
             assert asyncio.get_running_loop().time() < deadline, "the cache stayed on"
             await asyncio.sleep(0.05)
-        assert (await browser.http.get("/oauth2/auth")).status_code == 503
+        assert (await browser.http.get("/oauth2/auth")).status_code == 401
+        redirect_mode = await browser.http.get(
+            "/oauth2/auth?redirect=1", headers={"X-Original-URL": "http://app.example/page"}
+        )
+        assert redirect_mode.status_code == 401  # no trip to a sign-in that cannot work
     finally:
         redis.start()
     # Back: the subscription returns, and with it the cache.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import posixpath
 import re
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.errors import StoreUnavailable
 from gateway.proxy.redirects import safe_redirect
 from gateway.sessions import Session
 from gateway.settings import RoutePolicySettings
@@ -40,6 +42,8 @@ from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 
 if TYPE_CHECKING:
     from gateway.services import Services
+
+log = logging.getLogger("cognate.proxy")
 
 FORWARD_AUTH_CLIENT = "cognate:forward-auth"  # the flow's "client" for proxy sign-ins
 # RFC 8176 authentication method references that mean a second factor was used.
@@ -174,8 +178,14 @@ async def decide(
     with `redirect`, 302/303 to sign-in for a browser), or 403 naming the refusing rule.
     Shared by `/oauth2/auth` and the sidecar proxy."""
     issuer = services.settings.issuer
-    session = await services.sessions.load(cookie, cached=True)
     headers = {"Cache-Control": "no-store"}
+    try:
+        session = await services.sessions.load(cookie, cached=True)
+    except StoreUnavailable as exc:
+        # Fail closed the way proxies understand: not signed in (SECURITY-TESTS G48). No
+        # redirect either: a sign-in cannot work while the store is away.
+        log.warning("forward-auth failing closed: %s", exc)
+        return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
     if session is None:
         if redirect and url and not api:
             start = f"{issuer}/oauth2/start?" + urlencode({"rd": url})
