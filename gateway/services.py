@@ -124,6 +124,8 @@ def build_services(
         socket_timeout=settings.store.socket_timeout,
         connect_timeout=settings.store.connect_timeout,
         max_connections=settings.store.max_connections,
+        replicas_acked=settings.store.replicas_acked,
+        replica_timeout=settings.store.replica_timeout,
     )
     sealer = Sealer(master_key(settings))
     metrics = Metrics()

@@ -60,6 +60,12 @@ class StoreSettings(Model):
     socket_timeout: float = Field(2.0, gt=0)
     connect_timeout: float = Field(2.0, gt=0)
     max_connections: int = Field(64, gt=0)
+    # Fail-over safety (Sentinel, or one server with replicas): one-shot and create-once writes
+    # (identity links, codes spent, refresh rotations, replay caches) wait until this many
+    # replicas have them, or fail closed (503). 0: do not wait (a fail-over can lose the last
+    # moments of writes: a new identity, or a spent code that becomes spendable again).
+    replicas_acked: int = Field(0, ge=0, le=5)
+    replica_timeout: float = Field(0.5, gt=0, le=10)
 
     @field_validator("url")
     @classmethod
@@ -78,6 +84,14 @@ class StoreSettings(Model):
         if value.startswith("redis+sentinel://") and not value.split("://", 1)[1].partition("/")[2]:
             raise ValueError("redis+sentinel:// needs the service name: .../<service>[/<db>]")
         return value
+
+    @model_validator(mode="after")
+    def _acks(self) -> StoreSettings:
+        if self.replicas_acked and "+cluster://" in self.url:
+            raise ValueError("replicas_acked: not supported on Redis Cluster yet")
+        if self.replicas_acked and self.url.startswith("memory:"):
+            raise ValueError("replicas_acked: the memory store has no replicas")
+        return self
 
     @field_validator("prefix")
     @classmethod

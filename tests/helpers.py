@@ -397,14 +397,39 @@ class RedisCluster:
 
 
 class RedisSentinel:
-    """A master and one Sentinel watching it (quorum 1), as `redis+sentinel://`."""
+    """A master (optionally with a replica) and one Sentinel watching it (quorum 1), as
+    `redis+sentinel://`. `failover()` promotes the replica the way Sentinel does."""
 
     SERVICE = "cognate"
 
-    def __init__(self) -> None:
+    def __init__(self, replica: bool = False) -> None:
         self.master = RedisServer()
+        self.replica = RedisServer() if replica else None
+        if self.replica is not None:
+            self.replica.extra = ["--replicaof", "127.0.0.1", str(self.master.port)]
         self.sentinel_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(  # noqa: S603
+            [shutil.which("redis-cli") or "redis-cli", "-p", str(self.sentinel_port), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
+
+    def master_port(self) -> int:
+        return int(self.cli("sentinel", "get-master-addr-by-name", self.SERVICE).split()[1])
+
+    def failover(self) -> None:
+        """SENTINEL FAILOVER: the replica becomes the master, the old master its replica."""
+        before = self.master_port()
+        assert "OK" in self.cli("sentinel", "failover", self.SERVICE)
+        deadline = time.monotonic() + 30
+        while self.master_port() == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fail-over did not happen")
+            time.sleep(0.05)
 
     @property
     def url(self) -> str:
@@ -412,6 +437,8 @@ class RedisSentinel:
 
     def start(self) -> None:
         self.master.start()
+        if self.replica is not None:
+            self.replica.start()
         config = f"{self.master.dir}/sentinel.conf"
         with open(config, "w") as handle:
             handle.write(
@@ -440,12 +467,34 @@ class RedisSentinel:
                 timeout=5,
             ).stdout
             if str(self.master.port) in answer:
-                return
+                break
             time.sleep(0.05)
-        raise RuntimeError("sentinel did not start")
+        else:
+            raise RuntimeError("sentinel did not start")
+        while (
+            self.replica is not None
+            and "master_link_status:up"
+            not in subprocess.run(  # noqa: S603
+                [shutil.which("redis-cli") or "redis-cli", "-p", str(self.replica.port), "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+        ):  # the replica has synced
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not sync")
+            time.sleep(0.05)
+        while self.replica is not None and str(self.replica.port) not in self.cli(
+            "sentinel", "replicas", self.SERVICE
+        ):  # Sentinel learns replicas from the master's INFO
+            if time.monotonic() > deadline:
+                raise RuntimeError("sentinel did not see the replica")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.master.stop()
+        if self.replica is not None:
+            self.replica.stop()

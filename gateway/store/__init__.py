@@ -133,4 +133,6 @@ def open_store(url: str, prefix: str = "cognate", **options: float) -> Store:
         socket_timeout=options.get("socket_timeout", 2.0),
         connect_timeout=options.get("connect_timeout", 2.0),
         max_connections=int(options.get("max_connections", 64)),
+        replicas_acked=int(options.get("replicas_acked", 0)),
+        replica_timeout=options.get("replica_timeout", 0.5),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -114,8 +115,12 @@ class RedisStore:
         socket_timeout: float = 2.0,
         connect_timeout: float = 2.0,
         max_connections: int = 64,
+        replicas_acked: int = 0,
+        replica_timeout: float = 0.5,
     ) -> None:
         self.prefix = prefix
+        self._replicas = replicas_acked
+        self._replica_wait_ms = int(replica_timeout * 1000)
         self._redis = connect(url, socket_timeout, connect_timeout, int(max_connections))
         # redis-py's pools raise "Too many connections" when exhausted instead of waiting; at
         # most max_connections operations at a time makes a burst queue here briefly instead.
@@ -188,21 +193,48 @@ class RedisStore:
         )
 
     async def create(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        created = await self._call(
-            "create",
-            lambda: self._redis.set(key, value, nx=True, px=None if ttl is None else _ms(ttl)),
+        px = None if ttl is None else _ms(ttl)
+        created = await self._durable(
+            "create", lambda client: client.set(key, value, nx=True, px=px)
         )
         return bool(created)
 
     async def take(self, key: str) -> bytes | None:
-        value: bytes | None = await self._call("take", lambda: self._redis.getdel(key))
+        value: bytes | None = await self._durable("take", lambda client: client.getdel(key))
         return value
 
     async def update(
         self, key: str, expected: bytes, value: bytes, ttl: float | None = None
     ) -> bool:
         args: list[bytes | str] = [expected, value, "" if ttl is None else str(_ms(ttl))]
-        return bool(await self._call("update", lambda: self._cas(keys=[key], args=args)))
+        return bool(
+            await self._durable(
+                "update", lambda client: self._cas(keys=[key], args=args, client=client)
+            )
+        )
+
+    async def _durable(self, operation: str, write: Callable[[Any], Any]) -> Any:
+        """One of the writes a fail-over must not lose. With `replicas_acked`, it runs in a
+        pipeline with WAIT on the same connection (WAIT counts that connection's writes), and
+        fails closed when too few replicas have it in time: the caller answers 503 and nothing
+        was handed out that a promoted replica would not know."""
+        if not self._replicas:
+            return await self._call(operation, lambda: write(self._redis))
+
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                queued = write(pipe)
+                if inspect.isawaitable(queued):  # scripts queue through a coroutine
+                    await queued
+                pipe.execute_command("WAIT", self._replicas, self._replica_wait_ms)
+                return list(await pipe.execute())
+
+        result, acked = await self._call(operation, run)
+        if int(acked) < self._replicas:
+            raise StoreUnavailable(
+                f"redis: {operation} reached {acked} of {self._replicas} replicas in time"
+            )
+        return result
 
     async def delete(self, *keys: str) -> int:
         if not keys:
