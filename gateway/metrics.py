@@ -44,6 +44,9 @@ class Metrics:
         self.sign_ins = Counter(
             "cognate_sign_ins_total", "Sign-in attempts", ["connector", "result"], registry=r
         )
+        self.mfa = Counter(
+            "cognate_mfa_total", "Second-factor checks", ["method", "result"], registry=r
+        )
         self.tokens = Counter(
             "cognate_tokens_issued_total", "Token responses by grant", ["grant_type"], registry=r
         )

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from gateway.audit import Audit
 from gateway.background import Background
@@ -35,6 +36,7 @@ from gateway.ui.csrf import Csrf
 from gateway.ui.pages import Pages
 from gateway.users.codes import Codes
 from gateway.users.directory import UserDirectory
+from gateway.users.mfa import MfaStore
 from gateway.users.passwords import PasswordHasher
 from gateway.users.senders import EmailSender, build_sender
 
@@ -74,6 +76,7 @@ class Services:
     audit: Audit
     logout: Logout
     codes: Codes
+    mfa: MfaStore
     email: EmailSender
     background: Background
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -179,5 +182,6 @@ def build_services(
         logout=Logout(sessions, grants, tokens, clients, background),
         codes=Codes(store, sealer, settings.user_pool.code_ttl, settings.user_pool.code_attempts),
         email=build_sender(settings.email),
+        mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc),
         background=background,
     )

@@ -228,6 +228,9 @@ class UserPoolSettings(Model):
     # identity of the local user with that same *verified* e-mail. Off: two identities, until
     # the user links them from the account page.
     link_by_verified_email: bool = False
+    # Second factor (TOTP with recovery codes) for local accounts: off, optional (users enroll
+    # on the account page), or required (enrollment is part of the first sign-in).
+    mfa: Literal["off", "optional", "required"] = "optional"
 
     @property
     def requires_verification(self) -> bool:

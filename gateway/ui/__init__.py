@@ -19,7 +19,7 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import account, demo, recovery, saml, signup, views
+    from gateway.ui import account, demo, mfa, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
     found: list[BaseRoute] = [
@@ -36,6 +36,8 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
         Route("/oauth2/callback", views.oauth2_proxy_callback(services), methods=["GET", "POST"]),
         Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
+        Route("/account/mfa", mfa.account_mfa(services), methods=["GET", "POST"]),
+        Route("/login/mfa", mfa.login_step(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),

@@ -52,6 +52,9 @@ def home(services: Services) -> Handler:
                 "email": session.profile.get("email") if session else None,
                 "identity_id": session.identity_id if session else None,
                 "demo": services.settings.demo,
+                "mfa_link": session is not None
+                and getattr(services.connectors.get(session.connector_id), "type", "") == "local"
+                and services.settings.user_pool.mfa != "off",
                 "linked": [c for c in services.connectors.values() if c.id in linked],
                 "linkable": [
                     c
@@ -427,6 +430,11 @@ def login(services: Services) -> Handler:
 
             await send_code(services, upstream.subject, str(upstream.claims.get("email")))
             return await to_verification(services, flow, str(upstream.claims.get("email")))
+        from gateway.ui.mfa import park_password_step
+
+        second_step = await park_password_step(services, flow, upstream)
+        if second_step is not None:  # no session until the second factor is done
+            return second_step
         return await complete_login(services, request, flow, upstream)
 
     return page

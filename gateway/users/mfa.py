@@ -1,0 +1,147 @@
+"""Second factors of local accounts: TOTP (RFC 6238) with single-use recovery codes.
+
+The record `mfa:{user_id}` is sealed (AES-GCM under the master key, bound to its key name): the
+TOTP secret is a credential, and a Redis dump must not yield it. Recovery codes are kept only as
+keyed hashes and are spent with a compare-and-swap, so two concurrent uses of one code cannot
+both pass. A TOTP code is accepted for the current 30-second step or one step either side
+(clock drift), and each step only once per account (`totp-step:{user}:{step}` created with
+SET NX): a code seen over someone's shoulder cannot be replayed in its window.
+
+Enrollment is two-step: `begin` keeps a fresh secret for ten minutes, `confirm` makes it the
+account's only when the user proves their app produces its codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import pyotp
+
+from gateway.crypto import Sealer, constant_time_equals
+from gateway.store import Store
+
+STEP = 30
+ENROLL_TTL = 600
+RECOVERY_CODES = 10
+Method = Literal["totp", "recovery"]
+
+
+@dataclass(frozen=True)
+class MfaRecord:
+    """An account's confirmed second factor."""
+
+    totp_secret: str
+    created: int
+    recovery_hashes: list[str] = field(default_factory=list)
+
+
+class MfaStore:
+    """Enroll, verify and remove second factors."""
+
+    def __init__(self, store: Store, sealer: Sealer, issuer_name: str) -> None:
+        self._store = store
+        self._sealer = sealer
+        self.issuer_name = issuer_name
+
+    async def get(self, user_id: str) -> MfaRecord | None:
+        loaded = await self._load(user_id)
+        return loaded[1] if loaded else None
+
+    async def begin(self, user_id: str) -> str:
+        """A new TOTP secret for this account, pending until confirmed."""
+        secret = base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+        key = self._store.key("mfa-pending", user_id)
+        await self._store.put(key, self._seal(key, {"secret": secret}), ttl=ENROLL_TTL)
+        return secret
+
+    def provisioning_uri(self, secret: str, account: str) -> str:
+        """The otpauth:// URI an authenticator app scans."""
+        return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=self.issuer_name)
+
+    async def confirm(self, user_id: str, code: str) -> list[str] | None:
+        """Make the pending secret the account's if `code` is right: its recovery codes (shown
+        once, stored hashed), or None."""
+        key = self._store.key("mfa-pending", user_id)
+        raw = await self._store.get(key)
+        if raw is None:
+            return None
+        secret = str(self._open(key, raw)["secret"])
+        if await self._totp_step(user_id, secret, code) is None:
+            return None
+        await self._store.take(key)
+        codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
+        hashes = [self._hash(user_id, c.replace("-", "")) for c in codes]
+        record = MfaRecord(secret, int(time.time()), hashes)
+        record_key = self._key(user_id)
+        await self._store.put(record_key, self._seal(record_key, asdict(record)))
+        return codes
+
+    async def verify(self, user_id: str, code: str) -> Method | None:
+        """Which factor `code` proved ("totp" or a spent "recovery" code), or None."""
+        loaded = await self._load(user_id)
+        if loaded is None:
+            return None
+        raw, record = loaded
+        code = code.strip().replace(" ", "")
+        if code.isdigit() and len(code) == 6:
+            step = await self._totp_step(user_id, record.totp_secret, code)
+            return "totp" if step is not None else None
+        wanted = self._hash(user_id, code.upper().replace("-", ""))
+        if wanted not in record.recovery_hashes:
+            return None
+        left = [h for h in record.recovery_hashes if h != wanted]
+        key = self._key(user_id)
+        spent = replace(record, recovery_hashes=left)
+        # Compare-and-swap on the sealed record: of two uses at once, one wins.
+        if not await self._store.update(key, raw, self._seal(key, asdict(spent))):
+            return None
+        return "recovery"
+
+    async def remove(self, user_id: str) -> None:
+        await self._store.delete(self._key(user_id), self._store.key("mfa-pending", user_id))
+
+    async def _totp_step(self, user_id: str, secret: str, code: str) -> int | None:
+        totp = pyotp.TOTP(secret)
+        now = int(time.time()) // STEP
+        for step in (now, now - 1, now + 1):
+            if constant_time_equals(totp.at(step * STEP), code.strip()):
+                used = self._store.key("totp-step", user_id, str(step))
+                # Each step once: the second use of a code inside its window is refused.
+                if await self._store.create(used, b"1", ttl=STEP * 4):
+                    return step
+                return None
+        return None
+
+    async def _load(self, user_id: str) -> tuple[bytes, MfaRecord] | None:
+        key = self._key(user_id)
+        raw = await self._store.get(key)
+        if raw is None:
+            return None
+        return raw, MfaRecord(**self._open(key, raw))
+
+    def _key(self, user_id: str) -> str:
+        return self._store.key("mfa", user_id)
+
+    def _hash(self, user_id: str, code: str) -> str:
+        return self._sealer.keyed_hash(f"{user_id}:{code}", purpose="mfa-recovery")
+
+    def _seal(self, key: str, data: dict[str, Any]) -> bytes:
+        return self._sealer.seal(json.dumps(data).encode(), purpose="mfa", context=key.encode())
+
+    def _open(self, key: str, raw: bytes) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(
+            self._sealer.open(raw, purpose="mfa", context=key.encode())
+        )
+        return data
+
+
+def _recovery_code() -> str:
+    """Ten characters of Crockford-ish base32, shown as XXXXX-XXXXX."""
+    alphabet = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+    raw = "".join(secrets.choice(alphabet) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
