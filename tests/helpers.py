@@ -338,10 +338,34 @@ def location_query(response: httpx.Response) -> dict[str, str]:
 
 
 class RedisCluster:
-    """A local Redis Cluster of three masters (no replicas), started with redis-cli."""
+    """A local Redis Cluster of three masters (and, with `replicas`, one replica each), started
+    with redis-cli. `failover()` runs a coordinated CLUSTER FAILOVER on one replica."""
 
-    def __init__(self) -> None:
-        self.nodes = [RedisServer(free_cluster_port()) for _ in range(3)]
+    def __init__(self, replicas: bool = False) -> None:
+        self.replicas = replicas
+        self.nodes = [RedisServer(free_cluster_port()) for _ in range(6 if replicas else 3)]
+
+    def cli(self, port: int, *args: str) -> str:
+        return subprocess.run(  # noqa: S603
+            [shutil.which("redis-cli") or "redis-cli", "-p", str(port), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
+
+    def failover(self) -> int:
+        """Promote one replica (CLUSTER FAILOVER: it waits until the replica has caught up,
+        so nothing acknowledged is lost); returns its port once it is a master."""
+        replica = next(
+            n.port for n in self.nodes if "role:slave" in self.cli(n.port, "info", "replication")
+        )
+        assert "OK" in self.cli(replica, "cluster", "failover")
+        deadline = time.monotonic() + 30
+        while "role:master" not in self.cli(replica, "info", "replication"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fail-over did not happen")
+            time.sleep(0.05)
+        return replica
 
     @property
     def url(self) -> str:
@@ -365,7 +389,7 @@ class RedisCluster:
                 "create",
                 *(f"127.0.0.1:{n.port}" for n in self.nodes),
                 "--cluster-replicas",
-                "0",
+                "1" if self.replicas else "0",
                 "--cluster-yes",
             ],
             check=True,
