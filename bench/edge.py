@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import BASELINE, Environment, need_wrk, report, wrk  # noqa: E402
+from bench.harness import BASELINE, Environment, need_wrk, pinned, report, wrk  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
 from gateway.users.passwords import PasswordHasher  # noqa: E402
@@ -101,7 +101,7 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
                        input=PASSWORD + "\n", text=True, capture_output=True, check=True,
                        cwd=ROOT)
         cookie = asyncio.run(session_cookie(env.gateway))
-        browser = asyncio.run(mint_logins(env.settings_path, duration * 200, env.folder))
+        browser = asyncio.run(mint_logins(env.settings_path, duration * 400, env.folder))
         if baseline:
             results[BASELINE] = wrk(env.baseline, duration, connections)
         print("running: forward-auth", file=sys.stderr)
@@ -109,10 +109,23 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
             f"{env.gateway}/oauth2/auth", duration, connections,
             headers=[f"Cookie: cognate_session={cookie}"])
         print("running: password sign-in", file=sys.stderr)
-        results["password sign-in (argon2id)"] = wrk(
-            env.gateway, duration, connections,
-            [str(ROOT / "bench" / "login.lua"), str(env.folder / "logins.txt"),
-             f"cognate_csrf={browser}"])
+        login = [str(ROOT / "bench" / "login.lua"), str(env.folder / "logins.txt"),
+                 f"cognate_csrf={browser}"]
+        results["password sign-in (argon2id)"] = wrk(env.gateway, duration, connections, login)
+        # SECURITY-TESTS G54: a sign-in burst (64 connections of argon2id work) must not starve
+        # the forward-auth hot path: measure it while the burst runs.
+        print("running: forward-auth during a sign-in burst", file=sys.stderr)
+        burst = subprocess.Popen(  # noqa: S603
+            pinned(["wrk", "-t1", "-c64", f"-d{duration + 2}s", "-s", login[0], env.gateway,
+                    "--", *login[1:]], 1),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            results["forward-auth during a sign-in burst"] = wrk(
+                f"{env.gateway}/oauth2/auth", duration, connections,
+                headers=[f"Cookie: cognate_session={cookie}"])
+        finally:
+            burst.wait(timeout=duration + 30)
     # The same with the in-process session cache off: every request reads Redis (cache misses).
     with Environment(lambda p, r, s: settings_text(p, r, s, cache_ttl=0)) as env:
         subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603

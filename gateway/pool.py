@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,13 +32,29 @@ class Overloaded(GatewayError):
     """Too much CPU-bound work is waiting; the caller answers 503 with Retry-After."""
 
 
-class BoundedPool:
-    """A thread pool that sheds load instead of queueing without end."""
+def _lower_priority(niceness: int) -> None:
+    """Make the calling worker thread yield the CPU to the event loop (Linux: threads are
+    tasks with their own nice value; raising it needs no privilege)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
-    def __init__(self, name: str, workers: int | None = None, max_pending: int = 64) -> None:
+
+class BoundedPool:
+    """A thread pool that sheds load instead of queueing without end. Its threads run at a
+    lower priority (`niceness`), so a burst of hashing cannot starve the event loop that
+    serves everything else (forward-auth keeps its latency during a sign-in storm)."""
+
+    def __init__(
+        self, name: str, workers: int | None = None, max_pending: int = 64, niceness: int = 10
+    ) -> None:
         self.name = name
         self._pool = ThreadPoolExecutor(
-            max_workers=workers or usable_cpus(), thread_name_prefix=name
+            max_workers=workers or usable_cpus(),
+            thread_name_prefix=name,
+            initializer=_lower_priority,
+            initargs=(niceness,),
         )
         self._max_pending = max_pending
         self._pending = 0
