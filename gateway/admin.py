@@ -62,6 +62,29 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
             if args.action == "disable":
                 await end_sessions_of_user(services, user.user_id)
             print(f"{args.action}d {user.email}")
+        elif args.action == "set-password":  # an administrator's reset
+            user = await users.resolve(args.user)
+            await users.set_password(user.user_id, read_password(args.password_stdin))
+            await services.audit.record("user.password_reset", user_id=user.user_id, actor="cli")
+            await end_sessions_of_user(services, user.user_id)
+            print(f"new password set for {user.email}")
+        elif args.action == "confirm":
+            user = await users.mark_email_verified((await users.resolve(args.user)).user_id)
+            await services.audit.record("user.email_verified", user_id=user.user_id, actor="cli")
+            print(f"confirmed {user.email}")
+        elif args.action == "reset-mfa":
+            user = await users.resolve(args.user)
+            await services.mfa.remove(user.user_id)
+            await services.audit.record("mfa.removed", user_id=user.user_id, actor="cli")
+            print(f"two-step sign-in removed for {user.email}; they sign in with the password")
+        elif args.action == "set-attribute":
+            user = await users.set_attribute(
+                (await users.resolve(args.user)).user_id, args.name, args.value
+            )
+            await services.audit.record(
+                "user.attribute_set", user_id=user.user_id, attribute=args.name, actor="cli"
+            )
+            print(f"{user.email}: {args.name} = {args.value}")
         elif args.action == "delete":
             user = await users.resolve(args.user)
             await users.delete(user.user_id)
@@ -80,6 +103,7 @@ def public(user: Any) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "status": user.status,
         "name": user.name,
+        "attributes": user.attributes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user.created)),
     }
 
@@ -236,18 +260,12 @@ def print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
 
 
 async def end_sessions_of_user(services: Any, user_id: str) -> None:
-    """A disabled or deleted local user loses every session and refresh token at once."""
-    for connector_id, connector in services.connectors.items():
-        if connector.type != "local":
-            continue
-        identity_id = await services.identities.find(connector_id, user_id)
-        if identity_id:
-            ended, revoked = await services.logout.end_identity(identity_id)
-            await services.logout.drain()
-            print(
-                f"ended {ended} session(s) and {revoked} token famil"
-                f"{'y' if revoked == 1 else 'ies'}"
-            )
+    """A disabled, deleted or reset local user loses every session and refresh token at once."""
+    from gateway.logout import end_local_user
+
+    ended, revoked = await end_local_user(services, user_id)
+    await services.logout.drain()
+    print(f"ended {ended} session(s) and {revoked} token famil{'y' if revoked == 1 else 'ies'}")
 
 
 async def sessions(settings: Settings, args: argparse.Namespace) -> int:

@@ -109,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
         one = users_sub.add_parser(action, help=text)
         one.add_argument("user", metavar="USER", help="user id or e-mail")
         _config_arg(one)
+    for action, text in (
+        ("confirm", "mark a user's e-mail as verified"),
+        ("reset-mfa", "remove a user's authenticator app (lost phone)"),
+    ):
+        one = users_sub.add_parser(action, help=text)
+        one.add_argument("user", metavar="USER", help="user id or e-mail")
+        _config_arg(one)
+    reset = users_sub.add_parser(
+        "set-password", help="set a new password (an administrator's reset; ends their sessions)"
+    )
+    reset.add_argument("user", metavar="USER", help="user id or e-mail")
+    reset.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    _config_arg(reset)
+    attribute = users_sub.add_parser(
+        "set-attribute", help="set the name or a custom attribute (empty value removes it)"
+    )
+    attribute.add_argument("user", metavar="USER", help="user id or e-mail")
+    attribute.add_argument("name", help="name, or custom:<attribute>")
+    attribute.add_argument("value")
+    _config_arg(attribute)
     listing = users_sub.add_parser("list", help="list users")
     listing.add_argument("--json", action="store_true", help="JSON Lines output")
     _config_arg(listing)

@@ -10,6 +10,7 @@ shutdown and before a CLI command exits.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -18,6 +19,9 @@ from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
 from gateway.sessions import SessionManager
 from gateway.tokens import TokenService
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 log = logging.getLogger("cognate.logout")
 
@@ -91,3 +95,17 @@ class Logout:
     async def close(self) -> None:
         await self.drain()
         await self._http.aclose()
+
+
+async def end_local_user(services: Services, user_id: str) -> tuple[int, int]:
+    """Every session and token family of a local user (through the identity of each `local`
+    connector), after a password reset, a disable or a delete. Returns (sessions, grants)."""
+    ended = revoked = 0
+    for connector_id, connector in services.connectors.items():
+        if connector.type != "local":
+            continue
+        identity_id = await services.identities.find(connector_id, user_id)
+        if identity_id:
+            sessions, grants = await services.logout.end_identity(identity_id)
+            ended, revoked = ended + sessions, revoked + grants
+    return ended, revoked

@@ -143,7 +143,7 @@ def build_services(
         rotation_period=settings.keys.rotation_period,
         pem_files=tuple(settings.keys.files),
     )
-    users = UserDirectory(store, hasher or PasswordHasher())
+    users = UserDirectory(store, hasher or PasswordHasher(), settings.user_pool.password)
     pages = Pages(settings)
     tokens = TokenService(settings, keys)
     sessions = SessionManager(store, sealer, settings.sessions)

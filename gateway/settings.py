@@ -214,6 +214,18 @@ class EmailSettings(Model):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
+class PasswordPolicySettings(Model):
+    """What a new password must be. Unicode is normalised (NFKC) and never truncated."""
+
+    min_length: int = Field(8, ge=8, le=128)
+    # Character classes a password must contain (NIST 800-63B advises against; opt in).
+    require: list[Literal["lowercase", "uppercase", "digit", "symbol"]] = Field(
+        default_factory=list
+    )
+    # Refuse the N most common breached passwords (bundled list, case-insensitive; 0: off).
+    breached_top: int = Field(10_000, ge=0, le=30_000)
+
+
 class UserPoolSettings(Model):
     """The local user directory's rules."""
 
@@ -231,6 +243,7 @@ class UserPoolSettings(Model):
     # Second factor (TOTP with recovery codes) for local accounts: off, optional (users enroll
     # on the account page), or required (enrollment is part of the first sign-in).
     mfa: Literal["off", "optional", "required"] = "optional"
+    password: PasswordPolicySettings = Field(default_factory=PasswordPolicySettings)
 
     @property
     def requires_verification(self) -> bool:

@@ -250,3 +250,49 @@ def test_proxy_needs_an_upstream(tmp_path: Path) -> None:
     assert "sidecar.upstream: give --upstream URL" in result.stderr
     bad = cognate("proxy", "--upstream", "ftp://x", "--port", "1")
     assert bad.returncode == 1 and "must be an absolute URL" in bad.stderr
+
+
+def test_users_admin_commands(config: Path) -> None:
+    email = "grace@example.com"
+    created = cognate(
+        "users", "create", email, "--password-stdin", "-c", str(config), stdin="first password 1\n"
+    )
+    assert created.returncode == 0, created.stderr
+
+    def show() -> dict[str, object]:
+        shown = cognate("users", "show", email, "-c", str(config))
+        assert shown.returncode == 0, shown.stderr
+        return dict(json.loads(shown.stdout))
+
+    assert show()["email_verified"] is False
+    assert cognate("users", "confirm", email, "-c", str(config)).returncode == 0
+    assert show()["email_verified"] is True
+    assert (
+        cognate(
+            "users", "set-attribute", email, "custom:team", "billing", "-c", str(config)
+        ).returncode
+        == 0
+    )
+    assert (
+        cognate("users", "set-attribute", email, "name", "Grace H", "-c", str(config)).returncode
+        == 0
+    )
+    assert show()["attributes"] == {"team": "billing"} and show()["name"] == "Grace H"
+    bad = cognate("users", "set-attribute", email, "custom:no spaces", "x", "-c", str(config))
+    assert bad.returncode == 1 and "not an attribute name" in bad.stderr
+    weak = cognate(
+        "users", "set-password", email, "--password-stdin", "-c", str(config), stdin="password1\n"
+    )
+    assert weak.returncode == 1 and "most common passwords" in weak.stderr
+    reset = cognate(
+        "users",
+        "set-password",
+        email,
+        "--password-stdin",
+        "-c",
+        str(config),
+        stdin="second password 2\n",
+    )
+    assert reset.returncode == 0 and "ended 0 session(s)" in reset.stdout
+    removed = cognate("users", "reset-mfa", email, "-c", str(config))
+    assert removed.returncode == 0 and "removed" in removed.stdout

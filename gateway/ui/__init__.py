@@ -37,6 +37,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/oauth2/callback", views.oauth2_proxy_callback(services), methods=["GET", "POST"]),
         Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
         Route("/account/mfa", mfa.account_mfa(services), methods=["GET", "POST"]),
+        Route("/account/password", account.change_password(services), methods=["GET", "POST"]),
         Route("/login/mfa", mfa.login_step(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),

@@ -162,3 +162,64 @@ async def resolve_identity(services: Services, upstream: UpstreamIdentity) -> st
             except (LoginTaken, TooManyLogins):
                 pass  # someone got there first, or no room: fall through to its own identity
     return await services.identities.resolve(upstream.connector_id, upstream.subject)
+
+
+def change_password(services: Services) -> Handler:
+    """GET/POST /account/password: a signed-in local user sets a new password. Every other
+    session and token of theirs ends; this browser gets a fresh session (new id)."""
+    from gateway.logout import end_local_user
+    from gateway.ratelimit import Limit, RateLimited
+    from gateway.users.directory import InvalidPassword
+
+    async def page(request: Request) -> Response:
+        session = await _signed_in(services, request)
+        connector = services.connectors.get(session.connector_id)
+        if connector is None or connector.type != "local":
+            raise PageError("Not available", "This account signs in elsewhere.", 404)
+        browser, new_cookie = services.csrf.browser_secret(request)
+        purpose = f"password:{session.sid}"
+        context: dict[str, object] = {"error": None, "done": False}
+        status = 200
+        if request.method == "POST":
+            form = await request.form(max_fields=4, max_part_size=8192)
+            services.csrf.check(request, form, purpose)
+            config = services.settings.rate_limits
+            checks = [
+                (Limit("login-account", config.login_per_account, config.window), session.subject)
+            ]
+            user = await services.users.get(session.subject)
+            current, new = str(form.get("current") or ""), str(form.get("password") or "")
+            try:
+                await services.limiter.check(checks)
+                if user is None or await services.users.authenticate(user.email, current) is None:
+                    await services.limiter.fail(checks)
+                    raise InvalidPassword("the current password is not right")
+                await services.users.set_password(user.user_id, new)
+            except RateLimited:
+                context["error"], status = "Too many attempts. Try again in a few minutes.", 429
+            except InvalidPassword as exc:
+                context["error"], status = f"The password {exc}.", 400
+            else:
+                await end_local_user(services, session.subject)
+                await services.audit.record("user.password_changed", user_id=session.subject)
+                _, cookie = await services.sessions.create(
+                    identity_id=session.identity_id,
+                    connector_id=session.connector_id,
+                    subject=session.subject,
+                    amr=session.amr,
+                    profile=session.profile,
+                )
+                response = services.pages.render(
+                    request, "account_password.html", {"done": True, "error": None}
+                )
+                services.pages.set_cookie(response, services.settings.sessions.cookie_name, cookie)
+                return response
+        context["csrf"] = services.csrf.token(browser, purpose)
+        response = services.pages.render(
+            request, "account_password.html", context, status_code=status
+        )
+        if new_cookie:
+            services.pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
+    return page

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.flows import Flow
+from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
 from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
 from gateway.users.senders import render
@@ -87,7 +88,7 @@ def routes(services: Services) -> list[BaseRoute]:
         user = await services.users.by_email(email) if email else None
         password = str(data.get("password") or "")
         try:
-            check_password_policy(password)
+            check_password_policy(password, services.users.policy)
         except InvalidPassword as exc:
             return form(request, flow, "reset.html", f"Choose another password: it {exc}.", 400)
         code = str(data.get("code") or "")
@@ -96,11 +97,7 @@ def routes(services: Services) -> list[BaseRoute]:
                 request, flow, "reset.html", "That code is not right, or it has expired.", 400
             )
         await services.users.set_password(user.user_id, password)
-        for connector in services.connectors.values():  # end every other session and token
-            if connector.type == "local":
-                identity_id = await services.identities.find(connector.id, user.user_id)
-                if identity_id:
-                    await services.logout.end_identity(identity_id)
+        await end_local_user(services, user.user_id)  # every other session and token ends
         await services.audit.record("user.password_reset", user_id=user.user_id)
         return RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
 

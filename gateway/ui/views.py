@@ -52,9 +52,9 @@ def home(services: Services) -> Handler:
                 "email": session.profile.get("email") if session else None,
                 "identity_id": session.identity_id if session else None,
                 "demo": services.settings.demo,
-                "mfa_link": session is not None
-                and getattr(services.connectors.get(session.connector_id), "type", "") == "local"
-                and services.settings.user_pool.mfa != "off",
+                "local_account": session is not None
+                and getattr(services.connectors.get(session.connector_id), "type", "") == "local",
+                "mfa_on": services.settings.user_pool.mfa != "off",
                 "linked": [c for c in services.connectors.values() if c.id in linked],
                 "linkable": [
                     c

@@ -8,6 +8,7 @@ crash between the two writes is reclaimed by the next create.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import unicodedata
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from gateway.errors import GatewayError
+from gateway.settings import PasswordPolicySettings
 from gateway.store import Store
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 
@@ -29,6 +31,10 @@ class UserExists(GatewayError):
 
 class UnknownUser(GatewayError):
     """No account with this id or e-mail."""
+
+
+class InvalidAttribute(GatewayError):
+    """An attribute name that cannot be stored."""
 
 
 class InvalidPassword(GatewayError):
@@ -58,6 +64,8 @@ class User:
         claims: dict[str, Any] = {"email": self.email, "email_verified": self.email_verified}
         if self.name:
             claims["name"] = self.name
+        # Custom attributes carry Cognito's prefix in tokens and role-mapping rules.
+        claims |= {f"custom:{k}": v for k, v in self.attributes.items()}
         return claims
 
 
@@ -66,20 +74,45 @@ def normalize_email(email: str) -> str:
     return unicodedata.normalize("NFKC", email).strip().lower()
 
 
-def check_password_policy(password: str) -> None:
-    """The minimum policy: at least 8 characters, at most MAX bytes, never truncated."""
+@functools.cache
+def _breached(top: int) -> frozenset[str]:
+    """The `top` most common passwords of public breaches (zxcvbn's bundled list)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"][:top])
+
+
+def check_password_policy(password: str, policy: PasswordPolicySettings | None = None) -> None:
+    """Raise InvalidPassword saying what is wrong: too long (bytes, checked first, before any
+    other work), too short, a missing required class, or one of the most breached passwords."""
+    policy = policy or PasswordPolicySettings()
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise InvalidPassword(f"must be at most {MAX_PASSWORD_BYTES} bytes")
-    if len(unicodedata.normalize("NFKC", password)) < 8:
-        raise InvalidPassword("must be at least 8 characters")
+    text = unicodedata.normalize("NFKC", password)
+    if len(text) < policy.min_length:
+        raise InvalidPassword(f"must be at least {policy.min_length} characters")
+    classes = {
+        "lowercase": any(c.islower() for c in text),
+        "uppercase": any(c.isupper() for c in text),
+        "digit": any(c.isdigit() for c in text),
+        "symbol": any(not c.isalnum() for c in text),
+    }
+    missing = [name for name in policy.require if not classes[name]]
+    if missing:
+        raise InvalidPassword("must contain " + ", ".join(f"a {m} character" for m in missing))
+    if policy.breached_top and text.lower() in _breached(policy.breached_top):
+        raise InvalidPassword("is one of the most common passwords; choose another")
 
 
 class UserDirectory:
     """Accounts in the store; passwords through the bounded argon2id pool."""
 
-    def __init__(self, store: Store, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, store: Store, hasher: PasswordHasher, policy: PasswordPolicySettings | None = None
+    ) -> None:
         self._store = store
         self.hasher = hasher
+        self.policy = policy or PasswordPolicySettings()
 
     async def create(
         self,
@@ -95,7 +128,7 @@ class UserDirectory:
             raise InvalidPassword("the e-mail address is not valid")
         password_hash = None
         if password is not None:
-            check_password_policy(password)
+            check_password_policy(password, self.policy)
             password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
         now = int(time.time())
         user = User(
@@ -148,7 +181,7 @@ class UserDirectory:
 
     async def set_password(self, user_id: str, password: str) -> User:
         """A new password (policy-checked, argon2id)."""
-        check_password_policy(password)
+        check_password_policy(password, self.policy)
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)
@@ -163,6 +196,26 @@ class UserDirectory:
         if user is None:
             raise UnknownUser(user_id)
         user = replace(user, email_verified=True, updated=int(time.time()))
+        await self._save(user)
+        return user
+
+    async def set_attribute(self, user_id: str, name: str, value: str) -> User:
+        """Set `name` (the display name) or a custom attribute (`custom:<name>`, as Cognito
+        spells them, or a bare name); an empty value removes a custom attribute."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        if name == "name":
+            user = replace(user, name=value or None)
+        else:
+            key = name.removeprefix("custom:")
+            if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():
+                raise InvalidAttribute(f"{name!r} is not an attribute name (letters, digits, _ -)")
+            attributes = {k: v for k, v in user.attributes.items() if k != key}
+            if value:
+                attributes[key] = value[:2048]
+            user = replace(user, attributes=attributes)
+        user = replace(user, updated=int(time.time()))
         await self._save(user)
         return user
 

@@ -79,3 +79,32 @@ async def test_overload_is_refused_not_queued(store: Store) -> None:
     assert sum(isinstance(r, Overloaded) for r in results) == 4
     assert sum(isinstance(r, str) for r in results) == 2
     hasher.close()
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        ("short", "at least 8 characters"),
+        ("password1", "most common passwords"),
+        ("Sunshine1", "most common passwords"),  # case does not hide it
+        ("x" * 5000, "at most 4096 bytes"),
+    ],
+)
+def test_password_policy_says_what_is_wrong(password: str, problem: str) -> None:
+    from gateway.users.directory import check_password_policy
+
+    with pytest.raises(InvalidPassword, match=problem):
+        check_password_policy(password)
+
+
+def test_password_policy_options() -> None:
+    from gateway.settings import PasswordPolicySettings
+    from gateway.users.directory import check_password_policy
+
+    strict = PasswordPolicySettings(min_length=12, require=["uppercase", "digit", "symbol"])
+    with pytest.raises(InvalidPassword, match="a uppercase character, a digit character"):
+        check_password_policy("only lowercase here!", strict)
+    check_password_policy("Fine Passw0rd!", strict)
+    # Long Unicode passes whole (NFKC, never truncated); the breached list can be turned off.
+    check_password_policy("ｐａｓｓｗｏｒｄ　ｗｉｔｈ　ｗｉｄｅ　ｌｅｔｔｅｒｓ　" * 20)
+    check_password_policy("password1", PasswordPolicySettings(breached_top=0))
