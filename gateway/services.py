@@ -36,6 +36,7 @@ from gateway.ui.csrf import Csrf
 from gateway.ui.pages import Pages
 from gateway.users.codes import Codes
 from gateway.users.directory import UserDirectory
+from gateway.users.hooks import Hooks
 from gateway.users.mfa import MfaStore
 from gateway.users.passwords import PasswordHasher
 from gateway.users.senders import EmailSender, build_sender
@@ -77,6 +78,7 @@ class Services:
     logout: Logout
     codes: Codes
     mfa: MfaStore
+    hooks: Hooks
     email: EmailSender
     background: Background
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -104,6 +106,7 @@ class Services:
             if isinstance(connector, RedirectConnector):
                 await connector.close()
         await self.vendor.close()
+        await self.hooks.close()
         await self.store.close()
 
     async def _maintain_keys(self) -> None:
@@ -150,9 +153,11 @@ def build_services(
     grants = GrantStore(store, sealer)
     clients = ClientRegistry(settings.clients, sealer)
     background = Background()
+    hooks = Hooks(settings.user_pool.hooks, settings.issuer)
     connectors = build_connectors(
         settings.connectors,
         users=users,
+        hooks=hooks,
         leeway=tokens_cfg.leeway,
         issuer=settings.issuer,
         store=store,
@@ -183,5 +188,6 @@ def build_services(
         codes=Codes(store, sealer, settings.user_pool.code_ttl, settings.user_pool.code_attempts),
         email=build_sender(settings.email),
         mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc),
+        hooks=hooks,
         background=background,
     )

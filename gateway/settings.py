@@ -226,6 +226,17 @@ class PasswordPolicySettings(Model):
     breached_top: int = Field(10_000, ge=0, le=30_000)
 
 
+class HookSettings(Model):
+    """Signed webhooks in the place of Cognito's Lambda triggers (see gateway.users.hooks)."""
+
+    secret: str = Field(min_length=16)  # HMAC key for X-Cognate-Signature
+    timeout: float = Field(3.0, gt=0, le=30)
+    pre_sign_up: ClientUri | None = None
+    post_confirmation: ClientUri | None = None
+    pre_token_generation: ClientUri | None = None
+    user_migration: ClientUri | None = None
+
+
 class UserPoolSettings(Model):
     """The local user directory's rules."""
 
@@ -244,6 +255,7 @@ class UserPoolSettings(Model):
     # on the account page), or required (enrollment is part of the first sign-in).
     mfa: Literal["off", "optional", "required"] = "optional"
     password: PasswordPolicySettings = Field(default_factory=PasswordPolicySettings)
+    hooks: HookSettings | None = None
 
     @property
     def requires_verification(self) -> bool:

@@ -114,7 +114,9 @@ def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> d
     connectors: dict[str, Connector] = {}
     for config in configs:
         if isinstance(config, LocalConnectorSettings):
-            connectors[config.id] = LocalConnector(config, dependencies["users"])
+            connectors[config.id] = LocalConnector(
+                config, dependencies["users"], dependencies.get("hooks")
+            )
         elif isinstance(config, OidcConnectorSettings):
             connectors[config.id] = OidcConnector(config, dependencies["leeway"])
         elif isinstance(config, OAuth2ConnectorSettings):

@@ -56,7 +56,7 @@ class _TokenMinting:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def response(
+    async def response(
         self,
         grant: Grant,
         refresh: str | None,
@@ -83,7 +83,14 @@ class _TokenMinting:
             body["refresh_token"] = refresh
         if "openid" in scope:
             from gateway.op.authorize import claims_for_scope
+            from gateway.users.hooks import HookFailed
 
+            try:  # the pre_token_generation hook, when configured
+                profile = await self.services.hooks.shape_claims(
+                    auth.sub, auth.client_id, scope, claims_for_scope(auth.profile, scope)
+                )
+            except HookFailed:
+                raise TemporarilyUnavailable("the token hook did not answer") from None
             body["id_token"] = tokens.id_token(
                 sub=auth.sub,
                 client_id=auth.client_id,
@@ -92,7 +99,7 @@ class _TokenMinting:
                 sid=auth.sid,
                 access_token=access,
                 amr=auth.amr,
-                profile=claims_for_scope(auth.profile, scope),
+                profile=profile,
             )
         return body
 
@@ -148,7 +155,7 @@ class AuthorizationCodeGrant(_TokenMinting):
             if again is not None and again[1].used_by:
                 await grants.revoke(again[1].used_by)
             raise InvalidGrant("the code was already used; the tokens issued for it are revoked")
-        return self.response(grant, refresh, auth.scope, nonce=auth.nonce)
+        return await self.response(grant, refresh, auth.scope, nonce=auth.nonce)
 
 
 class RefreshTokenGrant(_TokenMinting):
@@ -187,7 +194,7 @@ class RefreshTokenGrant(_TokenMinting):
             await grants.revoke(grant.gid)
             raise InvalidGrant("the refresh token was already used; the grant is revoked")
         new_grant, refresh = rotated
-        return self.response(new_grant, refresh, scope)
+        return await self.response(new_grant, refresh, scope)
 
     async def _upstream_still_agrees(self, grant: Grant) -> dict[str, Any] | None:
         """A downstream refresh asks the upstream IdP too: refreshed upstream tokens (OIDC,

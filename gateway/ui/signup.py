@@ -21,6 +21,7 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.users.directory import InvalidPassword, UserExists, normalize_email
+from gateway.users.hooks import HookFailed
 from gateway.users.senders import render
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ async def to_verification(services: Services, flow: Flow, email: str) -> Respons
 
 
 def signup(services: Services) -> Handler:
-    from gateway.ui.views import flow_for, flow_form
+    from gateway.ui.views import complete_login, flow_for, flow_form
 
     pool = services.settings.user_pool
 
@@ -92,8 +93,23 @@ def signup(services: Services) -> Handler:
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         await services.limiter.fail(limit)  # every sign-up counts
+        auto_confirm = False
+        if services.hooks.enabled("pre_sign_up"):
+            # Asked for every sign-up, existing address or not: the answer reveals nothing.
+            try:
+                verdict = await services.hooks.call(
+                    "pre_sign_up", {"email": email, "attributes": {"name": name or None}}
+                )
+            except HookFailed:
+                return form(request, flow, "Sign-up is unavailable right now.", 503, email)
+            if verdict.get("allow") is not True:
+                message = str(verdict.get("message") or "This account cannot be created.")
+                return form(request, flow, message[:200], 403, email)
+            auto_confirm = verdict.get("auto_confirm") is True
         try:
-            user = await services.users.create(email, password, name=name or None)
+            user = await services.users.create(
+                email, password, name=name or None, email_verified=auto_confirm
+            )
         except InvalidPassword as exc:
             return form(request, flow, f"Choose another password: it {exc}.", 400, email)
         except UserExists:
@@ -101,10 +117,28 @@ def signup(services: Services) -> Handler:
             services.background.spawn(services.email.send(email, subject, body))
         else:
             await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
+            if auto_confirm:  # the hook vouched for the address: signed in at once
+                await confirmed(services, user.user_id, user.email)
+                local = next(c.id for c in services.connectors.values() if c.type == "local")
+                return await complete_login(
+                    services,
+                    request,
+                    flow,
+                    UpstreamIdentity(local, user.user_id, user.profile(), amr=["pwd"]),
+                )
             await send_code(services, user.user_id, user.email)
         return await to_verification(services, flow, email)
 
     return page
+
+
+async def confirmed(services: Services, user_id: str, email: str) -> None:
+    """The post_confirmation hook: told, not asked (a failure is logged, nothing more)."""
+    if services.hooks.enabled("post_confirmation"):
+        try:
+            await services.hooks.call("post_confirmation", {"user_id": user_id, "email": email})
+        except HookFailed:
+            pass  # logged by the hook client
 
 
 def verify(services: Services) -> Handler:
@@ -137,6 +171,7 @@ def verify(services: Services) -> Handler:
             return form(request, flow, "That code is not right, or it has expired.", 400)
         user = await services.users.mark_email_verified(user.user_id)
         await services.audit.record("user.email_verified", user_id=user.user_id)
+        await confirmed(services, user.user_id, user.email)
         local = next((c.id for c in services.connectors.values() if c.type == "local"), "local")
         return await complete_login(
             services,

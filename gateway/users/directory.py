@@ -121,14 +121,19 @@ class UserDirectory:
         *,
         name: str | None = None,
         email_verified: bool = False,
+        enforce_policy: bool = True,
     ) -> User:
-        """A new enabled account; raises UserExists or InvalidPassword."""
+        """A new enabled account; raises UserExists or InvalidPassword. `enforce_policy`
+        False only for passwords another system already accepted (migration)."""
         address = normalize_email(email)
         if "@" not in address or len(address) > 254:
             raise InvalidPassword("the e-mail address is not valid")
         password_hash = None
         if password is not None:
-            check_password_policy(password, self.policy)
+            if enforce_policy:
+                check_password_policy(password, self.policy)
+            elif len(password.encode()) > MAX_PASSWORD_BYTES:
+                raise InvalidPassword(f"must be at most {MAX_PASSWORD_BYTES} bytes")
             password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
         now = int(time.time())
         user = User(
