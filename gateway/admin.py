@@ -85,6 +85,18 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
                 "user.attribute_set", user_id=user.user_id, attribute=args.name, actor="cli"
             )
             print(f"{user.email}: {args.name} = {args.value}")
+        elif args.action == "groups":
+            user = await users.resolve(args.user)
+            if args.add or args.remove:
+                user = await users.set_groups(user.user_id, args.add, args.remove)
+                await services.audit.record(
+                    "user.groups_changed",
+                    user_id=user.user_id,
+                    groups=",".join(user.groups),
+                    actor="cli",
+                )
+                await end_sessions_of_user(services, user.user_id)  # new claims at next sign-in
+            print(f"{user.email}: {', '.join(user.groups) or '(no groups)'}")
         elif args.action == "delete":
             user = await users.resolve(args.user)
             await users.delete(user.user_id)
@@ -104,6 +116,7 @@ def public(user: Any) -> dict[str, Any]:
         "status": user.status,
         "name": user.name,
         "attributes": user.attributes,
+        "groups": user.groups,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user.created)),
     }
 

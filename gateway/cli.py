@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     attribute.add_argument("name", help="name, or custom:<attribute>")
     attribute.add_argument("value")
     _config_arg(attribute)
+    groups = users_sub.add_parser(
+        "groups", help="show or change a user's groups (defined in user_pool.groups)"
+    )
+    groups.add_argument("user", metavar="USER", help="user id or e-mail")
+    groups.add_argument("--add", action="append", default=[], metavar="GROUP")
+    groups.add_argument("--remove", action="append", default=[], metavar="GROUP")
+    _config_arg(groups)
     listing = users_sub.add_parser("list", help="list users")
     listing.add_argument("--json", action="store_true", help="JSON Lines output")
     _config_arg(listing)

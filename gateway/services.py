@@ -146,7 +146,9 @@ def build_services(
         rotation_period=settings.keys.rotation_period,
         pem_files=tuple(settings.keys.files),
     )
-    users = UserDirectory(store, hasher or PasswordHasher(), settings.user_pool.password)
+    users = UserDirectory(
+        store, hasher or PasswordHasher(), settings.user_pool.password, settings.user_pool.groups
+    )
     pages = Pages(settings)
     tokens = TokenService(settings, keys)
     sessions = SessionManager(store, sealer, settings.sessions)

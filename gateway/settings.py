@@ -214,6 +214,21 @@ class EmailSettings(Model):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+POOL_ID = re.compile(
+    r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+
+
+def _role_arn(value: str) -> str:
+    if not ROLE_ARN.match(value):
+        raise ValueError("must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+    return value
+
+
+RoleArn = Annotated[str, AfterValidator(_role_arn)]
+
+
 class PasswordPolicySettings(Model):
     """What a new password must be. Unicode is normalised (NFKC) and never truncated."""
 
@@ -237,6 +252,16 @@ class HookSettings(Model):
     user_migration: ClientUri | None = None
 
 
+class GroupSettings(Model):
+    """A user-pool group, as in Cognito: members get it in `groups`/`cognito:groups`, and its
+    IAM role in `cognito:roles` (`cognito:preferred_role`: the lowest precedence's)."""
+
+    name: str = Field(pattern=r"^[\w+=,.@-]{1,128}$")
+    precedence: int = Field(0, ge=0)
+    role_arn: RoleArn | None = None
+    description: str | None = None
+
+
 class UserPoolSettings(Model):
     """The local user directory's rules."""
 
@@ -256,6 +281,16 @@ class UserPoolSettings(Model):
     mfa: Literal["off", "optional", "required"] = "optional"
     password: PasswordPolicySettings = Field(default_factory=PasswordPolicySettings)
     hooks: HookSettings | None = None
+    groups: list[GroupSettings] = Field(default_factory=list)
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_groups(cls, value: list[GroupSettings]) -> list[GroupSettings]:
+        names = [g.name for g in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"group {name!r} is defined twice")
+        return value
 
     @property
     def requires_verification(self) -> bool:
@@ -307,21 +342,6 @@ class ClientSettings(Model):
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset(self.scope.split())
-
-
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-POOL_ID = re.compile(
-    r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-)
-
-
-def _role_arn(value: str) -> str:
-    if not ROLE_ARN.match(value):
-        raise ValueError("must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
-    return value
-
-
-RoleArn = Annotated[str, AfterValidator(_role_arn)]
 
 
 class LoginProviderSettings(Model):

@@ -296,3 +296,31 @@ def test_users_admin_commands(config: Path) -> None:
     assert reset.returncode == 0 and "ended 0 session(s)" in reset.stdout
     removed = cognate("users", "reset-mfa", email, "-c", str(config))
     assert removed.returncode == 0 and "removed" in removed.stdout
+
+
+def test_users_groups_command(tmp_path: Path, redis_server: RedisServer) -> None:
+    path = tmp_path / "groups.yaml"
+    path.write_text(
+        f"issuer: https://auth.example.com\nsecret_key: {'x' * 40}\n"
+        f"store: {{url: '{redis_server.url}', prefix: cli-groups}}\n"
+        "user_pool:\n  groups:\n    - {name: admins, precedence: 1}\n"
+    )
+    email = "ops@example.com"
+    assert (
+        cognate(
+            "users",
+            "create",
+            email,
+            "--password-stdin",
+            "-c",
+            str(path),
+            stdin="a long password 9\n",
+        ).returncode
+        == 0
+    )
+    added = cognate("users", "groups", email, "--add", "admins", "-c", str(path))
+    assert added.returncode == 0 and "ops@example.com: admins" in added.stdout
+    unknown = cognate("users", "groups", email, "--add", "root", "-c", str(path))
+    assert unknown.returncode == 1 and "no group root" in unknown.stderr
+    removed = cognate("users", "groups", email, "--remove", "admins", "-c", str(path))
+    assert "(no groups)" in removed.stdout

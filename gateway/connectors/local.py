@@ -37,7 +37,10 @@ class LocalConnector:
         if user is None:
             return None
         return UpstreamIdentity(
-            connector_id=self.id, subject=user.user_id, claims=user.profile(), amr=["pwd"]
+            connector_id=self.id,
+            subject=user.user_id,
+            claims=self._users.claims(user),
+            amr=["pwd"],
         )
 
     async def _migrate(self, email: str, password: str) -> User | None:

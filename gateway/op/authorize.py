@@ -56,6 +56,12 @@ SCOPE_CLAIMS = {
         "zoneinfo",
         "locale",
         "updated_at",
+        # Cognito's names for user-pool groups and their IAM roles (identity pools' Token role
+        # mappings read the last two).
+        "groups",
+        "cognito:groups",
+        "cognito:roles",
+        "cognito:preferred_role",
     ),
 }
 
@@ -63,7 +69,10 @@ SCOPE_CLAIMS = {
 def claims_for_scope(profile: dict[str, Any], scope: list[str] | frozenset[str]) -> dict[str, Any]:
     """The profile claims that the granted scopes release (OIDC Core §5.4)."""
     allowed = {claim for s in scope for claim in SCOPE_CLAIMS.get(s, ())}
-    return {k: v for k, v in profile.items() if k in allowed}
+    custom = "profile" in scope  # custom:<attribute> claims travel with the profile scope
+    return {
+        k: v for k, v in profile.items() if k in allowed or (custom and k.startswith("custom:"))
+    }
 
 
 def redirect_with(uri: str, params: dict[str, str | None]) -> RedirectResponse:

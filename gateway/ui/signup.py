@@ -124,7 +124,7 @@ def signup(services: Services) -> Handler:
                     services,
                     request,
                     flow,
-                    UpstreamIdentity(local, user.user_id, user.profile(), amr=["pwd"]),
+                    UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=["pwd"]),
                 )
             await send_code(services, user.user_id, user.email)
         return await to_verification(services, flow, email)
@@ -177,7 +177,7 @@ def verify(services: Services) -> Handler:
             services,
             request,
             flow,
-            UpstreamIdentity(local, user.user_id, user.profile(), amr=["pwd"]),
+            UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=["pwd"]),
         )
 
     return page

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from gateway.errors import GatewayError
-from gateway.settings import PasswordPolicySettings
+from gateway.settings import GroupSettings, PasswordPolicySettings
 from gateway.store import Store
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 
@@ -54,6 +54,7 @@ class User:
     updated: int
     name: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
 
     @property
     def enabled(self) -> bool:
@@ -108,11 +109,47 @@ class UserDirectory:
     """Accounts in the store; passwords through the bounded argon2id pool."""
 
     def __init__(
-        self, store: Store, hasher: PasswordHasher, policy: PasswordPolicySettings | None = None
+        self,
+        store: Store,
+        hasher: PasswordHasher,
+        policy: PasswordPolicySettings | None = None,
+        groups: list[GroupSettings] | None = None,
     ) -> None:
         self._store = store
         self.hasher = hasher
         self.policy = policy or PasswordPolicySettings()
+        self.groups = {g.name: g for g in groups or []}
+
+    def claims(self, user: User) -> dict[str, Any]:
+        """The user's profile claims, with their groups as Cognito spells them: `groups` and
+        `cognito:groups` by precedence, `cognito:roles` and `cognito:preferred_role` (the role
+        of the lowest-precedence group that has one)."""
+        claims = user.profile()
+        known = sorted(
+            (self.groups[g] for g in user.groups if g in self.groups),
+            key=lambda g: (g.precedence, g.name),
+        )
+        if known:
+            names = [g.name for g in known]
+            claims |= {"groups": names, "cognito:groups": names}
+            roles = [g.role_arn for g in known if g.role_arn]
+            if roles:
+                claims |= {"cognito:roles": roles, "cognito:preferred_role": roles[0]}
+        return claims
+
+    async def set_groups(self, user_id: str, add: list[str], remove: list[str]) -> User:
+        """Change a user's group memberships (groups must be defined in the pool)."""
+        unknown = [g for g in add if g not in self.groups]
+        if unknown:
+            raise InvalidAttribute(f"no group {', '.join(unknown)} in user_pool.groups")
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        groups = [g for g in user.groups if g not in remove]
+        groups += [g for g in add if g not in groups]
+        user = replace(user, groups=groups, updated=int(time.time()))
+        await self._save(user)
+        return user
 
     async def create(
         self,
