@@ -299,12 +299,50 @@ class UserPoolSettings(Model):
         return self.require_verified_email
 
 
+class BrandingSettings(Model):
+    """How the hosted pages look for one client (or the whole deployment)."""
+
+    name: str | None = Field(None, max_length=64)
+    logo_url: str | None = Field(None, pattern=r"^(https://|/)[^\s\"'<>]+$")  # https or our path
+    accent_color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class UiSettings(Model):
+    """The hosted pages: theme, languages, and templates a deployer overrides file by file."""
+
+    product_name: str = Field("Cognate", min_length=1, max_length=64)
+    logo_url: str | None = Field(None, pattern=r"^(https://|/)[^\s\"'<>]+$")
+    accent_color: str = Field("#2f5bea", pattern=r"^#[0-9a-fA-F]{6}$")
+    custom_css: Path | None = None  # appended to /theme.css
+    templates_dir: Path | None = None  # files here replace the bundled templates of that name
+    languages: list[str] = Field(default_factory=lambda: ["en", "fr"], min_length=1)
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        from gateway.ui.i18n import available
+
+        known = available()
+        for language in value:
+            if language not in known:
+                raise ValueError(f"{language!r}: no catalogue (available: {', '.join(known)})")
+        return value
+
+    @field_validator("custom_css", "templates_dir")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError(f"{value}: no such file or directory")
+        return value
+
+
 class ClientSettings(Model):
     """A downstream application (RFC 7591 metadata names)."""
 
     client_id: str = Field(min_length=1, max_length=128)
     client_secret: str | None = Field(None, min_length=16)
     client_name: str | None = None
+    branding: BrandingSettings | None = None  # the sign-in pages' look for this client
     # Who may sign in to this client, in the forward-auth policy language (groups, emails,
     # email_domains, connectors, mfa, deny; host and path do not apply). None: anyone.
     access: RoutePolicySettings | None = None
@@ -521,6 +559,7 @@ class Settings(Model):
     identity_pools: list[IdentityPoolSettings] = Field(default_factory=list)
     admin_keys: list[AdminKey] = Field(default_factory=list)
     sidecar: SidecarSettings | None = None
+    ui: UiSettings = Field(default_factory=UiSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     demo: bool = False
 

@@ -1,10 +1,11 @@
 """Sidecar mode: the gateway in front of one app in the same pod (`cognate proxy --upstream`).
 
 Every request that is not for the gateway itself (its reserved paths: `/oauth2/*`, `/login*`,
-`/signup*`, `/forgot*`, `/logout`, `/account/*`, `/saml/*`, `/static/*`, `/.well-known/*`,
-`/cognito-identity`, `/credentials`, `/healthz`, `/readyz`, `/metrics`, `/_cognate/*`) goes to the
-upstream app — after the same decision as forward-auth (`proxy.decide`): signed in and allowed
-by the route policies, or a redirect to sign-in (browser), a 401 (API) or a 403.
+`/signup*`, `/forgot*`, `/logout`, `/account/*`, `/saml/*`, `/static/*`, `/theme.css`,
+`/.well-known/*`, `/cognito-identity`, `/credentials`, `/healthz`, `/readyz`, `/metrics`,
+`/_cognate/*`) goes to the upstream app — after the same decision as forward-auth
+(`proxy.decide`): signed in and allowed by the route policies, or a redirect to sign-in
+(browser), a 401 (API) or a 403.
 
 - The app receives the identity headers (`X-Auth-Request-*`, `X-Cognate-Assertion`); the same
   headers sent by the client are dropped first, and so are Cognate's own cookies.
@@ -56,6 +57,7 @@ RESERVED = (
     "/account/",
     "/saml/",
     "/static/",
+    "/theme.css",
     "/.well-known/",
     "/cognito-identity",
     "/credentials",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -22,6 +24,11 @@ def routes(services: Services) -> list[BaseRoute]:
     from gateway.ui import account, demo, mfa, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
+
+    async def theme_css(request: Request) -> Response:
+        css = services.pages.theme_css(request.query_params.get("client"))
+        return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
     found: list[BaseRoute] = [
         Route("/", views.home(services), methods=["GET"]),
         Route("/login", views.login(services), methods=["GET", "POST"]),
@@ -42,6 +49,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),
+        Route("/theme.css", theme_css, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
     found += recovery.routes(services)

@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.settings import Settings
+from gateway.ui.i18n import choose, translator
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {form}; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data: {img}; form-action 'self' {form}; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {
@@ -32,19 +33,25 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
+BUNDLED = Path(__file__).parent / "templates"
 
 
 class Pages:
-    """Renders templates for one deployment (issuer, cookie rules)."""
+    """Renders templates for one deployment (issuer, cookie rules, theme, languages).
+
+    `ui.templates_dir` overrides the bundled templates file by file (a missing file falls back
+    to the bundled one); the theme (product name, logo, accent colour, extra CSS, per-client
+    branding) reaches pages through `/theme.css`, so the CSP can stay `style-src 'self'`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.secure = settings.secure_cookies
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(BUNDLED)]
+        if settings.ui.templates_dir is not None:
+            loaders.insert(0, jinja2.FileSystemLoader(settings.ui.templates_dir))
+        self._env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined
+        )
 
     def cookie_name(self, base: str) -> str:
         """`__Host-<base>` when cookies can be Secure, else `<base>`."""
@@ -83,12 +90,53 @@ class Pages:
     ) -> HTMLResponse:
         """A page with the security headers; `form_targets` widens CSP form-action (forms that
         end at another origin), `allow_scripts` allows our own static scripts (auto-post)."""
-        html = _env.get_template(template).render(
-            issuer=self.settings.issuer, request_path=request.url.path, **(context or {})
+        context = context or {}
+        language = choose(
+            self.settings.ui.languages,
+            request.query_params.get("ui_locales") or context.get("ui_locales"),
+            request.headers.get("accept-language"),
         )
-        policy = CSP.format(form=form_targets) + ("; script-src 'self'" if allow_scripts else "")
+        client_id = context.get("client_id") or request.query_params.get("client_id")
+        branding = self.branding(client_id if isinstance(client_id, str) else None)
+        html = self._env.get_template(template).render(
+            {
+                "issuer": self.settings.issuer,
+                "request_path": request.url.path,
+                "lang": language,
+                "_": translator(language),
+                "brand": branding,
+                **context,
+            }
+        )
+        logo = str(branding.get("logo_url") or "")
+        logo_origin = "/".join(logo.split("/")[:3]) if logo.startswith("https://") else ""
+        policy = CSP.format(form=form_targets, img=logo_origin)
+        policy += "; script-src 'self'" if allow_scripts else ""
         headers = {**SECURITY_HEADERS, "Content-Security-Policy": policy}
         return HTMLResponse(html, status_code=status_code, headers=headers)
+
+    def branding(self, client_id: str | None) -> dict[str, Any]:
+        """Product name, logo and theme URL: the deployment's, or a client's own."""
+        ui = self.settings.ui
+        client = self.settings.client(client_id) if client_id else None
+        own = client.branding if client and client.branding else None
+        return {
+            "name": (own.name if own and own.name else None) or ui.product_name,
+            "logo_url": (own.logo_url if own and own.logo_url else None) or ui.logo_url,
+            "css": "/theme.css" + (f"?client={client.client_id}" if client and own else ""),
+        }
+
+    def theme_css(self, client_id: str | None) -> str:
+        """The CSS variables of the theme (and the deployment's extra CSS)."""
+        ui = self.settings.ui
+        client = self.settings.client(client_id) if client_id else None
+        accent = (client.branding.accent_color if client and client.branding else None) or (
+            ui.accent_color
+        )
+        css = f":root {{ --accent: {accent}; }}\n"
+        if ui.custom_css is not None:
+            css += Path(ui.custom_css).read_text(encoding="utf-8")
+        return css
 
     def error(
         self, request: Request, title: str, message: str, status_code: int = 400

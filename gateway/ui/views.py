@@ -177,6 +177,7 @@ def flow_form(
         template,
         {
             "flow_id": flow.flow_id,
+            "client_id": flow.client_id,  # the client's branding, if it has its own
             "csrf": services.csrf.token(browser, f"{purpose}:{flow.flow_id}"),
             **context,
         },
