@@ -136,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_argument("--add", action="append", default=[], metavar="GROUP")
     groups.add_argument("--remove", action="append", default=[], metavar="GROUP")
     _config_arg(groups)
+    importing = users_sub.add_parser(
+        "import",
+        help="import accounts from another system (JSON Lines; argon2/bcrypt/scrypt/PBKDF2 "
+        "hashes, replaced by argon2id at the next sign-in; rerunnable)",
+    )
+    importing.add_argument("file", metavar="FILE")
+    _config_arg(importing)
+    exporting = users_sub.add_parser("export", help="write every account as JSON Lines")
+    exporting.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    _config_arg(exporting)
     listing = users_sub.add_parser("list", help="list users")
     listing.add_argument("--json", action="store_true", help="JSON Lines output")
     _config_arg(listing)

@@ -295,6 +295,47 @@ class UserDirectory:
             raise UnknownUser(id_or_email)
         return user
 
+    async def import_account(self, record: dict[str, Any]) -> str:
+        """One account from another system (a JSON Lines record: email, password_hash,
+        email_verified, name, attributes, groups): 'created', or 'existing' when the e-mail is
+        already here (so an interrupted import can rerun). The hash may be argon2, bcrypt,
+        scrypt or PBKDF2 (see legacy_hashes): it is replaced by argon2id at the next sign-in.
+        InvalidAttribute says what is wrong with a bad record."""
+        from gateway.users.legacy_hashes import known_format
+
+        email = normalize_email(str(record.get("email") or ""))
+        if "@" not in email or len(email) > 254:
+            raise InvalidAttribute("email: missing or not an e-mail address")
+        password_hash = record.get("password_hash")
+        if password_hash is not None and not (
+            isinstance(password_hash, str) and known_format(password_hash)
+        ):
+            raise InvalidAttribute("password_hash: not argon2, bcrypt, scrypt or PBKDF2")
+        groups = [str(g) for g in record.get("groups") or []]
+        unknown = [g for g in groups if g not in self.groups]
+        if unknown:
+            raise InvalidAttribute(f"groups: no group {', '.join(unknown)} in user_pool.groups")
+        if await self.by_email(email) is not None:
+            return "existing"
+        now = int(time.time())
+        attributes = record.get("attributes") or {}
+        user = User(
+            user_id=str(uuid.uuid4()),
+            email=email,
+            email_verified=record.get("email_verified") is True,
+            password_hash=password_hash,
+            status="enabled",
+            created=now,
+            updated=now,
+            name=str(record["name"])[:128] if record.get("name") else None,
+            attributes={str(k): str(v) for k, v in attributes.items()}
+            if isinstance(attributes, dict)
+            else {},
+            groups=groups,
+        )
+        outcome = await self.restore(user)
+        return "existing" if outcome == "conflict" else outcome
+
     async def restore(self, user: User) -> str:
         """Put back an exported account: 'created', 'existing', or 'conflict' (its e-mail
         belongs to another account here). Idempotent, so an interrupted import can rerun."""

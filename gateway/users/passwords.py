@@ -12,6 +12,7 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from gateway.pool import BoundedPool
+from gateway.users.legacy_hashes import is_legacy, verify_legacy
 
 MAX_PASSWORD_BYTES = 4096  # checked before hashing: a 1 MB password must not cost 1 MB of argon2
 
@@ -43,6 +44,8 @@ class PasswordHasher:
         target = stored_hash or self._dummy
 
         def check(h: str, p: str) -> bool:
+            if is_legacy(h):  # imported from another system; rehashed after this sign-in
+                return verify_legacy(h, p)
             try:
                 return bool(self._argon2.verify(h, p))
             except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -52,7 +55,9 @@ class PasswordHasher:
         return ok and stored_hash is not None
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """True when the hash was made with other (older) parameters."""
+        """True when the hash was made with other (older) parameters, or by another system."""
+        if is_legacy(stored_hash):
+            return True
         try:
             return bool(self._argon2.check_needs_rehash(stored_hash))
         except InvalidHashError:
