@@ -34,6 +34,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/login", views.login(services), methods=["GET", "POST"]),
         Route("/signup", signup.signup(services), methods=["GET", "POST"]),
         Route("/signup/verify", signup.verify(services), methods=["GET", "POST"]),
+        Route("/signup/verify/link", signup.verify_link(services), methods=["GET", "POST"]),
         Route("/login/{connector}/start", views.connector_start(services), methods=["POST"]),
         Route(
             "/login/{connector}/callback",

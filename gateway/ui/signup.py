@@ -20,6 +20,7 @@ from gateway.connectors import UpstreamIdentity
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import InvalidPassword, UserExists, normalize_email
 from gateway.users.hooks import HookFailed
 from gateway.users.senders import render
@@ -33,11 +34,14 @@ VERIFY = "verify-email"
 
 
 async def send_code(services: Services, user_id: str, email: str) -> None:
-    """Issue a verification code and e-mail it (in the background)."""
+    """Issue a verification code and a link, and e-mail them (in the background). The link
+    is built on the configured issuer, never on the request's Host (no forged-host links)."""
     code = await services.codes.issue(VERIFY, user_id)
+    token = await services.codes.issue_link(VERIFY, user_id)
     subject, body = render(
         "verify_email.txt",
         code=code,
+        link=f"{services.settings.issuer}/signup/verify/link?token={token}",
         issuer=services.settings.issuer,
         minutes=services.codes.ttl // 60,
     )
@@ -139,6 +143,46 @@ async def confirmed(services: Services, user_id: str, email: str) -> None:
             await services.hooks.call("post_confirmation", {"user_id": user_id, "email": email})
         except HookFailed:
             pass  # logged by the hook client
+
+
+def verify_link(services: Services) -> Handler:
+    """GET/POST /signup/verify/link?token=…: the link in the verification e-mail. GET shows a
+    button (mail scanners fetch links; only a person presses it), POST spends the token."""
+
+    async def page(request: Request) -> Response:
+        browser, new_cookie = services.csrf.browser_secret(request)
+        if request.method == "GET":
+            token = request.query_params.get("token", "")[:64]
+            response = services.pages.render(
+                request,
+                "verify_link.html",
+                {
+                    "token": token,
+                    "csrf": services.csrf.token(browser, "verify-link"),
+                    "done": False,
+                },
+            )
+        else:
+            form = await request.form(max_fields=4, max_part_size=1024)
+            services.csrf.check(request, form, "verify-link")
+            user_id = await services.codes.redeem_link(VERIFY, str(form.get("token") or ""))
+            user = await services.users.get(user_id) if user_id else None
+            if user is None:
+                raise PageError(
+                    "Link expired",
+                    "This link was already used or has expired. Sign in to get a new code.",
+                )
+            await services.users.mark_email_verified(user.user_id)
+            await services.audit.record("user.email_verified", user_id=user.user_id, by="link")
+            await confirmed(services, user.user_id, user.email)
+            response = services.pages.render(
+                request, "verify_link.html", {"done": True, "email": user.email}
+            )
+        if new_cookie:
+            services.pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
+    return page
 
 
 def verify(services: Services) -> Handler:

@@ -1,8 +1,11 @@
-"""One-time codes for e-mail verification (and, later, password reset and e-mail OTP).
+"""One-time codes for e-mail verification and password reset.
 
 A code is six random digits, bound to one account and one purpose, stored only as a keyed hash
 with a TTL, and good for a limited number of attempts: a wrong guess spends one, the right code
 is consumed (GETDEL), and issuing a new code replaces the old one.
+
+A link token is the same promise for a click: 32 random bytes in the URL, stored only under
+its keyed hash (a Redis dump yields no usable link), consumed once, with the code's lifetime.
 """
 
 from __future__ import annotations
@@ -33,6 +36,22 @@ class Codes:
         record = json.dumps({"hash": digest, "left": self._attempts}).encode()
         await self._store.put(self._key(purpose, user_id), record, ttl=self.ttl)
         return code
+
+    async def issue_link(self, purpose: str, user_id: str) -> str:
+        """A single-use token for a link that proves the same as a code."""
+        token = secrets.token_urlsafe(32)
+        await self._store.put(self._link_key(purpose, token), user_id.encode(), ttl=self.ttl)
+        return token
+
+    async def redeem_link(self, purpose: str, token: str) -> str | None:
+        """The account a link token was issued for, once; None if unknown, used or expired."""
+        if not 20 <= len(token) <= 64:
+            return None
+        owner = await self._store.take(self._link_key(purpose, token))
+        return owner.decode() if owner else None
+
+    def _link_key(self, purpose: str, token: str) -> str:
+        return self._store.key("otp-link", purpose, self._sealer.keyed_hash(token, purpose="link"))
 
     async def check(self, purpose: str, user_id: str, code: str) -> bool:
         """True once for the right code; wrong guesses use up the attempts."""

@@ -299,3 +299,39 @@ async def test_reset_for_unknown_address_looks_the_same(
     assert answers[0] == answers[1]
     await mailbox[0].next_for("known@example.com")  # the real account got its code
     assert not [m for m in mailbox[0].messages if m["To"] == "nobody-here@example.com"]
+
+
+async def test_verification_by_link(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    browser = Browser(pool_gateway.url)
+    try:
+        fields = await open_signup(browser)
+        created = await browser.http.post(
+            "/signup",
+            data={**fields, "email": "linker@example.com", "password": "a fine long password"},
+            headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+        )
+        assert created.status_code == 303
+        message = await mailbox[0].next_for("linker@example.com")
+        text = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        link = re.search(r"(\S+/signup/verify/link\?token=\S+)", text)
+        assert link, message.get_payload()
+        # Built on the issuer, whatever Host the sign-up request claimed (SECURITY-TESTS D34).
+        assert link.group(1).startswith(f"{pool_gateway.url}/signup/verify/link?token=")
+        clicked = Browser(pool_gateway.url)  # any browser: the link is the proof
+        try:
+            page = await clicked.http.get(link.group(1).removeprefix(pool_gateway.url))
+            assert page.status_code == 200 and "Verify my address" in page.text
+            user = await pool_gateway.call(lambda s: s.users.by_email("linker@example.com"))
+            assert user.email_verified is False  # opening the link (a mail scanner) is not enough
+            done = await clicked.http.post("/signup/verify/link", data=form_fields(page.text))
+            assert done.status_code == 200 and "is verified" in done.text
+            user = await pool_gateway.call(lambda s: s.users.by_email("linker@example.com"))
+            assert user.email_verified is True
+            reused = await clicked.http.post("/signup/verify/link", data=form_fields(page.text))
+            assert reused.status_code == 400 and "already used" in reused.text
+        finally:
+            await clicked.aclose()
+    finally:
+        await browser.aclose()
