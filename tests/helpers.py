@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from html import unescape
 from typing import Any
@@ -522,3 +523,35 @@ class RedisSentinel:
         self.master.stop()
         if self.replica is not None:
             self.replica.stop()
+
+
+async def sign_in_and_race_redeems(
+    browser: Browser, email: str, statuses: Counter[int]
+) -> tuple[str, list[httpx.Response]]:
+    """Authorize, sign in with the password, then redeem the code twice at once (a race no
+    store failure may let both win). Every answer's status is counted; returns the code and
+    the two token answers ("" and [] when an earlier step did not get through)."""
+    verifier, challenge = pkce_pair()
+    first = await browser.authorize(**code_flow_params(code_challenge=challenge))
+    statuses[first.status_code] += 1
+    if first.status_code != 303 or "/login" not in first.headers["location"]:
+        return "", []
+    page = await browser.http.get(first.headers["location"])
+    statuses[page.status_code] += 1
+    if page.status_code != 200:
+        return "", []
+    done = await browser.http.post(
+        "/login", data={**form_fields(page.text), "email": email, "password": PASSWORD}
+    )
+    statuses[done.status_code] += 1
+    if done.status_code != 303 or "code=" not in done.headers["location"]:
+        return "", []
+    code = location_query(done)["code"]
+    answers = list(
+        await asyncio.gather(
+            redeem(browser.http, code, verifier), redeem(browser.http, code, verifier)
+        )
+    )
+    for answer in answers:
+        statuses[answer.status_code] += 1
+    return code, answers

@@ -12,18 +12,14 @@ from collections import Counter
 import httpx
 
 from tests.helpers import (
-    PASSWORD,
     WEB,
     Browser,
     GatewayServer,
     RedisServer,
-    code_flow_params,
-    form_fields,
     free_port,
-    location_query,
     make_settings,
-    pkce_pair,
     redeem,
+    sign_in_and_race_redeems,
 )
 
 ALLOWED = {200, 202, 303, 400, 401, 503}
@@ -55,28 +51,8 @@ async def test_killing_redis_under_load(tmp_path: object) -> None:
                 continue
             browser = Browser(gateway.url)
             try:
-                verifier, challenge = pkce_pair()
-                first = await browser.authorize(**code_flow_params(code_challenge=challenge))
-                statuses[first.status_code] += 1
-                if first.status_code != 303 or "/login" not in first.headers["location"]:
-                    continue
-                page = await browser.http.get(first.headers["location"])
-                statuses[page.status_code] += 1
-                if page.status_code != 200:
-                    continue
-                done = await browser.http.post(
-                    "/login", data={**form_fields(page.text), "email": email, "password": PASSWORD}
-                )
-                statuses[done.status_code] += 1
-                if done.status_code != 303 or "code=" not in done.headers["location"]:
-                    continue
-                code = location_query(done)["code"]
-                # The same code twice at once: at most one may win, ever.
-                answers = await asyncio.gather(
-                    redeem(browser.http, code, verifier), redeem(browser.http, code, verifier)
-                )
+                code, answers = await sign_in_and_race_redeems(browser, email, statuses)
                 for answer in answers:
-                    statuses[answer.status_code] += 1
                     if answer.status_code == 200:
                         redeemed[code] += 1
                         tokens = answer.json()

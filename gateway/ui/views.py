@@ -299,13 +299,9 @@ def connector_callback(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         connector = redirect_connector(services, request.path_params["connector"])
-        if request.method == "POST":  # response_mode=form_post (Sign in with Apple)
-            params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
-            repost = repost_same_site(services, request, params)
-            if repost is not None:
-                return repost
-        else:
-            params = dict(request.query_params)
+        params = await callback_params(services, request)
+        if isinstance(params, Response):
+            return params
         return await finish_upstream(
             services, request, connector, params.get("state") or "", params
         )
@@ -313,18 +309,24 @@ def connector_callback(services: Services) -> Handler:
     return page
 
 
+async def callback_params(services: Services, request: Request) -> dict[str, str] | Response:
+    """An IdP's answer: the query, or a form_post body (Sign in with Apple) — which, arriving
+    cross-site without our cookies, first gets the same-site re-post page."""
+    if request.method != "POST":
+        return dict(request.query_params)
+    params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
+    repost = repost_same_site(services, request, params)
+    return repost if repost is not None else params
+
+
 def oauth2_proxy_callback(services: Services) -> Handler:
     """GET (or form_post POST) /oauth2/callback: oauth2-proxy's callback URL, for connectors
     with `oauth2_proxy_callback`; the flow named by `state` says which connector answers."""
 
     async def page(request: Request) -> Response:
-        if request.method == "POST":
-            params = {k: str(v) for k, v in (await request.form(max_fields=16)).items()}
-            repost = repost_same_site(services, request, params)
-            if repost is not None:
-                return repost
-        else:
-            params = dict(request.query_params)
+        params = await callback_params(services, request)
+        if isinstance(params, Response):
+            return params
         state = params.get("state") or ""
         flow = await flow_for(services, request, state.split(".", 1)[0])
         connector = services.connectors.get(str(flow.connector_state.get("connector", "")))

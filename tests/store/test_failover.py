@@ -19,18 +19,13 @@ import pytest
 from gateway.errors import StoreUnavailable
 from gateway.store.redis import RedisStore
 from tests.helpers import (
-    PASSWORD,
     Browser,
     GatewayServer,
     RedisCluster,
     RedisSentinel,
-    code_flow_params,
-    form_fields,
     free_port,
-    location_query,
     make_settings,
-    pkce_pair,
-    redeem,
+    sign_in_and_race_redeems,
 )
 
 ALLOWED = {200, 303, 400, 503}
@@ -75,27 +70,8 @@ async def under_load(gateway: GatewayServer, failover: Callable[[], object]) -> 
                 continue
             browser = Browser(gateway.url)
             try:
-                verifier, challenge = pkce_pair()
-                first = await browser.authorize(**code_flow_params(code_challenge=challenge))
-                load.statuses[first.status_code] += 1
-                if first.status_code != 303 or "/login" not in first.headers["location"]:
-                    continue
-                page = await browser.http.get(first.headers["location"])
-                load.statuses[page.status_code] += 1
-                if page.status_code != 200:
-                    continue
-                done = await browser.http.post(
-                    "/login", data={**form_fields(page.text), "email": email, "password": PASSWORD}
-                )
-                load.statuses[done.status_code] += 1
-                if done.status_code != 303 or "code=" not in done.headers["location"]:
-                    continue
-                code = location_query(done)["code"]
-                answers = await asyncio.gather(
-                    redeem(browser.http, code, verifier), redeem(browser.http, code, verifier)
-                )
+                code, answers = await sign_in_and_race_redeems(browser, email, load.statuses)
                 for answer in answers:
-                    load.statuses[answer.status_code] += 1
                     if answer.status_code == 200:
                         load.redeemed[code] += 1
                         claims = await gateway.call(
