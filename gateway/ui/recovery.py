@@ -9,15 +9,17 @@ The codes travel by e-mail, not as links, so no URL is built from a request's (f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
 from gateway.users.senders import render
 
@@ -66,9 +68,12 @@ def routes(services: Services) -> list[BaseRoute]:
         user = await services.users.by_email(email)
         if user is not None and user.enabled:
             code = await services.codes.issue(RESET, user.user_id)
+            token = await services.codes.issue_link(RESET, user.user_id)
             subject, body = render(
                 "reset_password.txt",
                 code=code,
+                # On the configured issuer, never on the request's Host (SECURITY-TESTS D34).
+                link=f"{services.settings.issuer}/forgot/reset/link?token={token}",
                 issuer=services.settings.issuer,
                 minutes=services.codes.ttl // 60,
             )
@@ -101,7 +106,43 @@ def routes(services: Services) -> list[BaseRoute]:
         await services.audit.record("user.password_reset", user_id=user.user_id)
         return RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
 
+    async def reset_by_link(request: Request) -> Response:
+        """The link in the reset e-mail: a new-password form in any browser. The token is
+        spent only once the new password passes the policy, so a weak choice can be retried."""
+        browser, new_cookie = services.csrf.browser_secret(request)
+        context: dict[str, Any] = {"error": None, "done": False}
+        status = 200
+        if request.method == "GET":
+            context["token"] = request.query_params.get("token", "")[:64]
+        else:
+            data = await request.form(max_fields=4, max_part_size=8192)
+            services.csrf.check(request, data, "reset-link")
+            token, password = str(data.get("token") or "")[:64], str(data.get("password") or "")
+            context["token"] = token
+            try:
+                check_password_policy(password, services.users.policy)
+            except InvalidPassword as exc:
+                context["error"], status = f"Choose another password: it {exc}.", 400
+            else:
+                user_id = await services.codes.redeem_link(RESET, token)
+                user = await services.users.get(user_id) if user_id else None
+                if user is None:
+                    raise PageError(
+                        "Link expired",
+                        "This link was already used or has expired. Ask for a new one.",
+                    )
+                await services.users.set_password(user.user_id, password)
+                await end_local_user(services, user.user_id)  # every session and token ends
+                await services.audit.record("user.password_reset", user_id=user.user_id, by="link")
+                context["done"] = True
+        context["csrf"] = services.csrf.token(browser, "reset-link")
+        response = services.pages.render(request, "reset_link.html", context, status_code=status)
+        if new_cookie:
+            services.pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
     return [
         Route("/forgot", request_code, methods=["GET", "POST"]),
         Route("/forgot/reset", reset, methods=["GET", "POST"]),
+        Route("/forgot/reset/link", reset_by_link, methods=["GET", "POST"]),
     ]

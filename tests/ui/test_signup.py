@@ -335,3 +335,46 @@ async def test_verification_by_link(
             await clicked.aclose()
     finally:
         await browser.aclose()
+
+
+async def test_password_reset_by_link(
+    pool_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    email = "linked-reset@example.com"
+    await pool_gateway.add_user(email, email_verified=True)
+    elsewhere, here = Browser(pool_gateway.url), Browser(pool_gateway.url)
+    try:
+        await elsewhere.login_for_code(email)
+        await request_reset(here, email)
+        message = await mailbox[0].next_for(email)
+        text = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        link = re.search(r"(\S+/forgot/reset/link\?token=\S+)", text)
+        assert link and link.group(1).startswith(f"{pool_gateway.url}/forgot/reset/link?token=")
+        clicked = Browser(pool_gateway.url)  # any browser
+        try:
+            page = await clicked.http.get(link.group(1).removeprefix(pool_gateway.url))
+            assert page.status_code == 200
+            weak = await clicked.http.post(
+                "/forgot/reset/link", data={**form_fields(page.text), "password": "password1"}
+            )
+            assert weak.status_code == 400 and "most common passwords" in weak.text
+            # The weak try did not spend the link.
+            done = await clicked.http.post(
+                "/forgot/reset/link",
+                data={**form_fields(weak.text), "password": "a linked new password"},
+            )
+            assert done.status_code == 200 and "Password changed" in done.text
+            again = await clicked.http.post(
+                "/forgot/reset/link",
+                data={**form_fields(weak.text), "password": "another new password"},
+            )
+            assert again.status_code == 400 and "already used" in again.text
+        finally:
+            await clicked.aclose()
+        stale = await elsewhere.authorize(**code_flow_params(prompt="none"))
+        assert location_query(stale)["error"] == "login_required"  # other sessions ended
+        code, _, _ = await here.login_for_code(email, password="a linked new password")
+        assert code
+    finally:
+        await elsewhere.aclose()
+        await here.aclose()
