@@ -172,6 +172,8 @@ def account_mfa(services: Services) -> Handler:
     """GET/POST /account/mfa: set up or remove the authenticator app of the signed-in user."""
 
     async def page(request: Request) -> Response:
+        if services.settings.user_pool.mfa == "off":
+            raise PageError("Not available", "Two-step sign-in is turned off here.", 404)
         cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
         session = await services.sessions.load(cookie)
         if session is None or not is_local(services, session.connector_id):
@@ -191,8 +193,6 @@ def account_mfa(services: Services) -> Handler:
             context, status = await _account_action(services, session, user.email, action, code)
             context["csrf"] = services.csrf.token(browser, purpose)
             record = await services.mfa.get(user.user_id)
-        if services.settings.user_pool.mfa == "off":
-            raise PageError("Not available", "Two-step sign-in is turned off here.", 404)
         response = services.pages.render(
             request,
             "account_mfa.html",

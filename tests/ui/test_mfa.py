@@ -203,3 +203,22 @@ async def test_the_mfa_secret_is_sealed_at_rest(gateways: dict[str, GatewayServe
         assert raw and secret.encode() not in raw
     finally:
         await browser.aclose()
+
+
+async def test_mfa_off_means_no_enrollment(redis_server: RedisServer) -> None:
+    gateway = GatewayServer(
+        make_settings(free_port(), redis_server.url, user_pool={"mfa": "off"})
+    ).start()
+    browser = Browser(gateway.url)
+    try:
+        email = f"off-{secrets.token_hex(3)}@example.com"
+        await gateway.add_user(email, email_verified=True)
+        await browser.login_for_code(email)
+        assert (await browser.http.get("/account/mfa")).status_code == 404
+        tried = await browser.http.post("/account/mfa", data={"action": "begin"})
+        assert tried.status_code == 404
+        user = await gateway.call(lambda s: s.users.by_email(email))
+        assert await gateway.call(lambda s: s.mfa.get(user.user_id)) is None
+    finally:
+        await browser.aclose()
+        gateway.stop()
