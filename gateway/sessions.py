@@ -115,6 +115,7 @@ class SessionManager:
         profile: dict[str, Any],
         upstream: dict[str, Any] | None = None,
         client_id: str | None = None,
+        device: str | None = None,
     ) -> tuple[Session, str]:
         """A fresh session (new id, new secret) and its cookie value; `client_id` when it is
         created to sign in to that client (saves `add_client` a second write)."""
@@ -136,6 +137,15 @@ class SessionManager:
         await self._save(session, secret)
         ends = now + self._settings.absolute_timeout
         await self.by_identity.add(identity_id, session.sid, ends)
+        # What the account page shows about this session, readable without its secret
+        # (sealed under the master key only; no token, no profile).
+        info_key = self._store.key("session-info", session.sid)
+        info = json.dumps({"created": now, "device": (device or "")[:120]}).encode()
+        await self._store.put(
+            info_key,
+            self._sealer.seal(info, purpose="session-info", context=info_key.encode()),
+            ttl=self._settings.absolute_timeout,
+        )
         if client_id:
             await self.clients_of.add(session.sid, client_id, ends)
         return session, f"{session.sid}.{secret}"
@@ -175,6 +185,25 @@ class SessionManager:
             session = replace(session, last_seen=now)
             await self._save(session, secret)
         return session
+
+    async def of_identity(self, identity_id: str) -> list[dict[str, Any]]:
+        """The live sessions of an identity: sid, created, device (newest first)."""
+        found: list[dict[str, Any]] = []
+        for sid in await self.by_identity.members(identity_id):
+            if not await self.peek(sid):
+                continue
+            key = self._store.key("session-info", sid)
+            raw = await self._store.get(key)
+            info: dict[str, Any] = {"created": 0, "device": ""}
+            if raw is not None:
+                try:
+                    info = json.loads(
+                        self._sealer.open(raw, purpose="session-info", context=key.encode())
+                    )
+                except ValueError:
+                    pass
+            found.append({"sid": sid, **info})
+        return sorted(found, key=lambda s: -int(s.get("created") or 0))
 
     async def peek(self, sid: str) -> bool:
         """Does a session with this id still exist? (Its content needs the cookie's secret.)"""

@@ -46,6 +46,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
         Route("/account/mfa", mfa.account_mfa(services), methods=["GET", "POST"]),
         Route("/account/password", account.change_password(services), methods=["GET", "POST"]),
+        Route("/account/sessions", account.sessions_page(services), methods=["GET", "POST"]),
         Route("/login/mfa", mfa.login_step(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),

@@ -223,3 +223,51 @@ def change_password(services: Services) -> Handler:
         return response
 
     return page
+
+
+def sessions_page(services: Services) -> Handler:
+    """GET/POST /account/sessions: the signed-in identity's sessions, each can be ended."""
+    import time as _time
+
+    async def page(request: Request) -> Response:
+        session = await _signed_in(services, request)
+        browser, new_cookie = services.csrf.browser_secret(request)
+        purpose = f"sessions:{session.sid}"
+        ended = False
+        if request.method == "POST":
+            form = await request.form(max_fields=4, max_part_size=1024)
+            services.csrf.check(request, form, purpose)
+            target = str(form.get("sid") or "")
+            mine = {s["sid"] for s in await services.sessions.of_identity(session.identity_id)}
+            if target not in mine or target == session.sid:
+                raise PageError("Not found", "There is no such session to end here.", 404)
+            await services.sessions.end(target)
+            await services.logout.session_ended(target, session.identity_id)
+            await services.audit.record(
+                "session.ended", identity_id=session.identity_id, by="account_page"
+            )
+            ended = True
+        listed = [
+            {
+                **s,
+                "current": s["sid"] == session.sid,
+                "since": _time.strftime(
+                    "%Y-%m-%d %H:%M UTC", _time.gmtime(int(s.get("created") or 0))
+                ),
+            }
+            for s in await services.sessions.of_identity(session.identity_id)
+        ]
+        response = services.pages.render(
+            request,
+            "account_sessions.html",
+            {
+                "sessions": listed,
+                "ended": ended,
+                "csrf": services.csrf.token(browser, purpose),
+            },
+        )
+        if new_cookie:
+            services.pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
+    return page

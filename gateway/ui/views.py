@@ -140,6 +140,7 @@ async def start_session(
         amr=upstream.amr,
         profile=upstream.claims,
         upstream=upstream.tokens,
+        device=request.headers.get("user-agent"),
         # A registered client gets tokens from this session right away (for logout).
         client_id=client_id if client_id and services.clients.get(client_id) else None,
     )

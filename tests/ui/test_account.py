@@ -82,3 +82,38 @@ async def test_password_change_needs_a_session_and_csrf(gateway: GatewayServer) 
         assert forged.status_code == 403
     finally:
         await browser.aclose()
+
+
+async def test_see_and_end_sessions_from_the_account_page(gateway: GatewayServer) -> None:
+    email = f"sess-{secrets.token_hex(3)}@example.com"
+    await gateway.add_user(email, email_verified=True)
+    laptop, phone = Browser(gateway.url), Browser(gateway.url)
+    stranger = Browser(gateway.url)
+    try:
+        laptop.http.headers["User-Agent"] = "Laptop Browser/1.0"
+        phone.http.headers["User-Agent"] = "Phone Browser/2.0"
+        await laptop.login_for_code(email)
+        await phone.login_for_code(email)
+        page = await laptop.http.get("/account/sessions")
+        assert page.status_code == 200
+        assert "Laptop Browser/1.0" in page.text and "Phone Browser/2.0" in page.text
+        assert page.text.count("End this session") == 1  # not the current one
+        fields = form_fields(page.text)
+        phone_sid = phone.http.cookies["cognate_session"].split(".")[0]
+        assert fields["sid"] == phone_sid
+        # Only one's own sessions, and never the current one this way.
+        other_email = f"other-{secrets.token_hex(3)}@example.com"
+        await gateway.add_user(other_email, email_verified=True)
+        await stranger.login_for_code(other_email)
+        stranger_sid = stranger.http.cookies["cognate_session"].split(".")[0]
+        foreign = await laptop.http.post("/account/sessions", data={**fields, "sid": stranger_sid})
+        assert foreign.status_code == 404
+        assert (await stranger.http.get("/oauth2/auth")).status_code == 202
+        ended = await laptop.http.post("/account/sessions", data=fields)
+        assert ended.status_code == 200 and "That session is ended" in ended.text
+        assert (await phone.http.get("/oauth2/auth")).status_code == 401
+        assert (await laptop.http.get("/oauth2/auth")).status_code == 202
+    finally:
+        await laptop.aclose()
+        await phone.aclose()
+        await stranger.aclose()
