@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import secrets
 import subprocess
@@ -25,7 +24,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import BASELINE, Environment, need_wrk, pinned, report, wrk  # noqa: E402
+from bench.harness import BASELINE, Environment, group_main, pinned, wrk  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
 from gateway.users.passwords import PasswordHasher  # noqa: E402
@@ -47,6 +46,14 @@ clients:
     client_secret: web-secret-0123456789
     redirect_uris: [https://app.example.com/cb]
 """
+
+
+def signed_in(env: Environment) -> str:
+    """The bench user, created with the real CLI, signed in: its session cookie value."""
+    subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603
+                    "--password-stdin", "--verified", "-c", str(env.settings_path)],
+                   input=PASSWORD + "\n", text=True, capture_output=True, check=True, cwd=ROOT)
+    return asyncio.run(session_cookie(env.gateway))
 
 
 async def session_cookie(url: str) -> str:
@@ -96,11 +103,7 @@ def argon2_rate(samples: int = 40) -> float:
 def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     with Environment(settings_text) as env:
-        subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603
-                        "--password-stdin", "--verified", "-c", str(env.settings_path)],
-                       input=PASSWORD + "\n", text=True, capture_output=True, check=True,
-                       cwd=ROOT)
-        cookie = asyncio.run(session_cookie(env.gateway))
+        cookie = signed_in(env)
         browser = asyncio.run(mint_logins(env.settings_path, duration * 400, env.folder))
         if baseline:
             results[BASELINE] = wrk(env.baseline, duration, connections)
@@ -128,11 +131,7 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
             burst.wait(timeout=duration + 30)
     # The same with the in-process session cache off: every request reads Redis (cache misses).
     with Environment(lambda p, r, s: settings_text(p, r, s, cache_ttl=0)) as env:
-        subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603
-                        "--password-stdin", "--verified", "-c", str(env.settings_path)],
-                       input=PASSWORD + "\n", text=True, capture_output=True, check=True,
-                       cwd=ROOT)
-        cookie = asyncio.run(session_cookie(env.gateway))
+        cookie = signed_in(env)
         print("running: forward-auth, cache off", file=sys.stderr)
         results["forward-auth (cache off: Redis read)"] = wrk(
             f"{env.gateway}/oauth2/auth", duration, connections,
@@ -143,17 +142,5 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
     return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "edge.json")
-    args = parser.parse_args()
-    need_wrk()
-    results = run(args.duration, args.connections)
-    report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(group_main(__doc__ or "", "edge", run))

@@ -14,7 +14,6 @@ SAML ACS validations are measured by bench/saml.py.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import secrets
 import subprocess
@@ -29,9 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import (  # noqa: E402
     BASELINE,
     Environment,
-    need_wrk,
+    group_main,
     pinned,
-    report,
     wait_ready,
     wrk,
 )
@@ -116,17 +114,5 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
     return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "federation.json")
-    args = parser.parse_args()
-    need_wrk()
-    results = run(args.duration, args.connections)
-    report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(group_main(__doc__ or "", "federation", run))

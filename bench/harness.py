@@ -144,3 +144,20 @@ def report(results: dict[str, dict[str, Any]], path: Path, meta: dict[str, Any])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**meta, "results": results}, indent=2))
     print(f"\nwritten: {path}")
+
+
+def group_main(doc: str, name: str,
+               run: Callable[[int, int], dict[str, dict[str, Any]]]) -> int:
+    """The command line of one benchmark group: --duration, --connections, --json; runs it
+    and prints and writes its table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / f"{name}.json")
+    args = parser.parse_args()
+    need_wrk()
+    results = run(args.duration, args.connections)
+    report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
+    return 0

@@ -10,7 +10,6 @@ obtained through its hosted sign-in page.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Environment, Scenario, need_wrk, report, run_scenarios  # noqa: E402
+from bench.harness import Environment, Scenario, group_main, run_scenarios  # noqa: E402
 from tests.helpers import Browser  # noqa: E402
 
 POOL = "us-east-1:11111111-2222-4333-8444-555555555555"
@@ -95,17 +94,5 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
         return run_scenarios(env, scenarios, duration, connections, baseline)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "identity.json")
-    args = parser.parse_args()
-    need_wrk()
-    results = run(args.duration, args.connections)
-    report(results, args.json, {"connections": args.connections, "duration_s": args.duration})
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(group_main(__doc__ or "", "identity", run))

@@ -104,6 +104,11 @@ class RefreshingConnector(Protocol):
         ...
 
 
+def local_connector_id(connectors: Mapping[str, Connector]) -> str | None:
+    """The id of the `local` connector (Cognate's own user directory), if one is configured."""
+    return next((c.id for c in connectors.values() if c.type == "local"), None)
+
+
 def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> dict[str, Connector]:
     """Instantiate every configured connector, keyed by id."""
     from gateway.connectors.local import LocalConnector

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.connectors import PasswordConnector, RedirectConnector, UpstreamIdentity
+from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.identity.ids import LoginTaken, TooManyLogins
@@ -43,19 +43,12 @@ async def _signed_in(services: Services, request: Request) -> Session:
     return session
 
 
-def _connector(services: Services, connector_id: str) -> RedirectConnector:
-    connector = services.connectors.get(connector_id)
-    if not isinstance(connector, RedirectConnector):
-        raise PageError("Unknown sign-in method", "There is no such sign-in method.", 404)
-    return connector
-
-
 def link(services: Services) -> Handler:
     """GET: the confirmation page. POST: confirmed, off to the IdP."""
-    from gateway.ui.views import start_redirect
+    from gateway.ui.views import redirect_connector, start_redirect
 
     async def page(request: Request) -> Response:
-        connector = _connector(services, request.path_params["connector"])
+        connector = redirect_connector(services, request.path_params["connector"])
         session = await _signed_in(services, request)
         purpose = f"link:{connector.id}:{session.sid}"
         if request.method == "GET":
@@ -132,23 +125,16 @@ async def resolve_identity(services: Services, upstream: UpstreamIdentity) -> st
     if known is not None:
         return known
     email = upstream.claims.get("email")
-    local = next(
-        (
-            c
-            for c in services.connectors.values()
-            if isinstance(c, PasswordConnector) and c.type == "local"
-        ),
-        None,
-    )
+    local = local_connector_id(services.connectors)
     if (
         services.settings.user_pool.link_by_verified_email
         and local is not None
-        and local.id != upstream.connector_id
+        and local != upstream.connector_id
         and upstream.claims.get("email_verified") is True
         and isinstance(email, str)
     ):
         user = await services.users.by_email(normalize_email(email))
-        owner = await services.identities.find(local.id, user.user_id) if user else None
+        owner = await services.identities.find(local, user.user_id) if user else None
         if user is not None and user.email_verified and owner is not None:
             try:
                 await services.identities.link(owner, upstream.connector_id, upstream.subject)
@@ -173,8 +159,7 @@ def change_password(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         session = await _signed_in(services, request)
-        connector = services.connectors.get(session.connector_id)
-        if connector is None or connector.type != "local":
+        if session.connector_id != local_connector_id(services.connectors):
             raise PageError("Not available", "This account signs in elsewhere.", 404)
         browser, new_cookie = services.csrf.browser_secret(request)
         purpose = f"password:{session.sid}"

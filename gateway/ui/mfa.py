@@ -20,7 +20,7 @@ import segno
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.connectors import UpstreamIdentity
+from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
@@ -63,8 +63,7 @@ async def park_password_step(
 
 def is_local(services: Services, connector_id: str) -> bool:
     """Did this sign-in use Cognate's own user directory (the accounts MFA belongs to)?"""
-    connector = services.connectors.get(connector_id)
-    return connector is not None and connector.type == "local"
+    return connector_id == local_connector_id(services.connectors)
 
 
 def qr_data_uri(uri: str) -> str:

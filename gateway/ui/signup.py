@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.connectors import UpstreamIdentity
+from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
@@ -123,7 +123,7 @@ def signup(services: Services) -> Handler:
             await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
             if auto_confirm:  # the hook vouched for the address: signed in at once
                 await confirmed(services, user.user_id, user.email)
-                local = next(c.id for c in services.connectors.values() if c.type == "local")
+                local = local_connector_id(services.connectors) or "local"
                 return await complete_login(
                     services,
                     request,
@@ -216,7 +216,7 @@ def verify(services: Services) -> Handler:
         user = await services.users.mark_email_verified(user.user_id)
         await services.audit.record("user.email_verified", user_id=user.user_id)
         await confirmed(services, user.user_id, user.email)
-        local = next((c.id for c in services.connectors.values() if c.type == "local"), "local")
+        local = local_connector_id(services.connectors) or "local"
         return await complete_login(
             services,
             request,

@@ -20,6 +20,7 @@ from gateway.connectors import (
     PasswordConnector,
     RedirectConnector,
     UpstreamIdentity,
+    local_connector_id,
 )
 from gateway.crypto import constant_time_equals
 from gateway.errors import PageError
@@ -53,7 +54,7 @@ def home(services: Services) -> Handler:
                 "identity_id": session.identity_id if session else None,
                 "demo": services.settings.demo,
                 "local_account": session is not None
-                and getattr(services.connectors.get(session.connector_id), "type", "") == "local",
+                and session.connector_id == local_connector_id(services.connectors),
                 "mfa_on": services.settings.user_pool.mfa != "off",
                 "linked": [c for c in services.connectors.values() if c.id in linked],
                 "linkable": [
