@@ -37,7 +37,7 @@ def settings_text(port: int, redis_url: str, sts_url: str, cache_ttl: float = 5)
     return f"""
 issuer: http://127.0.0.1:{port}
 sessions: {{cache_ttl: {cache_ttl}}}
-secret_key: bench-secret-key-{'x' * 32}
+secret_key: bench-secret-key-{"x" * 32}
 store: {{url: "{redis_url}", prefix: bench-edge}}
 log_level: warning
 rate_limits: {{login_per_account: 1000000, login_per_ip: 1000000}}
@@ -50,9 +50,25 @@ clients:
 
 def signed_in(env: Environment) -> str:
     """The bench user, created with the real CLI, signed in: its session cookie value."""
-    subprocess.run([sys.executable, "-m", "gateway", "users", "create", EMAIL,  # noqa: S603
-                    "--password-stdin", "--verified", "-c", str(env.settings_path)],
-                   input=PASSWORD + "\n", text=True, capture_output=True, check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "users",
+            "create",
+            EMAIL,  # noqa: S603
+            "--password-stdin",
+            "--verified",
+            "-c",
+            str(env.settings_path),
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    )
     return asyncio.run(session_cookie(env.gateway))
 
 
@@ -75,12 +91,26 @@ async def mint_logins(settings_path: Path, count: int, folder: Path) -> str:
     async def one() -> str:
         async with sem:
             flow = await services.flows.create(
-                client_id="web", redirect_uri="https://app.example.com/cb", scope=["openid"],
-                state="s", nonce=None, code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                prompt=[], max_age=None, login_hint=None, browser=binding)
-            return urlencode({"flow": flow.flow_id, "_csrf": services.csrf.token(
-                browser, f"login:{flow.flow_id}"), "connector": "local", "email": EMAIL,
-                "password": PASSWORD})
+                client_id="web",
+                redirect_uri="https://app.example.com/cb",
+                scope=["openid"],
+                state="s",
+                nonce=None,
+                code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                prompt=[],
+                max_age=None,
+                login_hint=None,
+                browser=binding,
+            )
+            return urlencode(
+                {
+                    "flow": flow.flow_id,
+                    "_csrf": services.csrf.token(browser, f"login:{flow.flow_id}"),
+                    "connector": "local",
+                    "email": EMAIL,
+                    "password": PASSWORD,
+                }
+            )
 
     bodies = await asyncio.gather(*(one() for _ in range(count)))
     (folder / "logins.txt").write_text("\n".join(bodies) + "\n")
@@ -109,24 +139,47 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
             results[BASELINE] = wrk(env.baseline, duration, connections)
         print("running: forward-auth", file=sys.stderr)
         results["forward-auth (session cache hits)"] = wrk(
-            f"{env.gateway}/oauth2/auth", duration, connections,
-            headers=[f"Cookie: cognate_session={cookie}"])
+            f"{env.gateway}/oauth2/auth",
+            duration,
+            connections,
+            headers=[f"Cookie: cognate_session={cookie}"],
+        )
         print("running: password sign-in", file=sys.stderr)
-        login = [str(ROOT / "bench" / "login.lua"), str(env.folder / "logins.txt"),
-                 f"cognate_csrf={browser}"]
+        login = [
+            str(ROOT / "bench" / "login.lua"),
+            str(env.folder / "logins.txt"),
+            f"cognate_csrf={browser}",
+        ]
         results["password sign-in (argon2id)"] = wrk(env.gateway, duration, connections, login)
         # SECURITY-TESTS G54: a sign-in burst (64 connections of argon2id work) must not starve
         # the forward-auth hot path: measure it while the burst runs.
         print("running: forward-auth during a sign-in burst", file=sys.stderr)
         burst = subprocess.Popen(  # noqa: S603
-            pinned(["wrk", "-t1", "-c64", f"-d{duration + 2}s", "-s", login[0], env.gateway,
-                    "--", *login[1:]], 1),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pinned(
+                [
+                    "wrk",
+                    "-t1",
+                    "-c64",
+                    f"-d{duration + 2}s",
+                    "-s",
+                    login[0],
+                    env.gateway,
+                    "--",
+                    *login[1:],
+                ],
+                1,
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(1)
             results["forward-auth during a sign-in burst"] = wrk(
-                f"{env.gateway}/oauth2/auth", duration, connections,
-                headers=[f"Cookie: cognate_session={cookie}"])
+                f"{env.gateway}/oauth2/auth",
+                duration,
+                connections,
+                headers=[f"Cookie: cognate_session={cookie}"],
+            )
         finally:
             burst.wait(timeout=duration + 30)
     # The same with the in-process session cache off: every request reads Redis (cache misses).
@@ -134,11 +187,19 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
         cookie = signed_in(env)
         print("running: forward-auth, cache off", file=sys.stderr)
         results["forward-auth (cache off: Redis read)"] = wrk(
-            f"{env.gateway}/oauth2/auth", duration, connections,
-            headers=[f"Cookie: cognate_session={cookie}"])
+            f"{env.gateway}/oauth2/auth",
+            duration,
+            connections,
+            headers=[f"Cookie: cognate_session={cookie}"],
+        )
     rate = argon2_rate()
     results["raw argon2id verify, one core (reference)"] = {
-        "rps": rate, "requests": 0, "errors": 0, "p50_ms": 1000 / rate, "p99_ms": 1000 / rate}
+        "rps": rate,
+        "requests": 0,
+        "errors": 0,
+        "p50_ms": 1000 / rate,
+        "p99_ms": 1000 / rate,
+    }
     return results
 
 

@@ -44,7 +44,7 @@ IDP = f"http://127.0.0.1:{IDP_PORT}"
 def settings_text(port: int, redis_url: str, sts_url: str) -> str:
     return f"""
 issuer: http://127.0.0.1:{port}
-secret_key: bench-secret-key-{'x' * 32}
+secret_key: bench-secret-key-{"x" * 32}
 store: {{url: "{redis_url}", prefix: bench-fed}}
 log_level: warning
 clients:
@@ -75,9 +75,17 @@ async def mint_callbacks(settings_path: Path, count: int, folder: Path) -> str:
     async def one() -> str:
         async with sem:
             flow = await services.flows.create(
-                client_id="web", redirect_uri="https://app.example.com/cb", scope=["openid"],
-                state="s", nonce=None, code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                prompt=[], max_age=None, login_hint=None, browser=binding)
+                client_id="web",
+                redirect_uri="https://app.example.com/cb",
+                scope=["openid"],
+                state="s",
+                nonce=None,
+                code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                prompt=[],
+                max_age=None,
+                login_hint=None,
+                browser=binding,
+            )
             start = await connector.start(callback, flow.flow_id)
             await services.flows.save_connector_state(flow, {**start.state, "connector": "idp"})
             # bench/idp_app.py takes the nonce as the code (see its docstring).
@@ -96,7 +104,9 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
     results: dict[str, dict[str, Any]] = {}
     idp = subprocess.Popen(  # noqa: S603
         pinned([sys.executable, str(ROOT / "bench" / "idp_app.py"), "--port", str(IDP_PORT)], 1),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_ready(f"{IDP}/jwks")
         with Environment(settings_text) as env:
@@ -105,9 +115,15 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
                 results[BASELINE] = wrk(env.baseline, duration, connections)
             print("running: OIDC callbacks", file=sys.stderr)
             results["upstream OIDC callback (code, ID token, userinfo)"] = wrk(
-                env.gateway, duration, connections,
-                [str(ROOT / "bench" / "get_paths.lua"), str(env.folder / "callbacks.txt"),
-                 f"cognate_csrf={browser}"])
+                env.gateway,
+                duration,
+                connections,
+                [
+                    str(ROOT / "bench" / "get_paths.lua"),
+                    str(env.folder / "callbacks.txt"),
+                    f"cognate_csrf={browser}",
+                ],
+            )
     finally:
         idp.terminate()
         idp.wait(timeout=20)

@@ -49,8 +49,13 @@ def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def wrk(url: str, duration: int, connections: int, script: list[str] | None = None,
-        headers: list[str] | None = None) -> dict[str, Any]:
+def wrk(
+    url: str,
+    duration: int,
+    connections: int,
+    script: list[str] | None = None,
+    headers: list[str] | None = None,
+) -> dict[str, Any]:
     """req/s, p50, p99 and non-2xx count of one wrk run (1 thread)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     for header in headers or []:
@@ -60,15 +65,21 @@ def wrk(url: str, duration: int, connections: int, script: list[str] | None = No
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "requests": total, "errors": int(non2xx.group(1)) if non2xx else 0,
-            "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%")}
+    return {
+        "rps": rps,
+        "requests": total,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+        "p50_ms": _latency(out, "50%"),
+        "p99_ms": _latency(out, "99%"),
+    }
 
 
 Scenario = tuple[str, str, list[str] | None]  # name, URL, wrk script + its arguments
 
 
-def run_scenarios(env: Environment, scenarios: list[Scenario], duration: int, connections: int,
-                  baseline: bool) -> dict[str, dict[str, Any]]:
+def run_scenarios(
+    env: Environment, scenarios: list[Scenario], duration: int, connections: int, baseline: bool
+) -> dict[str, dict[str, Any]]:
     """wrk each scenario in turn (the baseline first, when asked)."""
     if baseline:
         scenarios = [(BASELINE, env.baseline, None), *scenarios]
@@ -106,26 +117,59 @@ class Environment:
 
     def __enter__(self) -> Environment:
         self.redis.start()
-        self.settings_path.write_text(self._settings_text(self.port, self.redis.url,
-                                                          self.sts_url))
+        self.settings_path.write_text(self._settings_text(self.port, self.redis.url, self.sts_url))
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self._procs.append(subprocess.Popen(pinned(  # noqa: S603
-            [sys.executable, "-m", "gateway", "serve", "--config", str(self.settings_path),
-             "--port", str(self.port)], 0), cwd=ROOT, **quiet))
-        self._procs.append(subprocess.Popen(pinned(  # noqa: S603
-            [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--port",
-             str(self.base_port)], 0), **quiet))
+        self._procs.append(
+            subprocess.Popen(
+                pinned(  # noqa: S603
+                    [
+                        sys.executable,
+                        "-m",
+                        "gateway",
+                        "serve",
+                        "--config",
+                        str(self.settings_path),
+                        "--port",
+                        str(self.port),
+                    ],
+                    0,
+                ),
+                cwd=ROOT,
+                **quiet,
+            )
+        )
+        self._procs.append(
+            subprocess.Popen(
+                pinned(  # noqa: S603
+                    [
+                        sys.executable,
+                        str(ROOT / "bench" / "baseline_app.py"),
+                        "--port",
+                        str(self.base_port),
+                    ],
+                    0,
+                ),
+                **quiet,
+            )
+        )
         if self._sts:
             moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-            self._procs.append(subprocess.Popen(  # noqa: S603
-                [moto or "moto_server", "-H", "127.0.0.1", "-p", str(self.sts_port)], **quiet))
+            self._procs.append(
+                subprocess.Popen(  # noqa: S603
+                    [moto or "moto_server", "-H", "127.0.0.1", "-p", str(self.sts_port)], **quiet
+                )
+            )
             wait_ready(self.sts_url)
         wait_ready(f"{self.gateway}/healthz")
         wait_ready(self.baseline)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         for proc in self._procs:
             proc.terminate()
             proc.wait(timeout=20)
@@ -135,19 +179,21 @@ class Environment:
 
 def report(results: dict[str, dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
     """Print the table (ratios to the baseline row) and write it as JSON."""
-    baseline = results[BASELINE]["rps"] if BASELINE in results else next(
-        iter(results.values()))["rps"]
+    baseline = (
+        results[BASELINE]["rps"] if BASELINE in results else next(iter(results.values()))["rps"]
+    )
     print(f"\n{'scenario':48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}")
     for name, r in results.items():
-        print(f"{name:48} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
-              f"{r['rps'] / baseline:6.2f} {r['errors']:7d}")
+        print(
+            f"{name:48} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['rps'] / baseline:6.2f} {r['errors']:7d}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**meta, "results": results}, indent=2))
     print(f"\nwritten: {path}")
 
 
-def group_main(doc: str, name: str,
-               run: Callable[[int, int], dict[str, dict[str, Any]]]) -> int:
+def group_main(doc: str, name: str, run: Callable[[int, int], dict[str, dict[str, Any]]]) -> int:
     """The command line of one benchmark group: --duration, --connections, --json; runs it
     and prints and writes its table."""
     import argparse

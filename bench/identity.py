@@ -31,7 +31,7 @@ JSON = "Content-Type: application/x-amz-json-1.1"
 def settings_text(port: int, redis_url: str, sts_url: str) -> str:
     return f"""
 issuer: http://127.0.0.1:{port}
-secret_key: bench-secret-key-{'x' * 32}
+secret_key: bench-secret-key-{"x" * 32}
 store: {{url: "{redis_url}", prefix: bench-id}}
 log_level: warning
 clients:
@@ -50,17 +50,37 @@ identity_pools:
 async def login(url: str, settings_path: Path) -> str:
     """Create a user and sign in through the hosted page: a real ID token."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "users", "create", "bench@example.com",
-        "--password-stdin", "--verified", "-c", str(settings_path), cwd=ROOT,
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "gateway",
+        "users",
+        "create",
+        "bench@example.com",
+        "--password-stdin",
+        "--verified",
+        "-c",
+        str(settings_path),
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
     await proc.communicate(b"bench password 123\n")
     browser = Browser(url)
-    code, verifier, _ = await browser.login_for_code("bench@example.com",
-                                                     password="bench password 123")
-    tokens = (await browser.http.post("/oauth2/token", auth=("web", "web-secret-0123456789"),
-                                      data={"grant_type": "authorization_code", "code": code,
-                                            "code_verifier": verifier,
-                                            "redirect_uri": "https://app.example.com/cb"})).json()
+    code, verifier, _ = await browser.login_for_code(
+        "bench@example.com", password="bench password 123"
+    )
+    tokens = (
+        await browser.http.post(
+            "/oauth2/token",
+            auth=("web", "web-secret-0123456789"),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "code_verifier": verifier,
+                "redirect_uri": "https://app.example.com/cb",
+            },
+        )
+    ).json()
     await browser.aclose()
     return str(tokens["id_token"])
 
@@ -73,23 +93,42 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
         gw = env.gateway
         token = asyncio.run(login(gw, env.settings_path))
         provider = gw.removeprefix("http://")
-        headers = {"X-Amz-Target": "AWSCognitoIdentityService.GetId",
-                   "Content-Type": "application/x-amz-json-1.1"}
+        headers = {
+            "X-Amz-Target": "AWSCognitoIdentityService.GetId",
+            "Content-Type": "application/x-amz-json-1.1",
+        }
         get_id = {"IdentityPoolId": POOL, "Logins": {provider: token}}
         identity = httpx.post(gw, json=get_id, headers=headers).json()["IdentityId"]
         creds = {"IdentityId": identity, "Logins": {provider: token}}
-        first = httpx.post(gw, json=creds, headers={
-            **headers, "X-Amz-Target": "AWSCognitoIdentityService.GetCredentialsForIdentity"})
+        first = httpx.post(
+            gw,
+            json=creds,
+            headers={
+                **headers,
+                "X-Amz-Target": "AWSCognitoIdentityService.GetCredentialsForIdentity",
+            },
+        )
         assert first.status_code == 200, first.text  # warms the credential cache
         (env.folder / "getid.json").write_text(json.dumps(get_id))
         (env.folder / "creds.json").write_text(json.dumps(creds))
         lua = str(ROOT / "bench" / "post.lua")
         scenarios: list[Scenario] = [
-            ("GetId (known login, RS256 ID token)", gw,
-             [lua, "/", str(env.folder / "getid.json"), TARGET + "GetId", JSON]),
-            ("GetCredentialsForIdentity (cached)", gw,
-             [lua, "/", str(env.folder / "creds.json"), TARGET + "GetCredentialsForIdentity",
-              JSON]),
+            (
+                "GetId (known login, RS256 ID token)",
+                gw,
+                [lua, "/", str(env.folder / "getid.json"), TARGET + "GetId", JSON],
+            ),
+            (
+                "GetCredentialsForIdentity (cached)",
+                gw,
+                [
+                    lua,
+                    "/",
+                    str(env.folder / "creds.json"),
+                    TARGET + "GetCredentialsForIdentity",
+                    JSON,
+                ],
+            ),
         ]
         return run_scenarios(env, scenarios, duration, connections, baseline)
 

@@ -77,5 +77,12 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
     ISSUER = f"http://127.0.0.1:{port}"
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )

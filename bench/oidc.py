@@ -112,8 +112,9 @@ async def mint(settings_path: Path, codes: int, refreshes: int, folder: Path) ->
     await services.store.close()
 
 
-def run(duration: int, connections: int, id_token_alg: str = "RS256",
-        baseline: bool = True) -> dict[str, dict[str, Any]]:
+def run(
+    duration: int, connections: int, id_token_alg: str = "RS256", baseline: bool = True
+) -> dict[str, dict[str, Any]]:
     """The OP scenarios (and the baseline unless `baseline` is False)."""
 
     def settings(port: int, redis_url: str, sts_url: str) -> str:
@@ -131,8 +132,11 @@ def run(duration: int, connections: int, id_token_alg: str = "RS256",
             ("discovery", f"{gw}/.well-known/openid-configuration", None),
             ("JWKS", f"{gw}/.well-known/jwks.json", None),
             ("client_credentials (ES256 JWT)", gw, [lua, str(folder / "cc.txt"), SERVICE_AUTH]),
-            ("code exchange (PKCE, ID+access+refresh)", gw,
-             [lua, str(folder / "codes.txt"), WEB_AUTH]),
+            (
+                "code exchange (PKCE, ID+access+refresh)",
+                gw,
+                [lua, str(folder / "codes.txt"), WEB_AUTH],
+            ),
             ("refresh (rotation)", gw, [lua, str(folder / "refresh.txt"), WEB_AUTH]),
         ]
         return run_scenarios(env, scenarios, duration, connections, baseline)
@@ -142,14 +146,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per scenario")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256",
-                        help="ID token algorithm (RS256 is the OIDC default and costs the most)")
+    parser.add_argument(
+        "--id-token-alg",
+        choices=["RS256", "ES256"],
+        default="RS256",
+        help="ID token algorithm (RS256 is the OIDC default and costs the most)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "oidc.json")
     args = parser.parse_args()
     need_wrk()
     results = run(args.duration, args.connections, args.id_token_alg)
-    report(results, args.json, {"connections": args.connections, "duration_s": args.duration,
-                                "id_token_alg": args.id_token_alg})
+    report(
+        results,
+        args.json,
+        {
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "id_token_alg": args.id_token_alg,
+        },
+    )
     return 0
 
 

@@ -32,12 +32,17 @@ def chart(results: dict[str, dict[str, Any]], path: Path) -> None:
     names = list(results)[::-1]
     ratios = [results[n]["rps"] / baseline for n in names]
     figure, axes = plt.subplots(figsize=(10, 0.45 * len(names) + 1.2))
-    bars = axes.barh(names, ratios, color=["#9aa5b1" if n == BASELINE else "#2f5bea"
-                                           for n in names])
+    bars = axes.barh(
+        names, ratios, color=["#9aa5b1" if n == BASELINE else "#2f5bea" for n in names]
+    )
     for bar, name in zip(bars, names, strict=True):
-        axes.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                  f"  {results[name]['rps']:,.0f}/s  p99 {results[name]['p99_ms']:.1f} ms",
-                  va="center", fontsize=8)
+        axes.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f"  {results[name]['rps']:,.0f}/s  p99 {results[name]['p99_ms']:.1f} ms",
+            va="center",
+            fontsize=8,
+        )
     axes.set_xlabel("throughput relative to a bare Starlette JSON endpoint (one worker)")
     axes.set_xlim(0, max(ratios) * 1.45)
     axes.set_title("Cognate benchmarks")
@@ -57,8 +62,11 @@ def main() -> int:
     results |= identity.run(args.duration, args.connections, baseline=False)
     results |= federation.run(args.duration, args.connections, baseline=False)
     ordered = {BASELINE: results.pop(BASELINE), **results}
-    report(ordered, args.out / "all.json",
-           {"connections": args.connections, "duration_s": args.duration})
+    report(
+        ordered,
+        args.out / "all.json",
+        {"connections": args.connections, "duration_s": args.duration},
+    )
     chart(ordered, args.out / "all.png")
     print(f"written: {args.out / 'all.png'}")
     return 0

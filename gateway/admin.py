@@ -75,6 +75,7 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
         elif args.action == "reset-mfa":
             user = await users.resolve(args.user)
             await services.mfa.remove(user.user_id)
+            await services.passkeys.remove_all(user.user_id)
             await services.audit.record("mfa.removed", user_id=user.user_id, actor="cli")
             print(f"two-step sign-in removed for {user.email}; they sign in with the password")
         elif args.action == "set-attribute":

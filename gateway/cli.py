@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         _config_arg(one)
     for action, text in (
         ("confirm", "mark a user's e-mail as verified"),
-        ("reset-mfa", "remove a user's authenticator app (lost phone)"),
+        ("reset-mfa", "remove a user's second factors and passkeys (lost phone)"),
     ):
         one = users_sub.add_parser(action, help=text)
         one.add_argument("user", metavar="USER", help="user id or e-mail")

@@ -38,8 +38,16 @@ from gateway.users.codes import Codes
 from gateway.users.directory import UserDirectory
 from gateway.users.hooks import Hooks
 from gateway.users.mfa import MfaStore
+from gateway.users.passkeys import Passkeys
 from gateway.users.passwords import PasswordHasher
-from gateway.users.senders import EmailSender, build_sender
+from gateway.users.senders import (
+    EmailSender,
+    MessageTemplates,
+    SmsSender,
+    WebhookSms,
+    build_sender,
+    build_sms_sender,
+)
 
 log = logging.getLogger("cognate")
 
@@ -78,8 +86,11 @@ class Services:
     logout: Logout
     codes: Codes
     mfa: MfaStore
+    passkeys: Passkeys
     hooks: Hooks
     email: EmailSender
+    sms: SmsSender
+    messages: MessageTemplates
     background: Background
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -107,6 +118,8 @@ class Services:
                 await connector.close()
         await self.vendor.close()
         await self.hooks.close()
+        if isinstance(self.sms, WebhookSms):
+            await self.sms.close()
         await self.store.close()
 
     async def _maintain_keys(self) -> None:
@@ -189,7 +202,10 @@ def build_services(
         logout=Logout(sessions, grants, tokens, clients, background),
         codes=Codes(store, sealer, settings.user_pool.code_ttl, settings.user_pool.code_attempts),
         email=build_sender(settings.email),
+        sms=build_sms_sender(settings.user_pool.sms),
+        messages=MessageTemplates(settings.ui.templates_dir),
         mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc),
+        passkeys=Passkeys(store, settings.issuer, settings.ui.product_name),
         hooks=hooks,
         background=background,
     )

@@ -33,6 +33,8 @@ from gateway.store import Store
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
+# `amr` values (RFC 8176) that say a second factor was used.
+MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 ENDED_CHANNEL = "session-ended"
 
 log = logging.getLogger("cognate.sessions")
@@ -53,6 +55,10 @@ class Session:
     last_seen: int
     clients: list[str] = field(default_factory=list)
     upstream: dict[str, Any] | None = None  # the IdP's tokens (encrypted with the record)
+
+
+def passed_second_factor(amr: list[str]) -> bool:
+    return bool(MFA_METHODS.intersection(amr))
 
 
 class SessionCache:

@@ -214,6 +214,75 @@ class EmailSettings(Model):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
 
+class SmsSettings(Model):
+    """How text messages leave: `console` (the log; demo only) or `webhook`: a signed JSON POST
+    `{"to": "+E.164", "message": "...", "purpose": "..."}` to `url` (X-Cognate-Signature as for
+    hooks), so any SMS provider fits behind a small adapter."""
+
+    sender: Literal["console", "webhook"] = "console"
+    url: ClientUri | None = None
+    secret: str | None = Field(None, min_length=16)
+    timeout: float = Field(5.0, gt=0, le=30)
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> SmsSettings:
+        if self.sender == "webhook" and (self.url is None or self.secret is None):
+            raise ValueError("the webhook sender needs url and secret")
+        return self
+
+
+STANDARD_ATTRIBUTES = (
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "phone_number",
+    "birthdate",
+    "gender",
+    "zoneinfo",
+    "locale",
+    "website",
+    "address",
+)
+
+
+class AttributeSettings(Model):
+    """A field of the sign-up form: an OIDC standard claim, or `custom:<name>` (Cognito's
+    spelling, kept in tokens)."""
+
+    name: str = Field(pattern=r"^(custom:[A-Za-z0-9_-]{1,64}|[a-z_]{1,32})$")
+    required: bool = False
+    label: str | None = Field(None, max_length=64)  # default: from the name
+    max_length: int = Field(256, ge=1, le=2048)
+    pattern: str | None = None  # a regular expression the whole value must match
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not value.startswith("custom:") and value not in STANDARD_ATTRIBUTES:
+            raise ValueError(
+                f"{value!r} is not a standard attribute ({', '.join(STANDARD_ATTRIBUTES)}); "
+                "custom attributes start with custom:"
+            )
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+def _default_attributes() -> list[AttributeSettings]:
+    return [AttributeSettings(name="name")]
+
+
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 POOL_ID = re.compile(
     r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -276,9 +345,23 @@ class UserPoolSettings(Model):
     # identity of the local user with that same *verified* e-mail. Off: two identities, until
     # the user links them from the account page.
     link_by_verified_email: bool = False
-    # Second factor (TOTP with recovery codes) for local accounts: off, optional (users enroll
-    # on the account page), or required (enrollment is part of the first sign-in).
+    # Second factor for local accounts (an authenticator app, codes by e-mail, passkeys; with
+    # recovery codes): off, optional (users enroll on the account page), or required
+    # (enrollment is part of the first sign-in). A client whose `access` says `mfa: true`
+    # asks for it too, stepping up a session that signed in without one.
     mfa: Literal["off", "optional", "required"] = "optional"
+    # The same for sign-ins through upstream IdPs (their own MFA, when their token's `amr`
+    # says so, counts): the second factor then belongs to the identity.
+    federated_mfa: Literal["off", "optional", "required"] = "off"
+    email_mfa: bool = True  # codes by e-mail as a second factor (verified addresses only)
+    passkeys: bool = True  # WebAuthn: a second factor, and passwordless sign-in
+    # The sign-up form's fields besides e-mail and password.
+    attributes: list[AttributeSettings] = Field(default_factory=_default_attributes)
+    # Text messages (phone number verification). With verify_phone, a phone_number given at
+    # sign-up is verified by SMS code after the e-mail.
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    verify_phone: bool = True
+    resend_per_account: int = Field(3, ge=1)  # new codes per account and window
     password: PasswordPolicySettings = Field(default_factory=PasswordPolicySettings)
     hooks: HookSettings | None = None
     groups: list[GroupSettings] = Field(default_factory=list)
@@ -290,6 +373,15 @@ class UserPoolSettings(Model):
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"group {name!r} is defined twice")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _unique_attributes(cls, value: list[AttributeSettings]) -> list[AttributeSettings]:
+        names = [a.name for a in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"attribute {name!r} is listed twice")
         return value
 
     @property
@@ -376,6 +468,11 @@ class ClientSettings(Model):
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def demands_mfa(self) -> bool:
+        """Sign-ins to this client need a second factor (asked for, not refused)."""
+        return bool(self.access and self.access.mfa)
 
     @property
     def scopes(self) -> frozenset[str]:

@@ -33,7 +33,7 @@ from gateway.op.clients import Client
 from gateway.op.common import Handler, reject_repeats
 from gateway.op.grants import Authorization, CodeRecord
 from gateway.services import Services
-from gateway.sessions import Session
+from gateway.sessions import Session, passed_second_factor
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no padding
@@ -119,18 +119,26 @@ def endpoint(services: Services) -> Handler:
             fresh_enough = session is not None and (
                 max_age is None or (max_age > 0 and int(time.time()) - session.auth_time <= max_age)
             )
+            step_up = None
             if session is not None and cookie and fresh_enough and "login" not in prompt:
-                return await finish_authorization(
-                    services,
-                    session,
-                    cookie,
-                    client_id=client.client_id,
-                    redirect_uri=redirect_uri,
-                    state=state,
-                    **_code_fields(request_fields),
-                )
+                if needs_step_up(services, client.client_id, session):
+                    step_up = session  # signed in, but this client wants a second factor
+                else:
+                    return await finish_authorization(
+                        services,
+                        session,
+                        cookie,
+                        client_id=client.client_id,
+                        redirect_uri=redirect_uri,
+                        state=state,
+                        **_code_fields(request_fields),
+                    )
             if "none" in prompt:
-                raise LoginRequired("the user is not signed in")
+                raise LoginRequired(
+                    "this application needs a second factor"
+                    if step_up
+                    else "the user is not signed in"
+                )
             chosen = params.get("identity_provider")
             if chosen is not None and chosen not in services.connectors:
                 raise InvalidRequest("identity_provider names no configured connector")
@@ -152,12 +160,16 @@ def endpoint(services: Services) -> Handler:
             **request_fields,
         )
         response: Response = RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
+        if step_up is not None:
+            from gateway.ui.mfa import step_up as second_factor_step_up
+
+            response = await second_factor_step_up(services, flow, step_up)
         # identity_provider= names the IdP; else a login_hint's e-mail domain may (home realm).
         chosen = params.get("identity_provider") or services.settings.home_realm(
             params.get("login_hint")
         )
         connector = services.connectors.get(chosen or "")
-        if isinstance(connector, RedirectConnector):
+        if isinstance(connector, RedirectConnector) and step_up is None:
             from gateway.ui.views import start_redirect  # the UI owns the redirect step
 
             response = await start_redirect(services, request, flow, connector)
@@ -221,6 +233,12 @@ def _validate(client: Client, params: QueryParams) -> dict[str, Any]:
         "max_age": max_age,
         "login_hint": login_hint[:254] if login_hint else None,
     }
+
+
+def needs_step_up(services: Services, client_id: str, session: Session) -> bool:
+    """Does this client demand a second factor this session has not passed?"""
+    client = services.settings.client(client_id)
+    return bool(client and client.demands_mfa) and not passed_second_factor(session.amr)
 
 
 def _code_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.errors import StoreUnavailable
 from gateway.proxy.redirects import safe_redirect
-from gateway.sessions import Session
+from gateway.sessions import Session, passed_second_factor
 from gateway.settings import RoutePolicySettings
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 
@@ -47,7 +47,6 @@ log = logging.getLogger("cognate.proxy")
 
 FORWARD_AUTH_CLIENT = "cognate:forward-auth"  # the flow's "client" for proxy sign-ins
 # RFC 8176 authentication method references that mean a second factor was used.
-MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ def refusal(policy: RoutePolicySettings, session: Session, where: str | None = N
         return f"the rule for {where} allows only e-mail domains {', '.join(policy.email_domains)}"
     if policy.groups and not groups & set(policy.groups):
         return f"the rule for {where} requires membership of {', '.join(policy.groups)}"
-    if policy.mfa and not set(session.amr) & MFA_METHODS:
+    if policy.mfa and not passed_second_factor(session.amr):
         return f"the rule for {where} requires a sign-in with a second factor"
     return None
 

@@ -21,7 +21,7 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import account, demo, mfa, recovery, saml, signup, views
+    from gateway.ui import account, demo, mfa, passkeys, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
 
@@ -35,6 +35,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/signup", signup.signup(services), methods=["GET", "POST"]),
         Route("/signup/verify", signup.verify(services), methods=["GET", "POST"]),
         Route("/signup/verify/link", signup.verify_link(services), methods=["GET", "POST"]),
+        Route("/signup/verify/phone", signup.verify_phone(services), methods=["GET", "POST"]),
         Route("/login/{connector}/start", views.connector_start(services), methods=["POST"]),
         Route(
             "/login/{connector}/callback",
@@ -48,6 +49,8 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/account/password", account.change_password(services), methods=["GET", "POST"]),
         Route("/account/sessions", account.sessions_page(services), methods=["GET", "POST"]),
         Route("/login/mfa", mfa.login_step(services), methods=["GET", "POST"]),
+        Route("/login/passkey", passkeys.passwordless(services), methods=["POST"]),
+        Route("/account/passkeys", passkeys.account_passkeys(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),

@@ -1,15 +1,22 @@
-"""The second-factor pages: the sign-in step, and enrollment on the account page.
+"""Second factors: the sign-in step, step-up for clients that demand one, and enrollment on the
+account page.
 
-Sign-in: after a right password, an account with TOTP (or any account, when the pool requires
-MFA) does not get a session yet. The password step is parked on the flow (sealed, expiring with
-it) and the browser goes to `/login/mfa`: a code from the authenticator app or a recovery code,
-or — when the pool requires MFA and the account has none — enrollment first. Only then does
-`complete_login` start the session (a new one: no fixation), with `amr` saying `otp`/`mfa`. So a
-browser that passed the password but not the second factor holds nothing that reaches
-authorize, token, forward-auth or the account pages (SECURITY-TESTS D36).
+Every sign-in ends in `complete_login`, which first asks `second_factor_gate`: a local account
+with a second factor (or any, when `user_pool.mfa` is required), a federated sign-in when
+`user_pool.federated_mfa` says so (unless the IdP's own `amr` already reports MFA), and any
+sign-in to a client whose `access` policy says `mfa: true`. Such a sign-in gets no session yet:
+what was proven so far is parked on the flow (sealed, expiring with it) and the browser goes to
+`/login/mfa` — a code from the authenticator app, a code by e-mail, a passkey, or a recovery
+code; or, when the account has none and one is required, enrollment first. Only then does
+`complete_login` start the session (a new one: no fixation), with `amr` saying how. So a browser
+that passed the password but not the second factor holds nothing that reaches authorize,
+token, forward-auth or the account pages (SECURITY-TESTS D36).
 
-Account page: `/account/mfa` to set up an authenticator app (QR code and the secret as text,
-confirmed with a code; ten recovery codes shown once) or to remove it (needs a current code).
+A session that signed in without a second factor and then asks for a client that demands one
+is stepped up the same way (`step_up`): parked from the session, no password asked again.
+
+The factors of a local account belong to its user id; those of a federated sign-in to its
+identity id (TOTP only: the gateway has no verified channel of its own to such a person).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
+from gateway.sessions import passed_second_factor
+from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.views import complete_login, flow_for, flow_form
 
@@ -35,35 +44,80 @@ if TYPE_CHECKING:
 
     Handler = Callable[[Request], Awaitable[Response]]
 
-MFA_AMR = ["otp", "mfa"]
+CODE_AMR = ["otp", "mfa"]
+PASSKEY_AMR = ["hwk", "mfa"]
+EMAIL_CODE = "mfa-email"
 
 
-async def park_password_step(
+def is_local(services: Services, connector_id: str) -> bool:
+    """Did this sign-in use Cognate's own user directory?"""
+    return connector_id == local_connector_id(services.connectors)
+
+
+async def has_factor(services: Services, subject: str, local: bool) -> bool:
+    if await services.mfa.get(subject) is not None:
+        return True
+    return (
+        local
+        and services.settings.user_pool.passkeys
+        and bool(await services.passkeys.list(subject))
+    )
+
+
+async def second_factor_gate(
     services: Services, flow: Flow, upstream: UpstreamIdentity
 ) -> Response | None:
-    """After a right password: the redirect to the second-factor step, or None when this
-    account signs in with the password alone."""
-    policy = services.settings.user_pool.mfa
-    if policy == "off" or not is_local(services, upstream.connector_id):
+    """The redirect to the second-factor step when this sign-in needs one, else None."""
+    if passed_second_factor(upstream.amr):
         return None
-    enrolled = await services.mfa.get(upstream.subject) is not None
-    if not enrolled and policy != "required":
+    local = is_local(services, upstream.connector_id)
+    pool = services.settings.user_pool
+    policy = pool.mfa if local else pool.federated_mfa
+    client = services.settings.client(flow.client_id)
+    demanded = bool(client and client.demands_mfa)
+    if policy == "off" and not demanded:
         return None
+    if local:
+        subject = upstream.subject
+    else:
+        from gateway.ui.account import resolve_identity
+
+        subject = await resolve_identity(services, upstream)
+    if policy != "required" and not demanded and not await has_factor(services, subject, local):
+        return None
+    return await park(services, flow, upstream, subject, local)
+
+
+async def step_up(services: Services, flow: Flow, session: Session) -> Response:
+    """A signed-in session without a second factor, at a client that demands one."""
+    upstream = UpstreamIdentity(
+        connector_id=session.connector_id,
+        subject=session.subject,
+        claims=session.profile,
+        amr=session.amr,
+        tokens=session.upstream,
+    )
+    local = is_local(services, session.connector_id)
+    subject = session.subject if local else session.identity_id
+    return await park(services, flow, upstream, subject, local)
+
+
+async def park(
+    services: Services, flow: Flow, upstream: UpstreamIdentity, subject: str, local: bool
+) -> Response:
     await services.flows.save_connector_state(
         flow,
         {
             "connector": upstream.connector_id,
-            "mfa_user": upstream.subject,
+            "mfa_user": subject,
+            "mfa_local": local,
+            "mfa_subject": upstream.subject,
             "mfa_claims": upstream.claims,
             "mfa_amr": upstream.amr,
+            "mfa_tokens": upstream.tokens,
         },
     )
     return RedirectResponse(f"/login/mfa?flow={flow.flow_id}", status_code=303)
-
-
-def is_local(services: Services, connector_id: str) -> bool:
-    """Did this sign-in use Cognate's own user directory (the accounts MFA belongs to)?"""
-    return connector_id == local_connector_id(services.connectors)
 
 
 def qr_data_uri(uri: str) -> str:
@@ -72,12 +126,13 @@ def qr_data_uri(uri: str) -> str:
 
 
 def login_step(services: Services) -> Handler:
-    """GET/POST /login/mfa: the code (or the enrollment) that finishes a parked sign-in."""
+    """GET/POST /login/mfa: the second factor (or its enrollment) that finishes a sign-in."""
+    pool = services.settings.user_pool
 
-    def limits(request: Request, user_id: str) -> list[tuple[Limit, str]]:
+    def limits(request: Request, subject: str) -> list[tuple[Limit, str]]:
         config = services.settings.rate_limits
         return [
-            (Limit("mfa-account", config.login_per_account, config.window), user_id),
+            (Limit("mfa-account", config.login_per_account, config.window), subject),
             (
                 Limit("login-ip", config.login_per_ip, config.window),
                 request.client.host if request.client else "unknown",
@@ -89,75 +144,131 @@ def login_step(services: Services) -> Handler:
             flow_id = request.query_params.get("flow") or ""
             form: Any = {}
         else:
-            form = await request.form(max_fields=8, max_part_size=4096)
+            form = await request.form(max_fields=8, max_part_size=32 * 1024)
             flow_id = str(form.get("flow") or "")
             services.csrf.check(request, form, f"mfa:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         saved = flow.connector_state
-        user_id = str(saved.get("mfa_user") or "")
-        if not user_id:
+        subject = str(saved.get("mfa_user") or "")
+        if not subject:
             raise PageError("Sign-in expired", "Start again from the application.")
-        user = await services.users.get(user_id)
-        if user is None or not user.enabled:
-            raise PageError("Sign-in failed", "Start again from the application.")
-        record = await services.mfa.get(user_id)
+        local = bool(saved.get("mfa_local", True))
+        claims = dict(saved.get("mfa_claims") or {})
+        email = str(claims.get("email") or "")
+        if local:
+            user = await services.users.get(subject)
+            if user is None or not user.enabled:
+                raise PageError("Sign-in failed", "Start again from the application.")
+            email = user.email
+        record = await services.mfa.get(subject)
+        passkeys = await services.passkeys.list(subject) if local and pool.passkeys else []
+        email_codes = bool(record and record.email_otp and local and pool.email_mfa)
 
-        def render(error: str | None = None, status: int = 200, **extra: Any) -> Response:
-            context: dict[str, Any] = {"error": error, "enrolled": record is not None, **extra}
-            if record is None and "recovery_codes" not in extra:
+        async def render(error: str | None = None, status: int = 200, **extra: Any) -> Response:
+            context: dict[str, Any] = {
+                "error": error,
+                "enrolled": record is not None or bool(passkeys),
+                "totp": bool(record and record.totp_secret),
+                "email_codes": email_codes,
+                "masked_email": mask(email),
+                **extra,
+            }
+            if context["enrolled"] and passkeys and "continue_only" not in extra:
+                context["passkey_options"] = await services.passkeys.authentication_options(
+                    "mfa", flow.flow_id, subject
+                )
+            if not context["enrolled"] and "recovery_codes" not in extra:
                 secret = extra.get("secret") or str(saved.get("mfa_secret") or "")
                 context |= {
                     "secret": secret,
-                    "qr": qr_data_uri(services.mfa.provisioning_uri(secret, user.email)),
+                    "qr": qr_data_uri(services.mfa.provisioning_uri(secret, email or subject)),
                 }
-            return flow_form(services, request, flow, "mfa.html", "mfa", status, **context)
+            return flow_form(
+                services,
+                request,
+                flow,
+                "mfa.html",
+                "mfa",
+                status,
+                allow_scripts="passkey_options" in context,
+                **context,
+            )
 
         if saved.get("mfa_passed"):  # enrolled just now; the recovery codes were shown
             if request.method == "POST":
-                return await finish(services, request, flow, saved)
-            return render(recovery_codes=[], continue_only=True)
+                return await finish(services, request, flow, saved, CODE_AMR)
+            return await render(recovery_codes=[], continue_only=True)
         if request.method == "GET":
-            if record is None:  # the pool requires MFA: enroll now
-                secret = await services.mfa.begin(user_id)
+            if record is None and not passkeys:  # a second factor is required: enroll now
+                secret = await services.mfa.begin(subject)
                 await services.flows.save_connector_state(flow, {**saved, "mfa_secret": secret})
-                return render(secret=secret)
-            return render()
-        checks = limits(request, user_id)
+                return await render(secret=secret)
+            return await render()
+        if form.get("action") == "email" and email_codes:
+            from gateway.ui.signup import resend_allowed
+
+            wait = await resend_allowed(services, request, subject)
+            if wait is not None:
+                answer = await render("Too many codes sent. Try again later.", 429)
+                answer.headers["Retry-After"] = str(wait)
+                return answer
+            code = await services.codes.issue(EMAIL_CODE, subject)
+            notify.email(services, request, email, "mfa_code.txt", claims.get("locale"), code=code)
+            return await render(notice=f"We sent a code to {mask(email)}.")
+        checks = limits(request, subject)
         try:
             await services.limiter.check(checks)
         except RateLimited as exc:
-            answer = render("Too many attempts. Wait a few minutes and try again.", 429)
+            answer = await render("Too many attempts. Wait a few minutes and try again.", 429)
             answer.headers["Retry-After"] = str(exc.retry_after)
             return answer
-        code = str(form.get("code") or "")[:32]
-        if record is None:
-            codes = await services.mfa.confirm(user_id, code)
-            if codes is None:
-                await outcome(services, "totp", "failure", user_id)
+        credential = str(form.get("credential") or "")
+        if credential and passkeys:
+            use = await services.passkeys.authenticate("mfa", flow.flow_id, credential, subject)
+            if use is None:
+                await outcome(services, "passkey", "failure", subject)
                 await services.limiter.fail(checks)
-                return render("That code is not right. Check the app and try again.", 400)
-            await outcome(services, "totp", "enrolled", user_id)
+                return await render("That passkey could not be used. Try again.", 401)
+            await outcome(services, "passkey", "success", subject)
+            return await finish(services, request, flow, saved, PASSKEY_AMR)
+        code = str(form.get("code") or "")[:32]
+        if record is None and not passkeys:
+            codes = await services.mfa.confirm(subject, code)
+            if codes is None:
+                await outcome(services, "totp", "failure", subject)
+                await services.limiter.fail(checks)
+                return await render("That code is not right. Check the app and try again.", 400)
+            await outcome(services, "totp", "enrolled", subject)
             await services.flows.save_connector_state(flow, {**saved, "mfa_passed": True})
-            return render(recovery_codes=codes, continue_only=True)
-        method = await services.mfa.verify(user_id, code)
+            return await render(recovery_codes=codes, continue_only=True)
+        method: str | None = await services.mfa.verify(subject, code) if record else None
+        if method is None and email_codes and await services.codes.check(EMAIL_CODE, subject, code):
+            method = "email"
         if method is None:
-            await outcome(services, "code", "failure", user_id)
+            await outcome(services, "code", "failure", subject)
             await services.limiter.fail(checks)
-            return render("That code is not right, or it was already used.", 401)
-        await outcome(services, method, "success", user_id)
-        return await finish(services, request, flow, saved)
+            return await render("That code is not right, or it was already used.", 401)
+        await outcome(services, method, "success", subject)
+        return await finish(services, request, flow, saved, CODE_AMR)
 
     return page
 
 
+def mask(email: str) -> str:
+    """j•••@example.com: enough for the owner to recognise, little for anyone else."""
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}•••@{domain}" if domain else ""
+
+
 async def finish(
-    services: Services, request: Request, flow: Flow, saved: dict[str, Any]
+    services: Services, request: Request, flow: Flow, saved: dict[str, Any], amr: list[str]
 ) -> Response:
     upstream = UpstreamIdentity(
         connector_id=str(saved["connector"]),
-        subject=str(saved["mfa_user"]),
+        subject=str(saved.get("mfa_subject") or saved["mfa_user"]),
         claims=dict(saved.get("mfa_claims") or {}),
-        amr=[*list(saved.get("mfa_amr") or []), *MFA_AMR],
+        amr=[*list(saved.get("mfa_amr") or []), *amr],
+        tokens=saved.get("mfa_tokens"),
     )
     return await complete_login(services, request, flow, upstream)
 
@@ -167,35 +278,55 @@ async def outcome(services: Services, method: str, result: str, user_id: str) ->
     await services.audit.record(f"mfa.{result}", method=method, user_id=user_id)
 
 
+async def account_subject(services: Services, request: Request) -> tuple[Session, str, bool]:
+    """The signed-in session of an account page, its MFA subject and whether it is local."""
+    cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+    session = await services.sessions.load(cookie)
+    if session is None:
+        raise PageError("Not available", "Sign in first.", 401)
+    if is_local(services, session.connector_id):
+        return session, session.subject, True
+    if services.settings.user_pool.federated_mfa == "off":
+        raise PageError("Not available", "Sign in with your e-mail and password first.", 401)
+    return session, session.identity_id, False
+
+
 def account_mfa(services: Services) -> Handler:
-    """GET/POST /account/mfa: set up or remove the authenticator app of the signed-in user."""
+    """GET/POST /account/mfa: the authenticator app and codes by e-mail of the signed-in user."""
 
     async def page(request: Request) -> Response:
         if services.settings.user_pool.mfa == "off":
             raise PageError("Not available", "Two-step sign-in is turned off here.", 404)
-        cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
-        session = await services.sessions.load(cookie)
-        if session is None or not is_local(services, session.connector_id):
-            raise PageError("Not available", "Sign in with your e-mail and password first.", 401)
-        user = await services.users.get(session.subject)
-        if user is None:
+        session, subject, local = await account_subject(services, request)
+        user = await services.users.get(subject) if local else None
+        if local and user is None:
             raise PageError("Not available", "Sign in again.", 401)
+        email = user.email if user else str(session.profile.get("email") or "")
         browser, new_cookie = services.csrf.browser_secret(request)
         purpose = f"account-mfa:{session.sid}"
         context: dict[str, Any] = {"csrf": services.csrf.token(browser, purpose)}
-        record = await services.mfa.get(user.user_id)
         status = 200
         if request.method == "POST":
             form = await request.form(max_fields=8, max_part_size=4096)
             services.csrf.check(request, form, purpose)
             action, code = str(form.get("action") or ""), str(form.get("code") or "")[:32]
-            context, status = await _account_action(services, session, user.email, action, code)
+            context, status = await _account_action(services, subject, email, action, code)
             context["csrf"] = services.csrf.token(browser, purpose)
-            record = await services.mfa.get(user.user_id)
+        record = await services.mfa.get(subject)
         response = services.pages.render(
             request,
             "account_mfa.html",
-            {"enrolled": record is not None, "email": user.email, "error": None, **context},
+            {
+                "enrolled": record is not None,
+                "totp": bool(record and record.totp_secret),
+                "email_codes": bool(record and record.email_otp),
+                "email_codes_offered": bool(
+                    user and user.email_verified and services.settings.user_pool.email_mfa
+                ),
+                "email": email,
+                "error": None,
+                **context,
+            },
             status_code=status,
         )
         if new_cookie:
@@ -206,25 +337,31 @@ def account_mfa(services: Services) -> Handler:
 
 
 async def _account_action(
-    services: Services, session: Session, email: str, action: str, code: str
+    services: Services, subject: str, email: str, action: str, code: str
 ) -> tuple[dict[str, Any], int]:
-    user_id = session.subject
     if action == "begin":
-        secret = await services.mfa.begin(user_id)
-        uri = services.mfa.provisioning_uri(secret, email)
+        secret = await services.mfa.begin(subject)
+        uri = services.mfa.provisioning_uri(secret, email or subject)
         return {"setup": True, "secret": secret, "qr": qr_data_uri(uri)}, 200
     if action == "confirm":
-        codes = await services.mfa.confirm(user_id, code)
+        codes = await services.mfa.confirm(subject, code)
         if codes is None:
-            await outcome(services, "totp", "failure", user_id)
+            await outcome(services, "totp", "failure", subject)
             return {"error": "That code is not right. Start the setup again."}, 400
-        await outcome(services, "totp", "enrolled", user_id)
+        await outcome(services, "totp", "enrolled", subject)
+        return {"recovery_codes": codes}, 200
+    if action == "email":
+        user = await services.users.get(subject)
+        if user is None or not user.email_verified or not services.settings.user_pool.email_mfa:
+            return {"error": "Codes by e-mail need a verified e-mail address."}, 400
+        codes = await services.mfa.enable_email(subject)
+        await outcome(services, "email", "enrolled", subject)
         return {"recovery_codes": codes}, 200
     if action == "remove":
-        if await services.mfa.verify(user_id, code) is None:
-            await outcome(services, "code", "failure", user_id)
-            return {"error": "Enter a current code (or a recovery code) to remove it."}, 400
-        await services.mfa.remove(user_id)
-        await outcome(services, "totp", "removed", user_id)
+        if await services.mfa.verify(subject, code) is None:
+            await outcome(services, "code", "failure", subject)
+            return {"error": "Enter a current code (or a recovery code) to turn it off."}, 400
+        await services.mfa.remove(subject)
+        await outcome(services, "totp", "removed", subject)
         return {"removed": True}, 200
     return {"error": "Unknown action."}, 400

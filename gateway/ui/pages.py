@@ -91,11 +91,8 @@ class Pages:
         """A page with the security headers; `form_targets` widens CSP form-action (forms that
         end at another origin), `allow_scripts` allows our own static scripts (auto-post)."""
         context = context or {}
-        language = choose(
-            self.settings.ui.languages,
-            request.query_params.get("ui_locales") or context.get("ui_locales"),
-            request.headers.get("accept-language"),
-        )
+        ui_locales = context.get("ui_locales")
+        language = self.language(request, ui_locales if isinstance(ui_locales, str) else None)
         client_id = context.get("client_id") or request.query_params.get("client_id")
         branding = self.branding(client_id if isinstance(client_id, str) else None)
         html = self._env.get_template(template).render(
@@ -114,6 +111,15 @@ class Pages:
         policy += "; script-src 'self'" if allow_scripts else ""
         headers = {**SECURITY_HEADERS, "Content-Security-Policy": policy}
         return HTMLResponse(html, status_code=status_code, headers=headers)
+
+    def language(self, request: Request, ui_locales: str | None = None) -> str:
+        """The language this browser reads: ui_locales, then Accept-Language, then the first
+        configured."""
+        return choose(
+            self.settings.ui.languages,
+            request.query_params.get("ui_locales") or ui_locales,
+            request.headers.get("accept-language"),
+        )
 
     def branding(self, client_id: str | None) -> dict[str, Any]:
         """Product name, logo and theme URL: the deployment's, or a client's own."""

@@ -19,9 +19,9 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
+from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
-from gateway.users.senders import render
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -69,15 +69,16 @@ def routes(services: Services) -> list[BaseRoute]:
         if user is not None and user.enabled:
             code = await services.codes.issue(RESET, user.user_id)
             token = await services.codes.issue_link(RESET, user.user_id)
-            subject, body = render(
+            notify.email(
+                services,
+                request,
+                user.email,
                 "reset_password.txt",
+                user.locale,
                 code=code,
                 # On the configured issuer, never on the request's Host (SECURITY-TESTS D34).
                 link=f"{services.settings.issuer}/forgot/reset/link?token={token}",
-                issuer=services.settings.issuer,
-                minutes=services.codes.ttl // 60,
             )
-            services.background.spawn(services.email.send(user.email, subject, body))
         await services.flows.save_connector_state(flow, {"reset_email": email})
         return RedirectResponse(f"/forgot/reset?flow={flow.flow_id}", status_code=303)
 

@@ -11,7 +11,10 @@ only by passing through this verification when the pool requires it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -20,10 +23,11 @@ from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
+from gateway.settings import AttributeSettings, UserPoolSettings
+from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.users.directory import InvalidPassword, UserExists, normalize_email
+from gateway.users.directory import InvalidPassword, User, UserExists, normalize_email
 from gateway.users.hooks import HookFailed
-from gateway.users.senders import render
 
 if TYPE_CHECKING:
     from gateway.op.common import Handler
@@ -31,21 +35,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cognate.signup")
 VERIFY = "verify-email"
+VERIFY_PHONE = "verify-phone"
 
 
-async def send_code(services: Services, user_id: str, email: str) -> None:
+async def send_code(services: Services, request: Request, user: User) -> None:
     """Issue a verification code and a link, and e-mail them (in the background). The link
     is built on the configured issuer, never on the request's Host (no forged-host links)."""
-    code = await services.codes.issue(VERIFY, user_id)
-    token = await services.codes.issue_link(VERIFY, user_id)
-    subject, body = render(
+    code = await services.codes.issue(VERIFY, user.user_id)
+    token = await services.codes.issue_link(VERIFY, user.user_id)
+    notify.email(
+        services,
+        request,
+        user.email,
         "verify_email.txt",
+        user.locale,
         code=code,
         link=f"{services.settings.issuer}/signup/verify/link?token={token}",
-        issuer=services.settings.issuer,
-        minutes=services.codes.ttl // 60,
     )
-    services.background.spawn(services.email.send(email, subject, body))
 
 
 async def to_verification(services: Services, flow: Flow, email: str) -> Response:
@@ -54,16 +60,75 @@ async def to_verification(services: Services, flow: Flow, email: str) -> Respons
     return RedirectResponse(f"/signup/verify?flow={flow.flow_id}", status_code=303)
 
 
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def read_attributes(
+    pool: UserPoolSettings, form: Mapping[str, Any]
+) -> tuple[dict[str, str], str | None]:
+    """The sign-up form's attribute values, and what is wrong with them (one message naming
+    the first field at fault), per `user_pool.attributes`."""
+    values: dict[str, str] = {}
+    for attribute in pool.attributes:
+        label = attribute_label(attribute)
+        value = unicodedata.normalize("NFKC", str(form.get(attribute.name) or "")).strip()
+        if not value:
+            if attribute.required:
+                return values, f"{label}: this field is required."
+            continue
+        if len(value) > attribute.max_length:
+            return values, f"{label}: at most {attribute.max_length} characters."
+        if attribute.name == "phone_number":
+            value = value.replace(" ", "").replace("-", "")
+            if not E164.match(value):
+                return values, f"{label}: use the international format, e.g. +33612345678."
+        if attribute.pattern and not re.fullmatch(attribute.pattern, value):
+            return values, f"{label}: not in the expected format."
+        values[attribute.name] = value
+    return values, None
+
+
+def attribute_label(attribute: AttributeSettings) -> str:
+    if attribute.label:
+        return attribute.label
+    return attribute.name.removeprefix("custom:").replace("_", " ").capitalize()
+
+
 def signup(services: Services) -> Handler:
-    from gateway.ui.views import complete_login, flow_for, flow_form
+    from gateway.ui.views import flow_for, flow_form
 
     pool = services.settings.user_pool
+    fields = [
+        {
+            "name": a.name,
+            "id": "attr-" + re.sub(r"[^a-z0-9]+", "-", a.name.lower()),
+            "label": attribute_label(a),
+            "required": a.required,
+            "type": "tel" if a.name == "phone_number" else "text",
+            "autocomplete": AUTOCOMPLETE.get(a.name, "off"),
+        }
+        for a in pool.attributes
+    ]
 
     def form(
-        request: Request, flow: Flow, error: str | None = None, status: int = 200, email: str = ""
+        request: Request,
+        flow: Flow,
+        error: str | None = None,
+        status: int = 200,
+        email: str = "",
+        values: Mapping[str, Any] | None = None,
     ) -> Response:
         return flow_form(
-            services, request, flow, "signup.html", "signup", status, error=error, email=email
+            services,
+            request,
+            flow,
+            "signup.html",
+            "signup",
+            status,
+            error=error,
+            email=email,
+            fields=fields,
+            values=values or {},
         )
 
     async def page(request: Request) -> Response:
@@ -73,12 +138,13 @@ def signup(services: Services) -> Handler:
             return form(
                 request, await flow_for(services, request, request.query_params.get("flow"))
             )
-        data = await request.form(max_fields=16, max_part_size=16 * 1024)
+        data = await request.form(max_fields=16 + len(fields), max_part_size=16 * 1024)
         flow_id = str(data.get("flow") or "")
         services.csrf.check(request, data, f"signup:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         email = normalize_email(str(data.get("email") or ""))[:254]
-        password, name = str(data.get("password") or ""), str(data.get("name") or "")[:128]
+        password = str(data.get("password") or "")
+        given = {a.name: str(data.get(a.name) or "")[:2048] for a in pool.attributes}
         domain = email.rpartition("@")[2]
         if pool.allowed_email_domains and domain not in pool.allowed_email_domains:
             return form(
@@ -87,13 +153,20 @@ def signup(services: Services) -> Handler:
                 "Accounts with this e-mail domain cannot be created here.",
                 400,
                 email,
+                given,
             )
+        attributes, problem = read_attributes(pool, data)
+        if problem:
+            return form(request, flow, problem, 400, email, given)
+        attributes.setdefault("locale", services.pages.language(request))
         ip = request.client.host if request.client else "unknown"
         limit = [(Limit("signup-ip", 20, 3600), ip)]
         try:
             await services.limiter.check(limit)
         except RateLimited as exc:
-            page = form(request, flow, "Too many sign-ups from here. Try again later.", 429, email)
+            page = form(
+                request, flow, "Too many sign-ups from here. Try again later.", 429, email, given
+            )
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         await services.limiter.fail(limit)  # every sign-up counts
@@ -102,38 +175,101 @@ def signup(services: Services) -> Handler:
             # Asked for every sign-up, existing address or not: the answer reveals nothing.
             try:
                 verdict = await services.hooks.call(
-                    "pre_sign_up", {"email": email, "attributes": {"name": name or None}}
+                    "pre_sign_up", {"email": email, "attributes": attributes}
                 )
             except HookFailed:
-                return form(request, flow, "Sign-up is unavailable right now.", 503, email)
+                return form(request, flow, "Sign-up is unavailable right now.", 503, email, given)
             if verdict.get("allow") is not True:
                 message = str(verdict.get("message") or "This account cannot be created.")
-                return form(request, flow, message[:200], 403, email)
+                return form(request, flow, message[:200], 403, email, given)
             auto_confirm = verdict.get("auto_confirm") is True
         try:
             user = await services.users.create(
-                email, password, name=name or None, email_verified=auto_confirm
+                email,
+                password,
+                name=attributes.pop("name", None),
+                email_verified=auto_confirm,
+                attributes=attributes,
             )
         except InvalidPassword as exc:
-            return form(request, flow, f"Choose another password: it {exc}.", 400, email)
+            return form(request, flow, f"Choose another password: it {exc}.", 400, email, given)
         except UserExists:
-            subject, body = render("already_registered.txt", issuer=services.settings.issuer)
-            services.background.spawn(services.email.send(email, subject, body))
+            notify.email(services, request, email, "already_registered.txt", attributes["locale"])
         else:
             await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
             if auto_confirm:  # the hook vouched for the address: signed in at once
                 await confirmed(services, user.user_id, user.email)
-                local = local_connector_id(services.connectors) or "local"
-                return await complete_login(
-                    services,
-                    request,
-                    flow,
-                    UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=["pwd"]),
-                )
-            await send_code(services, user.user_id, user.email)
+                return await after_email(services, request, flow, user)
+            await send_code(services, request, user)
         return await to_verification(services, flow, email)
 
     return page
+
+
+AUTOCOMPLETE = {
+    "name": "name",
+    "given_name": "given-name",
+    "family_name": "family-name",
+    "middle_name": "additional-name",
+    "nickname": "nickname",
+    "preferred_username": "username",
+    "phone_number": "tel",
+    "birthdate": "bday",
+    "gender": "sex",
+    "locale": "language",
+    "website": "url",
+    "address": "street-address",
+}
+
+
+async def after_email(services: Services, request: Request, flow: Flow, user: User) -> Response:
+    """The e-mail is proven: on to the phone number when it needs proving, else signed in."""
+    from gateway.ui.views import complete_login
+
+    pool = services.settings.user_pool
+    if pool.verify_phone and user.phone_number and not user.phone_number_verified:
+        await send_phone_code(services, request, user)
+        await services.flows.save_connector_state(
+            flow, {**flow.connector_state, "verify_phone_user": user.user_id}
+        )
+        return RedirectResponse(f"/signup/verify/phone?flow={flow.flow_id}", status_code=303)
+    local = local_connector_id(services.connectors) or "local"
+    return await complete_login(
+        services,
+        request,
+        flow,
+        UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=["pwd"]),
+    )
+
+
+async def send_phone_code(services: Services, request: Request, user: User) -> None:
+    assert user.phone_number  # noqa: S101 - callers check
+    code = await services.codes.issue(VERIFY_PHONE, user.user_id)
+    notify.text_message(
+        services,
+        request,
+        user.phone_number,
+        "verify_phone.txt",
+        VERIFY_PHONE,
+        user.locale,
+        code=code,
+    )
+
+
+async def resend_allowed(services: Services, request: Request, account: str) -> int | None:
+    """None when another code may be sent now; else the seconds to wait (Retry-After)."""
+    pool = services.settings.user_pool
+    ip = request.client.host if request.client else "unknown"
+    limits = [
+        (Limit("resend-account", pool.resend_per_account, pool.code_ttl), account),
+        (Limit("resend-ip", 20, 3600), ip),
+    ]
+    try:
+        await services.limiter.check(limits)
+    except RateLimited as exc:
+        return exc.retry_after
+    await services.limiter.fail(limits)
+    return None
 
 
 async def confirmed(services: Services, user_id: str, email: str) -> None:
@@ -186,9 +322,15 @@ def verify_link(services: Services) -> Handler:
 
 
 def verify(services: Services) -> Handler:
-    from gateway.ui.views import complete_login, flow_for, flow_form
+    from gateway.ui.views import flow_for, flow_form
 
-    def form(request: Request, flow: Flow, error: str | None = None, status: int = 200) -> Response:
+    def form(
+        request: Request,
+        flow: Flow,
+        error: str | None = None,
+        status: int = 200,
+        notice: str | None = None,
+    ) -> Response:
         return flow_form(
             services,
             request,
@@ -198,6 +340,7 @@ def verify(services: Services) -> Handler:
             status,
             email=flow.connector_state.get("verify_email", ""),
             error=error,
+            notice=notice,
         )
 
     async def page(request: Request) -> Response:
@@ -210,18 +353,83 @@ def verify(services: Services) -> Handler:
         flow = await flow_for(services, request, flow_id)
         email = str(flow.connector_state.get("verify_email") or "")
         user = await services.users.by_email(email) if email else None
+        if data.get("action") == "resend":
+            # The same answer whether or not a code was due (no enumeration here either).
+            wait = await resend_allowed(services, request, email)
+            if wait is not None:
+                page = form(request, flow, "Too many codes sent. Try again later.", 429)
+                page.headers["Retry-After"] = str(wait)
+                return page
+            if user is not None and user.enabled and not user.email_verified:
+                await send_code(services, request, user)
+            return form(request, flow, notice="A new code is on its way.")
         code = str(data.get("code") or "")
         if user is None or not await services.codes.check(VERIFY, user.user_id, code):
             return form(request, flow, "That code is not right, or it has expired.", 400)
         user = await services.users.mark_email_verified(user.user_id)
         await services.audit.record("user.email_verified", user_id=user.user_id)
         await confirmed(services, user.user_id, user.email)
+        return await after_email(services, request, flow, user)
+
+    return page
+
+
+def verify_phone(services: Services) -> Handler:
+    """GET/POST /signup/verify/phone: the code sent by text message, after the e-mail."""
+    from gateway.ui.views import complete_login, flow_for, flow_form
+
+    async def page(request: Request) -> Response:
+        if request.method == "GET":
+            flow = await flow_for(services, request, request.query_params.get("flow"))
+            data: Any = {}
+        else:
+            data = await request.form(max_fields=8, max_part_size=1024)
+            flow = await flow_for(services, request, str(data.get("flow") or ""))
+            services.csrf.check(request, data, f"verify-phone:{flow.flow_id}")
+        user_id = str(flow.connector_state.get("verify_phone_user") or "")
+        user = await services.users.get(user_id) if user_id else None
+        if user is None or not user.phone_number:
+            raise PageError("Sign-in expired", "Start again from the application.")
+
+        def form(
+            error: str | None = None, status: int = 200, notice: str | None = None
+        ) -> Response:
+            number = str(user.phone_number)
+            return flow_form(
+                services,
+                request,
+                flow,
+                "verify_phone.html",
+                "verify-phone",
+                status,
+                phone=f"{number[:3]}…{number[-2:]}",
+                error=error,
+                notice=notice,
+            )
+
+        if request.method == "GET":
+            return form()
+        if data.get("action") == "resend":
+            wait = await resend_allowed(services, request, user.user_id)
+            if wait is not None:
+                page = form("Too many codes sent. Try again later.", 429)
+                page.headers["Retry-After"] = str(wait)
+                return page
+            await send_phone_code(services, request, user)
+            return form(notice="A new code is on its way.")
+        code = str(data.get("code") or "")[:16]
+        if not await services.codes.check(VERIFY_PHONE, user.user_id, code):
+            return form("That code is not right, or it has expired.", 400)
+        verified = await services.users.mark_phone_verified(user.user_id, user.phone_number)
+        if verified is None:
+            raise PageError("Sign-in expired", "Start again from the application.")
+        await services.audit.record("user.phone_verified", user_id=user.user_id)
         local = local_connector_id(services.connectors) or "local"
         return await complete_login(
             services,
             request,
             flow,
-            UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=["pwd"]),
+            UpstreamIdentity(local, verified.user_id, services.users.claims(verified), amr=["pwd"]),
         )
 
     return page

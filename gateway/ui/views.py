@@ -56,6 +56,9 @@ def home(services: Services) -> Handler:
                 "local_account": session is not None
                 and session.connector_id == local_connector_id(services.connectors),
                 "mfa_on": services.settings.user_pool.mfa != "off",
+                "passkeys_on": services.settings.user_pool.passkeys,
+                "federated_mfa": session is not None
+                and services.settings.user_pool.federated_mfa != "off",
                 "linked": [c for c in services.connectors.values() if c.id in linked],
                 "linkable": [
                     c
@@ -97,12 +100,18 @@ async def flow_for(services: Services, request: Request, flow_id: str | None) ->
 async def complete_login(
     services: Services, request: Request, flow: Flow, upstream: UpstreamIdentity
 ) -> Response:
-    """The end of every sign-in, whatever the connector: resolve the identity, consume the
-    flow (once), replace any session with a fresh one, and finish the authorization."""
+    """The end of every sign-in, whatever the connector: the second factor when one is due,
+    then resolve the identity, consume the flow (once), replace any session with a fresh one,
+    and finish the authorization."""
     if flow.link_sid is not None:
         from gateway.ui.account import complete_link
 
         return await complete_link(services, request, flow, upstream)
+    from gateway.ui.mfa import second_factor_gate
+
+    second_step = await second_factor_gate(services, flow, upstream)
+    if second_step is not None:  # no session until the second factor is done
+        return second_step
     flow_taken = await services.flows.take(flow.flow_id)
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
@@ -164,6 +173,7 @@ def flow_form(
     purpose: str,
     status_code: int = 200,
     form_targets: str = "",
+    allow_scripts: bool = False,
     **context: Any,
 ) -> Response:
     """A hosted form bound to a flow, with the CSRF token for `purpose:<flow id>`.
@@ -185,6 +195,7 @@ def flow_form(
         },
         status_code=status_code,
         form_targets=form_targets,
+        allow_scripts=allow_scripts,
     )
 
 
@@ -346,39 +357,53 @@ def oauth2_proxy_callback(services: Services) -> Handler:
     return page
 
 
-def login(services: Services) -> Handler:
-    def form_page(
-        request: Request, flow: Flow, email: str = "", error: str | None = None, status: int = 200
-    ) -> Response:
-        client = services.clients.get(flow.client_id)
-        redirects = [c for c in services.connectors.values() if isinstance(c, RedirectConnector)]
-        # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
-        targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
-        return flow_form(
-            services,
-            request,
-            flow,
-            "login.html",
-            "login",
-            status,
-            targets,
-            client_name=client.name if client else "the application",
-            email=email or flow.login_hint or "",
-            error=error,
-            buttons=redirects,
-            connectors=[
-                c for c in services.connectors.values() if isinstance(c, PasswordConnector)
-            ],
-            sign_up=services.settings.user_pool.self_sign_up,
-            home_realms=any(getattr(c, "domains", None) for c in services.settings.connectors),
+async def login_form(
+    services: Services,
+    request: Request,
+    flow: Flow,
+    email: str = "",
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The sign-in page of a flow: password form, passkey button, one button per IdP."""
+    pool = services.settings.user_pool
+    client = services.clients.get(flow.client_id)
+    passwords = [c for c in services.connectors.values() if isinstance(c, PasswordConnector)]
+    passkey_options = None
+    if pool.passkeys and local_connector_id(services.connectors) is not None:
+        passkey_options = await services.passkeys.authentication_options(
+            "login", flow.flow_id, None
         )
+    redirects = [c for c in services.connectors.values() if isinstance(c, RedirectConnector)]
+    # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
+    targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
+    return flow_form(
+        services,
+        request,
+        flow,
+        "login.html",
+        "login",
+        status,
+        targets,
+        client_name=client.name if client else "the application",
+        email=email or flow.login_hint or "",
+        error=error,
+        allow_scripts=passkey_options is not None,
+        buttons=redirects,
+        connectors=passwords,
+        passkey_options=passkey_options,
+        sign_up=pool.self_sign_up,
+        home_realms=any(getattr(c, "domains", None) for c in services.settings.connectors),
+    )
 
+
+def login(services: Services) -> Handler:
     async def page(request: Request) -> Response:
         if request.method == "GET":
             flow_id = request.query_params.get("flow")
             if not flow_id:
                 return RedirectResponse("/", status_code=303)
-            return form_page(request, await flow_for(services, request, flow_id))
+            return await login_form(services, request, await flow_for(services, request, flow_id))
         form: FormData = await request.form(max_fields=16, max_part_size=16 * 1024)
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")
@@ -393,7 +418,9 @@ def login(services: Services) -> Handler:
             return await start_redirect(services, request, flow, realm)
         password = str(form.get("password") or "")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
-            return form_page(request, flow, email, "That password is too long.", 400)
+            return await login_form(
+                services, request, flow, email, "That password is too long.", 400
+            )
         # Limits are checked before any password work and counted per failure, the same for
         # existing and unknown accounts (no enumeration through the limiter either).
         config = services.settings.rate_limits
@@ -413,8 +440,13 @@ def login(services: Services) -> Handler:
             await sign_in_outcome(
                 services, connector.id, "limited", account=normalize_email(email), ip=checks[1][1]
             )
-            page = form_page(
-                request, flow, email, "Too many attempts. Wait a few minutes and try again.", 429
+            page = await login_form(
+                services,
+                request,
+                flow,
+                email,
+                "Too many attempts. Wait a few minutes and try again.",
+                429,
             )
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
@@ -424,7 +456,9 @@ def login(services: Services) -> Handler:
                 services, connector.id, "failure", account=normalize_email(email), ip=checks[1][1]
             )
             await services.limiter.fail(checks)
-            return form_page(request, flow, email, "Incorrect email or password.", 401)
+            return await login_form(
+                services, request, flow, email, "Incorrect email or password.", 401
+            )
         if (
             services.settings.user_pool.requires_verification
             and connector.type == "local"
@@ -433,13 +467,10 @@ def login(services: Services) -> Handler:
             # The password was right, but the address was never proven: prove it first.
             from gateway.ui.signup import send_code, to_verification
 
-            await send_code(services, upstream.subject, str(upstream.claims.get("email")))
+            account = await services.users.get(upstream.subject)
+            if account is not None:
+                await send_code(services, request, account)
             return await to_verification(services, flow, str(upstream.claims.get("email")))
-        from gateway.ui.mfa import park_password_step
-
-        second_step = await park_password_step(services, flow, upstream)
-        if second_step is not None:  # no session until the second factor is done
-            return second_step
         return await complete_login(services, request, flow, upstream)
 
     return page

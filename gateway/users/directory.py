@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from gateway.errors import GatewayError
-from gateway.settings import GroupSettings, PasswordPolicySettings
+from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
 from gateway.store import Store
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 
@@ -55,19 +55,39 @@ class User:
     name: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    standard: dict[str, str] = field(default_factory=dict)  # other OIDC standard claims
+    phone_number_verified: bool = False
 
     @property
     def enabled(self) -> bool:
         return self.status == "enabled"
+
+    @property
+    def phone_number(self) -> str | None:
+        return self.standard.get("phone_number")
+
+    @property
+    def locale(self) -> str | None:
+        return self.standard.get("locale")
 
     def profile(self) -> dict[str, Any]:
         """Canonical profile claims (OIDC standard names)."""
         claims: dict[str, Any] = {"email": self.email, "email_verified": self.email_verified}
         if self.name:
             claims["name"] = self.name
+        claims |= self.standard
+        if self.phone_number:
+            claims["phone_number_verified"] = self.phone_number_verified
         # Custom attributes carry Cognito's prefix in tokens and role-mapping rules.
         claims |= {f"custom:{k}": v for k, v in self.attributes.items()}
         return claims
+
+
+def split_attributes(values: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(standard claims, custom attributes without their `custom:` prefix)."""
+    standard = {k: v for k, v in values.items() if k in STANDARD_ATTRIBUTES and k != "name"}
+    custom = {k.removeprefix("custom:"): v for k, v in values.items() if k.startswith("custom:")}
+    return standard, custom
 
 
 def normalize_email(email: str) -> str:
@@ -159,9 +179,12 @@ class UserDirectory:
         name: str | None = None,
         email_verified: bool = False,
         enforce_policy: bool = True,
+        attributes: dict[str, str] | None = None,
     ) -> User:
         """A new enabled account; raises UserExists or InvalidPassword. `enforce_policy`
-        False only for passwords another system already accepted (migration)."""
+        False only for passwords another system already accepted (migration). `attributes`:
+        standard claims by name, custom ones as `custom:<name>`."""
+        standard, custom = split_attributes(attributes or {})
         address = normalize_email(email)
         if "@" not in address or len(address) > 254:
             raise InvalidPassword("the e-mail address is not valid")
@@ -182,6 +205,8 @@ class UserDirectory:
             created=now,
             updated=now,
             name=name,
+            attributes=custom,
+            standard=standard,
         )
         index = self._email_key(address)
         if not await self._store.create(index, user.user_id.encode()):
@@ -241,6 +266,15 @@ class UserDirectory:
         await self._save(user)
         return user
 
+    async def mark_phone_verified(self, user_id: str, number: str) -> User | None:
+        """The user proved they receive texts at `number` (still their number: else None)."""
+        user = await self.get(user_id)
+        if user is None or user.phone_number != number:
+            return None
+        user = replace(user, phone_number_verified=True, updated=int(time.time()))
+        await self._save(user)
+        return user
+
     async def set_attribute(self, user_id: str, name: str, value: str) -> User:
         """Set `name` (the display name) or a custom attribute (`custom:<name>`, as Cognito
         spells them, or a bare name); an empty value removes a custom attribute."""
@@ -249,6 +283,13 @@ class UserDirectory:
             raise UnknownUser(user_id)
         if name == "name":
             user = replace(user, name=value or None)
+        elif name in STANDARD_ATTRIBUTES:
+            standard = {k: v for k, v in user.standard.items() if k != name}
+            if value:
+                standard[name] = value[:2048]
+            user = replace(user, standard=standard)
+            if name == "phone_number":  # a new number is not verified yet
+                user = replace(user, phone_number_verified=False)
         else:
             key = name.removeprefix("custom:")
             if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():

@@ -1,4 +1,8 @@
-"""Second factors of local accounts: TOTP (RFC 6238) with single-use recovery codes.
+"""Second factors: TOTP (RFC 6238), codes by e-mail, and single-use recovery codes. Passkeys
+live in `gateway.users.passkeys`.
+
+A record belongs to an "MFA subject": the local user id, or for federated sign-ins (when the
+pool asks them for a second factor) the identity id.
 
 The record `mfa:{user_id}` is sealed (AES-GCM under the master key, bound to its key name): the
 TOTP secret is a credential, and a Redis dump must not yield it. Recovery codes are kept only as
@@ -33,11 +37,13 @@ Method = Literal["totp", "recovery"]
 
 @dataclass(frozen=True)
 class MfaRecord:
-    """An account's confirmed second factor."""
+    """An account's confirmed second factors (an authenticator app, codes by e-mail, or both)
+    and its unspent recovery codes."""
 
-    totp_secret: str
+    totp_secret: str | None
     created: int
     recovery_hashes: list[str] = field(default_factory=list)
+    email_otp: bool = False
 
 
 class MfaStore:
@@ -74,12 +80,28 @@ class MfaStore:
         if await self._totp_step(user_id, secret, code) is None:
             return None
         await self._store.take(key)
-        codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
-        hashes = [self._hash(user_id, c.replace("-", "")) for c in codes]
-        record = MfaRecord(secret, int(time.time()), hashes)
+        existing = await self.get(user_id)
+        codes, hashes = self._recovery_codes(user_id)
+        record = MfaRecord(secret, int(time.time()), hashes, bool(existing and existing.email_otp))
         record_key = self._key(user_id)
         await self._store.put(record_key, self._seal(record_key, asdict(record)))
         return codes
+
+    async def enable_email(self, user_id: str) -> list[str]:
+        """Turn on codes by e-mail as a second factor: new recovery codes (shown once), the
+        authenticator app kept if there is one."""
+        existing = await self.get(user_id)
+        codes, hashes = self._recovery_codes(user_id)
+        record = MfaRecord(
+            existing.totp_secret if existing else None, int(time.time()), hashes, True
+        )
+        key = self._key(user_id)
+        await self._store.put(key, self._seal(key, asdict(record)))
+        return codes
+
+    def _recovery_codes(self, user_id: str) -> tuple[list[str], list[str]]:
+        codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
+        return codes, [self._hash(user_id, c.replace("-", "")) for c in codes]
 
     async def verify(self, user_id: str, code: str) -> Method | None:
         """Which factor `code` proved ("totp" or a spent "recovery" code), or None."""
@@ -89,6 +111,8 @@ class MfaStore:
         raw, record = loaded
         code = code.strip().replace(" ", "")
         if code.isdigit() and len(code) == 6:
+            if record.totp_secret is None:
+                return None
             step = await self._totp_step(user_id, record.totp_secret, code)
             return "totp" if step is not None else None
         wanted = self._hash(user_id, code.upper().replace("-", ""))

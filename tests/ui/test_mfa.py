@@ -48,7 +48,9 @@ async def enroll(browser: Browser) -> tuple[str, list[str]]:
     """Turn TOTP on from the account page; returns the secret and the recovery codes."""
     page = await browser.http.get("/account/mfa")
     assert page.status_code == 200 and "Set up an authenticator app" in page.text
-    setup = await browser.http.post("/account/mfa", data={**form_fields(page.text)})
+    setup = await browser.http.post(
+        "/account/mfa", data={**form_fields(page.text), "action": "begin"}
+    )
     assert setup.status_code == 200
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
     assert secret and 'src="data:image/svg+xml' in setup.text  # the QR code, and the key
@@ -56,7 +58,9 @@ async def enroll(browser: Browser) -> tuple[str, list[str]]:
         "/account/mfa", data={**form_fields(setup.text), "action": "confirm", "code": "000000"}
     )
     assert wrong.status_code == 400  # a wrong code does not turn it on
-    setup = await browser.http.post("/account/mfa", data={**form_fields(wrong.text)})
+    setup = await browser.http.post(
+        "/account/mfa", data={**form_fields(wrong.text), "action": "begin"}
+    )
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
     assert secret
     done = await browser.http.post(

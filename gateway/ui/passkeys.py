@@ -1,0 +1,152 @@
+"""Passkey pages: passwordless sign-in (`POST /login/passkey`, the sign-in page's passkey
+button) and the account's passkeys (`/account/passkeys`: add, see, remove).
+
+A passkey used with user verification (PIN or biometrics on the authenticator) is two factors
+in one gesture, so a passwordless sign-in has `amr` ["hwk", "user", "mfa"] and needs no second
+step. Failures look the same whatever went wrong (unknown credential, wrong signature, stale
+challenge) and count against the same per-IP limit as passwords.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.connectors import UpstreamIdentity, local_connector_id
+from gateway.errors import PageError
+from gateway.ratelimit import Limit, RateLimited
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.mfa import outcome
+from gateway.ui.views import complete_login, flow_for, login_form
+
+if TYPE_CHECKING:
+    from gateway.op.common import Handler
+    from gateway.services import Services
+
+PASSWORDLESS_AMR = ["hwk", "user", "mfa"]
+
+
+def passwordless(services: Services) -> Handler:
+    """POST /login/passkey: a discoverable passkey signs in on its own."""
+
+    async def page(request: Request) -> Response:
+        if not services.settings.user_pool.passkeys:
+            raise PageError("Not available", "Passkeys are turned off here.", 404)
+        form = await request.form(max_fields=8, max_part_size=32 * 1024)
+        flow_id = str(form.get("flow") or "")
+        services.csrf.check(request, form, f"login:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        config = services.settings.rate_limits
+        ip = request.client.host if request.client else "unknown"
+        checks = [(Limit("login-ip", config.login_per_ip, config.window), ip)]
+        try:
+            await services.limiter.check(checks)
+        except RateLimited as exc:
+            answer = await login_form(
+                services,
+                request,
+                flow,
+                error="Too many attempts. Wait a few minutes and try again.",
+                status=429,
+            )
+            answer.headers["Retry-After"] = str(exc.retry_after)
+            return answer
+        credential = str(form.get("credential") or "")
+        use = await services.passkeys.authenticate("login", flow.flow_id, credential, None)
+        user = await services.users.get(use.user_id) if use else None
+        if use is None or user is None or not user.enabled or not use.user_verified:
+            await services.limiter.fail(checks)
+            await outcome(services, "passkey", "failure", use.user_id if use else "unknown")
+            return await login_form(
+                services, request, flow, error="That passkey could not sign you in.", status=401
+            )
+        await outcome(services, "passkey", "success", user.user_id)
+        local = local_connector_id(services.connectors) or "local"
+        return await complete_login(
+            services,
+            request,
+            flow,
+            UpstreamIdentity(local, user.user_id, services.users.claims(user), PASSWORDLESS_AMR),
+        )
+
+    return page
+
+
+def account_passkeys(services: Services) -> Handler:
+    """GET/POST /account/passkeys: the signed-in user's passkeys."""
+
+    async def page(request: Request) -> Response:
+        if not services.settings.user_pool.passkeys:
+            raise PageError("Not available", "Passkeys are turned off here.", 404)
+        cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+        session = await services.sessions.load(cookie)
+        if session is None or session.connector_id != local_connector_id(services.connectors):
+            raise PageError("Not available", "Sign in with your e-mail and password first.", 401)
+        user = await services.users.get(session.subject)
+        if user is None:
+            raise PageError("Not available", "Sign in again.", 401)
+        browser, new_cookie = services.csrf.browser_secret(request)
+        purpose = f"account-passkeys:{session.sid}"
+        context: dict[str, Any] = {"error": None, "notice": None}
+        status = 200
+        if request.method == "POST":
+            form = await request.form(max_fields=8, max_part_size=32 * 1024)
+            services.csrf.check(request, form, purpose)
+            action = form.get("action")
+            if action == "remove":
+                removed = await services.passkeys.remove(user.user_id, str(form.get("id") or ""))
+                if removed:
+                    await outcome(services, "passkey", "removed", user.user_id)
+                context["notice"] = "Passkey removed." if removed else None
+            elif action == "add":
+                added = await services.passkeys.register(
+                    session.sid,
+                    user.user_id,
+                    str(form.get("credential") or ""),
+                    str(form.get("name") or ""),
+                )
+                if added is None:
+                    context["error"] = "The passkey could not be added. Try again."
+                    status = 400
+                else:
+                    await outcome(services, "passkey", "enrolled", user.user_id)
+                    context["notice"] = f"Passkey “{added.name}” added."
+            else:
+                context["error"] = "Unknown action."
+                status = 400
+        options = await services.passkeys.registration_options(
+            session.sid, user.user_id, user.email
+        )
+        response = services.pages.render(
+            request,
+            "account_passkeys.html",
+            {
+                **context,
+                "csrf": services.csrf.token(browser, purpose),
+                "email": user.email,
+                "passkeys": [
+                    {
+                        "name": k.name,
+                        "credential_id": k.credential_id,
+                        "added": day(k.created),
+                        "last_used": day(k.last_used) if k.last_used else None,
+                    }
+                    for k in await services.passkeys.list(user.user_id)
+                ],
+                "options": options,
+            },
+            status_code=status,
+            allow_scripts=True,
+        )
+        if new_cookie:
+            services.pages.set_cookie(response, CSRF_COOKIE, browser)
+        return response
+
+    return page
+
+
+def day(timestamp: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))

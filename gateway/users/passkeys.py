@@ -1,0 +1,258 @@
+"""Passkeys (WebAuthn, through the `webauthn` package): a second factor after the password, and
+passwordless sign-in on their own.
+
+The relying party is the issuer: its host name is the RP ID and its origin the only accepted
+origin, so a passkey made for this gateway works nowhere else and a page elsewhere cannot use
+it. Every ceremony has its own challenge, kept in the store for five minutes under the flow (or
+session) it belongs to and taken (GETDEL) when the answer arrives: single use, and bound to the
+sign-in that asked.
+
+An account's passkeys are one JSON record `passkeys:{user_id}` (public keys and counters: nothing
+secret), changed by compare-and-swap; `passkey-id:{credential id}` finds the account a
+discoverable credential belongs to. A signature counter that does not move forward (a cloned
+authenticator) is refused by the library and the sign-in fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+from urllib.parse import urlsplit
+
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from gateway.store import Store
+
+log = logging.getLogger("cognate.passkeys")
+
+CHALLENGE_TTL = 300
+MAX_PASSKEYS = 20
+MAX_CREDENTIAL_JSON = 16 * 1024
+Ceremony = Literal["register", "login", "mfa"]
+
+
+@dataclass(frozen=True)
+class Passkey:
+    credential_id: str  # base64url
+    public_key: str  # base64url COSE key
+    sign_count: int
+    name: str
+    created: int
+    last_used: int | None = None
+    backed_up: bool = False
+    transports: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PasskeyUse:
+    """A passkey that just signed a challenge, and whether its user was verified (PIN or
+    biometrics: two factors in one gesture)."""
+
+    user_id: str
+    credential_id: str
+    user_verified: bool
+
+
+_Change = Callable[[list[Passkey]], list[Passkey]]
+
+
+class Passkeys:
+    """Register, use and remove the passkeys of local accounts."""
+
+    def __init__(self, store: Store, issuer: str, rp_name: str) -> None:
+        parts = urlsplit(issuer)
+        self._store = store
+        self.rp_id = parts.hostname or "localhost"
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.rp_name = rp_name
+
+    async def list(self, user_id: str) -> list[Passkey]:
+        raw = await self._store.get(self._key(user_id))
+        return [] if raw is None else [Passkey(**p) for p in json.loads(raw)]
+
+    async def registration_options(self, owner: str, user_id: str, user_name: str) -> str:
+        """The options (JSON) for `navigator.credentials.create`, for the ceremony of `owner`
+        (a session id). A discoverable credential is asked for, so it can sign in alone."""
+        existing = await self.list(user_id)
+        options = generate_registration_options(
+            rp_id=self.rp_id,
+            rp_name=self.rp_name,
+            user_id=user_id.encode(),
+            user_name=user_name,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                resident_key=ResidentKeyRequirement.REQUIRED,
+                user_verification=UserVerificationRequirement.PREFERRED,
+            ),
+            exclude_credentials=[
+                PublicKeyCredentialDescriptor(id=base64url_to_bytes(p.credential_id))
+                for p in existing
+            ],
+        )
+        await self._keep_challenge("register", owner, options.challenge)
+        return options_to_json(options)
+
+    async def register(
+        self, owner: str, user_id: str, credential: str, name: str
+    ) -> Passkey | None:
+        """Verify the browser's answer to `registration_options` and keep the passkey; None if
+        the answer is wrong, late, replayed, or the credential is already registered."""
+        challenge = await self._take_challenge("register", owner)
+        if challenge is None or len(credential) > MAX_CREDENTIAL_JSON:
+            return None
+        try:
+            verified = verify_registration_response(
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=self.rp_id,
+                expected_origin=self.origin,
+            )
+        except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
+            log.info("passkey registration refused: %s", exc)
+            return None
+        passkey = Passkey(
+            credential_id=bytes_to_base64url(verified.credential_id),
+            public_key=bytes_to_base64url(verified.credential_public_key),
+            sign_count=verified.sign_count,
+            name=(name.strip() or "Passkey")[:64],
+            created=int(time.time()),
+            backed_up=verified.credential_backed_up,
+        )
+        index = self._index_key(passkey.credential_id)
+        if not await self._store.create(index, user_id.encode()):
+            return None  # one credential, one account
+        if not await self._change(user_id, lambda keys: [*keys, passkey][-MAX_PASSKEYS:]):
+            await self._store.delete(index)
+            return None
+        return passkey
+
+    async def authentication_options(
+        self, ceremony: Ceremony, owner: str, user_id: str | None
+    ) -> str:
+        """The options (JSON) for `navigator.credentials.get`: any discoverable passkey of this
+        site (passwordless, `user_id` None; user verification required), or one of the
+        account's (second factor)."""
+        allowed = (
+            [
+                PublicKeyCredentialDescriptor(id=base64url_to_bytes(p.credential_id))
+                for p in await self.list(user_id)
+            ]
+            if user_id
+            else []
+        )
+        options = generate_authentication_options(
+            rp_id=self.rp_id,
+            allow_credentials=allowed,
+            user_verification=UserVerificationRequirement.PREFERRED
+            if user_id
+            else UserVerificationRequirement.REQUIRED,
+        )
+        await self._keep_challenge(ceremony, owner, options.challenge)
+        return options_to_json(options)
+
+    async def authenticate(
+        self, ceremony: Ceremony, owner: str, credential: str, user_id: str | None
+    ) -> PasskeyUse | None:
+        """Verify a signed challenge: who signed (must be `user_id` when given), or None."""
+        challenge = await self._take_challenge(ceremony, owner)
+        if challenge is None or len(credential) > MAX_CREDENTIAL_JSON:
+            return None
+        try:
+            credential_id = str(json.loads(credential)["id"])[:1024]
+        except (ValueError, KeyError, TypeError):
+            return None
+        owner_raw = await self._store.get(self._index_key(credential_id))
+        if owner_raw is None or (user_id is not None and owner_raw.decode() != user_id):
+            return None
+        account = owner_raw.decode()
+        passkey = next(
+            (p for p in await self.list(account) if p.credential_id == credential_id), None
+        )
+        if passkey is None:
+            return None
+        try:
+            verified = verify_authentication_response(
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=self.rp_id,
+                expected_origin=self.origin,
+                credential_public_key=base64url_to_bytes(passkey.public_key),
+                credential_current_sign_count=passkey.sign_count,
+                require_user_verification=user_id is None,
+            )
+        except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
+            log.info("passkey sign-in refused: %s", exc)
+            return None
+        now = int(time.time())
+
+        def used(keys: list[Passkey]) -> list[Passkey]:
+            return [
+                replace(k, sign_count=verified.new_sign_count, last_used=now)
+                if k.credential_id == credential_id
+                else k
+                for k in keys
+            ]
+
+        if not await self._change(account, used):
+            return None
+        return PasskeyUse(account, credential_id, verified.user_verified)
+
+    async def remove(self, user_id: str, credential_id: str) -> bool:
+        keys = await self.list(user_id)
+        if not any(k.credential_id == credential_id for k in keys):
+            return False
+        await self._change(user_id, lambda ks: [k for k in ks if k.credential_id != credential_id])
+        await self._store.delete(self._index_key(credential_id))
+        return True
+
+    async def remove_all(self, user_id: str) -> None:
+        for passkey in await self.list(user_id):
+            await self._store.delete(self._index_key(passkey.credential_id))
+        await self._store.delete(self._key(user_id))
+
+    async def _change(self, user_id: str, change: _Change) -> bool:
+        """Apply `change` to the account's list with compare-and-swap (retried once when a
+        concurrent change won)."""
+        key = self._key(user_id)
+        for _ in range(2):
+            raw = await self._store.get(key)
+            keys = [] if raw is None else [Passkey(**p) for p in json.loads(raw)]
+            new = json.dumps([asdict(k) for k in change(keys)]).encode()
+            if raw is None:
+                if await self._store.create(key, new):
+                    return True
+            elif await self._store.update(key, raw, new):
+                return True
+        return False
+
+    async def _keep_challenge(self, ceremony: Ceremony, owner: str, challenge: bytes) -> None:
+        await self._store.put(self._challenge_key(ceremony, owner), challenge, ttl=CHALLENGE_TTL)
+
+    async def _take_challenge(self, ceremony: Ceremony, owner: str) -> bytes | None:
+        return await self._store.take(self._challenge_key(ceremony, owner))
+
+    def _challenge_key(self, ceremony: Ceremony, owner: str) -> str:
+        return self._store.key("webauthn-challenge", ceremony, owner)
+
+    def _key(self, user_id: str) -> str:
+        return self._store.key("passkeys", user_id)
+
+    def _index_key(self, credential_id: str) -> str:
+        return self._store.key("passkey-id", credential_id)

@@ -1,0 +1,185 @@
+"""Passkeys over HTTP with a software authenticator: registration on the account page,
+passwordless sign-in, passkey as the second factor, and what must be refused (another origin,
+a replayed answer, a counter going backwards, no user verification for passwordless, another
+account's passkey as a second factor). The browser test (tests/e2e) uses Chromium's own virtual
+authenticator."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from html import unescape
+from urllib.parse import urlsplit
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.helpers import (
+    Browser,
+    GatewayServer,
+    code_flow_params,
+    form_fields,
+    location_query,
+    pkce_pair,
+    redeem,
+)
+from tests.ui.soft_authenticator import SoftAuthenticator
+
+
+def options_in(html: str) -> str:
+    found = re.search(r'data-options="([^"]*)"', html)
+    assert found, "the page offers a passkey ceremony"
+    return unescape(found.group(1))
+
+
+def authenticator_for(gateway: GatewayServer) -> SoftAuthenticator:
+    parts = urlsplit(gateway.url)
+    return SoftAuthenticator(origin=f"{parts.scheme}://{parts.netloc}", rp_id=str(parts.hostname))
+
+
+async def signed_in_with_passkey(gateway: GatewayServer) -> tuple[Browser, str, SoftAuthenticator]:
+    """A new account, signed in with its password, with one passkey registered."""
+    email = f"pk-{secrets.token_hex(3)}@example.com"
+    await gateway.add_user(email, email_verified=True)
+    browser = Browser(gateway.url)
+    await browser.login_for_code(email)
+    page = await browser.http.get("/account/passkeys")
+    assert page.status_code == 200 and "No passkeys yet" in page.text
+    key = authenticator_for(gateway)
+    added = await browser.http.post(
+        "/account/passkeys",
+        data={
+            **form_fields(page.text),
+            "action": "add",
+            "credential": key.create(options_in(page.text)),
+            "name": "Laptop",
+        },
+    )
+    assert added.status_code == 200, added.text
+    assert "Laptop" in added.text and "No passkeys yet" not in added.text
+    return browser, email, key
+
+
+async def passwordless(
+    browser: Browser, key: SoftAuthenticator, **answer: object
+) -> tuple[httpx.Response, str]:
+    verifier, challenge = pkce_pair()
+    first = await browser.authorize(**code_flow_params(code_challenge=challenge, prompt="login"))
+    page = await browser.http.get(first.headers["location"])
+    credential = key.get(options_in(page.text), **answer)  # type: ignore[arg-type]
+    done = await browser.http.post(
+        "/login/passkey", data={**form_fields(page.text), "credential": credential}
+    )
+    return done, verifier
+
+
+async def test_passwordless_sign_in_with_a_registered_passkey(gateway: GatewayServer) -> None:
+    browser, _, key = await signed_in_with_passkey(gateway)
+    await browser.aclose()
+    fresh = Browser(gateway.url)
+    try:
+        done, verifier = await passwordless(fresh, key)
+        assert done.status_code == 303 and "code=" in done.headers["location"], done.text
+        tokens = (await redeem(fresh.http, location_query(done)["code"], verifier)).json()
+        keys = KeySet.import_key_set(httpx.get(f"{gateway.url}/.well-known/jwks.json").json())
+        amr = set(jwt.decode(tokens["id_token"], keys).claims["amr"])
+        assert {"hwk", "mfa"} <= amr and "pwd" not in amr
+    finally:
+        await fresh.aclose()
+
+
+async def test_passkey_answers_that_must_be_refused(gateway: GatewayServer) -> None:
+    browser, _, key = await signed_in_with_passkey(gateway)
+    try:
+        # Registration signed for another origin: refused, nothing kept.
+        page = await browser.http.get("/account/passkeys")
+        other = authenticator_for(gateway)
+        phished = await browser.http.post(
+            "/account/passkeys",
+            data={
+                **form_fields(page.text),
+                "action": "add",
+                "credential": other.create(options_in(page.text), origin="https://evil.example"),
+            },
+        )
+        assert phished.status_code == 400 and phished.text.count("<li>") == 1
+
+        # Passwordless without user verification (presence only): refused.
+        fresh = Browser(gateway.url)
+        done, _ = await passwordless(fresh, key, user_verified=False)
+        assert done.status_code == 401
+
+        # Signed for another origin: refused.
+        done, _ = await passwordless(fresh, key, origin="https://evil.example")
+        assert done.status_code == 401
+
+        # A counter that does not move forward (a cloned authenticator): refused.
+        done, _ = await passwordless(fresh, key)
+        assert done.status_code == 303
+        done, _ = await passwordless(fresh, key, advance=0)
+        assert done.status_code == 401
+
+        # The same answer twice: the challenge was spent by the first.
+        first = await fresh.authorize(**code_flow_params(prompt="login"))
+        page = await fresh.http.get(first.headers["location"])
+        answer = key.get(options_in(page.text))
+        fields = {**form_fields(page.text), "credential": answer}
+        assert (await fresh.http.post("/login/passkey", data=fields)).status_code == 303
+        second = await fresh.authorize(**code_flow_params(prompt="login"))
+        page = await fresh.http.get(second.headers["location"])
+        replayed = {**form_fields(page.text), "credential": answer}
+        assert (await fresh.http.post("/login/passkey", data=replayed)).status_code == 401
+        await fresh.aclose()
+    finally:
+        await browser.aclose()
+
+
+async def test_a_passkey_is_a_second_factor_of_its_own_account_only(
+    gateway: GatewayServer,
+) -> None:
+    owner, email, key = await signed_in_with_passkey(gateway)
+    await owner.aclose()
+    stranger, _, stranger_key = await signed_in_with_passkey(gateway)
+    await stranger.aclose()
+
+    async def password_then_passkey(authenticator: SoftAuthenticator) -> httpx.Response:
+        browser = Browser(gateway.url)
+        first = await browser.authorize(**code_flow_params())
+        answer = await browser.sign_in(first, email)
+        assert answer.headers["location"].startswith("/login/mfa?")  # a passkey is a factor
+        assert "cognate_session" not in browser.http.cookies
+        page = await browser.http.get(answer.headers["location"])
+        fields = form_fields(page.text)
+        done = await browser.http.post(
+            "/login/mfa", data={**fields, "credential": authenticator.get(options_in(page.text))}
+        )
+        await browser.aclose()
+        return done
+
+    assert (await password_then_passkey(stranger_key)).status_code == 401
+    done = await password_then_passkey(key)
+    assert done.status_code == 303 and "code=" in done.headers["location"]
+
+
+async def test_removing_a_passkey_stops_it_signing_in(gateway: GatewayServer) -> None:
+    browser, _, key = await signed_in_with_passkey(gateway)
+    try:
+        page = await browser.http.get("/account/passkeys")
+        credential_id = re.search(r'name="id" value="([^"]+)"', page.text)
+        assert credential_id
+        removed = await browser.http.post(
+            "/account/passkeys",
+            data={
+                "_csrf": form_fields(page.text)["_csrf"],
+                "action": "remove",
+                "id": credential_id.group(1),
+            },
+        )
+        assert removed.status_code == 200 and "No passkeys yet" in removed.text
+        fresh = Browser(gateway.url)
+        done, _ = await passwordless(fresh, key)
+        assert done.status_code == 401
+        await fresh.aclose()
+    finally:
+        await browser.aclose()
