@@ -16,6 +16,7 @@ from tests.helpers import (
     free_port,
     make_settings,
 )
+from tests.mail import Mailbox
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,18 @@ def redis_sentinel() -> Iterator[RedisSentinel]:
     sentinel.start()
     yield sentinel
     sentinel.stop()
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback and what it received: (mailbox, port)."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
 from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
 from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
+from gateway.sessions import MFA_METHODS
 from gateway.settings import OidcConnectorSettings
 
 log = logging.getLogger("cognate.connectors.oidc")
@@ -187,8 +188,12 @@ class OidcConnector(HttpConnector):
         profile = self.profile(claims)
         if self.config.preset == "apple":
             profile = _apple_first_name(params.get("user"), profile)
+        # The IdP's own second factor, as its signed ID token reports it (RFC 8176 `amr`),
+        # counts for the pool's federated_mfa rule and clients that demand MFA.
+        upstream_amr = claims.get("amr") if isinstance(claims.get("amr"), list) else []
+        amr = ["fed", *sorted(MFA_METHODS.intersection(str(a) for a in upstream_amr))]
         return UpstreamIdentity(
-            self.id, str(claims["sub"]), profile, amr=["fed"], tokens=upstream_tokens(tokens)
+            self.id, str(claims["sub"]), profile, amr=amr, tokens=upstream_tokens(tokens)
         )
 
     async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:

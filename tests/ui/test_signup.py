@@ -4,15 +4,10 @@ codes arrive by mail, are single-purpose and limited, and nothing reveals existi
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.helpers import (
     Browser,
@@ -24,40 +19,7 @@ from tests.helpers import (
     location_query,
     make_settings,
 )
-
-
-class Mailbox:
-    """Collects what the SMTP server receives; `next_for(address)` waits for a message."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.arrived = threading.Condition()
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        with self.arrived:
-            self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def _wait(self, address: str, seen: int) -> Message:
-        with self.arrived:
-            ok = self.arrived.wait_for(
-                lambda: len([m for m in self.messages if m["To"] == address]) > seen, timeout=15
-            )
-            assert ok, f"no mail for {address}"
-            return [m for m in self.messages if m["To"] == address][seen]
-
-    async def next_for(self, address: str, seen: int = 0) -> Message:
-        return await asyncio.to_thread(self._wait, address, seen)
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield box, controller.port
-    controller.stop()
+from tests.mail import Mailbox, code_in
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +49,6 @@ async def open_signup(browser: Browser) -> dict[str, str]:
     page = await browser.http.get(f"/signup?flow={flow}")
     assert page.status_code == 200
     return form_fields(page.text)
-
-
-def code_in(message: Message) -> str:
-    found = re.search(r"\b(\d{6})\b", message.get_payload())  # type: ignore[arg-type]
-    assert found, message.get_payload()
-    return found.group(1)
 
 
 async def test_sign_up_verify_and_arrive_signed_in(

@@ -1,0 +1,222 @@
+"""Sign-up with the pool's own attributes (required, custom, patterns), the phone number proven
+by a code sent through the SMS webhook (a real HTTP receiver on loopback that checks the
+signature), and new codes on request within limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.helpers import (
+    AppServer,
+    Browser,
+    GatewayServer,
+    RedisServer,
+    code_flow_params,
+    form_fields,
+    free_port,
+    location_query,
+    make_settings,
+)
+from tests.mail import Mailbox, code_in
+
+SMS_SECRET = "sms-webhook-secret-0123456789"
+
+
+class SmsReceiver:
+    """The deployer's SMS adapter: keeps every correctly signed message."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.arrived = threading.Condition()
+        self.server = AppServer(Starlette(routes=[Route("/sms", self.receive, methods=["POST"])]))
+
+    async def receive(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        fields = dict(p.split("=", 1) for p in request.headers["x-cognate-signature"].split(","))
+        mac = hmac.new(SMS_SECRET.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256)
+        if not hmac.compare_digest(mac.hexdigest(), fields["v1"]):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        with self.arrived:
+            self.messages.append(await request.json())
+            self.arrived.notify_all()
+        return JSONResponse({"queued": True})
+
+    def _wait(self, number: str, seen: int) -> str:
+        with self.arrived:
+            mine = lambda: [m for m in self.messages if m["to"] == number]  # noqa: E731
+            assert self.arrived.wait_for(lambda: len(mine()) > seen, timeout=15), self.messages
+            found = re.search(r"\b(\d{6})\b", mine()[seen]["message"])
+            assert found
+            return found.group(1)
+
+    async def code_for(self, number: str, seen: int = 0) -> str:
+        """The code of the `seen`-th message to `number`, once it has arrived."""
+        return await asyncio.to_thread(self._wait, number, seen)
+
+
+@pytest.fixture(scope="module")
+def sms() -> Iterator[SmsReceiver]:
+    receiver = SmsReceiver()
+    receiver.server.start()
+    yield receiver
+    receiver.server.stop()
+
+
+@pytest.fixture(scope="module")
+def phone_gateway(
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int], sms: SmsReceiver
+) -> Iterator[GatewayServer]:
+    settings = make_settings(
+        free_port(),
+        redis_server.url,
+        user_pool={
+            "self_sign_up": True,
+            "attributes": [
+                {"name": "given_name", "required": True},
+                {"name": "phone_number", "required": True},
+                {"name": "custom:team", "pattern": "[a-z]{2,16}", "label": "Team"},
+            ],
+            "sms": {"sender": "webhook", "url": f"{sms.server.url}/sms", "secret": SMS_SECRET},
+            "resend_per_account": 2,
+        },
+        email={
+            "sender": "smtp",
+            "smtp": {"host": "127.0.0.1", "port": mailbox[1], "starttls": False},
+        },
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+async def signup_fields(browser: Browser) -> dict[str, str]:
+    first = await browser.authorize(**code_flow_params())
+    login = await browser.http.get(first.headers["location"])
+    page = await browser.http.get(f"/signup?flow={form_fields(login.text)['flow']}")
+    assert 'name="phone_number"' in page.text and 'autocomplete="tel"' in page.text
+    assert "Team" in page.text
+    return form_fields(page.text)
+
+
+async def test_attributes_are_checked_and_the_phone_is_verified_by_sms(
+    phone_gateway: GatewayServer, mailbox: tuple[Mailbox, int], sms: SmsReceiver
+) -> None:
+    email = f"phone-{secrets.token_hex(3)}@example.com"
+    number = f"+3361{secrets.randbelow(10**7):07d}"
+    good = {"email": email, "password": "a fine long password", "given_name": "Ada"}
+    browser = Browser(phone_gateway.url)
+    try:
+        fields = await signup_fields(browser)
+        for wrong, message in (
+            ({"phone_number": ""}, "Phone number: this field is required."),
+            ({"phone_number": "0612345678"}, "Phone number: use the international format"),
+            ({"phone_number": number, "custom:team": "Not A Team!"}, "Team: not in the expected"),
+        ):
+            refused = await browser.http.post("/signup", data={**fields, **good, **wrong})
+            assert refused.status_code == 400 and message in refused.text
+            assert 'value="Ada"' in refused.text  # what was typed is kept
+        assert await phone_gateway.call(lambda s: s.users.by_email(email)) is None
+
+        created = await browser.http.post(
+            "/signup",
+            data={
+                **fields,
+                **good,
+                "phone_number": number[:4] + " " + number[4:],
+                "custom:team": "ops",
+            },
+        )
+        assert created.headers["location"].startswith("/signup/verify?")
+        page = await browser.http.get(created.headers["location"])
+        mail = await mailbox[0].next_for(email)
+        to_phone = await browser.http.post(
+            "/signup/verify", data={**form_fields(page.text), "code": code_in(mail)}
+        )
+        assert to_phone.headers["location"].startswith("/signup/verify/phone?")
+        page = await browser.http.get(to_phone.headers["location"])
+        assert "Check your phone" in page.text and number[-2:] in page.text
+        first_code = await sms.code_for(number)
+        assert sms.messages[-1]["purpose"] == "verify-phone"
+        # A new code replaces the first.
+        resent = await browser.http.post(
+            "/signup/verify/phone", data={**form_fields(page.text), "action": "resend"}
+        )
+        assert resent.status_code == 200 and "A new code is on its way" in resent.text
+        second_code = await sms.code_for(number, seen=1)
+        if first_code != second_code:
+            stale = await browser.http.post(
+                "/signup/verify/phone", data={**form_fields(page.text), "code": first_code}
+            )
+            assert stale.status_code == 400
+        done = await browser.http.post(
+            "/signup/verify/phone", data={**form_fields(page.text), "code": second_code}
+        )
+        assert done.status_code == 303 and "code" in location_query(done)
+        user = await phone_gateway.call(lambda s: s.users.by_email(email))
+        claims = user.profile()
+        assert claims["phone_number"] == number and claims["phone_number_verified"] is True
+        assert claims["given_name"] == "Ada" and claims["custom:team"] == "ops"
+        assert claims["locale"] == "en"  # the language the sign-up page spoke
+    finally:
+        await browser.aclose()
+
+
+async def test_new_codes_on_request_are_limited(
+    phone_gateway: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    email = f"resend-{secrets.token_hex(3)}@example.com"
+    browser = Browser(phone_gateway.url)
+    try:
+        fields = await signup_fields(browser)
+        created = await browser.http.post(
+            "/signup",
+            data={
+                **fields,
+                "email": email,
+                "password": "a fine long password",
+                "given_name": "Bo",
+                "phone_number": "+33612345678",
+            },
+        )
+        page = await browser.http.get(created.headers["location"])
+        await mailbox[0].next_for(email)
+        verify = {**form_fields(page.text), "action": "resend"}
+        answers = [await browser.http.post("/signup/verify", data=verify) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert int(answers[-1].headers["retry-after"]) > 0
+        # Two new codes were sent (three messages in all); the last one works.
+        latest = await mailbox[0].next_for(email, seen=2)
+        done = await browser.http.post(
+            "/signup/verify", data={**form_fields(page.text), "code": code_in(latest)}
+        )
+        assert done.headers["location"].startswith("/signup/verify/phone?")
+    finally:
+        await browser.aclose()
+
+
+def test_attribute_settings_are_validated() -> None:
+    from pydantic import ValidationError
+
+    from gateway.settings import UserPoolSettings
+
+    for bad, says in (
+        ({"name": "shoe_size"}, "not a standard attribute"),
+        ({"name": "custom:x", "pattern": "(["}, "not a regular expression"),
+    ):
+        with pytest.raises(ValidationError, match=says):
+            UserPoolSettings.model_validate({"attributes": [bad]})
+    with pytest.raises(ValidationError, match="needs url and secret"):
+        UserPoolSettings.model_validate({"sms": {"sender": "webhook"}})
