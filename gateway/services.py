@@ -205,7 +205,9 @@ def build_services(
         sms=build_sms_sender(settings.user_pool.sms),
         messages=MessageTemplates(settings.ui.templates_dir),
         mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc),
-        passkeys=Passkeys(store, settings.issuer, settings.ui.product_name),
+        passkeys=Passkeys(
+            store, settings.issuer, settings.ui.product_name, settings.user_pool.passkeys
+        ),
         hooks=hooks,
         background=background,
     )

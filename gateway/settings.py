@@ -375,6 +375,11 @@ class UserPoolSettings(Model):
                 raise ValueError(f"group {name!r} is defined twice")
         return value
 
+    @field_validator("mfa", "federated_mfa", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
     @field_validator("attributes")
     @classmethod
     def _unique_attributes(cls, value: list[AttributeSettings]) -> list[AttributeSettings]:

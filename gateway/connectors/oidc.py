@@ -190,8 +190,9 @@ class OidcConnector(HttpConnector):
             profile = _apple_first_name(params.get("user"), profile)
         # The IdP's own second factor, as its signed ID token reports it (RFC 8176 `amr`),
         # counts for the pool's federated_mfa rule and clients that demand MFA.
-        upstream_amr = claims.get("amr") if isinstance(claims.get("amr"), list) else []
-        amr = ["fed", *sorted(MFA_METHODS.intersection(str(a) for a in upstream_amr))]
+        said = claims.get("amr")
+        upstream_amr = [str(a) for a in said] if isinstance(said, list) else []
+        amr = ["fed", *sorted(MFA_METHODS.intersection(upstream_amr))]
         return UpstreamIdentity(
             self.id, str(claims["sub"]), profile, amr=amr, tokens=upstream_tokens(tokens)
         )

@@ -57,11 +57,7 @@ def is_local(services: Services, connector_id: str) -> bool:
 async def has_factor(services: Services, subject: str, local: bool) -> bool:
     if await services.mfa.get(subject) is not None:
         return True
-    return (
-        local
-        and services.settings.user_pool.passkeys
-        and bool(await services.passkeys.list(subject))
-    )
+    return local and services.passkeys.enabled and bool(await services.passkeys.list(subject))
 
 
 async def second_factor_gate(
@@ -161,7 +157,9 @@ def login_step(services: Services) -> Handler:
                 raise PageError("Sign-in failed", "Start again from the application.")
             email = user.email
         record = await services.mfa.get(subject)
-        passkeys = await services.passkeys.list(subject) if local and pool.passkeys else []
+        passkeys = (
+            await services.passkeys.list(subject) if local and services.passkeys.enabled else []
+        )
         email_codes = bool(record and record.email_otp and local and pool.email_mfa)
 
         async def render(error: str | None = None, status: int = 200, **extra: Any) -> Response:

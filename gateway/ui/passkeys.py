@@ -33,8 +33,12 @@ def passwordless(services: Services) -> Handler:
     """POST /login/passkey: a discoverable passkey signs in on its own."""
 
     async def page(request: Request) -> Response:
-        if not services.settings.user_pool.passkeys:
-            raise PageError("Not available", "Passkeys are turned off here.", 404)
+        if not services.passkeys.enabled:
+            raise PageError(
+                "Not available",
+                "Passkeys are turned off here (or the gateway has no domain name).",
+                404,
+            )
         form = await request.form(max_fields=8, max_part_size=32 * 1024)
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")
@@ -79,8 +83,12 @@ def account_passkeys(services: Services) -> Handler:
     """GET/POST /account/passkeys: the signed-in user's passkeys."""
 
     async def page(request: Request) -> Response:
-        if not services.settings.user_pool.passkeys:
-            raise PageError("Not available", "Passkeys are turned off here.", 404)
+        if not services.passkeys.enabled:
+            raise PageError(
+                "Not available",
+                "Passkeys are turned off here (or the gateway has no domain name).",
+                404,
+            )
         cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
         session = await services.sessions.load(cookie)
         if session is None or session.connector_id != local_connector_id(services.connectors):

@@ -1,4 +1,5 @@
-"""Self sign-up and e-mail verification (when `user_pool.self_sign_up` is on).
+"""Self sign-up (when `user_pool.self_sign_up` is on) with the pool's attributes, e-mail
+verification by code or link, phone verification by text message, and new codes on request.
 
 Nothing here tells an outsider whether an address has an account: sign-up answers the same way
 (and costs the same argon2 hash) for new and existing addresses, and the e-mail — a code for a

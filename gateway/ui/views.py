@@ -56,7 +56,7 @@ def home(services: Services) -> Handler:
                 "local_account": session is not None
                 and session.connector_id == local_connector_id(services.connectors),
                 "mfa_on": services.settings.user_pool.mfa != "off",
-                "passkeys_on": services.settings.user_pool.passkeys,
+                "passkeys_on": services.passkeys.enabled,
                 "federated_mfa": session is not None
                 and services.settings.user_pool.federated_mfa != "off",
                 "linked": [c for c in services.connectors.values() if c.id in linked],
@@ -370,7 +370,7 @@ async def login_form(
     client = services.clients.get(flow.client_id)
     passwords = [c for c in services.connectors.values() if isinstance(c, PasswordConnector)]
     passkey_options = None
-    if pool.passkeys and local_connector_id(services.connectors) is not None:
+    if services.passkeys.enabled and local_connector_id(services.connectors) is not None:
         passkey_options = await services.passkeys.authentication_options(
             "login", flow.flow_id, None
         )

@@ -15,6 +15,7 @@ authenticator) is refused by the library and the sign-in fails.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -71,18 +72,28 @@ class PasskeyUse:
     user_verified: bool
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 _Change = Callable[[list[Passkey]], list[Passkey]]
 
 
 class Passkeys:
     """Register, use and remove the passkeys of local accounts."""
 
-    def __init__(self, store: Store, issuer: str, rp_name: str) -> None:
+    def __init__(self, store: Store, issuer: str, rp_name: str, wanted: bool = True) -> None:
         parts = urlsplit(issuer)
         self._store = store
         self.rp_id = parts.hostname or "localhost"
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.rp_name = rp_name
+        # Browsers accept only a domain as RP ID: on an IP-address issuer, passkeys stay off.
+        self.enabled = wanted and not _is_ip(self.rp_id)
 
     async def list(self, user_id: str) -> list[Passkey]:
         raw = await self._store.get(self._key(user_id))

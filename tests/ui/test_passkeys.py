@@ -8,23 +8,46 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
 from html import unescape
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.helpers import (
     Browser,
     GatewayServer,
+    RedisServer,
     code_flow_params,
     form_fields,
+    free_port,
     location_query,
+    make_settings,
     pkce_pair,
     redeem,
 )
 from tests.ui.soft_authenticator import SoftAuthenticator
+
+
+@pytest.fixture(scope="module")
+def gateway(redis_server: RedisServer) -> Iterator[GatewayServer]:
+    """On `localhost`: a WebAuthn RP ID must be a domain name."""
+    port = free_port()
+    server = GatewayServer(
+        make_settings(port, redis_server.url, issuer=f"http://localhost:{port}")
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_no_passkeys_on_an_ip_address_issuer() -> None:
+    from gateway.users.passkeys import Passkeys
+
+    assert not Passkeys(None, "http://127.0.0.1:8080", "x").enabled  # type: ignore[arg-type]
+    assert Passkeys(None, "https://auth.example.com", "x").enabled  # type: ignore[arg-type]
 
 
 def options_in(html: str) -> str:
