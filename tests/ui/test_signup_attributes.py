@@ -170,6 +170,8 @@ async def test_attributes_are_checked_and_the_phone_is_verified_by_sms(
         assert claims["phone_number"] == number and claims["phone_number_verified"] is True
         assert claims["given_name"] == "Ada" and claims["custom:team"] == "ops"
         assert claims["locale"] == "en"  # the language the sign-up page spoke
+        home = await browser.http.get("/")  # the account page shows the profile
+        assert f"<dd>{number} (verified)</dd>" in home.text and "<dd>ops</dd>" in home.text
     finally:
         await browser.aclose()
 
