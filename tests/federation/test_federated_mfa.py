@@ -81,6 +81,11 @@ async def test_federated_sign_ins_enroll_then_use_a_second_factor(
         code = pyotp.TOTP(secret.group(1)).at(time.time() + 30)
         done = await browser.http.post("/login/mfa", data={**fields, "code": code})
         assert done.status_code == 303 and "code=" in done.headers["location"]
+        # The account page manages the identity's factor (no passkeys or e-mail codes here).
+        account = await browser.http.get("/account/mfa")
+        assert account.status_code == 200 and "Authenticator app: set up." in account.text
+        assert "Use codes sent by e-mail" not in account.text
+        assert "/account/passkeys" not in (await browser.http.get("/")).text
     finally:
         await browser.aclose()
     federation.fake.reset()
