@@ -1,37 +1,60 @@
-"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for the e-mail tests."""
+"""Real receivers on loopback for what the gateway sends: an SMTP server (aiosmtpd) for
+e-mail, and the `Inbox` both it and the SMS webhook receiver keep messages in."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import threading
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import Message
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class Mailbox:
-    """Collects what the SMTP server receives; `next_for(address)` waits for a message."""
+class Inbox(Generic[T]):
+    """Messages arriving on a server's thread; `next_for` waits (off the event loop) for the
+    `seen`-th message that matches."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[T] = []
         self.arrived = threading.Condition()
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+    def add(self, message: T) -> None:
         with self.arrived:
-            self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+            self.messages.append(message)
             self.arrived.notify_all()
+
+    def _wait(self, matches: Callable[[T], bool], seen: int) -> T:
+        with self.arrived:
+            mine = lambda: [m for m in self.messages if matches(m)]  # noqa: E731
+            assert self.arrived.wait_for(lambda: len(mine()) > seen, timeout=15), "nothing came"
+            return mine()[seen]
+
+    async def wait_for(self, matches: Callable[[T], bool], seen: int = 0) -> T:
+        return await asyncio.to_thread(self._wait, matches, seen)
+
+
+class Mailbox(Inbox[Message]):
+    """The SMTP server's handler: keeps what it receives."""
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.add(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
         return "250 OK"
 
-    def _wait(self, address: str, seen: int) -> Message:
-        with self.arrived:
-            ok = self.arrived.wait_for(
-                lambda: len([m for m in self.messages if m["To"] == address]) > seen, timeout=15
-            )
-            assert ok, f"no mail for {address}"
-            return [m for m in self.messages if m["To"] == address][seen]
-
     async def next_for(self, address: str, seen: int = 0) -> Message:
-        return await asyncio.to_thread(self._wait, address, seen)
+        return await self.wait_for(lambda m: m["To"] == address, seen)
+
+
+def smtp_settings(port: int) -> dict[str, Any]:
+    """The gateway's `email` settings for the loopback SMTP server on `port`."""
+    return {
+        "sender": "smtp",
+        "from_address": "Cognate <no-reply@example.com>",
+        "smtp": {"host": "127.0.0.1", "port": port, "starttls": False},
+    }
 
 
 def body_of(message: Message) -> str:

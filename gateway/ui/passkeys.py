@@ -15,18 +15,21 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.connectors import UpstreamIdentity, local_connector_id
+from gateway.connectors import local_connector_id
 from gateway.errors import PageError
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.mfa import outcome
-from gateway.ui.views import complete_login, flow_for, login_form
+from gateway.ui.views import flow_for, login_form, sign_in_local
 
 if TYPE_CHECKING:
     from gateway.op.common import Handler
     from gateway.services import Services
 
 PASSWORDLESS_AMR = ["hwk", "user", "mfa"]
+OFF = PageError(
+    "Not available", "Passkeys are turned off here (or the gateway has no domain name).", 404
+)
 
 
 def passwordless(services: Services) -> Handler:
@@ -34,11 +37,7 @@ def passwordless(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         if not services.passkeys.enabled:
-            raise PageError(
-                "Not available",
-                "Passkeys are turned off here (or the gateway has no domain name).",
-                404,
-            )
+            raise OFF
         form = await request.form(max_fields=8, max_part_size=32 * 1024)
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")
@@ -68,13 +67,7 @@ def passwordless(services: Services) -> Handler:
                 services, request, flow, error="That passkey could not sign you in.", status=401
             )
         await outcome(services, "passkey", "success", user.user_id)
-        local = local_connector_id(services.connectors) or "local"
-        return await complete_login(
-            services,
-            request,
-            flow,
-            UpstreamIdentity(local, user.user_id, services.users.claims(user), PASSWORDLESS_AMR),
-        )
+        return await sign_in_local(services, request, flow, user, PASSWORDLESS_AMR)
 
     return page
 
@@ -84,11 +77,7 @@ def account_passkeys(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         if not services.passkeys.enabled:
-            raise PageError(
-                "Not available",
-                "Passkeys are turned off here (or the gateway has no domain name).",
-                404,
-            )
+            raise OFF
         cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
         session = await services.sessions.load(cookie)
         if session is None or session.connector_id != local_connector_id(services.connectors):

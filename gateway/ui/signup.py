@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.views import flow_for, flow_form, sign_in_local
 from gateway.users.directory import InvalidPassword, User, UserExists, normalize_email
 from gateway.users.hooks import HookFailed
 
@@ -96,8 +96,6 @@ def attribute_label(attribute: AttributeSettings) -> str:
 
 
 def signup(services: Services) -> Handler:
-    from gateway.ui.views import flow_for, flow_form
-
     pool = services.settings.user_pool
     fields = [
         {
@@ -225,7 +223,6 @@ AUTOCOMPLETE = {
 
 async def after_email(services: Services, request: Request, flow: Flow, user: User) -> Response:
     """The e-mail is proven: on to the phone number when it needs proving, else signed in."""
-    from gateway.ui.views import complete_login
 
     pool = services.settings.user_pool
     if pool.verify_phone and user.phone_number and not user.phone_number_verified:
@@ -234,13 +231,7 @@ async def after_email(services: Services, request: Request, flow: Flow, user: Us
             flow, {**flow.connector_state, "verify_phone_user": user.user_id}
         )
         return RedirectResponse(f"/signup/verify/phone?flow={flow.flow_id}", status_code=303)
-    local = local_connector_id(services.connectors) or "local"
-    return await complete_login(
-        services,
-        request,
-        flow,
-        UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=["pwd"]),
-    )
+    return await sign_in_local(services, request, flow, user, ["pwd"])
 
 
 async def send_phone_code(services: Services, request: Request, user: User) -> None:
@@ -323,8 +314,6 @@ def verify_link(services: Services) -> Handler:
 
 
 def verify(services: Services) -> Handler:
-    from gateway.ui.views import flow_for, flow_form
-
     def form(
         request: Request,
         flow: Flow,
@@ -339,6 +328,8 @@ def verify(services: Services) -> Handler:
             "verify.html",
             "verify",
             status,
+            channel="email",
+            action="/signup/verify",
             email=flow.connector_state.get("verify_email", ""),
             error=error,
             notice=notice,
@@ -377,7 +368,6 @@ def verify(services: Services) -> Handler:
 
 def verify_phone(services: Services) -> Handler:
     """GET/POST /signup/verify/phone: the code sent by text message, after the e-mail."""
-    from gateway.ui.views import complete_login, flow_for, flow_form
 
     async def page(request: Request) -> Response:
         if request.method == "GET":
@@ -400,9 +390,11 @@ def verify_phone(services: Services) -> Handler:
                 services,
                 request,
                 flow,
-                "verify_phone.html",
+                "verify.html",
                 "verify-phone",
                 status,
+                channel="phone",
+                action="/signup/verify/phone",
                 phone=f"{number[:3]}…{number[-2:]}",
                 error=error,
                 notice=notice,
@@ -425,12 +417,6 @@ def verify_phone(services: Services) -> Handler:
         if verified is None:
             raise PageError("Sign-in expired", "Start again from the application.")
         await services.audit.record("user.phone_verified", user_id=user.user_id)
-        local = local_connector_id(services.connectors) or "local"
-        return await complete_login(
-            services,
-            request,
-            flow,
-            UpstreamIdentity(local, verified.user_id, services.users.claims(verified), amr=["pwd"]),
-        )
+        return await sign_in_local(services, request, flow, verified, ["pwd"])
 
     return page

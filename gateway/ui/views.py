@@ -31,7 +31,7 @@ from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
 from gateway.sessions import Session
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.users.directory import normalize_email
+from gateway.users.directory import User, normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
 
 EXPIRED = PageError(
@@ -151,6 +151,15 @@ async def complete_login(
     finished = await finish_flow(services, flow_taken, session, cookie)
     services.pages.set_cookie(finished, services.settings.sessions.cookie_name, cookie)
     return finished
+
+
+async def sign_in_local(
+    services: Services, request: Request, flow: Flow, user: User, amr: list[str]
+) -> Response:
+    """Finish a sign-in to a local account (after a password, a verification, a passkey)."""
+    local = local_connector_id(services.connectors) or "local"
+    upstream = UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=amr)
+    return await complete_login(services, request, flow, upstream)
 
 
 async def start_session(

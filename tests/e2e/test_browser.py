@@ -23,7 +23,7 @@ from tests.helpers import (
     free_port,
     make_settings,
 )
-from tests.mail import Mailbox, code_in
+from tests.mail import Mailbox, code_in, smtp_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
@@ -88,10 +88,7 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
         redis_server.url,
         issuer=f"http://localhost:{port}",
         user_pool={"self_sign_up": True},
-        email={
-            "sender": "smtp",
-            "smtp": {"host": "127.0.0.1", "port": mailbox[1], "starttls": False},
-        },
+        email=smtp_settings(mailbox[1]),
     )
     server = GatewayServer(settings).start()
     yield server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,22 @@ from tests.helpers import (
 
 RP_CLIENT_SECRET = "rp-client-secret-0123456789"
 ENTRA_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+def local_and_fake(issuer: str) -> list[dict[str, Any]]:
+    """Connector settings: the local directory and the fake OP at `issuer`."""
+    return [
+        {"id": "local", "type": "local"},
+        {
+            "id": "fake",
+            "type": "oidc",
+            "name": "Fake IdP",
+            "issuer": issuer,
+            "client_id": "fake-client",
+            "client_secret": "fake-secret-0123456789",
+            "token_endpoint_auth_method": "client_secret_post",
+        },
+    ]
 
 
 @pytest.fixture(scope="session")

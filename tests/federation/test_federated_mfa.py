@@ -13,7 +13,7 @@ import httpx
 import pyotp
 import pytest
 
-from tests.federation.conftest import Federation, start_upstream_login
+from tests.federation.conftest import Federation, local_and_fake, start_upstream_login
 from tests.federation.fake_op import Behaviour
 from tests.helpers import Browser, GatewayServer, RedisServer, form_fields, free_port, make_settings
 
@@ -25,18 +25,7 @@ def strict_rp(federation: Federation, redis_server: RedisServer) -> Iterator[Gat
             free_port(),
             redis_server.url,
             user_pool={"federated_mfa": "required"},
-            connectors=[
-                {"id": "local", "type": "local"},
-                {
-                    "id": "fake",
-                    "type": "oidc",
-                    "name": "Fake IdP",
-                    "issuer": federation.fake.issuer,
-                    "client_id": "fake-client",
-                    "client_secret": "fake-secret-0123456789",
-                    "token_endpoint_auth_method": "client_secret_post",
-                },
-            ],
+            connectors=local_and_fake(federation.fake.issuer),
         )
     ).start()
     yield gateway

@@ -9,7 +9,7 @@ import secrets
 import httpx
 import pytest
 
-from tests.federation.conftest import Federation
+from tests.federation.conftest import Federation, local_and_fake
 from tests.federation.fake_op import Behaviour
 from tests.helpers import Browser, GatewayServer, RedisServer, form_fields, make_settings
 
@@ -159,18 +159,7 @@ async def test_link_by_verified_email_when_the_pool_enables_it(
             port,
             redis_server.url,
             user_pool={"link_by_verified_email": True},
-            connectors=[
-                {"id": "local", "type": "local"},
-                {
-                    "id": "fake",
-                    "type": "oidc",
-                    "name": "Fake IdP",
-                    "issuer": federation.fake.issuer,
-                    "client_id": "fake-client",
-                    "client_secret": "fake-secret-0123456789",
-                    "token_endpoint_auth_method": "client_secret_post",
-                },
-            ],
+            connectors=local_and_fake(federation.fake.issuer),
         )
     ).start()
     email = f"auto-{secrets.token_hex(4)}@example.com"

@@ -27,7 +27,7 @@ from tests.helpers import (
     pkce_pair,
     redeem,
 )
-from tests.mail import Mailbox, code_in
+from tests.mail import Mailbox, code_in, smtp_settings
 
 STRICT_CB = "https://strict.example.com/cb"
 
@@ -49,11 +49,7 @@ def gateway_with_mail(
         int(str(base.issuer).rsplit(":", 1)[1]),
         redis_server.url,
         clients=clients,
-        email={
-            "sender": "smtp",
-            "from_address": "Cognate <no-reply@example.com>",
-            "smtp": {"host": "127.0.0.1", "port": mailbox[1], "starttls": False},
-        },
+        email=smtp_settings(mailbox[1]),
     )
     server = GatewayServer(settings).start()
     yield server

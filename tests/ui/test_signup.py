@@ -19,7 +19,7 @@ from tests.helpers import (
     location_query,
     make_settings,
 )
-from tests.mail import Mailbox, code_in
+from tests.mail import Mailbox, code_in, smtp_settings
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,7 @@ def pool_gateway(
         free_port(),
         redis_server.url,
         user_pool={"self_sign_up": True, "allowed_email_domains": ["example.com"]},
-        email={
-            "sender": "smtp",
-            "from_address": "Cognate <no-reply@example.com>",
-            "smtp": {"host": "127.0.0.1", "port": mailbox[1], "starttls": False},
-        },
+        email=smtp_settings(mailbox[1]),
     )
     server = GatewayServer(settings).start()
     yield server

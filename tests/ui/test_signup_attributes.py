@@ -4,12 +4,10 @@ signature), and new codes on request within limits."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
 import secrets
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,17 +28,16 @@ from tests.helpers import (
     location_query,
     make_settings,
 )
-from tests.mail import Mailbox, code_in
+from tests.mail import Inbox, Mailbox, code_in, smtp_settings
 
 SMS_SECRET = "sms-webhook-secret-0123456789"
 
 
-class SmsReceiver:
+class SmsReceiver(Inbox[dict[str, Any]]):
     """The deployer's SMS adapter: keeps every correctly signed message."""
 
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.arrived = threading.Condition()
+        super().__init__()
         self.server = AppServer(Starlette(routes=[Route("/sms", self.receive, methods=["POST"])]))
 
     async def receive(self, request: Request) -> JSONResponse:
@@ -49,22 +46,15 @@ class SmsReceiver:
         mac = hmac.new(SMS_SECRET.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256)
         if not hmac.compare_digest(mac.hexdigest(), fields["v1"]):
             return JSONResponse({"error": "bad signature"}, status_code=401)
-        with self.arrived:
-            self.messages.append(await request.json())
-            self.arrived.notify_all()
+        self.add(await request.json())
         return JSONResponse({"queued": True})
 
-    def _wait(self, number: str, seen: int) -> str:
-        with self.arrived:
-            mine = lambda: [m for m in self.messages if m["to"] == number]  # noqa: E731
-            assert self.arrived.wait_for(lambda: len(mine()) > seen, timeout=15), self.messages
-            found = re.search(r"\b(\d{6})\b", mine()[seen]["message"])
-            assert found
-            return found.group(1)
-
     async def code_for(self, number: str, seen: int = 0) -> str:
-        """The code of the `seen`-th message to `number`, once it has arrived."""
-        return await asyncio.to_thread(self._wait, number, seen)
+        """The code in the `seen`-th message to `number`, once it has arrived."""
+        message = await self.wait_for(lambda m: m["to"] == number, seen)
+        found = re.search(r"\b(\d{6})\b", message["message"])
+        assert found
+        return found.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +82,7 @@ def phone_gateway(
             "sms": {"sender": "webhook", "url": f"{sms.server.url}/sms", "secret": SMS_SECRET},
             "resend_per_account": 2,
         },
-        email={
-            "sender": "smtp",
-            "smtp": {"host": "127.0.0.1", "port": mailbox[1], "starttls": False},
-        },
+        email=smtp_settings(mailbox[1]),
     )
     server = GatewayServer(settings).start()
     yield server
