@@ -23,6 +23,7 @@ from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
 from gateway.pool import Overloaded
+from gateway.proxy.fast import ForwardAuthFastPath
 from gateway.proxy.sidecar import SidecarProxy
 from gateway.proxy.sidecar import routes as sidecar_routes
 from gateway.services import Services
@@ -120,6 +121,7 @@ def create_app(
         middleware=[
             Middleware(RequestContext),
             Middleware(MetricsMiddleware, metrics=services.metrics),
+            Middleware(ForwardAuthFastPath, services=services),
         ],
         exception_handlers={
             PageError: page_error,

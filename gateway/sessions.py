@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -156,6 +157,13 @@ class SessionManager:
             await self.clients_of.add(session.sid, client_id, ends)
         return session, f"{session.sid}.{secret}"
 
+    def cached(self, cookie: str | None) -> Session | None:
+        """The session for a cookie from the in-process cache only (None: ask `load`)."""
+        parsed = _parse(cookie)
+        if parsed is None or cookie is None:
+            return None
+        return self.cache.get(parsed[0], cookie)
+
     async def load(self, cookie: str | None, cached: bool = False) -> Session | None:
         """The live session for a cookie value, or None (garbage, forged, expired, ended).
         `cached`: may answer from the in-process cache (the forward-auth hot path)."""
@@ -270,8 +278,11 @@ class SessionManager:
         return self._store.key(_PURPOSE, sid)
 
 
+_SID = re.compile(r"[0-9a-f]{32}")
+
+
 def _looks_like_sid(sid: str) -> bool:
-    return len(sid) == 32 and all(c in "0123456789abcdef" for c in sid)
+    return _SID.fullmatch(sid) is not None
 
 
 def _parse(cookie: str | None) -> tuple[str, str] | None:

@@ -21,11 +21,11 @@ values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -57,31 +57,38 @@ class Original:
     url: str | None
 
 
-def trusted(
-    request: Request, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-) -> bool:
-    """Did this request come from a configured proxy?"""
-    return _in_networks(request.client.host if request.client else "", networks)
+class TrustedProxies:
+    """Which client addresses are configured proxies (`forward_auth.trusted_proxies`). Every
+    forward-auth request asks this about the same few addresses: each is parsed once."""
+
+    def __init__(self, networks: list[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+        self._known: dict[str, bool] = {}
+
+    def trusts(self, host: str) -> bool:
+        known = self._known.get(host)
+        if known is None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                known = False
+            else:
+                known = any(address in network for network in self.networks)
+            if len(self._known) >= 4096:
+                self._known.clear()
+            self._known[host] = known
+        return known
+
+    def request(self, request: Request) -> bool:
+        """Did this request come from a configured proxy?"""
+        return self.trusts(request.client.host if request.client else "")
 
 
-@functools.lru_cache(maxsize=4096)
-def _in_networks(
-    host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-) -> bool:
-    # Every forward-auth request asks this about the same few proxy addresses: parse once.
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
-
-
-def original_request(request: Request, is_trusted: bool) -> Original:
-    """What the proxy forwarded: X-Original-URL (nginx) or X-Forwarded-Proto/Host/Uri/Method
-    (Traefik, Caddy) — from a trusted proxy only."""
+def original_request(h: Mapping[str, str], is_trusted: bool) -> Original:
+    """What the proxy forwarded (`h`: the request's headers, lower-case names): X-Original-URL
+    (nginx) or X-Forwarded-Proto/Host/Uri/Method (Traefik, Caddy) — from a trusted proxy only."""
     if not is_trusted:
         return Original("GET", None)
-    h = request.headers
     method = h.get("x-forwarded-method", h.get("x-original-method", "GET")).upper()
     if h.get("x-original-url"):
         return Original(method, h["x-original-url"])
@@ -191,10 +198,19 @@ async def decide(
             status = 302 if method in ("GET", "HEAD") else 303
             return RedirectResponse(start, status_code=status, headers=headers)
         return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
+    granted = grant(services, session, url)
+    if isinstance(granted, str):
+        return PlainTextResponse(f"Forbidden: {granted}.", status_code=403, headers=headers)
+    return Response(status_code=202, headers={**headers, **granted})
+
+
+def grant(services: Services, session: Session, url: str | None) -> dict[str, str] | str:
+    """The identity headers for a signed-in session's request to `url`, or the reason the
+    route's policy refuses it."""
     policy = policy_for(services.settings.forward_auth.policies, url)
     reason = refusal(policy, session) if policy else None
     if reason:
-        return PlainTextResponse(f"Forbidden: {reason}.", status_code=403, headers=headers)
+        return reason
     profile = session.profile
     groups = [str(g) for g in profile.get("groups") or []]
     if policy and policy.groups:
@@ -202,8 +218,9 @@ async def decide(
     groups = whole_groups(groups, GROUPS_BUDGET)
     email = profile.get("email") or ""
     user = profile.get("preferred_username") or email or session.identity_id
+    issuer = services.settings.issuer
     parts = urlsplit(url or issuer)
-    headers |= {
+    headers = {
         "X-Cognate-Assertion": services.tokens.identity_assertion(
             audience=f"{parts.scheme}://{parts.netloc}",
             sub=session.identity_id,
@@ -219,7 +236,7 @@ async def decide(
     upstream_token = (session.upstream or {}).get("access_token")
     if services.settings.forward_auth.pass_access_token and upstream_token:
         headers["X-Auth-Request-Access-Token"] = clean(upstream_token)
-    return Response(status_code=202, headers=headers)
+    return headers
 
 
 GROUPS_BUDGET = 2048  # bytes of group names per request (proxies cap headers at 4-8 KiB)
@@ -256,12 +273,12 @@ IDENTITY_HEADERS = (
 def routes(services: Services) -> list[BaseRoute]:
     config = services.settings.forward_auth
     issuer = services.settings.issuer
-    networks = tuple(ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies)
+    proxies = TrustedProxies(config.trusted_proxies)
     cookie_name = services.settings.sessions.cookie_name
     pages = services.pages
 
     def origin_of(request: Request) -> str:
-        url = original_request(request, trusted(request, networks)).url
+        url = original_request(request.headers, proxies.request(request)).url
         parts = urlsplit(url or issuer)
         return f"{parts.scheme}://{parts.netloc}"
 
@@ -270,7 +287,7 @@ def routes(services: Services) -> list[BaseRoute]:
         return safe or f"{issuer}/"
 
     async def auth(request: Request) -> Response:
-        original = original_request(request, trusted(request, networks))
+        original = original_request(request.headers, proxies.request(request))
         return await decide(
             services,
             pages.cookie(request, cookie_name),
@@ -284,7 +301,7 @@ def routes(services: Services) -> list[BaseRoute]:
         # rd, or else the original URL a trusted proxy forwarded (nginx's @sign_in location).
         rd = (
             request.query_params.get("rd")
-            or original_request(request, trusted(request, networks)).url
+            or original_request(request.headers, proxies.request(request)).url
         )
         destination = target(request, rd)
         session = await services.sessions.load(pages.cookie(request, cookie_name))

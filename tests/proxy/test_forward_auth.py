@@ -248,3 +248,66 @@ def test_group_headers_hold_whole_names_only() -> None:
     assert 0 < len(kept) < 1000 and len(",".join(kept).encode()) <= 2048
     assert all(g in many for g in kept)  # every kept name is a real group, none cut short
     assert whole_groups(["admins,root", "ok", "bad\nname"], 100) == ["ok"]
+
+
+async def test_cache_hits_answer_exactly_like_the_full_app(redis_server: object) -> None:
+    # The hot path (gateway.proxy.fast) answers cache hits before Starlette; it must give the
+    # same headers, and leave refusals, misses and ended sessions to the full application.
+    settings = make_settings(
+        free_port(),
+        redis_server.url,  # type: ignore[attr-defined]
+        forward_auth={
+            "trusted_proxies": ["127.0.0.0/8"],
+            "policies": [{"host": "*", "path": "/admin", "groups": ["admins"]}],
+        },
+    )
+    gateway = GatewayServer(settings).start()
+    email = f"fast-{secrets.token_hex(3)}@example.com"
+    await gateway.add_user(email, email_verified=True)
+    sessions = gateway.services.sessions
+    loads = {"n": 0}
+    original_load = sessions.load
+
+    async def counting(*args: object, **kw: object) -> object:
+        loads["n"] += 1
+        return await original_load(*args, **kw)  # type: ignore[arg-type]
+
+    sessions.load = counting  # type: ignore[method-assign]
+    browser = Browser(gateway.url)
+    try:
+        await browser.login_for_code(email)
+        app = {"X-Original-URL": "https://app.example/reports?q=1"}
+        first = await browser.http.get("/oauth2/auth", headers=app)  # a miss: the full app
+        before = loads["n"]
+        hit = await browser.http.get("/oauth2/auth", headers=app)  # a hit: the hot path
+        assert loads["n"] == before, "the cache hit was answered without a store read"
+
+        def identity(r: httpx.Response) -> dict[str, str]:
+            return {k: v for k, v in r.headers.items() if k not in ("date", "x-request-id")}
+
+        assert first.status_code == hit.status_code == 202
+        assert identity(hit) == identity(first) and hit.headers["x-request-id"]
+        keys = KeySet.import_key_set((await browser.http.get("/.well-known/jwks.json")).json())
+        claims = jwt.decode(hit.headers["x-cognate-assertion"], keys).claims
+        assert claims["aud"] == "https://app.example" and claims["email"] == email
+        # A refusal is still explained by the full app, naming the rule.
+        admin = await browser.http.get(
+            "/oauth2/auth", headers={"X-Original-URL": "https://app.example/admin/x"}
+        )
+        assert admin.status_code == 403 and "/admin" in admin.text
+        # Client-sent identity headers never come back; CR/LF cannot be smuggled in.
+        spoofed = await browser.http.get(
+            "/oauth2/auth", headers={**app, "X-Auth-Request-Email": "boss@example.com"}
+        )
+        assert spoofed.headers["x-auth-request-email"] == email
+        # Signed out: the same cookie is refused at once (the cache was told).
+        await browser.http.get("/oauth2/sign_out")
+        cookie = first.request.headers["cookie"]
+        async with httpx.AsyncClient(base_url=gateway.url) as stale:
+            gone = await stale.get("/oauth2/auth", headers={**app, "Cookie": cookie})
+        assert gone.status_code == 401
+        metrics = (await browser.http.get("/metrics")).text
+        assert 'route="/oauth2/auth",status="202"' in metrics
+    finally:
+        await browser.aclose()
+        gateway.stop()
