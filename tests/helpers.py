@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 import secrets
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -336,6 +337,21 @@ async def redeem(
 
 def location_query(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
+
+
+@contextlib.contextmanager
+def writes_paused(redis_url: str, seconds: float = 3.0) -> Iterator[None]:
+    """Redis keeps answering reads but holds every write (CLIENT PAUSE … WRITE): a store that
+    fails part-way through a request, at the first write. Unpaused on the way out."""
+    import redis as redis_sync
+
+    client = redis_sync.Redis.from_url(redis_url)
+    client.client_pause(int(seconds * 1000), all=False)
+    try:
+        yield
+    finally:
+        client.client_unpause()
+        client.close()
 
 
 class RedisCluster:

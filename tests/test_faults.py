@@ -183,3 +183,30 @@ async def test_forward_auth_cache_goes_off_with_redis(
     # pooled connection turns the first request after the restart into a 503.
     assert (await browser.http.get("/oauth2/auth")).status_code == 401
     await browser.aclose()
+
+
+async def test_rate_limits_fail_closed_when_the_store_cannot_count(
+    outage: tuple[RedisServer, GatewayServer],
+) -> None:
+    # SECURITY-TESTS G48: a wrong password must be counted; if the counter cannot be written,
+    # the answer is 503 — never an attempt that went uncounted.
+    redis, gateway = outage
+    await gateway.add_user("counted@example.com")
+    browser = Browser(gateway.url)
+    try:
+        first = await browser.authorize(**code_flow_params())
+        page = await browser.http.get(first.headers["location"])
+        from tests.helpers import form_fields, writes_paused
+
+        with writes_paused(redis.url):
+            guess = await browser.http.post(
+                "/login",
+                data={
+                    **form_fields(page.text),
+                    "email": "counted@example.com",
+                    "password": "x" * 9,
+                },
+            )
+        assert guess.status_code == 503 and "Traceback" not in guess.text
+    finally:
+        await browser.aclose()

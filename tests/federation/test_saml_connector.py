@@ -37,6 +37,7 @@ from tests.helpers import (
     make_settings,
     pkce_pair,
     redeem,
+    writes_paused,
 )
 
 SAML_POOL = "us-east-1:5c0ffee5-0000-4000-8000-000000000001"
@@ -809,3 +810,15 @@ async def test_refresh_of_a_saml_sign_in_is_bounded_by_max_session_age(
         "error": "invalid_grant",
         "error_description": "the sign-in is too old; sign in again",
     }
+
+
+async def test_a_store_failing_at_the_replay_check_fails_closed(
+    saml: Saml, browser: Browser, redis_server: RedisServer
+) -> None:
+    # SECURITY-TESTS G48: the flow is read, the signature checks out, and the first write — the
+    # replay cache's SET NX — cannot happen: 503, no code, no session; never "accepted anyway".
+    started = await begin(saml, browser)
+    with writes_paused(redis_server.url):
+        done = await post(browser, started, started.honest)
+    assert done.status_code == 503 and "location" not in done.headers
+    assert "Traceback" not in done.text and "cognate_session" not in browser.http.cookies
