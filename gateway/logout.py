@@ -17,6 +17,7 @@ import httpx
 from gateway.background import Background
 from gateway.op.clients import ClientRegistry
 from gateway.op.grants import GrantStore
+from gateway.outbound import http_client
 from gateway.sessions import SessionManager
 from gateway.tokens import TokenService
 
@@ -43,7 +44,7 @@ class Logout:
         self._tokens = tokens
         self._clients = clients
         self._background = background
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._http = http_client(timeout)
 
     async def session_ended(self, sid: str, identity_id: str) -> None:
         """A session is over: notify the clients it signed in to."""

@@ -56,6 +56,7 @@ from gateway.connectors.saml_xml import (
     use_libxml2_schemas,
 )
 from gateway.crypto import random_token
+from gateway.outbound import http_client
 from gateway.pool import BoundedPool
 from gateway.settings import SamlConnectorSettings
 from gateway.store import Store
@@ -95,7 +96,7 @@ class SamlConnector:
         self._idp: str = ""
         self._loaded_at = -math.inf
         self._lock = asyncio.Lock()
-        self._http = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False)
+        self._http = http_client(config.timeout)
         # pysaml2 and xmlsec1 read keys from files: a private directory only this process reads.
         self._keys = tempfile.TemporaryDirectory(prefix=f"cognate-saml-{config.id}-")
         self._key_file = Path(self._keys.name) / "sp.key"

@@ -21,6 +21,8 @@ from xml.etree.ElementTree import Element  # noqa: S405 - types only; parsing is
 import httpx
 from defusedxml import ElementTree
 
+from gateway.outbound import http_client
+
 log = logging.getLogger("cognate.sts")
 
 _NS = re.compile(r"^\{[^}]*\}")
@@ -98,7 +100,7 @@ class StsClient:
         self.endpoint = endpoint
         self._retries = retries
         self._budget = budget
-        self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._http = http or http_client(timeout)
 
     async def assume_role_with_web_identity(
         self,

@@ -34,6 +34,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from gateway.connectors import Connector, ConnectorError
+from gateway.outbound import http_client
 from gateway.settings import IdentityPoolSettings, LoginProviderSettings
 from gateway.tokens import TokenService
 
@@ -108,7 +109,7 @@ class ProviderVerifier:
         self._jwks: dict[str, _Jwks] = {}
         # Verify once, then remember until the token expires (bounded, least recently used out).
         self._verified: OrderedDict[tuple[str, str, str], VerifiedLogin] = OrderedDict()
-        self._http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        self._http = http_client(5.0)
 
     def providers(self, pool: IdentityPoolSettings) -> dict[str, LoginProviderSettings]:
         """The pool's accepted providers by login name."""

@@ -41,6 +41,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from gateway.errors import CognitoError
+from gateway.outbound import http_client
 from gateway.proxy import IDENTITY_HEADERS, decide, is_api
 
 if TYPE_CHECKING:
@@ -96,10 +97,8 @@ class SidecarProxy:
         self.config = config
         self.upstream = str(config.upstream).rstrip("/")
         self.health = frozenset(config.health_paths)
-        self._http = httpx.AsyncClient(
-            base_url=self.upstream,
-            follow_redirects=False,
-            timeout=httpx.Timeout(connect=5.0, read=None, write=None, pool=5.0),
+        self._http = http_client(
+            httpx.Timeout(connect=5.0, read=None, write=None, pool=5.0), base_url=self.upstream
         )
         self._own_cookies = {
             services.pages.cookie_name(services.settings.sessions.cookie_name),

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from gateway.errors import GatewayError
+from gateway.outbound import http_client
 from gateway.settings import HookSettings
 
 log = logging.getLogger("cognate.hooks")
@@ -76,9 +77,7 @@ class Hooks:
     def __init__(self, config: HookSettings | None, issuer: str) -> None:
         self.config = config
         self.issuer = issuer
-        self._http = httpx.AsyncClient(
-            timeout=config.timeout if config else 5.0, follow_redirects=False
-        )
+        self._http = http_client(config.timeout if config else 5.0)
 
     def enabled(self, trigger: str) -> bool:
         return self.config is not None and getattr(self.config, trigger, None) is not None

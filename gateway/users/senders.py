@@ -24,6 +24,7 @@ import httpx
 import jinja2
 
 from gateway.errors import GatewayError
+from gateway.outbound import http_client
 from gateway.settings import EmailSettings, SmsSettings
 
 log = logging.getLogger("cognate.email")
@@ -129,7 +130,7 @@ class WebhookSms:
         assert settings.url and settings.secret  # noqa: S101 - the settings validator says so
         self._url = str(settings.url)
         self._secret = settings.secret
-        self._http = httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False)
+        self._http = http_client(settings.timeout)
 
     async def send(self, to: str, message: str, purpose: str) -> None:
         from gateway.users.hooks import signature

@@ -45,6 +45,12 @@ async def echo(request: Request) -> Response:
     )
 
 
+async def set_cookie(request: Request) -> Response:
+    response = PlainTextResponse("set")
+    response.set_cookie("appsession", request.query_params["v"])
+    return response
+
+
 async def upload(request: Request) -> Response:
     digest, size = hashlib.sha256(), 0
     async for chunk in request.stream():
@@ -83,6 +89,8 @@ def sidecar(redis_server: RedisServer) -> Iterator[tuple[GatewayServer, AppServe
             routes=[
                 Route("/", lambda r: PlainTextResponse("app home")),
                 Route("/healthz-app", lambda r: PlainTextResponse("healthy")),
+                Route("/healthz-echo", echo),
+                Route("/set-cookie", set_cookie),
                 Route("/upload", upload, methods=["POST"]),
                 Route("/download", download),
                 WebSocketRoute("/ws", ws_echo),
@@ -94,7 +102,7 @@ def sidecar(redis_server: RedisServer) -> Iterator[tuple[GatewayServer, AppServe
         make_settings(
             free_port(),
             redis_server.url,
-            sidecar={"upstream": app.url, "health_paths": ["/healthz-app"]},
+            sidecar={"upstream": app.url, "health_paths": ["/healthz-app", "/healthz-echo"]},
         )
     ).start()
     yield gateway, app
@@ -229,3 +237,24 @@ def test_the_reserved_paths_are_all_the_gateway_keeps(
     assert "/" not in kept  # the app's home page is the app's
     for path in kept:
         assert any(path == p.rstrip("/") or path.startswith(p) for p in RESERVED), path
+
+
+async def test_one_users_app_cookies_never_reach_another(
+    sidecar: tuple[GatewayServer, AppServer],
+) -> None:
+    # The proxy's HTTP client must keep no cookie jar: an app's Set-Cookie for one browser goes
+    # to that browser only, never onto the next request of somebody else.
+    gateway, _ = sidecar
+    alice = await signed_in(gateway)
+    bob = await signed_in(gateway)
+    try:
+        answer = await alice.http.get("/set-cookie?v=alice-secret")
+        assert "appsession=alice-secret" in answer.headers["set-cookie"]  # alice's browser
+        async with httpx.AsyncClient(base_url=gateway.url) as anonymous:
+            seen = (await anonymous.get("/healthz-echo")).json()["headers"]
+        assert "alice-secret" not in seen.get("cookie", "")
+        seen = (await bob.http.get("/whoami")).json()["headers"]
+        assert "alice-secret" not in seen.get("cookie", "")
+    finally:
+        await alice.aclose()
+        await bob.aclose()
