@@ -331,6 +331,12 @@ class GroupSettings(Model):
     description: str | None = None
 
 
+def _no_repeats(names: list[str], what: str) -> None:
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"{what} {name!r} is listed twice")
+
+
 class UserPoolSettings(Model):
     """The local user directory's rules."""
 
@@ -369,10 +375,7 @@ class UserPoolSettings(Model):
     @field_validator("groups")
     @classmethod
     def _unique_groups(cls, value: list[GroupSettings]) -> list[GroupSettings]:
-        names = [g.name for g in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"group {name!r} is defined twice")
+        _no_repeats([g.name for g in value], "group")
         return value
 
     @field_validator("mfa", "federated_mfa", mode="before")
@@ -383,10 +386,7 @@ class UserPoolSettings(Model):
     @field_validator("attributes")
     @classmethod
     def _unique_attributes(cls, value: list[AttributeSettings]) -> list[AttributeSettings]:
-        names = [a.name for a in value]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"attribute {name!r} is listed twice")
+        _no_repeats([a.name for a in value], "attribute")
         return value
 
     @property
