@@ -16,7 +16,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 import httpx
 
 from gateway.connectors import ConnectorError, UpstreamRefused
-from gateway.outbound import http_client
+from gateway.outbound import idp_client
 
 MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
 
@@ -27,7 +27,7 @@ class HttpConnector:
     def __init__(self, connector_id: str, name: str, timeout: float) -> None:
         self.id = connector_id
         self.name = name
-        self._http = http_client(timeout)
+        self._http = idp_client(timeout)
 
     async def get_json(self, url: str, **kw: Any) -> Any:
         """GET a JSON document; ConnectorError when unreachable, not 200, huge or not JSON."""
