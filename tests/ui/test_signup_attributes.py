@@ -9,6 +9,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +210,26 @@ def test_attribute_settings_are_validated() -> None:
             UserPoolSettings.model_validate({"attributes": [bad]})
     with pytest.raises(ValidationError, match="needs url and secret"):
         UserPoolSettings.model_validate({"sms": {"sender": "webhook"}})
+
+
+def test_message_templates_follow_the_language_and_the_deployers_files(tmp_path: Path) -> None:
+    from gateway.users.senders import MessageTemplates
+
+    bundled = MessageTemplates()
+    subject, body = bundled.render(
+        "verify_email.txt", "fr", code="123456", link="L", issuer="I", minutes=15
+    )
+    assert subject == "Votre code de vérification : 123456" and "expirent dans 15" in body
+    subject, _ = bundled.render("verify_email.txt", "de", code="1", link="L", issuer="I", minutes=1)
+    assert subject.startswith("Your verification code")  # no German catalogue: English
+    own = tmp_path / "messages" / "fr"
+    own.mkdir(parents=True)
+    (own / "verify_email.txt").write_text("Subject: Code {{ code }}\n\nBonjour de chez nous.\n")
+    subject, body = MessageTemplates(tmp_path).render(
+        "verify_email.txt", "fr", code="9", link="L", issuer="I", minutes=1
+    )
+    assert (subject, body.strip()) == ("Code 9", "Bonjour de chez nous.")
+    subject, _ = MessageTemplates(tmp_path).render(
+        "verify_email.txt", "en", code="9", link="L", issuer="I", minutes=1
+    )
+    assert subject.startswith("Your verification code")  # only the file given is replaced
