@@ -37,7 +37,11 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "create":
             password = read_password(args.password_stdin)
             user = await users.create(
-                args.email, password, name=args.name, email_verified=args.verified
+                args.email,
+                password,
+                name=args.name,
+                email_verified=args.verified,
+                username=args.username,
             )
             await services.audit.record("user.created", user_id=user.user_id, actor="cli")
             print(f"created {user.email} (user id {user.user_id})")

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from standard input (else you are prompted)",
     )
     create.add_argument("--name", help="display name")
+    create.add_argument("--username", help="a username to sign in with (user_pool.usernames)")
     create.add_argument("--verified", action="store_true", help="mark the e-mail as verified")
     _config_arg(create)
     for action, text in (

@@ -341,6 +341,10 @@ class UserPoolSettings(Model):
     """The local user directory's rules."""
 
     self_sign_up: bool = False
+    # Accounts also get a username (unique, case-insensitive), asked for at sign-up; sign-in
+    # and password reset then take the username or the e-mail. The e-mail stays required:
+    # verification and recovery go there.
+    usernames: bool = False
     allowed_email_domains: list[str] = Field(default_factory=list)  # empty: any domain
     # Refuse sign-in until the e-mail is verified. Default: yes exactly when anyone may sign up
     # (self_sign_up), so administrator-created accounts keep working out of the box.

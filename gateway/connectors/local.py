@@ -1,4 +1,4 @@
-"""The `local` connector: users from Cognate's own directory (e-mail + password).
+"""The `local` connector: users from Cognate's own directory (e-mail or username + password).
 
 The subject is the user id, never the e-mail, so changing an address keeps the identity.
 """
@@ -49,7 +49,7 @@ class LocalConnector:
         from gateway.users.hooks import HookFailed
 
         hooks = self._hooks
-        if hooks is None or not hooks.enabled("user_migration") or not email or not password:
+        if hooks is None or not hooks.enabled("user_migration") or "@" not in email or not password:
             return None
         if await self._users.by_email(email) is not None:
             return None  # a known user with a wrong password: no second opinion

@@ -44,6 +44,7 @@ def routes(services: Services) -> list[BaseRoute]:
             "reset",
             status,
             email=flow.connector_state.get("reset_email", ""),
+            usernames=services.settings.user_pool.usernames,
             error=error,
         )
 
@@ -65,7 +66,7 @@ def routes(services: Services) -> list[BaseRoute]:
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         await services.limiter.fail(limits)
-        user = await services.users.by_email(email)
+        user = await services.users.by_login(email)
         if user is not None and user.enabled:
             code = await services.codes.issue(RESET, user.user_id)
             token = await services.codes.issue_link(RESET, user.user_id)
@@ -91,7 +92,7 @@ def routes(services: Services) -> list[BaseRoute]:
         services.csrf.check(request, data, f"reset:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         email = str(flow.connector_state.get("reset_email") or "")
-        user = await services.users.by_email(email) if email else None
+        user = await services.users.by_login(email) if email else None
         password = str(data.get("password") or "")
         try:
             check_password_policy(password, services.users.policy)

@@ -27,7 +27,14 @@ from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.views import flow_for, flow_form, sign_in_local
-from gateway.users.directory import InvalidPassword, User, UserExists, normalize_email
+from gateway.users.directory import (
+    InvalidPassword,
+    InvalidUsername,
+    User,
+    UserExists,
+    UsernameTaken,
+    normalize_email,
+)
 from gateway.users.hooks import HookFailed
 
 if TYPE_CHECKING:
@@ -128,6 +135,8 @@ def signup(services: Services) -> Handler:
             email=email,
             fields=fields,
             values=values or {},
+            usernames=pool.usernames,
+            username=(values or {}).get("username", ""),
         )
 
     async def page(request: Request) -> Response:
@@ -144,6 +153,9 @@ def signup(services: Services) -> Handler:
         email = normalize_email(str(data.get("email") or ""))[:254]
         password = str(data.get("password") or "")
         given = {a.name: str(data.get(a.name) or "")[:2048] for a in pool.attributes}
+        username = str(data.get("username") or "")[:64] if pool.usernames else None
+        if username is not None:
+            given["username"] = username
         domain = email.rpartition("@")[2]
         if pool.allowed_email_domains and domain not in pool.allowed_email_domains:
             return form(
@@ -174,7 +186,7 @@ def signup(services: Services) -> Handler:
             # Asked for every sign-up, existing address or not: the answer reveals nothing.
             try:
                 verdict = await services.hooks.call(
-                    "pre_sign_up", {"email": email, "attributes": attributes}
+                    "pre_sign_up", {"email": email, "username": username, "attributes": attributes}
                 )
             except HookFailed:
                 return form(request, flow, "Sign-up is unavailable right now.", 503, email, given)
@@ -189,9 +201,14 @@ def signup(services: Services) -> Handler:
                 name=attributes.pop("name", None),
                 email_verified=auto_confirm,
                 attributes=attributes,
+                username=username,
             )
         except InvalidPassword as exc:
             return form(request, flow, f"Choose another password: it {exc}.", 400, email, given)
+        except InvalidUsername as exc:
+            return form(request, flow, f"Username: {exc}.", 400, email, given)
+        except UsernameTaken:
+            return form(request, flow, "That username is taken. Choose another.", 400, email, given)
         except UserExists:
             notify.email(services, request, email, "already_registered.txt", attributes["locale"])
         else:

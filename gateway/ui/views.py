@@ -434,6 +434,7 @@ async def login_form(
         connectors=passwords,
         passkey_options=passkey_options,
         sign_up=pool.self_sign_up,
+        usernames=pool.usernames,
         home_realms=any(getattr(c, "domains", None) for c in services.settings.connectors),
     )
 

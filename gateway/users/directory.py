@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import unicodedata
 import uuid
@@ -31,6 +32,14 @@ class UserExists(GatewayError):
 
 class UnknownUser(GatewayError):
     """No account with this id or e-mail."""
+
+
+class UsernameTaken(GatewayError):
+    """Another account has this username."""
+
+
+class InvalidUsername(GatewayError):
+    """Not a username this pool accepts; the message says what is."""
 
 
 class InvalidAttribute(GatewayError):
@@ -57,6 +66,7 @@ class User:
     groups: list[str] = field(default_factory=list)
     standard: dict[str, str] = field(default_factory=dict)  # other OIDC standard claims
     phone_number_verified: bool = False
+    username: str | None = None  # with user_pool.usernames: a second sign-in identifier
 
     @property
     def enabled(self) -> bool:
@@ -76,6 +86,8 @@ class User:
         if self.name:
             claims["name"] = self.name
         claims |= self.standard
+        if self.username:
+            claims["preferred_username"] = self.username
         if self.phone_number:
             claims["phone_number_verified"] = self.phone_number_verified
         # Custom attributes carry Cognito's prefix in tokens and role-mapping rules.
@@ -88,6 +100,14 @@ def split_attributes(values: dict[str, str]) -> tuple[dict[str, str], dict[str, 
     standard = {k: v for k, v in values.items() if k in STANDARD_ATTRIBUTES and k != "name"}
     custom = {k.removeprefix("custom:"): v for k, v in values.items() if k.startswith("custom:")}
     return standard, custom
+
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+
+
+def normalize_username(username: str) -> str:
+    """Case-folded, NFKC, trimmed: the form used for uniqueness and lookups."""
+    return unicodedata.normalize("NFKC", username).strip().lower()
 
 
 def normalize_email(email: str) -> str:
@@ -180,11 +200,19 @@ class UserDirectory:
         email_verified: bool = False,
         enforce_policy: bool = True,
         attributes: dict[str, str] | None = None,
+        username: str | None = None,
     ) -> User:
         """A new enabled account; raises UserExists or InvalidPassword. `enforce_policy`
         False only for passwords another system already accepted (migration). `attributes`:
         standard claims by name, custom ones as `custom:<name>`."""
         standard, custom = split_attributes(attributes or {})
+        if username is not None:
+            username = normalize_username(username)
+            if not USERNAME.match(username):
+                raise InvalidUsername(
+                    "3 to 64 letters, digits, dots, dashes or underscores, starting with a "
+                    "letter or digit"
+                )
         address = normalize_email(email)
         if "@" not in address or len(address) > 254:
             raise InvalidPassword("the e-mail address is not valid")
@@ -207,17 +235,28 @@ class UserDirectory:
             name=name,
             attributes=custom,
             standard=standard,
+            username=username,
         )
-        index = self._email_key(address)
-        if not await self._store.create(index, user.user_id.encode()):
-            owner = await self._store.get(index)
-            if owner is not None and await self.get(owner.decode()) is not None:
-                raise UserExists(address)
-            # A dangling index (crash between the two writes): reclaim it atomically.
-            if owner is None or not await self._store.update(index, owner, user.user_id.encode()):
-                raise UserExists(address)
+        if not await self._claim(self._email_key(address), user.user_id):
+            raise UserExists(address)
+        if username is not None and not await self._claim(
+            self._username_key(username), user.user_id
+        ):
+            # The e-mail index now points at no account: the next sign-up reclaims it.
+            raise UsernameTaken(username)
         await self._save(user)
         return user
+
+    async def _claim(self, index: str, user_id: str) -> bool:
+        """Make a unique index (e-mail, username) point to `user_id`: True, or False when a
+        live account holds it. An index left pointing at nothing (a crash between two writes,
+        a half-made account) is reclaimed atomically."""
+        if await self._store.create(index, user_id.encode()):
+            return True
+        owner = await self._store.get(index)
+        if owner is not None and await self.get(owner.decode()) is not None:
+            return False
+        return owner is not None and await self._store.update(index, owner, user_id.encode())
 
     async def get(self, user_id: str) -> User | None:
         """The account, or None."""
@@ -229,12 +268,24 @@ class UserDirectory:
         owner = await self._store.get(self._email_key(normalize_email(email)))
         return None if owner is None else await self.get(owner.decode())
 
-    async def authenticate(self, email: str, password: str) -> User | None:
-        """The enabled account if the password matches, else None. Unknown, disabled and wrong
-        password cost the same argon2 run, so timing does not reveal which accounts exist."""
+    async def by_username(self, username: str) -> User | None:
+        """The account with this username, or None."""
+        owner = await self._store.get(self._username_key(normalize_username(username)))
+        return None if owner is None else await self.get(owner.decode())
+
+    async def by_login(self, identifier: str) -> User | None:
+        """The account an e-mail (anything with an @) or a username names, or None."""
+        if "@" in identifier:
+            return await self.by_email(identifier)
+        return await self.by_username(identifier) if identifier.strip() else None
+
+    async def authenticate(self, identifier: str, password: str) -> User | None:
+        """The enabled account if the password matches, else None. `identifier`: an e-mail, or
+        a username. Unknown, disabled and wrong password cost the same argon2 run, so timing
+        does not reveal which accounts exist."""
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             return None
-        user = await self.by_email(email)
+        user = await self.by_login(identifier)
         password = unicodedata.normalize("NFKC", password)
         stored = user.password_hash if user else None
         if not await self.hasher.verify(stored, password) or user is None or not user.enabled:
@@ -318,6 +369,8 @@ class UserDirectory:
             raise UnknownUser(user_id)
         await self._store.delete(self._user_key(user_id))
         await self._store.delete(self._email_key(user.email))
+        if user.username:
+            await self._store.delete(self._username_key(user.username))
 
     async def all(self) -> AsyncIterator[User]:
         """Every account (store scan order)."""
@@ -327,11 +380,11 @@ class UserDirectory:
                 yield User(**json.loads(raw))
 
     async def resolve(self, id_or_email: str) -> User:
-        """Find by user id or e-mail (CLI convenience); raises UnknownUser."""
+        """Find by user id, e-mail or username (CLI convenience); raises UnknownUser."""
         if "@" in id_or_email:
             user = await self.by_email(id_or_email)
         else:
-            user = await self.get(id_or_email)
+            user = await self.get(id_or_email) or await self.by_username(id_or_email)
         if user is None:
             raise UnknownUser(id_or_email)
         return user
@@ -398,3 +451,6 @@ class UserDirectory:
 
     def _email_key(self, email: str) -> str:
         return self._store.key("user-email", email)
+
+    def _username_key(self, username: str) -> str:
+        return self._store.key("user-username", username)

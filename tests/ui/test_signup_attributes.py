@@ -233,3 +233,70 @@ def test_message_templates_follow_the_language_and_the_deployers_files(tmp_path:
         "verify_email.txt", "en", code="9", link="L", issuer="I", minutes=1
     )
     assert subject.startswith("Your verification code")  # only the file given is replaced
+
+
+@pytest.fixture(scope="module")
+def username_pool(
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int]
+) -> Iterator[GatewayServer]:
+    settings = make_settings(
+        free_port(),
+        redis_server.url,
+        user_pool={"self_sign_up": True, "usernames": True},
+        email=smtp_settings(mailbox[1]),
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+async def test_usernames_sign_up_sign_in_and_reset(
+    username_pool: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    gateway = username_pool
+    name = f"ada-{secrets.token_hex(3)}"
+    email = f"{name}@example.com"
+    browser = Browser(gateway.url)
+    try:
+        first = await browser.authorize(**code_flow_params())
+        login = await browser.http.get(first.headers["location"])
+        assert "Email or username" in login.text
+        page = await browser.http.get(f"/signup?flow={form_fields(login.text)['flow']}")
+        fields = {**form_fields(page.text), "email": email, "password": "a fine long password"}
+        bad = await browser.http.post("/signup", data={**fields, "username": "a b"})
+        assert bad.status_code == 400 and "Username: 3 to 64 letters" in bad.text
+        taken_by = await gateway.add_user(f"other-{name}@example.com", username=f"{name}-x")
+        assert taken_by.username == f"{name}-x"
+        taken = await browser.http.post(
+            "/signup",
+            data={**fields, "username": f"{name.upper()}-X"},  # case-insensitive
+        )
+        assert taken.status_code == 400 and "That username is taken" in taken.text
+        created = await browser.http.post("/signup", data={**fields, "username": name.upper()})
+        assert created.headers["location"].startswith("/signup/verify?")
+        verify = await browser.http.get(created.headers["location"])
+        code = code_in(await mailbox[0].next_for(email))
+        done = await browser.http.post(
+            "/signup/verify", data={**form_fields(verify.text), "code": code}
+        )
+        assert done.status_code == 303 and "code" in location_query(done)
+    finally:
+        await browser.aclose()
+
+    again = Browser(gateway.url)
+    try:
+        code, _, _ = await again.login_for_code(name.upper(), password="a fine long password")
+        assert code  # the username signs in, whatever its case
+        user = await gateway.call(lambda s: s.users.by_username(name))
+        assert user.profile()["preferred_username"] == name
+        # Forgot password by username: the code goes to the account's e-mail.
+        first = await again.authorize(**code_flow_params(prompt="login"))
+        login = await again.http.get(first.headers["location"])
+        flow = form_fields(login.text)["flow"]
+        forgot = await again.http.get(f"/forgot?flow={flow}")
+        asked = await again.http.post("/forgot", data={**form_fields(forgot.text), "email": name})
+        assert asked.status_code == 303
+        reset_mail = await mailbox[0].next_for(email, seen=1)
+        assert "reset" in reset_mail["Subject"].lower()
+    finally:
+        await again.aclose()
