@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -44,6 +47,10 @@ clients:
   - client_id: web
     client_secret: web-secret-0123456789
     redirect_uris: [https://app.example.com/cb]
+  - client_id: service
+    client_secret: service-secret-0123456789
+    grant_types: [client_credentials]
+    scope: reports.read
 """
 
 
@@ -144,6 +151,34 @@ def argon2_rate(samples: int = 60) -> float:
     return float(out.stdout.strip())
 
 
+SERVICE_AUTH = "Basic " + base64.b64encode(b"service:service-secret-0123456789").decode()
+
+
+@contextlib.contextmanager
+def sign_in_burst(env: Environment, login: list[str], duration: int) -> Iterator[None]:
+    """64 connections of password sign-ins (argon2id) hammering the gateway meanwhile."""
+    burst = subprocess.Popen(  # noqa: S603
+        pinned(
+            ["wrk", "-t1", "-c64", f"-d{duration + 2}s", "--timeout", "30s", "-s", login[0]]
+            + [env.gateway, "--"]
+            + login[1:],
+            1,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        time.sleep(1)  # the burst is under way
+        yield
+    finally:
+        out, _ = burst.communicate(timeout=duration + 30)
+        said = [
+            line.strip() for line in out.splitlines() if "Requests/sec" in line or "Non-2" in line
+        ]
+        print(f"  (the burst: {'; '.join(said)})", file=sys.stderr)
+
+
 def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     with Environment(settings_text) as env:
@@ -166,37 +201,31 @@ def run(duration: int, connections: int, baseline: bool = True) -> dict[str, dic
         ]
         results["password sign-in (argon2id)"] = wrk(env.gateway, duration, connections, login)
         rate = argon2_rate()
-        # SECURITY-TESTS G54: a sign-in burst (64 connections of argon2id work) must not starve
-        # the forward-auth hot path: measure it while the burst runs.
-        print("running: forward-auth during a sign-in burst", file=sys.stderr)
-        burst = subprocess.Popen(  # noqa: S603
-            pinned(
-                [
-                    "wrk",
-                    "-t1",
-                    "-c64",
-                    f"-d{duration + 2}s",
-                    "-s",
-                    login[0],
-                    env.gateway,
-                    "--",
-                    *login[1:],
-                ],
-                1,
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(1)
-            results["forward-auth during a sign-in burst"] = wrk(
-                f"{env.gateway}/oauth2/auth",
-                duration,
-                connections,
-                headers=[f"Cookie: cognate_session={cookie}"],
-            )
-        finally:
-            burst.wait(timeout=duration + 30)
+        (env.folder / "cc.txt").write_text("grant_type=client_credentials\n")
+        token = [str(ROOT / "bench" / "bodies.lua"), str(env.folder / "cc.txt"), SERVICE_AUTH]
+        results["token (client_credentials)"] = wrk(env.gateway, duration, connections, token)
+    # SECURITY-TESTS G54: a sign-in burst (64 connections of argon2id work) must not starve the
+    # hot paths: forward-auth and the token endpoint, each measured while a burst runs, each in
+    # a fresh gateway (no queue or cache left over from another scenario).
+    for label in ("forward-auth", "token (client_credentials)"):
+        with Environment(settings_text) as env:
+            cookie = signed_in(env)
+            browser = asyncio.run(mint_logins(env.settings_path, duration * 400, env.folder))
+            forms = [str(ROOT / "bench" / "login.lua"), str(env.folder / "logins.txt")]
+            (env.folder / "cc.txt").write_text("grant_type=client_credentials\n")
+            token = [str(ROOT / "bench" / "bodies.lua"), str(env.folder / "cc.txt"), SERVICE_AUTH]
+            print(f"running: {label} during a sign-in burst", file=sys.stderr)
+            with sign_in_burst(env, [*forms, f"cognate_csrf={browser}"], duration):
+                if label == "forward-auth":
+                    answer = wrk(
+                        f"{env.gateway}/oauth2/auth",
+                        duration,
+                        connections,
+                        headers=[f"Cookie: cognate_session={cookie}"],
+                    )
+                else:
+                    answer = wrk(env.gateway, duration, connections, token)
+            results[f"{label} during a sign-in burst"] = answer
     # The same with the in-process session cache off: every request reads Redis (cache misses).
     with Environment(lambda p, r, s: settings_text(p, r, s, cache_ttl=0)) as env:
         cookie = signed_in(env)
