@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import BASELINE, Environment, group_main, pinned, wrk  # noqa: E402
+from bench.harness import BASELINE, Environment, group_main, pending_flow, pinned, wrk  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
 from tests.helpers import Browser  # noqa: E402
@@ -96,18 +96,7 @@ async def mint_logins(settings_path: Path, count: int, folder: Path) -> str:
 
     async def one() -> str:
         async with sem:
-            flow = await services.flows.create(
-                client_id="web",
-                redirect_uri="https://app.example.com/cb",
-                scope=["openid"],
-                state="s",
-                nonce=None,
-                code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                prompt=[],
-                max_age=None,
-                login_hint=None,
-                browser=binding,
-            )
+            flow = await pending_flow(services, binding)
             return urlencode(
                 {
                     "flow": flow.flow_id,

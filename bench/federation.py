@@ -29,6 +29,7 @@ from bench.harness import (  # noqa: E402
     BASELINE,
     Environment,
     group_main,
+    pending_flow,
     pinned,
     wait_ready,
     wrk,
@@ -74,18 +75,7 @@ async def mint_callbacks(settings_path: Path, count: int, folder: Path) -> str:
 
     async def one() -> str:
         async with sem:
-            flow = await services.flows.create(
-                client_id="web",
-                redirect_uri="https://app.example.com/cb",
-                scope=["openid"],
-                state="s",
-                nonce=None,
-                code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                prompt=[],
-                max_age=None,
-                login_hint=None,
-                browser=binding,
-            )
+            flow = await pending_flow(services, binding)
             start = await connector.start(callback, flow.flow_id)
             await services.flows.save_connector_state(flow, {**start.state, "connector": "idp"})
             # bench/idp_app.py takes the nonce as the code (see its docstring).

@@ -31,6 +31,23 @@ from tests.helpers import RedisServer, free_port  # noqa: E402
 BASELINE = "bare Starlette JSON (baseline)"
 
 
+async def pending_flow(services: Any, browser_binding: str) -> Any:
+    """A sign-in of the `web` client waiting for its user (what /oauth2/authorize stores), so
+    a benchmark can mint thousands of single-use forms or callbacks beforehand."""
+    return await services.flows.create(
+        client_id="web",
+        redirect_uri="https://app.example.com/cb",
+        scope=["openid"],
+        state="s",
+        nonce=None,
+        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        prompt=[],
+        max_age=None,
+        login_hint=None,
+        browser=browser_binding,
+    )
+
+
 def pinned(cmd: list[str], core: int) -> list[str]:
     """Run on one core when taskset exists, so the server and wrk do not share one."""
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:

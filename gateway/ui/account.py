@@ -22,7 +22,7 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.identity.ids import LoginTaken, TooManyLogins
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.users.directory import normalize_email
+from gateway.users.directory import User, normalize_email
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -35,12 +35,24 @@ if TYPE_CHECKING:
 ACCOUNT_CLIENT = "_account"  # the client_id of link flows: they end on the account page
 
 
-async def _signed_in(services: Services, request: Request) -> Session:
+async def signed_in(services: Services, request: Request) -> Session:
+    """The session of an account page's browser, or the "sign in first" page."""
     cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
     session = await services.sessions.load(cookie)
     if session is None:
-        raise PageError("Not signed in", "Sign in first, then link another sign-in method.", 401)
+        raise PageError("Not signed in", "Sign in first.", 401)
     return session
+
+
+async def local_account(services: Services, request: Request) -> tuple[Session, User]:
+    """The session and local account of an account page that only local accounts have."""
+    session = await signed_in(services, request)
+    if session.connector_id != local_connector_id(services.connectors):
+        raise PageError("Not available", "Sign in with your e-mail and password first.", 401)
+    user = await services.users.get(session.subject)
+    if user is None:
+        raise PageError("Not available", "Sign in again.", 401)
+    return session, user
 
 
 def link(services: Services) -> Handler:
@@ -49,7 +61,7 @@ def link(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         connector = redirect_connector(services, request.path_params["connector"])
-        session = await _signed_in(services, request)
+        session = await signed_in(services, request)
         purpose = f"link:{connector.id}:{session.sid}"
         if request.method == "GET":
             browser, new_cookie = services.csrf.browser_secret(request)
@@ -91,7 +103,7 @@ async def complete_link(
     """The IdP answered a link flow: add its login to the identity of the session that asked."""
     if await services.flows.take(flow.flow_id) is None:
         raise PageError("Link expired", "This link request was already used. Start again.")
-    session = await _signed_in(services, request)
+    session = await signed_in(services, request)
     if session.sid != flow.link_sid:
         raise PageError(
             "Link refused",
@@ -158,7 +170,7 @@ def change_password(services: Services) -> Handler:
     from gateway.users.directory import InvalidPassword
 
     async def page(request: Request) -> Response:
-        session = await _signed_in(services, request)
+        session = await signed_in(services, request)
         if session.connector_id != local_connector_id(services.connectors):
             raise PageError("Not available", "This account signs in elsewhere.", 404)
         browser, new_cookie = services.csrf.browser_secret(request)
@@ -215,7 +227,7 @@ def sessions_page(services: Services) -> Handler:
     import time as _time
 
     async def page(request: Request) -> Response:
-        session = await _signed_in(services, request)
+        session = await signed_in(services, request)
         browser, new_cookie = services.csrf.browser_secret(request)
         purpose = f"sessions:{session.sid}"
         ended = False

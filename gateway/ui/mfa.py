@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from gateway.services import Services
     from gateway.sessions import Session
+    from gateway.users.directory import User
 
     Handler = Callable[[Request], Awaitable[Response]]
 
@@ -278,10 +279,9 @@ async def outcome(services: Services, method: str, result: str, user_id: str) ->
 
 async def account_subject(services: Services, request: Request) -> tuple[Session, str, bool]:
     """The signed-in session of an account page, its MFA subject and whether it is local."""
-    cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
-    session = await services.sessions.load(cookie)
-    if session is None:
-        raise PageError("Not available", "Sign in first.", 401)
+    from gateway.ui.account import signed_in
+
+    session = await signed_in(services, request)
     if is_local(services, session.connector_id):
         return session, session.subject, True
     if services.settings.user_pool.federated_mfa == "off":
@@ -308,7 +308,7 @@ def account_mfa(services: Services) -> Handler:
             form = await request.form(max_fields=8, max_part_size=4096)
             services.csrf.check(request, form, purpose)
             action, code = str(form.get("action") or ""), str(form.get("code") or "")[:32]
-            context, status = await _account_action(services, subject, email, action, code)
+            context, status = await _account_action(services, subject, user, email, action, code)
             context["csrf"] = services.csrf.token(browser, purpose)
         record = await services.mfa.get(subject)
         response = services.pages.render(
@@ -335,7 +335,7 @@ def account_mfa(services: Services) -> Handler:
 
 
 async def _account_action(
-    services: Services, subject: str, email: str, action: str, code: str
+    services: Services, subject: str, user: User | None, email: str, action: str, code: str
 ) -> tuple[dict[str, Any], int]:
     if action == "begin":
         secret = await services.mfa.begin(subject)
@@ -349,7 +349,6 @@ async def _account_action(
         await outcome(services, "totp", "enrolled", subject)
         return {"recovery_codes": codes}, 200
     if action == "email":
-        user = await services.users.get(subject)
         if user is None or not user.email_verified or not services.settings.user_pool.email_mfa:
             return {"error": "Codes by e-mail need a verified e-mail address."}, 400
         codes = await services.mfa.enable_email(subject)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.connectors import local_connector_id
 from gateway.errors import PageError
 from gateway.ratelimit import Limit, RateLimited
+from gateway.ui.account import local_account
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.mfa import outcome
 from gateway.ui.views import flow_for, login_form, sign_in_local
@@ -78,13 +78,7 @@ def account_passkeys(services: Services) -> Handler:
     async def page(request: Request) -> Response:
         if not services.passkeys.enabled:
             raise OFF
-        cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
-        session = await services.sessions.load(cookie)
-        if session is None or session.connector_id != local_connector_id(services.connectors):
-            raise PageError("Not available", "Sign in with your e-mail and password first.", 401)
-        user = await services.users.get(session.subject)
-        if user is None:
-            raise PageError("Not available", "Sign in again.", 401)
+        session, user = await local_account(services, request)
         browser, new_cookie = services.csrf.browser_secret(request)
         purpose = f"account-passkeys:{session.sid}"
         context: dict[str, Any] = {"error": None, "notice": None}

@@ -1,4 +1,5 @@
-"""One-time codes for e-mail verification and password reset.
+"""One-time codes: e-mail and phone verification, password reset, second-factor codes by
+e-mail.
 
 A code is six random digits, bound to one account and one purpose, stored only as a keyed hash
 with a TTL, and good for a limited number of attempts: a wrong guess spends one, the right code
