@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-import httpx
-
 from gateway.connectors import ConnectorError, UpstreamRefused
-from gateway.outbound import idp_client
+from gateway.outbound import Answer, IdpClient, OutboundError
 
 MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
 
@@ -27,21 +25,29 @@ class HttpConnector:
     def __init__(self, connector_id: str, name: str, timeout: float) -> None:
         self.id = connector_id
         self.name = name
-        self._http = idp_client(timeout)
+        self._http = IdpClient(timeout, MAX_BODY)
 
-    async def get_json(self, url: str, **kw: Any) -> Any:
+    async def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
         """GET a JSON document; ConnectorError when unreachable, not 200, huge or not JSON."""
-        try:
-            response = await self._http.get(url, **kw)
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
-        return self.json_of(response)
+        return self.json_of(await self._ask("GET", url, headers))
 
-    def json_of(self, response: httpx.Response) -> Any:
-        if len(response.content) > MAX_BODY:
+    async def _ask(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+    ) -> Answer:
+        try:
+            return await self._http.request(method, url, headers, form)
+        except OutboundError as exc:
+            raise ConnectorError(f"{self.name} is unreachable ({exc})") from None
+
+    def json_of(self, response: Answer) -> Any:
+        if len(response.body) > MAX_BODY:
             raise ConnectorError(f"{self.name} sent an oversized answer")
-        if response.status_code != 200:
-            raise ConnectorError(f"{self.name} answered HTTP {response.status_code}")
+        if response.status != 200:
+            raise ConnectorError(f"{self.name} answered HTTP {response.status}")
         try:
             return response.json()
         except ValueError:
@@ -64,7 +70,7 @@ class HttpConnector:
         does not rotate it). UpstreamRefused on invalid_grant, ConnectorError otherwise."""
         form = {"grant_type": "refresh_token", "refresh_token": str(tokens["refresh_token"])}
         response = await self._token_request(token_endpoint, form, client_id, client_secret, method)
-        if response.status_code in (400, 401):
+        if response.status in (400, 401):
             try:
                 error = response.json().get("error")
             except (ValueError, AttributeError):
@@ -108,7 +114,7 @@ class HttpConnector:
         client_id: str,
         client_secret: str | None,
         method: str,
-    ) -> httpx.Response:
+    ) -> Answer:
         """POST to the IdP's token endpoint with the client's authentication."""
         headers = {"Accept": "application/json"}
         if method == "client_secret_basic":
@@ -119,10 +125,7 @@ class HttpConnector:
             form["client_id"] = client_id
             if method == "client_secret_post":
                 form["client_secret"] = client_secret or ""
-        try:
-            return await self._http.post(token_endpoint, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"{self.name} is unreachable ({type(exc).__name__})") from None
+        return await self._ask("POST", token_endpoint, headers, form)
 
     @staticmethod
     def origins(*urls: str) -> list[str]:

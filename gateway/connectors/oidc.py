@@ -127,8 +127,8 @@ class OidcConnector(HttpConnector):
                 raise ConnectorError(f"{self.name}: the sign-in keys are unavailable")
             return self._keys
 
-    async def _get_json(self, url: str, **kw: Any) -> dict[str, Any]:
-        data = await self.get_json(url, **kw)
+    async def _get_json(self, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        data = await self.get_json(url, headers)
         if not isinstance(data, dict):
             raise ConnectorError(f"{self.name} sent an unexpected answer")
         return data

@@ -261,7 +261,7 @@ async def test_start_needs_csrf(federation: Federation, browser: Browser) -> Non
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ("slow", "unreachable (ReadTimeout)"),
+        ("slow", "unreachable (timed out)"),
         ("500", "answered HTTP 500"),
         ("html", "not JSON"),
         ("huge", "oversized"),
