@@ -24,13 +24,13 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, constant_time_equals, random_token
 from gateway.errors import StoreUnavailable
 from gateway.settings import SessionSettings
-from gateway.store import Store
+from gateway.store import Put, Store, record_json
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
@@ -141,20 +141,25 @@ class SessionManager:
             clients=[client_id] if client_id else [],
         )
         secret = random_token(24)
-        await self._save(session, secret)
         ends = now + self._settings.absolute_timeout
-        await self.by_identity.add(identity_id, session.sid, ends)
         # What the account page shows about this session, readable without its secret
         # (sealed under the master key only; no token, no profile).
         info_key = self._store.key("session-info", session.sid)
         info = json.dumps({"created": now, "device": (device or "")[:120]}).encode()
-        await self._store.put(
-            info_key,
-            self._sealer.seal(info, purpose="session-info", context=info_key.encode()),
-            ttl=self._settings.absolute_timeout,
+        # One round trip. Any prefix of these writes is harmless: the cookie is only handed
+        # out once they all landed.
+        await self._store.write_many(
+            [
+                self._sealed(session, secret),
+                self.by_identity.adding(identity_id, session.sid, ends),
+                Put(
+                    info_key,
+                    self._sealer.seal(info, purpose="session-info", context=info_key.encode()),
+                    ttl=self._settings.absolute_timeout,
+                ),
+                *([self.clients_of.adding(session.sid, client_id, ends)] if client_id else []),
+            ]
         )
-        if client_id:
-            await self.clients_of.add(session.sid, client_id, ends)
         return session, f"{session.sid}.{secret}"
 
     def cached(self, cookie: str | None) -> Session | None:
@@ -263,16 +268,22 @@ class SessionManager:
             await asyncio.sleep(1.0)
 
     async def _save(self, session: Session, secret: str) -> None:
+        write = self._sealed(session, secret)
+        await self._store.put(write.key, write.value, write.ttl)
+
+    def _sealed(self, session: Session, secret: str) -> Put:
+        """The session's record, sealed with the cookie's secret, until its idle or absolute
+        timeout (whichever is first)."""
         now = int(time.time())
         remaining_absolute = session.created + self._settings.absolute_timeout - now
         ttl = max(1, min(self._settings.idle_timeout, remaining_absolute))
         blob = self._sealer.seal(
-            json.dumps(asdict(session)).encode(),
+            record_json(session),
             purpose=_PURPOSE,
             context=self._key(session.sid).encode(),
             extra_key=secret.encode(),
         )
-        await self._store.put(self._key(session.sid), blob, ttl=ttl)
+        return Put(self._key(session.sid), blob, ttl=ttl)
 
     def _key(self, sid: str) -> str:
         return self._store.key(_PURPOSE, sid)

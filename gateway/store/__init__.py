@@ -18,8 +18,31 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """`Store.put` as one of `Store.write_many`'s writes."""
+
+    key: str
+    value: bytes
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexAdd:
+    """`Store.index_add` as one of `Store.write_many`'s writes."""
+
+    key: str
+    member: str
+    expires_at: float
+
+
+Write = Put | IndexAdd
 
 
 @runtime_checkable
@@ -72,6 +95,12 @@ class Store(Protocol):
         read-modify-write, so any number of concurrent adds all land."""
         ...
 
+    async def write_many(self, writes: Sequence[Write]) -> None:
+        """Several `put`s and `index_add`s in one round trip, run in order. Not atomic: after a
+        failure some may have landed, as with the same writes one by one, so the order must
+        make every prefix harmless."""
+        ...
+
     async def index_members(self, key: str) -> list[str]:
         """The members that have not expired."""
         ...
@@ -117,6 +146,13 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+def record_json(record: Any) -> bytes:
+    """A dataclass record (nested ones too) as JSON bytes: what `json.dumps(asdict(record))`
+    gives, without asdict's deep copy of every list and dict on the way (hot paths save
+    sessions and codes on every sign-in)."""
+    return json.dumps(record, default=vars).encode()
 
 
 def open_store(url: str, prefix: str = "cognate", **options: float) -> Store:

@@ -8,7 +8,7 @@ identity all land, with no compare-and-swap to lose.
 
 from __future__ import annotations
 
-from gateway.store import Store
+from gateway.store import IndexAdd, Store
 
 
 class MemberIndex:
@@ -24,6 +24,10 @@ class MemberIndex:
     async def add(self, owner: str, member: str, expires_at: int) -> None:
         """Remember `member` until `expires_at` (epoch seconds)."""
         await self._store.index_add(self._key(owner), member, expires_at)
+
+    def adding(self, owner: str, member: str, expires_at: int) -> IndexAdd:
+        """`add` as a write for `Store.write_many`."""
+        return IndexAdd(self._key(owner), member, expires_at)
 
     async def members(self, owner: str) -> list[str]:
         """The members that have not expired."""

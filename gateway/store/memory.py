@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+
+from gateway.store import Put, Write
 
 
 class MemoryStore:
@@ -92,6 +94,13 @@ class MemoryStore:
         for old in [m for m, t in members.items() if t <= now]:
             del members[old]
         members[member] = expires_at
+
+    async def write_many(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            if isinstance(write, Put):
+                await self.put(write.key, write.value, write.ttl)
+            else:
+                await self.index_add(write.key, write.member, write.expires_at)
 
     async def index_members(self, key: str) -> list[str]:
         now = time.time()

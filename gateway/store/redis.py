@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -25,6 +25,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
+from gateway.store import Put, Write
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
 _CAS = """
@@ -261,6 +262,23 @@ class RedisStore:
     async def index_add(self, key: str, member: str, expires_at: float) -> None:
         args = [str(expires_at), member, str(time.time())]
         await self._call("index_add", lambda: self._index_add(keys=[key], args=args))
+
+    async def write_many(self, writes: Sequence[Write]) -> None:
+        async def run() -> list[Any]:
+            # Not a MULTI: on Cluster the keys may live on different nodes, and redis-py splits
+            # the pipeline by node. EVAL rather than EVALSHA: a cluster pipeline does not load
+            # scripts first, and Redis caches the compiled script either way.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for write in writes:
+                    if isinstance(write, Put):
+                        px = None if write.ttl is None else _ms(write.ttl)
+                        pipe.set(write.key, write.value, px=px)
+                    else:
+                        args = (str(write.expires_at), write.member, str(time.time()))
+                        pipe.eval(_INDEX_ADD, 1, write.key, *args)
+                return list(await pipe.execute())
+
+        await self._call("write_many", run, idempotent=True)  # SET and ZADD repeat harmlessly
 
     async def index_members(self, key: str) -> list[str]:
         members = await self._call(

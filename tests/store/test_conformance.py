@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.errors import StoreUnavailable
-from gateway.store import Store, open_store
+from gateway.store import IndexAdd, Put, Store, open_store
 from gateway.store.memory import MemoryStore
 from tests.helpers import RedisServer, free_port
 
@@ -123,6 +123,8 @@ async def test_redis_down_raises_store_unavailable() -> None:
         await store.get(store.key("x"))
     with pytest.raises(StoreUnavailable):
         await store.create(store.key("x"), b"v")
+    with pytest.raises(StoreUnavailable):
+        await store.write_many([Put(store.key("x"), b"v"), IndexAdd(store.key("i"), "m", 1.0)])
     await store.close()
 
 
@@ -208,6 +210,33 @@ async def test_expiring_index_has_no_lost_updates(store: Store) -> None:
     taken = await store.index_take(key)
     assert sorted(taken) == sorted(members)
     assert await store.index_members(key) == [] and await store.index_take(key) == []
+
+
+async def test_write_many_lands_every_write_in_order(store: Store) -> None:
+    import time
+
+    now = time.time()
+    # Keys with different names: on Cluster they hash to slots on different nodes.
+    keys = [store.key("many", str(i)) for i in range(12)]
+    index = store.key("many-index")
+    await store.index_add(index, "old", now + 7200)
+    await store.write_many(
+        [
+            *(Put(k, f"v{i}".encode(), ttl=60) for i, k in enumerate(keys)),
+            IndexAdd(index, "a", now + 3600),
+            IndexAdd(index, "gone", now - 1),
+            Put(keys[0], b"second", ttl=None),  # in order: the later write wins
+        ]
+    )
+    assert [await store.get(k) for k in keys[1:]] == [f"v{i}".encode() for i in range(1, 12)]
+    assert await store.get(keys[0]) == b"second" and await store.ttl(keys[0]) is None
+    ttl = await store.ttl(keys[1])
+    assert ttl is not None and 55 < ttl <= 60
+    assert sorted(await store.index_members(index)) == ["a", "old"]
+    if not isinstance(store, MemoryStore):  # still as long as its longest member
+        remaining = await store.ttl(index)
+        assert remaining is not None and 7100 < remaining <= 7201
+    await store.write_many([])  # nothing to do is fine
 
 
 async def test_publish_reaches_a_subscriber(store: Store) -> None:
