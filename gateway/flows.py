@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, random_token
-from gateway.store import Store
+from gateway.store import Store, record_json
 
 _PURPOSE = "flow"
 
@@ -88,7 +88,7 @@ class FlowStore:
 
     def _seal(self, flow: Flow) -> bytes:
         return self._sealer.seal(
-            json.dumps(asdict(flow)).encode(),
+            record_json(flow),
             purpose=_PURPOSE,
             context=self._key(flow.flow_id).encode(),
         )

@@ -70,12 +70,17 @@ class Metrics:
         self.store_errors = Counter(
             "cognate_store_errors_total", "Store operations that failed", ["operation"], registry=r
         )
+        self._store_children: dict[str, Any] = {}  # operation names: a fixed, small set
         self.up = Gauge("cognate_up", "1 while this process serves", registry=r)
         self.up.set(1)
 
     def observe_store(self, operation: str, seconds: float, ok: bool) -> None:
-        """Called by the store around every operation."""
-        self.store_latency.labels(operation).observe(seconds)
+        """Called by the store around every operation (a few per request: the labelled
+        children are looked up once per operation name, see MetricsMiddleware)."""
+        child = self._store_children.get(operation)
+        if child is None:
+            child = self._store_children[operation] = self.store_latency.labels(operation)
+        child.observe(seconds)
         if not ok:
             self.store_errors.labels(operation).inc()
 

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import httpx
@@ -94,12 +94,16 @@ class IdpClient:
         form: Mapping[str, str] | None = None,
     ) -> Answer:
         """One request; OutboundError when the upstream is unreachable or too slow."""
+        body = None
+        if form is not None:  # encoded here: aiohttp would build a multipart writer first
+            body = urlencode(form).encode()
+            headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
         try:
             async with self._client().request(
                 method,
                 url,
                 headers=headers,
-                data=form,
+                data=body,
                 allow_redirects=False,
                 proxy=self.proxy_for(url),
             ) as response:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from gateway.credentials.sts import Credentials, StsClient, StsError
 from gateway.crypto import Sealer
@@ -21,7 +21,7 @@ from gateway.errors import CognitoError, not_authorized
 from gateway.identity.providers import token_audience
 from gateway.metrics import Metrics
 from gateway.settings import IdentityPoolSettings
-from gateway.store import Store
+from gateway.store import Store, record_json
 from gateway.tokens import TokenService
 
 REFRESH_MARGIN = 300  # seconds before expiry at which cached credentials are renewed
@@ -118,9 +118,7 @@ class CredentialVendor:
             creds = await self._call_sts(request, policy)
             ttl = creds.expiration - int(time.time()) - REFRESH_MARGIN
             if ttl > 0:
-                blob = self._sealer.seal(
-                    json.dumps(asdict(creds)).encode(), purpose="creds", context=key.encode()
-                )
+                blob = self._sealer.seal(record_json(creds), purpose="creds", context=key.encode())
                 await self._store.put(key, blob, ttl=ttl)
             return creds
         finally:

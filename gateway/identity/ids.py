@@ -22,10 +22,10 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from gateway.errors import GatewayError
-from gateway.store import Store
+from gateway.store import Store, record_json
 
 MAX_LOGINS = 20  # as Cognito: at most 20 logins linked to one identity
 
@@ -80,7 +80,7 @@ class Identity:
         return Identity(**data)
 
     def dump(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return record_json(self)
 
 
 class IdentityStore:

@@ -16,7 +16,6 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.connectors import RedirectConnector
 from gateway.errors import (
     AccessDenied,
     InvalidRequest,
@@ -168,8 +167,8 @@ def endpoint(services: Services) -> Handler:
         chosen = params.get("identity_provider") or services.settings.home_realm(
             params.get("login_hint")
         )
-        connector = services.connectors.get(chosen or "")
-        if isinstance(connector, RedirectConnector) and step_up is None:
+        connector = services.redirects.get(chosen or "")
+        if connector is not None and step_up is None:
             from gateway.ui.views import start_redirect  # the UI owns the redirect step
 
             response = await start_redirect(services, request, flow, connector)

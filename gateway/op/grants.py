@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, random_token
-from gateway.store import Store
+from gateway.store import Store, record_json
 from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
 
@@ -104,7 +104,7 @@ class GrantStore:
 
     def _seal_code(self, code: str, record: CodeRecord) -> bytes:
         return self._sealer.seal(
-            json.dumps(asdict(record)).encode(),
+            record_json(record),
             purpose=_CODE,
             context=self._code_key(code).encode(),
         )
@@ -209,7 +209,7 @@ class GrantStore:
 
     def _seal_grant(self, grant: Grant) -> bytes:
         return self._sealer.seal(
-            json.dumps(asdict(grant)).encode(),
+            record_json(grant),
             purpose=_GRANT,
             context=self._grant_key(grant.gid).encode(),
         )

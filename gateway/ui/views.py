@@ -65,11 +65,7 @@ def home(services: Services) -> Handler:
                 "federated_mfa": session is not None
                 and services.settings.user_pool.federated_mfa != "off",
                 "linked": [c for c in services.connectors.values() if c.id in linked],
-                "linkable": [
-                    c
-                    for c in services.connectors.values()
-                    if isinstance(c, RedirectConnector) and c.id not in linked
-                ]
+                "linkable": [c for c in services.redirects.values() if c.id not in linked]
                 if session
                 else [],
             },
@@ -241,8 +237,8 @@ def flow_form(
 
 
 def redirect_connector(services: Services, connector_id: str) -> RedirectConnector:
-    connector = services.connectors.get(connector_id)
-    if not isinstance(connector, RedirectConnector):
+    connector = services.redirects.get(connector_id)
+    if connector is None:
         raise PageError("Unknown sign-in method", "Choose a sign-in method from the list.", 404)
     return connector
 
@@ -383,9 +379,9 @@ def oauth2_proxy_callback(services: Services) -> Handler:
             return params
         state = params.get("state") or ""
         flow = await flow_for(services, request, state.split(".", 1)[0])
-        connector = services.connectors.get(str(flow.connector_state.get("connector", "")))
+        connector = services.redirects.get(str(flow.connector_state.get("connector", "")))
         if (
-            not isinstance(connector, RedirectConnector)
+            connector is None
             or callback_url(services, connector) != f"{services.settings.issuer}/oauth2/callback"
         ):
             raise PageError(
@@ -415,7 +411,7 @@ async def login_form(
         passkey_options = await services.passkeys.authentication_options(
             "login", flow.flow_id, None
         )
-    redirects = [c for c in services.connectors.values() if isinstance(c, RedirectConnector)]
+    redirects = list(services.redirects.values())
     # CSP form-action also governs where a submitted form may redirect: allow the IdPs.
     targets = " ".join(sorted({o for c in redirects for o in c.form_origins()}))
     return flow_form(
@@ -454,8 +450,8 @@ def login(services: Services) -> Handler:
         if connector is None or not isinstance(connector, PasswordConnector):
             raise PageError("Unknown sign-in method", "Choose a sign-in method from the list.")
         email = str(form.get("email") or "").strip()[:254]
-        realm = services.connectors.get(services.settings.home_realm(email) or "")
-        if isinstance(realm, RedirectConnector):
+        realm = services.redirects.get(services.settings.home_realm(email) or "")
+        if realm is not None:
             # Home-realm discovery: this domain signs in at its own IdP, never with a password.
             return await start_redirect(services, request, flow, realm)
         password = str(form.get("password") or "")

@@ -15,12 +15,12 @@ import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
-from gateway.store import Store
+from gateway.store import Store, record_json
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 
 Status = Literal["enabled", "disabled"]
@@ -444,7 +444,7 @@ class UserDirectory:
         return "created"
 
     async def _save(self, user: User) -> None:
-        await self._store.put(self._user_key(user.user_id), json.dumps(asdict(user)).encode())
+        await self._store.put(self._user_key(user.user_id), record_json(user))
 
     def _user_key(self, user_id: str) -> str:
         return self._store.key("user", user_id)
