@@ -4,7 +4,8 @@ Events: sign-in success and failure, token issue, credential vend, identity link
 changes and every admin command. Each entry has `event`, `ts`, `request_id` and the fields the
 event names (connector, identity, client, role, ip, actor); never a password, token, code or
 credential. Writing is best effort: an audit write that fails is logged and does not fail the
-request (the store being down fails the request anyway). Read with `cognate audit tail`.
+request (the store being down fails the request anyway); a sign-in's success goes out with the
+new session's writes, in the same round trip. Read with `cognate audit tail`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from gateway.errors import StoreUnavailable
 from gateway.observability import request_id
-from gateway.store import Store
+from gateway.store import Append, Store, Write
 
 log = logging.getLogger("cognate.audit")
 
@@ -29,8 +30,10 @@ class Audit:
         self._retention = retention
         self.stream = store.key("audit")
 
-    async def record(self, event: str, **fields: Any) -> None:
-        """Append one event; values are stringified, None values dropped."""
+    async def record(self, event: str, batch: list[Write] | None = None, **fields: Any) -> None:
+        """Append one event; values are stringified, None values dropped. With `batch` (a
+        request gathering its writes, see `gateway.store.write`) the entry joins it, and
+        fails with it."""
         entry = {
             "event": event,
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -42,6 +45,9 @@ class Audit:
             if v is not None
         }
         log.info("audit", extra={"audit": entry})
+        if batch is not None:
+            batch.append(Append(self.stream, entry, self._retention))
+            return
         try:
             await self._store.append(self.stream, entry, self._retention)
         except StoreUnavailable:

@@ -30,7 +30,7 @@ from typing import Any
 from gateway.crypto import Sealer, constant_time_equals, random_token
 from gateway.errors import StoreUnavailable
 from gateway.settings import SessionSettings
-from gateway.store import Put, Store, record_json
+from gateway.store import Put, Store, Write, record_json, write
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
@@ -123,9 +123,11 @@ class SessionManager:
         upstream: dict[str, Any] | None = None,
         client_id: str | None = None,
         device: str | None = None,
+        batch: list[Write] | None = None,
     ) -> tuple[Session, str]:
         """A fresh session (new id, new secret) and its cookie value; `client_id` when it is
-        created to sign in to that client (saves `add_client` a second write)."""
+        created to sign in to that client (saves `add_client` a second write). With `batch`,
+        its writes join the request's (`gateway.store.write`)."""
         now = int(time.time())
         session = Session(
             sid=uuid.uuid4().hex,
@@ -146,20 +148,20 @@ class SessionManager:
         # (sealed under the master key only; no token, no profile).
         info_key = self._store.key("session-info", session.sid)
         info = json.dumps({"created": now, "device": (device or "")[:120]}).encode()
+        writes: list[Write] = [
+            self._sealed(session, secret),
+            self.by_identity.adding(identity_id, session.sid, ends),
+            Put(
+                info_key,
+                self._sealer.seal(info, purpose="session-info", context=info_key.encode()),
+                ttl=self._settings.absolute_timeout,
+            ),
+        ]
+        if client_id:
+            writes.append(self.clients_of.adding(session.sid, client_id, ends))
         # One round trip. Any prefix of these writes is harmless: the cookie is only handed
         # out once they all landed.
-        await self._store.write_many(
-            [
-                self._sealed(session, secret),
-                self.by_identity.adding(identity_id, session.sid, ends),
-                Put(
-                    info_key,
-                    self._sealer.seal(info, purpose="session-info", context=info_key.encode()),
-                    ttl=self._settings.absolute_timeout,
-                ),
-                *([self.clients_of.adding(session.sid, client_id, ends)] if client_id else []),
-            ]
-        )
+        await write(self._store, batch, *writes)
         return session, f"{session.sid}.{secret}"
 
     def cached(self, cookie: str | None) -> Session | None:
@@ -228,15 +230,20 @@ class SessionManager:
         """Does a session with this id still exist? (Its content needs the cookie's secret.)"""
         return _looks_like_sid(sid) and await self._store.get(self._key(sid)) is not None
 
-    async def add_client(self, cookie: str, session: Session, client_id: str) -> Session:
+    async def add_client(
+        self, cookie: str, session: Session, client_id: str, batch: list[Write] | None = None
+    ) -> Session:
         """Remember that `client_id` received tokens from this session (for logout)."""
         parsed = _parse(cookie)
         if parsed is None or client_id in session.clients:
             return session
         session = replace(session, clients=[*session.clients, client_id])
-        await self._save(session, parsed[1])
-        await self.clients_of.add(
-            session.sid, client_id, session.created + self._settings.absolute_timeout
+        ends = session.created + self._settings.absolute_timeout
+        await write(
+            self._store,
+            batch,
+            self._sealed(session, parsed[1]),
+            self.clients_of.adding(session.sid, client_id, ends),
         )
         return session
 

@@ -115,6 +115,46 @@ async def test_redis_down_fails_closed_everywhere(
     await fresh.aclose()
 
 
+async def test_a_sign_in_whose_writes_fail_hands_out_nothing(
+    outage: tuple[RedisServer, GatewayServer],
+) -> None:
+    """A sign-in sends its audit entry, session and code in one pipeline. When one of those
+    writes fails (here the audit stream's key holds a string), the browser gets a 503 and
+    neither a session cookie nor a code, even though the writes after it landed."""
+    import redis as redis_sync
+
+    from tests.helpers import PASSWORD, form_fields
+
+    redis, gateway = outage
+    await gateway.add_user("batch@example.com")
+    browser = Browser(gateway.url)
+    first = await browser.authorize(**code_flow_params())
+    page = await browser.http.get(first.headers["location"])
+    raw = redis_sync.Redis.from_url(redis.url)
+    audit_key = "faults:audit"
+    raw.delete(audit_key)
+    raw.set(audit_key, "not a stream")
+    try:
+        login = await browser.http.post(
+            "/login",
+            data={**form_fields(page.text), "email": "batch@example.com", "password": PASSWORD},
+        )
+        assert login.status_code == 503 and "Temporarily unavailable" in login.text
+        assert "location" not in login.headers
+        assert "cognate_session=" not in login.headers.get("set-cookie", "")
+        assert raw.keys("faults:code:*")  # it was written, and nobody knows it
+    finally:
+        raw.delete(audit_key)
+        raw.close()
+    again = Browser(gateway.url)
+    try:
+        code, _, _ = await again.login_for_code("batch@example.com")
+        assert code
+    finally:
+        await again.aclose()
+        await browser.aclose()
+
+
 async def test_identity_pool_api_fails_closed_and_mints_nothing(
     outage: tuple[RedisServer, GatewayServer],
 ) -> None:

@@ -33,6 +33,7 @@ from gateway.op.common import Handler, reject_repeats
 from gateway.op.grants import Authorization, CodeRecord
 from gateway.services import Services
 from gateway.sessions import Session, passed_second_factor
+from gateway.store import Write
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no padding
@@ -255,9 +256,11 @@ async def finish_authorization(
     scope: list[str],
     nonce: str | None,
     code_challenge: str | None,
+    batch: list[Write] | None = None,
 ) -> Response:
     """Issue a code for a signed-in session and send the browser back to the client — unless
-    the client's `access` policy refuses this user (`access_denied`, naming the rule)."""
+    the client's `access` policy refuses this user (`access_denied`, naming the rule). With
+    `batch`, the code's writes join the sign-in's (the caller sends them before answering)."""
     client = services.clients.get(client_id)
     policy = client.config.access if client else None
     if policy is not None:
@@ -289,15 +292,20 @@ async def finish_authorization(
             authorization=authorization, redirect_uri=redirect_uri, code_challenge=code_challenge
         ),
         ttl=services.settings.tokens.code_ttl,
+        batch=batch,
     )
-    await services.sessions.add_client(session_cookie, session, client_id)
+    await services.sessions.add_client(session_cookie, session, client_id, batch)
     return redirect_with(
         redirect_uri, {"code": code, "state": state, "iss": services.settings.issuer}
     )
 
 
 async def finish_flow(
-    services: Services, flow: Flow, session: Session, session_cookie: str
+    services: Services,
+    flow: Flow,
+    session: Session,
+    session_cookie: str,
+    batch: list[Write] | None = None,
 ) -> Response:
     """The end of a login: a code for a client, or (forward-auth) straight back to the page."""
     from gateway.proxy import FORWARD_AUTH_CLIENT
@@ -315,4 +323,5 @@ async def finish_flow(
         scope=flow.scope,
         nonce=flow.nonce,
         code_challenge=flow.code_challenge,
+        batch=batch,
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, random_token
-from gateway.store import Store, record_json
+from gateway.store import Put, Store, Write, record_json, write
 from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
 
@@ -81,10 +81,15 @@ class GrantStore:
 
     # -- codes --------------------------------------------------------------------------
 
-    async def issue_code(self, record: CodeRecord, ttl: int) -> str:
-        """Store a new code and return it (only its keyed hash is a key)."""
+    async def issue_code(
+        self, record: CodeRecord, ttl: int, batch: list[Write] | None = None
+    ) -> str:
+        """Store a new code and return it (only its keyed hash is a key); with `batch`, the
+        write joins the request's (`gateway.store.write`)."""
         code = random_token()
-        await self._store.put(self._code_key(code), self._seal_code(code, record), ttl=ttl)
+        await write(
+            self._store, batch, Put(self._code_key(code), self._seal_code(code, record), ttl)
+        )
         return code
 
     async def load_code(self, code: str) -> tuple[bytes, CodeRecord] | None:

@@ -42,7 +42,25 @@ class IndexAdd:
     expires_at: float
 
 
-Write = Put | IndexAdd
+@dataclass(frozen=True, slots=True)
+class Append:
+    """`Store.append` as one of `Store.write_many`'s writes."""
+
+    stream: str
+    fields: dict[str, str]
+    retention: float
+
+
+Write = Put | IndexAdd | Append
+
+
+async def write(store: Store, batch: list[Write] | None, *writes: Write) -> None:
+    """`writes` now, or added to `batch` when the caller gathers a request's writes to send
+    them in one round trip (`Store.write_many`) before it answers."""
+    if batch is None:
+        await store.write_many(writes)
+    else:
+        batch.extend(writes)
 
 
 @runtime_checkable
@@ -96,9 +114,9 @@ class Store(Protocol):
         ...
 
     async def write_many(self, writes: Sequence[Write]) -> None:
-        """Several `put`s and `index_add`s in one round trip, run in order. Not atomic: after a
-        failure some may have landed, as with the same writes one by one, so the order must
-        make every prefix harmless."""
+        """Several `put`s, `index_add`s and `append`s in one round trip, run in order. Not
+        atomic: after a failure some may have landed, as with the same writes one by one, so
+        the order must make every prefix harmless."""
         ...
 
     async def index_members(self, key: str) -> list[str]:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from gateway.store import Put, Write
+from gateway.store import IndexAdd, Put, Write
 
 
 class MemoryStore:
@@ -99,8 +99,10 @@ class MemoryStore:
         for write in writes:
             if isinstance(write, Put):
                 await self.put(write.key, write.value, write.ttl)
-            else:
+            elif isinstance(write, IndexAdd):
                 await self.index_add(write.key, write.member, write.expires_at)
+            else:
+                await self.append(write.stream, write.fields, write.retention)
 
     async def index_members(self, key: str) -> list[str]:
         now = time.time()

@@ -25,7 +25,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
-from gateway.store import Put, Write
+from gateway.store import IndexAdd, Put, Write
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
 _CAS = """
@@ -65,6 +65,14 @@ return live
 
 def _ms(ttl: float) -> int:
     return max(1, int(ttl * 1000))
+
+
+def _trim(retention: float) -> dict[str, Any]:
+    """XADD's trimming for a stream that keeps `retention` seconds. MINID trims by age: the
+    entry ids are millisecond timestamps. "~" lets Redis trim whole macro nodes, which is much
+    cheaper and keeps at least the retention asked for."""
+    horizon = int((time.time() - retention) * 1000)
+    return {"minid": str(max(horizon, 0)), "approximate": True}
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
@@ -273,9 +281,11 @@ class RedisStore:
                     if isinstance(write, Put):
                         px = None if write.ttl is None else _ms(write.ttl)
                         pipe.set(write.key, write.value, px=px)
-                    else:
+                    elif isinstance(write, IndexAdd):
                         args = (str(write.expires_at), write.member, str(time.time()))
                         pipe.eval(_INDEX_ADD, 1, write.key, *args)
+                    else:
+                        pipe.xadd(write.stream, dict(write.fields), **_trim(write.retention))
                 return list(await pipe.execute())
 
         await self._call("write_many", run, idempotent=True)  # SET and ZADD repeat harmlessly
@@ -292,14 +302,8 @@ class RedisStore:
         return [_text(m) for m in members]
 
     async def append(self, stream: str, fields: dict[str, str], retention: float) -> str:
-        # MINID trims by age: the entry ids are millisecond timestamps. "~" lets Redis trim
-        # whole macro nodes, which is much cheaper and keeps at least the retention asked for.
-        horizon = int((time.time() - retention) * 1000)
         entry_id = await self._call(
-            "append",
-            lambda: self._redis.xadd(
-                stream, dict(fields), minid=str(max(horizon, 0)), approximate=True
-            ),
+            "append", lambda: self._redis.xadd(stream, dict(fields), **_trim(retention))
         )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

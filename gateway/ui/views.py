@@ -30,6 +30,7 @@ from gateway.op.common import Handler
 from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
 from gateway.sessions import Session
+from gateway.store import Write
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import User, normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
@@ -143,8 +144,14 @@ async def complete_login(
     flow_taken = await services.flows.take(flow.flow_id)
     if flow_taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
-    session, cookie = await start_session(services, request, upstream, client_id=flow.client_id)
-    finished = await finish_flow(services, flow_taken, session, cookie)
+    # The audit entry, the session and the code go to the store in one round trip, before the
+    # browser gets the cookie and the code.
+    batch: list[Write] = []
+    session, cookie = await start_session(
+        services, request, upstream, client_id=flow.client_id, batch=batch
+    )
+    finished = await finish_flow(services, flow_taken, session, cookie, batch)
+    await services.store.write_many(batch)
     services.pages.set_cookie(finished, services.settings.sessions.cookie_name, cookie)
     return finished
 
@@ -163,9 +170,11 @@ async def start_session(
     request: Request,
     upstream: UpstreamIdentity,
     client_id: str | None,
+    batch: list[Write] | None = None,
 ) -> tuple[Session, str]:
     """Resolve the identity, end the browser's old session and start a fresh one (new ID: no
-    fixation). The caller sets the returned cookie on its response."""
+    fixation). The caller sets the returned cookie on its response; with `batch`, it sends
+    the new session's writes first (`gateway.store.write`)."""
     from gateway.ui.account import resolve_identity
 
     identity_id = await resolve_identity(services, upstream)
@@ -173,6 +182,7 @@ async def start_session(
         services,
         upstream.connector_id,
         "success",
+        batch=batch,
         identity_id=identity_id,
         client_id=client_id,
         ip=request.client.host if request.client else None,
@@ -190,16 +200,21 @@ async def start_session(
         device=request.headers.get("user-agent"),
         # A registered client gets tokens from this session right away (for logout).
         client_id=client_id if client_id and services.clients.get(client_id) else None,
+        batch=batch,
     )
     return session, cookie
 
 
 async def sign_in_outcome(
-    services: Services, connector_id: str, result: str, **fields: Any
+    services: Services,
+    connector_id: str,
+    result: str,
+    batch: list[Write] | None = None,
+    **fields: Any,
 ) -> None:
     """Count and audit one sign-in attempt (result: success, failure, limited)."""
     services.metrics.sign_ins.labels(connector_id, result).inc()
-    await services.audit.record(f"sign_in.{result}", connector=connector_id, **fields)
+    await services.audit.record(f"sign_in.{result}", batch, connector=connector_id, **fields)
 
 
 def flow_form(
