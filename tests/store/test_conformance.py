@@ -128,6 +128,28 @@ async def test_redis_down_raises_store_unavailable() -> None:
     await store.close()
 
 
+async def test_a_slow_answer_is_a_timeout_and_never_answers_the_next_command(
+    redis_server: RedisServer,
+) -> None:
+    from tests.helpers import writes_paused
+
+    store = open_store(redis_server.url, prefix=f"slow{secrets.token_hex(4)}", socket_timeout=0.3)
+    key, other = store.key("a"), store.key("b")
+    await store.put(other, b"other")
+    try:
+        with writes_paused(redis_server.url, seconds=1.0):
+            with pytest.raises(StoreUnavailable, match="no answer within 0.3 s"):
+                await store.put(key, b"late")
+            # Reads still answer meanwhile, each with its own reply.
+            assert await store.get(other) == b"other"
+        # Whatever became of the cancelled SET, its reply cannot reach another command.
+        assert await store.get(other) == b"other"
+        assert await store.get(key) in (None, b"late")
+        assert await store.read(store.key("stream"), "0", 10, block=0.5) == []  # waits 0.5 s
+    finally:
+        await store.close()
+
+
 async def test_durability_problem_reported_for_evicting_redis(redis_server: RedisServer) -> None:
     import redis.asyncio as aioredis
 
