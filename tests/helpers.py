@@ -335,6 +335,12 @@ async def redeem(
     return await http.post("/oauth2/token", data=data, auth=auth)
 
 
+def tampered(value: str, last: int = 1) -> str:
+    """`value` with its last `last` characters each replaced by a different one (replacing
+    them with fixed text leaves the value as it was once in 64**last)."""
+    return value[:-last] + "".join("B" if c == "A" else "A" for c in value[-last:])
+
+
 def location_query(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
 
