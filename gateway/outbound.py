@@ -52,8 +52,8 @@ class OutboundError(Exception):
 
 class IdpClient:
     """Requests to identity providers: aiohttp's client, no redirects followed, no cookies
-    kept, a total timeout, bodies read up to a bound, and the environment's proxy settings
-    (HTTP(S)_PROXY, NO_PROXY) read once.
+    kept, a total timeout, bodies read up to a bound, and the environment's proxies
+    (HTTP(S)_PROXY, read once; NO_PROXY exempts hosts).
 
     Every federated sign-in makes two requests to its IdP (code redemption, userinfo), so this
     is the federation hot path: httpx's request and response models and its cookie-jar

@@ -302,7 +302,9 @@ class RedisStore:
                         pipe.xadd(write.stream, dict(write.fields), **_trim(write.retention))
                 return list(await pipe.execute())
 
-        await self._call("write_many", run, idempotent=True)  # SET and ZADD repeat harmlessly
+        # SET and the index script repeat harmlessly after a lost connection; an XADD that had
+        # landed appears twice (an audit entry: the same request id says it is one event).
+        await self._call("write_many", run, idempotent=True)
 
     async def index_members(self, key: str) -> list[str]:
         members = await self._call(
