@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, random_token
-from gateway.store import Store, record_json
+from gateway.store import Store, Take, record_json
 
 _PURPOSE = "flow"
 
@@ -82,6 +82,11 @@ class FlowStore:
             return None
         raw = await self._store.take(self._key(flow_id))
         return None if raw is None else self._open(flow_id, raw)
+
+    def taking(self, flow: Flow) -> Take:
+        """Consuming `flow` as a read for `Store.read_many`: an answer (not None) means this
+        caller, and no other, completes it."""
+        return Take(self._key(flow.flow_id))
 
     def _key(self, flow_id: str) -> str:
         return self._store.key(_PURPOSE, flow_id)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from gateway.errors import GatewayError
-from gateway.store import Store, record_json
+from gateway.store import Get, Store, record_json
 
 MAX_LOGINS = 20  # as Cognito: at most 20 logins linked to one identity
 
@@ -96,7 +96,14 @@ class IdentityStore:
 
     async def find(self, provider: str, subject: str) -> str | None:
         """The identity a login is linked to, or None."""
-        owner = await self._store.get(self._login_key(provider, subject))
+        return self.found(await self._store.get(self._login_key(provider, subject)))
+
+    def finding(self, provider: str, subject: str) -> Get:
+        """`find` as a read for `Store.read_many`; `found` reads its answer."""
+        return Get(self._login_key(provider, subject))
+
+    @staticmethod
+    def found(owner: bytes | None) -> str | None:
         return owner.decode() if owner else None
 
     async def resolve(self, provider: str, subject: str, pool: str | None = None) -> str:

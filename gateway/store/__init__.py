@@ -54,6 +54,23 @@ class Append:
 Write = Put | IndexAdd | Append
 
 
+@dataclass(frozen=True, slots=True)
+class Get:
+    """`Store.get` as one of `Store.read_many`'s reads."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """`Store.take` as one of `Store.read_many`'s reads."""
+
+    key: str
+
+
+Read = Get | Take
+
+
 async def write(store: Store, batch: list[Write] | None, *writes: Write) -> None:
     """`writes` now, or added to `batch` when the caller gathers a request's writes to send
     them in one round trip (`Store.write_many`) before it answers."""
@@ -111,6 +128,11 @@ class Store(Protocol):
     async def index_add(self, key: str, member: str, expires_at: float) -> None:
         """Add `member` to an expiring set until `expires_at` (epoch seconds). Atomic, without
         read-modify-write, so any number of concurrent adds all land."""
+        ...
+
+    async def read_many(self, reads: Sequence[Read]) -> list[bytes | None]:
+        """Several `get`s and `take`s in one round trip, answered in order. A `Take` is what
+        `take` is: at most one caller ever sees the value."""
         ...
 
     async def write_many(self, writes: Sequence[Write]) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from gateway.store import IndexAdd, Put, Write
+from gateway.store import IndexAdd, Put, Read, Take, Write
 
 
 class MemoryStore:
@@ -94,6 +94,12 @@ class MemoryStore:
         for old in [m for m, t in members.items() if t <= now]:
             del members[old]
         members[member] = expires_at
+
+    async def read_many(self, reads: Sequence[Read]) -> list[bytes | None]:
+        return [
+            await (self.take(read.key) if isinstance(read, Take) else self.get(read.key))
+            for read in reads
+        ]
 
     async def write_many(self, writes: Sequence[Write]) -> None:
         for write in writes:

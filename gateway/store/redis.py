@@ -25,7 +25,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
-from gateway.store import IndexAdd, Put, Write
+from gateway.store import IndexAdd, Put, Read, Take, Write
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
 _CAS = """
@@ -284,6 +284,28 @@ class RedisStore:
     async def index_add(self, key: str, member: str, expires_at: float) -> None:
         args = [str(expires_at), member, str(time.time())]
         await self._call("index_add", lambda: self._index_add(keys=[key], args=args))
+
+    async def read_many(self, reads: Sequence[Read]) -> list[bytes | None]:
+        takes = any(isinstance(read, Take) for read in reads)
+        if takes and self._replicas:
+            # WAIT counts one connection's writes, on one node: each take waits on its own.
+            return [
+                await (self.take(read.key) if isinstance(read, Take) else self.get(read.key))
+                for read in reads
+            ]
+
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for read in reads:
+                    if isinstance(read, Take):
+                        pipe.getdel(read.key)
+                    else:
+                        pipe.get(read.key)
+                return list(await pipe.execute())
+
+        # A GETDEL must not run twice: a repeat would answer None for a value taken once.
+        answers: list[bytes | None] = await self._call("read_many", run, idempotent=not takes)
+        return answers
 
     async def write_many(self, writes: Sequence[Write]) -> None:
         async def run() -> list[Any]:

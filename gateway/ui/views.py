@@ -141,16 +141,27 @@ async def complete_login(
     second_step = await second_factor_gate(services, flow, upstream)
     if second_step is not None:  # no session until the second factor is done
         return second_step
-    flow_taken = await services.flows.take(flow.flow_id)
-    if flow_taken is None:  # a double submit or a replayed callback already finished it
+    # One round trip consumes the flow and looks the login up; a second one (below) sends the
+    # audit entry, the session and the code, before the browser gets the cookie and the code.
+    taken, owner = await services.store.read_many(
+        [
+            services.flows.taking(flow),
+            services.identities.finding(upstream.connector_id, upstream.subject),
+        ]
+    )
+    if taken is None:  # a double submit or a replayed callback already finished it
         raise EXPIRED
-    # The audit entry, the session and the code go to the store in one round trip, before the
-    # browser gets the cookie and the code.
     batch: list[Write] = []
     session, cookie = await start_session(
-        services, request, upstream, client_id=flow.client_id, batch=batch
+        services,
+        request,
+        upstream,
+        client_id=flow.client_id,
+        batch=batch,
+        identity_id=services.identities.found(owner),
     )
-    finished = await finish_flow(services, flow_taken, session, cookie, batch)
+    # The flow as read when this answer arrived: what finishing it uses never changes.
+    finished = await finish_flow(services, flow, session, cookie, batch)
     await services.store.write_many(batch)
     services.pages.set_cookie(finished, services.settings.sessions.cookie_name, cookie)
     return finished
@@ -171,13 +182,15 @@ async def start_session(
     upstream: UpstreamIdentity,
     client_id: str | None,
     batch: list[Write] | None = None,
+    identity_id: str | None = None,
 ) -> tuple[Session, str]:
-    """Resolve the identity, end the browser's old session and start a fresh one (new ID: no
-    fixation). The caller sets the returned cookie on its response; with `batch`, it sends
-    the new session's writes first (`gateway.store.write`)."""
+    """Resolve the identity (unless the caller found it linked already), end the browser's
+    old session and start a fresh one (new ID: no fixation). The caller sets the returned
+    cookie on its response; with `batch`, it sends the new session's writes first
+    (`gateway.store.write`)."""
     from gateway.ui.account import resolve_identity
 
-    identity_id = await resolve_identity(services, upstream)
+    identity_id = identity_id or await resolve_identity(services, upstream)
     await sign_in_outcome(
         services,
         upstream.connector_id,

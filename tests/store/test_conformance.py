@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.errors import StoreUnavailable
-from gateway.store import IndexAdd, Put, Store, open_store
+from gateway.store import Get, IndexAdd, Put, Store, Take, open_store
 from gateway.store.memory import MemoryStore
 from tests.helpers import RedisServer, free_port
 
@@ -259,6 +259,20 @@ async def test_write_many_lands_every_write_in_order(store: Store) -> None:
         remaining = await store.ttl(index)
         assert remaining is not None and 7100 < remaining <= 7201
     await store.write_many([])  # nothing to do is fine
+
+
+async def test_read_many_answers_in_order_and_takes_once(store: Store) -> None:
+    keys = [store.key("rm", str(i)) for i in range(6)]  # several nodes on Cluster
+    for i, key in enumerate(keys):
+        await store.put(key, f"v{i}".encode())
+    reads = [Take(keys[0]), Get(keys[1]), Get(store.key("rm", "absent")), Take(keys[2])]
+    assert await store.read_many(reads) == [b"v0", b"v1", None, b"v2"]
+    assert await store.read_many(reads) == [None, b"v1", None, None]  # taken once, ever
+    assert await store.get(keys[1]) == b"v1"
+    # Concurrent takes of one key: exactly one caller sees it.
+    await store.put(keys[3], b"once")
+    answers = await asyncio.gather(*(store.read_many([Take(keys[3])]) for _ in range(20)))
+    assert sorted(a[0] for a in answers if a[0] is not None) == [b"once"]
 
 
 async def test_publish_reaches_a_subscriber(store: Store) -> None:

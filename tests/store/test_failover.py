@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from gateway.errors import StoreUnavailable
+from gateway.store import Get, Take
 from gateway.store.redis import RedisStore
 from tests.helpers import (
     Browser,
@@ -38,10 +39,14 @@ async def test_durable_writes_wait_for_a_replica_or_fail_closed() -> None:
     try:
         assert await store.create(store.key("a"), b"1")
         assert await store.take(store.key("a")) == b"1"
+        await store.put(store.key("c"), b"2")
+        assert await store.read_many([Take(store.key("c")), Get(store.key("a"))]) == [b"2", None]
         assert sentinel.replica is not None
         sentinel.replica.stop()  # no replica to acknowledge: the write must not pass as safe
         with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
             await store.create(store.key("b"), b"1")
+        with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
+            await store.read_many([Get(store.key("a")), Take(store.key("c"))])
     finally:
         await store.close()
         sentinel.stop()

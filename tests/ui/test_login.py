@@ -108,6 +108,20 @@ async def test_flow_is_used_once(browser: Browser, user: str) -> None:
     assert again.status_code == 400 and "expired" in again.text
 
 
+async def test_a_flow_submitted_twice_at_once_signs_in_once(browser: Browser, user: str) -> None:
+    """Both submissions pass the flow check and the password; the take that ends the flow lets
+    one of them through. The other gets the friendly page, and no code or session of its own."""
+    import asyncio
+
+    fields = await login_form(browser)
+    data = {**fields, "email": user, "password": PASSWORD}
+    answers = await asyncio.gather(*(browser.http.post("/login", data=data) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [303, 400]
+    loser = next(a for a in answers if a.status_code == 400)
+    assert "expired" in loser.text and "location" not in loser.headers
+    assert "cognate_session=" not in loser.headers.get("set-cookie", "")
+
+
 async def test_new_session_id_on_every_login(browser: Browser, user: str) -> None:
     await browser.login_for_code(user)
     first = browser.http.cookies.get("cognate_session")
