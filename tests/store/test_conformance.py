@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.errors import StoreUnavailable
-from gateway.store import Get, IndexAdd, Put, Store, Take, open_store
+from gateway.store import Append, Get, IndexAdd, Put, Store, Take, open_store
 from gateway.store.memory import MemoryStore
 from tests.helpers import RedisServer, free_port
 
@@ -247,9 +247,13 @@ async def test_write_many_lands_every_write_in_order(store: Store) -> None:
             *(Put(k, f"v{i}".encode(), ttl=60) for i, k in enumerate(keys)),
             IndexAdd(index, "a", now + 3600),
             IndexAdd(index, "gone", now - 1),
+            Append(store.key("many-stream"), {"event": "one", "n": "1"}, 3600),
+            Append(store.key("many-stream"), {"event": "two"}, 3600),
             Put(keys[0], b"second", ttl=None),  # in order: the later write wins
         ]
     )
+    entries = await store.read(store.key("many-stream"), "0", 10)
+    assert [fields for _, fields in entries] == [{"event": "one", "n": "1"}, {"event": "two"}]
     assert [await store.get(k) for k in keys[1:]] == [f"v{i}".encode() for i in range(1, 12)]
     assert await store.get(keys[0]) == b"second" and await store.ttl(keys[0]) is None
     ttl = await store.ttl(keys[1])
