@@ -42,11 +42,11 @@ IDP_PORT = free_port()
 IDP = f"http://127.0.0.1:{IDP_PORT}"
 
 
-def settings_text(port: int, redis_url: str, sts_url: str) -> str:
+def settings_text(port: int, redis_url: str, sts_url: str, store_timeout: float = 2.0) -> str:
     return f"""
 issuer: http://127.0.0.1:{port}
 secret_key: bench-secret-key-{"x" * 32}
-store: {{url: "{redis_url}", prefix: bench-fed}}
+store: {{url: "{redis_url}", prefix: bench-fed, socket_timeout: {store_timeout}}}
 log_level: warning
 clients:
   - client_id: web

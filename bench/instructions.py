@@ -133,7 +133,10 @@ def main() -> int:
             {},
         )
         settings = folder / "gateway.yaml"
-        settings.write_text(federation.settings_text(port, redis.url, "http://127.0.0.1:9/"))
+        # Under valgrind everything is ~50x slower: a store timeout of 2 s would fire.
+        settings.write_text(
+            federation.settings_text(port, redis.url, "http://127.0.0.1:9/", store_timeout=30)
+        )
         browser = asyncio.run(federation.mint_callbacks(settings, total, folder))
         callbacks = (folder / "callbacks.txt").read_text().split()
         serve = [sys.executable, "-m", "gateway", "serve", "--config", str(settings)]
