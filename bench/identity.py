@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import Environment, Scenario, group_main, run_scenarios  # noqa: E402
-from tests.helpers import Browser  # noqa: E402
+from tests.helpers import Browser, redeem  # noqa: E402
 
 POOL = "us-east-1:11111111-2222-4333-8444-555555555555"
 TARGET = "X-Amz-Target: AWSCognitoIdentityService."
@@ -69,18 +69,7 @@ async def login(url: str, settings_path: Path) -> str:
     code, verifier, _ = await browser.login_for_code(
         "bench@example.com", password="bench password 123"
     )
-    tokens = (
-        await browser.http.post(
-            "/oauth2/token",
-            auth=("web", "web-secret-0123456789"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": "https://app.example.com/cb",
-            },
-        )
-    ).json()
+    tokens = (await redeem(browser.http, code, verifier)).json()
     await browser.aclose()
     return str(tokens["id_token"])
 

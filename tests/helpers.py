@@ -335,6 +335,16 @@ async def redeem(
     return await http.post("/oauth2/token", data=data, auth=auth)
 
 
+async def signup_page(browser: Browser) -> httpx.Response:
+    """From the client's authorize request to the sign-up page, through the sign-in page's link."""
+    first = await browser.authorize(**code_flow_params())
+    login = await browser.http.get(first.headers["location"])
+    assert "Create an account" in login.text
+    page = await browser.http.get(f"/signup?flow={form_fields(login.text)['flow']}")
+    assert page.status_code == 200
+    return page
+
+
 def tampered(value: str, last: int = 1) -> str:
     """`value` with its last `last` characters each replaced by a different one (replacing
     them with fixed text leaves the value as it was once in 64**last)."""

@@ -51,18 +51,7 @@ async def test_redis_down_fails_closed_everywhere(
     await gateway.add_user("fault@example.com")
     browser = Browser(gateway.url)
     code, verifier, _ = await browser.login_for_code("fault@example.com")
-    tokens = (
-        await browser.http.post(
-            "/oauth2/token",
-            auth=("web", "web-secret-0123456789"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": "https://app.example.com/cb",
-                "code_verifier": verifier,
-            },
-        )
-    ).json()
+    tokens = (await redeem(browser.http, code, verifier)).json()
     fresh = Browser(gateway.url)
     first = await fresh.authorize(**code_flow_params())
     login_page = await fresh.http.get(first.headers["location"])

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.observability import JsonFormatter, quiet_libraries
-from tests.helpers import PASSWORD, Browser, GatewayServer
+from tests.helpers import PASSWORD, Browser, GatewayServer, redeem
 from tests.identity.conftest import POOL, StsFront, client
 
 
@@ -38,18 +38,7 @@ async def test_secrets_stay_out_of_logs(
     browser = Browser(pools.url)
     code, verifier, _ = await browser.login_for_code(email, scope="openid email offline_access")
     secret = "web-secret-0123456789"
-    tokens = (
-        await browser.http.post(
-            "/oauth2/token",
-            auth=("web", secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": "https://app.example.com/cb",
-            },
-        )
-    ).json()
+    tokens = (await redeem(browser.http, code, verifier, auth=("web", secret))).json()
     refreshed = (
         await browser.http.post(
             "/oauth2/token",

@@ -18,6 +18,7 @@ from tests.helpers import (
     free_port,
     location_query,
     make_settings,
+    signup_page,
 )
 from tests.mail import Mailbox, code_in, smtp_settings
 
@@ -38,13 +39,7 @@ def pool_gateway(
 
 
 async def open_signup(browser: Browser) -> dict[str, str]:
-    first = await browser.authorize(**code_flow_params())
-    login = await browser.http.get(first.headers["location"])
-    assert "Create an account" in login.text
-    flow = form_fields(login.text)["flow"]
-    page = await browser.http.get(f"/signup?flow={flow}")
-    assert page.status_code == 200
-    return form_fields(page.text)
+    return form_fields((await signup_page(browser)).text)
 
 
 async def test_sign_up_verify_and_arrive_signed_in(

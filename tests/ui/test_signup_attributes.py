@@ -28,6 +28,7 @@ from tests.helpers import (
     free_port,
     location_query,
     make_settings,
+    signup_page,
 )
 from tests.mail import Inbox, Mailbox, code_in, smtp_settings
 
@@ -91,9 +92,7 @@ def phone_gateway(
 
 
 async def signup_fields(browser: Browser) -> dict[str, str]:
-    first = await browser.authorize(**code_flow_params())
-    login = await browser.http.get(first.headers["location"])
-    page = await browser.http.get(f"/signup?flow={form_fields(login.text)['flow']}")
+    page = await signup_page(browser)
     assert 'name="phone_number"' in page.text and 'autocomplete="tel"' in page.text
     assert "Team" in page.text
     return form_fields(page.text)
