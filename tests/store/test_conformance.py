@@ -279,6 +279,40 @@ async def test_read_many_answers_in_order_and_takes_once(store: Store) -> None:
     assert sorted(a[0] for a in answers if a[0] is not None) == [b"once"]
 
 
+async def test_an_error_reply_mid_batch_fails_it_and_later_replies_stay_in_step(
+    store: Store,
+) -> None:
+    if isinstance(store, MemoryStore):
+        pytest.skip("error replies are Redis's")
+    text, first, last = store.key("eb", "text"), store.key("eb", "a"), store.key("eb", "b")
+    await store.put(text, b"a string, not a stream")
+    with pytest.raises(StoreUnavailable, match="WRONGTYPE"):
+        await store.write_many([Put(first, b"1"), Append(text, {"e": "x"}, 60), Put(last, b"2")])
+    # Every reply of that round trip was read: the next commands get their own answers.
+    assert await store.read_many([Get(first), Get(text), Get(last)]) == [
+        b"1",
+        b"a string, not a stream",
+        b"2",
+    ]
+
+
+async def test_a_restarted_redis_costs_an_idempotent_read_one_retry_and_a_take_nothing() -> None:
+    server = RedisServer()
+    server.start()
+    store = open_store(server.url, prefix="restart")
+    key = store.key("k")
+    try:
+        await asyncio.gather(*(store.put(store.key(str(i)), b"v") for i in range(8)))  # 8 idle
+        server.stop()
+        server.start()  # the same port; every pooled connection is now closed
+        assert await store.get(key) is None  # retried once, on a fresh connection
+        await store.put(key, b"after")
+        assert await store.take(key) == b"after"  # never retried: it must not meet a stale one
+    finally:
+        await store.close()
+        server.stop()
+
+
 async def test_publish_reaches_a_subscriber(store: Store) -> None:
     channel = store.key("channel", secrets.token_hex(4))
     messages = store.subscribe(channel)

@@ -32,10 +32,12 @@ from tests.helpers import (
 ALLOWED = {200, 303, 400, 503}
 
 
-async def test_durable_writes_wait_for_a_replica_or_fail_closed() -> None:
+@pytest.mark.parametrize("via", ["sentinel", "master"])
+async def test_durable_writes_wait_for_a_replica_or_fail_closed(via: str) -> None:
     sentinel = RedisSentinel(replica=True)
     sentinel.start()
-    store = RedisStore(sentinel.url, prefix="acks", replicas_acked=1, replica_timeout=0.3)
+    url = sentinel.url if via == "sentinel" else sentinel.master.url  # redis-py's pool or ours
+    store = RedisStore(url, prefix="acks", replicas_acked=1, replica_timeout=0.3)
     try:
         assert await store.create(store.key("a"), b"1")
         assert await store.take(store.key("a")) == b"1"
