@@ -1,6 +1,6 @@
 """What every benchmark shares: a private redis-server, the gateway with one worker (as
-`cognate serve` runs it), the bare Starlette baseline, optionally moto_server as STS; wrk on
-another core; and the results table.
+`cognate serve` runs it), the bare Starlette baseline, optionally moto_server as STS; the
+servers under test on core 0, wrk and Redis on core 1; and the results table.
 
     with Environment(settings_text) as env:      # settings_text(port, redis_url, sts_url) -> YAML
         result = wrk(env.gateway + "/path", duration=5, connections=8)
@@ -53,6 +53,12 @@ def pinned(cmd: list[str], core: int) -> list[str]:
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         return ["taskset", "-c", str(core), *cmd]
     return cmd
+
+
+def pin(pid: int, core: int) -> None:
+    """Move a running process to one core (as `pinned` starts one), when there are two."""
+    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, {core})
 
 
 def wait_ready(url: str) -> None:
@@ -134,6 +140,8 @@ class Environment:
 
     def __enter__(self) -> Environment:
         self.redis.start()
+        assert self.redis.proc is not None
+        pin(self.redis.proc.pid, 1)  # in production Redis runs elsewhere, not on the worker
         self.settings_path.write_text(self._settings_text(self.port, self.redis.url, self.sts_url))
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self._procs.append(
