@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -104,4 +106,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(uvloop.run(main()))  # the event loop a worker runs (`cognate serve`)
