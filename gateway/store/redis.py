@@ -412,7 +412,7 @@ class RedisStore:
 
     async def publish(self, channel: str, message: bytes) -> None:
         # A Redis Cluster broadcasts PUBLISH to every node, so any subscriber anywhere hears it.
-        await self._call("publish", lambda: self._redis.publish(channel, message))
+        await self._one("publish", "PUBLISH", channel, message)
 
     async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
         if isinstance(self._redis, RedisCluster):
@@ -434,7 +434,7 @@ class RedisStore:
                 await pubsub.aclose()
 
     async def ping(self) -> None:
-        await self._call("ping", lambda: self._redis.ping())
+        await self._one("ping", "PING")
 
     async def durability_problem(self) -> str | None:
         try:
