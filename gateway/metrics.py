@@ -60,6 +60,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.forward_auth_unknown_url = Counter(
+            "cognate_forward_auth_unknown_url_total",
+            "Forward-auth requests refused: route policies set, no trusted original URL",
+            registry=r,
+        )
         self.store_latency = Histogram(
             "cognate_store_operation_seconds",
             "Store latency",

@@ -143,6 +143,19 @@ class SessionSettings(Model):
     # Forward-auth keeps verified sessions in memory this long (0: off); a logout anywhere
     # evicts them from every replica at once (store pub/sub).
     cache_ttl: float = Field(5.0, ge=0, le=60)
+    # A parent domain ("example.com") the session cookie is shared with, so apps on its
+    # subdomains see the sign-in directly. Without it the cookie is host-only and apps on other
+    # hosts get their own host-bound session through /oauth2/callback (see gateway.proxy).
+    cookie_domain: str | None = None
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _registrable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from gateway.proxy.cookies import registrable_domain
+
+        return registrable_domain(value)
 
 
 class RateLimitSettings(Model):
@@ -179,6 +192,13 @@ class ForwardAuthSettings(Model):
     allowed_hosts: list[str] = Field(default_factory=list)
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     policies: list[RoutePolicySettings] = Field(default_factory=list)
+    # Which headers name the original request (only ever from `trusted_proxies`):
+    # `forwarded`: X-Forwarded-Method/Proto/Host/Uri, as Traefik's ForwardAuth, Caddy's
+    #   forward_auth and the shipped nginx config set them (overwriting the client's copies);
+    # `original`: X-Original-URL and X-Original-Method, as oauth2-proxy's nginx examples set them.
+    # The other family is ignored, so a header the proxy does not set can never override one
+    # it does (Caddy and Traefik pass the client's own headers to the auth endpoint).
+    mode: Literal["forwarded", "original"] = "forwarded"
     # oauth2-proxy's --pass-access-token: the upstream IdP's access token, when there is one,
     # as X-Auth-Request-Access-Token (off: it is a credential).
     pass_access_token: bool = False
@@ -710,6 +730,17 @@ class Settings(Model):
                         f"{owners[domain]!r}"
                     )
                 owners[domain] = connector.id
+        return self
+
+    @model_validator(mode="after")
+    def _cookie_domain_covers_issuer(self) -> Settings:
+        domain = self.sessions.cookie_domain
+        host = (urlsplit(self.issuer).hostname or "").lower()
+        if domain and host != domain and not host.endswith("." + domain):
+            raise ValueError(
+                f"sessions.cookie_domain: {domain} does not contain the issuer's host {host}, "
+                "so the gateway could not set that cookie (use the issuer's parent domain)"
+            )
         return self
 
     def home_realm(self, email: str | None) -> str | None:

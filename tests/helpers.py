@@ -156,9 +156,12 @@ def make_settings(port: int, redis_url: str, **overrides: Any) -> Settings:
 class AppServer:
     """Any ASGI app under uvicorn on 127.0.0.1:<port>, in a thread with its own event loop."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, tls: tuple[str, str] | None = None
+    ) -> None:
+        """`tls`: (certificate chain file, key file) to serve https."""
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.app = app
         config = uvicorn.Config(
             self.app,
@@ -168,6 +171,8 @@ class AppServer:
             access_log=False,
             loop="asyncio",
             lifespan="on",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -200,12 +205,16 @@ class GatewayServer(AppServer):
     """The gateway on its issuer's port (or on `port`: another replica of the same issuer)."""
 
     def __init__(
-        self, settings: Settings, hasher: PasswordHasher | None = None, port: int | None = None
+        self,
+        settings: Settings,
+        hasher: PasswordHasher | None = None,
+        port: int | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.services: Services = build_services(settings, hasher=hasher or fast_hasher())
         super().__init__(
-            create_app(self.services), port or int(urlsplit(settings.issuer).port or 80)
+            create_app(self.services), port or int(urlsplit(settings.issuer).port or 80), tls
         )
         if port is None:
             self.url = settings.issuer  # may say localhost rather than 127.0.0.1
@@ -587,3 +596,15 @@ async def sign_in_and_race_redeems(
     for answer in answers:
         statuses[answer.status_code] += 1
     return code, answers
+
+
+def forwarded(url: str, method: str = "GET") -> dict[str, str]:
+    """The headers a proxy in `forward_auth.mode: forwarded` (Traefik, Caddy, the shipped
+    nginx config) sends to /oauth2/auth for a request to `url`."""
+    parts = urlsplit(url)
+    return {
+        "X-Forwarded-Proto": parts.scheme,
+        "X-Forwarded-Host": parts.netloc,
+        "X-Forwarded-Uri": parts.path + (f"?{parts.query}" if parts.query else ""),
+        "X-Forwarded-Method": method,
+    }

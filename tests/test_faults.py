@@ -13,6 +13,7 @@ from tests.helpers import (
     GatewayServer,
     RedisServer,
     code_flow_params,
+    forwarded,
     free_port,
     make_settings,
     redeem,
@@ -198,7 +199,7 @@ async def test_forward_auth_cache_goes_off_with_redis(
             await asyncio.sleep(0.05)
         assert (await browser.http.get("/oauth2/auth")).status_code == 401
         redirect_mode = await browser.http.get(
-            "/oauth2/auth?redirect=1", headers={"X-Original-URL": "http://app.example/page"}
+            "/oauth2/auth?redirect=1", headers=forwarded("http://app.example/page")
         )
         assert redirect_mode.status_code == 401  # no trip to a sign-in that cannot work
     finally:

@@ -15,8 +15,17 @@ set in `/.well-known/jwks.json`, `aud` = the app's origin, `sub` = the identity 
 `groups` cut to the route policy's), so an app can check who is calling without trusting the
 network between itself and the proxy.
 
-`X-Forwarded-*` and `X-Original-URL` are read only from `forward_auth.trusted_proxies`; header
+Which headers name the original request is set by `forward_auth.mode`, never by which header
+happens to be present: `forwarded` (X-Forwarded-Method/Proto/Host/Uri: Traefik, Caddy, the
+shipped nginx config) or `original` (X-Original-URL/Method: oauth2-proxy's nginx examples). They
+are read only from `forward_auth.trusted_proxies`. With route policies configured and no trusted
+original URL, the answer is 403: a policy is never skipped because the URL is unknown.
+
+A 202 also carries `Cookie`: the client's cookies without Cognate's own, which the shipped
+proxy configs copy onto the request to the app (the app never sees the session cookie). Header
 values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
+
+The endpoints themselves are in `gateway.proxy.endpoints`; this module decides.
 """
 
 from __future__ import annotations
@@ -32,13 +41,11 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from gateway.errors import StoreUnavailable
-from gateway.proxy.redirects import safe_redirect
+from gateway.proxy.cookies import without_cookies
 from gateway.sessions import Session, passed_second_factor
-from gateway.settings import RoutePolicySettings
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.settings import RoutePolicySettings, Settings
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -84,26 +91,66 @@ class TrustedProxies:
         return self.trusts(request.client.host if request.client else "")
 
 
-def original_request(h: Mapping[str, str], is_trusted: bool) -> Original:
-    """What the proxy forwarded (`h`: the request's headers, lower-case names): X-Original-URL
-    (nginx) or X-Forwarded-Proto/Host/Uri/Method (Traefik, Caddy) — from a trusted proxy only."""
+def original_request(h: Mapping[str, str], is_trusted: bool, mode: str) -> Original:
+    """What the proxy forwarded (`h`: the request's headers, lower-case names), from a trusted
+    proxy only, and only the header family of `mode` (see the module docstring): a client's
+    X-Original-URL passed along by Caddy or Traefik must never replace the X-Forwarded-* they
+    set themselves."""
     if not is_trusted:
         return Original("GET", None)
-    method = h.get("x-forwarded-method", h.get("x-original-method", "GET")).upper()
-    if h.get("x-original-url"):
-        return Original(method, h["x-original-url"])
-    if h.get("x-forwarded-host"):
-        proto = h.get("x-forwarded-proto", "https")
-        return Original(method, f"{proto}://{h['x-forwarded-host']}{h.get('x-forwarded-uri', '/')}")
-    return Original(method, None)
+    if mode == "original":
+        return Original(h.get("x-original-method", "GET").upper(), h.get("x-original-url"))
+    method = h.get("x-forwarded-method", "GET").upper()
+    host = h.get("x-forwarded-host")
+    if not host:
+        return Original(method, None)
+    proto = "https" if h.get("x-forwarded-proto", "https") == "https" else "http"
+    uri = h.get("x-forwarded-uri", "/")
+    return Original(method, f"{proto}://{host}{uri if uri.startswith('/') else '/' + uri}")
 
 
-def clean(value: Any) -> str:
-    """A header value without CR/LF or other controls (no header injection)."""
+def url_host(url: str | None) -> str | None:
+    """The lower-case host of a URL (no port), or None when there is none or it cannot be
+    parsed (an IDNA-invalid host makes `urlsplit` raise)."""
+    if not url:
+        return None
+    try:
+        return (urlsplit(url).hostname or "").lower() or None
+    except ValueError:
+        return None
+
+
+def cookie_reaches(settings: Settings, host: str | None) -> bool:
+    """Does the gateway's session cookie reach `host` (the gateway's own, or a host under
+    `sessions.cookie_domain`)? Elsewhere an app host needs a session of its own."""
+    if host is not None and host == url_host(settings.issuer):
+        return True
+    domain = settings.sessions.cookie_domain
+    return bool(domain and host and (host == domain or host.endswith("." + domain)))
+
+
+def signed_in_return(settings: Settings, destination: str) -> str:
+    """Where a signed-in browser goes for `destination`: there, when the gateway's cookie
+    reaches its host; else through the gateway's /oauth2/start, which hands it a ticket for
+    that host's /oauth2/session (`gateway.proxy.tickets`)."""
+    if cookie_reaches(settings, url_host(destination)):
+        return destination
+    return f"{settings.issuer}/oauth2/start?" + urlencode({"rd": destination})
+
+
+UNKNOWN_URL = (
+    "route policies are configured, but this request names no original URL that a trusted "
+    "proxy set (is the proxy's address in forward_auth.trusted_proxies, and does it send "
+    "the headers of forward_auth.mode?)"
+)
+
+
+def clean(value: Any, limit: int = 1024) -> str:
+    """A header value without CR/LF or other controls (no header injection), cut to `limit`."""
     text = str(value)
     if text.isprintable():  # the common case, checked in C
-        return text[:1024]
-    return "".join(c for c in text if c.isprintable())[:1024]
+        return text[:limit]
+    return "".join(c for c in text if c.isprintable())[:limit]
 
 
 def normalize_path(raw: str) -> str:
@@ -125,8 +172,11 @@ def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePol
     """The most specific policy (longest path prefix, exact host before `*`) for a URL."""
     if not policies:
         return None
-    parts = urlsplit(url or "/")
-    host, path = (parts.hostname or "").lower(), normalize_path(parts.path)
+    try:
+        parts = urlsplit(url or "/")
+        host, path = (parts.hostname or "").lower(), normalize_path(parts.path)
+    except ValueError:  # an unparseable URL: only the catch-all rules can apply
+        host, path = "", "/"
     matches = [
         p
         for p in policies
@@ -179,14 +229,18 @@ async def decide(
     *,
     redirect: bool,
     api: bool,
+    cookies: str | None = None,
 ) -> Response:
     """The forward-auth answer for a request to `url`: 202 with the identity headers, 401 (or,
     with `redirect`, 302/303 to sign-in for a browser), or 403 naming the refusing rule.
+    `cookies`: the request's Cookie header, passed on to the app without Cognate's cookies.
     Shared by `/oauth2/auth` and the sidecar proxy."""
     issuer = services.settings.issuer
     headers = {"Cache-Control": "no-store"}
+    if url is None and services.settings.forward_auth.policies:
+        return PlainTextResponse(f"Forbidden: {UNKNOWN_URL}.", status_code=403, headers=headers)
     try:
-        session = await services.sessions.load(cookie, cached=True)
+        session = await services.sessions.load(cookie, cached=True, host=url_host(url))
     except StoreUnavailable as exc:
         # Fail closed the way proxies understand: not signed in (SECURITY-TESTS G48). No
         # redirect either: a sign-in cannot work while the store is away.
@@ -198,16 +252,22 @@ async def decide(
             status = 302 if method in ("GET", "HEAD") else 303
             return RedirectResponse(start, status_code=status, headers=headers)
         return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
-    granted = grant(services, session, url)
+    granted = grant(services, session, url, cookies)
     if isinstance(granted, str):
         return PlainTextResponse(f"Forbidden: {granted}.", status_code=403, headers=headers)
     return Response(status_code=202, headers={**headers, **granted})
 
 
-def grant(services: Services, session: Session, url: str | None) -> dict[str, str] | str:
+def grant(
+    services: Services, session: Session, url: str | None, cookies: str | None = None
+) -> dict[str, str] | str:
     """The identity headers for a signed-in session's request to `url`, or the reason the
-    route's policy refuses it."""
-    policy = policy_for(services.settings.forward_auth.policies, url)
+    route's policy refuses it. `cookies` (the request's Cookie header) comes back as the
+    `Cookie` the app gets: without Cognate's cookies, empty when nothing else is left."""
+    policies = services.settings.forward_auth.policies
+    if url is None and policies:
+        return UNKNOWN_URL  # fail closed: never skip a policy because the URL is unknown
+    policy = policy_for(policies, url)
     reason = refusal(policy, session) if policy else None
     if reason:
         return reason
@@ -219,7 +279,10 @@ def grant(services: Services, session: Session, url: str | None) -> dict[str, st
     email = profile.get("email") or ""
     user = profile.get("preferred_username") or email or session.identity_id
     issuer = services.settings.issuer
-    parts = urlsplit(url or issuer)
+    try:
+        parts = urlsplit(url or issuer)
+    except ValueError:
+        parts = urlsplit(issuer)
     headers = {
         "X-Cognate-Assertion": services.tokens.identity_assertion(
             audience=f"{parts.scheme}://{parts.netloc}",
@@ -236,6 +299,11 @@ def grant(services: Services, session: Session, url: str | None) -> dict[str, st
     upstream_token = (session.upstream or {}).get("access_token")
     if services.settings.forward_auth.pass_access_token and upstream_token:
         headers["X-Auth-Request-Access-Token"] = clean(upstream_token)
+    if cookies is not None:
+        # Never cut: a truncated Cookie header would hand the app a different cookie.
+        headers["Cookie"] = clean(
+            without_cookies(cookies, services.pages.own_cookie_names()), limit=len(cookies)
+        )
     return headers
 
 
@@ -268,86 +336,3 @@ IDENTITY_HEADERS = (
     "x-auth-request-identity-id",
     "x-auth-request-access-token",
 )
-
-
-def routes(services: Services) -> list[BaseRoute]:
-    config = services.settings.forward_auth
-    issuer = services.settings.issuer
-    proxies = TrustedProxies(config.trusted_proxies)
-    cookie_name = services.settings.sessions.cookie_name
-    pages = services.pages
-
-    def origin_of(request: Request) -> str:
-        url = original_request(request.headers, proxies.request(request)).url
-        parts = urlsplit(url or issuer)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    def target(request: Request, rd: str | None) -> str:
-        safe = safe_redirect(rd, origin_of(request), config.allowed_hosts, issuer)
-        return safe or f"{issuer}/"
-
-    async def auth(request: Request) -> Response:
-        original = original_request(request.headers, proxies.request(request))
-        return await decide(
-            services,
-            pages.cookie(request, cookie_name),
-            original.url,
-            original.method,
-            redirect=bool(request.query_params.get("redirect")),
-            api=is_api(request),
-        )
-
-    async def start(request: Request) -> Response:
-        # rd, or else the original URL a trusted proxy forwarded (nginx's @sign_in location).
-        rd = (
-            request.query_params.get("rd")
-            or original_request(request.headers, proxies.request(request)).url
-        )
-        destination = target(request, rd)
-        session = await services.sessions.load(pages.cookie(request, cookie_name))
-        if session is not None:
-            return RedirectResponse(destination, status_code=303)
-        browser, new_cookie = services.csrf.browser_secret(request)
-        flow = await services.flows.create(
-            client_id=FORWARD_AUTH_CLIENT,
-            redirect_uri=destination,
-            scope=["openid"],
-            state=None,
-            nonce=None,
-            code_challenge=None,
-            prompt=[],
-            max_age=None,
-            login_hint=None,
-            browser=services.flows.browser_binding(browser),
-        )
-        response = RedirectResponse(f"{issuer}/login?flow={flow.flow_id}", status_code=303)
-        if new_cookie:
-            pages.set_cookie(response, CSRF_COOKIE, browser)
-        return response
-
-    async def sign_in(request: Request) -> Response:
-        query = urlencode({"rd": request.query_params.get("rd", "/")})
-        return RedirectResponse(f"{issuer}/oauth2/start?{query}", status_code=303)
-
-    async def sign_out(request: Request) -> Response:
-        cookie = pages.cookie(request, cookie_name)
-        session = await services.sessions.load(cookie)
-        await services.sessions.end(cookie)
-        if session is not None:
-            await services.logout.session_ended(session.sid, session.identity_id)
-            await services.audit.record("sign_out", identity_id=session.identity_id)
-        rd = request.query_params.get("rd")
-        response: Response
-        if rd:
-            response = RedirectResponse(target(request, rd), status_code=303)
-        else:
-            response = pages.render(request, "logged_out.html")
-        pages.clear_cookie(response, cookie_name)
-        return response
-
-    return [
-        Route("/oauth2/auth", auth, methods=["GET", "HEAD"]),
-        Route("/oauth2/start", start, methods=["GET"]),
-        Route("/oauth2/sign_in", sign_in, methods=["GET"]),
-        Route("/oauth2/sign_out", sign_out, methods=["GET", "POST"]),
-    ]

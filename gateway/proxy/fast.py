@@ -11,7 +11,8 @@ slow way; so this layer can only ever make an answer faster, never different.
 It sits inside the request-id and metrics middleware, so request ids, access logs and request
 counts stay the same for every answer.
 
-The encoded answer is kept for a second per cookie and URL, tied to the very cached session
+The encoded answer is kept for a second per Cookie header and URL (the answer carries the app's
+Cookie header, the client's cookies without Cognate's), tied to the very cached session
 object it was made for: a session that leaves the cache (sign-out on any replica, expiry) takes
 its answers with it, and the signed assertion in a kept answer has at least 29 of its 60
 seconds left.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.proxy import TrustedProxies, grant, original_request
+from gateway.proxy import TrustedProxies, grant, original_request, url_host
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -48,7 +49,17 @@ class ForwardAuthFastPath:
         self.app = app
         self.services = services
         self.proxies = TrustedProxies(services.settings.forward_auth.trusted_proxies)
-        self.cookie = services.pages.cookie_name(services.settings.sessions.cookie_name)
+        self.mode = services.settings.forward_auth.mode
+        name = services.settings.sessions.cookie_name
+        # An app host's own cookie first, then the shared one (the same name without a domain).
+        self.cookies = tuple(
+            dict.fromkeys(
+                (
+                    services.pages.cookie_name(name, host_only=True),
+                    services.pages.cookie_name(name),
+                )
+            )
+        )
         self.route = _Route()
         self._answers: OrderedDict[tuple[str, str | None], tuple[Session, float, Headers]] = (
             OrderedDict()
@@ -64,14 +75,16 @@ class ForwardAuthFastPath:
             return
         # The first of repeated headers counts, as in Starlette's request.headers.get().
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
-        cookie = self._cookie(headers.get("cookie"))
-        session = self.services.sessions.cached(cookie)
-        if session is None or cookie is None:
+        cookies = headers.get("cookie")
+        cookie = self._cookie(cookies)
+        client = scope.get("client")
+        trusted = self.proxies.trusts(client[0] if client else "")
+        url = original_request(headers, trusted, self.mode).url
+        session = self.services.sessions.cached(cookie, url_host(url))
+        if session is None or cookie is None or cookies is None:
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        url = original_request(headers, self.proxies.trusts(client[0] if client else "")).url
-        answer = self._answer(session, cookie, url)
+        answer = self._answer(session, cookies, url)
         if answer is None:  # refused: the full app explains which rule, as a page
             await self.app(scope, receive, send)
             return
@@ -85,14 +98,15 @@ class ForwardAuthFastPath:
         )
         await send({"type": "http.response.body", "body": b""})
 
-    def _answer(self, session: Session, cookie: str, url: str | None) -> Headers | None:
-        """The 202's headers for this session and URL (kept a second), or None if refused."""
-        key = (cookie, url)
+    def _answer(self, session: Session, cookies: str, url: str | None) -> Headers | None:
+        """The 202's headers for this session, Cookie header and URL (kept a second), or None
+        if refused."""
+        key = (cookies, url)
         now = time.monotonic()
         kept = self._answers.get(key)
         if kept is not None and kept[0] is session and now < kept[1]:
             return kept[2]
-        granted = grant(self.services, session, url)
+        granted = grant(self.services, session, url, cookies)
         if isinstance(granted, str):
             return None
         answer = [
@@ -108,11 +122,14 @@ class ForwardAuthFastPath:
 
     def _cookie(self, header: str | None) -> str | None:
         """The session cookie's value (the first, unquoted as sent; a quoted value misses the
-        cache and gets the full app's parsing)."""
-        if not header or self.cookie not in header:
+        cache and gets the full app's parsing), in the order of `self.cookies`."""
+        if not header:
             return None
-        for part in header.split(";"):
-            name, _, value = part.partition("=")
-            if name.strip() == self.cookie:
-                return value.strip()
+        for wanted in self.cookies:
+            if wanted not in header:
+                continue
+            for part in header.split(";"):
+                name, _, value = part.partition("=")
+                if name.strip() == wanted:
+                    return value.strip()
         return None

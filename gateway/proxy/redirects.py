@@ -40,12 +40,17 @@ def safe_redirect(target: str | None, origin: str, allowed: list[str], issuer: s
         if target.startswith("//") or decoded.startswith("//"):
             return None
         target = origin.rstrip("/") + target
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+    try:
+        parts = urlsplit(target)
+        origin_host = (urlsplit(origin).hostname or "").lower()
+        hostname = parts.hostname
+    except ValueError:  # e.g. an IDNA-invalid host (U+FF0F): what cannot be parsed is refused
+        return None
+    if parts.scheme not in ("http", "https") or not hostname or "@" in parts.netloc:
         return None
     issuer_host = (urlsplit(issuer).hostname or "").lower()
-    if not host_allowed(parts.hostname.lower(), allowed, issuer_host) and (
-        parts.hostname.lower() != (urlsplit(origin).hostname or "").lower()
+    if not host_allowed(hostname.lower(), allowed, issuer_host) and (
+        hostname.lower() != origin_host
     ):
         return None
     return target

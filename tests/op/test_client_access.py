@@ -13,6 +13,7 @@ from tests.helpers import (
     GatewayServer,
     RedisServer,
     code_flow_params,
+    forwarded,
     free_port,
     location_query,
     make_settings,
@@ -70,12 +71,12 @@ async def test_a_route_can_require_a_second_factor(staff_only: GatewayServer) ->
     try:
         await browser.login_for_code(email)
         answer = await browser.http.get(
-            "/oauth2/auth", headers={"X-Original-URL": "http://tools.example/vault/keys"}
+            "/oauth2/auth", headers=forwarded("http://tools.example/vault/keys")
         )
         assert answer.status_code == 403  # a password alone is one factor
         assert "requires a sign-in with a second factor" in answer.text
         elsewhere = await browser.http.get(
-            "/oauth2/auth", headers={"X-Original-URL": "http://tools.example/wiki"}
+            "/oauth2/auth", headers=forwarded("http://tools.example/wiki")
         )
         assert elsewhere.status_code == 202
     finally:
