@@ -17,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import credentials, op, proxy, ui
+from gateway import credentials, op, ui
 from gateway.errors import PageError, StoreUnavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
 from gateway.pool import Overloaded
+from gateway.proxy import endpoints as forward_auth
 from gateway.proxy.fast import ForwardAuthFastPath
 from gateway.proxy.sidecar import SidecarProxy
 from gateway.proxy.sidecar import routes as sidecar_routes
@@ -100,7 +101,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         # Starlette tries routes in order: the forward-auth hot path goes first.
-        *proxy.routes(services),
+        *forward_auth.routes(services),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", services.metrics.endpoint),

@@ -8,6 +8,11 @@ dump nor the master key alone can read or forge a session. A login always makes 
 Idle timeout = the record's TTL, refreshed at most once per tenth of it; absolute timeout is
 checked against `created`.
 
+A session made for an app on another host (`host`, through a one-time ticket at that host's
+`/oauth2/callback`, see `gateway.proxy.tickets`) is the child of the gateway's own session
+(`parent`): it is valid only for requests to that host, and ending any session of the family
+ends them all, so signing out on one app ends the sign-in on every host.
+
 The forward-auth hot path may read sessions through `SessionCache`: verified sessions kept
 in-process for a few seconds (`sessions.cache_ttl`). Ending a session publishes its sid on the
 store's `session-ended` channel and every replica evicts it at once; while a replica is not
@@ -56,6 +61,16 @@ class Session:
     last_seen: int
     clients: list[str] = field(default_factory=list)
     upstream: dict[str, Any] | None = None  # the IdP's tokens (encrypted with the record)
+    host: str | None = None  # an app host's own session: valid for requests to that host only
+    parent: str | None = None  # the gateway's session it was made from (host sessions)
+
+
+def _for_host(session: Session | None, host: str | None) -> Session | None:
+    """The session if it may be used for a request to `host` (None: the gateway's own host).
+    A host session copied to another host, or to the gateway's pages, is worthless there."""
+    if session is None or session.host is None or session.host == host:
+        return session
+    return None
 
 
 def passed_second_factor(amr: list[str]) -> bool:
@@ -111,6 +126,7 @@ class SessionManager:
         # Which clients a session signed in to, readable without the session's secret, so an
         # administrator's "end every session" can still tell each client (back-channel logout).
         self.clients_of = MemberIndex(store, "session-clients")
+        self.children = MemberIndex(store, "session-children")  # host sessions of a session
 
     async def create(
         self,
@@ -128,22 +144,76 @@ class SessionManager:
         """A fresh session (new id, new secret) and its cookie value; `client_id` when it is
         created to sign in to that client (saves `add_client` a second write). With `batch`,
         its writes join the request's (`gateway.store.write`)."""
+        return await self._create(
+            identity_id=identity_id,
+            connector_id=connector_id,
+            subject=subject,
+            amr=amr,
+            profile=profile,
+            upstream=upstream,
+            client_id=client_id,
+            device=device,
+            batch=batch,
+        )
+
+    async def create_for_host(self, parent: Session, host: str) -> tuple[Session, str] | None:
+        """A session for an app on `host`, the child of the gateway's `parent` session: same
+        identity, sign-in time and methods, ending with it (and it with them). None when the
+        parent ended meanwhile."""
+        child, cookie = await self._create(
+            identity_id=parent.identity_id,
+            connector_id=parent.connector_id,
+            subject=parent.subject,
+            amr=parent.amr,
+            profile=parent.profile,
+            auth_time=parent.auth_time,
+            created=parent.created,  # the parent's absolute timeout applies
+            host=host,
+            parent=parent.sid,
+        )
+        ends = parent.created + self._settings.absolute_timeout
+        await self.children.add(parent.sid, child.sid, ends)
+        if not await self.peek(parent.sid):
+            # The parent ended while the child was made: it must not outlive it.
+            await self.end(cookie)
+            return None
+        return child, cookie
+
+    async def _create(
+        self,
+        *,
+        identity_id: str,
+        connector_id: str,
+        subject: str,
+        amr: list[str],
+        profile: dict[str, Any],
+        upstream: dict[str, Any] | None = None,
+        client_id: str | None = None,
+        device: str | None = None,
+        batch: list[Write] | None = None,
+        auth_time: int | None = None,
+        created: int | None = None,
+        host: str | None = None,
+        parent: str | None = None,
+    ) -> tuple[Session, str]:
         now = int(time.time())
         session = Session(
             sid=uuid.uuid4().hex,
             identity_id=identity_id,
             connector_id=connector_id,
             subject=subject,
-            auth_time=now,
+            auth_time=auth_time or now,
             amr=amr,
             profile=profile,
-            created=now,
+            created=created or now,
             last_seen=now,
             upstream=upstream,
             clients=[client_id] if client_id else [],
+            host=host,
+            parent=parent,
         )
         secret = random_token(24)
-        ends = now + self._settings.absolute_timeout
+        ends = session.created + self._settings.absolute_timeout
         # What the account page shows about this session, readable without its secret
         # (sealed under the master key only; no token, no profile).
         info_key = self._store.key("session-info", session.sid)
@@ -154,7 +224,7 @@ class SessionManager:
             Put(
                 info_key,
                 self._sealer.seal(info, purpose="session-info", context=info_key.encode()),
-                ttl=self._settings.absolute_timeout,
+                ttl=max(1, ends - now),
             ),
         ]
         if client_id:
@@ -164,16 +234,19 @@ class SessionManager:
         await write(self._store, batch, *writes)
         return session, f"{session.sid}.{secret}"
 
-    def cached(self, cookie: str | None) -> Session | None:
+    def cached(self, cookie: str | None, host: str | None = None) -> Session | None:
         """The session for a cookie from the in-process cache only (None: ask `load`)."""
         parsed = _parse(cookie)
         if parsed is None or cookie is None:
             return None
-        return self.cache.get(parsed[0], cookie)
+        return _for_host(self.cache.get(parsed[0], cookie), host)
 
-    async def load(self, cookie: str | None, cached: bool = False) -> Session | None:
-        """The live session for a cookie value, or None (garbage, forged, expired, ended).
-        `cached`: may answer from the in-process cache (the forward-auth hot path)."""
+    async def load(
+        self, cookie: str | None, cached: bool = False, host: str | None = None
+    ) -> Session | None:
+        """The live session for a cookie value, or None (garbage, forged, expired, ended, or
+        another host's). `cached`: may answer from the in-process cache (the forward-auth hot
+        path). `host`: the app host the request is for (None: the gateway's own pages)."""
         parsed = _parse(cookie)
         if parsed is None or cookie is None:
             return None
@@ -181,11 +254,11 @@ class SessionManager:
         if cached:
             hit = self.cache.get(sid, cookie)
             if hit is not None:
-                return hit
+                return _for_host(hit, host)
         session = await self._load(sid, secret)
         if cached and session is not None:
             self.cache.put(sid, cookie, session)
-        return session
+        return _for_host(session, host)
 
     async def _load(self, sid: str, secret: str) -> Session | None:
         raw = await self._store.get(self._key(sid))
@@ -248,14 +321,24 @@ class SessionManager:
         return session
 
     async def end(self, cookie_or_sid: str | None) -> None:
-        """End a session by cookie value or bare sid; ending an unknown one is fine."""
+        """End a session by cookie value or bare sid, with its whole family (the gateway's
+        session and every app host's session made from it); ending an unknown one is fine."""
         if not cookie_or_sid:
             return
         sid = cookie_or_sid.split(".", 1)[0]
-        if _looks_like_sid(sid):
-            await self._store.delete(self._key(sid))
-            self.cache.evict(sid)
-            await self._store.publish(self._store.key(ENDED_CHANNEL), sid.encode())
+        if not _looks_like_sid(sid):
+            return
+        root = sid
+        parsed = _parse(cookie_or_sid)
+        if parsed is not None:  # a host session's cookie names its parent inside the record
+            session = await self._load(*parsed)
+            if session is not None and session.parent and _looks_like_sid(session.parent):
+                root = session.parent
+        family = {sid, root, *await self.children.clear(root)}
+        for member in sorted(family):
+            await self._store.delete(self._key(member))
+            self.cache.evict(member)
+            await self._store.publish(self._store.key(ENDED_CHANNEL), member.encode())
 
     async def listen(self) -> None:
         """Keep this replica's cache in step with session ends everywhere (runs for good)."""

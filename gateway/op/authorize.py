@@ -308,11 +308,14 @@ async def finish_flow(
     batch: list[Write] | None = None,
 ) -> Response:
     """The end of a login: a code for a client, or (forward-auth) straight back to the page."""
-    from gateway.proxy import FORWARD_AUTH_CLIENT
+    from gateway.proxy import FORWARD_AUTH_CLIENT, signed_in_return
 
     if flow.client_id == FORWARD_AUTH_CLIENT:
-        # redirect_uri was checked by safe_redirect when the flow was created.
-        return RedirectResponse(flow.redirect_uri, status_code=303)
+        # redirect_uri was checked by safe_redirect when the flow was created; an app host the
+        # session cookie does not reach gets its own session on the way (a one-time ticket).
+        return RedirectResponse(
+            signed_in_return(services.settings, flow.redirect_uri), status_code=303
+        )
     return await finish_authorization(
         services,
         session,

@@ -43,6 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from gateway.errors import CognitoError
 from gateway.outbound import http_client
 from gateway.proxy import IDENTITY_HEADERS, decide, is_api
+from gateway.proxy.cookies import without_cookies
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -137,7 +138,7 @@ class SidecarProxy:
             if name in HOP_BY_HOP or name in IDENTITY_HEADERS or name.startswith("sec-websocket"):
                 continue
             if name == "cookie":
-                value = _without_cookies(value, self._own_cookies)
+                value = without_cookies(value, self._own_cookies)
                 if not value:
                     continue
             headers[name] = value
@@ -243,15 +244,6 @@ async def _pump_both(client: WebSocket, upstream: Any) -> None:
             await task
     with contextlib.suppress(Exception):
         await client.close()
-
-
-def _without_cookies(header: str, names: set[str]) -> str:
-    kept = [
-        part.strip()
-        for part in header.split(";")
-        if part.strip() and part.strip().split("=", 1)[0] not in names
-    ]
-    return "; ".join(kept)
 
 
 def container_credentials(services: Services, config: SidecarSettings) -> Route:

@@ -2,9 +2,11 @@
 
 Every HTML response gets a strict Content-Security-Policy with `frame-ancestors 'none'`
 (clickjacking), `no-store` caching (pages may show personal data), and a same-origin referrer
-policy (URLs hold flow ids, which must not reach other sites). Cookie helpers live here too,
-because the cookie rules follow the issuer: `__Host-` prefixed and Secure on https, plain names
-on a loopback http demo.
+policy (URLs hold flow ids, which must not reach other sites); on an https issuer also
+`Strict-Transport-Security`. Cookie helpers live here too, because the cookie rules follow the
+issuer: `__Host-` prefixed and Secure on https, plain names on a loopback http demo. The session
+cookie shared with a parent domain (`sessions.cookie_domain`) cannot be `__Host-` (that prefix
+forbids a Domain): it is `__Secure-` instead, still Secure and HttpOnly.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
+HSTS = "max-age=31536000"  # no includeSubDomains: the issuer's parent may serve other sites
+
 BUNDLED = Path(__file__).parent / "templates"
 
 
@@ -46,6 +50,8 @@ class Pages:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.secure = settings.secure_cookies
+        self._shared = settings.sessions.cookie_name  # the one cookie cookie_domain applies to
+        self.cookie_domain = settings.sessions.cookie_domain
         loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(BUNDLED)]
         if settings.ui.templates_dir is not None:
             loaders.insert(0, jinja2.FileSystemLoader(settings.ui.templates_dir))
@@ -53,31 +59,56 @@ class Pages:
             loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined
         )
 
-    def cookie_name(self, base: str) -> str:
-        """`__Host-<base>` when cookies can be Secure, else `<base>`."""
-        return f"__Host-{base}" if self.secure else base
+    def _domain(self, base: str, host_only: bool) -> str | None:
+        return None if host_only or base != self._shared else self.cookie_domain
+
+    def cookie_name(self, base: str, host_only: bool = False) -> str:
+        """`__Host-<base>` when cookies can be Secure (`__Secure-<base>` when the cookie is
+        shared with `sessions.cookie_domain`), else `<base>`."""
+        if not self.secure:
+            return base
+        return f"__Secure-{base}" if self._domain(base, host_only) else f"__Host-{base}"
+
+    def own_cookie_names(self) -> frozenset[str]:
+        """Every name Cognate's cookies may have, which no app behind it should receive."""
+        bases = (self._shared, "cognate_csrf")
+        return frozenset(
+            f"{prefix}{base}" for base in bases for prefix in ("", "__Host-", "__Secure-")
+        )
 
     def set_cookie(
-        self, response: Response, base: str, value: str, max_age: int | None = None
+        self,
+        response: Response,
+        base: str,
+        value: str,
+        max_age: int | None = None,
+        host_only: bool = False,
     ) -> None:
-        """A host-only, HttpOnly, SameSite=Lax cookie (Secure on https)."""
+        """An HttpOnly, SameSite=Lax cookie (Secure on https), host-only unless it is the
+        session cookie and `sessions.cookie_domain` is set (and `host_only` is not asked)."""
         response.set_cookie(
-            self.cookie_name(base),
+            self.cookie_name(base, host_only),
             value,
             max_age=max_age,
             path="/",
+            domain=self._domain(base, host_only),
             secure=self.secure,
             httponly=True,
             samesite="lax",
         )
 
-    def clear_cookie(self, response: Response, base: str) -> None:
+    def clear_cookie(self, response: Response, base: str, host_only: bool = False) -> None:
         response.delete_cookie(
-            self.cookie_name(base), path="/", secure=self.secure, httponly=True, samesite="lax"
+            self.cookie_name(base, host_only),
+            path="/",
+            domain=self._domain(base, host_only),
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
         )
 
-    def cookie(self, request: Request, base: str) -> str | None:
-        return request.cookies.get(self.cookie_name(base))
+    def cookie(self, request: Request, base: str, host_only: bool = False) -> str | None:
+        return request.cookies.get(self.cookie_name(base, host_only))
 
     def render(
         self,
@@ -110,6 +141,8 @@ class Pages:
         policy = CSP.format(form=form_targets, img=logo_origin)
         policy += "; script-src 'self'" if allow_scripts else ""
         headers = {**SECURITY_HEADERS, "Content-Security-Policy": policy}
+        if self.secure:  # https issuer: browsers must never come back over plain http
+            headers["Strict-Transport-Security"] = HSTS
         return HTMLResponse(html, status_code=status_code, headers=headers)
 
     def language(self, request: Request, ui_locales: str | None = None) -> str:
