@@ -1,9 +1,9 @@
-"""nginx (Debian's package) started by the tests with deploy/nginx/cognate.conf, in front of
-a sample app, with two gateway replicas sharing one Redis behind it."""
+"""nginx (Debian's package) started by the tests with deploy/nginx/cognate.conf (over TLS from
+the test CA), in front of a sample app, with two gateway replicas sharing one Redis behind it."""
 
 from __future__ import annotations
 
-import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.helpers import AppServer, GatewayServer, RedisServer, free_port, make_settings
-
-ROOT = Path(__file__).parent.parent.parent
+from tests.proxy.field import make_pki, nginx_binary, nginx_config
 
 
 async def echo(request: Request) -> JSONResponse:
@@ -36,14 +35,7 @@ class Stack:
     url: str
     replicas: list[GatewayServer]
     app: AppServer
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    assert found, "nginx is installed by scripts/test.sh"
-    return found
+    tls: ssl.SSLContext  # trusts the test CA that signed nginx's certificate
 
 
 @pytest.fixture(scope="session")
@@ -63,44 +55,26 @@ def stack(redis_server: RedisServer) -> Iterator[Stack]:
     for replica in replicas:
         replica.start()
     listen = free_port()
-    conf = (ROOT / "deploy" / "nginx" / "cognate.conf").read_text()
-    conf = conf.replace(
-        "    server 127.0.0.1:8000;", "".join(f"    server 127.0.0.1:{r.port};\n" for r in replicas)
-    )
-    conf = conf.replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{app.port};")
-    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{listen};")
+    pki = make_pki()
     prefix = Path(tempfile.mkdtemp(prefix="cognate-nginx-"))
-    (prefix / "cognate.conf").write_text(conf)
-    (prefix / "nginx.conf").write_text(
-        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nevents {{}}\n"
-        f"http {{\n  access_log off;\n  client_body_temp_path {prefix}/body;\n"
-        f"  proxy_temp_path {prefix}/proxy;\n  include {prefix}/cognate.conf;\n}}\n"
-    )
+    config = nginx_config("127.0.0.1", listen, [r.port for r in replicas], app.port, pki, prefix)
     proc = subprocess.Popen(
-        [
-            nginx_binary(),
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),  # noqa: S603
-            "-g",
-            "daemon off;",
-        ],
+        [nginx_binary(), "-p", str(prefix), "-c", str(config), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{listen}"
+    url = f"https://127.0.0.1:{listen}"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            httpx.get(url + "/oauth2/sign_in", timeout=1)
+            httpx.get(url + "/oauth2/sign_in", timeout=1, verify=pki.context())
             break
         except httpx.HTTPError:
             if proc.poll() is not None:
                 error = proc.stderr.read().decode() if proc.stderr else "nginx died"
                 raise RuntimeError(error) from None
             time.sleep(0.05)
-    yield Stack(url, replicas, app)
+    yield Stack(url, replicas, app, pki.context())
     proc.terminate()
     proc.wait(timeout=10)
     if proc.stderr:

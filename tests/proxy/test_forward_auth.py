@@ -17,6 +17,7 @@ from tests.helpers import (
     Browser,
     GatewayServer,
     form_fields,
+    forwarded,
     free_port,
     make_settings,
     tampered,
@@ -26,7 +27,7 @@ from tests.proxy.conftest import Stack
 
 async def sign_in_through_nginx(stack: Stack, path: str, email: str) -> httpx.AsyncClient:
     """A browser asks nginx for `path`, is sent to sign in, and comes back."""
-    browser = httpx.AsyncClient(timeout=30)
+    browser = httpx.AsyncClient(timeout=30, verify=stack.tls)
     start = await browser.get(stack.url + path)
     assert start.status_code == 303, start.text
     login = start.headers["location"]
@@ -78,9 +79,12 @@ async def test_nginx_sign_in_identity_headers_and_logout_on_every_replica(stack:
     for replica in stack.replicas:
         # Both replicas had the session in their in-process cache (60 s): the logout's
         # message evicts it everywhere within moments, not at the cache's expiry.
-        async with httpx.AsyncClient(cookies={"cognate_session": cookie}) as replay:
+        async with httpx.AsyncClient(
+            cookies={"cognate_session": cookie},
+            headers=forwarded(stack.url + "/hello"),  # what nginx says it asks about
+        ) as replay:
             assert await eventually_status(replay, f"{replica.url}/oauth2/auth", 401)
-    replay_nginx = httpx.AsyncClient(cookies={"cognate_session": cookie})
+    replay_nginx = httpx.AsyncClient(cookies={"cognate_session": cookie}, verify=stack.tls)
     assert (await replay_nginx.get(stack.url + "/hello")).status_code == 303  # to sign-in
     await replay_nginx.aclose()
     await browser.aclose()
@@ -100,7 +104,7 @@ async def eventually_status(
 
 
 async def test_auth_endpoint_is_internal_at_nginx(stack: Stack) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=stack.tls) as client:
         assert (await client.get(stack.url + "/oauth2/auth")).status_code == 404
 
 
@@ -284,7 +288,7 @@ async def test_cache_hits_answer_exactly_like_the_full_app(redis_server: object)
     browser = Browser(gateway.url)
     try:
         await browser.login_for_code(email)
-        app = {"X-Original-URL": "https://app.example/reports?q=1"}
+        app = forwarded("https://app.example/reports?q=1")
         first = await browser.http.get("/oauth2/auth", headers=app)  # a miss: the full app
         before = loads["n"]
         hit = await browser.http.get("/oauth2/auth", headers=app)  # a hit: the hot path
@@ -300,7 +304,7 @@ async def test_cache_hits_answer_exactly_like_the_full_app(redis_server: object)
         assert claims["aud"] == "https://app.example" and claims["email"] == email
         # A refusal is still explained by the full app, naming the rule.
         admin = await browser.http.get(
-            "/oauth2/auth", headers={"X-Original-URL": "https://app.example/admin/x"}
+            "/oauth2/auth", headers=forwarded("https://app.example/admin/x")
         )
         assert admin.status_code == 403 and "/admin" in admin.text
         # Client-sent identity headers never come back; CR/LF cannot be smuggled in.
