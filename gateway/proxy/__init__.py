@@ -138,6 +138,21 @@ def signed_in_return(settings: Settings, destination: str) -> str:
     return f"{settings.issuer}/oauth2/start?" + urlencode({"rd": destination})
 
 
+def setup_warnings(settings: Settings) -> list[str]:
+    """What `check-config` warns about the forward-auth setup (valid, but likely wrong)."""
+    config = settings.forward_auth
+    loopback = all(
+        ipaddress.ip_network(n, strict=False).is_loopback for n in config.trusted_proxies
+    )
+    if config.policies and loopback:
+        return [
+            "forward_auth.policies are set but forward_auth.trusted_proxies is loopback only: "
+            "a proxy on another host gets 403 for every request (no trusted original URL); "
+            "add its address, e.g. trusted_proxies: [10.0.0.5/32]"
+        ]
+    return []
+
+
 UNKNOWN_URL = (
     "route policies are configured, but this request names no original URL that a trusted "
     "proxy set (is the proxy's address in forward_auth.trusted_proxies, and does it send "

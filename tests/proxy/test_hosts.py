@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -311,3 +312,18 @@ async def test_an_unparseable_rd_is_not_allowed(hosts_gateway: GatewayServer, pa
         assert answer.headers["location"] == f"{hosts_gateway.url}/"
     finally:
         await browser.aclose()
+
+
+def test_check_config_warns_when_policies_meet_loopback_only_proxies(tmp_path: Path) -> None:
+    from tests.test_cli import cognate
+
+    base = "issuer: https://auth.example.com\nsecret_key: " + "s" * 32 + "\n"
+    policies = "forward_auth:\n  policies: [{path: /admin, groups: [admins]}]\n"
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(base + policies)
+    result = cognate("check-config", str(risky))
+    assert result.returncode == 0, result.stderr
+    assert "trusted_proxies is loopback only" in result.stdout
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(base + policies + "  trusted_proxies: [10.0.0.5/32]\n")
+    assert "loopback only" not in cognate("check-config", str(fine)).stdout
