@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -103,6 +104,11 @@ async def test_logs_carry_request_id_and_traceparent(http: httpx.AsyncClient) ->
     try:
         await http.get("/healthz", headers={"traceparent": trace, "X-Request-Id": "req-42"})
         await http.get("/healthz", headers={"traceparent": "garbage"})
+        # The server's thread logs a request once its answer is sent: the client can be faster.
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(buffer.getvalue().splitlines()) < 2:
+            assert asyncio.get_running_loop().time() < deadline, buffer.getvalue()
+            await asyncio.sleep(0.01)
     finally:
         access.removeHandler(handler)
         access.setLevel(previous)
