@@ -66,7 +66,7 @@ def introspect_endpoint(services: Services) -> Handler:
         grants = services.grants
         body: dict[str, Any] = {"active": False}
         access = await _as_access_token(services, token) if token else None
-        if access is not None and await grants.access_token_active(access):
+        if access is not None and await grants.access_token_active(access, services.sessions):
             body = {
                 "active": True,
                 "token_type": "Bearer",
@@ -81,7 +81,7 @@ def introspect_endpoint(services: Services) -> Handler:
             }
         elif access is None and token:
             gid = grants.gid_of(token)
-            loaded = await grants.load_grant(gid) if gid else None
+            loaded = await grants.live_grant(gid, services.sessions) if gid else None
             if loaded is not None and grants.refresh_matches(loaded[1], token) == "current":
                 grant = loaded[1]
                 body = {

@@ -167,7 +167,8 @@ class RefreshTokenGrant(_TokenMinting):
         presented = _field(form, "refresh_token")
         grants = self.services.grants
         gid = grants.gid_of(presented)
-        loaded = await grants.load_grant(gid) if gid else None
+        sessions = self.services.sessions
+        loaded = await grants.live_grant(gid, sessions, refreshing=True) if gid else None
         if loaded is None:
             raise InvalidGrant("the refresh token is invalid, expired or revoked")
         raw, grant = loaded
