@@ -114,6 +114,15 @@ def endpoint(services: Services) -> Handler:
             cookie = pages.cookie(request, services.settings.sessions.cookie_name)
             session = await services.sessions.load(cookie)
             prompt = request_fields["prompt"]
+            hint = params.get("id_token_hint")
+            if hint is not None:
+                expected = await _hinted_subject(services, client, hint)
+                if session is not None and session.identity_id != expected:
+                    # The application expects another user than the one signed in here:
+                    # never hand it a code for the wrong person (OIDC Core §3.1.2.1).
+                    if "none" in prompt:
+                        raise LoginRequired("the signed-in user is not the one the hint names")
+                    session = None  # the user signs in again, as whoever they are
             max_age = request_fields["max_age"]
             # max_age=0 means "authenticate now", like prompt=login (OIDC Core §3.1.2.1).
             fresh_enough = session is not None and (
@@ -233,6 +242,19 @@ def _validate(client: Client, params: QueryParams) -> dict[str, Any]:
         "max_age": max_age,
         "login_hint": login_hint[:254] if login_hint else None,
     }
+
+
+async def _hinted_subject(services: Services, client: Client, hint: str) -> str:
+    """The `sub` of a valid `id_token_hint`: an ID token this gateway issued to this client
+    (expired is fine: it names who the client believes is signed in)."""
+    try:
+        claims = await services.tokens.verify_id_token_hint(hint)
+    except ValueError:
+        raise InvalidRequest("id_token_hint is not an ID token issued here") from None
+    audience = claims["aud"]
+    if client.client_id not in (audience if isinstance(audience, list) else [audience]):
+        raise InvalidRequest("id_token_hint was issued to another client")
+    return str(claims["sub"])
 
 
 def needs_step_up(services: Services, client_id: str, session: Session) -> bool:
