@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import InvalidClient, InvalidToken
+from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.services import Services
 from gateway.tokens import AccessToken
@@ -34,7 +34,7 @@ def revoke_endpoint(services: Services) -> Handler:
         client = services.clients.authenticate(request.headers, form)
         token = str(form.get("token") or "")
         if not token:
-            return Response(status_code=200, headers={"Cache-Control": "no-store"})
+            raise InvalidRequest("token is required")  # RFC 7009 §2.1: REQUIRED
         grants = services.grants
         access = await _as_access_token(services, token)
         if access is not None:

@@ -60,10 +60,16 @@ async def test_several_registered_uris_and_none_sent(http: httpx.AsyncClient) ->
     assert "location" not in response.headers
 
 
-async def test_single_registered_uri_may_be_omitted(http: httpx.AsyncClient) -> None:
-    response = await http.get(authorize_url(client_id="spa", redirect_uri=None))
-    assert response.status_code == 303
-    assert response.headers["location"].startswith("/login?flow=")
+async def test_single_registered_uri_may_be_omitted_only_without_openid(
+    http: httpx.AsyncClient,
+) -> None:
+    oauth = await http.get(authorize_url(client_id="spa", redirect_uri=None, scope="email"))
+    assert oauth.status_code == 303
+    assert oauth.headers["location"].startswith("/login?flow=")
+    # OIDC Core §3.1.2.1: an OpenID request must name its redirect_uri.
+    oidc = await http.get(authorize_url(client_id="spa", redirect_uri=None))
+    assert oidc.status_code == 400
+    assert "location" not in oidc.headers
 
 
 async def test_unknown_client_is_an_error_page(http: httpx.AsyncClient) -> None:
@@ -88,6 +94,7 @@ async def test_unknown_client_is_an_error_page(http: httpx.AsyncClient) -> None:
         ({"prompt": "none login"}, "invalid_request"),
         ({"max_age": "soon"}, "invalid_request"),
         ({"request": "eyJ..."}, "request_not_supported"),
+        ({"request_uri": "https://app.example.com/r/1"}, "request_uri_not_supported"),
         ({"response_mode": "fragment"}, "invalid_request"),
     ],
 )
