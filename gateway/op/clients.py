@@ -103,7 +103,13 @@ class ClientRegistry:
             return registered[0] if len(registered) == 1 else None
         if requested in registered:
             return requested
-        asked = urlsplit(requested)
+        try:
+            asked = urlsplit(requested)
+            asked.port  # noqa: B018 (raises ValueError for a port that is no port)
+        except ValueError:
+            # An IDNA-invalid host (U+FF0F normalises to "/"), an unbalanced "[", a port out
+            # of range: a URL we cannot even read is not registered (error page, never a 500).
+            return None
         if asked.scheme != "http" or asked.hostname not in ("127.0.0.1", "::1"):
             return None
         for uri in registered:
