@@ -2,7 +2,8 @@
 introspection endpoints (client_secret_basic, client_secret_post, none).
 
 Secrets are kept only as keyed hashes (HMAC-SHA256 under the master key) and compared in constant
-time. A request that uses two authentication methods at once is refused (RFC 6749 §2.3).
+time. A request that uses two authentication methods at once is refused (RFC 6749 §2.3), and a
+confidential client must use the method it registered (`token_endpoint_auth_method`).
 """
 
 from __future__ import annotations
@@ -84,7 +85,11 @@ class ClientRegistry:
             return client
         if secret is None or client.secret_hash is None:
             raise InvalidClient("client authentication required")
-        # Confidential clients may send their secret by either standard method.
+        registered = client.config.token_endpoint_auth_method
+        if method != registered:
+            # The registered method is the only one (RFC 7591 §2): a secret that leaks where
+            # the client never sends it (a form field in a log) must not work.
+            raise InvalidClient(f"this client authenticates with {registered}")
         if not constant_time_equals(
             client.secret_hash, self._sealer.keyed_hash(secret, purpose=_PURPOSE)
         ):

@@ -154,16 +154,7 @@ async def test_malformed_basic_header(http: httpx.AsyncClient) -> None:
     assert response.status_code == 401
 
 
-async def test_client_secret_post_and_urlencoded_basic(http: httpx.AsyncClient) -> None:
-    post = await http.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "service",
-            "client_secret": "service-secret-0123456789",
-        },
-    )
-    assert post.status_code == 200, post.text
+async def test_urlencoded_basic(http: httpx.AsyncClient) -> None:
     raw = base64.b64encode(b"service:service-secret-0123456789").decode()
     basic = await http.post(
         "/oauth2/token",
