@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis_async
 
 from tests.helpers import WEB, Browser, GatewayServer, redeem
 
@@ -88,6 +90,24 @@ async def test_unknown_and_garbage_codes(http: httpx.AsyncClient) -> None:
         response = await redeem(http, code, "v" * 43)
         assert response.status_code == 400
         assert response.json()["error"] in ("invalid_grant", "invalid_request")
+
+
+async def test_a_code_past_its_lifetime_is_invalid_grant(
+    browser: Browser, http: httpx.AsyncClient, gateway: GatewayServer, user: str
+) -> None:
+    """SECURITY-TESTS A5: a code lives `tokens.code_ttl` in the store, and not a moment more."""
+    code, verifier, _ = await browser.login_for_code(user)
+    key = gateway.services.grants._code_key(code)
+    r = redis_async.Redis.from_url(gateway.settings.store.url)
+    try:
+        assert 0 < await r.ttl(key) <= gateway.settings.tokens.code_ttl
+        # The store's clock moves past the code's lifetime (no sleeping through it).
+        assert await r.pexpireat(key, int(time.time() * 1000) - 1)
+    finally:
+        await r.aclose()
+    response = await redeem(http, code, verifier)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.parametrize(
