@@ -23,9 +23,14 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/.well-known/openid-configuration", discovery.configuration(services)),
         Route("/.well-known/jwks.json", discovery.jwks(services)),
         Route("/oauth2/authorize", authorize.endpoint(services), methods=["GET", "POST"]),
-        oauth_route("/oauth2/token", token.endpoint(services), ["POST"]),
-        oauth_route("/oauth2/userinfo", userinfo.endpoint(services), ["GET", "POST"]),
-        oauth_route("/oauth2/revoke", revocation.revoke_endpoint(services), ["POST"]),
+        # Browser apps call these three (CORS for their clients' allowed origins).
+        oauth_route("/oauth2/token", token.endpoint(services), ["POST"], services.clients),
+        oauth_route(
+            "/oauth2/userinfo", userinfo.endpoint(services), ["GET", "POST"], services.clients
+        ),
+        oauth_route(
+            "/oauth2/revoke", revocation.revoke_endpoint(services), ["POST"], services.clients
+        ),
         oauth_route("/oauth2/introspect", revocation.introspect_endpoint(services), ["POST"]),
         Route("/oauth2/logout", logout.endpoint(services), methods=["GET", "POST"]),
     ]

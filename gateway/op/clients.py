@@ -55,6 +55,15 @@ class ClientRegistry:
         }
         # Compared against when the client is unknown, so timing does not reveal client ids.
         self._dummy = sealer.keyed_hash("unknown-client", purpose=_PURPOSE)
+        self._origins = {c.client_id: c.cors_origins for c in clients}
+        self._any_origin = frozenset().union(*self._origins.values())
+
+    def origin_allowed(self, origin: str, client_id: str | None) -> bool:
+        """May a page on `origin` read an answer given to `client_id` (CORS)? With no client
+        known yet (a preflight, an error before authentication), any client's origin may."""
+        if client_id is None:
+            return origin in self._any_origin
+        return origin in self._origins.get(client_id, frozenset())
 
     def get(self, client_id: str | None) -> Client | None:
         """The client, or None."""

@@ -31,6 +31,8 @@ from gateway.errors import (
     StoreUnavailable,
     TemporarilyUnavailable,
 )
+from gateway.op import cors
+from gateway.op.clients import ClientRegistry
 from gateway.pool import Overloaded
 
 log = logging.getLogger("cognate.op")
@@ -51,25 +53,36 @@ class BodyTooLarge(OAuthError):
 
 class OAuthEndpoint:
     """An ASGI endpoint (so Starlette's router lets every method through to it) that answers
-    a method it does not serve with a JSON 405 and an `Allow` header."""
+    a method it does not serve with a JSON 405 and an `Allow` header; with `cors`, it answers
+    preflights and adds CORS headers for browser apps (`gateway.op.cors`)."""
 
-    def __init__(self, handler: Handler, methods: Collection[str]) -> None:
+    def __init__(
+        self, handler: Handler, methods: Collection[str], cors: ClientRegistry | None = None
+    ) -> None:
         self.handler = handler
         self.methods = frozenset(methods) | ({"HEAD"} if "GET" in methods else frozenset())
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        if request.method in self.methods:
+        if self.cors is not None and cors.is_preflight(request):
+            response = cors.preflight(request, self.cors, self.methods)
+        elif request.method in self.methods:
             response = await self.handler(request)
         else:
             response = error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
             response.headers["Allow"] = ", ".join(sorted(self.methods))
+        if self.cors is not None and not cors.is_preflight(request):
+            cors.add_headers(request, response, self.cors)
         await response(scope, receive, send)
 
 
-def oauth_route(path: str, handler: Handler, methods: Collection[str]) -> Route:
-    """A route whose every answer, errors included, is OAuth JSON (see the module docstring)."""
-    return Route(path, OAuthEndpoint(handler, methods), max_body_size=sys.maxsize)
+def oauth_route(
+    path: str, handler: Handler, methods: Collection[str], cors: ClientRegistry | None = None
+) -> Route:
+    """A route whose every answer, errors included, is OAuth JSON (see the module docstring);
+    `cors`: the client registry that says which browser origins may read the answers."""
+    return Route(path, OAuthEndpoint(handler, methods, cors), max_body_size=sys.maxsize)
 
 
 def oauth_json(handler: Handler) -> Handler:

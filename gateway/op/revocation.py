@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
+from gateway.op import cors
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.services import Services
 from gateway.tokens import AccessToken
@@ -32,6 +33,7 @@ def revoke_endpoint(services: Services) -> Handler:
     async def revoke(request: Request) -> Response:
         form = await read_form(request)
         client = services.clients.authenticate(request.headers, form)
+        cors.client_of(request, client.client_id)
         token = str(form.get("token") or "")
         if not token:
             raise InvalidRequest("token is required")  # RFC 7009 §2.1: REQUIRED

@@ -25,6 +25,7 @@ from gateway.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from gateway.op import cors
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.grants import Authorization, Grant
@@ -270,6 +271,7 @@ def endpoint(services: Services) -> Handler:
     async def token(request: Request) -> Response:
         form = await read_form(request)
         client = services.clients.authenticate(request.headers, form)
+        cors.client_of(request, client.client_id)
         grant_type = _field(form, "grant_type")
         handler = handlers.get(grant_type)
         if handler is None:
