@@ -134,7 +134,10 @@ def test_origin_defaults() -> None:
             {
                 "client_id": "spa",
                 "token_endpoint_auth_method": "none",
-                "redirect_uris": ["https://spa.example.com:8443/cb", "https://spa.example.com:8443/b"],
+                "redirect_uris": [
+                    "https://spa.example.com:8443/cb",
+                    "https://spa.example.com:8443/b",
+                ],
             },
             {
                 "client_id": "bff",
