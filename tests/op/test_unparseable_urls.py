@@ -42,7 +42,10 @@ async def test_unparseable_post_logout_redirect_uri_is_the_error_page(
         {"client_id": "web", "post_logout_redirect_uri": uri},
         {"post_logout_redirect_uri": uri},
     ):
-        response = await browser.http.get("/oauth2/logout?" + urlencode(params))
-        assert response.status_code == 400, response.text
-        assert "location" not in response.headers
+        for response in (
+            await browser.http.get("/oauth2/logout?" + urlencode(params)),
+            await browser.http.post("/oauth2/logout", data=params),
+        ):
+            assert response.status_code == 400, response.text
+            assert "location" not in response.headers
     assert user in (await browser.http.get("/")).text  # still signed in
