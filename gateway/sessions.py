@@ -303,6 +303,22 @@ class SessionManager:
         """Does a session with this id still exist? (Its content needs the cookie's secret.)"""
         return _looks_like_sid(sid) and await self._store.get(self._key(sid)) is not None
 
+    async def keep_alive(self, sid: str, auth_time: int) -> bool:
+        """Does session `sid` still exist? If so, its idle timeout starts again, never past its
+        absolute timeout (`auth_time` is when it was created). A refresh token bound to the
+        session (`gateway.op.grants`) is activity in it, as in Keycloak."""
+        if not _looks_like_sid(sid):
+            return False
+        key = self._key(sid)
+        raw = await self._store.get(key)
+        remaining = auth_time + self._settings.absolute_timeout - int(time.time())
+        if raw is None or remaining <= 0:
+            return False
+        # The same sealed value with a new TTL (no secret needed). A lost swap means the
+        # browser's own request rewrote the record just now, which restarted the timeout too.
+        await self._store.update(key, raw, raw, ttl=min(self._settings.idle_timeout, remaining))
+        return True
+
     async def add_client(
         self, cookie: str, session: Session, client_id: str, batch: list[Write] | None = None
     ) -> Session:

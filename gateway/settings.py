@@ -457,6 +457,21 @@ class UiSettings(Model):
         return value
 
 
+def origin_of(url: str) -> str | None:
+    """The web origin (`scheme://host[:port]`, lower case, default port left out) of an http(s)
+    URL, or None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
 class ClientSettings(Model):
     """A downstream application (RFC 7591 metadata names)."""
 
@@ -477,6 +492,26 @@ class ClientSettings(Model):
     scope: str = "openid email profile offline_access"
     backchannel_logout_uri: ClientUri | None = None
     backchannel_logout_session_required: bool = True
+    # Browser origins (scheme://host[:port]) that may call the token, userinfo and revocation
+    # endpoints (CORS). None: a public client's redirect URI origins; a confidential one none.
+    allowed_origins: list[str] | None = None
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        for origin in value or []:
+            if origin == "*" or origin_of(origin) != origin:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        """The origins that may read this client's answers from the OAuth endpoints."""
+        if self.allowed_origins is not None:
+            return frozenset(self.allowed_origins)
+        if not self.is_public:
+            return frozenset()
+        return frozenset(o for o in map(origin_of, self.redirect_uris) if o is not None)
 
     @model_validator(mode="after")
     def _consistent(self) -> ClientSettings:

@@ -24,6 +24,7 @@ from gateway.settings import Settings
 
 ASSERTION_CACHE_SIZE = 10_000
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1: keeps ID tokens from passing as access tokens
+ID_TOKEN_TYPE = "JWT"  # ID tokens and web-identity tokens; logout tokens have their own
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class TokenService:
             claims["amr"] = amr
         if access_token:
             claims["at_hash"] = at_hash(access_token)
-        return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
+        return self._sign(self._settings.keys.id_token_alg, claims, ID_TOKEN_TYPE)
 
     def identity_assertion(
         self,
@@ -226,7 +227,7 @@ class TokenService:
             }
         if source_identity:
             claims["https://aws.amazon.com/source_identity"] = source_identity
-        return self._sign(self._settings.keys.id_token_alg, claims, "JWT")
+        return self._sign(self._settings.keys.id_token_alg, claims, ID_TOKEN_TYPE)
 
     async def verify_own_jwt(self, token: str, now: int | None = None) -> dict[str, Any]:
         """Claims of an ID or web-identity token we issued: signature, issuer, lifetime.
@@ -235,8 +236,10 @@ class TokenService:
             decoded = await self._keys.decode(token, [self._settings.keys.id_token_alg])
         except (JoseError, ValueError) as exc:
             raise ValueError("the token is malformed or badly signed") from exc
-        if decoded.header.get("typ") == ACCESS_TOKEN_TYPE:
-            raise ValueError("an access token is not a login token")
+        if decoded.header.get("typ") != ID_TOKEN_TYPE:
+            # An access token, a back-channel logout token, a forward-auth assertion: signed
+            # by us, but none of them says that someone signed in.
+            raise ValueError("only an ID or web-identity token is a login token")
         claims = dict(decoded.claims)
         now = int(time.time()) if now is None else now
         leeway = self._settings.tokens.leeway
@@ -283,15 +286,24 @@ class TokenService:
             raise InvalidToken("the access token lacks required claims") from None
 
     async def verify_id_token_hint(self, token: str) -> dict[str, Any]:
-        """An ID token we issued, for logout (`id_token_hint`): signature and issuer must hold;
-        expiry is ignored (OIDC RP-Initiated Logout §2). Raises ValueError otherwise."""
+        """An ID token we issued, as `id_token_hint` (at authorize and at logout): signature
+        and issuer must hold; expiry is ignored (OIDC Core §3.1.2.1, RP-Initiated Logout §2).
+        Only an ID token will do: our other JWTs are signed with the same key (a back-channel
+        logout token, a web-identity token for STS), so the header's `typ` must be the ID
+        token's and `azp` (which only ID tokens carry) must name one of its audiences.
+        Raises ValueError otherwise."""
+        invalid = "id_token_hint is not a valid ID token from this issuer"
         try:
             decoded = await self._keys.decode(token, [self._settings.keys.id_token_alg])
-        except JoseError as exc:
-            raise ValueError("id_token_hint is not a valid ID token from this issuer") from exc
-        if decoded.header.get("typ") == ACCESS_TOKEN_TYPE:
-            raise ValueError("id_token_hint is an access token")
+        except (JoseError, ValueError) as exc:
+            raise ValueError(invalid) from exc
+        if decoded.header.get("typ") != ID_TOKEN_TYPE:
+            raise ValueError("id_token_hint is not an ID token")
         claims = dict(decoded.claims)
-        if claims.get("iss") != self.issuer or not claims.get("sub") or not claims.get("aud"):
-            raise ValueError("id_token_hint is not a valid ID token from this issuer")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if claims.get("iss") != self.issuer or not claims.get("sub") or not audience:
+            raise ValueError(invalid)
+        if "events" in claims or not claims.get("azp") or claims["azp"] not in audiences:
+            raise ValueError("id_token_hint is not an ID token")
         return claims

@@ -9,8 +9,9 @@ all of this holds (pysaml2 does the protocol checks, Cognate adds its own where 
 - the assertion is signed (and the response, when `want_response_signed`), with a certificate
   from the IdP's metadata only — never one carried in the message (`KeyInfo`);
 - the issuer of the response and of the assertion is the IdP of the metadata;
-- Destination and the SubjectConfirmation Recipient are our ACS, the Audience is our entity ID,
-  NotBefore/NotOnOrAfter hold (with `clock_skew`), the Status is Success;
+- Destination and the SubjectConfirmation Recipient are our ACS, the assertion has an
+  AudienceRestriction and each one names our entity ID, NotBefore/NotOnOrAfter hold (with
+  `clock_skew`), the Status is Success;
 - InResponseTo is the AuthnRequest of *this* flow (unsolicited responses only when
   `allow_idp_initiated`);
 - the assertion ID was never seen before (replay cache in the store until NotOnOrAfter).
@@ -344,6 +345,17 @@ class SamlConnector:
                 raise ConnectorError(f"{self.name}: the SAML assertion answers another sign-in")
         if not confirmations:
             raise ConnectorError(f"{self.name}: the SAML assertion has no bearer confirmation")
+        # pysaml2's for_me() passes an assertion without any AudienceRestriction (or without
+        # Conditions at all). The Web SSO profile (§4.1.4.2) requires one naming the SP in
+        # every bearer assertion, or an assertion the IdP issued for any other SP would sign
+        # in here too. Every restriction must name us: all of them apply (SAML Core §2.5.1.4).
+        conditions = answer.assertion.conditions
+        restrictions = conditions.audience_restriction if conditions is not None else []
+        if not restrictions or not all(
+            any(_text(audience) == self.entity_id for audience in restriction.audience)
+            for restriction in restrictions
+        ):
+            raise ConnectorError(f"{self.name}: the SAML assertion is not restricted to us")
         return answer
 
     def _identity(self, answer: AuthnResponse) -> UpstreamIdentity:

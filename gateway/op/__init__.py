@@ -17,14 +17,20 @@ if TYPE_CHECKING:
 def routes(services: Services) -> list[BaseRoute]:
     """The OP's endpoints, each a small module of its own."""
     from gateway.op import authorize, discovery, logout, revocation, token, userinfo
+    from gateway.op.common import oauth_route
 
     return [
         Route("/.well-known/openid-configuration", discovery.configuration(services)),
         Route("/.well-known/jwks.json", discovery.jwks(services)),
         Route("/oauth2/authorize", authorize.endpoint(services), methods=["GET", "POST"]),
-        Route("/oauth2/token", token.endpoint(services), methods=["POST"]),
-        Route("/oauth2/userinfo", userinfo.endpoint(services), methods=["GET", "POST"]),
-        Route("/oauth2/revoke", revocation.revoke_endpoint(services), methods=["POST"]),
-        Route("/oauth2/introspect", revocation.introspect_endpoint(services), methods=["POST"]),
+        # Browser apps call these three (CORS for their clients' allowed origins).
+        oauth_route("/oauth2/token", token.endpoint(services), ["POST"], services.clients),
+        oauth_route(
+            "/oauth2/userinfo", userinfo.endpoint(services), ["GET", "POST"], services.clients
+        ),
+        oauth_route(
+            "/oauth2/revoke", revocation.revoke_endpoint(services), ["POST"], services.clients
+        ),
+        oauth_route("/oauth2/introspect", revocation.introspect_endpoint(services), ["POST"]),
         Route("/oauth2/logout", logout.endpoint(services), methods=["GET", "POST"]),
     ]

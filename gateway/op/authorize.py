@@ -37,6 +37,10 @@ from gateway.store import Write
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no padding
+# One limit for the values a client chooses and gets back (state in the redirect, nonce in the
+# ID token): generous for a random value or an encoded return path, short enough that neither
+# can bloat a redirect URL or a token (README, Endpoints).
+MAX_CLIENT_VALUE = 2048
 _PROMPTS = {"none", "login", "consent", "select_account"}
 SCOPE_CLAIMS = {
     "email": ("email", "email_verified"),
@@ -75,6 +79,12 @@ def claims_for_scope(profile: dict[str, Any], scope: list[str] | frozenset[str])
     }
 
 
+class RequestUriNotSupported(OAuthError):
+    """OIDC Core §3.1.2.6: the OP does not support the `request_uri` parameter."""
+
+    error = "request_uri_not_supported"
+
+
 def redirect_with(uri: str, params: dict[str, str | None]) -> RedirectResponse:
     """303 to the client's redirect URI with the response parameters in the query."""
     query = urlencode({k: v for k, v in params.items() if v is not None})
@@ -99,7 +109,13 @@ def endpoint(services: Services) -> Handler:
                 "Unknown application",
                 "The application that sent you here is not registered with this sign-in service.",
             )
-        redirect_uri = clients.match_redirect_uri(client, params.get("redirect_uri"))
+        requested = params.get("redirect_uri")
+        if requested is None and "openid" in params.get("scope", "").split():
+            # OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID request, even for a
+            # client with a single registered URI (only plain OAuth 2.0 may leave it out).
+            redirect_uri = None
+        else:
+            redirect_uri = clients.match_redirect_uri(client, requested)
         if redirect_uri is None:
             return pages.error(
                 request,
@@ -109,11 +125,23 @@ def endpoint(services: Services) -> Handler:
             )
         state = params.get("state")
         try:
+            if state is not None and len(state) > MAX_CLIENT_VALUE:
+                state = None  # not echoed: the error says why
+                raise InvalidRequest(f"state is longer than {MAX_CLIENT_VALUE} characters")
             reject_repeats([k for k, _ in params.multi_items()])
             request_fields = _validate(client, params)
             cookie = pages.cookie(request, services.settings.sessions.cookie_name)
             session = await services.sessions.load(cookie)
             prompt = request_fields["prompt"]
+            hint = params.get("id_token_hint")
+            if hint is not None:
+                expected = await _hinted_subject(services, client, hint)
+                if session is not None and session.identity_id != expected:
+                    # The application expects another user than the one signed in here:
+                    # never hand it a code for the wrong person (OIDC Core §3.1.2.1).
+                    if "none" in prompt:
+                        raise LoginRequired("the signed-in user is not the one the hint names")
+                    session = None  # the user signs in again, as whoever they are
             max_age = request_fields["max_age"]
             # max_age=0 means "authenticate now", like prompt=login (OIDC Core §3.1.2.1).
             fresh_enough = session is not None and (
@@ -182,7 +210,9 @@ def endpoint(services: Services) -> Handler:
 
 def _validate(client: Client, params: QueryParams) -> dict[str, Any]:
     """Check an authorization request whose client and redirect URI are already trusted."""
-    if "request" in params or "request_uri" in params:
+    if "request_uri" in params:
+        raise RequestUriNotSupported("request_uri is not supported")
+    if "request" in params:
         raise RequestNotSupported("request objects are not supported")
     response_type = params.get("response_type")
     if not response_type:
@@ -222,8 +252,8 @@ def _validate(client: Client, params: QueryParams) -> dict[str, Any]:
         if max_age < 0:
             raise InvalidRequest("max_age must not be negative")
     nonce = params.get("nonce")
-    if nonce is not None and len(nonce) > 512:
-        raise InvalidRequest("nonce is too long")
+    if nonce is not None and len(nonce) > MAX_CLIENT_VALUE:
+        raise InvalidRequest(f"nonce is longer than {MAX_CLIENT_VALUE} characters")
     login_hint = params.get("login_hint")
     return {
         "scope": scope,
@@ -233,6 +263,19 @@ def _validate(client: Client, params: QueryParams) -> dict[str, Any]:
         "max_age": max_age,
         "login_hint": login_hint[:254] if login_hint else None,
     }
+
+
+async def _hinted_subject(services: Services, client: Client, hint: str) -> str:
+    """The `sub` of a valid `id_token_hint`: an ID token this gateway issued to this client
+    (expired is fine: it names who the client believes is signed in)."""
+    try:
+        claims = await services.tokens.verify_id_token_hint(hint)
+    except ValueError:
+        raise InvalidRequest("id_token_hint is not an ID token issued here") from None
+    audience = claims["aud"]
+    if client.client_id not in (audience if isinstance(audience, list) else [audience]):
+        raise InvalidRequest("id_token_hint was issued to another client")
+    return str(claims["sub"])
 
 
 def needs_step_up(services: Services, client_id: str, session: Session) -> bool:

@@ -2,7 +2,8 @@
 introspection endpoints (client_secret_basic, client_secret_post, none).
 
 Secrets are kept only as keyed hashes (HMAC-SHA256 under the master key) and compared in constant
-time. A request that uses two authentication methods at once is refused (RFC 6749 §2.3).
+time. A request that uses two authentication methods at once is refused (RFC 6749 §2.3), and a
+confidential client must use the method it registered (`token_endpoint_auth_method`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ class ClientRegistry:
         }
         # Compared against when the client is unknown, so timing does not reveal client ids.
         self._dummy = sealer.keyed_hash("unknown-client", purpose=_PURPOSE)
+        self._origins = {c.client_id: c.cors_origins for c in clients}
+        self._any_origin = frozenset().union(*self._origins.values())
+
+    def origin_allowed(self, origin: str, client_id: str | None) -> bool:
+        """May a page on `origin` read an answer given to `client_id` (CORS)? With no client
+        known yet (a preflight, an error before authentication), any client's origin may."""
+        if client_id is None:
+            return origin in self._any_origin
+        return origin in self._origins.get(client_id, frozenset())
 
     def get(self, client_id: str | None) -> Client | None:
         """The client, or None."""
@@ -84,7 +94,11 @@ class ClientRegistry:
             return client
         if secret is None or client.secret_hash is None:
             raise InvalidClient("client authentication required")
-        # Confidential clients may send their secret by either standard method.
+        registered = client.config.token_endpoint_auth_method
+        if method != registered:
+            # The registered method is the only one (RFC 7591 §2): a secret that leaks where
+            # the client never sends it (a form field in a log) must not work.
+            raise InvalidClient(f"this client authenticates with {registered}")
         if not constant_time_equals(
             client.secret_hash, self._sealer.keyed_hash(secret, purpose=_PURPOSE)
         ):
@@ -103,7 +117,13 @@ class ClientRegistry:
             return registered[0] if len(registered) == 1 else None
         if requested in registered:
             return requested
-        asked = urlsplit(requested)
+        try:
+            asked = urlsplit(requested)
+            asked.port  # noqa: B018 (raises ValueError for a port that is no port)
+        except ValueError:
+            # An IDNA-invalid host (U+FF0F normalises to "/"), an unbalanced "[", a port out
+            # of range: a URL we cannot even read is not registered (error page, never a 500).
+            return None
         if asked.scheme != "http" or asked.hostname not in ("127.0.0.1", "::1"):
             return None
         for uri in registered:

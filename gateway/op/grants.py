@@ -10,6 +10,14 @@ tokens minted from it. The grant record (`grant:{gid}`) is the single source of 
   A hash that was never issued is just `invalid_grant` (it must not let a stranger who knows a
   `gid` revoke someone else's tokens).
 
+A grant without `offline_access` in its scope is bound to the SSO session it came from
+(`Grant.session`, the Keycloak/Cognito model): it is in force only while that session exists,
+so a sign-out, a session ended from the account page or by an administrator, or the session's
+idle or absolute timeout ends its refresh token and its access tokens at once, on every replica
+(the session record in the store is the single truth; see `live_grant`). A refresh is activity
+in the session and restarts its idle timeout. With `offline_access` (which the client's
+`scope` must allow) the grant outlives the session until it is revoked or expires.
+
 Codes (`code:{hash}`) are redeemed by a compare-and-swap from unused to used-by-gid, so exactly
 one of any number of parallel redemptions wins; a later one revokes the winner's grant
 (RFC 6749 §4.1.2). The grant is written *before* the swap, so the revocation can never miss it.
@@ -21,7 +29,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.crypto import Sealer, random_token
 from gateway.store import Put, Store, Write, record_json, write
@@ -69,6 +77,22 @@ class Grant:
     expires: int  # absolute end of the family: no refresh after this
     refresh_hash: str | None = None
     used: list[str] = field(default_factory=list)
+    session: str | None = None  # the sid this family ends with; None: offline_access
+
+
+OFFLINE_ACCESS = "offline_access"
+
+
+class SessionLiveness(Protocol):
+    """What grants need to know about SSO sessions (`gateway.sessions.SessionManager`)."""
+
+    async def peek(self, sid: str) -> bool:
+        """Does the session still exist?"""
+        ...
+
+    async def keep_alive(self, sid: str, auth_time: int) -> bool:
+        """Does it still exist? If so, restart its idle timeout."""
+        ...
 
 
 class GrantStore:
@@ -125,7 +149,8 @@ class GrantStore:
     async def create_grant(
         self, authorization: Authorization, lifetime: int, with_refresh: bool
     ) -> tuple[Grant, str | None]:
-        """A new family; returns it and its first refresh token (if any)."""
+        """A new family; returns it and its first refresh token (if any). Without
+        `offline_access` it is bound to the authorization's session."""
         now = int(time.time())
         gid = uuid.uuid4().hex
         refresh = f"{gid}.{random_token()}" if with_refresh else None
@@ -135,6 +160,7 @@ class GrantStore:
             created=now,
             expires=now + lifetime,
             refresh_hash=self._hash(refresh) if refresh else None,
+            session=None if OFFLINE_ACCESS in authorization.scope else authorization.sid,
         )
         await self._store.put(self._grant_key(gid), self._seal_grant(grant), ttl=lifetime)
         await self.by_identity.add(authorization.sub, gid, grant.expires)
@@ -146,6 +172,25 @@ class GrantStore:
         if raw is None:
             return None
         return raw, self._open_grant(gid, raw)
+
+    async def live_grant(
+        self, gid: str, sessions: SessionLiveness, refreshing: bool = False
+    ) -> tuple[bytes, Grant] | None:
+        """`load_grant`, and None too when the grant's session has ended (the grant is then
+        revoked for good, so the next check costs one read). `refreshing`: a refresh token is
+        being used, which restarts the session's idle timeout."""
+        loaded = await self.load_grant(gid)
+        sid = loaded[1].session if loaded is not None else None
+        if loaded is None or sid is None:
+            return loaded
+        if refreshing:
+            alive = await sessions.keep_alive(sid, loaded[1].authorization.auth_time)
+        else:
+            alive = await sessions.peek(sid)
+        if not alive:
+            await self.revoke(gid)
+            return None
+        return loaded
 
     async def grant_alive(self, gid: str) -> bool:
         """True while the family has not been revoked or expired."""
@@ -187,10 +232,11 @@ class GrantStore:
         if ttl > 0:
             await self._store.put(self._store.key("revoked-jti", token.jti), b"1", ttl=ttl)
 
-    async def access_token_active(self, token: AccessToken) -> bool:
-        """A verified access token is active while its grant lives and it was not revoked."""
+    async def access_token_active(self, token: AccessToken, sessions: SessionLiveness) -> bool:
+        """A verified access token is active while its grant is in force (`live_grant`) and
+        it was not revoked."""
         if token.gid:
-            return await self.grant_alive(token.gid)
+            return await self.live_grant(token.gid, sessions) is not None
         return await self._store.get(self._store.key("revoked-jti", token.jti)) is None
 
     def refresh_matches(self, grant: Grant, refresh: str) -> str:

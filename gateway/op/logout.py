@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import PageError
-from gateway.op.authorize import redirect_with
+from gateway.op.authorize import MAX_CLIENT_VALUE, redirect_with
 from gateway.op.clients import Client
 from gateway.op.common import Handler
 from gateway.services import Services
@@ -103,6 +103,8 @@ async def _validate(
     elif claims is not None:
         audience = claims["aud"]
         client = services.clients.get(audience[0] if isinstance(audience, list) else audience)
+    if len(values.get("state", "")) > MAX_CLIENT_VALUE:
+        raise PageError("Invalid sign-out request", "The application's request is too long.")
     redirect = values.get("post_logout_redirect_uri")
     if redirect is not None and (
         client is None or redirect not in client.config.post_logout_redirect_uris

@@ -12,7 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import InvalidClient, InvalidToken
+from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
+from gateway.op import cors
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.services import Services
 from gateway.tokens import AccessToken
@@ -32,9 +33,10 @@ def revoke_endpoint(services: Services) -> Handler:
     async def revoke(request: Request) -> Response:
         form = await read_form(request)
         client = services.clients.authenticate(request.headers, form)
+        cors.client_of(request, client.client_id)
         token = str(form.get("token") or "")
         if not token:
-            return Response(status_code=200, headers={"Cache-Control": "no-store"})
+            raise InvalidRequest("token is required")  # RFC 7009 §2.1: REQUIRED
         grants = services.grants
         access = await _as_access_token(services, token)
         if access is not None:
@@ -66,7 +68,7 @@ def introspect_endpoint(services: Services) -> Handler:
         grants = services.grants
         body: dict[str, Any] = {"active": False}
         access = await _as_access_token(services, token) if token else None
-        if access is not None and await grants.access_token_active(access):
+        if access is not None and await grants.access_token_active(access, services.sessions):
             body = {
                 "active": True,
                 "token_type": "Bearer",
@@ -81,7 +83,7 @@ def introspect_endpoint(services: Services) -> Handler:
             }
         elif access is None and token:
             gid = grants.gid_of(token)
-            loaded = await grants.load_grant(gid) if gid else None
+            loaded = await grants.live_grant(gid, services.sessions) if gid else None
             if loaded is not None and grants.refresh_matches(loaded[1], token) == "current":
                 grant = loaded[1]
                 body = {

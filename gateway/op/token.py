@@ -25,6 +25,7 @@ from gateway.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from gateway.op import cors
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.grants import Authorization, Grant
@@ -167,7 +168,8 @@ class RefreshTokenGrant(_TokenMinting):
         presented = _field(form, "refresh_token")
         grants = self.services.grants
         gid = grants.gid_of(presented)
-        loaded = await grants.load_grant(gid) if gid else None
+        sessions = self.services.sessions
+        loaded = await grants.live_grant(gid, sessions, refreshing=True) if gid else None
         if loaded is None:
             raise InvalidGrant("the refresh token is invalid, expired or revoked")
         raw, grant = loaded
@@ -269,6 +271,7 @@ def endpoint(services: Services) -> Handler:
     async def token(request: Request) -> Response:
         form = await read_form(request)
         client = services.clients.authenticate(request.headers, form)
+        cors.client_of(request, client.client_id)
         grant_type = _field(form, "grant_type")
         handler = handlers.get(grant_type)
         if handler is None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.errors import InvalidToken, OAuthError
+from gateway.op import cors
 from gateway.op.authorize import claims_for_scope
 from gateway.op.common import Handler, bearer_token, json_no_store, oauth_json, read_form
 from gateway.services import Services
@@ -44,13 +45,15 @@ def endpoint(services: Services) -> Handler:
         if request.method == "POST" and request.headers.get("content-type"):
             form = await read_form(request)
         token = await services.tokens.verify_access_token(bearer_token(request, form))
-        if not token.gid or not await services.grants.access_token_active(token):
+        cors.client_of(request, token.client_id)
+        # One read of the grant answers both "still in force?" and "whose claims?" (plus a
+        # read of the session for a grant bound to one).
+        grants, sessions = services.grants, services.sessions
+        loaded = await grants.live_grant(token.gid, sessions) if token.gid else None
+        if loaded is None:
             raise InvalidToken("the access token has been revoked or was not issued for a user")
         if "openid" not in token.scope:
             raise InsufficientScope("the access token lacks the openid scope")
-        loaded = await services.grants.load_grant(token.gid)
-        if loaded is None:
-            raise InvalidToken("the access token has been revoked")
         profile = claims_for_scope(loaded[1].authorization.profile, token.scope)
         response: JSONResponse = json_no_store({**profile, "sub": token.sub})
         return response

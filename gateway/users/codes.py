@@ -5,6 +5,12 @@ A code is six random digits, bound to one account and one purpose, stored only a
 with a TTL, and good for a limited number of attempts: a wrong guess spends one, the right code
 is consumed (GETDEL), and issuing a new code replaces the old one.
 
+Attempts are counted by an atomic increment (`Store.incr`) on a counter of their own, named
+after the issued code's random id, *before* the guess is compared: every one of any number of
+parallel guesses takes its own number, and only the first `attempts` of them are compared at
+all. (A read-modify-write of a "left" field lets 200 parallel guesses, which all read the same
+value, cost one attempt.) A new code has a new id, hence a fresh counter.
+
 A link token is the same promise for a click: 32 random bytes in the URL, stored only under
 its keyed hash (a Redis dump yields no usable link), consumed once, with the code's lifetime.
 """
@@ -34,7 +40,7 @@ class Codes:
         """A new code (replacing any earlier one for this account and purpose)."""
         code = f"{secrets.randbelow(10**6):06d}"
         digest = self._sealer.keyed_hash(f"{purpose}:{user_id}:{code}", purpose="otp")
-        record = json.dumps({"hash": digest, "left": self._attempts}).encode()
+        record = json.dumps({"hash": digest, "id": secrets.token_hex(8)}).encode()
         await self._store.put(self._key(purpose, user_id), record, ttl=self.ttl)
         return code
 
@@ -55,18 +61,22 @@ class Codes:
         return self._store.key("otp-link", purpose, self._sealer.keyed_hash(token, purpose="link"))
 
     async def check(self, purpose: str, user_id: str, code: str) -> bool:
-        """True once for the right code; wrong guesses use up the attempts."""
+        """True once for the right code; every guess, right or wrong, spends an attempt, and
+        the code dies with the last one."""
         key = self._key(purpose, user_id)
         raw = await self._store.get(key)
         if raw is None:
             return False
         record = json.loads(raw)
+        # The counter outlives no code: it starts with the code's TTL at the first guess.
+        tries_key = self._store.key("otp-tries", purpose, user_id, str(record.get("id", "")))
+        tries = await self._store.incr(tries_key, ttl=self.ttl)
+        if tries > self._attempts:
+            await self._store.delete(key)  # spent by guesses made in parallel with this one
+            return False
         digest = self._sealer.keyed_hash(f"{purpose}:{user_id}:{code.strip()}", purpose="otp")
         if constant_time_equals(digest, record["hash"]):
             return await self._store.take(key) is not None  # single use, even when raced
-        left = int(record["left"]) - 1
-        if left <= 0:
+        if tries >= self._attempts:
             await self._store.delete(key)
-        else:
-            await self._store.update(key, raw, json.dumps({**record, "left": left}).encode())
         return False

@@ -561,7 +561,29 @@ CHANGES = {
     "expired-confirmation": _set("//saml:SubjectConfirmationData", "NotOnOrAfter", PAST),
     "not-yet-valid": _set("//saml:Conditions", "NotBefore", "2999-01-01T00:00:00Z"),
     "status": _set("//samlp:StatusCode", "Value", "urn:oasis:names:tc:SAML:2.0:status:Requester"),
+    # pysaml2 alone accepts both: with no restriction, it deems any assertion meant for it.
+    "no-audience-restriction": lambda root: _remove(root, "AudienceRestriction"),
+    "no-conditions": lambda root: _remove(root, "Conditions"),
+    "second-restriction-for-another-sp": lambda root: _add_restriction(
+        root, "https://other.example/sp"
+    ),
 }
+
+
+def _remove(root: etree._Element, name: str) -> None:
+    found = list(root.iter(f"{{{SAML}}}{name}"))
+    assert found, name
+    for element in found:
+        parent = element.getparent()
+        assert parent is not None
+        parent.remove(element)
+
+
+def _add_restriction(root: etree._Element, audience: str) -> None:
+    """A second AudienceRestriction (both apply, SAML Core §2.5.1.4) naming only another SP."""
+    conditions = next(root.iter(f"{{{SAML}}}Conditions"))
+    restriction = etree.SubElement(conditions, f"{{{SAML}}}AudienceRestriction")
+    etree.SubElement(restriction, f"{{{SAML}}}Audience").text = audience
 
 
 @pytest.mark.parametrize("connector", BACKENDS)

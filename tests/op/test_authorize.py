@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time as real_time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from tests.helpers import Browser, code_flow_params, location_query
+from tests.helpers import Browser, code_flow_params, location_query, redeem
 
 BASE = code_flow_params()
 
@@ -60,10 +63,16 @@ async def test_several_registered_uris_and_none_sent(http: httpx.AsyncClient) ->
     assert "location" not in response.headers
 
 
-async def test_single_registered_uri_may_be_omitted(http: httpx.AsyncClient) -> None:
-    response = await http.get(authorize_url(client_id="spa", redirect_uri=None))
-    assert response.status_code == 303
-    assert response.headers["location"].startswith("/login?flow=")
+async def test_single_registered_uri_may_be_omitted_only_without_openid(
+    http: httpx.AsyncClient,
+) -> None:
+    oauth = await http.get(authorize_url(client_id="spa", redirect_uri=None, scope="email"))
+    assert oauth.status_code == 303
+    assert oauth.headers["location"].startswith("/login?flow=")
+    # OIDC Core §3.1.2.1: an OpenID request must name its redirect_uri.
+    oidc = await http.get(authorize_url(client_id="spa", redirect_uri=None))
+    assert oidc.status_code == 400
+    assert "location" not in oidc.headers
 
 
 async def test_unknown_client_is_an_error_page(http: httpx.AsyncClient) -> None:
@@ -88,6 +97,7 @@ async def test_unknown_client_is_an_error_page(http: httpx.AsyncClient) -> None:
         ({"prompt": "none login"}, "invalid_request"),
         ({"max_age": "soon"}, "invalid_request"),
         ({"request": "eyJ..."}, "request_not_supported"),
+        ({"request_uri": "https://app.example.com/r/1"}, "request_uri_not_supported"),
         ({"response_mode": "fragment"}, "invalid_request"),
     ],
 )
@@ -157,6 +167,46 @@ async def test_prompt_login_and_max_age_force_sign_in(browser: Browser, user: st
     # max_age=0: any existing authentication is too old
     aged = await browser.authorize(**{**BASE, "max_age": "0"})
     assert aged.headers["location"].startswith("/login?flow=")
+
+
+class Clock:
+    """A module's `time`, `offset` seconds ahead of the real one (the gateway runs in this
+    process: patching a module's clock moves the server's clock for that module)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return real_time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return real_time.monotonic()
+
+
+async def auth_time_after_sign_in(browser: Browser, user: str, **params: str) -> int:
+    code, verifier, _ = await browser.login_for_code(user, **params)
+    tokens = (await redeem(browser.http, code, verifier)).json()
+    claims = tokens["id_token"].split(".")[1]
+    return int(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["auth_time"])
+
+
+@pytest.mark.parametrize("params", [{"prompt": "login"}, {"max_age": "60"}])
+async def test_forced_sign_in_gives_a_fresh_auth_time(
+    browser: Browser, user: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    """SECURITY-TESTS A8: two minutes after the first sign-in, prompt=login (or max_age=60)
+    is a new sign-in, and the ID token's auth_time says so."""
+    first = await auth_time_after_sign_in(browser, user)
+    later = Clock(120)
+    monkeypatch.setattr("gateway.op.authorize.time", later)
+    monkeypatch.setattr("gateway.sessions.time", later)
+    # Without the forcing parameter the session answers: same auth_time, no sign-in.
+    silent = await browser.authorize(**{**BASE, "prompt": "none", "max_age": "600"})
+    assert "code" in location_query(silent)
+    forced = await browser.authorize(**{**BASE, **params})
+    assert forced.headers["location"].startswith("/login?flow="), forced.headers["location"]
+    second = await auth_time_after_sign_in(browser, user, **params)
+    assert second >= first + 120
 
 
 async def test_login_page_has_frame_ancestors_none(browser: Browser) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis_async
 
 from tests.helpers import WEB, Browser, GatewayServer, redeem
 
@@ -90,6 +92,24 @@ async def test_unknown_and_garbage_codes(http: httpx.AsyncClient) -> None:
         assert response.json()["error"] in ("invalid_grant", "invalid_request")
 
 
+async def test_a_code_past_its_lifetime_is_invalid_grant(
+    browser: Browser, http: httpx.AsyncClient, gateway: GatewayServer, user: str
+) -> None:
+    """SECURITY-TESTS A5: a code lives `tokens.code_ttl` in the store, and not a moment more."""
+    code, verifier, _ = await browser.login_for_code(user)
+    key = gateway.services.grants._code_key(code)
+    r = redis_async.Redis.from_url(gateway.settings.store.url)
+    try:
+        assert 0 < await r.ttl(key) <= gateway.settings.tokens.code_ttl
+        # The store's clock moves past the code's lifetime (no sleeping through it).
+        assert await r.pexpireat(key, int(time.time() * 1000) - 1)
+    finally:
+        await r.aclose()
+    response = await redeem(http, code, verifier)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
 @pytest.mark.parametrize(
     "verifier",
     [None, "", "wrong-" + "v" * 43, "short", "v" * 129, "bad chars!" + "v" * 40],
@@ -154,16 +174,7 @@ async def test_malformed_basic_header(http: httpx.AsyncClient) -> None:
     assert response.status_code == 401
 
 
-async def test_client_secret_post_and_urlencoded_basic(http: httpx.AsyncClient) -> None:
-    post = await http.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "service",
-            "client_secret": "service-secret-0123456789",
-        },
-    )
-    assert post.status_code == 200, post.text
+async def test_urlencoded_basic(http: httpx.AsyncClient) -> None:
     raw = base64.b64encode(b"service:service-secret-0123456789").decode()
     basic = await http.post(
         "/oauth2/token",

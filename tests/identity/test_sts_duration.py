@@ -1,0 +1,62 @@
+"""SECURITY-TESTS F45 (duration): the credentials' lifetime asked of STS is bounded to what IAM
+allows any role, 900 s to 43,200 s (settings refuse anything else), and what is configured is
+exactly what STS is asked for and what the caller gets."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.errors import ConfigError
+from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
+from tests.identity.conftest import CLOSED_POOL, StsFront, client, id_token, pool_settings
+
+
+def with_duration(duration: Any, sts_url: str = "http://127.0.0.1:1/") -> list[dict[str, Any]]:
+    pools = pool_settings("http://127.0.0.1:1", "http://127.0.0.1:2", sts_url)
+    for pool in pools:
+        pool["sts"] = {**pool["sts"], "duration": duration}
+    return pools
+
+
+@pytest.mark.parametrize("duration", [1, 899, "14m", 43201, "13h"])
+def test_durations_outside_what_iam_allows_are_refused(duration: Any) -> None:
+    with pytest.raises(ConfigError, match="between 900 s"):
+        make_settings(free_port(), "redis://127.0.0.1:1/0", identity_pools=with_duration(duration))
+
+
+@pytest.mark.parametrize(("duration", "seconds"), [(900, 900), ("15m", 900), ("12h", 43200)])
+def test_the_bounds_themselves_are_allowed(duration: Any, seconds: int) -> None:
+    settings = make_settings(
+        free_port(), "redis://127.0.0.1:1/0", identity_pools=with_duration(duration)
+    )
+    assert {pool.sts.duration for pool in settings.identity_pools} == {seconds}
+
+
+@pytest.fixture(scope="module")
+def short_pools(redis_server: RedisServer, sts: StsFront) -> Iterator[GatewayServer]:
+    """Identity pools whose credentials last the shortest time IAM allows."""
+    port = free_port()
+    pools = with_duration(900, sts.server.url)
+    server = GatewayServer(make_settings(port, redis_server.url, identity_pools=pools)).start()
+    yield server
+    server.stop()
+
+
+async def test_the_configured_duration_is_what_sts_is_asked_for(
+    short_pools: GatewayServer, sts: StsFront
+) -> None:
+    email = f"short-{secrets.token_hex(4)}@example.com"
+    await short_pools.add_user(email, email_verified=True)
+    logins = {short_pools.url.removeprefix("http://"): await id_token(short_pools, email)}
+    sts.reset()
+    api = client(short_pools)
+    identity = api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"]
+    answer = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
+    assert [r["DurationSeconds"] for r in sts.requests] == ["900"]
+    left = answer["Credentials"]["Expiration"] - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(seconds=800) < left <= datetime.timedelta(seconds=900)

@@ -1,0 +1,191 @@
+"""Verifying our own JWTs (gateway/tokens.py with the key ring of gateway/keys.py):
+SECURITY-TESTS G53 (clock skew exactly at the configured leeway) and B17's rules applied to
+our own tokens (each token type verifies only with its own algorithm; `none` and HS256 keyed
+with a public key never). Clocks are passed in (`now=`), never slept through."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from joserfc import jwt
+
+from gateway.errors import InvalidToken
+from tests.helpers import GatewayServer
+
+SUB = "us-east-1:00000000-0000-4000-8000-0000000000aa"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def segments(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+
+
+def id_claims(gateway: GatewayServer, now: int) -> dict[str, Any]:
+    return {
+        "iss": gateway.settings.issuer,
+        "sub": SUB,
+        "aud": "web",
+        "azp": "web",
+        "iat": now,
+        "exp": now + 300,
+        "auth_time": now,
+    }
+
+
+def access_claims(gateway: GatewayServer, now: int) -> dict[str, Any]:
+    return {
+        "iss": gateway.settings.issuer,
+        "sub": SUB,
+        "aud": "web",
+        "client_id": "web",
+        "scope": "openid",
+        "jti": "j" * 32,
+        "iat": now,
+        "exp": now + 300,
+    }
+
+
+# -- G53: the leeway boundary ----------------------------------------------------------------
+
+
+async def test_access_token_expiry_is_accepted_within_the_leeway_only(
+    gateway: GatewayServer,
+) -> None:
+    leeway = gateway.settings.tokens.leeway
+    token, parsed = gateway.services.tokens.access_token(
+        sub=SUB, client_id="web", scope=frozenset({"openid"}), gid=None
+    )
+    verify = gateway.services.tokens.verify_access_token
+    accepted = await gateway.call(lambda s: verify(token, now=parsed.exp + leeway))
+    assert accepted.jti == parsed.jti
+    with pytest.raises(InvalidToken, match="expired"):
+        await gateway.call(lambda s: verify(token, now=parsed.exp + leeway + 1))
+
+
+async def test_access_token_from_a_clock_ahead_is_accepted_within_the_leeway_only(
+    gateway: GatewayServer,
+) -> None:
+    """Another replica's clock runs ahead: iat is in our future."""
+    leeway = gateway.settings.tokens.leeway
+    issued = int(time.time()) + 1000
+    token, parsed = gateway.services.tokens.access_token(
+        sub=SUB, client_id="web", scope=frozenset({"openid"}), gid=None, now=issued
+    )
+    verify = gateway.services.tokens.verify_access_token
+    assert (await gateway.call(lambda s: verify(token, now=issued - leeway))).iat == issued
+    with pytest.raises(InvalidToken, match="not valid yet"):
+        await gateway.call(lambda s: verify(token, now=issued - leeway - 1))
+
+
+async def test_id_token_expiry_is_accepted_within_the_leeway_only(gateway: GatewayServer) -> None:
+    """The identity pools' check of our own ID tokens (`verify_own_jwt`)."""
+    leeway = gateway.settings.tokens.leeway
+    issued = int(time.time())
+    token = gateway.services.tokens.id_token(
+        sub=SUB,
+        client_id="web",
+        auth_time=issued,
+        nonce=None,
+        sid=None,
+        access_token=None,
+        amr=["pwd"],
+        profile={},
+        now=issued,
+    )
+    expires = issued + gateway.settings.tokens.id_token_ttl
+    verify = gateway.services.tokens.verify_own_jwt
+    assert (await gateway.call(lambda s: verify(token, now=expires + leeway)))["sub"] == SUB
+    with pytest.raises(ValueError, match="expired"):
+        await gateway.call(lambda s: verify(token, now=expires + leeway + 1))
+
+
+# -- each token type verifies only with its own algorithm ----------------------------------------
+
+
+def signed_with_our_key(gateway: GatewayServer, alg: str, typ: str, claims: dict[str, Any]) -> str:
+    """Signed by one of the gateway's own keys, but with the algorithm of the other token
+    type: only the algorithm allow-list tells it apart from a genuine token."""
+    key = gateway.services.keys.current(alg)
+    return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key)
+
+
+async def test_an_access_token_signed_with_the_id_token_algorithm_is_refused(
+    gateway: GatewayServer,
+) -> None:
+    keys = gateway.settings.keys
+    assert keys.access_token_alg != keys.id_token_alg  # ES256 vs RS256 by default
+    token = signed_with_our_key(
+        gateway, keys.id_token_alg, "at+jwt", access_claims(gateway, int(time.time()))
+    )
+    verify = gateway.services.tokens.verify_access_token
+    with pytest.raises(InvalidToken, match="badly signed"):
+        await gateway.call(lambda s: verify(token))
+
+
+async def test_an_id_token_signed_with_the_access_token_algorithm_is_refused(
+    gateway: GatewayServer,
+) -> None:
+    keys = gateway.settings.keys
+    token = signed_with_our_key(
+        gateway, keys.access_token_alg, "JWT", id_claims(gateway, int(time.time()))
+    )
+    tokens = gateway.services.tokens
+    with pytest.raises(ValueError, match="badly signed"):
+        await gateway.call(lambda s: tokens.verify_own_jwt(token))
+    with pytest.raises(ValueError, match="not a valid ID token"):
+        await gateway.call(lambda s: tokens.verify_id_token_hint(token))
+
+
+def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return segments({**header, "alg": "none"}, claims) + "."
+
+
+def hs256_with_public_key(header: dict[str, Any], claims: dict[str, Any], pem: bytes) -> str:
+    """The classic confusion: HMAC keyed with the bytes of the RSA public key."""
+    head = segments({**header, "alg": "HS256"}, claims)
+    return f"{head}.{b64(hmac.new(pem, head.encode(), hashlib.sha256).digest())}"
+
+
+def public_pem(gateway: GatewayServer) -> bytes:
+    key = gateway.services.keys.current("RS256")
+    return bytes(
+        key.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+Forger = Callable[[dict[str, Any], dict[str, Any], bytes], str]
+FORGERIES: dict[str, Forger] = {
+    "alg none": lambda header, claims, pem: unsigned(header, claims),
+    "HS256 with the public key": hs256_with_public_key,
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+async def test_none_and_hmac_confusion_are_refused_everywhere(
+    gateway: GatewayServer, forgery: str
+) -> None:
+    now = int(time.time())
+    kid = gateway.services.keys.current("RS256").kid
+    pem = public_pem(gateway)
+    tokens = gateway.services.tokens
+    access = FORGERIES[forgery]({"kid": kid, "typ": "at+jwt"}, access_claims(gateway, now), pem)
+    with pytest.raises(InvalidToken):
+        await gateway.call(lambda s: tokens.verify_access_token(access))
+    login = FORGERIES[forgery]({"kid": kid, "typ": "JWT"}, id_claims(gateway, now), pem)
+    with pytest.raises(ValueError):
+        await gateway.call(lambda s: tokens.verify_own_jwt(login))
+    with pytest.raises(ValueError):
+        await gateway.call(lambda s: tokens.verify_id_token_hint(login))
