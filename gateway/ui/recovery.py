@@ -31,7 +31,7 @@ RESET = "reset-password"
 
 def routes(services: Services) -> list[BaseRoute]:
     """/forgot (ask for a code) and /forgot/reset (code + new password)."""
-    from gateway.ui.views import flow_for, flow_form
+    from gateway.ui.views import account_flow, flow_for, flow_form
 
     def form(
         request: Request, flow: Flow, template: str, error: str | None = None, status: int = 200
@@ -50,6 +50,8 @@ def routes(services: Services) -> list[BaseRoute]:
 
     async def request_code(request: Request) -> Response:
         if request.method == "GET":
+            if not request.query_params.get("flow"):  # opened directly: reset, then sign in
+                return await account_flow(services, request, "/forgot")
             flow = await flow_for(services, request, request.query_params.get("flow"))
             return form(request, flow, "forgot.html")
         data = await request.form(max_fields=8, max_part_size=4096)

@@ -26,7 +26,7 @@ from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.ui.views import flow_for, flow_form, sign_in_local
+from gateway.ui.views import account_flow, flow_for, flow_form, sign_in_local
 from gateway.users.directory import (
     InvalidPassword,
     InvalidUsername,
@@ -143,6 +143,8 @@ def signup(services: Services) -> Handler:
         if not pool.self_sign_up:
             raise PageError("Sign-up is closed", "Ask an administrator for an account.", 404)
         if request.method == "GET":
+            if not request.query_params.get("flow"):  # opened directly: ends on the account
+                return await account_flow(services, request, "/signup")
             return form(
                 request, await flow_for(services, request, request.query_params.get("flow"))
             )

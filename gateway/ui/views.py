@@ -450,7 +450,9 @@ async def login_form(
         "login",
         status,
         targets,
-        client_name=client.name if client else "the application",
+        client_name=client.name
+        if client
+        else ("your account" if for_account(services, flow) else "the application"),
         email=email or flow.login_hint or "",
         error=error,
         allow_scripts=passkey_options is not None,
@@ -463,12 +465,49 @@ async def login_form(
     )
 
 
+async def account_flow(services: Services, request: Request, page: str) -> Response:
+    """`page` (/login, /forgot, /signup) opened without an application: a flow of its own that
+    ends on the account page, so a person can sign in (or recover a password) from a bookmark.
+
+    It is the flow `/oauth2/start` makes for forward-auth (same pseudo-client, so finishing it
+    is a plain redirect), aimed at the issuer's own `/` — nothing taken from the request, so
+    it cannot become an open redirect. A browser already signed in goes straight there."""
+    from gateway.proxy import FORWARD_AUTH_CLIENT
+
+    home = f"{services.settings.issuer}/"
+    cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+    if page == "/login" and await services.sessions.load(cookie) is not None:
+        return RedirectResponse(home, status_code=303)
+    browser, new_cookie = services.csrf.browser_secret(request)
+    flow = await services.flows.create(
+        client_id=FORWARD_AUTH_CLIENT,
+        redirect_uri=home,
+        scope=["openid"],
+        state=None,
+        nonce=None,
+        code_challenge=None,
+        prompt=[],
+        max_age=None,
+        login_hint=None,
+        browser=services.flows.browser_binding(browser),
+    )
+    response = RedirectResponse(f"{page}?flow={flow.flow_id}", status_code=303)
+    if new_cookie:
+        services.pages.set_cookie(response, CSRF_COOKIE, browser)
+    return response
+
+
+def for_account(services: Services, flow: Flow) -> bool:
+    """Does this flow end on the account page (rather than at an application)?"""
+    return flow.redirect_uri == f"{services.settings.issuer}/"
+
+
 def login(services: Services) -> Handler:
     async def page(request: Request) -> Response:
         if request.method == "GET":
             flow_id = request.query_params.get("flow")
             if not flow_id:
-                return RedirectResponse("/", status_code=303)
+                return await account_flow(services, request, "/login")
             return await login_form(services, request, await flow_for(services, request, flow_id))
         form: FormData = await request.form(max_fields=16, max_part_size=16 * 1024)
         flow_id = str(form.get("flow") or "")

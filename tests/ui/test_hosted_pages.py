@@ -1,0 +1,97 @@
+"""Hosted pages a person opens directly (no application), their languages, their dead ends and
+error pages, and the mail they send (issue 15, part A)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import (
+    PASSWORD,
+    Browser,
+    GatewayServer,
+    RedisServer,
+    form_fields,
+    free_port,
+    make_settings,
+)
+from tests.mail import Mailbox, code_in, smtp_settings
+
+
+@pytest.fixture(scope="module")
+def site(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[GatewayServer]:
+    settings = make_settings(
+        free_port(),
+        redis_server.url,
+        user_pool={
+            "self_sign_up": True,
+            "attributes": [{"name": "name", "required": False}],
+        },
+        email=smtp_settings(mailbox[1]),
+        ui={"languages": ["en", "fr"]},
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+async def new_user(site: GatewayServer) -> str:
+    email = f"direct-{secrets.token_hex(4)}@example.com"
+    await site.add_user(email, email_verified=True)
+    return email
+
+
+async def test_login_opened_without_an_application_signs_in_to_the_account_page(
+    site: GatewayServer,
+) -> None:
+    email = await new_user(site)
+    browser = Browser(site.url)
+    try:
+        home = await browser.http.get("/")
+        assert 'href="/login"' in home.text  # no dead end: the page offers a way in
+        first = await browser.http.get("/login")
+        assert first.status_code == 303 and first.headers["location"].startswith("/login?flow=")
+        page = await browser.http.get(first.headers["location"])
+        assert page.status_code == 200 and "to continue to your account" in page.text
+        done = await browser.http.post(
+            "/login",
+            data={**form_fields(page.text), "email": email, "password": PASSWORD},
+        )
+        assert done.status_code == 303 and done.headers["location"] == f"{site.url}/"
+        account = await browser.http.get("/")
+        assert "Signed in" in account.text and email in account.text
+        again = await browser.http.get("/login")  # signed in already: straight to the account
+        assert again.status_code == 303 and again.headers["location"] == f"{site.url}/"
+    finally:
+        await browser.aclose()
+
+
+async def test_forgot_opened_directly_resets_and_then_signs_in(
+    site: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    email = await new_user(site)
+    browser = Browser(site.url)
+    try:
+        first = await browser.http.get("/forgot")
+        assert first.status_code == 303 and first.headers["location"].startswith("/forgot?flow=")
+        page = await browser.http.get(first.headers["location"])
+        assert page.status_code == 200 and "expired" not in page.text
+        sent = await browser.http.post("/forgot", data={**form_fields(page.text), "email": email})
+        reset = await browser.http.get(sent.headers["location"])
+        code = code_in(await mailbox[0].next_for(email))
+        done = await browser.http.post(
+            "/forgot/reset",
+            data={**form_fields(reset.text), "code": code, "password": "a brand new passphrase"},
+        )
+        assert done.status_code == 303 and done.headers["location"].startswith("/login?flow=")
+        login = await browser.http.get(done.headers["location"])
+        signed = await browser.http.post(
+            "/login",
+            data={**form_fields(login.text), "email": email, "password": "a brand new passphrase"},
+        )
+        assert signed.headers["location"] == f"{site.url}/"
+        assert "Signed in" in (await browser.http.get("/")).text
+    finally:
+        await browser.aclose()
