@@ -167,7 +167,11 @@ def change_password(services: Services) -> Handler:
     session and token of theirs ends; this browser gets a fresh session (new id)."""
     from gateway.logout import end_local_user
     from gateway.ratelimit import Limit, RateLimited
+    from gateway.text import Phrase
     from gateway.users.directory import InvalidPassword
+
+    class WrongPassword(Exception):
+        """The current password did not match (not a policy problem: its own message)."""
 
     async def page(request: Request) -> Response:
         session = await signed_in(services, request)
@@ -190,12 +194,15 @@ def change_password(services: Services) -> Handler:
                 await services.limiter.check(checks)
                 if user is None or await services.users.authenticate(user.email, current) is None:
                     await services.limiter.fail(checks)
-                    raise InvalidPassword("the current password is not right")
+                    raise WrongPassword
                 await services.users.set_password(user.user_id, new)
             except RateLimited:
                 context["error"], status = "Too many attempts. Try again in a few minutes.", 429
+            except WrongPassword:
+                context["error"], status = "The current password is not right.", 400
             except InvalidPassword as exc:
-                context["error"], status = f"The password {exc}.", 400
+                context["error"] = Phrase("The new password %(reason)s.", reason=exc.reason)
+                status = 400
             else:
                 await end_local_user(services, session.subject)
                 await services.audit.record("user.password_changed", user_id=session.subject)

@@ -21,7 +21,12 @@ from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
+from gateway.users.directory import (
+    InvalidPassword,
+    check_password_policy,
+    choose_another,
+    normalize_email,
+)
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -99,7 +104,7 @@ def routes(services: Services) -> list[BaseRoute]:
         try:
             check_password_policy(password, services.users.policy)
         except InvalidPassword as exc:
-            return form(request, flow, "reset.html", f"Choose another password: it {exc}.", 400)
+            return form(request, flow, "reset.html", choose_another(exc), 400)
         code = str(data.get("code") or "")
         if user is None or not await services.codes.check(RESET, user.user_id, code):
             return form(
@@ -126,7 +131,7 @@ def routes(services: Services) -> list[BaseRoute]:
             try:
                 check_password_policy(password, services.users.policy)
             except InvalidPassword as exc:
-                context["error"], status = f"Choose another password: it {exc}.", 400
+                context["error"], status = choose_another(exc), 400
             else:
                 user_id = await services.codes.redeem_link(RESET, token)
                 user = await services.users.get(user_id) if user_id else None

@@ -95,3 +95,67 @@ async def test_forgot_opened_directly_resets_and_then_signs_in(
         assert "Signed in" in (await browser.http.get("/")).text
     finally:
         await browser.aclose()
+
+
+async def signed_in(site: GatewayServer, email: str, **headers: str) -> Browser:
+    """A browser signed in to the account page (no application), sending `headers`."""
+    browser = Browser(site.url)
+    browser.http.headers.update(headers)
+    page = await browser.http.get((await browser.http.get("/login")).headers["location"])
+    done = await browser.http.post(
+        "/login", data={**form_fields(page.text), "email": email, "password": PASSWORD}
+    )
+    assert done.status_code == 303, done.text
+    return browser
+
+
+FRENCH = {"Accept-Language": "fr-FR,fr;q=0.9"}
+
+
+async def test_password_policy_and_form_errors_speak_the_pages_language(
+    site: GatewayServer,
+) -> None:
+    browser = Browser(site.url)
+    browser.http.headers.update(FRENCH)
+    try:
+        page = await browser.http.get((await browser.http.get("/signup")).headers["location"])
+        assert '<label for="attr-name">Nom' in page.text  # the "Name" label, translated
+        short = await browser.http.post(
+            "/signup",
+            data={**form_fields(page.text), "email": "fr-user@example.com", "password": "court"},
+        )
+        assert short.status_code == 400
+        assert "Choisissez un autre mot de passe : il doit comporter au moins 8 caractères." in (
+            short.text
+        )
+        assert "Choose another" not in short.text and "at least" not in short.text
+        common = await browser.http.post(
+            "/signup",
+            data={
+                **form_fields(page.text),
+                "email": "fr-user@example.com",
+                "password": "password1",
+            },
+        )
+        assert "fait partie des mots de passe les plus courants" in common.text
+    finally:
+        await browser.aclose()
+    # The account page's password change, in French: the same policy message, and the
+    # current password's own message (once "The password the current password is not right.").
+    email = await new_user(site)
+    account = await signed_in(site, email, **FRENCH)
+    try:
+        form = await account.http.get("/account/password")
+        assert "Mot de passe actuel" in form.text
+        wrong = await account.http.post(
+            "/account/password",
+            data={**form_fields(form.text), "current": "not it", "password": "a new long one"},
+        )
+        assert "Le mot de passe actuel n’est pas le bon." in wrong.text
+        weak = await account.http.post(
+            "/account/password",
+            data={**form_fields(form.text), "current": PASSWORD, "password": "court"},
+        )
+        assert "Le nouveau mot de passe doit comporter au moins 8 caractères." in weak.text
+    finally:
+        await account.aclose()
