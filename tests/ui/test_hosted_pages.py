@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.helpers import (
@@ -159,3 +160,17 @@ async def test_password_policy_and_form_errors_speak_the_pages_language(
         assert "Le nouveau mot de passe doit comporter au moins 8 caractères." in weak.text
     finally:
         await account.aclose()
+
+
+async def test_post_logout_redirect_has_no_bare_question_mark(site: GatewayServer) -> None:
+    async with httpx.AsyncClient(base_url=site.url) as http:
+        bye = "https://app.example.com/bye"
+        plain = await http.get(
+            "/oauth2/logout", params={"client_id": "web", "post_logout_redirect_uri": bye}
+        )
+        assert plain.status_code == 303 and plain.headers["location"] == bye
+        with_state = await http.get(
+            "/oauth2/logout",
+            params={"client_id": "web", "post_logout_redirect_uri": bye, "state": "s 1"},
+        )
+        assert with_state.headers["location"] == f"{bye}?state=s+1"
