@@ -21,7 +21,7 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import account, demo, mfa, passkeys, recovery, saml, signup, views
+    from gateway.ui import account, demo, http_errors, mfa, passkeys, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
 
@@ -55,6 +55,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),
         Route("/theme.css", theme_css, methods=["GET"]),
+        Route("/favicon.ico", http_errors.favicon, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
     found += recovery.routes(services)

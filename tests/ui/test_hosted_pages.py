@@ -174,3 +174,23 @@ async def test_post_logout_redirect_has_no_bare_question_mark(site: GatewayServe
             params={"client_id": "web", "post_logout_redirect_uri": bye, "state": "s 1"},
         )
         assert with_state.headers["location"] == f"{bye}?state=s+1"
+
+
+async def test_unknown_paths_answer_in_the_format_of_their_area(site: GatewayServer) -> None:
+    async with httpx.AsyncClient(base_url=site.url) as http:
+        page = await http.get("/no-such-page", headers={"Accept": "text/html", **FRENCH})
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "Page introuvable" in page.text and '<link rel="stylesheet"' in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+        api = await http.get("/oauth2/no-such-endpoint")
+        assert api.status_code == 404 and api.json()["error"] == "not_found"
+        wrong_method = await http.delete("/oauth2/token")
+        assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "invalid_request"
+        aws = await http.get("/cognito-identity")  # POST only: AWS JSON even for a 405
+        assert aws.status_code == 405 and aws.json()["__type"] == "UnknownOperationException"
+        assert aws.headers["x-amzn-errortype"].startswith("UnknownOperationException")
+        icon = await http.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert b"<svg" in icon.content
+        static = await http.get("/static/no-such-file.css")
+        assert static.status_code == 404 and "text/html" in static.headers["content-type"]
