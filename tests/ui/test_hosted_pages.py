@@ -3,6 +3,7 @@ error pages, and the mail they send (issue 15, part A)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -194,3 +195,30 @@ async def test_unknown_paths_answer_in_the_format_of_their_area(site: GatewaySer
         assert b"<svg" in icon.content
         static = await http.get("/static/no-such-file.css")
         assert static.status_code == 404 and "text/html" in static.headers["content-type"]
+
+
+async def test_mail_carries_date_and_message_id(
+    site: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    import email.utils
+    import time
+
+    email_address = await new_user(site)
+    browser = Browser(site.url)
+    try:
+        page = await browser.http.get((await browser.http.get("/forgot")).headers["location"])
+        await browser.http.post("/forgot", data={**form_fields(page.text), "email": email_address})
+        message = await mailbox[0].next_for(email_address)
+    finally:
+        await browser.aclose()
+    sent = email.utils.parsedate_to_datetime(message["Date"])  # RFC 5322 date-time
+    assert sent.tzinfo is not None and abs(sent.timestamp() - time.time()) < 300
+    assert re.fullmatch(r"<[^<>@\s]+@example\.com>", message["Message-ID"])
+    again = Browser(site.url)
+    try:
+        page = await again.http.get((await again.http.get("/forgot")).headers["location"])
+        await again.http.post("/forgot", data={**form_fields(page.text), "email": email_address})
+        second = await mailbox[0].next_for(email_address, seen=1)
+    finally:
+        await again.aclose()
+    assert second["Message-ID"] != message["Message-ID"]
