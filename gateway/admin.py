@@ -35,14 +35,21 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
     async def work(services: Any) -> int:
         users = services.users
         if args.action == "create":
+            from gateway.users.directory import InvalidEmail, InvalidPassword
+
             password = read_password(args.password_stdin)
-            user = await users.create(
-                args.email,
-                password,
-                name=args.name,
-                email_verified=args.verified,
-                username=args.username,
-            )
+            try:
+                user = await users.create(
+                    args.email,
+                    password,
+                    name=args.name,
+                    email_verified=args.verified,
+                    username=args.username,
+                )
+            except InvalidEmail:
+                raise GatewayError(f"{args.email!r} is not an e-mail address") from None
+            except InvalidPassword as exc:
+                raise GatewayError(f"the password {exc}") from None
             await services.audit.record("user.created", user_id=user.user_id, actor="cli")
             print(f"created {user.email} (user id {user.user_id})")
         elif args.action == "list":
@@ -56,7 +63,8 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"{count} user(s)", file=sys.stderr)
         elif args.action == "show":
-            print(json.dumps(public(await users.resolve(args.user)), indent=2))
+            user = await users.resolve(args.user)
+            print(json.dumps({**public(user), "mfa": await mfa_state(services, user)}, indent=2))
         elif args.action in ("enable", "disable"):
             user = await users.resolve(args.user)
             await users.set_status(
@@ -171,6 +179,20 @@ def public(user: Any) -> dict[str, Any]:
         "attributes": user.attributes,
         "groups": user.groups,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user.created)),
+    }
+
+
+async def mfa_state(services: Any, user: Any) -> dict[str, Any]:
+    """What `users show` says about a user's second factors (an administrator's first
+    question when someone cannot sign in): whether sign-in asks for one, and which."""
+    record = await services.mfa.get(user.user_id)
+    passkeys = len(await services.passkeys.list(user.user_id))
+    return {
+        "enabled": record is not None or passkeys > 0,
+        "authenticator_app": bool(record and record.totp_secret),
+        "email_codes": bool(record and record.email_otp),
+        "passkeys": passkeys,
+        "recovery_codes_left": len(record.recovery_hashes) if record else 0,
     }
 
 

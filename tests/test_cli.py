@@ -111,11 +111,22 @@ def test_users_lifecycle(config: Path) -> None:
         str(config),
         stdin="another long password\n",
     )
-    assert duplicate.returncode == 1 and "ada@example.com" in duplicate.stderr
+    assert duplicate.returncode == 1
+    assert "a user with the e-mail address ada@example.com already exists" in duplicate.stderr
     weak = cognate(
         "users", "create", "bob@example.com", "--password-stdin", "-c", str(config), stdin="short\n"
     )
-    assert weak.returncode == 1 and "at least 8" in weak.stderr
+    assert weak.returncode == 1 and "the password must be at least 8" in weak.stderr
+    not_an_address = cognate(
+        "users", "create", "nobody", "--password-stdin", "-c", str(config), stdin="long enough!\n"
+    )
+    assert "'nobody' is not an e-mail address" in not_an_address.stderr
+    for action in ("show", "disable", "enable", "delete"):
+        unknown = cognate("users", action, "ghost@example.com", "-c", str(config))
+        assert unknown.returncode == 1
+        assert "no user has the id, e-mail address or username 'ghost@example.com'" in (
+            unknown.stderr
+        ), action
     listed = cognate("users", "list", "-c", str(config))
     assert f"{user_id}  enabled   ada@example.com" in listed.stdout
     assert cognate("users", "disable", "ada@example.com", "-c", str(config)).returncode == 0
@@ -324,3 +335,41 @@ def test_users_groups_command(tmp_path: Path, redis_server: RedisServer) -> None
     assert unknown.returncode == 1 and "no group root" in unknown.stderr
     removed = cognate("users", "groups", email, "--remove", "admins", "-c", str(path))
     assert "(no groups)" in removed.stdout
+
+
+async def test_users_show_says_whether_mfa_is_on(config: Path) -> None:
+    import pyotp
+
+    from gateway.services import build_services
+    from gateway.settings_loader import load_settings
+
+    email = "mfa-cli@example.com"
+    created = cognate(
+        "users", "create", email, "--password-stdin", "-c", str(config), stdin="a long password\n"
+    )
+    assert created.returncode == 0, created.stderr
+
+    def mfa() -> dict[str, object]:
+        shown = cognate("users", "show", email, "-c", str(config))
+        assert shown.returncode == 0, shown.stderr
+        return dict(json.loads(shown.stdout)["mfa"])
+
+    assert mfa() == {
+        "enabled": False,
+        "authenticator_app": False,
+        "email_codes": False,
+        "passkeys": 0,
+        "recovery_codes_left": 0,
+    }
+    services = build_services(load_settings(config))  # the user enrols an authenticator app
+    try:
+        user = await services.users.by_email(email)
+        secret = await services.mfa.begin(user.user_id)
+        assert await services.mfa.confirm(user.user_id, pyotp.TOTP(secret).now())
+    finally:
+        await services.store.close()
+    shown = mfa()
+    assert shown["enabled"] is True and shown["authenticator_app"] is True
+    assert shown["recovery_codes_left"] == 10
+    assert cognate("users", "reset-mfa", email, "-c", str(config)).returncode == 0
+    assert mfa()["enabled"] is False

@@ -29,6 +29,7 @@ from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.views import account_flow, flow_for, flow_form, sign_in_local
 from gateway.users.directory import (
+    InvalidEmail,
     InvalidPassword,
     InvalidUsername,
     User,
@@ -211,6 +212,8 @@ def signup(services: Services) -> Handler:
                 attributes=attributes,
                 username=username,
             )
+        except InvalidEmail:
+            return form(request, flow, "That e-mail address is not valid.", 400, email, given)
         except InvalidPassword as exc:
             return form(request, flow, choose_another(exc), 400, email, given)
         except InvalidUsername as exc:

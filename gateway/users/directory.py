@@ -27,16 +27,32 @@ from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 Status = Literal["enabled", "disabled"]
 
 
+# Their messages are whole sentences: the CLI prints them as they are ("error: <message>").
 class UserExists(GatewayError):
     """An account with this e-mail already exists."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"a user with the e-mail address {address} already exists")
+        self.address = address
 
 
 class UnknownUser(GatewayError):
     """No account with this id or e-mail."""
 
+    def __init__(self, wanted: str) -> None:
+        super().__init__(
+            f"no user has the id, e-mail address or username {wanted!r} "
+            "(`cognate users list` shows them)"
+        )
+        self.wanted = wanted
+
 
 class UsernameTaken(GatewayError):
     """Another account has this username."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"the username {username!r} belongs to another user")
+        self.username = username
 
 
 class InvalidUsername(GatewayError):
@@ -59,6 +75,10 @@ class InvalidPassword(GatewayError):
 def choose_another(exc: InvalidPassword) -> Phrase:
     """The hosted pages' message for a refused new password, translatable as a whole."""
     return Phrase("Choose another password: it %(reason)s.", reason=exc.reason)
+
+
+class InvalidEmail(InvalidPassword):
+    """Not an e-mail address (an InvalidPassword too, for callers that refuse both alike)."""
 
 
 # What check_password_policy names when a required character class is missing.
@@ -238,7 +258,7 @@ class UserDirectory:
                 )
         address = normalize_email(email)
         if "@" not in address or len(address) > 254:
-            raise InvalidPassword(Phrase("the e-mail address is not valid"))
+            raise InvalidEmail(Phrase("the e-mail address is not valid"))
         password_hash = None
         if password is not None:
             if enforce_policy:
