@@ -19,6 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from gateway.cli_examples import add_examples
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
 from gateway.settings import Settings
 from gateway.settings_loader import demo_settings, load_settings
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("rotate", "rotate now: next → current → previous, new next"),
     ):
         _config_arg(keys_sub.add_parser(action, help=text))
+    add_examples(parser)
     return parser
 
 

@@ -373,3 +373,28 @@ async def test_users_show_says_whether_mfa_is_on(config: Path) -> None:
     assert shown["recovery_codes_left"] == 10
     assert cognate("users", "reset-mfa", email, "-c", str(config)).returncode == 0
     assert mfa()["enabled"] is False
+
+
+def test_every_subcommand_help_has_examples() -> None:
+    import argparse
+
+    from gateway.cli import build_parser
+
+    def leaves(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, str]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    command = f"{path} {name}".strip()
+                    found += [(command, child.format_help())] + leaves(child, command)
+        return found
+
+    helps = leaves(build_parser(), "")
+    assert len(helps) > 30
+    for command, text in helps:
+        examples = text.partition("examples:\n")[2]
+        assert re.search(rf"^  (.*\| )?cognate {command}\b", examples, re.M), command
+    # As a user sees it, with the README's promise kept.
+    shown = cognate("users", "create", "--help")
+    assert shown.returncode == 0 and "examples:" in shown.stdout
+    assert "cognate users create ada@example.com --password-stdin" in shown.stdout
