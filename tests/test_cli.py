@@ -398,3 +398,64 @@ def test_every_subcommand_help_has_examples() -> None:
     shown = cognate("users", "create", "--help")
     assert shown.returncode == 0 and "examples:" in shown.stdout
     assert "cognate users create ada@example.com --password-stdin" in shown.stdout
+
+
+def store_config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / f"store-{free_port()}.yaml"
+    path.write_text(
+        f"issuer: http://127.0.0.1:{free_port()}\nsecret_key: {'k' * 40}\n"
+        f"store: {{url: '{url}', connect_timeout: 0.5}}\n"
+    )
+    return path
+
+
+def test_serve_with_a_store_it_cannot_use_is_one_line(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    down = store_config(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    result = cognate("serve", "-c", str(down), "--port", str(free_port()))
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: the store is unavailable: redis:")
+    missing_db = store_config(tmp_path, f"redis://127.0.0.1:{redis_server.port}/99")
+    result = cognate("serve", "-c", str(missing_db), "--port", str(free_port()))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "store.url: the server has no such database" in result.stderr
+    checked = cognate("check-config", str(missing_db))
+    assert checked.returncode == 1 and "no such database" in checked.stderr
+    not_a_number = store_config(tmp_path, f"redis://127.0.0.1:{redis_server.port}/abc")
+    for command in (
+        ("check-config", str(not_a_number)),
+        ("users", "list", "-c", str(not_a_number)),
+    ):
+        result = cognate(*command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "store.url: the database must be a number (0, 1, …), not 'abc'" in result.stderr
+    # Unreachable from where check-config runs: still a usable file, with a warning.
+    offline = cognate("check-config", str(down))
+    assert offline.returncode == 0 and "warning: the store cannot be reached" in offline.stdout
+
+
+def test_check_config_reports_every_problem_at_once_with_spelling_hints(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    secret = "y" * 20
+    path.write_text(
+        f"issuer: https://a.example\nsecret_key: {'k' * 40}\nisuer: typo\n"
+        "store: {url: 'memory://', prefx: p}\nclients:\n"
+        f"  - {{client_id: a, client_secret: {secret}, redirect_uris: [https://a.example/cb]}}\n"
+        f"  - {{client_id: a, client_secret: {secret}, redirect_uris: [not-a-url]}}\n"
+        "connectors:\n  - {id: local, type: local}\n"
+        "  - {id: corp, type: oidc, name: C, issuer: https://x, client_id: c, client_secert: s}\n"
+    )
+    result = cognate("check-config", str(path))
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert "  - isuer: unknown key (did you mean 'issuer'?)" in problems
+    assert "  - store.prefx: unknown key (did you mean 'prefix'?)" in problems
+    assert "  - connectors[1].oidc.client_secert: unknown key (did you mean 'client_secret'?)" in (
+        problems
+    )
+    assert "  - clients[1].redirect_uris[0]: must be an absolute URL" in problems
+    # The duplicate id in the same pass as the other problems (it used to wait for them).
+    assert "  - clients[1].client_id: duplicate id 'a' (also clients[0])" in problems
+    assert len(problems) == len(set(problems)) == 5
