@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -343,8 +344,41 @@ def print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
     if as_json:
         print(json.dumps({"id": entry_id, **fields}), flush=True)
         return
-    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("ts", "event"))
-    print(f"{fields.get('ts', '?')}  {fields.get('event', '?'):22} {rest}", flush=True)
+    rest = " ".join(
+        f"{terminal_safe(k, 40)}={terminal_safe(v)}"
+        for k, v in fields.items()
+        if k not in ("ts", "event")
+    )
+    ts, event = (
+        terminal_safe(fields.get("ts", "?"), 40),
+        terminal_safe(fields.get("event", "?"), 60),
+    )
+    print(f"{ts}  {event:22} {rest}", flush=True)
+
+
+# Characters that change how a terminal shows what follows: controls (ESC sequences, CR that
+# overwrites the line) and the bidirectional overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069, the marks) that make "moc.elpmaxe@eve" read as an honest address.
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal_safe(value: object, limit: int = 200) -> str:
+    """An audit value as the terminal should show it: what a sign-in form or an IdP let an
+    attacker choose (names, e-mails, reasons) with every control, bidi and other format
+    character escaped (\\u202e), and cut visibly after `limit` characters."""
+    text = str(value)
+    cut = len(text) - limit
+    if cut > 0:
+        text = text[:limit]
+    shown = "".join(
+        f"\\u{ord(c):04x}"
+        if c in _BIDI or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+        else "\\\\"  # a typed backslash cannot pass for an escape
+        if c == "\\"
+        else c
+        for c in text
+    )
+    return f"{shown}…[{cut} more]" if cut > 0 else shown
 
 
 async def end_sessions_of_user(services: Any, user_id: str) -> None:

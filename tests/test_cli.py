@@ -459,3 +459,24 @@ def test_check_config_reports_every_problem_at_once_with_spelling_hints(tmp_path
     # The duplicate id in the same pass as the other problems (it used to wait for them).
     assert "  - clients[1].client_id: duplicate id 'a' (also clients[0])" in problems
     assert len(problems) == len(set(problems)) == 5
+
+
+async def test_audit_tail_escapes_what_an_attacker_chose(config: Path) -> None:
+    from gateway.services import build_services
+    from gateway.settings_loader import load_settings
+
+    evil = "\u202emoc.elpmaxe@eve\x1b[2J\r" + "A" * 5000 + "\\u202e"
+    services = build_services(load_settings(config))
+    try:
+        await services.audit.record("sign_in.failure", connector="local", account=evil)
+    finally:
+        await services.store.close()
+    tail = cognate("audit", "tail", "-n", "1", "-c", str(config))
+    assert tail.returncode == 0, tail.stderr
+    line = tail.stdout.rstrip("\n")
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u202e" not in line
+    assert "account=\\u202emoc.elpmaxe@eve\\u001b[2J\\u000d" + "A" * 10 in line
+    assert len(line) < 600 and "…[" in line and " more]" in line  # 5 KB, visibly cut
+    raw = cognate("audit", "tail", "-n", "1", "--json", "-c", str(config))
+    assert json.loads(raw.stdout)["account"] == evil  # the machine format keeps it whole
+    assert "\u202e" not in raw.stdout and "\x1b" not in raw.stdout  # (JSON-escaped)
