@@ -53,6 +53,31 @@ Body = dict[str, Any]
 Operation = Callable[[Body], Awaitable[Body]]
 
 
+# AWS accepts 10 logins of up to 50,000 characters each (two SAML responses are easily
+# 64 KB), plus names and fields: 1 MiB holds that even with every "/" JSON-escaped. Larger is
+# refused with 413 in AWS JSON; the route's own Starlette limit (twice this) is only a backstop.
+MAX_BODY = 1024 * 1024
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused as AWS JSON when larger than MAX_BODY (by its Content-Length
+    before reading, or while reading a chunked one)."""
+    too_large = CognitoError(
+        "InvalidParameterException",
+        f"The request body is larger than the {MAX_BODY} bytes this API accepts.",
+        413,
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_large
+    return bytes(body)
+
+
 def error_response(exc: CognitoError, request_id: str) -> Response:
     headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": f"{exc.type_name}:"}
     if exc.retry_after:
@@ -116,14 +141,23 @@ class CognitoApi:
     # -- transport ---------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        """One API call; whatever goes wrong, the answer is AWS JSON with `__type`."""
         request_id = str(uuid.uuid4())
+        try:
+            return await self._handle(request, request_id)
+        except Exception:  # never Starlette's HTML 500 page to an SDK
+            log.exception("Cognito API call failed", extra={"request_id": request_id})
+            error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
+            return error_response(error, request_id)
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
         target = request.headers.get("x-amz-target", "")
         operation = target.removeprefix(TARGET_PREFIX)
         try:
             handler = self.public.get(operation) or self.admin.get(operation)
             if not target.startswith(TARGET_PREFIX) or handler is None:
                 raise CognitoError("UnknownOperationException", f"Unknown operation {target!r}.")
-            raw = await request.body()
+            raw = await read_body(request)
             if operation in self.admin:
                 verify_sigv4(
                     request.method,
@@ -394,6 +428,6 @@ def routes(services: Services) -> list[BaseRoute]:
     """The API at `/` and `/cognito-identity` (POST only; GET / stays the home page)."""
     api = CognitoApi(services)
     return [
-        Route("/", api.handle, methods=["POST"]),
-        Route("/cognito-identity", api.handle, methods=["POST"]),
+        Route("/", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/cognito-identity", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
     ]
