@@ -36,6 +36,7 @@ from gateway.identity.providers import (
     COGNITO_PROVIDER,
     LoginRejected,
     VerifiedLogin,
+    provider_name,
     token_audience,
 )
 from gateway.identity.sigv4 import verify as verify_sigv4
@@ -315,6 +316,20 @@ class CognitoApi:
             await self.identity_for(pool, verified, start=identity_id), pool, verified
         )
 
+    def login_name(self, identity: Identity, provider: str) -> str:
+        """The `Logins` key an SDK uses for one of the identity's stored logins. A sign-in at
+        this gateway's own pages is stored under its connector (`local`, `corp`…), but a pool
+        knows it only through the gateway's ID tokens: by the `cognate` provider's name (the
+        issuer host, as in the Logins map). Every other login keeps its provider name."""
+        if provider not in self.s.connectors:
+            return provider
+        for pool in self.s.settings.identity_pools:
+            if pool.id in identity.pools:
+                for name, config in self.s.verifier.providers(pool).items():
+                    if config.type == "cognate":
+                        return name
+        return provider_name(self.s.settings.issuer)
+
     def amr(self, auth: Authenticated) -> list[str]:
         if not auth.logins:
             return ["unauthenticated"]
@@ -414,9 +429,15 @@ class CognitoApi:
         identity = await self.s.identities.get(auth.identity_id)
         if identity is None:
             raise not_found(f"Identity '{auth.identity_id}' not found.")
+        # By the names DescribeIdentity shows: the issuer host unlinks the sign-ins made at
+        # this gateway's pages (the next one there gets an identity of its own; ID tokens
+        # already issued name this identity until they expire).
         for login in identity.logins:
-            if login.provider in remove:
+            if self.login_name(identity, login.provider) in remove:
                 await self.s.identities.unlink(auth.identity_id, login.provider, login.subject)
+                await self.s.audit.record(
+                    "identity.unlinked", identity_id=auth.identity_id, provider=login.provider
+                )
         return {}
 
     async def roles_of(self, body: Body) -> Body:

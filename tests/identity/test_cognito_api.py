@@ -127,7 +127,7 @@ async def test_external_login_gets_its_own_identity_and_links(
     local_id = api.get_id(IdentityPoolId=POOL, Logins={own(pools): local})["IdentityId"]
     linked = api.get_id(IdentityPoolId=POOL, Logins={own(pools): local, own(idp): fresh})
     assert linked["IdentityId"] == local_id
-    assert set(api.describe_identity(IdentityId=local_id)["Logins"]) == {"local", own(idp)}
+    assert set(api.describe_identity(IdentityId=local_id)["Logins"]) == {own(pools), own(idp)}
     # Unlink it again with UnlinkIdentity
     api.unlink_identity(IdentityId=local_id, Logins={own(pools): local}, LoginsToRemove=[own(idp)])
     assert own(idp) not in api.describe_identity(IdentityId=local_id)["Logins"]
