@@ -304,7 +304,7 @@ async def pools(settings: Settings, args: argparse.Namespace) -> int:
         )
     problems = 0
     for pool in pools:
-        report = pool_report(settings.issuer, pool)
+        report = pool_report(settings.issuer, pool, settings.user_pool.groups)
         print(f"# {pool.id} ({pool.name})")
         print("# 1. The IAM OIDC identity provider (aws iam create-open-id-connect-provider):")
         print(json.dumps(report["oidc_provider"], indent=2))

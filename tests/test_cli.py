@@ -480,3 +480,28 @@ async def test_audit_tail_escapes_what_an_attacker_chose(config: Path) -> None:
     raw = cognate("audit", "tail", "-n", "1", "--json", "-c", str(config))
     assert json.loads(raw.stdout)["account"] == evil  # the machine format keeps it whole
     assert "\u202e" not in raw.stdout and "\x1b" not in raw.stdout  # (JSON-escaped)
+
+
+def test_pools_check_covers_roles_reached_through_groups(tmp_path: Path) -> None:
+    path = tmp_path / "groups.yaml"
+    admins, staff = (f"arn:aws:iam::123456789012:role/{n}" for n in ("admins", "staff"))
+    path.write_text(
+        f"issuer: https://auth.example.com\nsecret_key: {'k' * 40}\n"
+        "user_pool:\n  groups:\n"
+        f"    - {{name: admins, precedence: 1, role_arn: '{admins}'}}\n"
+        f"    - {{name: staff, precedence: 2, role_arn: '{staff}'}}\n"
+        "    - {name: readers, precedence: 3}\n"
+        "identity_pools:\n"
+        f"  - id: {POOL_ID}\n    name: Pool\n    providers: [{{type: cognate}}]\n"
+        "    roles: {authenticated: 'arn:aws:iam::123456789012:role/users'}\n"
+        "    role_mappings: {auth.example.com: {type: Token, ambiguous_role_resolution: Deny}}\n"
+    )
+    result = cognate("pools", "check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    roles = re.findall(r"^# 2\. Trust policy of (\S+):$", result.stdout, flags=re.M)
+    assert sorted(roles) == sorted([admins, staff, "arn:aws:iam::123456789012:role/users"])
+    blocks = [json.loads(b) for b in re.split(r"^#.*$", result.stdout, flags=re.M) if b.strip()]
+    for policy in blocks[1:]:  # group roles are assumed with authenticated tokens only
+        assert policy["Statement"][0]["Condition"]["StringEquals"] == {
+            "auth.example.com:aud": POOL_ID
+        }
