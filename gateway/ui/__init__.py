@@ -24,6 +24,10 @@ def routes(services: Services) -> list[BaseRoute]:
     from gateway.ui import account, demo, http_errors, mfa, passkeys, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
+    if any(c.type == "saml" for c in services.settings.connectors):
+        from gateway.saml_logging import quiet_saml2_logs
+
+        quiet_saml2_logs()  # refused SAML input is a warning of one line, not an ERROR dump
 
     async def theme_css(request: Request) -> Response:
         css = services.pages.theme_css(request.query_params.get("client"))
