@@ -20,6 +20,7 @@ from gateway.connectors import (
     PasswordConnector,
     RedirectConnector,
     UpstreamIdentity,
+    UpstreamUnavailable,
     local_connector_id,
 )
 from gateway.crypto import constant_time_equals
@@ -368,6 +369,12 @@ async def finish_upstream(
             ip=request.client.host if request.client else None,
         )
         await services.flows.take(flow.flow_id)  # a failed answer cannot be retried
+        if isinstance(exc, UpstreamUnavailable):  # the IdP's fault, not the user's: not a 400
+            raise PageError(
+                "Sign-in unavailable",
+                f"{exc}. Try again in a few moments, or choose another sign-in method.",
+                exc.status,
+            ) from None
         raise PageError("Sign-in failed", str(exc), 400) from None
     return await complete_login(services, request, flow, upstream)
 
