@@ -32,6 +32,7 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.sessions import passed_second_factor
+from gateway.text import Phrase
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.views import complete_login, flow_for, flow_form
@@ -213,7 +214,9 @@ def login_step(services: Services) -> Handler:
                 return answer
             code = await services.codes.issue(EMAIL_CODE, subject)
             notify.email(services, request, email, "mfa_code.txt", claims.get("locale"), code=code)
-            return await render(notice=f"We sent a code to {mask(email)}.")
+            return await render(
+                notice=Phrase("We sent a code to %(address)s.", address=mask(email))
+            )
         checks = limits(request, subject)
         try:
             await services.limiter.check(checks)

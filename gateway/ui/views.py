@@ -32,6 +32,7 @@ from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
 from gateway.sessions import Session
 from gateway.store import Write
+from gateway.text import Phrase
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import User, normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
@@ -290,7 +291,11 @@ async def start_redirect(
         start = await connector.start(callback, flow.flow_id)
     except ConnectorError as exc:
         raise PageError(
-            "Sign-in unavailable", f"{exc} Try again later or choose another sign-in method.", 502
+            "Sign-in unavailable",
+            Phrase(
+                "%(problem)s Try again later or choose another sign-in method.", problem=str(exc)
+            ),
+            502,
         ) from None
     await services.flows.save_connector_state(flow, {**start.state, "connector": connector.id})
     if start.form is not None:  # SAML HTTP-POST binding: the browser posts the request
@@ -372,7 +377,10 @@ async def finish_upstream(
         if isinstance(exc, UpstreamUnavailable):  # the IdP's fault, not the user's: not a 400
             raise PageError(
                 "Sign-in unavailable",
-                f"{exc}. Try again in a few moments, or choose another sign-in method.",
+                Phrase(
+                    "%(problem)s. Try again in a few moments, or choose another sign-in method.",
+                    problem=str(exc),
+                ),
                 exc.status,
             ) from None
         raise PageError("Sign-in failed", str(exc), 400) from None
