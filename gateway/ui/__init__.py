@@ -59,9 +59,11 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),
         Route("/theme.css", theme_css, methods=["GET"]),
-        Route("/favicon.ico", http_errors.favicon, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
+    if services.settings.sidecar is None:
+        # Behind a sidecar the app keeps /favicon.ico; the pages link /static/favicon.svg.
+        found.append(Route("/favicon.ico", http_errors.favicon, methods=["GET"]))
     found += recovery.routes(services)
     if services.settings.demo:
         found += demo.routes(services)
