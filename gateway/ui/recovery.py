@@ -36,7 +36,8 @@ RESET = "reset-password"
 
 def routes(services: Services) -> list[BaseRoute]:
     """/forgot (ask for a code) and /forgot/reset (code + new password)."""
-    from gateway.ui.views import account_flow, flow_for, flow_form
+    from gateway.ui.direct import account_flow
+    from gateway.ui.views import flow_for, flow_form
 
     def form(
         request: Request, flow: Flow, template: str, error: str | None = None, status: int = 200

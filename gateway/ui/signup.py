@@ -27,7 +27,8 @@ from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.text import Phrase
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.ui.views import account_flow, flow_for, flow_form, sign_in_local
+from gateway.ui.direct import account_flow
+from gateway.ui.views import flow_for, flow_form, sign_in_local
 from gateway.users.directory import (
     InvalidEmail,
     InvalidPassword,
