@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,14 +36,21 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
     async def work(services: Any) -> int:
         users = services.users
         if args.action == "create":
+            from gateway.users.directory import InvalidEmail, InvalidPassword
+
             password = read_password(args.password_stdin)
-            user = await users.create(
-                args.email,
-                password,
-                name=args.name,
-                email_verified=args.verified,
-                username=args.username,
-            )
+            try:
+                user = await users.create(
+                    args.email,
+                    password,
+                    name=args.name,
+                    email_verified=args.verified,
+                    username=args.username,
+                )
+            except InvalidEmail:
+                raise GatewayError(f"{args.email!r} is not an e-mail address") from None
+            except InvalidPassword as exc:
+                raise GatewayError(f"the password {exc}") from None
             await services.audit.record("user.created", user_id=user.user_id, actor="cli")
             print(f"created {user.email} (user id {user.user_id})")
         elif args.action == "list":
@@ -56,7 +64,8 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"{count} user(s)", file=sys.stderr)
         elif args.action == "show":
-            print(json.dumps(public(await users.resolve(args.user)), indent=2))
+            user = await users.resolve(args.user)
+            print(json.dumps({**public(user), "mfa": await mfa_state(services, user)}, indent=2))
         elif args.action in ("enable", "disable"):
             user = await users.resolve(args.user)
             await users.set_status(
@@ -174,6 +183,20 @@ def public(user: Any) -> dict[str, Any]:
     }
 
 
+async def mfa_state(services: Any, user: Any) -> dict[str, Any]:
+    """What `users show` says about a user's second factors (an administrator's first
+    question when someone cannot sign in): whether sign-in asks for one, and which."""
+    record = await services.mfa.get(user.user_id)
+    passkeys = len(await services.passkeys.list(user.user_id))
+    return {
+        "enabled": record is not None or passkeys > 0,
+        "authenticator_app": bool(record and record.totp_secret),
+        "email_codes": bool(record and record.email_otp),
+        "passkeys": passkeys,
+        "recovery_codes_left": len(record.recovery_hashes) if record else 0,
+    }
+
+
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -281,7 +304,7 @@ async def pools(settings: Settings, args: argparse.Namespace) -> int:
         )
     problems = 0
     for pool in pools:
-        report = pool_report(settings.issuer, pool)
+        report = pool_report(settings.issuer, pool, settings.user_pool.groups)
         print(f"# {pool.id} ({pool.name})")
         print("# 1. The IAM OIDC identity provider (aws iam create-open-id-connect-provider):")
         print(json.dumps(report["oidc_provider"], indent=2))
@@ -321,8 +344,41 @@ def print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
     if as_json:
         print(json.dumps({"id": entry_id, **fields}), flush=True)
         return
-    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("ts", "event"))
-    print(f"{fields.get('ts', '?')}  {fields.get('event', '?'):22} {rest}", flush=True)
+    rest = " ".join(
+        f"{terminal_safe(k, 40)}={terminal_safe(v)}"
+        for k, v in fields.items()
+        if k not in ("ts", "event")
+    )
+    ts, event = (
+        terminal_safe(fields.get("ts", "?"), 40),
+        terminal_safe(fields.get("event", "?"), 60),
+    )
+    print(f"{ts}  {event:22} {rest}", flush=True)
+
+
+# Characters that change how a terminal shows what follows: controls (ESC sequences, CR that
+# overwrites the line) and the bidirectional overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069, the marks) that make "moc.elpmaxe@eve" read as an honest address.
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal_safe(value: object, limit: int = 200) -> str:
+    """An audit value as the terminal should show it: what a sign-in form or an IdP let an
+    attacker choose (names, e-mails, reasons) with every control, bidi and other format
+    character escaped (\\u202e), and cut visibly after `limit` characters."""
+    text = str(value)
+    cut = len(text) - limit
+    if cut > 0:
+        text = text[:limit]
+    shown = "".join(
+        f"\\u{ord(c):04x}"
+        if c in _BIDI or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+        else "\\\\"  # a typed backslash cannot pass for an escape
+        if c == "\\"
+        else c
+        for c in text
+    )
+    return f"{shown}…[{cut} more]" if cut > 0 else shown
 
 
 async def end_sessions_of_user(services: Any, user_id: str) -> None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -28,6 +29,7 @@ from gateway.proxy.fast import ForwardAuthFastPath
 from gateway.proxy.sidecar import SidecarProxy
 from gateway.proxy.sidecar import routes as sidecar_routes
 from gateway.services import Services
+from gateway.ui.http_errors import http_error
 
 log = logging.getLogger("cognate")
 
@@ -125,6 +127,8 @@ def create_app(
             Middleware(ForwardAuthFastPath, services=services),
         ],
         exception_handlers={
+            # 404/405 in the wire format of the area asked for (gateway.ui.http_errors).
+            HTTPException: http_error(services),
             PageError: page_error,
             StoreUnavailable: unavailable,
             Overloaded: unavailable,

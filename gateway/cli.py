@@ -19,6 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from gateway.cli_examples import add_examples
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
 from gateway.settings import Settings
 from gateway.settings_loader import demo_settings, load_settings
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("rotate", "rotate now: next → current → previous, new next"),
     ):
         _config_arg(keys_sub.add_parser(action, help=text))
+    add_examples(parser)
     return parser
 
 
@@ -257,8 +259,45 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+async def probe_store(settings: Settings) -> None:
+    """Reach the store once, as the gateway would at start: StoreUnavailable (one line for the
+    caller to print) when it cannot, ConfigError when the server has no such database."""
+    from redis.exceptions import ResponseError
+
+    from gateway.store import open_store
+
+    if settings.store.url.startswith("memory:"):
+        return
+    store = open_store(
+        settings.store.url,
+        prefix=settings.store.prefix,
+        socket_timeout=settings.store.socket_timeout,
+        connect_timeout=settings.store.connect_timeout,
+    )
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ResponseError) and "DB index" in str(cause):
+            raise ConfigError(
+                [
+                    "store.url: the server has no such database (its `databases` setting, "
+                    "16 by default, is lower than the number in the URL)"
+                ],
+                "store",
+            ) from None
+        raise
+    finally:
+        await store.close()
+
+
 def _check_config(path: str) -> int:
     settings = load_settings(path)
+    try:
+        asyncio.run(probe_store(settings))
+        reachable = None
+    except StoreUnavailable as exc:  # maybe checked on another machine: a warning, not an error
+        reachable = str(exc)
     print(f"ok: {path}")
     print(f"  issuer:     {settings.issuer}")
     print(f"  store:      {settings.store.url} (prefix {settings.store.prefix})")
@@ -286,6 +325,8 @@ def _check_config(path: str) -> int:
             print(f"              single logout: {base}/slo")
     if settings.store.url.startswith("memory:"):
         print("  warning: memory store: single process only, forgets everything on restart")
+    if reachable is not None:
+        print(f"  warning: the store cannot be reached from here: {reachable}")
     from gateway.proxy import setup_warnings
 
     for warning in setup_warnings(settings):
@@ -335,6 +376,10 @@ def _serve(args: argparse.Namespace) -> int:
             ["store: the memory store cannot be shared by several workers; use redis://"],
             args.config or "demo settings",
         )
+    # Reach the store before uvicorn starts: an unreachable Redis or a database it does not
+    # have is one line and exit code 3 (or 1), as for every other command — not a traceback
+    # from the application's lifespan.
+    asyncio.run(probe_store(settings))
     configure_logging(settings.log_level)
     on_start: list[Callable[[], Awaitable[None]]] = []
     banner = [

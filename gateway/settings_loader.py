@@ -3,17 +3,21 @@
 Order: YAML → `${VAR}` / `${VAR:-default}` expansion in strings → `<name>_file` keys replaced
 by the file's content under `<name>` (for secrets) → validation by the models in
 `gateway.settings`. Messages read like `clients[0].redirect_uris[1]: must be an absolute URL`.
+Every problem comes out in one pass: the checks the models run only after every field is valid
+(duplicate ids) also run here on the raw data, and an unknown key names the nearest known one.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.errors import ConfigError
 from gateway.settings import ClientSettings, Settings
@@ -71,11 +75,99 @@ def _validation_problems(exc: ValidationError) -> list[str]:
         message = str(error["msg"]).removeprefix("Value error, ")
         loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against config/gateway.example.yaml)"
+            message = "unknown key" + nearest_key(loc)
         elif error["type"] == "missing":
             message = "required"
         problems.append(f"{_path(loc)}: {message}" if loc else message)
     return problems
+
+
+def nearest_key(loc: tuple[Any, ...]) -> str:
+    """For an unknown key at `loc`: the known key it most likely misspells (difflib), else a
+    pointer to the example file."""
+    known = known_keys(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return " (check the spelling against config/gateway.example.yaml)"
+
+
+def known_keys(where: tuple[Any, ...]) -> list[str]:
+    """The keys the settings models accept at the YAML path `where`, following lists, optional
+    values and unions (a tagged union's tag, e.g. a connector's `type`, picks its member)."""
+    models: list[type[BaseModel]] = [Settings]
+    for part in where:
+        if isinstance(part, int):
+            continue  # a list item: the list's own element models are already in `models`
+        found: list[type[BaseModel]] = []
+        for model in models:
+            field = model.model_fields.get(str(part))
+            if field is not None:
+                found += _models_in(field.annotation)
+        if not found:  # a union's tag in the location (pydantic puts it there): pick by it
+            found = [m for m in models if _tag_of(m) == part] or models
+        models = found
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag_of(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("type")
+    args = get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 else None
+
+
+def cross_checks(data: Any) -> list[str]:
+    """Checks over the raw settings that the models run only once everything else is valid
+    (pydantic skips model validators after a field error), so `check-config` reports them in
+    the same pass: duplicate ids, and the store URL's database number."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for what, field in (("clients", "client_id"), ("connectors", "id"), ("identity_pools", "id")):
+        items = data.get(what)
+        ids = [i.get(field) if isinstance(i, dict) else None for i in items or []]
+        for index, value in enumerate(ids):
+            if value is not None and ids.index(value) != index:
+                # The same words as Settings._unique_ids, so the two never both appear.
+                first = ids.index(value)
+                problems.append(
+                    f"{what}[{index}].{field}: duplicate id {value!r} (also {what}[{first}])"
+                )
+    store = data.get("store")
+    url = store.get("url") if isinstance(store, dict) else store
+    if isinstance(url, str):
+        problem = database_problem(url)
+        if problem:
+            problems.append(f"store.url: {problem}")
+    return problems
+
+
+def database_problem(url: str) -> str | None:
+    """What is wrong with the database number a store URL names (redis-py would fail on it at
+    the first connection, far from the settings file), or None."""
+    scheme, _, rest = url.partition("://")
+    parts = urlsplit(url)
+    if scheme in ("redis", "rediss"):
+        db = parts.path.strip("/")
+    elif scheme == "unix":
+        db = dict(parse_qsl(parts.query)).get("db", "")
+    elif scheme == "redis+sentinel":
+        db = rest.partition("/")[2].partition("/")[2].strip("/")
+    elif scheme.endswith("+cluster"):
+        if rest.partition("/")[2].strip("/") not in ("", "0"):
+            return "Redis Cluster has only database 0: remove the /<number>"
+        return None
+    else:
+        return None
+    if db and not (db.isascii() and db.isdigit()):
+        return f"the database must be a number (0, 1, …), not {db!r}"
+    return None
 
 
 def settings_from_dict(
@@ -86,10 +178,16 @@ def settings_from_dict(
     expanded = _expand(data, (), problems, base or Path.cwd())
     if problems:
         raise ConfigError(problems, source)
+    extra = cross_checks(expanded)
     try:
-        return Settings.model_validate(expanded)
+        settings = Settings.model_validate(expanded)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(exc), source) from None
+        # Every problem in one pass, each once (a duplicate id may come from both checks).
+        found = _validation_problems(exc)
+        raise ConfigError(list(dict.fromkeys([*found, *extra])), source) from None
+    if extra:
+        raise ConfigError(extra, source)
+    return settings
 
 
 def load_settings(path: str | Path) -> Settings:

@@ -111,11 +111,22 @@ def test_users_lifecycle(config: Path) -> None:
         str(config),
         stdin="another long password\n",
     )
-    assert duplicate.returncode == 1 and "ada@example.com" in duplicate.stderr
+    assert duplicate.returncode == 1
+    assert "a user with the e-mail address ada@example.com already exists" in duplicate.stderr
     weak = cognate(
         "users", "create", "bob@example.com", "--password-stdin", "-c", str(config), stdin="short\n"
     )
-    assert weak.returncode == 1 and "at least 8" in weak.stderr
+    assert weak.returncode == 1 and "the password must be at least 8" in weak.stderr
+    not_an_address = cognate(
+        "users", "create", "nobody", "--password-stdin", "-c", str(config), stdin="long enough!\n"
+    )
+    assert "'nobody' is not an e-mail address" in not_an_address.stderr
+    for action in ("show", "disable", "enable", "delete"):
+        unknown = cognate("users", action, "ghost@example.com", "-c", str(config))
+        assert unknown.returncode == 1
+        assert "no user has the id, e-mail address or username 'ghost@example.com'" in (
+            unknown.stderr
+        ), action
     listed = cognate("users", "list", "-c", str(config))
     assert f"{user_id}  enabled   ada@example.com" in listed.stdout
     assert cognate("users", "disable", "ada@example.com", "-c", str(config)).returncode == 0
@@ -324,3 +335,173 @@ def test_users_groups_command(tmp_path: Path, redis_server: RedisServer) -> None
     assert unknown.returncode == 1 and "no group root" in unknown.stderr
     removed = cognate("users", "groups", email, "--remove", "admins", "-c", str(path))
     assert "(no groups)" in removed.stdout
+
+
+async def test_users_show_says_whether_mfa_is_on(config: Path) -> None:
+    import pyotp
+
+    from gateway.services import build_services
+    from gateway.settings_loader import load_settings
+
+    email = "mfa-cli@example.com"
+    created = cognate(
+        "users", "create", email, "--password-stdin", "-c", str(config), stdin="a long password\n"
+    )
+    assert created.returncode == 0, created.stderr
+
+    def mfa() -> dict[str, object]:
+        shown = cognate("users", "show", email, "-c", str(config))
+        assert shown.returncode == 0, shown.stderr
+        return dict(json.loads(shown.stdout)["mfa"])
+
+    assert mfa() == {
+        "enabled": False,
+        "authenticator_app": False,
+        "email_codes": False,
+        "passkeys": 0,
+        "recovery_codes_left": 0,
+    }
+    services = build_services(load_settings(config))  # the user enrols an authenticator app
+    try:
+        user = await services.users.by_email(email)
+        secret = await services.mfa.begin(user.user_id)
+        assert await services.mfa.confirm(user.user_id, pyotp.TOTP(secret).now())
+    finally:
+        await services.store.close()
+    shown = mfa()
+    assert shown["enabled"] is True and shown["authenticator_app"] is True
+    assert shown["recovery_codes_left"] == 10
+    assert cognate("users", "reset-mfa", email, "-c", str(config)).returncode == 0
+    assert mfa()["enabled"] is False
+
+
+def test_every_subcommand_help_has_examples() -> None:
+    import argparse
+
+    from gateway.cli import build_parser
+
+    def leaves(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, str]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    command = f"{path} {name}".strip()
+                    found += [(command, child.format_help())] + leaves(child, command)
+        return found
+
+    helps = leaves(build_parser(), "")
+    assert len(helps) > 30
+    for command, text in helps:
+        examples = text.partition("examples:\n")[2]
+        assert re.search(rf"^  (.*\| )?cognate {command}\b", examples, re.M), command
+    # As a user sees it, with the README's promise kept.
+    shown = cognate("users", "create", "--help")
+    assert shown.returncode == 0 and "examples:" in shown.stdout
+    assert "cognate users create ada@example.com --password-stdin" in shown.stdout
+
+
+def store_config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / f"store-{free_port()}.yaml"
+    path.write_text(
+        f"issuer: http://127.0.0.1:{free_port()}\nsecret_key: {'k' * 40}\n"
+        f"store: {{url: '{url}', connect_timeout: 0.5}}\n"
+    )
+    return path
+
+
+def test_serve_with_a_store_it_cannot_use_is_one_line(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    down = store_config(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    result = cognate("serve", "-c", str(down), "--port", str(free_port()))
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: the store is unavailable: redis:")
+    missing_db = store_config(tmp_path, f"redis://127.0.0.1:{redis_server.port}/99")
+    result = cognate("serve", "-c", str(missing_db), "--port", str(free_port()))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "store.url: the server has no such database" in result.stderr
+    checked = cognate("check-config", str(missing_db))
+    assert checked.returncode == 1 and "no such database" in checked.stderr
+    not_a_number = store_config(tmp_path, f"redis://127.0.0.1:{redis_server.port}/abc")
+    for command in (
+        ("check-config", str(not_a_number)),
+        ("users", "list", "-c", str(not_a_number)),
+    ):
+        result = cognate(*command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "store.url: the database must be a number (0, 1, …), not 'abc'" in result.stderr
+    # Unreachable from where check-config runs: still a usable file, with a warning.
+    offline = cognate("check-config", str(down))
+    assert offline.returncode == 0 and "warning: the store cannot be reached" in offline.stdout
+
+
+def test_check_config_reports_every_problem_at_once_with_spelling_hints(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    secret = "y" * 20
+    path.write_text(
+        f"issuer: https://a.example\nsecret_key: {'k' * 40}\nisuer: typo\n"
+        "store: {url: 'memory://', prefx: p}\nclients:\n"
+        f"  - {{client_id: a, client_secret: {secret}, redirect_uris: [https://a.example/cb]}}\n"
+        f"  - {{client_id: a, client_secret: {secret}, redirect_uris: [not-a-url]}}\n"
+        "connectors:\n  - {id: local, type: local}\n"
+        "  - {id: corp, type: oidc, name: C, issuer: https://x, client_id: c, client_secert: s}\n"
+    )
+    result = cognate("check-config", str(path))
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert "  - isuer: unknown key (did you mean 'issuer'?)" in problems
+    assert "  - store.prefx: unknown key (did you mean 'prefix'?)" in problems
+    assert "  - connectors[1].oidc.client_secert: unknown key (did you mean 'client_secret'?)" in (
+        problems
+    )
+    assert "  - clients[1].redirect_uris[0]: must be an absolute URL" in problems
+    # The duplicate id in the same pass as the other problems (it used to wait for them).
+    assert "  - clients[1].client_id: duplicate id 'a' (also clients[0])" in problems
+    assert len(problems) == len(set(problems)) == 5
+
+
+async def test_audit_tail_escapes_what_an_attacker_chose(config: Path) -> None:
+    from gateway.services import build_services
+    from gateway.settings_loader import load_settings
+
+    evil = "\u202emoc.elpmaxe@eve\x1b[2J\r" + "A" * 5000 + "\\u202e"
+    services = build_services(load_settings(config))
+    try:
+        await services.audit.record("sign_in.failure", connector="local", account=evil)
+    finally:
+        await services.store.close()
+    tail = cognate("audit", "tail", "-n", "1", "-c", str(config))
+    assert tail.returncode == 0, tail.stderr
+    line = tail.stdout.rstrip("\n")
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u202e" not in line
+    assert "account=\\u202emoc.elpmaxe@eve\\u001b[2J\\u000d" + "A" * 10 in line
+    assert len(line) < 600 and "…[" in line and " more]" in line  # 5 KB, visibly cut
+    raw = cognate("audit", "tail", "-n", "1", "--json", "-c", str(config))
+    assert json.loads(raw.stdout)["account"] == evil  # the machine format keeps it whole
+    assert "\u202e" not in raw.stdout and "\x1b" not in raw.stdout  # (JSON-escaped)
+
+
+def test_pools_check_covers_roles_reached_through_groups(tmp_path: Path) -> None:
+    path = tmp_path / "groups.yaml"
+    admins, staff = (f"arn:aws:iam::123456789012:role/{n}" for n in ("admins", "staff"))
+    path.write_text(
+        f"issuer: https://auth.example.com\nsecret_key: {'k' * 40}\n"
+        "user_pool:\n  groups:\n"
+        f"    - {{name: admins, precedence: 1, role_arn: '{admins}'}}\n"
+        f"    - {{name: staff, precedence: 2, role_arn: '{staff}'}}\n"
+        "    - {name: readers, precedence: 3}\n"
+        "identity_pools:\n"
+        f"  - id: {POOL_ID}\n    name: Pool\n    providers: [{{type: cognate}}]\n"
+        "    roles: {authenticated: 'arn:aws:iam::123456789012:role/users'}\n"
+        "    role_mappings: {auth.example.com: {type: Token, ambiguous_role_resolution: Deny}}\n"
+    )
+    result = cognate("pools", "check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    roles = re.findall(r"^# 2\. Trust policy of (\S+):$", result.stdout, flags=re.M)
+    assert sorted(roles) == sorted([admins, staff, "arn:aws:iam::123456789012:role/users"])
+    blocks = [json.loads(b) for b in re.split(r"^#.*$", result.stdout, flags=re.M) if b.strip()]
+    for policy in blocks[1:]:  # group roles are assumed with authenticated tokens only
+        assert policy["Statement"][0]["Condition"]["StringEquals"] == {
+            "auth.example.com:aud": POOL_ID
+        }

@@ -29,6 +29,16 @@ class ConnectorError(GatewayError):
     internals) and names the provider where that helps."""
 
 
+class UpstreamUnavailable(ConnectorError):
+    """The IdP could not be reached (`status` 503) or sent something that is not an answer —
+    a 5xx, HTML, an oversized body (502): no fault of the user's, so the page says to try
+    again rather than answering 400."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class UpstreamRefused(ConnectorError):
     """The IdP itself said no (a revoked upstream refresh token), as opposed to being
     unreachable: the downstream grant must end too."""

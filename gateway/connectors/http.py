@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-from gateway.connectors import ConnectorError, UpstreamRefused
+from gateway.connectors import ConnectorError, UpstreamRefused, UpstreamUnavailable
 from gateway.outbound import Answer, IdpClient, OutboundError
 
 MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
@@ -41,17 +41,19 @@ class HttpConnector:
         try:
             return await self._http.request(method, url, headers, form)
         except OutboundError as exc:
-            raise ConnectorError(f"{self.name} is unreachable ({exc})") from None
+            raise UpstreamUnavailable(f"{self.name} is unreachable ({exc})", 503) from None
 
     def json_of(self, response: Answer) -> Any:
         if len(response.body) > MAX_BODY:
-            raise ConnectorError(f"{self.name} sent an oversized answer")
+            raise UpstreamUnavailable(f"{self.name} sent an oversized answer")
+        if response.status >= 500:
+            raise UpstreamUnavailable(f"{self.name} answered HTTP {response.status}")
         if response.status != 200:
             raise ConnectorError(f"{self.name} answered HTTP {response.status}")
         try:
             return response.json()
         except ValueError:
-            raise ConnectorError(f"{self.name} sent something that is not JSON") from None
+            raise UpstreamUnavailable(f"{self.name} sent something that is not JSON") from None
 
     @staticmethod
     def authorization_url(endpoint: str, params: Mapping[str, str]) -> str:

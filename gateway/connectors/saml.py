@@ -468,9 +468,22 @@ def _not_on_or_after(answer: AuthnResponse) -> float:
     return min(float(calendar.timegm(str_to_time(m))) for m in moments)
 
 
+# pysaml2 raises a bare Exception for some failed checks; its message says which.
+_GENERIC_REASONS = {
+    "AudienceRestrictions conditions not satisfied": "the assertion is for another audience "
+    "(its Audience is not this service's entity ID)",
+    "Unknown condition": "the assertion has a condition this service does not know",
+    "Missing xsi:type": "the assertion has a condition without a type",
+}
+
+
 def _reason(exc: Exception) -> str:
     """A short, safe reason from pysaml2's exception (its messages can embed whole documents)."""
     name = type(exc).__name__
+    if type(exc) is Exception:
+        text = str(exc)
+        fallback = "one of its conditions is not met"
+        return next((r for k, r in _GENERIC_REASONS.items() if text.startswith(k)), fallback)
     return {
         "SignatureError": "bad or missing signature",
         "MissingKey": "unknown issuer",

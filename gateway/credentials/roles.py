@@ -12,6 +12,7 @@ chosen, so a caller cannot name an arbitrary or foreign role; nothing here talks
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from gateway.errors import CognitoError, not_authorized
@@ -87,9 +88,15 @@ def choose_role(
     return pool.roles.authenticated
 
 
-def allowed_roles(pool: IdentityPoolSettings) -> set[str]:
-    """Every role the settings of this pool could lead to (for `cognate pools check`)."""
+def allowed_roles(pool: IdentityPoolSettings, group_roles: Iterable[str] = ()) -> set[str]:
+    """Every role the settings of this pool could lead to (for `cognate pools check`).
+
+    `group_roles` are the `role_arn`s of the user-pool groups: this gateway's ID tokens carry
+    them in `cognito:roles`, and a pool that accepts those tokens reaches them through a
+    `Token` mapping or a `CustomRoleArn` — so they need trust policies as much as the rest."""
     roles = {r for r in (pool.roles.authenticated, pool.roles.unauthenticated) if r}
     for mapping in pool.role_mappings.values():
         roles |= {rule.role_arn for rule in mapping.rules}
+    if any(p.type == "cognate" for p in pool.providers):
+        roles |= set(group_roles)
     return roles

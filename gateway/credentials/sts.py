@@ -4,7 +4,8 @@
 The call needs no AWS credentials of ours: the web-identity token is the proof. Answers are XML,
 parsed with defusedxml (no entities, no DTDs). Throttling and 5xx are retried with full-jitter
 exponential backoff inside a time budget; what remains is reported as a typed error so the API
-layer can answer 503 (retry later), 502 (the upstream refused our token) or 403 (a claim refused).
+layer can answer 503 (retry later), 400 NotAuthorizedException (STS refused our token, after one
+fresh try) or 403 (a claim refused).
 """
 
 from __future__ import annotations

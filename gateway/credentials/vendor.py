@@ -170,11 +170,13 @@ def _cognito_error(exc: StsError) -> CognitoError:
             503,
             retry_after=5,
         )
-    if exc.code == "InvalidIdentityToken":
-        return CognitoError(
-            "ExternalServiceException",
-            "The security token service refused the identity token.",
-            502,
+    if exc.code in ("InvalidIdentityToken", "ExpiredTokenException"):
+        # Refused even after one freshly minted token: as AWS answers a web-identity token
+        # STS will not take, a NotAuthorizedException (400). A 502 here made every SDK retry
+        # (5xx is retryable), each retry another round of STS calls that cannot succeed.
+        return not_authorized(
+            "Invalid login token. The security token service refused the web identity token "
+            f"({exc.code}): check the IAM OIDC provider of this gateway's issuer."
         )
     if exc.code == "IDPRejectedClaim":
         return CognitoError("NotAuthorizedException", f"A claim was rejected: {exc.message}", 403)

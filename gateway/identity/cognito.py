@@ -36,6 +36,7 @@ from gateway.identity.providers import (
     COGNITO_PROVIDER,
     LoginRejected,
     VerifiedLogin,
+    provider_name,
     token_audience,
 )
 from gateway.identity.sigv4 import verify as verify_sigv4
@@ -51,6 +52,31 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 _ID = re.compile(r"^[\w-]+:[0-9a-f-]+$")
 Body = dict[str, Any]
 Operation = Callable[[Body], Awaitable[Body]]
+
+
+# AWS accepts 10 logins of up to 50,000 characters each (two SAML responses are easily
+# 64 KB), plus names and fields: 1 MiB holds that even with every "/" JSON-escaped. Larger is
+# refused with 413 in AWS JSON; the route's own Starlette limit (twice this) is only a backstop.
+MAX_BODY = 1024 * 1024
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused as AWS JSON when larger than MAX_BODY (by its Content-Length
+    before reading, or while reading a chunked one)."""
+    too_large = CognitoError(
+        "InvalidParameterException",
+        f"The request body is larger than the {MAX_BODY} bytes this API accepts.",
+        413,
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_large
+    return bytes(body)
 
 
 def error_response(exc: CognitoError, request_id: str) -> Response:
@@ -116,14 +142,23 @@ class CognitoApi:
     # -- transport ---------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        """One API call; whatever goes wrong, the answer is AWS JSON with `__type`."""
         request_id = str(uuid.uuid4())
+        try:
+            return await self._handle(request, request_id)
+        except Exception:  # never Starlette's HTML 500 page to an SDK
+            log.exception("Cognito API call failed", extra={"request_id": request_id})
+            error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
+            return error_response(error, request_id)
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
         target = request.headers.get("x-amz-target", "")
         operation = target.removeprefix(TARGET_PREFIX)
         try:
             handler = self.public.get(operation) or self.admin.get(operation)
             if not target.startswith(TARGET_PREFIX) or handler is None:
                 raise CognitoError("UnknownOperationException", f"Unknown operation {target!r}.")
-            raw = await request.body()
+            raw = await read_body(request)
             if operation in self.admin:
                 verify_sigv4(
                     request.method,
@@ -281,6 +316,20 @@ class CognitoApi:
             await self.identity_for(pool, verified, start=identity_id), pool, verified
         )
 
+    def login_name(self, identity: Identity, provider: str) -> str:
+        """The `Logins` key an SDK uses for one of the identity's stored logins. A sign-in at
+        this gateway's own pages is stored under its connector (`local`, `corp`…), but a pool
+        knows it only through the gateway's ID tokens: by the `cognate` provider's name (the
+        issuer host, as in the Logins map). Every other login keeps its provider name."""
+        if provider not in self.s.connectors:
+            return provider
+        for pool in self.s.settings.identity_pools:
+            if pool.id in identity.pools:
+                for name, config in self.s.verifier.providers(pool).items():
+                    if config.type == "cognate":
+                        return name
+        return provider_name(self.s.settings.issuer)
+
     def amr(self, auth: Authenticated) -> list[str]:
         if not auth.logins:
             return ["unauthenticated"]
@@ -380,9 +429,15 @@ class CognitoApi:
         identity = await self.s.identities.get(auth.identity_id)
         if identity is None:
             raise not_found(f"Identity '{auth.identity_id}' not found.")
+        # By the names DescribeIdentity shows: the issuer host unlinks the sign-ins made at
+        # this gateway's pages (the next one there gets an identity of its own; ID tokens
+        # already issued name this identity until they expire).
         for login in identity.logins:
-            if login.provider in remove:
+            if self.login_name(identity, login.provider) in remove:
                 await self.s.identities.unlink(auth.identity_id, login.provider, login.subject)
+                await self.s.audit.record(
+                    "identity.unlinked", identity_id=auth.identity_id, provider=login.provider
+                )
         return {}
 
     async def roles_of(self, body: Body) -> Body:
@@ -394,6 +449,6 @@ def routes(services: Services) -> list[BaseRoute]:
     """The API at `/` and `/cognito-identity` (POST only; GET / stays the home page)."""
     api = CognitoApi(services)
     return [
-        Route("/", api.handle, methods=["POST"]),
-        Route("/cognito-identity", api.handle, methods=["POST"]),
+        Route("/", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/cognito-identity", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
     ]

@@ -25,10 +25,12 @@ def _developer_provider(pool: IdentityPoolSettings, name: str | None = None) -> 
     return name or names[0]
 
 
-def _describe(identity: Identity) -> Body:
+def _describe(api: CognitoApi, identity: Identity) -> Body:
     return {
         "IdentityId": identity.identity_id,
-        "Logins": list(dict.fromkeys(login.provider for login in identity.logins)),
+        "Logins": list(
+            dict.fromkeys(api.login_name(identity, login.provider) for login in identity.logins)
+        ),
         "CreationDate": identity.created,
         "LastModifiedDate": identity.last_modified,
     }
@@ -83,7 +85,7 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         identity = await s.identities.get(identity_id)
         if identity is None:
             raise not_found(f"Identity '{identity_id}' not found.")
-        return _describe(identity)
+        return _describe(api, identity)
 
     async def list_identities(body: Body) -> Body:
         pool = await s.pools.get(_identity_id(body, "IdentityPoolId"))
@@ -93,7 +95,7 @@ def admin_operations(api: CognitoApi) -> dict[str, Operation]:
         page, following = await s.identities.page(
             pool.id, token, _limit(body), hide_disabled=bool(body.get("HideDisabled"))
         )
-        result: Body = {"IdentityPoolId": pool.id, "Identities": [_describe(i) for i in page]}
+        result: Body = {"IdentityPoolId": pool.id, "Identities": [_describe(api, i) for i in page]}
         if following:
             result["NextToken"] = following
         return result

@@ -7,11 +7,12 @@ Trust policies key on `aud`: authenticated tokens carry the pool id, guests' tok
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.credentials.roles import allowed_roles
 from gateway.identity.providers import provider_name, token_audience
-from gateway.settings import IdentityPoolSettings
+from gateway.settings import GroupSettings, IdentityPoolSettings
 
 
 def oidc_provider(issuer: str, pool: IdentityPoolSettings) -> dict[str, Any]:
@@ -42,10 +43,14 @@ def trust_policy(issuer: str, account: str, audience: str) -> dict[str, Any]:
     }
 
 
-def pool_report(issuer: str, pool: IdentityPoolSettings) -> dict[str, Any]:
-    """Everything `pools check` prints for one pool."""
+def pool_report(
+    issuer: str, pool: IdentityPoolSettings, groups: Sequence[GroupSettings] = ()
+) -> dict[str, Any]:
+    """Everything `pools check` prints for one pool (`groups`: the user pool's, whose roles
+    this gateway's ID tokens carry)."""
     policies = {}
-    for role in sorted(allowed_roles(pool)):
+    group_roles = [g.role_arn for g in groups if g.role_arn]
+    for role in sorted(allowed_roles(pool, group_roles)):
         account = role.split(":")[4]
         guest = role == pool.roles.unauthenticated
         policies[role] = trust_policy(issuer, account, token_audience(pool.id, not guest))

@@ -88,6 +88,8 @@ class RequestUriNotSupported(OAuthError):
 def redirect_with(uri: str, params: dict[str, str | None]) -> RedirectResponse:
     """303 to the client's redirect URI with the response parameters in the query."""
     query = urlencode({k: v for k, v in params.items() if v is not None})
+    if not query:  # e.g. a post-logout redirect without state: the URI as registered
+        return RedirectResponse(uri, status_code=303)
     separator = "&" if "?" in uri else "?"
     return RedirectResponse(f"{uri}{separator}{query}", status_code=303)
 

@@ -21,9 +21,13 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import account, demo, mfa, passkeys, recovery, saml, signup, views
+    from gateway.ui import account, demo, http_errors, mfa, passkeys, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
+    if any(c.type == "saml" for c in services.settings.connectors):
+        from gateway.saml_logging import quiet_saml2_logs
+
+        quiet_saml2_logs()  # refused SAML input is a warning of one line, not an ERROR dump
 
     async def theme_css(request: Request) -> Response:
         css = services.pages.theme_css(request.query_params.get("client"))
@@ -57,6 +61,9 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/theme.css", theme_css, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
+    if services.settings.sidecar is None:
+        # Behind a sidecar the app keeps /favicon.ico; the pages link /static/favicon.svg.
+        found.append(Route("/favicon.ico", http_errors.favicon, methods=["GET"]))
     found += recovery.routes(services)
     if services.settings.demo:
         found += demo.routes(services)

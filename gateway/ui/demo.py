@@ -77,15 +77,17 @@ def routes(services: Services) -> list[BaseRoute]:
                 )
             ).json()
         claims = json.loads(b64url_decode(tokens["id_token"].split(".")[1]))
+        # ensure_ascii=False: names and the ellipsis below show as text, not as \u escapes.
         result = {
-            "id_token_claims": json.dumps(claims, indent=2),
-            "userinfo": json.dumps(userinfo, indent=2),
+            "id_token_claims": json.dumps(claims, indent=2, ensure_ascii=False),
+            "userinfo": json.dumps(userinfo, indent=2, ensure_ascii=False),
             "token_response": json.dumps(
                 {
                     k: (v[:24] + "…" if isinstance(v, str) and len(v) > 40 else v)
                     for k, v in tokens.items()
                 },
                 indent=2,
+                ensure_ascii=False,
             ),
             "logout": "/oauth2/logout?"
             + urlencode(

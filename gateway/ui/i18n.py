@@ -4,7 +4,8 @@
 deployment offers (`ui.languages`); anything missing from a catalogue stays in English.
 
 Templates call `_("Sign in")`, or `_("to continue to %(name)s", name=client)` with arguments
-(the translation is formatted, then autoescaped like any value).
+(the translation is formatted, then autoescaped like any value). Messages made elsewhere
+(password policy, form checks) are `gateway.text.Phrase`s: `_(error)` translates them too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from gateway.text import Phrase, render
 
 LOCALES = Path(__file__).parent / "locales"
 
@@ -57,10 +60,19 @@ def choose(offered: Iterable[str], ui_locales: str | None, accept_language: str 
 
 
 def translator(language: str) -> Translate:
+    """`_` of the templates: a catalogue lookup, then `%` formatting with `values`. A `Phrase`
+    (an error message built in another layer) is looked up by its template and formatted with
+    its own values, each translated in turn when it is a phrase too."""
     table = catalogue(language)
 
     def translate(text: str, **values: object) -> str:
-        translated = table.get(text, text)
-        return translated % values if values else translated
+        if isinstance(text, Phrase) and not values:
+            template, values = text.template, text.values
+        else:
+            template = str(text)
+        translated = table.get(template, template)
+        if not values:
+            return translated
+        return translated % {k: render(v, translate) for k, v in values.items()}
 
     return translate

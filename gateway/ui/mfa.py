@@ -32,6 +32,7 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.sessions import passed_second_factor
+from gateway.text import Phrase
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.views import complete_login, flow_for, flow_form
@@ -213,7 +214,9 @@ def login_step(services: Services) -> Handler:
                 return answer
             code = await services.codes.issue(EMAIL_CODE, subject)
             notify.email(services, request, email, "mfa_code.txt", claims.get("locale"), code=code)
-            return await render(notice=f"We sent a code to {mask(email)}.")
+            return await render(
+                notice=Phrase("We sent a code to %(address)s.", address=mask(email))
+            )
         checks = limits(request, subject)
         try:
             await services.limiter.check(checks)
@@ -337,15 +340,25 @@ def account_mfa(services: Services) -> Handler:
 async def _account_action(
     services: Services, subject: str, user: User | None, email: str, action: str, code: str
 ) -> tuple[dict[str, Any], int]:
-    if action == "begin":
-        secret = await services.mfa.begin(subject)
+    def setup(secret: str) -> dict[str, Any]:
         uri = services.mfa.provisioning_uri(secret, email or subject)
-        return {"setup": True, "secret": secret, "qr": qr_data_uri(uri)}, 200
+        return {"setup": True, "secret": secret, "qr": qr_data_uri(uri)}
+
+    if action == "begin":
+        return setup(await services.mfa.begin(subject)), 200
     if action == "confirm":
         codes = await services.mfa.confirm(subject, code)
         if codes is None:
             await outcome(services, "totp", "failure", subject)
-            return {"error": "That code is not right. Start the setup again."}, 400
+            # As at sign-in: the secret the app already holds stays, so a typo costs one retry,
+            # not a new scan (until the pending secret expires).
+            pending = await services.mfa.pending(subject)
+            if pending is None:
+                return {"error": "The setup has expired. Start it again."}, 400
+            return {
+                **setup(pending),
+                "error": "That code is not right. Check the app and try again.",
+            }, 400
         await outcome(services, "totp", "enrolled", subject)
         return {"recovery_codes": codes}, 200
     if action == "email":

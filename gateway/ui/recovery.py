@@ -21,7 +21,12 @@ from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
-from gateway.users.directory import InvalidPassword, check_password_policy, normalize_email
+from gateway.users.directory import (
+    InvalidPassword,
+    check_password_policy,
+    choose_another,
+    normalize_email,
+)
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -31,6 +36,7 @@ RESET = "reset-password"
 
 def routes(services: Services) -> list[BaseRoute]:
     """/forgot (ask for a code) and /forgot/reset (code + new password)."""
+    from gateway.ui.direct import account_flow
     from gateway.ui.views import flow_for, flow_form
 
     def form(
@@ -50,6 +56,8 @@ def routes(services: Services) -> list[BaseRoute]:
 
     async def request_code(request: Request) -> Response:
         if request.method == "GET":
+            if not request.query_params.get("flow"):  # opened directly: reset, then sign in
+                return await account_flow(services, request, "/forgot")
             flow = await flow_for(services, request, request.query_params.get("flow"))
             return form(request, flow, "forgot.html")
         data = await request.form(max_fields=8, max_part_size=4096)
@@ -97,7 +105,7 @@ def routes(services: Services) -> list[BaseRoute]:
         try:
             check_password_policy(password, services.users.policy)
         except InvalidPassword as exc:
-            return form(request, flow, "reset.html", f"Choose another password: it {exc}.", 400)
+            return form(request, flow, "reset.html", choose_another(exc), 400)
         code = str(data.get("code") or "")
         if user is None or not await services.codes.check(RESET, user.user_id, code):
             return form(
@@ -124,7 +132,7 @@ def routes(services: Services) -> list[BaseRoute]:
             try:
                 check_password_policy(password, services.users.policy)
             except InvalidPassword as exc:
-                context["error"], status = f"Choose another password: it {exc}.", 400
+                context["error"], status = choose_another(exc), 400
             else:
                 user_id = await services.codes.redeem_link(RESET, token)
                 user = await services.users.get(user_id) if user_id else None

@@ -24,15 +24,19 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
+from gateway.text import Phrase
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.direct import account_flow
 from gateway.ui.views import flow_for, flow_form, sign_in_local
 from gateway.users.directory import (
+    InvalidEmail,
     InvalidPassword,
     InvalidUsername,
     User,
     UserExists,
     UsernameTaken,
+    choose_another,
     normalize_email,
 )
 from gateway.users.hooks import HookFailed
@@ -78,20 +82,24 @@ def read_attributes(
     the first field at fault), per `user_pool.attributes`."""
     values: dict[str, str] = {}
     for attribute in pool.attributes:
-        label = attribute_label(attribute)
+        label = Phrase(attribute_label(attribute))  # "Name" reads "Nom" on a French page
         value = unicodedata.normalize("NFKC", str(form.get(attribute.name) or "")).strip()
         if not value:
             if attribute.required:
-                return values, f"{label}: this field is required."
+                return values, Phrase("%(label)s: this field is required.", label=label)
             continue
         if len(value) > attribute.max_length:
-            return values, f"{label}: at most {attribute.max_length} characters."
+            return values, Phrase(
+                "%(label)s: at most %(count)s characters.", label=label, count=attribute.max_length
+            )
         if attribute.name == "phone_number":
             value = value.replace(" ", "").replace("-", "")
             if not E164.match(value):
-                return values, f"{label}: use the international format, e.g. +33612345678."
+                return values, Phrase(
+                    "%(label)s: use the international format, e.g. +33612345678.", label=label
+                )
         if attribute.pattern and not re.fullmatch(attribute.pattern, value):
-            return values, f"{label}: not in the expected format."
+            return values, Phrase("%(label)s: not in the expected format.", label=label)
         values[attribute.name] = value
     return values, None
 
@@ -143,6 +151,8 @@ def signup(services: Services) -> Handler:
         if not pool.self_sign_up:
             raise PageError("Sign-up is closed", "Ask an administrator for an account.", 404)
         if request.method == "GET":
+            if not request.query_params.get("flow"):  # opened directly: ends on the account
+                return await account_flow(services, request, "/signup")
             return form(
                 request, await flow_for(services, request, request.query_params.get("flow"))
             )
@@ -203,10 +213,13 @@ def signup(services: Services) -> Handler:
                 attributes=attributes,
                 username=username,
             )
+        except InvalidEmail:
+            return form(request, flow, "That e-mail address is not valid.", 400, email, given)
         except InvalidPassword as exc:
-            return form(request, flow, f"Choose another password: it {exc}.", 400, email, given)
+            return form(request, flow, choose_another(exc), 400, email, given)
         except InvalidUsername as exc:
-            return form(request, flow, f"Username: {exc}.", 400, email, given)
+            problem = Phrase("Username: %(reason)s.", reason=Phrase(str(exc)))
+            return form(request, flow, problem, 400, email, given)
         except UsernameTaken:
             return form(request, flow, "That username is taken. Choose another.", 400, email, given)
         except UserExists:

@@ -20,6 +20,7 @@ from gateway.connectors import (
     PasswordConnector,
     RedirectConnector,
     UpstreamIdentity,
+    UpstreamUnavailable,
     local_connector_id,
 )
 from gateway.crypto import constant_time_equals
@@ -31,7 +32,9 @@ from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
 from gateway.sessions import Session
 from gateway.store import Write
+from gateway.text import Phrase
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.direct import account_flow, for_account
 from gateway.users.directory import User, normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
 
@@ -289,7 +292,11 @@ async def start_redirect(
         start = await connector.start(callback, flow.flow_id)
     except ConnectorError as exc:
         raise PageError(
-            "Sign-in unavailable", f"{exc} Try again later or choose another sign-in method.", 502
+            "Sign-in unavailable",
+            Phrase(
+                "%(problem)s Try again later or choose another sign-in method.", problem=str(exc)
+            ),
+            502,
         ) from None
     await services.flows.save_connector_state(flow, {**start.state, "connector": connector.id})
     if start.form is not None:  # SAML HTTP-POST binding: the browser posts the request
@@ -368,6 +375,15 @@ async def finish_upstream(
             ip=request.client.host if request.client else None,
         )
         await services.flows.take(flow.flow_id)  # a failed answer cannot be retried
+        if isinstance(exc, UpstreamUnavailable):  # the IdP's fault, not the user's: not a 400
+            raise PageError(
+                "Sign-in unavailable",
+                Phrase(
+                    "%(problem)s. Try again in a few moments, or choose another sign-in method.",
+                    problem=str(exc),
+                ),
+                exc.status,
+            ) from None
         raise PageError("Sign-in failed", str(exc), 400) from None
     return await complete_login(services, request, flow, upstream)
 
@@ -450,7 +466,9 @@ async def login_form(
         "login",
         status,
         targets,
-        client_name=client.name if client else "the application",
+        client_name=client.name
+        if client
+        else ("your account" if for_account(services, flow) else "the application"),
         email=email or flow.login_hint or "",
         error=error,
         allow_scripts=passkey_options is not None,
@@ -468,7 +486,7 @@ def login(services: Services) -> Handler:
         if request.method == "GET":
             flow_id = request.query_params.get("flow")
             if not flow_id:
-                return RedirectResponse("/", status_code=303)
+                return await account_flow(services, request, "/login")
             return await login_form(services, request, await flow_for(services, request, flow_id))
         form: FormData = await request.form(max_fields=16, max_part_size=16 * 1024)
         flow_id = str(form.get("flow") or "")

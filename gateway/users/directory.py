@@ -21,21 +21,38 @@ from typing import Any, Literal
 from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
 from gateway.store import Store, record_json
+from gateway.text import Phrase
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 
 Status = Literal["enabled", "disabled"]
 
 
+# Their messages are whole sentences: the CLI prints them as they are ("error: <message>").
 class UserExists(GatewayError):
     """An account with this e-mail already exists."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"a user with the e-mail address {address} already exists")
+        self.address = address
 
 
 class UnknownUser(GatewayError):
     """No account with this id or e-mail."""
 
+    def __init__(self, wanted: str) -> None:
+        super().__init__(
+            f"no user has the id, e-mail address or username {wanted!r} "
+            "(`cognate users list` shows them)"
+        )
+        self.wanted = wanted
+
 
 class UsernameTaken(GatewayError):
     """Another account has this username."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"the username {username!r} belongs to another user")
+        self.username = username
 
 
 class InvalidUsername(GatewayError):
@@ -47,7 +64,30 @@ class InvalidAttribute(GatewayError):
 
 
 class InvalidPassword(GatewayError):
-    """The password does not meet the policy; the message says why."""
+    """The password does not meet the policy; the message says why (a `Phrase` the hosted
+    pages translate, English everywhere else): `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def choose_another(exc: InvalidPassword) -> Phrase:
+    """The hosted pages' message for a refused new password, translatable as a whole."""
+    return Phrase("Choose another password: it %(reason)s.", reason=exc.reason)
+
+
+class InvalidEmail(InvalidPassword):
+    """Not an e-mail address (an InvalidPassword too, for callers that refuse both alike)."""
+
+
+# What check_password_policy names when a required character class is missing.
+CLASS_NAMES = {
+    "lowercase": Phrase("a lowercase character"),
+    "uppercase": Phrase("an uppercase character"),
+    "digit": Phrase("a digit"),
+    "symbol": Phrase("a symbol"),
+}
 
 
 @dataclass(frozen=True)
@@ -128,10 +168,12 @@ def check_password_policy(password: str, policy: PasswordPolicySettings | None =
     other work), too short, a missing required class, or one of the most breached passwords."""
     policy = policy or PasswordPolicySettings()
     if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise InvalidPassword(f"must be at most {MAX_PASSWORD_BYTES} bytes")
+        raise InvalidPassword(Phrase("must be at most %(limit)s bytes", limit=MAX_PASSWORD_BYTES))
     text = unicodedata.normalize("NFKC", password)
     if len(text) < policy.min_length:
-        raise InvalidPassword(f"must be at least {policy.min_length} characters")
+        raise InvalidPassword(
+            Phrase("must be at least %(count)s characters", count=policy.min_length)
+        )
     classes = {
         "lowercase": any(c.islower() for c in text),
         "uppercase": any(c.isupper() for c in text),
@@ -140,9 +182,10 @@ def check_password_policy(password: str, policy: PasswordPolicySettings | None =
     }
     missing = [name for name in policy.require if not classes[name]]
     if missing:
-        raise InvalidPassword("must contain " + ", ".join(f"a {m} character" for m in missing))
+        wanted = [CLASS_NAMES[m] for m in missing]
+        raise InvalidPassword(Phrase("must contain %(classes)s", classes=wanted))
     if policy.breached_top and text.lower() in _breached(policy.breached_top):
-        raise InvalidPassword("is one of the most common passwords; choose another")
+        raise InvalidPassword(Phrase("is one of the most common passwords; choose another"))
 
 
 class UserDirectory:
@@ -215,13 +258,15 @@ class UserDirectory:
                 )
         address = normalize_email(email)
         if "@" not in address or len(address) > 254:
-            raise InvalidPassword("the e-mail address is not valid")
+            raise InvalidEmail(Phrase("the e-mail address is not valid"))
         password_hash = None
         if password is not None:
             if enforce_policy:
                 check_password_policy(password, self.policy)
             elif len(password.encode()) > MAX_PASSWORD_BYTES:
-                raise InvalidPassword(f"must be at most {MAX_PASSWORD_BYTES} bytes")
+                raise InvalidPassword(
+                    Phrase("must be at most %(limit)s bytes", limit=MAX_PASSWORD_BYTES)
+                )
             password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
         now = int(time.time())
         user = User(

@@ -65,6 +65,13 @@ class MfaStore:
         await self._store.put(key, self._seal(key, {"secret": secret}), ttl=ENROLL_TTL)
         return secret
 
+    async def pending(self, user_id: str) -> str | None:
+        """The secret `begin` made and no code has confirmed yet (a wrong code keeps it, so
+        the app the user already scanned stays usable), or None once it expired."""
+        key = self._store.key("mfa-pending", user_id)
+        raw = await self._store.get(key)
+        return str(self._open(key, raw)["secret"]) if raw is not None else None
+
     def provisioning_uri(self, secret: str, account: str) -> str:
         """The otpauth:// URI an authenticator app scans."""
         return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=self.issuer_name)

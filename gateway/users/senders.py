@@ -12,9 +12,11 @@ SMS provider's words).
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +88,12 @@ class SmtpSender:
         message["From"] = self._settings.from_address
         message["To"] = to
         message["Subject"] = subject
+        # RFC 5322 §3.6: Date is required and Message-ID expected; without them some relays add
+        # their own and spam filters score the mail down. The ID names the sender's domain (the
+        # hostname could be a container's random name).
+        message["Date"] = email.utils.format_datetime(datetime.now(UTC))
+        domain = email.utils.parseaddr(self._settings.from_address)[1].rpartition("@")[2]
+        message["Message-ID"] = email.utils.make_msgid(domain=domain or "cognate.invalid")
         message.set_content(body)
         try:
             await aiosmtplib.send(

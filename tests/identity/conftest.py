@@ -183,7 +183,7 @@ def client(gateway: GatewayServer, key: tuple[str, str] = ADMIN_KEY, **config: A
         region_name="us-east-1",
         aws_access_key_id=key[0],
         aws_secret_access_key=key[1],
-        config=Config(retries={"total_max_attempts": 1}, **config),
+        config=Config(**{"retries": {"total_max_attempts": 1}, **config}),
     )
 
 

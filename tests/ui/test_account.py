@@ -25,7 +25,8 @@ async def test_change_password_ends_the_other_sessions(gateway: GatewayServer) -
             "/account/password",
             data={**form_fields(page.text), "current": "not it", "password": "a new long one"},
         )
-        assert wrong.status_code == 400 and "current password is not right" in wrong.text
+        assert wrong.status_code == 400 and "The current password is not right." in wrong.text
+        assert "The password the" not in wrong.text
         weak = await here.http.post(
             "/account/password",
             data={

@@ -57,15 +57,13 @@ async def enroll(browser: Browser) -> tuple[str, list[str]]:
     wrong = await browser.http.post(
         "/account/mfa", data={**form_fields(setup.text), "action": "confirm", "code": "000000"}
     )
-    assert wrong.status_code == 400  # a wrong code does not turn it on
-    setup = await browser.http.post(
-        "/account/mfa", data={**form_fields(wrong.text), "action": "begin"}
-    )
-    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
-    assert secret
+    assert wrong.status_code == 400  # a wrong code does not turn it on ...
+    # ... and keeps the secret the app already scanned: the same key, a second try, no rescan.
+    kept = re.search(r'id="totp-secret">([A-Z2-7]+)<', wrong.text)
+    assert kept and kept.group(1) == secret.group(1) and "not right" in wrong.text
     done = await browser.http.post(
         "/account/mfa",
-        data={**form_fields(setup.text), "action": "confirm", "code": code_at(secret.group(1))},
+        data={**form_fields(wrong.text), "action": "confirm", "code": code_at(secret.group(1))},
     )
     assert done.status_code == 200, done.text
     codes = re.findall(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>", done.text)

@@ -102,7 +102,7 @@ def test_password_policy_options() -> None:
     from gateway.users.directory import check_password_policy
 
     strict = PasswordPolicySettings(min_length=12, require=["uppercase", "digit", "symbol"])
-    with pytest.raises(InvalidPassword, match="a uppercase character, a digit character"):
+    with pytest.raises(InvalidPassword, match="an uppercase character, a digit"):
         check_password_policy("only lowercase here!", strict)
     check_password_policy("Fine Passw0rd!", strict)
     # Long Unicode passes whole (NFKC, never truncated); the breached list can be turned off.

@@ -1,0 +1,53 @@
+"""Hosted pages opened directly — a bookmark to /login, /forgot or /signup, no application
+behind it: such a visit gets a flow of its own that ends on the account page (`/`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.flows import Flow
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+
+async def account_flow(services: Services, request: Request, page: str) -> Response:
+    """`page` (/login, /forgot, /signup) opened without an application: a flow of its own that
+    ends on the account page, so a person can sign in (or recover a password) from a bookmark.
+
+    It is the flow `/oauth2/start` makes for forward-auth (same pseudo-client, so finishing it
+    is a plain redirect), aimed at the issuer's own `/` — nothing taken from the request, so
+    it cannot become an open redirect. A browser already signed in goes straight there."""
+    from gateway.proxy import FORWARD_AUTH_CLIENT
+
+    home = f"{services.settings.issuer}/"
+    cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
+    if page == "/login" and await services.sessions.load(cookie) is not None:
+        return RedirectResponse(home, status_code=303)
+    browser, new_cookie = services.csrf.browser_secret(request)
+    flow = await services.flows.create(
+        client_id=FORWARD_AUTH_CLIENT,
+        redirect_uri=home,
+        scope=["openid"],
+        state=None,
+        nonce=None,
+        code_challenge=None,
+        prompt=[],
+        max_age=None,
+        login_hint=None,
+        browser=services.flows.browser_binding(browser),
+    )
+    response = RedirectResponse(f"{page}?flow={flow.flow_id}", status_code=303)
+    if new_cookie:
+        services.pages.set_cookie(response, CSRF_COOKIE, browser)
+    return response
+
+
+def for_account(services: Services, flow: Flow) -> bool:
+    """Does this flow end on the account page (rather than at an application)?"""
+    return flow.redirect_uri == f"{services.settings.issuer}/"
