@@ -1,8 +1,14 @@
-"""OpenID Provider throughput: discovery, JWKS, client_credentials, code exchange, refresh.
+"""OpenID Provider throughput: discovery, JWKS, client_credentials, code exchange, refresh,
+and panva's node oidc-provider doing the same client_credentials grant as a peer.
 
 Starts a private redis-server, the gateway (one worker, as `cognate serve` runs it) and a bare
 Starlette app, then drives each with wrk on loopback (server and wrk pinned to different cores
 when `taskset` exists) and prints req/s, p50, p99 and the ratio to the bare app.
+
+The peer (bench/peer: oidc-provider pinned in package.json and package-lock.json, installed
+with `npm ci`) issues ES256 JWT access tokens to the same client with client_secret_basic, runs
+as one process pinned to the gateway's core, and is driven by the same wrk script in the same
+run; the table prints the gateway's ratio to it. A non-2xx answer from either fails the run.
 
 Codes and refresh tokens are single-use, so they are minted beforehand straight into the store
 with the gateway's own code (one per request wrk will send); the run reports any non-2xx answer.
@@ -17,9 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,11 +38,21 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Environment, Scenario, need_wrk, report, run_scenarios  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Environment,
+    Scenario,
+    need_wrk,
+    pinned,
+    report,
+    run_scenarios,
+    wait_ready,
+    wrk,
+)
 from gateway.crypto import s256_challenge  # noqa: E402
 from gateway.op.grants import Authorization, CodeRecord  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 
 VERIFIER = "v" * 64
 WEB_AUTH = "Basic " + base64.b64encode(b"web:web-secret-0123456789").decode()
@@ -112,6 +133,33 @@ async def mint(settings_path: Path, codes: int, refreshes: int, folder: Path) ->
     await services.store.close()
 
 
+PEER = ROOT / "bench" / "peer"
+PEER_NAME = "node oidc-provider client_credentials (peer)"
+CC_NAME = "client_credentials (ES256 JWT)"
+
+
+@contextmanager
+def node_peer() -> Iterator[str]:
+    """panva's oidc-provider on a free port, pinned to the gateway's core; yields its URL."""
+    if not shutil.which("node"):
+        raise SystemExit("node is needed for the peer benchmark (Debian: apt-get install nodejs)")
+    if not (PEER / "node_modules" / "oidc-provider").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEER, check=True)
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        pinned(["node", str(PEER / "oidc_provider.mjs"), str(port)], 0),
+        env={**os.environ, "NODE_ENV": "production"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/.well-known/openid-configuration")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def run(
     duration: int, connections: int, id_token_alg: str = "RS256", baseline: bool = True
 ) -> dict[str, dict[str, Any]]:
@@ -131,7 +179,7 @@ def run(
         scenarios: list[Scenario] = [
             ("discovery", f"{gw}/.well-known/openid-configuration", None),
             ("JWKS", f"{gw}/.well-known/jwks.json", None),
-            ("client_credentials (ES256 JWT)", gw, [lua, str(folder / "cc.txt"), SERVICE_AUTH]),
+            (CC_NAME, gw, [lua, str(folder / "cc.txt"), SERVICE_AUTH]),
             (
                 "code exchange (PKCE, ID+access+refresh)",
                 gw,
@@ -139,7 +187,25 @@ def run(
             ),
             ("refresh (rotation)", gw, [lua, str(folder / "refresh.txt"), WEB_AUTH]),
         ]
-        return run_scenarios(env, scenarios, duration, connections, baseline)
+        results = run_scenarios(env, scenarios, duration, connections, baseline)
+    with node_peer() as peer:
+        body = Path(tempfile.mkdtemp(prefix="cognate-peer-")) / "cc.txt"
+        body.write_text("grant_type=client_credentials&scope=reports.read")
+        post = [
+            str(ROOT / "bench" / "post.lua"),
+            "/token",
+            str(body),
+            f"Authorization: {SERVICE_AUTH}",
+            "Content-Type: application/x-www-form-urlencoded",
+        ]
+        print(f"running: {PEER_NAME}", file=sys.stderr)
+        results[PEER_NAME] = wrk(peer, duration, connections, post)
+    failed = {name: r["errors"] for name, r in results.items() if r["errors"]}
+    if failed:
+        raise SystemExit(f"non-2xx answers, the run does not count: {failed}")
+    ratio = results[CC_NAME]["rps"] / results[PEER_NAME]["rps"]
+    print(f"client_credentials: {ratio:.2f}x node oidc-provider (same run)", file=sys.stderr)
+    return results
 
 
 def main() -> int:
