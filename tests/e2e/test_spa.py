@@ -12,7 +12,6 @@ page on an origin the client does not list cannot read its answers at all.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -24,10 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from playwright.async_api import Browser, Page, async_playwright
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +31,7 @@ from starlette.routing import Route
 
 from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.helpers import PASSWORD, AppServer, GatewayServer, RedisServer, free_port, make_settings
+from tests.tls import Pki, make_pki
 
 NPM_PACKAGE, NPM_VERSION = "oidc-client-ts", "3.5.0"
 NPM_CACHE = Path.home() / ".cache" / "cognate-tests" / f"npm-{NPM_PACKAGE}-{NPM_VERSION}"
@@ -61,79 +57,13 @@ def oidc_client_ts() -> Path:
     return package / "dist" / "browser" / "oidc-client-ts.min.js"
 
 
-@dataclass(frozen=True)
-class Tls:
-    cert: Path
-    key: Path
-    home: Path  # a HOME whose NSS database trusts the CA
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-    )
-
-
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+def tls() -> Pki:
     """A CA, one server certificate for every test host, and Chromium's trust in the CA."""
-    folder = tmp_path_factory.mktemp("tls")
-    ca_key, leaf_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    ca = (
-        _certificate("Cognate test CA", ca_key, "Cognate test CA", ca_key)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf = (
-        _certificate(HOSTS[0], leaf_key, "Cognate test CA", ca_key)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in HOSTS]), False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert, key = folder / "ca.pem", folder / "server.pem", folder / "server.key"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(
-        leaf_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    home = folder / "home"
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    certutil = shutil.which("certutil")
-    assert certutil, "Debian's libnss3-tools gives certutil"
-    for args in (
-        ["-N", "--empty-password"],
-        ["-A", "-t", "C,,", "-n", "cognate-test-ca", "-i", str(ca_file)],
-    ):
-        subprocess.run([certutil, "-d", f"sql:{nssdb}", *args], check=True, timeout=30)  # noqa: S603
-    return Tls(cert, key, home)
+    return make_pki(HOSTS)
 
 
-def over_tls(server: AppServer, tls: Tls) -> None:
+def over_tls(server: AppServer, tls: Pki) -> None:
     """Serve https with the test certificate (uvicorn reads these when it starts)."""
     server.server.config.ssl_certfile = str(tls.cert)
     server.server.config.ssl_keyfile = str(tls.key)
@@ -181,7 +111,7 @@ window.app = {
 
 
 @pytest.fixture(scope="module")
-def topology(redis_server: RedisServer, tls: Tls, oidc_client_ts: Path) -> Iterator[Topology]:
+def topology(redis_server: RedisServer, tls: Pki, oidc_client_ts: Path) -> Iterator[Topology]:
     gateway_port, app_port = free_port(), free_port()
     auth = f"https://auth.example.test:{gateway_port}"
     app = f"https://app.example.test:{app_port}"
@@ -230,7 +160,7 @@ def topology(redis_server: RedisServer, tls: Tls, oidc_client_ts: Path) -> Itera
 
 
 @pytest.fixture
-async def chromium(tls: Tls) -> AsyncIterator[Browser]:
+async def chromium(tls: Pki) -> AsyncIterator[Browser]:
     assert Path(CHROMIUM).exists(), "scripts/test.sh installs Debian's chromium"
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(

@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.helpers import AppServer, GatewayServer, RedisServer, free_port, make_settings
-from tests.proxy.field import make_pki, nginx_binary, nginx_config
+from tests.proxy.field import NAMES, nginx_binary, nginx_config
+from tests.tls import make_pki
 
 
 async def echo(request: Request) -> JSONResponse:
@@ -55,7 +56,7 @@ def stack(redis_server: RedisServer) -> Iterator[Stack]:
     for replica in replicas:
         replica.start()
     listen = free_port()
-    pki = make_pki()
+    pki = make_pki(NAMES)
     prefix = Path(tempfile.mkdtemp(prefix="cognate-nginx-"))
     config = nginx_config("127.0.0.1", listen, [r.port for r in replicas], app.port, pki, prefix)
     proc = subprocess.Popen(

@@ -10,7 +10,6 @@ parent domain), `app.other-domain.test` and `tools.other-domain.test` (apps on a
 from __future__ import annotations
 
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import trustme
+
+from tests.tls import Pki
 
 ROOT = Path(__file__).parent.parent.parent
 DEPLOY = ROOT / "deploy"
@@ -42,46 +42,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--host-resolver-rules=MAP *.example.test 127.0.0.1, MAP *.other-domain.test 127.0.0.1",
 ]
-
-
-@dataclass
-class Pki:
-    """A CA and one certificate for every test name, as files."""
-
-    dir: Path
-    ca: Path
-    cert: Path
-    key: Path
-    home: Path  # a HOME whose NSS database trusts the CA (for Chromium)
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-
-def make_pki() -> Pki:
-    directory = Path(tempfile.mkdtemp(prefix="cognate-pki-"))
-    ca = trustme.CA()
-    issued = ca.issue_cert(*NAMES)
-    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
-    issued.private_key_pem.write_to_path(str(directory / "key.pem"))
-    with open(directory / "cert.pem", "wb") as chain:
-        for blob in issued.cert_chain_pems:
-            chain.write(blob.bytes())
-    home = directory / "home"
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    certutil = shutil.which("certutil")
-    assert certutil, "scripts/test.sh installs libnss3-tools (certutil)"
-    subprocess.run(
-        [certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True, capture_output=True
-    )
-    subprocess.run(
-        [certutil, "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "cognate-test-ca", "-i"]
-        + [str(directory / "ca.pem")],
-        check=True,
-        capture_output=True,
-    )
-    return Pki(directory, directory / "ca.pem", directory / "cert.pem", directory / "key.pem", home)
 
 
 @dataclass

@@ -37,12 +37,12 @@ from tests.helpers import (
 from tests.proxy.field import (
     CHROMIUM,
     CHROMIUM_FLAGS,
-    Pki,
+    NAMES,
     Proxy,
     client,
-    make_pki,
     start_proxy,
 )
+from tests.tls import Pki, make_pki
 
 KINDS = ["nginx", "caddy", "traefik"]
 APP = "app.other-domain.test"
@@ -104,7 +104,7 @@ def stop_field(topology: Field) -> None:
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    return make_pki()
+    return make_pki(NAMES)
 
 
 @pytest.fixture(scope="module")
