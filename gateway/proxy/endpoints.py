@@ -24,7 +24,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.proxy import (
-    FORWARD_AUTH_CLIENT,
     UNKNOWN_URL,
     Original,
     TrustedProxies,
@@ -37,7 +36,7 @@ from gateway.proxy import (
 from gateway.proxy.redirects import safe_redirect
 from gateway.proxy.tickets import Tickets
 from gateway.sessions import Session
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+from gateway.ui.direct import sign_in_to
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -126,23 +125,7 @@ def routes(services: Services) -> list[BaseRoute]:
             if not cookie_reaches(services.settings, url_host(destination)):
                 return await hand_over(request, session, cookie, destination)
             return RedirectResponse(destination, status_code=303)
-        browser, new_cookie = services.csrf.browser_secret(request)
-        flow = await services.flows.create(
-            client_id=FORWARD_AUTH_CLIENT,
-            redirect_uri=destination,  # finish_flow goes by signed_in_return
-            scope=["openid"],
-            state=None,
-            nonce=None,
-            code_challenge=None,
-            prompt=[],
-            max_age=None,
-            login_hint=None,
-            browser=services.flows.browser_binding(browser),
-        )
-        response = RedirectResponse(f"{issuer}/login?flow={flow.flow_id}", status_code=303)
-        if new_cookie:
-            pages.set_cookie(response, CSRF_COOKIE, browser)
-        return response
+        return await sign_in_to(services, request, destination, f"{issuer}/login")
 
     async def hand_over(
         request: Request, session: Session, cookie: str, destination: str

@@ -23,16 +23,24 @@ async def account_flow(services: Services, request: Request, page: str) -> Respo
     It is the flow `/oauth2/start` makes for forward-auth (same pseudo-client, so finishing it
     is a plain redirect), aimed at the issuer's own `/` — nothing taken from the request, so
     it cannot become an open redirect. A browser already signed in goes straight there."""
-    from gateway.proxy import FORWARD_AUTH_CLIENT
 
     home = f"{services.settings.issuer}/"
     cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
     if page == "/login" and await services.sessions.load(cookie) is not None:
         return RedirectResponse(home, status_code=303)
+    return await sign_in_to(services, request, home, page)
+
+
+async def sign_in_to(services: Services, request: Request, destination: str, page: str) -> Response:
+    """A sign-in bound to this browser that ends at `destination` (checked by the caller: it
+    is followed as it is), starting at `page` (/login, /forgot, /signup, or the issuer's
+    /login from another host). Forward-auth's pseudo-client: finishing it is a redirect."""
+    from gateway.proxy import FORWARD_AUTH_CLIENT
+
     browser, new_cookie = services.csrf.browser_secret(request)
     flow = await services.flows.create(
         client_id=FORWARD_AUTH_CLIENT,
-        redirect_uri=home,
+        redirect_uri=destination,  # finish_flow goes by gateway.proxy.signed_in_return
         scope=["openid"],
         state=None,
         nonce=None,
