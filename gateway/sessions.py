@@ -128,39 +128,11 @@ class SessionManager:
         self.clients_of = MemberIndex(store, "session-clients")
         self.children = MemberIndex(store, "session-children")  # host sessions of a session
 
-    async def create(
-        self,
-        *,
-        identity_id: str,
-        connector_id: str,
-        subject: str,
-        amr: list[str],
-        profile: dict[str, Any],
-        upstream: dict[str, Any] | None = None,
-        client_id: str | None = None,
-        device: str | None = None,
-        batch: list[Write] | None = None,
-    ) -> tuple[Session, str]:
-        """A fresh session (new id, new secret) and its cookie value; `client_id` when it is
-        created to sign in to that client (saves `add_client` a second write). With `batch`,
-        its writes join the request's (`gateway.store.write`)."""
-        return await self._create(
-            identity_id=identity_id,
-            connector_id=connector_id,
-            subject=subject,
-            amr=amr,
-            profile=profile,
-            upstream=upstream,
-            client_id=client_id,
-            device=device,
-            batch=batch,
-        )
-
     async def create_for_host(self, parent: Session, host: str) -> tuple[Session, str] | None:
         """A session for an app on `host`, the child of the gateway's `parent` session: same
         identity, sign-in time and methods, ending with it (and it with them). None when the
         parent ended meanwhile."""
-        child, cookie = await self._create(
+        child, cookie = await self.create(
             identity_id=parent.identity_id,
             connector_id=parent.connector_id,
             subject=parent.subject,
@@ -179,7 +151,7 @@ class SessionManager:
             return None
         return child, cookie
 
-    async def _create(
+    async def create(
         self,
         *,
         identity_id: str,
@@ -196,6 +168,10 @@ class SessionManager:
         host: str | None = None,
         parent: str | None = None,
     ) -> tuple[Session, str]:
+        """A fresh session (new id, new secret) and its cookie value; `client_id` when it is
+        created to sign in to that client (saves `add_client` a second write). With `batch`,
+        its writes join the request's (`gateway.store.write`). `auth_time`, `created`, `host`
+        and `parent`: a host session's (see `create_for_host`)."""
         now = int(time.time())
         session = Session(
             sid=uuid.uuid4().hex,
