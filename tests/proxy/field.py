@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e.test_browser import FLAGS
 from tests.tls import Pki
 
 ROOT = Path(__file__).parent.parent.parent
@@ -31,15 +32,8 @@ NAMES = [
     "tools.other-domain.test",
     "127.0.0.1",
 ]
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *FLAGS,
     "--host-resolver-rules=MAP *.example.test 127.0.0.1, MAP *.other-domain.test 127.0.0.1",
 ]
 

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.e2e.test_browser import CHROMIUM
 from tests.helpers import (
     PASSWORD,
     AppServer,
@@ -35,7 +36,6 @@ from tests.helpers import (
     tampered,
 )
 from tests.proxy.field import (
-    CHROMIUM,
     CHROMIUM_FLAGS,
     NAMES,
     Proxy,
