@@ -13,6 +13,7 @@ from gateway.errors import InvalidToken, OAuthError
 from gateway.op import cors
 from gateway.op.authorize import claims_for_scope
 from gateway.op.common import Handler, bearer_token, json_no_store, oauth_json, read_form
+from gateway.proxy import app_host
 from gateway.services import Services
 
 
@@ -25,9 +26,13 @@ def endpoint(services: Services) -> Handler:
     @oauth_json
     async def userinfo(request: Request) -> Response:
         if "authorization" not in request.headers and request.method == "GET":
-            # oauth2-proxy's /oauth2/userinfo: the session cookie, no bearer token.
-            cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
-            session = await services.sessions.load(cookie) if cookie else None
+            # oauth2-proxy's /oauth2/userinfo: the session cookie, no bearer token — on the
+            # gateway's host or through an app host's proxy (that host's own session).
+            name = services.settings.sessions.cookie_name
+            pages = services.pages
+            cookie = pages.cookie(request, name, host_only=True) or pages.cookie(request, name)
+            host = app_host(services.settings, request)
+            session = await services.sessions.load(cookie, host=host) if cookie else None
             if session is not None:
                 p = session.profile
                 return json_no_store(

@@ -36,6 +36,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode, urlsplit
 
@@ -107,6 +108,34 @@ def original_request(h: Mapping[str, str], is_trusted: bool, mode: str) -> Origi
     proto = "https" if h.get("x-forwarded-proto", "https") == "https" else "http"
     uri = h.get("x-forwarded-uri", "/")
     return Original(method, f"{proto}://{host}{uri if uri.startswith('/') else '/' + uri}")
+
+
+@cache
+def _trusted(networks: tuple[str, ...]) -> TrustedProxies:
+    return TrustedProxies(list(networks))
+
+
+def request_origin(settings: Settings, request: Request) -> str:
+    """scheme://host[:port] the request came through: the original URL's, as a trusted proxy
+    names it in the headers of `forward_auth.mode`; else the issuer's (a request straight to
+    the gateway, or from anyone else)."""
+    config = settings.forward_auth
+    trusted = _trusted(tuple(config.trusted_proxies)).request(request)
+    url = original_request(request.headers, trusted, config.mode).url
+    try:
+        parts = urlsplit(url or settings.issuer)
+        if parts.hostname:
+            return f"{parts.scheme}://{parts.netloc}"
+    except ValueError:
+        pass
+    return settings.issuer.rstrip("/")
+
+
+def app_host(settings: Settings, request: Request) -> str | None:
+    """The app host a request came through, for `SessionManager.load(host=…)`: None when it
+    is the gateway's own."""
+    host = url_host(request_origin(settings, request))
+    return None if host == url_host(settings.issuer) else host
 
 
 def url_host(url: str | None) -> str | None:

@@ -27,10 +27,12 @@ from gateway.proxy import (
     UNKNOWN_URL,
     Original,
     TrustedProxies,
+    app_host,
     cookie_reaches,
     decide,
     is_api,
     original_request,
+    request_origin,
     url_host,
 )
 from gateway.proxy.redirects import safe_redirect
@@ -64,16 +66,7 @@ def routes(services: Services) -> list[BaseRoute]:
         return original_request(request.headers, proxies.request(request), config.mode)
 
     def origin_of(request: Request) -> str:
-        """scheme://host[:port] the request came through (the gateway's, unless a trusted
-        proxy says otherwise)."""
-        url = original(request).url
-        try:
-            parts = urlsplit(url or issuer)
-            if parts.hostname:
-                return f"{parts.scheme}://{parts.netloc}"
-        except ValueError:
-            pass
-        return issuer.rstrip("/")
+        return request_origin(services.settings, request)
 
     def target(origin: str, rd: str | None) -> str:
         """Where to go after signing in: a safe `rd`, else the site's front page. Never back
@@ -168,8 +161,7 @@ def routes(services: Services) -> list[BaseRoute]:
 
     async def sign_out(request: Request) -> Response:
         cookie = session_cookie(request)
-        here = url_host(origin_of(request))
-        session = await services.sessions.load(cookie, host=None if here == issuer_host else here)
+        session = await services.sessions.load(cookie, host=app_host(services.settings, request))
         if (
             request.method == "GET"
             and session is not None

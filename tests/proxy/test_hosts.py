@@ -231,6 +231,9 @@ async def test_a_ticket_works_once_on_its_own_host_only(hosts_gateway: GatewaySe
             assert (await app_host.get("/oauth2/auth", headers={**jar, **tools})).status_code == 401
             account = await app_host.get("/oauth2/userinfo", headers=jar)
             assert account.status_code == 401
+            # oauth2-proxy's cookie userinfo through the app host's proxy: that host's session.
+            mine = await app_host.get("/oauth2/userinfo", headers={**jar, **on(APP)})
+            assert mine.status_code == 200 and mine.json()["identityId"].startswith("us-")
     finally:
         await browser.aclose()
 
