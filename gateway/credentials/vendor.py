@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from gateway.metrics import Metrics
 from gateway.settings import IdentityPoolSettings
 from gateway.store import Store, record_json
 from gateway.tokens import TokenService
+
+log = logging.getLogger("cognate.credentials")
 
 REFRESH_MARGIN = 300  # seconds before expiry at which cached credentials are renewed
 LOCK_TTL = 15
@@ -126,7 +129,9 @@ class CredentialVendor:
 
     async def _call_sts(self, request: VendRequest, policy: str | None) -> Credentials:
         pool = request.pool
-        for attempt in range(2):
+        duration = pool.sts.duration
+        fresh_token = False
+        while True:
             token = self._tokens.web_identity_token(
                 identity_id=request.identity_id,
                 audience=token_audience(pool.id, "authenticated" in request.amr),
@@ -141,17 +146,28 @@ class CredentialVendor:
                     role_arn=request.role_arn,
                     session_name=request.session_name,
                     web_identity_token=token,
-                    duration=pool.sts.duration,
+                    duration=duration,
                     policy=policy,
                 )
                 self._count("ok")
                 return creds
             except StsError as exc:
                 self._count(exc.code)
-                if exc.code == "InvalidIdentityToken" and attempt == 0:
-                    continue  # e.g. STS fetched our JWKS before a rotation: one fresh token
+                if exc.code == "InvalidIdentityToken" and not fresh_token:
+                    fresh_token = True  # e.g. STS fetched our JWKS before a rotation
+                    continue
+                if _over_role_maximum(exc) and duration > ANY_ROLE_ALLOWS:
+                    # SECURITY-TESTS F45: the duration is clamped to the role's maximum,
+                    # which only STS knows; every role allows an hour (IAM's least maximum).
+                    log.warning(
+                        "role %s allows less than %d s: asking for %d s",
+                        request.role_arn,
+                        duration,
+                        ANY_ROLE_ALLOWS,
+                    )
+                    duration = ANY_ROLE_ALLOWS
+                    continue
                 raise _cognito_error(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _count(self, result: str) -> None:
         if self._metrics is not None:
@@ -160,6 +176,14 @@ class CredentialVendor:
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
+
+
+ANY_ROLE_ALLOWS = 3600  # seconds: IAM's smallest MaxSessionDuration, so any role allows it
+
+
+def _over_role_maximum(exc: StsError) -> bool:
+    """STS's answer to a DurationSeconds above the role's MaxSessionDuration."""
+    return exc.code == "ValidationError" and "MaxSessionDuration" in exc.message
 
 
 def _cognito_error(exc: StsError) -> CognitoError:

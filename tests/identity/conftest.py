@@ -70,17 +70,17 @@ class StsFront:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.requests: list[dict[str, str]] = []
-        self.faults: list[tuple[int, str]] = []
+        self.faults: list[tuple[int, str] | tuple[int, str, str]] = []  # status, code[, text]
         self.server = AppServer(Starlette(routes=[Route("/", self.handle, methods=["POST"])]))
 
     async def handle(self, request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         self.requests.append(form)
         if self.faults:
-            status, code = self.faults.pop(0)
+            status, code, *text = self.faults.pop(0)
             body = (
                 f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
-                "<Message>injected</Message></Error></ErrorResponse>"
+                f"<Message>{text[0] if text else 'injected'}</Message></Error></ErrorResponse>"
             )
             return Response(body, status, media_type="text/xml")
         async with httpx.AsyncClient() as http:

@@ -1,6 +1,7 @@
 """SECURITY-TESTS F45 (duration): the credentials' lifetime asked of STS is bounded to what IAM
-allows any role, 900 s to 43,200 s (settings refuse anything else), and what is configured is
-exactly what STS is asked for and what the caller gets."""
+allows any role, 900 s to 43,200 s (settings refuse anything else), what is configured is
+exactly what STS is asked for and what the caller gets, and a role whose own maximum is lower
+gets one hour (STS says so; every role allows an hour) instead of an error."""
 
 from __future__ import annotations
 
@@ -60,3 +61,34 @@ async def test_the_configured_duration_is_what_sts_is_asked_for(
     assert [r["DurationSeconds"] for r in sts.requests] == ["900"]
     left = answer["Credentials"]["Expiration"] - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(seconds=800) < left <= datetime.timedelta(seconds=900)
+
+
+@pytest.fixture(scope="module")
+def long_pools(redis_server: RedisServer, sts: StsFront) -> Iterator[GatewayServer]:
+    """Identity pools asking for the longest credentials IAM allows any role."""
+    pools = with_duration("12h", sts.server.url)
+    server = GatewayServer(make_settings(free_port(), redis_server.url, identity_pools=pools))
+    yield server.start()
+    server.stop()
+
+
+async def test_a_role_with_a_lower_maximum_gets_an_hour(
+    long_pools: GatewayServer, sts: StsFront
+) -> None:
+    email = f"long-{secrets.token_hex(4)}@example.com"
+    await long_pools.add_user(email, email_verified=True)
+    logins = {long_pools.url.removeprefix("http://"): await id_token(long_pools, email)}
+    api = client(long_pools)
+    identity = api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"]
+    sts.reset()
+    # What AWS answers for a DurationSeconds above the role's MaxSessionDuration.
+    sts.faults.append(
+        (
+            400,
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        )
+    )
+    answer = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
+    assert [r["DurationSeconds"] for r in sts.requests] == ["43200", "3600"]
+    assert answer["Credentials"]["AccessKeyId"]
