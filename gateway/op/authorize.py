@@ -359,7 +359,9 @@ async def finish_flow(
         # redirect_uri was checked by safe_redirect when the flow was created; an app host the
         # session cookie does not reach gets its own session on the way (a one-time ticket).
         return RedirectResponse(
-            signed_in_return(services.settings, flow.redirect_uri), status_code=303
+            # A forward-auth flow's `state` is the app host's browser binding, if any.
+            signed_in_return(services.settings, flow.redirect_uri, flow.state),
+            status_code=303,
         )
     return await finish_authorization(
         services,

@@ -158,13 +158,15 @@ def cookie_reaches(settings: Settings, host: str | None) -> bool:
     return bool(domain and host and (host == domain or host.endswith("." + domain)))
 
 
-def signed_in_return(settings: Settings, destination: str) -> str:
+def signed_in_return(settings: Settings, destination: str, binding: str | None = None) -> str:
     """Where a signed-in browser goes for `destination`: there, when the gateway's cookie
     reaches its host; else through the gateway's /oauth2/start, which hands it a ticket for
-    that host's /oauth2/session (`gateway.proxy.tickets`)."""
+    that host's /oauth2/session (`gateway.proxy.tickets`), bound to `binding` (the app host's
+    binding cookie's hash, from that host's /oauth2/start)."""
     if cookie_reaches(settings, url_host(destination)):
         return destination
-    return f"{settings.issuer}/oauth2/start?" + urlencode({"rd": destination})
+    query = {"rd": destination, **({"bind": binding} if binding else {})}
+    return f"{settings.issuer}/oauth2/start?" + urlencode(query)
 
 
 def setup_warnings(settings: Settings) -> list[str]:
@@ -292,7 +294,12 @@ async def decide(
         return PlainTextResponse("Unauthorized", status_code=401, headers=headers)
     if session is None:
         if redirect and url and not api:
-            start = f"{issuer}/oauth2/start?" + urlencode({"rd": url})
+            # Through the app host's own /oauth2/start when the gateway's cookie does not
+            # reach it: that binds this browser there before the sign-in (see tickets).
+            parts = urlsplit(url)
+            reached = cookie_reaches(services.settings, url_host(url))
+            base = issuer if reached else f"{parts.scheme}://{parts.netloc}"
+            start = f"{base}/oauth2/start?" + urlencode({"rd": url})
             status = 302 if method in ("GET", "HEAD") else 303
             return RedirectResponse(start, status_code=status, headers=headers)
         return PlainTextResponse("Unauthorized", status_code=401, headers=headers)

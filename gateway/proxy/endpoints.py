@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.crypto import random_token
 from gateway.proxy import (
     UNKNOWN_URL,
     Original,
@@ -36,8 +37,8 @@ from gateway.proxy import (
     url_host,
 )
 from gateway.proxy.redirects import safe_redirect
-from gateway.proxy.tickets import Tickets
-from gateway.sessions import Session
+from gateway.proxy.tickets import BINDING_COOKIE, BINDING_TTL, Tickets
+from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.direct import sign_in_to
 
 if TYPE_CHECKING:
@@ -101,55 +102,90 @@ def routes(services: Services) -> list[BaseRoute]:
         )
 
     async def start(request: Request) -> Response:
+        if is_api(request):  # nginx's @sign_in for an XHR/JSON call: 401, never a page
+            return PlainTextResponse("Unauthorized", status_code=401)
         origin = origin_of(request)
         destination = target(origin, request.query_params.get("rd") or original(request).url)
         here = url_host(origin)
         if here != issuer_host:
-            # Started on an app host (nginx's @sign_in). Signed in there already: go back.
-            # Otherwise sign in on the gateway's host, where the flow's browser binding and the
-            # gateway's cookie live (a flow started here could never be finished there).
-            if await services.sessions.load(session_cookie(request), host=here) is not None:
-                return RedirectResponse(destination, status_code=303)
-            gateway_start = f"{issuer}/oauth2/start?" + urlencode({"rd": destination})
-            return RedirectResponse(gateway_start, status_code=303)
+            return await start_on_app_host(request, here, destination)
         cookie = pages.cookie(request, name)
         session = await services.sessions.load(cookie)
+        crossing = not cookie_reaches(services.settings, url_host(destination))
+        binding = request.query_params.get("bind") if crossing else None
+        if crossing and not binding:
+            # Not through the app host's /oauth2/start (e.g. a link to the gateway's): go
+            # there first, so the browser is bound on that host before any ticket exists.
+            parts = urlsplit(destination)
+            if looped := await looping(request, (parts.hostname or "").lower()):
+                return looped
+            there = f"{parts.scheme}://{parts.netloc}/oauth2/start?" + urlencode(
+                {"rd": destination}
+            )
+            return RedirectResponse(there, status_code=303)
         if session is not None and cookie:
-            if not cookie_reaches(services.settings, url_host(destination)):
-                return await hand_over(request, session, cookie, destination)
+            if binding:
+                return await hand_over(request, cookie, destination, binding)
             return RedirectResponse(destination, status_code=303)
-        return await sign_in_to(services, request, destination, f"{issuer}/login")
+        return await sign_in_to(services, request, destination, f"{issuer}/login", binding)
 
-    async def hand_over(
-        request: Request, session: Session, cookie: str, destination: str
-    ) -> Response:
+    async def start_on_app_host(request: Request, here: str | None, destination: str) -> Response:
+        """/oauth2/start through an app host's proxy. Signed in there already: go back.
+        Otherwise sign in on the gateway's host, where the flow and the gateway's cookie live;
+        for a host the gateway's cookie does not reach, first bind this browser here (a
+        random host-only cookie; only its keyed hash travels), so the ticket that brings the
+        sign-in back works for this browser alone."""
+        if await services.sessions.load(session_cookie(request), host=here) is not None:
+            return RedirectResponse(destination, status_code=303)
+        query = {"rd": destination}
+        browser = None
+        if not cookie_reaches(services.settings, here):
+            browser = pages.cookie(request, BINDING_COOKIE, host_only=True) or random_token(24)
+            query["bind"] = tickets.binding(browser)
+        response = RedirectResponse(f"{issuer}/oauth2/start?" + urlencode(query), status_code=303)
+        if browser is not None:
+            pages.set_cookie(response, BINDING_COOKIE, browser, BINDING_TTL, host_only=True)
+        return response
+
+    async def looping(request: Request, host: str) -> Response | None:
+        """The page that ends a redirect loop between the gateway and `host`, or None."""
+        browser, new_cookie = services.csrf.browser_secret(request)
+        if not await tickets.looping(browser, host):
+            return None
+        page = pages.error(
+            request,
+            "Sign-in keeps coming back",
+            f"{host} did not keep the sign-in. Its proxy must pass /oauth2/ to the gateway "
+            "and its answers (Set-Cookie) back to the browser.",
+            status_code=508,
+        )
+        if new_cookie:
+            pages.set_cookie(page, CSRF_COOKIE, browser)
+        return page
+
+    async def hand_over(request: Request, cookie: str, destination: str, binding: str) -> Response:
         """Send the signed-in browser to the app host's /oauth2/session with a ticket."""
         parts = urlsplit(destination)
         host = (parts.hostname or "").lower()
-        if await tickets.looping(session.sid, host):
-            return pages.error(
-                request,
-                "Sign-in keeps coming back",
-                f"You are signed in, but {host} did not keep the sign-in. Its proxy must pass "
-                "/oauth2/ to the gateway and its answers (Set-Cookie) back to the browser.",
-                status_code=508,
-            )
-        ticket = await tickets.issue(cookie, host, destination)
+        if looped := await looping(request, host):
+            return looped
+        ticket = await tickets.issue(cookie, host, destination, binding)
         landing = f"{parts.scheme}://{parts.netloc}/oauth2/session?" + urlencode({"ticket": ticket})
         return RedirectResponse(landing, status_code=303)
 
     async def land(request: Request) -> Response:
         """GET /oauth2/session?ticket=… on an app host: its own session, then the page."""
         host = url_host(origin_of(request))
-        found = await tickets.redeem(request.query_params.get("ticket", ""), host or "")
+        browser = pages.cookie(request, BINDING_COOKIE, host_only=True)
+        found = await tickets.redeem(request.query_params.get("ticket", ""), host or "", browser)
         parent = await services.sessions.load(found.cookie) if found else None
         made = await services.sessions.create_for_host(parent, host or "") if parent else None
         if found is None or made is None:
             return pages.error(
                 request,
                 "This sign-in link has expired",
-                "Sign-in links work once, for a minute, on the site they were made for. "
-                "Go back to the application and open it again.",
+                "Sign-in links work once, for a minute, in the browser and on the site they "
+                "were made for. Go back to the application and open it again.",
             )
         response = RedirectResponse(found.target, status_code=303)
         pages.set_cookie(response, name, made[1], host_only=True)

@@ -6,8 +6,11 @@ The browser signs in on the gateway's host, where the session cookie lives. An a
 exchanged for a session of that host only (`SessionManager.create_for_host`).
 
 A ticket is 32 random bytes; the store keeps it under its keyed hash, sealed, for
-`TICKET_TTL` seconds, and it is taken (GETDEL) on first use. It names the host it was made for
-and the page to return to; redeemed through any other host it is spent and worth nothing.
+`TICKET_TTL` seconds, and it is taken (GETDEL) on first use. It names the host it was made for,
+the page to return to, and the browser it is for: the keyed hash of a random binding cookie
+that the app host's own /oauth2/start set before sending the browser to sign in. Redeemed
+through any other host, or by a browser without that cookie (an attacker's ticket opened by a
+victim: login CSRF), it is spent and worth nothing.
 
 Not here: the routes (`gateway.proxy`), sessions (`gateway.sessions`).
 """
@@ -17,12 +20,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gateway.crypto import Sealer, random_token
+from gateway.crypto import Sealer, constant_time_equals, random_token
 from gateway.store import Store
 
 TICKET_TTL = 60  # seconds: the redirect to the app host follows at once
 _PURPOSE = "host-ticket"
-LOOP_LIMIT = 5  # tickets for one session and host within LOOP_WINDOW: a proxy that drops cookies
+BINDING_COOKIE = "cognate_bind"  # on an app host, from its /oauth2/start to its /oauth2/session
+BINDING_TTL = 900  # seconds: long enough to sign in, with MFA
+LOOP_LIMIT = 5  # hand-overs for one session and host within LOOP_WINDOW: a proxy that drops cookies
 LOOP_WINDOW = 60
 
 
@@ -33,6 +38,7 @@ class Ticket:
     cookie: str
     host: str
     target: str
+    binding: str
 
 
 class Tickets:
@@ -43,18 +49,27 @@ class Tickets:
     def _key(self, ticket: str) -> str:
         return self._store.key(_PURPOSE, self._sealer.keyed_hash(ticket, purpose=_PURPOSE))
 
-    async def issue(self, cookie: str, host: str, target: str) -> str:
-        """A fresh ticket for the gateway session `cookie`, valid once, on `host` only."""
+    def binding(self, browser: str) -> str:
+        """The keyed hash of an app host's binding cookie, as it travels through the gateway
+        (the cookie itself never leaves its host)."""
+        return self._sealer.keyed_hash(browser, purpose=_PURPOSE + "-browser")
+
+    async def issue(self, cookie: str, host: str, target: str, binding: str) -> str:
+        """A fresh ticket for the gateway session `cookie`, valid once, on `host` only, for
+        the browser whose binding cookie hashes to `binding`."""
         ticket = random_token(32)
         key = self._key(ticket)
-        record = json.dumps({"cookie": cookie, "host": host, "target": target}).encode()
+        record = json.dumps(
+            {"cookie": cookie, "host": host, "target": target, "binding": binding}
+        ).encode()
         sealed = self._sealer.seal(record, purpose=_PURPOSE, context=key.encode())
         await self._store.put(key, sealed, ttl=TICKET_TTL)
         return ticket
 
-    async def redeem(self, ticket: str, host: str) -> Ticket | None:
-        """The ticket's contents if it is live and was made for `host`; spent either way."""
-        if not ticket or len(ticket) > 100:
+    async def redeem(self, ticket: str, host: str, browser: str | None) -> Ticket | None:
+        """The ticket's contents if it is live, was made for `host`, and `browser` (the
+        binding cookie this browser sent) is the one it was made for; spent either way."""
+        if not ticket or len(ticket) > 100 or not browser:
             return None
         key = self._key(ticket)
         raw = await self._store.take(key)
@@ -64,12 +79,16 @@ class Tickets:
             data = json.loads(self._sealer.open(raw, purpose=_PURPOSE, context=key.encode()))
         except ValueError:
             return None
-        found = Ticket(cookie=data["cookie"], host=data["host"], target=data["target"])
-        return found if found.host == host else None
+        found = Ticket(data["cookie"], data["host"], data["target"], data["binding"])
+        if found.host != host or not constant_time_equals(found.binding, self.binding(browser)):
+            return None
+        return found
 
-    async def looping(self, sid: str, host: str) -> bool:
-        """Count a ticket for this session and host; True when the browser keeps coming back
-        (the app host never kept its cookie: a proxy that does not route /oauth2/ or drops
-        Set-Cookie), so the sign-in stops with a page instead of redirecting for ever."""
-        key = self._store.key("host-ticket-count", sid, host)
-        return await self._store.incr(key, ttl=LOOP_WINDOW) > LOOP_LIMIT
+    async def looping(self, browser: str, host: str) -> bool:
+        """Count a trip of this browser (its gateway-host browser id) to `host`; True when it
+        keeps coming back (the app host never kept its cookie: a proxy that does not route
+        /oauth2/ or drops Set-Cookie), so the sign-in stops with a page, not an endless chain."""
+        who = self._sealer.keyed_hash(f"{browser}\n{host}", purpose=_PURPOSE + "-trips")
+        return (
+            await self._store.incr(self._store.key("host-trips", who), ttl=LOOP_WINDOW) > LOOP_LIMIT
+        )

@@ -31,10 +31,17 @@ async def account_flow(services: Services, request: Request, page: str) -> Respo
     return await sign_in_to(services, request, home, page)
 
 
-async def sign_in_to(services: Services, request: Request, destination: str, page: str) -> Response:
+async def sign_in_to(
+    services: Services,
+    request: Request,
+    destination: str,
+    page: str,
+    binding: str | None = None,
+) -> Response:
     """A sign-in bound to this browser that ends at `destination` (checked by the caller: it
     is followed as it is), starting at `page` (/login, /forgot, /signup, or the issuer's
-    /login from another host). Forward-auth's pseudo-client: finishing it is a redirect."""
+    /login from another host). Forward-auth's pseudo-client: finishing it is a redirect.
+    `binding`: an app host's browser binding, kept as the flow's state for its ticket."""
     from gateway.proxy import FORWARD_AUTH_CLIENT
 
     browser, new_cookie = services.csrf.browser_secret(request)
@@ -42,7 +49,7 @@ async def sign_in_to(services: Services, request: Request, destination: str, pag
         client_id=FORWARD_AUTH_CLIENT,
         redirect_uri=destination,  # finish_flow goes by gateway.proxy.signed_in_return
         scope=["openid"],
-        state=None,
+        state=binding,
         nonce=None,
         code_challenge=None,
         prompt=[],

@@ -71,7 +71,7 @@ class Pages:
 
     def own_cookie_names(self) -> frozenset[str]:
         """Every name Cognate's cookies may have, which no app behind it should receive."""
-        bases = (self._shared, "cognate_csrf")
+        bases = (self._shared, "cognate_csrf", "cognate_bind")
         return frozenset(
             f"{prefix}{base}" for base in bases for prefix in ("", "__Host-", "__Secure-")
         )

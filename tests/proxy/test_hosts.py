@@ -187,9 +187,18 @@ async def test_https_pages_send_hsts() -> None:
     assert "strict-transport-security" not in plain.render(request, "logged_out.html").headers
 
 
-async def ticket_for(browser: Browser, host: str, path: str = "/page") -> str:
-    """The ticket the gateway hands a signed-in browser for an app on `host`."""
-    answer = await browser.http.get("/oauth2/start", params={"rd": f"https://{host}{path}"})
+async def ticket_for(
+    browser: Browser, app_host: httpx.AsyncClient, host: str, path: str = "/page"
+) -> str:
+    """The ticket a signed-in browser gets for an app on `host`, the way it travels: the app
+    host's /oauth2/start binds the browser there (`app_host`: its cookie jar on that host),
+    then the gateway's /oauth2/start hands over a ticket for that binding."""
+    start = await app_host.get(
+        "/oauth2/start", params={"rd": f"https://{host}{path}"}, headers=on(host)
+    )
+    assert start.status_code == 303, start.text
+    assert "cognate_bind=" in start.headers["set-cookie"]
+    answer = await browser.http.get(start.headers["location"])
     assert answer.status_code == 303, answer.text
     landing = urlsplit(answer.headers["location"])
     assert (landing.hostname, landing.path) == (host, "/oauth2/session")
@@ -200,7 +209,7 @@ async def test_a_ticket_works_once_on_its_own_host_only(hosts_gateway: GatewaySe
     browser = await signed_in(hosts_gateway)
     try:
         async with httpx.AsyncClient(base_url=hosts_gateway.url) as app_host:
-            ticket = await ticket_for(browser, APP)
+            ticket = await ticket_for(browser, app_host, APP)
             # Through another host: refused, and the ticket is spent.
             other = await app_host.get(
                 "/oauth2/session", params={"ticket": ticket}, headers=on("tools.other-domain.test")
@@ -211,7 +220,7 @@ async def test_a_ticket_works_once_on_its_own_host_only(hosts_gateway: GatewaySe
             )
             assert again.status_code == 400
             # A fresh one, on its own host: a host-only session cookie, then the page.
-            ticket = await ticket_for(browser, APP)
+            ticket = await ticket_for(browser, app_host, APP)
             landed = await app_host.get(
                 "/oauth2/session", params={"ticket": ticket}, headers=on(APP)
             )
@@ -246,7 +255,7 @@ async def test_signing_out_on_an_app_host_ends_every_host(hosts_gateway: Gateway
             for host in (APP, "tools.other-domain.test"):
                 landed = await app_host.get(
                     "/oauth2/session",
-                    params={"ticket": await ticket_for(browser, host)},
+                    params={"ticket": await ticket_for(browser, app_host, host)},
                     headers=on(host),
                 )
                 cookies[host] = landed.cookies["cognate_session"]
@@ -262,6 +271,55 @@ async def test_signing_out_on_an_app_host_ends_every_host(hosts_gateway: Gateway
                 assert check.status_code == 401, host
         mine = forwarded(f"{hosts_gateway.url}/x")
         assert (await browser.http.get("/oauth2/auth", headers=mine)).status_code == 401
+    finally:
+        await browser.aclose()
+
+
+async def test_a_ticket_works_only_in_the_browser_it_was_made_for(
+    hosts_gateway: GatewayServer,
+) -> None:
+    # Login CSRF: an attacker mints a ticket with his own session and sends the link to a
+    # victim. Opened in the victim's browser it must not sign the victim in as the attacker.
+    attacker = await signed_in(hosts_gateway)
+    url = hosts_gateway.url
+    try:
+        async with (
+            httpx.AsyncClient(base_url=url) as attacker_app,
+            httpx.AsyncClient(base_url=url) as victim_app,
+        ):
+            ticket = await ticket_for(attacker, attacker_app, APP)
+            opened = await victim_app.get(
+                "/oauth2/session", params={"ticket": ticket}, headers=on(APP)
+            )
+            assert opened.status_code == 400 and "set-cookie" not in opened.headers
+            # Nor when the victim's browser holds a binding of its own on that host.
+            own = await victim_app.get(
+                "/oauth2/start", params={"rd": f"https://{APP}/"}, headers=on(APP)
+            )
+            assert own.status_code == 303 and victim_app.cookies.get("cognate_bind")
+            ticket = await ticket_for(attacker, attacker_app, APP)
+            opened = await victim_app.get(
+                "/oauth2/session", params={"ticket": ticket}, headers=on(APP)
+            )
+            assert opened.status_code == 400 and "cognate_session" not in opened.cookies
+            # The attacker's own browser still can (the binding is the only difference).
+            ticket = await ticket_for(attacker, attacker_app, APP)
+            mine = await attacker_app.get(
+                "/oauth2/session", params={"ticket": ticket}, headers=on(APP)
+            )
+            assert mine.status_code == 303
+    finally:
+        await attacker.aclose()
+
+
+async def test_a_start_at_the_gateway_binds_on_the_app_host_first(
+    hosts_gateway: GatewayServer,
+) -> None:
+    browser = await signed_in(hosts_gateway)
+    try:
+        answer = await browser.http.get("/oauth2/start", params={"rd": f"https://{APP}/x"})
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith(f"https://{APP}/oauth2/start?rd=")
     finally:
         await browser.aclose()
 
