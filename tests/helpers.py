@@ -171,6 +171,9 @@ class AppServer:
             access_log=False,
             loop="asyncio",
             lifespan="on",
+            # As `cognate serve` runs it: the gateway decides itself which proxy headers to
+            # believe (forward_auth.trusted_proxies), uvicorn does not rewrite the client.
+            proxy_headers=False,
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )

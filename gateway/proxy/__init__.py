@@ -131,6 +131,24 @@ def request_origin(settings: Settings, request: Request) -> str:
     return settings.issuer.rstrip("/")
 
 
+def client_address(settings: Settings, request: Request) -> str:
+    """The client's IP address, for per-IP limits and the audit trail: the peer, or, when the
+    peer is a trusted proxy, the nearest address in X-Forwarded-For that is not one (read
+    from the right: the entries to the left of a proxy's own are the client's to invent)."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = _trusted(tuple(settings.forward_auth.trusted_proxies))
+    if not proxies.trusts(peer):
+        return peer
+    chain = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+    for address in reversed([a for a in chain if a][-16:]):
+        if not proxies.trusts(address):
+            try:
+                return str(ipaddress.ip_address(address))
+            except ValueError:
+                return peer  # junk where an address should be: count it against the proxy
+    return peer
+
+
 def app_host(settings: Settings, request: Request) -> str | None:
     """The app host a request came through, for `SessionManager.load(host=…)`: None when it
     is the gateway's own."""

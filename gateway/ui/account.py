@@ -21,6 +21,7 @@ from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.identity.ids import LoginTaken, TooManyLogins
+from gateway.proxy import client_address
 from gateway.text import Phrase
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import User, normalize_email
@@ -130,7 +131,7 @@ async def complete_link(
         "identity.linked",
         identity_id=session.identity_id,
         connector=upstream.connector_id,
-        ip=request.client.host if request.client else None,
+        ip=client_address(services.settings, request),
     )
     return RedirectResponse(f"/?linked={upstream.connector_id}", status_code=303)
 

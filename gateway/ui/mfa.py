@@ -30,6 +30,7 @@ from starlette.responses import RedirectResponse, Response
 from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.sessions import passed_second_factor
 from gateway.text import Phrase
@@ -133,7 +134,7 @@ def login_step(services: Services) -> Handler:
             (Limit("mfa-account", config.login_per_account, config.window), subject),
             (
                 Limit("login-ip", config.login_per_ip, config.window),
-                request.client.host if request.client else "unknown",
+                client_address(services.settings, request),
             ),
         ]
 

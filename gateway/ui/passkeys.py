@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import PageError
+from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui.account import local_account
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
@@ -43,7 +44,7 @@ def passwordless(services: Services) -> Handler:
         services.csrf.check(request, form, f"login:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         config = services.settings.rate_limits
-        ip = request.client.host if request.client else "unknown"
+        ip = client_address(services.settings, request)
         checks = [(Limit("login-ip", config.login_per_ip, config.window), ip)]
         try:
             await services.limiter.check(checks)

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.logout import end_local_user
+from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui import notify
 from gateway.ui.csrf import COOKIE as CSRF_COOKIE
@@ -65,7 +66,7 @@ def routes(services: Services) -> list[BaseRoute]:
         services.csrf.check(request, data, f"reset:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         email = normalize_email(str(data.get("email") or ""))[:254]
-        ip = request.client.host if request.client else "unknown"
+        ip = client_address(services.settings, request)
         limits = [(Limit("reset-ip", 20, 3600), ip), (Limit("reset-account", 5, 3600), email)]
         try:
             await services.limiter.check(limits)

@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from gateway.connectors import ConnectorError
 from gateway.connectors.saml import SamlConnector
 from gateway.errors import PageError
+from gateway.proxy import client_address
 from gateway.ui.views import finish_upstream, repost_same_site, sign_in_outcome, start_session
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def acs(services: Services) -> Handler:
         if not fields.get("SAMLResponse"):
             raise PageError("Sign-in failed", "The identity provider sent no SAML response.")
         relay_state = fields.get("RelayState", "")
-        ip = request.client.host if request.client else None
+        ip = client_address(services.settings, request)
         if not FLOW_RELAY_STATE.match(relay_state):
             if not connector.config.allow_idp_initiated:
                 raise PageError(

@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.text import Phrase
@@ -180,7 +181,7 @@ def signup(services: Services) -> Handler:
         if problem:
             return form(request, flow, problem, 400, email, given)
         attributes.setdefault("locale", services.pages.language(request))
-        ip = request.client.host if request.client else "unknown"
+        ip = client_address(services.settings, request)
         limit = [(Limit("signup-ip", 20, 3600), ip)]
         try:
             await services.limiter.check(limit)
@@ -281,7 +282,7 @@ async def send_phone_code(services: Services, request: Request, user: User) -> N
 async def resend_allowed(services: Services, request: Request, account: str) -> int | None:
     """None when another code may be sent now; else the seconds to wait (Retry-After)."""
     pool = services.settings.user_pool
-    ip = request.client.host if request.client else "unknown"
+    ip = client_address(services.settings, request)
     limits = [
         (Limit("resend-account", pool.resend_per_account, pool.code_ttl), account),
         (Limit("resend-ip", 20, 3600), ip),

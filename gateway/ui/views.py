@@ -28,6 +28,7 @@ from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.op.authorize import finish_flow
 from gateway.op.common import Handler
+from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
 from gateway.sessions import Session
@@ -201,7 +202,7 @@ async def start_session(
         batch=batch,
         identity_id=identity_id,
         client_id=client_id,
-        ip=request.client.host if request.client else None,
+        ip=client_address(services.settings, request),
     )
     pages = services.pages
     cookie_name = services.settings.sessions.cookie_name
@@ -372,7 +373,7 @@ async def finish_upstream(
             connector.id,
             "failure",
             reason=str(exc)[:200],
-            ip=request.client.host if request.client else None,
+            ip=client_address(services.settings, request),
         )
         await services.flows.take(flow.flow_id)  # a failed answer cannot be retried
         if isinstance(exc, UpstreamUnavailable):  # the IdP's fault, not the user's: not a 400
@@ -515,7 +516,7 @@ def login(services: Services) -> Handler:
             ),
             (
                 Limit("login-ip", config.login_per_ip, config.window),
-                request.client.host if request.client else "unknown",
+                client_address(services.settings, request),
             ),
         ]
         try:

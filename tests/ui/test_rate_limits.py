@@ -98,3 +98,45 @@ async def test_limited_attempts_cost_no_hashing(limited: GatewayServer) -> None:
     finally:
         hasher.verify = original  # type: ignore[method-assign]
         await browser.aclose()
+
+
+async def test_behind_a_proxy_each_client_has_its_own_ip_limit(
+    limited: GatewayServer,
+) -> None:
+    # The gateway behind its ingress (127.0.0.1 is a trusted proxy by default): every sign-in
+    # arrives from the proxy's address, so the limit must count the client that
+    # X-Forwarded-For names, or one attacker locks every user out.
+    await limited.add_user("bystander@example.com")
+    attacker, bystander = Browser(limited.url), Browser(limited.url)
+    attacker.http.headers["X-Forwarded-For"] = "203.0.113.9"
+    # A client's own invented entries to the left do not move it off its address.
+    bystander.http.headers["X-Forwarded-For"] = "203.0.113.9, 198.51.100.7"
+    try:
+        for i in range(8):
+            assert (await attempt(attacker, f"spray-{i}@example.com", "guess-guess"))[0] == 401
+        assert (await attempt(attacker, "spray-x@example.com", "guess-guess"))[0] == 429
+        assert (await attempt(bystander, "bystander@example.com", PASSWORD))[0] == 303
+    finally:
+        await attacker.aclose()
+        await bystander.aclose()
+
+
+async def test_x_forwarded_for_from_an_untrusted_peer_counts_for_nothing(
+    redis_server: RedisServer,
+) -> None:
+    settings = make_settings(
+        free_port(),
+        redis_server.url,
+        rate_limits={"login_per_account": 3, "login_per_ip": 4, "window": "10m"},
+        forward_auth={"trusted_proxies": ["10.0.0.0/8"]},  # the test client is not a proxy
+    )
+    gateway = GatewayServer(settings).start()
+    browser = Browser(gateway.url)
+    try:
+        for i in range(4):
+            browser.http.headers["X-Forwarded-For"] = f"203.0.113.{i}"  # a fresh "address"
+            assert (await attempt(browser, f"spray-{i}@example.com", "guess-guess"))[0] == 401
+        assert (await attempt(browser, "spray-x@example.com", "guess-guess"))[0] == 429
+    finally:
+        await browser.aclose()
+        gateway.stop()
