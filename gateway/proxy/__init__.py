@@ -218,18 +218,27 @@ def clean(value: Any, limit: int = 1024) -> str:
 
 
 def normalize_path(raw: str) -> str:
-    """The path an application will most likely serve: percent-decoded (repeatedly), slashes
-    collapsed, dot segments resolved. Matching the raw path would let `/%61dmin`, `//admin` or
-    `/x/../admin` slip past a rule for `/admin`."""
+    """The path as an application may serve it, folded so that every spelling common back
+    ends treat as the same path meets the rule for it: percent-decoded (repeatedly),
+    backslashes as slashes, each segment cut at `;` (Tomcat and Spring drop path
+    parameters: `/admin;x`) and at NUL, trailing dots and spaces dropped (`/admin.`,
+    `/admin%20`), dot segments resolved, slashes collapsed, lower case (Express and IIS route
+    case-insensitively). A rule may so cover more spellings than the app serves, never fewer:
+    matching the raw path let `/%61dmin`, `//admin`, `/x/../admin` or `/Admin` slip past."""
     path = raw or "/"
     for _ in range(3):  # %2561 → %61 → a
         decoded = unquote(path)
         if decoded == path:
             break
         path = decoded
-    normalized = posixpath.normpath("/" + path.replace("\\", "/"))
-    normalized = re.sub("/+", "/", normalized)
-    return normalized + ("/" if path.endswith("/") and normalized != "/" else "")
+    segments = []
+    for segment in path.replace("\\", "/").split("/"):
+        segment = segment.split(";", 1)[0].split("\x00", 1)[0]
+        segments.append(segment if segment in (".", "..") else segment.rstrip(". "))
+    folded = "/".join(segments)
+    normalized = re.sub("/+", "/", posixpath.normpath("/" + folded))
+    trailing = folded.endswith("/") and normalized != "/"
+    return (normalized + ("/" if trailing else "")).lower()
 
 
 def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePolicySettings | None:
@@ -245,7 +254,11 @@ def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePol
         p
         for p in policies
         if (p.host == "*" or p.host.lower() == host)
-        and (path == p.path or path.startswith(p.path.rstrip("/") + "/") or p.path == "/")
+        and (
+            p.path == "/"
+            or path == (rule := p.path.lower().rstrip("/") or "/")
+            or path.startswith(rule + "/")
+        )
     ]
     if not matches:
         return None

@@ -240,6 +240,15 @@ def test_cookies_on_https_are_host_prefixed_secure_httponly() -> None:
         "/%2561dmin",
         "/admin/./x",
         "/\\admin",
+        "/Admin",
+        "/ADMIN/x",
+        "/admin;x",
+        "/admin;jsessionid=x/secret",
+        "/admin%3bx",
+        "/admin.",
+        "/admin%20",
+        "/admin%00",
+        "/public/..;/admin",
     ],
 )
 def test_policies_match_the_path_the_app_will_serve(path: str) -> None:
