@@ -119,7 +119,7 @@ def create_app(
         routes = [r for r in routes if getattr(r, "path", None) != "/"]
         extra, sidecar = sidecar_routes(services, services.settings.sidecar)
         routes += extra
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestContext),
@@ -137,3 +137,7 @@ def create_app(
         lifespan=lifespan,
         max_body_size=MAX_BODY,
     )
+    # No "add a trailing slash" redirects: behind a TLS proxy Starlette would build them from
+    # the plain-http request it sees (https://app/oauth2/start/ -> http://app/oauth2/start).
+    app.router.redirect_slashes = False
+    return app

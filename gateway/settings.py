@@ -203,6 +203,20 @@ class ForwardAuthSettings(Model):
     # as X-Auth-Request-Access-Token (off: it is a credential).
     pass_access_token: bool = False
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            name = entry[1:] if entry.startswith(".") else entry
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*", name):
+                parsed = urlsplit(entry if "//" in entry else "//" + entry)
+                bare = parsed.hostname or "app.example.com"
+                raise ValueError(
+                    f"{entry!r} is not a host name: give the name alone, without scheme, "
+                    f"port or path (e.g. {bare}, or .{bare} for its subdomains too)"
+                )
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

@@ -39,9 +39,11 @@ def registrable_domain(value: str) -> str:
 
 def without_cookies(header: str, names: Collection[str]) -> str:
     """A Cookie header without the cookies called `names` (empty when nothing is left)."""
+    # The name as cookie parsers read it (`name = value` too), so what authenticates is
+    # always what is removed.
     kept = [
         part.strip()
         for part in header.split(";")
-        if part.strip() and part.strip().split("=", 1)[0] not in names
+        if part.strip() and part.split("=", 1)[0].strip() not in names
     ]
     return "; ".join(kept)

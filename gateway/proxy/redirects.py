@@ -44,7 +44,10 @@ def safe_redirect(target: str | None, origin: str, allowed: list[str], issuer: s
         parts = urlsplit(target)
         origin_host = (urlsplit(origin).hostname or "").lower()
         hostname = parts.hostname
+        port = parts.port  # raises for a port that is not one (":99999", ":1.evil.example")
     except ValueError:  # e.g. an IDNA-invalid host (U+FF0F): what cannot be parsed is refused
+        return None
+    if port == 0 or (port is None and parts.netloc.rstrip("/").endswith(":")):
         return None
     if parts.scheme not in ("http", "https") or not hostname or "@" in parts.netloc:
         return None

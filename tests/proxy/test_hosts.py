@@ -388,3 +388,53 @@ def test_check_config_warns_when_policies_meet_loopback_only_proxies(tmp_path: P
     fine = tmp_path / "fine.yaml"
     fine.write_text(base + policies + "  trusted_proxies: [10.0.0.5/32]\n")
     assert "loopback only" not in cognate("check-config", str(fine)).stdout
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://app.example.com", "app.example.com:8443", "app.example.com/x", "a b"]
+)
+def test_allowed_hosts_are_host_names(entry: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings_from_dict(
+            {
+                "issuer": "https://auth.example.com",
+                "secret_key": "s" * 32,
+                "forward_auth": {"allowed_hosts": [entry]},
+            }
+        )
+    assert "forward_auth.allowed_hosts" in str(raised.value)
+    assert "without scheme, port or path" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "rd",
+    [
+        f"https://{APP}:18443.evil.example/",  # a "port" that is another host
+        f"https://{APP}:99999/",
+        f"https://{APP}:0/",
+    ],
+)
+async def test_a_malformed_port_gets_no_ticket(hosts_gateway: GatewayServer, rd: str) -> None:
+    browser = await signed_in(hosts_gateway)
+    try:
+        answer = await browser.http.get("/oauth2/start", params={"rd": rd})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"{hosts_gateway.url}/"
+    finally:
+        await browser.aclose()
+
+
+async def test_no_trailing_slash_redirect_downgrades_to_http(
+    hosts_gateway: GatewayServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=hosts_gateway.url) as http:
+        answer = await http.get("/oauth2/start/", headers=on(APP))
+        assert answer.status_code == 404  # never a 307 built from the plain-http hop
+        assert "location" not in answer.headers
+
+
+def test_a_spaced_cookie_is_removed_as_it_is_read() -> None:
+    from gateway.proxy.cookies import without_cookies
+
+    names = {"__Host-cognate_session"}
+    assert without_cookies("__Host-cognate_session = s.x; theme=dark", names) == "theme=dark"
