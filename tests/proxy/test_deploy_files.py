@@ -16,7 +16,7 @@ def test_compose_nginx_is_the_shipped_config_for_the_demo() -> None:
     for old, new in [
         (
             "    server 127.0.0.1:8000;      # the gateway (add one line per replica)",
-            "    server cognate:8000;",
+            "    server 172.29.53.20:8000;  # the gateway on compose.yaml's edge network",
         ),
         ("    server 127.0.0.1:8080;      # your application", "    server app:80;"),
         (
