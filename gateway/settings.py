@@ -40,8 +40,22 @@ __all__ = [  # re-exported: the connector models are part of the settings schema
     "parse_duration",
 ]
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+    TOKEN_EXCHANGE_GRANT,
+)
+GrantType = Literal[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
 
 
 def _default_grants() -> list[GrantType]:
@@ -163,6 +177,16 @@ class RateLimitSettings(Model):
 
     login_per_account: int = Field(10, ge=1)
     login_per_ip: int = Field(50, ge=1)
+    window: Duration = 900
+
+
+class DeviceSettings(Model):
+    """The device authorization grant (RFC 8628): code lifetime, polling, guessing limits."""
+
+    code_ttl: Duration = 600  # device and user codes expire together
+    interval: int = Field(5, ge=1, le=60)  # the minimum seconds between polls
+    guesses_per_ip: int = Field(20, ge=1)  # wrong user codes per IP and window at /device
+    codes_per_client: int = Field(100, ge=1)  # device codes per client and window
     window: Duration = 900
 
 
@@ -711,6 +735,7 @@ class Settings(Model):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    device: DeviceSettings = Field(default_factory=DeviceSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     user_pool: UserPoolSettings = Field(default_factory=UserPoolSettings)

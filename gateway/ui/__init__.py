@@ -21,7 +21,7 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import account, demo, mfa, passkeys, recovery, saml, signup, views
+    from gateway.ui import account, demo, device, mfa, passkeys, recovery, saml, signup, views
 
     static = Path(__file__).parent / "static"
 
@@ -54,6 +54,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),
+        Route("/device", device.device_page(services), methods=["GET", "POST"]),
         Route("/theme.css", theme_css, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
