@@ -190,6 +190,46 @@ class DeviceSettings(Model):
     window: Duration = 900
 
 
+class TrustRuleSettings(Model):
+    """One external issuer whose tokens may be exchanged for Cognate tokens (RFC 8693), and
+    the claims a token must carry: exact values, or globs (`org/*`) with `*`, `?`, `[...]`."""
+
+    name: str | None = None  # how refusals name the rule (default: trust[<index>])
+    issuer: ClientUri
+    jwks_uri: ClientUri | None = None  # default: from the issuer's discovery document
+    audience: list[str] = Field(min_length=1)  # the token's aud must contain one of these
+    claims: dict[str, str] = Field(default_factory=dict)
+    allow_replay: bool = False  # false: each token (by jti) is exchanged once
+    scope: str = ""  # what the exchanged token may carry
+    client_ids: list[str] = Field(default_factory=list)  # empty: any client with the grant
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class TokenExchangeSettings(Model):
+    """RFC 8693 token exchange: workloads (CI jobs, Kubernetes pods) trade their platform's
+    token for Cognate tokens."""
+
+    trust: list[TrustRuleSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_key_source_per_issuer(self) -> TokenExchangeSettings:
+        sources: dict[str, str | None] = {}
+        for index, rule in enumerate(self.trust):
+            if sources.setdefault(rule.issuer, rule.jwks_uri) != rule.jwks_uri:
+                raise ValueError(
+                    f"trust[{index}].jwks_uri: every rule for {rule.issuer} must name the same "
+                    "jwks_uri (or none)"
+                )
+        return self
+
+    def rule_name(self, index: int) -> str:
+        return self.trust[index].name or f"trust[{index}]"
+
+
 class AuditSettings(Model):
     """The audit trail (a Redis Stream)."""
 
@@ -736,6 +776,7 @@ class Settings(Model):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     device: DeviceSettings = Field(default_factory=DeviceSettings)
+    token_exchange: TokenExchangeSettings = Field(default_factory=TokenExchangeSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     user_pool: UserPoolSettings = Field(default_factory=UserPoolSettings)

@@ -1,5 +1,6 @@
 """The token endpoint and its grants: authorization_code, refresh_token, client_credentials
-(and, registered from their own modules, RFC 8628's device_code, `gateway.op.device`).
+(and, registered from their own modules, RFC 8628's device_code, `gateway.op.device`, and
+RFC 8693's token-exchange, `gateway.op.exchange`).
 
 Each grant is a small class with `grant_type` and `exchange(form, client)`, in the style of
 dex's handlers; the endpoint only authenticates the client and dispatches. Password and implicit
@@ -260,6 +261,7 @@ class ClientCredentialsGrant:
 
 def endpoint(services: Services) -> Handler:
     from gateway.op.device import device_code_grant
+    from gateway.op.exchange import token_exchange_grant
 
     handlers: dict[str, GrantHandler] = {
         h.grant_type: h
@@ -268,6 +270,7 @@ def endpoint(services: Services) -> Handler:
             RefreshTokenGrant(services),
             ClientCredentialsGrant(services),
             device_code_grant(services),
+            token_exchange_grant(services),
         )
     }
 
