@@ -53,7 +53,12 @@ USER_CODE_LENGTH = 8
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: the interval grows by 5 s on each slow_down
 _DEVICE = "device"
 _USER = "device-user"
-_RETRIES = 4  # compare-and-swap attempts before a concurrent writer wins the argument
+_CODE_ATTEMPTS = 4  # fresh user codes to try when one is taken (20^8: never, in practice)
+_RETRIES = 4  # compare-and-swap attempts before a concurrent poller is told to slow down
+# A decision only ever loses its swap to a poll (which changes last_poll and nothing else), and
+# every lost swap is someone else's progress: so retry long enough that no burst of polls can
+# make an approval fail.
+_DECIDE_RETRIES = 64
 
 PENDING, APPROVED, DENIED, ISSUED = "pending", "approved", "denied", "issued"
 
@@ -145,7 +150,7 @@ class DeviceFlows:
         device_hash = self._hash_device(device_code)
         now = self.now()
         ttl = self.config.code_ttl
-        for _ in range(_RETRIES):
+        for _ in range(_CODE_ATTEMPTS):
             user_code = new_user_code()
             # SET NX: two live authorizations can never share a user code.
             if await self._store.create(self._user_key(user_code), device_hash.encode(), ttl=ttl):
@@ -190,7 +195,7 @@ class DeviceFlows:
         if pointer is None:
             return None
         device_hash = pointer.decode()
-        for _ in range(_RETRIES):
+        for _ in range(_DECIDE_RETRIES):
             loaded = await self._load(device_hash)
             if loaded is None:
                 return None

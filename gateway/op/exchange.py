@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import FormData
 
-from gateway.errors import InvalidRequest, InvalidScope, OAuthError
+from gateway.errors import InvalidRequest, InvalidScope, OAuthError, TemporarilyUnavailable
 from gateway.identity.providers import LoginRejected, provider_name
 from gateway.op.clients import Client
 from gateway.settings import TOKEN_EXCHANGE_GRANT, TrustRuleSettings
@@ -154,6 +154,8 @@ class TokenExchange:
             return await self.services.verifier.signed_claims(issuer, token, jwks_uri)
         except LoginRejected as exc:
             reason = str(exc).removeprefix("Invalid login token. ").rstrip(".")
+            if "keys are unavailable" in reason:  # the issuer is down: ours to retry, not theirs
+                raise TemporarilyUnavailable(f"cannot check the subject_token: {reason}") from None
             raise InvalidRequest(f"the subject_token is not valid: {reason}") from None
 
     def _check_times(self, claims: dict[str, Any]) -> None:

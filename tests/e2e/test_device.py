@@ -29,8 +29,11 @@ def gw(redis_server: RedisServer) -> Iterator[GatewayServer]:
     server.stop()
 
 
-async def poll_until_done(http: httpx.AsyncClient, start: dict[str, Any]) -> list[Any]:
-    """What a device does: poll every `interval` seconds until tokens or a final error."""
+async def poll_until_done(
+    http: httpx.AsyncClient, start: dict[str, Any], polled: asyncio.Event
+) -> list[Any]:
+    """What a device does: poll every `interval` seconds until tokens or a final error
+    (`polled` is set after the first answer)."""
     interval = int(start["interval"])
     answers: list[Any] = []
     deadline = time.monotonic() + 120
@@ -42,6 +45,7 @@ async def poll_until_done(http: httpx.AsyncClient, start: dict[str, Any]) -> lis
         )
         body = answer.json()
         answers.append(body)
+        polled.set()
         if answer.status_code == 200 or body["error"] not in ("authorization_pending", "slow_down"):
             return answers
         if body["error"] == "slow_down":
@@ -66,7 +70,8 @@ async def test_a_terminal_polls_while_the_user_approves_in_chromium_with_totp(
                 data={"client_id": "cli", "scope": "openid email offline_access"},
             )
         ).json()
-        poller = asyncio.create_task(poll_until_done(http, start))
+        polled = asyncio.Event()
+        poller = asyncio.create_task(poll_until_done(http, start, polled))
 
         page = await chromium.new_page()
         await page.goto(start["verification_uri_complete"])
@@ -76,6 +81,7 @@ async def test_a_terminal_polls_while_the_user_approves_in_chromium_with_totp(
         scopes = await page.locator("#device-scopes li").all_inner_texts()
         assert scopes == ["openid", "email", "offline_access"]
         await page.screenshot(path=str(ARTIFACTS / "device-confirm.png"))
+        await asyncio.wait_for(polled.wait(), 30)  # the device is waiting before anyone approves
         await page.click("#approve")
         await page.wait_for_url(f"{gw.url}/login?flow=**")
         assert "Cognate CLI" in await page.inner_text("main")
@@ -119,3 +125,25 @@ async def test_a_terminal_polls_while_the_user_approves_in_chromium_with_totp(
         )
         session = await gw.call(lambda s: s.sessions.load(session_id))
         assert session is not None and "mfa" in session.amr
+
+
+async def test_a_user_types_the_code_and_denies_in_chromium(
+    chromium: Browser,  # noqa: F811
+    gw: GatewayServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
+        start = (await http.post("/oauth2/device_authorization", data={"client_id": "cli"})).json()
+        page = await chromium.new_page()
+        await page.goto(start["verification_uri"])
+        # Typed as people type it: lower case, no dash.
+        await page.fill("#user_code", start["user_code"].replace("-", "").lower())
+        await page.click("button[type=submit]")
+        assert (await page.inner_text("#user-code")).strip() == start["user_code"]
+        await page.click("#deny")
+        await page.wait_for_url(f"{gw.url}/device?result=denied")
+        assert "Request denied" in await page.inner_text("h1")
+        answer = await http.post(
+            "/oauth2/token",
+            data={"grant_type": DEVICE, "device_code": start["device_code"], "client_id": "cli"},
+        )
+        assert answer.status_code == 400 and answer.json()["error"] == "access_denied"

@@ -24,6 +24,7 @@ ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 AUD = "https://cognate.example.test"
 K8S_CLIENT = ("k8s-app", "k8s-app-secret-0123456789")
+DOWN = f"http://127.0.0.1:{free_port()}"  # a trusted issuer nobody answers for
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,7 @@ def exchange_settings(
             "claims": {"kubernetes.io/serviceaccount/namespace": "batch"},  # legacy flat claim
             "allow_replay": True,
         },
+        {"name": "down", "issuer": DOWN, "audience": AUD},
     ]
     return make_settings(port, redis_url, clients=clients, token_exchange={"trust": trust}, **more)
 
@@ -257,6 +259,15 @@ async def test_unacceptable_subject_tokens(http: httpx.AsyncClient, github: Work
         refused(not_allowed, "unauthorized_client", "token-exchange")
     finally:
         stranger.stop()
+
+
+async def test_an_unreachable_issuer_is_a_503_not_a_refusal(
+    http: httpx.AsyncClient, github: WorkloadIssuer
+) -> None:
+    answer = await exchange(http, github.github(AUD, iss=DOWN))
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "temporarily_unavailable"
+    assert answer.headers["retry-after"]
 
 
 async def test_a_token_is_exchanged_once_unless_its_rule_allows_replay(
