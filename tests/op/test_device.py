@@ -309,3 +309,26 @@ async def test_device_codes_per_client_are_limited(redis_server: RedisServer) ->
             assert int(third.headers["retry-after"]) > 0
     finally:
         server.stop()
+
+
+async def test_redis_down_fails_closed() -> None:
+    # SECURITY-TESTS G48: no answer from the store means no tokens and no approval, as 503s.
+    redis = RedisServer()
+    redis.start()
+    port = free_port()
+    store = {"url": redis.url, "prefix": "dev-faults", "socket_timeout": 0.5}
+    server = GatewayServer(device_settings(port, redis.url, store=store)).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            body = await start(http)
+            redis.stop()
+            polled = await poll(http, body["device_code"])
+            assert polled.status_code == 503
+            assert polled.json()["error"] == "temporarily_unavailable"
+            asked = await http.post("/oauth2/device_authorization", data={"client_id": "cli"})
+            assert asked.status_code == 503
+            page = await http.get("/device", params={"user_code": body["user_code"]})
+            assert page.status_code == 503
+    finally:
+        server.stop()
+        redis.stop()

@@ -295,3 +295,25 @@ async def test_an_id_token_for_identity_pools(
     assert claims["aud"] == "ci" and claims["azp"] == "ci"
     assert claims["preferred_username"] == "repo:org/app:ref:refs/heads/main"
     assert "refresh_token" not in body
+
+
+async def test_redis_down_means_no_exchange(
+    github: WorkloadIssuer, cluster: WorkloadIssuer
+) -> None:
+    # SECURITY-TESTS G48: a jti that cannot be recorded as spent is not exchanged.
+    redis = RedisServer()
+    redis.start()
+    store = {"url": redis.url, "prefix": "ex-faults", "socket_timeout": 0.5}
+    settings = exchange_settings(free_port(), redis.url, github, cluster, store=store)
+    server = GatewayServer(settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await exchange(http, github.github(AUD))).status_code == 200
+            redis.stop()
+            answer = await exchange(http, github.github(AUD))
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "temporarily_unavailable"
+            assert "access_token" not in answer.json()
+    finally:
+        server.stop()
+        redis.stop()
