@@ -54,11 +54,12 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),
         Route("/saml/{connector}/acs", saml.acs(services), methods=["POST"]),
         Route("/saml/{connector}/slo", saml.single_logout(services), methods=["GET", "POST"]),
-        Route("/device", device.device_page(services), methods=["GET", "POST"]),
         Route("/theme.css", theme_css, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=static), name="static"),
     ]
     found += recovery.routes(services)
+    if services.settings.sidecar is None:  # in sidecar mode /device is the app's path
+        found.append(Route("/device", device.device_page(services), methods=["GET", "POST"]))
     if services.settings.demo:
         found += demo.routes(services)
     return found

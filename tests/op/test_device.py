@@ -332,3 +332,24 @@ async def test_redis_down_fails_closed() -> None:
     finally:
         server.stop()
         redis.stop()
+
+
+async def test_no_device_grant_in_sidecar_mode(redis_server: RedisServer) -> None:
+    # In sidecar mode every path but the reserved ones is the app's, /device included: the
+    # grant is not offered rather than taking a path the app may serve.
+    from gateway.op import routes as op_routes
+    from gateway.op.discovery import metadata
+    from gateway.services import build_services
+    from gateway.ui import routes as ui_routes
+
+    settings = device_settings(free_port(), redis_server.url, sidecar={"upstream": "http://a"})
+    services = build_services(settings)
+    try:
+        meta = metadata(services)
+        assert "device_authorization_endpoint" not in meta
+        assert DEVICE not in meta["grant_types_supported"]
+        paths = {getattr(r, "path", "") for r in [*op_routes(services), *ui_routes(services)]}
+        assert "/device" not in paths and "/oauth2/device_authorization" not in paths
+        assert "/oauth2/token" in paths
+    finally:
+        await services.stop()
