@@ -236,7 +236,9 @@ class DeviceFlows:
             if record.status == DENIED:
                 raise DeviceAccessDenied("the user denied the request")
             if record.status == APPROVED:
-                issued = replace(record, status=ISSUED, last_poll=now)
+                # The issued record keeps no authorization (profile, upstream tokens): it
+                # only has to answer later polls with invalid_grant.
+                issued = replace(record, status=ISSUED, last_poll=now, authorization=None)
                 if await self._store.update(
                     self._device_key(device_hash), raw, self._seal(device_hash, issued)
                 ):
