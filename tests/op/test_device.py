@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
 from tests.helpers import (
@@ -45,6 +46,20 @@ def device_settings(port: int, redis_url: str, **overrides: Any) -> Any:
             "client_secret": "tv-secret-0123456789",
             "grant_types": [DEVICE],
             "scope": "openid email",
+        },
+        {  # demands a second factor
+            "client_id": "tv-mfa",
+            "token_endpoint_auth_method": "none",
+            "grant_types": [DEVICE],
+            "scope": "openid email",
+            "access": {"mfa": True},
+        },
+        {  # staff only
+            "client_id": "tv-staff",
+            "token_endpoint_auth_method": "none",
+            "grant_types": [DEVICE],
+            "scope": "openid email",
+            "access": {"email_domains": ["staff.example.com"]},
         },
     ]
     return make_settings(port, redis_url, clients=clients, **overrides)
@@ -353,3 +368,45 @@ async def test_no_device_grant_in_sidecar_mode(redis_server: RedisServer) -> Non
         assert "/oauth2/token" in paths
     finally:
         await services.stop()
+
+
+async def test_a_client_that_demands_mfa_steps_a_password_session_up(
+    gw: GatewayServer, http: httpx.AsyncClient
+) -> None:
+    email = "step-up-device@example.com"
+    browser = await signed_in(gw, email)  # password only: no second factor yet
+    user = await gw.call(lambda s: s.users.by_email(email))
+    secret = await gw.call(lambda s: s.mfa.begin(user.user_id))
+    assert await gw.call(lambda s: s.mfa.confirm(user.user_id, pyotp.TOTP(secret).now()))
+    body = await start(http, client_id="tv-mfa")
+    page = await confirm_page(browser, body["user_code"])
+    to_mfa = await decide(browser, page, "approve")
+    assert to_mfa.status_code == 303 and to_mfa.headers["location"].startswith("/login/mfa?")
+    at(gw, 0)
+    # Password done, second factor not: the device is not approved.
+    assert (await poll(http, body["device_code"], "tv-mfa")).json()["error"] == (
+        "authorization_pending"
+    )
+    mfa = await browser.http.get(to_mfa.headers["location"])
+    code = pyotp.TOTP(secret).at(time.time() + 30)  # this step's code went on enrolment
+    done = await browser.http.post("/login/mfa", data={**form_fields(mfa.text), "code": code})
+    assert done.status_code == 303 and done.headers["location"] == "/device?result=approved"
+    at(gw, 30)
+    tokens = await poll(http, body["device_code"], "tv-mfa")
+    assert tokens.status_code == 200, tokens.text
+    await browser.aclose()
+
+
+async def test_a_client_access_policy_refuses_the_user(
+    gw: GatewayServer, http: httpx.AsyncClient
+) -> None:
+    browser = await signed_in(gw, "not-staff@example.com")
+    body = await start(http, client_id="tv-staff")
+    page = await confirm_page(browser, body["user_code"])
+    refused = await decide(browser, page, "approve")
+    assert refused.status_code == 303 and refused.headers["location"] == "/device?result=refused"
+    answer = await poll(http, body["device_code"], "tv-staff")
+    assert answer.status_code == 400 and answer.json()["error"] == "access_denied"
+    entries = [f for _, f in await gw.call(lambda s: s.audit.read("0", 10_000))]
+    assert any(e["event"] == "device.refused" and e["client_id"] == "tv-staff" for e in entries)
+    await browser.aclose()
