@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.crypto import Sealer, random_token
-from gateway.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError
+from gateway.errors import InvalidGrant, InvalidScope, OAuthError
 from gateway.errors import UnauthorizedClient as Unauthorized
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
@@ -304,8 +304,6 @@ def authorization_endpoint(services: Services) -> Handler:
         client = services.clients.authenticate(request.headers, form)
         if DEVICE_CODE_GRANT not in client.config.grant_types:
             raise Unauthorized("this client may not use the device authorization grant")
-        if "code" in form or "device_code" in form:
-            raise InvalidRequest("unexpected parameter")
         scope = requested_scope(form, client)
         config = flows.config
         limit = [(Limit("device-codes", config.codes_per_client, config.window), client.client_id)]
