@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("rotate", "rotate now: next → current → previous, new next"),
     ):
         _config_arg(keys_sub.add_parser(action, help=text))
+    from gateway import client_cli  # login, aws-credentials: client side, no settings
+
+    client_cli.add_commands(sub)
     add_examples(parser)
     return parser
 
@@ -230,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check-config":
             return _check_config(args.file)
+        from gateway import client_cli
+
+        if args.command in client_cli.COMMANDS:
+            return client_cli.run(args)
         settings = load_settings(args.config)
         from gateway import admin
 

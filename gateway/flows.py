@@ -42,6 +42,9 @@ class Flow:
     # Set when the flow links another sign-in to the signed-in session's identity (the account
     # page), rather than signing in for a client.
     link_sid: str | None = None
+    # Set when the flow approves a device's user code (RFC 8628, `gateway.ui.device`) rather
+    # than sending a code to a client's redirect URI.
+    device: str | None = None
 
 
 class FlowStore:

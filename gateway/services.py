@@ -25,6 +25,7 @@ from gateway.keys import KeyRing
 from gateway.logout import Logout
 from gateway.metrics import Metrics
 from gateway.op.clients import ClientRegistry
+from gateway.op.device import DeviceFlows
 from gateway.op.grants import GrantStore
 from gateway.pool import BoundedPool
 from gateway.ratelimit import RateLimiter
@@ -95,6 +96,7 @@ class Services:
     sms: SmsSender
     messages: MessageTemplates
     background: Background
+    device: DeviceFlows
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -213,4 +215,5 @@ def build_services(
         ),
         hooks=hooks,
         background=background,
+        device=DeviceFlows(store, sealer, settings.device),
     )

@@ -40,8 +40,22 @@ __all__ = [  # re-exported: the connector models are part of the settings schema
     "parse_duration",
 ]
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+    TOKEN_EXCHANGE_GRANT,
+)
+GrantType = Literal[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
 
 
 def _default_grants() -> list[GrantType]:
@@ -164,6 +178,56 @@ class RateLimitSettings(Model):
     login_per_account: int = Field(10, ge=1)
     login_per_ip: int = Field(50, ge=1)
     window: Duration = 900
+
+
+class DeviceSettings(Model):
+    """The device authorization grant (RFC 8628): code lifetime, polling, guessing limits."""
+
+    code_ttl: Duration = 600  # device and user codes expire together
+    interval: int = Field(5, ge=1, le=60)  # the minimum seconds between polls
+    guesses_per_ip: int = Field(20, ge=1)  # wrong user codes per IP and window at /device
+    codes_per_client: int = Field(100, ge=1)  # device codes per client and window
+    window: Duration = 900
+
+
+class TrustRuleSettings(Model):
+    """One external issuer whose tokens may be exchanged for Cognate tokens (RFC 8693), and
+    the claims a token must carry: exact values, or globs (`org/*`) with `*`, `?`, `[...]`."""
+
+    name: str | None = None  # how refusals name the rule (default: trust[<index>])
+    issuer: ClientUri
+    jwks_uri: ClientUri | None = None  # default: from the issuer's discovery document
+    audience: list[str] = Field(min_length=1)  # the token's aud must contain one of these
+    claims: dict[str, str] = Field(default_factory=dict)
+    allow_replay: bool = False  # false: each token (by jti) is exchanged once
+    scope: str = ""  # what the exchanged token may carry
+    client_ids: list[str] = Field(default_factory=list)  # empty: any client with the grant
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class TokenExchangeSettings(Model):
+    """RFC 8693 token exchange: workloads (CI jobs, Kubernetes pods) trade their platform's
+    token for Cognate tokens."""
+
+    trust: list[TrustRuleSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_key_source_per_issuer(self) -> TokenExchangeSettings:
+        sources: dict[str, str | None] = {}
+        for index, rule in enumerate(self.trust):
+            if sources.setdefault(rule.issuer, rule.jwks_uri) != rule.jwks_uri:
+                raise ValueError(
+                    f"trust[{index}].jwks_uri: every rule for {rule.issuer} must name the same "
+                    "jwks_uri (or none)"
+                )
+        return self
+
+    def rule_name(self, index: int) -> str:
+        return self.trust[index].name or f"trust[{index}]"
 
 
 class AuditSettings(Model):
@@ -725,6 +789,8 @@ class Settings(Model):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    device: DeviceSettings = Field(default_factory=DeviceSettings)
+    token_exchange: TokenExchangeSettings = Field(default_factory=TokenExchangeSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     user_pool: UserPoolSettings = Field(default_factory=UserPoolSettings)

@@ -210,22 +210,7 @@ class ProviderVerifier:
         self, provider: LoginProviderSettings, name: str, token: str
     ) -> VerifiedLogin:
         issuer = provider.issuer or ""
-        try:
-            header = jws.extract_compact(token.encode()).headers()
-        except (JoseError, ValueError):
-            raise LoginRejected("Invalid login token. Not a JWT.") from None
-        if header.get("alg") not in ALLOWED_ALGORITHMS:
-            raise LoginRejected("Invalid login token. Unsupported signing algorithm.")
-        keys = await self._keys(issuer)
-        try:
-            claims = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS).claims
-        except JoseError:
-            # Maybe the IdP rotated: refetch once (rate-limited), then give up.
-            keys = await self._keys(issuer, refresh=True)
-            try:
-                claims = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS).claims
-            except JoseError:
-                raise LoginRejected("Invalid login token. Signature verification failed.") from None
+        claims = await self.signed_claims(issuer, token)
         now = int(time.time())
         try:
             if claims.get("iss") != issuer:
@@ -242,15 +227,40 @@ class ProviderVerifier:
             raise LoginRejected("Invalid login token. Missing required claims.") from None
         return VerifiedLogin(name, str(claims["sub"]), dict(claims))
 
-    async def _keys(self, issuer: str, refresh: bool = False) -> KeySet:
-        cache = self._jwks.setdefault(issuer, _Jwks())
+    async def signed_claims(
+        self, issuer: str, token: str, jwks_uri: str | None = None
+    ) -> dict[str, Any]:
+        """The claims of a JWT whose signature checks out with a key of `issuer`'s JWKS (from
+        `jwks_uri`, else its discovery document): RS256/ES256 only — never `none`, never
+        HMAC, never a key from the token's own header. Nothing else is checked here."""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError):
+            raise LoginRejected("Invalid login token. Not a JWT.") from None
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise LoginRejected("Invalid login token. Unsupported signing algorithm.")
+        keys = await self._keys(issuer, jwks_uri=jwks_uri)
+        try:
+            return dict(jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS).claims)
+        except JoseError:
+            # Maybe the IdP rotated: refetch once (rate-limited), then give up.
+            keys = await self._keys(issuer, refresh=True, jwks_uri=jwks_uri)
+            try:
+                return dict(jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS).claims)
+            except JoseError:
+                raise LoginRejected("Invalid login token. Signature verification failed.") from None
+
+    async def _keys(
+        self, issuer: str, refresh: bool = False, jwks_uri: str | None = None
+    ) -> KeySet:
+        cache = self._jwks.setdefault(f"{issuer} {jwks_uri or ''}", _Jwks())
         async with cache.lock:
             stale = cache.keys is None or (
                 refresh and time.monotonic() - cache.fetched >= self.REFETCH_COOLDOWN
             )
             if stale:
                 try:
-                    cache.keys = await self._fetch_jwks(issuer)
+                    cache.keys = await self._fetch_jwks(issuer, jwks_uri)
                     cache.fetched = time.monotonic()
                 except (httpx.HTTPError, ValueError, KeyError, JoseError) as exc:
                     # Keep the keys we had: a bad answer must not erase good keys.
@@ -262,13 +272,17 @@ class ProviderVerifier:
             assert cache.keys is not None  # noqa: S101 - set above or raised
             return cache.keys
 
-    async def _fetch_jwks(self, issuer: str) -> KeySet:
-        discovery = await self._http.get(f"{issuer.rstrip('/')}/.well-known/openid-configuration")
-        discovery.raise_for_status()
-        meta = discovery.json()
-        if meta.get("issuer") != issuer:
-            raise ValueError("the discovery document names another issuer")
-        response = await self._http.get(meta["jwks_uri"])
+    async def _fetch_jwks(self, issuer: str, jwks_uri: str | None = None) -> KeySet:
+        if jwks_uri is None:
+            discovery = await self._http.get(
+                f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+            )
+            discovery.raise_for_status()
+            meta = discovery.json()
+            if meta.get("issuer") != issuer:
+                raise ValueError("the discovery document names another issuer")
+            jwks_uri = meta["jwks_uri"]
+        response = await self._http.get(str(jwks_uri))
         response.raise_for_status()
         keys = [k for k in response.json()["keys"] if k.get("kty") in ("RSA", "EC")]
         return KeySet.import_key_set({"keys": keys})

@@ -33,4 +33,18 @@ def routes(services: Services) -> list[BaseRoute]:
         ),
         oauth_route("/oauth2/introspect", revocation.introspect_endpoint(services), ["POST"]),
         Route("/oauth2/logout", logout.endpoint(services), methods=["GET", "POST"]),
+        *device_routes(services),
     ]
+
+
+def device_routes(services: Services) -> list[BaseRoute]:
+    """RFC 8628's endpoint (CLIs and devices: no browser origin, so no CORS) — except in
+    sidecar mode, where every path outside `gateway.proxy.sidecar.RESERVED` is the app's, the
+    `/device` page among them, so the grant is not offered at all."""
+    from gateway.op import device
+    from gateway.op.common import oauth_route
+
+    if services.settings.sidecar is not None:
+        return []
+    endpoint = device.authorization_endpoint(services)
+    return [oauth_route("/oauth2/device_authorization", endpoint, ["POST"])]

@@ -352,9 +352,14 @@ async def finish_flow(
     session_cookie: str,
     batch: list[Write] | None = None,
 ) -> Response:
-    """The end of a login: a code for a client, or (forward-auth) straight back to the page."""
+    """The end of a login: a code for a client, (forward-auth) straight back to the page, or
+    (device flow) the device's user code approved."""
     from gateway.proxy import FORWARD_AUTH_CLIENT, signed_in_return
 
+    if flow.device is not None:  # the end of a device approval: no code, no client redirect
+        from gateway.ui.device import approve_device
+
+        return await approve_device(services, flow, session, session_cookie, batch)
     if flow.client_id == FORWARD_AUTH_CLIENT:
         # redirect_uri was checked by safe_redirect when the flow was created; an app host the
         # session cookie does not reach gets its own session on the way (a one-time ticket).

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from gateway.op.common import Handler
 from gateway.services import Services
+from gateway.settings import DEVICE_CODE_GRANT, GRANT_TYPES
 
 JWKS_MAX_AGE = 300
 
@@ -22,6 +23,8 @@ def metadata(services: Services) -> dict[str, Any]:
     """The discovery document."""
     issuer = services.settings.issuer
     keys = services.settings.keys
+    # No device grant in sidecar mode (`gateway.op.device_routes`).
+    device = services.settings.sidecar is None
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",
@@ -30,11 +33,16 @@ def metadata(services: Services) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        **(
+            {"device_authorization_endpoint": f"{issuer}/oauth2/device_authorization"}
+            if device
+            else {}
+        ),
         "end_session_endpoint": f"{issuer}/oauth2/logout",
         "scopes_supported": ["openid", "email", "profile", "phone", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [g for g in GRANT_TYPES if device or g != DEVICE_CODE_GRANT],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [keys.id_token_alg],
         "token_endpoint_auth_methods_supported": [

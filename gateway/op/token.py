@@ -1,4 +1,6 @@
-"""The token endpoint and its grants: authorization_code, refresh_token, client_credentials.
+"""The token endpoint and its grants: authorization_code, refresh_token, client_credentials
+(and, registered from their own modules, RFC 8628's device_code, `gateway.op.device`, and
+RFC 8693's token-exchange, `gateway.op.exchange`).
 
 Each grant is a small class with `grant_type` and `exchange(form, client)`, in the style of
 dex's handlers; the endpoint only authenticates the client and dispatches. Password and implicit
@@ -258,12 +260,17 @@ class ClientCredentialsGrant:
 
 
 def endpoint(services: Services) -> Handler:
+    from gateway.op.device import device_code_grant
+    from gateway.op.exchange import token_exchange_grant
+
     handlers: dict[str, GrantHandler] = {
         h.grant_type: h
         for h in (
             AuthorizationCodeGrant(services),
             RefreshTokenGrant(services),
             ClientCredentialsGrant(services),
+            device_code_grant(services),
+            token_exchange_grant(services),
         )
     }
 

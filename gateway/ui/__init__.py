@@ -21,7 +21,18 @@ def routes(services: Services) -> list[BaseRoute]:
     """The hosted UI's routes (and the demo app's, in demo mode)."""
     from pathlib import Path
 
-    from gateway.ui import account, demo, http_errors, mfa, passkeys, recovery, saml, signup, views
+    from gateway.ui import (
+        account,
+        demo,
+        device,
+        http_errors,
+        mfa,
+        passkeys,
+        recovery,
+        saml,
+        signup,
+        views,
+    )
 
     static = Path(__file__).parent / "static"
     if any(c.type == "saml" for c in services.settings.connectors):
@@ -65,6 +76,8 @@ def routes(services: Services) -> list[BaseRoute]:
         # Behind a sidecar the app keeps /favicon.ico; the pages link /static/favicon.svg.
         found.append(Route("/favicon.ico", http_errors.favicon, methods=["GET"]))
     found += recovery.routes(services)
+    if services.settings.sidecar is None:  # in sidecar mode /device is the app's path
+        found.append(Route("/device", device.device_page(services), methods=["GET", "POST"]))
     if services.settings.demo:
         found += demo.routes(services)
     return found

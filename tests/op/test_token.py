@@ -185,11 +185,18 @@ async def test_urlencoded_basic(http: httpx.AsyncClient) -> None:
 
 
 async def test_unsupported_grants(http: httpx.AsyncClient) -> None:
-    for grant in ("password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"):
+    for grant in ("password", "implicit"):
         response = await http.post(
             "/oauth2/token", auth=WEB, data={"grant_type": grant, "username": "a", "password": "b"}
         )
         assert response.json()["error"] == "unsupported_grant_type"
+    # The device grant exists (RFC 8628), but only for clients registered for it.
+    device = await http.post(
+        "/oauth2/token",
+        auth=WEB,
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"},
+    )
+    assert device.json()["error"] == "unauthorized_client"
 
 
 async def test_token_endpoint_refuses_json_bodies(http: httpx.AsyncClient) -> None:

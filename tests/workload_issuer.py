@@ -1,0 +1,123 @@
+"""A workload token issuer for the token-exchange tests: a real HTTP server on loopback that
+publishes a discovery document and a JWKS (as GitHub Actions' and a Kubernetes API server's
+OIDC endpoints do) and mints tokens shaped like theirs, or broken in chosen ways."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.helpers import AppServer
+
+
+class WorkloadIssuer:
+    """`/.well-known/openid-configuration` and `/keys`; `mint()` signs with the published key,
+    `mint(foreign=True)` with a key nobody published, `unsigned()` makes an `alg: none` token."""
+
+    def __init__(self) -> None:
+        self.server = AppServer(
+            Starlette(
+                routes=[
+                    Route("/.well-known/openid-configuration", self.discovery),
+                    Route("/openid/v1/jwks", self.jwks),
+                ]
+            )
+        )
+        self.issuer = self.server.url
+        self.jwks_uri = f"{self.issuer}/openid/v1/jwks"
+        self.key = RSAKey.generate_key(2048, {"kid": "wl-1", "alg": "RS256"}, private=True)
+        self.foreign = RSAKey.generate_key(2048, {"kid": "wl-1", "alg": "RS256"}, private=True)
+        self.jwks_requests = 0
+
+    def start(self) -> WorkloadIssuer:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    async def discovery(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "issuer": self.issuer,
+                "jwks_uri": self.jwks_uri,
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        )
+
+    async def jwks(self, request: Request) -> Response:
+        self.jwks_requests += 1
+        public = self.key.as_dict(private=False)
+        return JSONResponse({"keys": [{**public, "use": "sig", "alg": "RS256"}]})
+
+    def mint(self, claims: dict[str, Any], foreign: bool = False) -> str:
+        key = self.foreign if foreign else self.key
+        header = {"alg": "RS256", "kid": "wl-1", "typ": "JWT"}
+        return jwt.encode(header, {"iss": self.issuer, **claims}, key)
+
+    def unsigned(self, claims: dict[str, Any]) -> str:
+        def part(data: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+        return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'iss': self.issuer, **claims})}."
+
+    def github(
+        self, aud: str, repository: str = "org/app", ref: str = "refs/heads/main", **more: Any
+    ) -> str:
+        """A GitHub Actions OIDC token's claims (as `ACTIONS_ID_TOKEN_REQUEST_URL` returns)."""
+        now = int(time.time())
+        owner = repository.split("/")[0]
+        claims = {
+            "jti": secrets.token_hex(16),
+            "sub": f"repo:{repository}:ref:{ref}",
+            "aud": aud,
+            "ref": ref,
+            "sha": "d6e2a5c0ffee",
+            "repository": repository,
+            "repository_owner": owner,
+            "run_id": "1234567890",
+            "workflow": "deploy",
+            "event_name": "push",
+            "ref_type": "branch",
+            "environment": "production",
+            "job_workflow_ref": f"{repository}/.github/workflows/deploy.yml@{ref}",
+            "runner_environment": "github-hosted",
+            "nbf": now - 5,
+            "iat": now,
+            "exp": now + 300,
+            **more,
+        }
+        return self.mint(claims)
+
+    def kubernetes(
+        self, aud: str, namespace: str = "prod", account: str = "deployer", **more: Any
+    ) -> str:
+        """A projected service-account token's claims (Kubernetes 1.29+)."""
+        now = int(time.time())
+        claims = {
+            "aud": [aud],
+            "exp": now + 3600,
+            "iat": now,
+            "nbf": now,
+            "jti": secrets.token_hex(16),
+            "sub": f"system:serviceaccount:{namespace}:{account}",
+            "kubernetes.io": {
+                "namespace": namespace,
+                "serviceaccount": {"name": account, "uid": "6f3c0e8e-0000-4000-8000-000000000001"},
+                "pod": {"name": "deployer-7d9f", "uid": "6f3c0e8e-0000-4000-8000-000000000002"},
+            },
+            **more,
+        }
+        return self.mint(claims)
