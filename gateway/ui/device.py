@@ -39,11 +39,12 @@ async def _lookup(services: Services, request: Request, typed: str) -> DeviceRec
     """The pending record for a typed user code, or the message saying why not. Raises a
     429 page (with Retry-After) once this IP has guessed wrong too often."""
     config = services.settings.device
-    checks = [(Limit("device-guess-ip", config.guesses_per_ip, config.window), client_address(services.settings, request))]
+    ip = client_address(services.settings, request)
+    checks = [(Limit("device-guess-ip", config.guesses_per_ip, config.window), ip)]
     try:
         await services.limiter.check(checks)
     except RateLimited as exc:
-        await services.audit.record("device.guess_limited", ip=client_address(services.settings, request))
+        await services.audit.record("device.guess_limited", ip=ip)
         raise _TooManyGuesses(exc.retry_after) from None
     code = normalize_user_code(typed)
     found = await services.device.by_user_code(code) if code else None
