@@ -76,6 +76,13 @@ COMMAND_EXAMPLES: dict[str, list[str]] = {
     "keys": ["cognate keys list"],
     "keys list": ["cognate keys list"],
     "keys rotate": ["cognate keys rotate                next key becomes current"],
+    "login": [
+        "cognate login --issuer https://auth.example.com --client-id cli",
+    ],
+    "aws-credentials": [
+        "cognate aws-credentials --pool us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+        "# ~/.aws/config:  credential_process = cognate aws-credentials --pool us-east-1:…",
+    ],
 }
 
 
