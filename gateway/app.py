@@ -23,6 +23,7 @@ from gateway.errors import PageError, StoreUnavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
+from gateway.op.discovery import Documents, StaticDocuments
 from gateway.pool import Overloaded
 from gateway.proxy import endpoints as forward_auth
 from gateway.proxy.fast import ForwardAuthFastPath
@@ -40,6 +41,7 @@ def create_app(
     services: Services, on_start: Sequence[Callable[[], Awaitable[None]]] = ()
 ) -> Starlette:
     """The ASGI app for `services`; `services.start()` and then `on_start` run in its lifespan."""
+    documents = Documents(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,7 +109,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", services.metrics.endpoint),
-        *op.routes(services),
+        *op.routes(services, documents),
         *cognito.routes(services),
         *credentials.routes(services),
         *ui.routes(services),
@@ -125,6 +127,7 @@ def create_app(
             Middleware(RequestContext),
             Middleware(MetricsMiddleware, metrics=services.metrics),
             Middleware(ForwardAuthFastPath, services=services),
+            Middleware(StaticDocuments, documents=documents),
         ],
         exception_handlers={
             # 404/405 in the wire format of the area asked for (gateway.ui.http_errors).

@@ -1,7 +1,7 @@
 """The OpenID Provider that downstream applications trust: discovery, JWKS, authorize, token,
 userinfo, revocation, introspection and RP-initiated logout.
 
-`routes(services)` returns this area's routes; `gateway.app` mounts them.
+`routes(services, documents)` returns this area's routes; `gateway.app` mounts them.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute, Route
 
 if TYPE_CHECKING:
+    from gateway.op.discovery import Documents
     from gateway.services import Services
 
 
-def routes(services: Services) -> list[BaseRoute]:
-    """The OP's endpoints, each a small module of its own."""
+def routes(services: Services, documents: Documents) -> list[BaseRoute]:
+    """The OP's endpoints, each a small module of its own; `documents`: the metadata and JWKS
+    (also answered before routing, by `discovery.StaticDocuments`)."""
     from gateway.op import authorize, discovery, logout, revocation, token, userinfo
     from gateway.op.common import oauth_route
 
     return [
-        Route("/.well-known/openid-configuration", discovery.configuration(services)),
-        Route("/.well-known/jwks.json", discovery.jwks(services)),
+        Route("/.well-known/openid-configuration", discovery.configuration(documents)),
+        Route("/.well-known/jwks.json", discovery.jwks(documents)),
         Route("/oauth2/authorize", authorize.endpoint(services), methods=["GET", "POST"]),
         # Browser apps call these three (CORS for their clients' allowed origins).
         oauth_route("/oauth2/token", token.endpoint(services), ["POST"], services.clients),

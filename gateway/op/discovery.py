@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.op.common import Handler
 from gateway.services import Services
@@ -87,33 +88,87 @@ def metadata(services: Services) -> dict[str, Any]:
     }
 
 
-def configuration(services: Services) -> Handler:
-    body = json.dumps(metadata(services)).encode()
+class Documents:
+    """The two documents as bytes with their headers: the metadata built once, the JWKS
+    re-encoded only when the key ring publishes a new set. Served by the routes below and,
+    before any routing, by `StaticDocuments`."""
 
+    def __init__(self, services: Services) -> None:
+        self._keys = services.keys
+        self.configuration = json.dumps(metadata(services)).encode()
+        self.configuration_headers = {
+            "Cache-Control": "public, max-age=3600",
+            "Access-Control-Allow-Origin": "*",
+            "Content-Type": "application/json",
+        }
+        self.jwks_headers = {
+            "Cache-Control": f"public, max-age={JWKS_MAX_AGE}",
+            "Access-Control-Allow-Origin": "*",
+            "Content-Type": "application/jwk-set+json",
+        }
+        self._source: Any = None
+        self._jwks = b""
+
+    @property
+    def jwks(self) -> bytes:
+        current = self._keys.jwks
+        if self._source is not current:
+            self._source, self._jwks = current, json.dumps(current).encode()
+        return self._jwks
+
+
+def configuration(documents: Documents) -> Handler:
     async def endpoint(request: Request) -> Response:
-        return Response(
-            body,
-            media_type="application/json",
-            headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
-        )
+        return Response(documents.configuration, headers=documents.configuration_headers)
 
     return endpoint
 
 
-def jwks(services: Services) -> Handler:
-    cache: dict[str, Any] = {"source": None, "body": b""}
-
+def jwks(documents: Documents) -> Handler:
     async def endpoint(request: Request) -> Response:
-        current = services.keys.jwks
-        if cache["source"] is not current:
-            cache["source"], cache["body"] = current, json.dumps(current).encode()
-        return Response(
-            cache["body"],
-            media_type="application/jwk-set+json",
-            headers={
-                "Cache-Control": f"public, max-age={JWKS_MAX_AGE}",
-                "Access-Control-Allow-Origin": "*",
-            },
-        )
+        return Response(documents.jwks, headers=documents.jwks_headers)
 
     return endpoint
+
+
+PATHS = {"/.well-known/openid-configuration": "configuration", "/.well-known/jwks.json": "jwks"}
+
+
+class _Route:
+    """What the metrics middleware reads from `scope["route"]`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class StaticDocuments:
+    """ASGI: GET/HEAD of the metadata and the JWKS answered before Starlette's routing (they
+    are constant documents, fetched by every relying party and resource server), the same
+    bytes and headers as the routes give. Inside the request-id and metrics middleware, so
+    request ids, access logs and request counts stay the same; anything else goes on."""
+
+    def __init__(self, app: ASGIApp, documents: Documents) -> None:
+        self.app = app
+        self.documents = documents
+        self._routes = {path: _Route(path) for path in PATHS}
+        self._heads = {
+            "configuration": _encoded(documents.configuration_headers),
+            "jwks": _encoded(documents.jwks_headers),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        which = PATHS.get(scope["path"]) if scope["type"] == "http" else None
+        if which is None or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        body: bytes = getattr(self.documents, which)
+        scope["route"] = self._routes[scope["path"]]
+        headers = [*self._heads[which], (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]

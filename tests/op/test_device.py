@@ -353,7 +353,7 @@ async def test_no_device_grant_in_sidecar_mode(redis_server: RedisServer) -> Non
     # In sidecar mode every path but the reserved ones is the app's, /device included: the
     # grant is not offered rather than taking a path the app may serve.
     from gateway.op import routes as op_routes
-    from gateway.op.discovery import metadata
+    from gateway.op.discovery import Documents, metadata
     from gateway.services import build_services
     from gateway.ui import routes as ui_routes
 
@@ -363,7 +363,8 @@ async def test_no_device_grant_in_sidecar_mode(redis_server: RedisServer) -> Non
         meta = metadata(services)
         assert "device_authorization_endpoint" not in meta
         assert DEVICE not in meta["grant_types_supported"]
-        paths = {getattr(r, "path", "") for r in [*op_routes(services), *ui_routes(services)]}
+        own = [*op_routes(services, Documents(services)), *ui_routes(services)]
+        paths = {getattr(r, "path", "") for r in own}
         assert "/device" not in paths and "/oauth2/device_authorization" not in paths
         assert "/oauth2/token" in paths
     finally:
