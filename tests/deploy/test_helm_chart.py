@@ -128,6 +128,9 @@ def test_sidecar_example_puts_cognate_in_front_of_the_app(
     assert cognate["args"][:1] == ["proxy"]
     assert cognate["args"][cognate["args"].index("--upstream") + 1] == "http://127.0.0.1:8080"
     assert cognate["args"][cognate["args"].index("--health-path") + 1] == "/healthz"
+    # /healthz is the app's health path there: the gateway's probes ask for its own paths.
+    assert cognate["livenessProbe"]["httpGet"]["path"] == "/_cognate/healthz"
+    assert cognate["readinessProbe"]["httpGet"]["path"] == "/_cognate/readyz"
     env = {e["name"]: e["value"] for e in app["env"]}
     assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"].endswith("/_cognate/aws/credentials")
     assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == "/var/run/cognate/aws-token"
