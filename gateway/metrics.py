@@ -70,6 +70,18 @@ class Metrics:
         self.store_errors = Counter(
             "cognate_store_errors_total", "Store operations that failed", ["operation"], registry=r
         )
+        self.audit_dropped = Counter(
+            "cognate_audit_events_dropped_total",
+            "Audit events lost: not stored, and no longer held (buffer full, or process stopped)",
+            ["event"],
+            registry=r,
+        )
+        self.audit_pending = Gauge(
+            "cognate_audit_events_pending",
+            "Audit events held in memory until the store answers again",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self._store_children: dict[str, Any] = {}  # operation names: a fixed, small set
         self.up = Gauge("cognate_up", "1 while this process serves", registry=r)
         self.up.set(1)

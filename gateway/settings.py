@@ -157,6 +157,10 @@ class AuditSettings(Model):
     """The audit trail (a Redis Stream)."""
 
     retention: Duration = 90 * 86400
+    # Entries the store could not take (an outage during a request that needs no Redis write,
+    # e.g. client_credentials) wait in memory, oldest dropped first, and are written when it
+    # answers again; 0: drop them at once. Losses: cognate_audit_events_dropped_total.
+    buffer: int = Field(10_000, ge=0, le=1_000_000)
 
 
 class RoutePolicySettings(Model):
