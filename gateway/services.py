@@ -150,7 +150,7 @@ def build_services(
         replica_timeout=settings.store.replica_timeout,
     )
     sealer = Sealer(master_key(settings))
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics)
     if hasattr(store, "observer"):
         store.observer = metrics.observe_store
     tokens_cfg = settings.tokens

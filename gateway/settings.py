@@ -21,6 +21,7 @@ from gateway.settings_connectors import (
     OidcConnectorSettings,
     SamlConnectorSettings,
 )
+from gateway.settings_metrics import MetricsSettings
 from gateway.settings_types import (
     ClientUri,
     Duration,
@@ -30,9 +31,10 @@ from gateway.settings_types import (
     parse_duration,
 )
 
-__all__ = [  # re-exported: the connector models are part of the settings schema
+__all__ = [  # re-exported: the connector and metrics models are part of the settings schema
     "ConnectorSettings",
     "LocalConnectorSettings",
+    "MetricsSettings",
     "OAuth2ConnectorSettings",
     "OidcConnectorSettings",
     "SamlConnectorSettings",
@@ -661,6 +663,7 @@ class Settings(Model):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     user_pool: UserPoolSettings = Field(default_factory=UserPoolSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
