@@ -7,6 +7,14 @@ URLs: `redis://` / `rediss://` / `unix://` (one server), `redis+sentinel://h1:26
 On one server, round trips run on redis-py's connections without its pool and pipeline layers
 (`_Lane`); Sentinel and Cluster use redis-py's clients throughout.
 
+Sentinel fail-over with `replicas_acked`: a planned fail-over promotes a replica while the old
+master keeps answering as a master until Sentinel demotes it, which takes up to ~15 s (its INFO
+period, then a resync). Writes sent there are refused (no replica acknowledges them), and
+redis-py only looks for the new master once READONLY arrives. So a durable write that is refused
+asks Sentinel where the master is; if it moved, connections to the old one are dropped and the
+write is sent once more, to the new master (see `_durable`: the old master's writes since the
+promotion are discarded when it becomes a replica, so this is the write's only run that counts).
+
 Every operation touches one key, so it works unchanged on Redis Cluster; areas that need
 several keys in one atomic step put them in one hash slot with `{...}` tags. Any connection
 error or timeout becomes `StoreUnavailable`: callers fail closed (503), never fall back.
@@ -181,6 +189,17 @@ class _Lane:
             await self._idle.pop().disconnect(nowait=nowait)
 
 
+class _NotAcknowledged(StoreUnavailable):
+    """A durable write that too few replicas confirmed in time."""
+
+
+def _demoted(exc: StoreUnavailable) -> bool:
+    """The master refused a write with READONLY (redis-py's Sentinel connection turns that into
+    this ConnectionError): it is a replica now, and the write did not run."""
+    cause = exc.__cause__
+    return isinstance(cause, ConnectionError) and "previous master is now a slave" in str(cause)
+
+
 class RedisStore:
     """A `Store` on Redis (one server, Sentinel or Cluster; see the module docstring)."""
 
@@ -211,6 +230,7 @@ class RedisStore:
             pool, SentinelConnectionPool
         ):
             self._lane = _Lane(pool)
+        self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -317,13 +337,52 @@ class RedisStore:
         nothing was handed out that a promoted replica would not know."""
         if not self._replicas:
             return await self._one(operation, *command)
+        master = self._sentinel_pool.master_address if self._sentinel_pool else None
+        try:
+            return await self._acknowledged(operation, command)
+        except StoreUnavailable as exc:
+            if not (isinstance(exc, _NotAcknowledged) or _demoted(exc)):
+                raise
+            if not (await self._master_moved(master) or _demoted(exc)):
+                raise  # same master, no replica in time: fail closed
+        # A fail-over: the write went to a master that Sentinel has replaced (not acknowledged:
+        # nothing was handed out), or was refused by it (READONLY: it did not run). What the old
+        # master did since the promotion is discarded when it becomes a replica, so sending the
+        # write once more, to the new master, is its only run that lasts.
+        return await self._acknowledged(operation, command)
+
+    async def _acknowledged(self, operation: str, command: tuple[Any, ...]) -> Any:
         wait = ("WAIT", self._replicas, self._replica_wait_ms)
         result, acked = await self._call(operation, lambda: self._round_trip((command, wait)))
         if int(acked) < self._replicas:
-            raise StoreUnavailable(
+            raise _NotAcknowledged(
                 f"redis: {operation} reached {acked} of {self._replicas} replicas in time"
             )
         return result
+
+    async def _master_moved(self, before: tuple[str, int] | None) -> bool:
+        """Ask Sentinel where the master is now; if not where `before` said, drop every
+        connection to another address (idle or in use: redis-py keeps in-use connections on
+        the old master after a fail-over until READONLY) so the next command reconnects."""
+        pool = self._sentinel_pool
+        if pool is None:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                now = await pool.get_master_address()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError, TimeoutError):
+            return False  # Sentinel cannot say: fail closed
+        if now == before:
+            return False
+        stale = [
+            c
+            # redis-py 8 keeps these two collections; nothing public lists in-use connections.
+            for c in (*pool._available_connections, *pool._in_use_connections)
+            if (getattr(c, "host", None), getattr(c, "port", None)) != tuple(now)
+        ]
+        for connection in stale:
+            await connection.disconnect(nowait=True)
+        return True
 
     async def delete(self, *keys: str) -> int:
         if not keys:

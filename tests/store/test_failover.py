@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +55,49 @@ async def test_durable_writes_wait_for_a_replica_or_fail_closed(via: str) -> Non
     finally:
         await store.close()
         sentinel.stop()
+
+
+async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> None:
+    # SENTINEL FAILOVER promotes a replica, but the old master goes on answering as a master
+    # until Sentinel demotes it (its 10 s INFO period, then a resync). Pooled connections kept
+    # writing there, no replica acknowledged, and sign-ins got ~15 s of 503 even with two
+    # replicas. A refused durable write now asks Sentinel where the master is and, when it has
+    # moved, goes once more to the new master, which a second replica already follows.
+    sentinel = RedisSentinel(replicas=2, redis_options=["--repl-diskless-sync-delay", "0"])
+    sentinel.start()
+    store = RedisStore(sentinel.url, prefix="moved", replicas_acked=1, replica_timeout=0.5)
+    try:
+        assert await store.create(store.key("before"), b"1")  # a pooled connection to the master
+        old = sentinel.master_port()
+        sentinel.failover()
+        new = sentinel.master_port()
+        deadline = time.monotonic() + 20
+        while not (
+            "state=online" in sentinel_cli(new, "info", "replication")
+            and f"\nport\n{new}\n"
+            in sentinel_cli(sentinel.sentinel_port, "sentinel", "master", "cognate")
+        ):  # a replica follows the new master, and the fail-over is over (+switch-master)
+            assert time.monotonic() < deadline, "the fail-over did not finish"
+            await asyncio.sleep(0.05)
+        # The old master is still a master here, for seconds more: the case that failed (were
+        # it demoted already, its READONLY would send the write to the new master too).
+        assert await store.create(store.key("after"), b"2")
+        assert await store.take(store.key("before")) == b"1"  # replicated before the fail-over
+        assert sentinel_cli(new, "get", store.key("after")).strip() == "2"
+        assert sentinel_cli(new, "exists", store.key("before")).strip() == "0"
+        assert old != new
+    finally:
+        await store.close()
+        sentinel.stop()
+
+
+def sentinel_cli(port: int, *args: str) -> str:
+    return subprocess.run(  # noqa: S603
+        [shutil.which("redis-cli") or "redis-cli", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout
 
 
 @dataclass
