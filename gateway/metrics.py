@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import ConfigError
 from gateway.settings_metrics import MetricsSettings
 
 log = logging.getLogger("cognate.metrics")
@@ -246,12 +247,17 @@ def metrics_listener(
         return [exposition()]
 
     host, port = address
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
-    class Server(ThreadingWSGIServer):
-        address_family = family
+        class Server(ThreadingWSGIServer):
+            address_family = family
 
-    server = make_server(host, port, app, Server, handler_class=_QuietHandler)
+        server = make_server(host, port, app, Server, handler_class=_QuietHandler)
+    except OSError as exc:  # in use, not an address of this host, unknown name
+        raise ConfigError(
+            [f"metrics.listen: cannot listen on {config.listen}: {exc.strerror or exc}"]
+        ) from None
     thread = threading.Thread(target=server.serve_forever, name="metrics-listener", daemon=True)
     thread.start()
     log.info("metrics on http://%s/metrics", config.listen)

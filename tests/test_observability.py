@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -187,6 +188,14 @@ async def hit(http: httpx.AsyncClient, url: str, times: int) -> None:
         assert all(a.status_code == 200 for a in answers)
 
 
+async def scrape(http: httpx.AsyncClient, url: str) -> str:
+    """One scrape, on a new connection (as Prometheus does, any worker may answer)."""
+    answer = await http.get(url, headers={"Connection": "close"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    return answer.text
+
+
 def healthz_total(text: str) -> float:
     return sample(text, "cognate_http_requests_total", route="/healthz", method="GET", status="200")
 
@@ -216,15 +225,18 @@ async def test_metrics_add_up_every_worker_of_serve(
             for _ in range(3):
                 await hit(http, f"{gateway.url}/healthz", 40)
                 sent += 40
-                for _ in range(4):  # several scrapes, whichever worker answers each
-                    scrape = await http.get(
-                        f"{gateway.url}/metrics", headers={"Connection": "close"}
-                    )
-                    assert scrape.status_code == 200
-                    seen.append(healthz_total(scrape.text))
+                # A request is counted just after its answer went out: the first scrape may
+                # come a moment early, so poll for the total (a lone worker never reaches it).
+                deadline = time.monotonic() + 10
+                while not seen or seen[-1] != sent:
+                    assert time.monotonic() < deadline, (sent, seen)
+                    seen.append(healthz_total(await scrape(http, f"{gateway.url}/metrics")))
+                    assert seen[-1] <= sent, seen
+                for _ in range(4):  # then every scrape, whichever worker answers it, says so
+                    seen.append(healthz_total(await scrape(http, f"{gateway.url}/metrics")))
                     assert seen[-1] == sent, seen
             assert seen == sorted(seen)  # monotonic
-            assert sample(scrape.text, "cognate_up") == 1
+            assert sample(await scrape(http, f"{gateway.url}/metrics"), "cognate_up") == 1
     finally:
         gateway.stop()
 
@@ -245,13 +257,27 @@ async def test_metrics_listen_moves_metrics_off_the_public_port(
             await gateway.ready(http)
             assert (await http.get(f"{gateway.url}/metrics")).status_code == 404
             await hit(http, f"{gateway.url}/healthz", 24)
-            scrape = await http.get(f"http://127.0.0.1:{listen}/metrics")
-            assert scrape.status_code == 200
-            assert scrape.headers["content-type"].startswith("text/plain")
-            assert healthz_total(scrape.text) == 24  # every worker's requests, added up
+            deadline = time.monotonic() + 10
+            while (
+                total := healthz_total(await scrape(http, f"http://127.0.0.1:{listen}/metrics"))
+            ) != 24:
+                assert total < 24 and time.monotonic() < deadline, total  # every worker's, added up
             assert (await http.get(f"http://127.0.0.1:{listen}/other")).status_code == 404
     finally:
         gateway.stop()
+
+
+def test_metrics_listen_on_a_busy_port_is_a_clear_error(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        config = serve_config(tmp_path, redis_server.url, metrics={"listen": f"127.0.0.1:{taken}"})
+        gateway = ServeProcess(config, workers=1)
+        assert gateway.proc.wait(timeout=60) == 1
+    assert f"metrics.listen: cannot listen on 127.0.0.1:{taken}" in gateway.log.read_text()
 
 
 async def test_metrics_allow_limits_who_may_scrape(redis_server: RedisServer) -> None:
