@@ -201,3 +201,33 @@ def test_sidecar_example_puts_cognate_in_front_of_the_app(
     monkeypatch.setenv("COGNATE_REDIS_URL", "redis://redis:6379/0")
     parsed = settings_from_dict(settings)
     assert parsed.sidecar is not None and parsed.sidecar.credentials is not None
+
+
+def test_metrics_listen_gets_its_own_port_everywhere() -> None:
+    values = EVERYTHING | {
+        "config": {
+            "issuer": "https://auth.example.com",
+            "store": {"url": "${COGNATE_REDIS_URL}"},
+            "metrics": {"listen": "0.0.0.0:9100", "allow": ["10.0.0.0/8"]},
+        },
+        "networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelector": {}}]},
+    }
+    docs = render(values)
+    for doc in docs:
+        if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    by_kind = {d["kind"]: d for d in docs}
+    container = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    ports = {p["name"]: p for p in by_kind["Service"]["spec"]["ports"]}
+    assert ports["metrics"]["port"] == 9100 and ports["metrics"]["targetPort"] == "metrics"
+    assert by_kind["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
+    rules = by_kind["NetworkPolicy"]["spec"]["ingress"]
+    assert {
+        "ports": [{"port": 9100, "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {}}],
+    } in rules
+    # Without it, the ServiceMonitor scrapes the http port, as before.
+    plain = {d["kind"]: d for d in render(EVERYTHING)}
+    assert plain["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "http"
+    assert [p["name"] for p in plain["Service"]["spec"]["ports"]] == ["http"]
