@@ -161,6 +161,8 @@ class Allowed:
             address = ipaddress.ip_address(host or "")
         except ValueError:
             return False  # a Unix socket peer, or none: not a listed network
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # an IPv4 scraper on a dual-stack socket ([::])
         return any(address in network for network in self._networks)
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.metrics import Allowed
 from gateway.observability import JsonFormatter
 from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings, redeem
 
@@ -290,6 +291,15 @@ async def test_metrics_allow_limits_who_may_scrape(redis_server: RedisServer) ->
                 assert (await http.get("/healthz")).status_code == 200  # the rest is unaffected
         finally:
             gateway.stop()
+
+
+def test_metrics_allow_reads_the_connecting_address() -> None:
+    allowed = Allowed(["10.0.0.0/8", "fd00::/8"])
+    assert allowed("10.1.2.3") and allowed("fd00::5")
+    assert allowed("::ffff:10.1.2.3")  # an IPv4 scraper seen on a dual-stack socket
+    assert not allowed("11.0.0.1") and not allowed("::1")
+    assert not allowed(None) and not allowed("")  # a Unix socket peer: not a listed network
+    assert Allowed([])("203.0.113.9")  # no allow-list: everyone, as before
 
 
 def test_metrics_settings_name_the_key_and_the_fix() -> None:
