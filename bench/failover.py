@@ -7,8 +7,9 @@ Starts a master, N replicas and one Sentinel (quorum 1) on loopback (the test su
 what a sign-in does with `replicas_acked: 1` (SET NX + WAIT 1 through `redis+sentinel://`, the
 gateway's RedisStore) without pause. After two seconds of steady writes, SENTINEL FAILOVER.
 Reported per run: the time from the fail-over command to the last refused write (the outage a
-user sees as 503 on sign-in), how many writes were refused and why, and when the new master had
-a replica attached again. Nothing here asserts a time: the numbers go to the README.
+user sees as 503 on sign-in), how many writes were refused and why, when the new master had a
+replica attached again, and how many confirmed writes the new master does not have (lost).
+Nothing here asserts a time: the numbers go to the README.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import redis.asyncio as aioredis  # noqa: E402
 
 from gateway.errors import StoreUnavailable  # noqa: E402
 from gateway.store.redis import RedisStore  # noqa: E402
@@ -48,11 +51,21 @@ class Run:
     reasons: Counter[str] = field(default_factory=Counter)
     writes: int = 0
     replica_back: float | None = None  # the new master has a replica online again
+    acknowledged: list[str] = field(default_factory=list)  # keys whose create was confirmed
+    lost: int = 0  # of those, missing on the new master: acknowledged, then lost
 
 
 def reason(exc: StoreUnavailable) -> str:
     text = str(exc)
-    for known in ("replicas in time", "READONLY", "no answer within", "Connection", "master"):
+    for known in (
+        "replicas in time",
+        "Sentinel is failing over",
+        "overlapped a fail-over",
+        "READONLY",
+        "no answer within",
+        "Connection",
+        "master",
+    ):
         if known in text:
             return known
     return text[:60]
@@ -68,9 +81,11 @@ async def one_run(replicas: int, redis_options: list[str]) -> Run:
 
     async def writer() -> None:
         while not stop.is_set():
+            key = store.key(secrets.token_hex(8))
             try:
-                await store.create(store.key(secrets.token_hex(8)), b"1", ttl=60)
+                await store.create(key, b"1", ttl=300)
                 run.writes += 1
+                run.acknowledged.append(key)
             except StoreUnavailable as exc:
                 if started:
                     run.refused.append(time.monotonic() - started[0])
@@ -98,6 +113,14 @@ async def one_run(replicas: int, redis_options: list[str]) -> Run:
             if run.replica_back is not None and now - max(last, run.replica_back) > 3:
                 break
             await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*writers)
+        # The new master's data is what survives (the old one resyncs from it when demoted).
+        survivor = aioredis.Redis(port=topology.master_port())
+        for start in range(0, len(run.acknowledged), 1000):
+            chunk = run.acknowledged[start : start + 1000]
+            run.lost += len(chunk) - int(await survivor.exists(*chunk))
+        await survivor.aclose()
     finally:
         stop.set()
         await asyncio.gather(*writers)
@@ -126,6 +149,7 @@ async def main() -> None:
                 "refused_until_s": round(run.refused[-1], 2) if run.refused else 0.0,
                 "refused": len(run.refused),
                 "writes": run.writes,
+                "acknowledged_then_lost": run.lost,
                 "reasons": dict(run.reasons),
                 "replica_back_s": None if run.replica_back is None else round(run.replica_back, 2),
             }

@@ -10,10 +10,11 @@ On one server, round trips run on redis-py's connections without its pool and pi
 Sentinel fail-over with `replicas_acked`: a planned fail-over promotes a replica while the old
 master keeps answering as a master until Sentinel demotes it, which takes up to ~15 s (its INFO
 period, then a resync). Writes sent there are refused (no replica acknowledges them), and
-redis-py only looks for the new master once READONLY arrives. So a durable write that is refused
-asks Sentinel where the master is; if it moved, connections to the old one are dropped and the
-write is sent once more, to the new master (see `_durable`: the old master's writes since the
-promotion are discarded when it becomes a replica, so this is the write's only run that counts).
+redis-py only looks for the new master once READONLY arrives. So a durable write that no replica
+acknowledged asks Sentinel where the master is and drops the connections to any other address:
+the next write goes to the new master (`_durable`). While Sentinel announces a fail-over in
+progress, durable writes are refused outright (`gateway.store.sentinel`): a replica not yet
+re-pointed would acknowledge writes that its resync then discards.
 
 Every operation touches one key, so it works unchanged on Redis Cluster; areas that need
 several keys in one atomic step put them in one hash slot with `{...}` tags. Any connection
@@ -37,6 +38,7 @@ from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
 from gateway.store import IndexAdd, Put, Read, Take, Write
+from gateway.store.sentinel import FailoverWatch
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
 _CAS = """
@@ -131,6 +133,7 @@ def connect(url: str, socket_timeout: float, connect_timeout: float, max_connect
         )
         client = sentinel.master_for(service, db=int(db or 0), max_connections=max_connections)
         client.cognate_sentinels = sentinel.sentinels  # closed with the client (see close())
+        client.cognate_service = service
         return client
     # One server: RedisStore bounds each operation itself. redis-py's socket_timeout would
     # wrap every send in asyncio.wait_for (a task per command) and every reply in a timeout
@@ -231,6 +234,11 @@ class RedisStore:
         ):
             self._lane = _Lane(pool)
         self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
+        self._failovers: FailoverWatch | None = None
+        if self._sentinel_pool is not None and replicas_acked:
+            self._failovers = FailoverWatch(
+                self._redis.cognate_sentinels, self._redis.cognate_service
+            )
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -337,19 +345,34 @@ class RedisStore:
         nothing was handed out that a promoted replica would not know."""
         if not self._replicas:
             return await self._one(operation, *command)
-        master = self._sentinel_pool.master_address if self._sentinel_pool else None
+        watch = self._failovers
+        if watch is not None:
+            watch.start()
+            if watch.in_progress():
+                # Between the promotion and Sentinel re-pointing the other replicas, the old
+                # master's writes can be acknowledged and still be lost (see store.sentinel).
+                raise StoreUnavailable(f"redis: {operation} refused: Sentinel is failing over")
+        epoch = watch.epoch if watch is not None else 0
         try:
-            return await self._acknowledged(operation, command)
+            result = await self._acknowledged(operation, command)
+        except _NotAcknowledged:
+            # Perhaps the master moved: drop connections to the old one, so the next write
+            # goes to the new master. This one fails closed (nothing was handed out): it may
+            # have run on either server, and running it again could undo it (GETDEL) or report
+            # it wrongly (SET NX).
+            await self._follow_master()
+            raise
         except StoreUnavailable as exc:
-            if not (isinstance(exc, _NotAcknowledged) or _demoted(exc)):
+            if not _demoted(exc):
                 raise
-            if not (await self._master_moved(master) or _demoted(exc)):
-                raise  # same master, no replica in time: fail closed
-        # A fail-over: the write went to a master that Sentinel has replaced (not acknowledged:
-        # nothing was handed out), or was refused by it (READONLY: it did not run). What the old
-        # master did since the promotion is discarded when it becomes a replica, so sending the
-        # write once more, to the new master, is its only run that lasts.
-        return await self._acknowledged(operation, command)
+            # READONLY from a demoted master: the write did not run. Send it once, to the
+            # master Sentinel names now.
+            await self._follow_master()
+            result = await self._acknowledged(operation, command)
+        if watch is not None and watch.epoch != epoch:
+            # Acknowledged, but a fail-over began meanwhile: maybe by a replica about to resync.
+            raise StoreUnavailable(f"redis: {operation} overlapped a fail-over; not trusted")
+        return result
 
     async def _acknowledged(self, operation: str, command: tuple[Any, ...]) -> Any:
         wait = ("WAIT", self._replicas, self._replica_wait_ms)
@@ -360,29 +383,26 @@ class RedisStore:
             )
         return result
 
-    async def _master_moved(self, before: tuple[str, int] | None) -> bool:
-        """Ask Sentinel where the master is now; if not where `before` said, drop every
-        connection to another address (idle or in use: redis-py keeps in-use connections on
-        the old master after a fail-over until READONLY) so the next command reconnects."""
+    async def _follow_master(self) -> None:
+        """Ask Sentinel where the master is now and drop every connection to another address,
+        idle or in use (redis-py leaves in-use connections on the old master after a fail-over
+        until READONLY arrives), so the next command connects to the new one."""
         pool = self._sentinel_pool
         if pool is None:
-            return False
+            return
         try:
             async with asyncio.timeout(self._timeout):
-                now = await pool.get_master_address()  # type: ignore[no-untyped-call]
+                master = await pool.get_master_address()  # type: ignore[no-untyped-call]
         except (RedisError, OSError, TimeoutError):
-            return False  # Sentinel cannot say: fail closed
-        if now == before:
-            return False
+            return  # Sentinel cannot say: nothing to follow
         stale = [
             c
             # redis-py 8 keeps these two collections; nothing public lists in-use connections.
             for c in (*pool._available_connections, *pool._in_use_connections)
-            if (getattr(c, "host", None), getattr(c, "port", None)) != tuple(now)
+            if (getattr(c, "host", None), getattr(c, "port", None)) != tuple(master)
         ]
         for connection in stale:
             await connection.disconnect(nowait=True)
-        return True
 
     async def delete(self, *keys: str) -> int:
         if not keys:
@@ -515,6 +535,8 @@ class RedisStore:
         return None
 
     async def close(self) -> None:
+        if self._failovers is not None:
+            await self._failovers.close()
         if self._lane is not None:
             await self._lane.close()
         await self._redis.aclose()
