@@ -27,7 +27,7 @@ from gateway.op.discovery import Documents, StaticDocuments
 from gateway.pool import Overloaded
 from gateway.proxy import endpoints as forward_auth
 from gateway.proxy.fast import ForwardAuthFastPath
-from gateway.proxy.sidecar import SidecarProxy
+from gateway.proxy.sidecar import SIDECAR_HEALTH, SidecarProxy
 from gateway.proxy.sidecar import routes as sidecar_routes
 from gateway.services import Services
 from gateway.ui.http_errors import http_error
@@ -118,7 +118,10 @@ def create_app(
     if services.settings.sidecar is not None:
         # The app owns `/` (its home page, and POSTs to it): the gateway keeps its other paths
         # (see gateway.proxy.sidecar.RESERVED) and everything else goes to the app.
-        routes = [r for r in routes if getattr(r, "path", None) != "/"]
+        # Its health paths are the app's too: the gateway's own probes move under /_cognate/.
+        probes = {"/healthz": healthz, "/readyz": readyz}
+        routes = [r for r in routes if getattr(r, "path", None) not in ("/", *probes)]
+        routes += [Route(SIDECAR_HEALTH[path], probe) for path, probe in probes.items()]
         extra, sidecar = sidecar_routes(services, services.settings.sidecar)
         routes += extra
     app = Starlette(

@@ -367,6 +367,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.metrics import metrics_listener, shared_exposition, shared_metrics_dir
     from gateway.observability import configure_logging
     from gateway.services import build_services
 
@@ -428,9 +429,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         os.environ["COGNATE_CONFIG"] = os.path.abspath(args.config)
         print("\n".join(banner), file=sys.stderr, flush=True)
-        uvicorn.run(
-            "gateway.cli:app_from_env", factory=True, workers=args.workers, **server_options
-        )
+        # The workers add their metrics up in one directory; the supervisor (this process)
+        # serves the sum on metrics.listen, any worker on the public port.
+        with shared_metrics_dir() as metrics_dir:
+            with metrics_listener(settings.metrics, lambda: shared_exposition(metrics_dir)):
+                uvicorn.run(
+                    "gateway.cli:app_from_env", factory=True, workers=args.workers, **server_options
+                )
         return 0
     services = build_services(settings)
     if settings.demo:
@@ -440,16 +445,19 @@ def _serve(args: argparse.Namespace) -> int:
         print("\n".join(banner) + "\n", file=sys.stderr, flush=True)
 
     on_start.append(announce)
-    uvicorn.run(create_app(services, on_start=on_start), **server_options)
+    with metrics_listener(settings.metrics, services.metrics.exposition):
+        uvicorn.run(create_app(services, on_start=on_start), **server_options)
     return 0
 
 
 def app_from_env() -> Any:
     """uvicorn factory for multi-worker mode: settings from $COGNATE_CONFIG."""
     from gateway.app import create_app
+    from gateway.metrics import MULTIPROC_ENV, forget_on_exit
     from gateway.observability import configure_logging
     from gateway.services import build_services
 
     settings = load_settings(os.environ["COGNATE_CONFIG"])
     configure_logging(settings.log_level)
+    forget_on_exit(os.environ.get(MULTIPROC_ENV))
     return create_app(build_services(settings))

@@ -122,6 +122,7 @@ class Services:
             await connector.close()
         await self.vendor.close()
         await self.hooks.close()
+        await self.audit.close()  # audit entries held through an outage: last try, or counted
         if isinstance(self.sms, WebhookSms):
             await self.sms.close()
         await self.store.close()
@@ -151,7 +152,7 @@ def build_services(
         replica_timeout=settings.store.replica_timeout,
     )
     sealer = Sealer(master_key(settings))
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics)
     if hasattr(store, "observer"):
         store.observer = metrics.observe_store
     tokens_cfg = settings.tokens
@@ -203,7 +204,7 @@ def build_services(
         vendor=CredentialVendor(store, sealer, tokens, metrics),
         limiter=RateLimiter(store, sealer),
         metrics=metrics,
-        audit=Audit(store, settings.audit.retention),
+        audit=Audit(store, settings.audit.retention, metrics, settings.audit.buffer),
         logout=Logout(sessions, grants, tokens, clients, background),
         codes=Codes(store, sealer, settings.user_pool.code_ttl, settings.user_pool.code_attempts),
         email=build_sender(settings.email),

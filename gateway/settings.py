@@ -21,6 +21,7 @@ from gateway.settings_connectors import (
     OidcConnectorSettings,
     SamlConnectorSettings,
 )
+from gateway.settings_metrics import MetricsSettings
 from gateway.settings_types import (
     ClientUri,
     Duration,
@@ -30,9 +31,10 @@ from gateway.settings_types import (
     parse_duration,
 )
 
-__all__ = [  # re-exported: the connector models are part of the settings schema
+__all__ = [  # re-exported: the connector and metrics models are part of the settings schema
     "ConnectorSettings",
     "LocalConnectorSettings",
+    "MetricsSettings",
     "OAuth2ConnectorSettings",
     "OidcConnectorSettings",
     "SamlConnectorSettings",
@@ -234,6 +236,10 @@ class AuditSettings(Model):
     """The audit trail (a Redis Stream)."""
 
     retention: Duration = 90 * 86400
+    # Entries the store could not take (an outage during a request that needs no Redis write,
+    # e.g. client_credentials) wait in memory, oldest dropped first, and are written when it
+    # answers again; 0: drop them at once. Losses: cognate_audit_events_dropped_total.
+    buffer: int = Field(10_000, ge=0, le=1_000_000)
 
 
 class RoutePolicySettings(Model):
@@ -792,6 +798,7 @@ class Settings(Model):
     device: DeviceSettings = Field(default_factory=DeviceSettings)
     token_exchange: TokenExchangeSettings = Field(default_factory=TokenExchangeSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     user_pool: UserPoolSettings = Field(default_factory=UserPoolSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)

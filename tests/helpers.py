@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -466,16 +466,22 @@ class RedisCluster:
 
 
 class RedisSentinel:
-    """A master (optionally with a replica) and one Sentinel watching it (quorum 1), as
-    `redis+sentinel://`. `failover()` promotes the replica the way Sentinel does."""
+    """A master (optionally with replicas: `replica=True` is one) and one Sentinel watching it
+    (quorum 1), as `redis+sentinel://`. `failover()` promotes a replica the way Sentinel does.
+    `redis_options` go to every redis-server (e.g. `--repl-diskless-sync-delay 0`)."""
 
     SERVICE = "cognate"
 
-    def __init__(self, replica: bool = False) -> None:
+    def __init__(
+        self, replica: bool = False, replicas: int = 0, redis_options: Sequence[str] = ()
+    ) -> None:
         self.master = RedisServer()
-        self.replica = RedisServer() if replica else None
-        if self.replica is not None:
-            self.replica.extra = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replicas = [RedisServer() for _ in range(max(replicas, int(replica)))]
+        for node in (self.master, *self.replicas):
+            node.extra = list(redis_options)
+        for node in self.replicas:
+            node.extra += ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica = self.replicas[0] if self.replicas else None
         self.sentinel_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -493,8 +499,13 @@ class RedisSentinel:
     def failover(self) -> None:
         """SENTINEL FAILOVER: the replica becomes the master, the old master its replica."""
         before = self.master_port()
-        assert "OK" in self.cli("sentinel", "failover", self.SERVICE)
         deadline = time.monotonic() + 30
+        # Sentinel refuses (NOGOODSLAVE) until it has heard from a replica itself (its INFO
+        # period): a fail-over right after start waits for that.
+        while "OK" not in (answer := self.cli("sentinel", "failover", self.SERVICE)):
+            if "NOGOODSLAVE" not in answer or time.monotonic() > deadline:
+                raise RuntimeError(f"SENTINEL FAILOVER: {answer.strip()}")
+            time.sleep(0.1)
         while self.master_port() == before:
             if time.monotonic() > deadline:
                 raise RuntimeError("the fail-over did not happen")
@@ -506,8 +517,8 @@ class RedisSentinel:
 
     def start(self) -> None:
         self.master.start()
-        if self.replica is not None:
-            self.replica.start()
+        for replica in self.replicas:
+            replica.start()
         config = f"{self.master.dir}/sentinel.conf"
         with open(config, "w") as handle:
             handle.write(
@@ -540,33 +551,33 @@ class RedisSentinel:
             time.sleep(0.05)
         else:
             raise RuntimeError("sentinel did not start")
-        while (
-            self.replica is not None
-            and "master_link_status:up"
-            not in subprocess.run(  # noqa: S603
-                [shutil.which("redis-cli") or "redis-cli", "-p", str(self.replica.port), "info"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout
-        ):  # the replica has synced
-            if time.monotonic() > deadline:
-                raise RuntimeError("the replica did not sync")
-            time.sleep(0.05)
-        while self.replica is not None and str(self.replica.port) not in self.cli(
-            "sentinel", "replicas", self.SERVICE
-        ):  # Sentinel learns replicas from the master's INFO
-            if time.monotonic() > deadline:
-                raise RuntimeError("sentinel did not see the replica")
-            time.sleep(0.1)
+        for replica in self.replicas:
+            while (
+                "master_link_status:up"
+                not in subprocess.run(  # noqa: S603
+                    [shutil.which("redis-cli") or "redis-cli", "-p", str(replica.port), "info"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout
+            ):  # the replica has synced
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replica did not sync")
+                time.sleep(0.05)
+            while str(replica.port) not in self.cli(
+                "sentinel", "replicas", self.SERVICE
+            ):  # Sentinel learns replicas from the master's INFO
+                if time.monotonic() > deadline:
+                    raise RuntimeError("sentinel did not see the replica")
+                time.sleep(0.1)
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.master.stop()
-        if self.replica is not None:
-            self.replica.stop()
+        for replica in self.replicas:
+            replica.stop()
 
 
 async def sign_in_and_race_redeems(

@@ -2,8 +2,8 @@
 
 Every request that is not for the gateway itself (its reserved paths: `/oauth2/*`, `/login*`,
 `/signup*`, `/forgot*`, `/logout`, `/account/*`, `/saml/*`, `/static/*`, `/theme.css`,
-`/.well-known/*`, `/cognito-identity`, `/credentials`, `/healthz`, `/readyz`, `/metrics`,
-`/_cognate/*`) goes to the upstream app — after the same decision as forward-auth
+`/.well-known/*`, `/cognito-identity`, `/credentials`, `/metrics`, `/_cognate/*`) goes to the
+upstream app — after the same decision as forward-auth
 (`proxy.decide`): signed in and allowed by the route policies, or a redirect to sign-in
 (browser), a 401 (API) or a 403.
 
@@ -12,7 +12,9 @@ Every request that is not for the gateway itself (its reserved paths: `/oauth2/*
 - Request and response bodies stream both ways (no buffering; `sidecar.max_body_size` bounds an
   upload); WebSockets are proxied frame by frame after the same check.
 - `sidecar.health_paths` reach the app without sign-in, by exact path match only (so
-  `/healthz/../admin` or `/healthzX` are not health paths).
+  `/healthz/../admin` or `/healthzX` are not health paths). The gateway's own liveness and
+  readiness move to `/_cognate/healthz` and `/_cognate/readyz` (`SIDECAR_HEALTH`): `/healthz`
+  and `/readyz` are the app's, since an app's health path is usually one of those two.
 - With `sidecar.credentials`, `GET /_cognate/aws/credentials` serves the app role-scoped AWS
   credentials in the format of the AWS SDKs' container provider: set
   `AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:<port>/_cognate/aws/credentials` and
@@ -63,11 +65,12 @@ RESERVED = (
     "/.well-known/",
     "/cognito-identity",
     "/credentials",
-    "/healthz",
-    "/readyz",
     "/metrics",
     "/_cognate/",
 )
+# The gateway's own probes in sidecar mode (the app keeps /healthz and /readyz): what the Helm
+# chart's probes ask for.
+SIDECAR_HEALTH = {"/healthz": "/_cognate/healthz", "/readyz": "/_cognate/readyz"}
 # RFC 9110 §7.6.1 hop-by-hop headers, and what the proxy sets itself.
 HOP_BY_HOP = frozenset(
     {

@@ -7,6 +7,15 @@ URLs: `redis://` / `rediss://` / `unix://` (one server), `redis+sentinel://h1:26
 On one server, round trips run on redis-py's connections without its pool and pipeline layers
 (`_Lane`); Sentinel and Cluster use redis-py's clients throughout.
 
+Sentinel fail-over with `replicas_acked`: a planned fail-over promotes a replica while the old
+master keeps answering as a master until Sentinel demotes it, which takes up to ~15 s (its INFO
+period, then a resync). Writes sent there are refused (no replica acknowledges them), and
+redis-py only looks for the new master once READONLY arrives. So a durable write that no replica
+acknowledged asks Sentinel where the master is and drops the connections to any other address:
+the next write goes to the new master (`_durable`). While Sentinel announces a fail-over in
+progress, durable writes are refused outright (`gateway.store.sentinel`): a replica not yet
+re-pointed would acknowledge writes that its resync then discards.
+
 Every operation touches one key, so it works unchanged on Redis Cluster; areas that need
 several keys in one atomic step put them in one hash slot with `{...}` tags. Any connection
 error or timeout becomes `StoreUnavailable`: callers fail closed (503), never fall back.
@@ -29,6 +38,7 @@ from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
 from gateway.store import IndexAdd, Put, Read, Take, Write
+from gateway.store.sentinel import FailoverWatch
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
 _CAS = """
@@ -123,6 +133,7 @@ def connect(url: str, socket_timeout: float, connect_timeout: float, max_connect
         )
         client = sentinel.master_for(service, db=int(db or 0), max_connections=max_connections)
         client.cognate_sentinels = sentinel.sentinels  # closed with the client (see close())
+        client.cognate_service = service
         return client
     # One server: RedisStore bounds each operation itself. redis-py's socket_timeout would
     # wrap every send in asyncio.wait_for (a task per command) and every reply in a timeout
@@ -181,6 +192,17 @@ class _Lane:
             await self._idle.pop().disconnect(nowait=nowait)
 
 
+class _NotAcknowledged(StoreUnavailable):
+    """A durable write that too few replicas confirmed in time."""
+
+
+def _demoted(exc: StoreUnavailable) -> bool:
+    """The master refused a write with READONLY (redis-py's Sentinel connection turns that into
+    this ConnectionError): it is a replica now, and the write did not run."""
+    cause = exc.__cause__
+    return isinstance(cause, ConnectionError) and "previous master is now a slave" in str(cause)
+
+
 class RedisStore:
     """A `Store` on Redis (one server, Sentinel or Cluster; see the module docstring)."""
 
@@ -211,6 +233,12 @@ class RedisStore:
             pool, SentinelConnectionPool
         ):
             self._lane = _Lane(pool)
+        self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
+        self._failovers: FailoverWatch | None = None
+        if self._sentinel_pool is not None and replicas_acked:
+            self._failovers = FailoverWatch(
+                self._redis.cognate_sentinels, self._redis.cognate_service
+            )
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -317,13 +345,64 @@ class RedisStore:
         nothing was handed out that a promoted replica would not know."""
         if not self._replicas:
             return await self._one(operation, *command)
+        watch = self._failovers
+        if watch is not None:
+            watch.start()
+            if watch.in_progress():
+                # Between the promotion and Sentinel re-pointing the other replicas, the old
+                # master's writes can be acknowledged and still be lost (see store.sentinel).
+                raise StoreUnavailable(f"redis: {operation} refused: Sentinel is failing over")
+        epoch = watch.epoch if watch is not None else 0
+        try:
+            result = await self._acknowledged(operation, command)
+        except _NotAcknowledged:
+            # Perhaps the master moved: drop connections to the old one, so the next write
+            # goes to the new master. This one fails closed (nothing was handed out): it may
+            # have run on either server, and running it again could undo it (GETDEL) or report
+            # it wrongly (SET NX).
+            await self._follow_master()
+            raise
+        except StoreUnavailable as exc:
+            if not _demoted(exc):
+                raise
+            # READONLY from a demoted master: the write did not run. Send it once, to the
+            # master Sentinel names now.
+            await self._follow_master()
+            result = await self._acknowledged(operation, command)
+        if watch is not None and watch.epoch != epoch:
+            # Acknowledged, but a fail-over began meanwhile: maybe by a replica about to resync.
+            raise StoreUnavailable(f"redis: {operation} overlapped a fail-over; not trusted")
+        return result
+
+    async def _acknowledged(self, operation: str, command: tuple[Any, ...]) -> Any:
         wait = ("WAIT", self._replicas, self._replica_wait_ms)
         result, acked = await self._call(operation, lambda: self._round_trip((command, wait)))
         if int(acked) < self._replicas:
-            raise StoreUnavailable(
+            raise _NotAcknowledged(
                 f"redis: {operation} reached {acked} of {self._replicas} replicas in time"
             )
         return result
+
+    async def _follow_master(self) -> None:
+        """Ask Sentinel where the master is now and drop every connection to another address,
+        idle or in use (redis-py leaves in-use connections on the old master after a fail-over
+        until READONLY arrives), so the next command connects to the new one."""
+        pool = self._sentinel_pool
+        if pool is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                master = await pool.get_master_address()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError, TimeoutError):
+            return  # Sentinel cannot say: nothing to follow
+        stale = [
+            c
+            # redis-py 8 keeps these two collections; nothing public lists in-use connections.
+            for c in (*pool._available_connections, *pool._in_use_connections)
+            if (getattr(c, "host", None), getattr(c, "port", None)) != tuple(master)
+        ]
+        for connection in stale:
+            await connection.disconnect(nowait=True)
 
     async def delete(self, *keys: str) -> int:
         if not keys:
@@ -456,6 +535,8 @@ class RedisStore:
         return None
 
     async def close(self) -> None:
+        if self._failovers is not None:
+            await self._failovers.close()
         if self._lane is not None:
             await self._lane.close()
         await self._redis.aclose()

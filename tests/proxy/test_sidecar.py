@@ -88,6 +88,7 @@ def sidecar(redis_server: RedisServer) -> Iterator[tuple[GatewayServer, AppServe
         Starlette(
             routes=[
                 Route("/", lambda r: PlainTextResponse("app home")),
+                Route("/healthz", lambda r: PlainTextResponse("the app is alive")),
                 Route("/healthz-app", lambda r: PlainTextResponse("healthy")),
                 Route("/healthz-echo", echo),
                 Route("/set-cookie", set_cookie),
@@ -102,7 +103,10 @@ def sidecar(redis_server: RedisServer) -> Iterator[tuple[GatewayServer, AppServe
         make_settings(
             free_port(),
             redis_server.url,
-            sidecar={"upstream": app.url, "health_paths": ["/healthz-app", "/healthz-echo"]},
+            sidecar={
+                "upstream": app.url,
+                "health_paths": ["/healthz", "/healthz-app", "/healthz-echo"],
+            },
         )
     ).start()
     yield gateway, app
@@ -159,6 +163,25 @@ async def test_sign_in_then_the_app_sees_who_is_calling(
         assert (await browser.http.get("/.well-known/openid-configuration")).status_code == 200
     finally:
         await browser.aclose()
+
+
+async def test_the_apps_health_path_reaches_the_app(
+    sidecar: tuple[GatewayServer, AppServer],
+) -> None:
+    # `--health-path /healthz` used to be dead config: the gateway answered /healthz itself, so
+    # the kubelet probed the gateway and never the app. In sidecar mode the gateway's own probes
+    # live under /_cognate/ and /healthz and /readyz belong to the app.
+    gateway, _ = sidecar
+    async with httpx.AsyncClient(base_url=gateway.url) as anonymous:
+        app_health = await anonymous.get("/healthz")
+        assert (app_health.status_code, app_health.text) == (200, "the app is alive")
+        # /readyz is not a health path here: the app's, behind sign-in like any other path.
+        app_ready = await anonymous.get("/readyz", headers={"Accept": "application/json"})
+        assert app_ready.status_code == 401
+        own = await anonymous.get("/_cognate/healthz")
+        assert (own.status_code, own.text) == (200, "ok")
+        ready = await anonymous.get("/_cognate/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
 async def test_bodies_stream_both_ways(sidecar: tuple[GatewayServer, AppServer]) -> None:

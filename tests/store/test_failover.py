@@ -8,13 +8,18 @@ closed."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
+import shutil
+import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from gateway.errors import StoreUnavailable
 from gateway.store import Get, Take
@@ -37,7 +42,7 @@ async def test_durable_writes_wait_for_a_replica_or_fail_closed(via: str) -> Non
     sentinel = RedisSentinel(replica=True)
     sentinel.start()
     url = sentinel.url if via == "sentinel" else sentinel.master.url  # redis-py's pool or ours
-    store = RedisStore(url, prefix="acks", replicas_acked=1, replica_timeout=0.3)
+    store = RedisStore(url, prefix="acks", replicas_acked=1, replica_timeout=1.0)
     try:
         assert await store.create(store.key("a"), b"1")
         assert await store.take(store.key("a")) == b"1"
@@ -52,6 +57,121 @@ async def test_durable_writes_wait_for_a_replica_or_fail_closed(via: str) -> Non
     finally:
         await store.close()
         sentinel.stop()
+
+
+async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> None:
+    # SENTINEL FAILOVER promotes a replica, but the old master goes on answering as a master
+    # until Sentinel demotes it (its 10 s INFO period, then a resync). Pooled connections kept
+    # writing there, no replica acknowledged, and sign-ins got ~15 s of 503 even with two
+    # replicas. A refused durable write now asks Sentinel where the master is and, when it has
+    # moved, goes once more to the new master, which a second replica already follows.
+    sentinel = RedisSentinel(replicas=2, redis_options=["--repl-diskless-sync-delay", "0"])
+    sentinel.start()
+    store = RedisStore(sentinel.url, prefix="moved", replicas_acked=1, replica_timeout=0.5)
+    try:
+        assert await store.create(store.key("before"), b"1")  # a pooled connection to the master
+        old = sentinel.master_port()
+        sentinel.failover()
+        new = sentinel.master_port()
+        deadline = time.monotonic() + 20
+        while not (
+            "state=online" in sentinel_cli(new, "info", "replication")
+            and f"\nport\n{new}\n"
+            in sentinel_cli(sentinel.sentinel_port, "sentinel", "master", "cognate")
+        ):  # a replica follows the new master, and the fail-over is over (+switch-master)
+            assert time.monotonic() < deadline, "the fail-over did not finish"
+            await asyncio.sleep(0.05)
+        # The store may refuse a moment longer (it hears the end of the fail-over from
+        # Sentinel's pub/sub), as a client would see a 503; then the write goes through to the
+        # new master while the old one still answers as a master (the case that failed).
+        for attempt in itertools.count():
+            after = store.key(f"after-{attempt}")  # a refused attempt may have been written
+            try:
+                assert await store.create(after, b"2")
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "durable writes stayed refused"
+                await asyncio.sleep(0.05)
+        assert "role:master" in sentinel_cli(old, "info", "replication")
+        assert await store.take(store.key("before")) == b"1"  # replicated before the fail-over
+        assert sentinel_cli(new, "get", after).strip() == "2"
+        assert sentinel_cli(new, "exists", store.key("before")).strip() == "0"
+        assert old != new
+    finally:
+        await store.close()
+        sentinel.stop()
+
+
+async def test_no_acknowledged_write_is_lost_in_a_planned_failover_with_two_replicas() -> None:
+    # With two replicas the old master, after Sentinel promoted one, still had the other one
+    # attached for a second or so: it acknowledged writes (WAIT 1) that its resync from the new
+    # master then discarded, about 4,000 in one fail-over of bench/failover.py. Durable writes
+    # now wait out the fail-over Sentinel announces. (The writers start once the fail-over is
+    # under way, on replicas in sync: a replica that lags when Sentinel promotes it loses what
+    # only the other one acknowledged, whatever the gateway does; README says so.)
+    sentinel = RedisSentinel(replicas=2, redis_options=["--repl-diskless-sync-delay", "0"])
+    sentinel.start()
+    store = RedisStore(sentinel.url, prefix="kept", replicas_acked=1, replica_timeout=0.5)
+    acknowledged: list[str] = []
+    refused: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        while not stop.is_set():
+            key = store.key(secrets.token_hex(8))
+            try:
+                assert await store.create(key, b"1")
+                acknowledged.append(key)
+            except StoreUnavailable as exc:
+                refused[str(exc)[:40]] += 1
+                await asyncio.sleep(0.01)
+
+    writers: list[asyncio.Task[None]] = []
+
+    async def until(done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, (what, refused)
+            for task in writers:
+                if task.done():
+                    task.result()  # a writer that failed: its error, not a timeout
+            await asyncio.sleep(0.01)
+
+    try:
+        assert await store.create(store.key("first"), b"1")  # connected, and listening
+        old = sentinel.master_port()
+        failover = asyncio.create_task(asyncio.to_thread(sentinel.failover))
+        await until(
+            lambda: "failover_in_progress" in sentinel.cli("sentinel", "master", "cognate"),
+            "the fail-over did not start",
+        )
+        writers += [asyncio.create_task(writer()) for _ in range(4)]
+        await failover
+        new = sentinel.master_port()
+        await until(lambda: len(acknowledged) >= 200, "no writes after the fail-over")
+        stop.set()
+        await asyncio.gather(*writers)
+        survivor = aioredis.Redis(port=new)  # what remains once the old master resyncs
+        try:
+            missing = [k for k in acknowledged if not await survivor.exists(k)]
+        finally:
+            await survivor.aclose()
+        assert old != new and missing == [], f"{len(missing)} of {len(acknowledged)} lost"
+        assert refused  # the writers did run into the fail-over
+    finally:
+        stop.set()
+        await asyncio.gather(*writers, return_exceptions=True)
+        await store.close()
+        sentinel.stop()
+
+
+def sentinel_cli(port: int, *args: str) -> str:
+    return subprocess.run(  # noqa: S603
+        [shutil.which("redis-cli") or "redis-cli", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout
 
 
 @dataclass
@@ -95,7 +215,13 @@ async def under_load(gateway: GatewayServer, failover: Callable[[], object]) -> 
         await asyncio.sleep(1.5)
         before = len(load.subjects)
         await asyncio.to_thread(failover)
-        await asyncio.sleep(2.5)
+        # Until sign-ins complete after the fail-over too (with one replica on Sentinel, not
+        # before the old master is demoted and resynced: durable writes wait for a replica).
+        after = len(load.subjects)
+        deadline = time.monotonic() + 60
+        while len(load.subjects) <= after:
+            assert time.monotonic() < deadline, load.statuses
+            await asyncio.sleep(0.1)
     finally:
         stop.set()
         await asyncio.gather(*workers)

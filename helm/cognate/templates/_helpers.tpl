@@ -34,3 +34,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.serviceAccount.name | default "default" -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* The port of config.metrics.listen ("0.0.0.0:9100" -> 9100), or nothing: /metrics is then on the http port. */}}
+{{- define "cognate.metricsPort" -}}
+{{- with (.Values.config.metrics | default dict).listen -}}
+{{- regexFind "[0-9]+$" . -}}
+{{- end -}}
+{{- end -}}
