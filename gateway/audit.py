@@ -13,6 +13,11 @@ answers again. What is still lost (buffer full, or the process stopping with ent
 counted in `cognate_audit_events_dropped_total{event}`; `cognate_audit_events_pending` says how
 many wait. An outage logs one summary line per interval, not one line per event:
 "audit: 221 events not stored in the last 10 s (store unavailable); 221 held, 0 dropped".
+
+The token endpoint does not wait for its entry at all (`defer`): entries queue in memory and
+one writer stores them in batches, one round trip for many, in order; what the store refuses
+joins the held entries above. An entry so reaches Redis within moments of its answer, and is
+lost only as held entries are (counted), if the process ends before it is written.
 """
 
 from __future__ import annotations
@@ -55,14 +60,13 @@ class Audit:
         self._retry_every = retry_every
         self._held: deque[dict[str, str]] = deque()
         self._flusher: asyncio.Task[None] | None = None
+        self._queue: deque[dict[str, str]] = deque()  # deferred, not yet sent
+        self._writer: asyncio.Task[None] | None = None
         # Counted since the last summary line, which covers [_window_start, now].
         self._window_start: float | None = None
         self._unstored = self._dropped = self._stored_late = 0
 
-    async def record(self, event: str, batch: list[Write] | None = None, **fields: Any) -> None:
-        """Append one event; values are stringified, None values dropped. With `batch` (a
-        request gathering its writes, see `gateway.store.write`) the entry joins it, and
-        fails with it."""
+    def _entry(self, event: str, fields: dict[str, Any]) -> dict[str, str]:
         entry = {
             "event": event,
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -73,7 +77,40 @@ class Audit:
             for k, v in fields.items()
             if v is not None
         }
-        log.info("audit", extra={"audit": entry})
+        if log.isEnabledFor(logging.INFO):
+            log.info("audit", extra={"audit": entry})
+        return entry
+
+    def defer(self, event: str, **fields: Any) -> None:
+        """Record one event without waiting for the store (see the module docstring)."""
+        if len(self._queue) >= max(self._limit, 1):
+            self._drop(self._queue.popleft())
+        self._queue.append(self._entry(event, fields))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queue(), name="audit-write")
+
+    async def _write_queue(self) -> None:
+        """Store deferred entries in batches until none is left; hold what the store refuses."""
+        while self._queue:
+            await asyncio.sleep(0)  # let the requests of this loop turn join the batch
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), 512))]
+            if self._held:  # an outage is being waited out: queue behind what it holds
+                for entry in batch:
+                    self._hold(entry)
+                continue
+            try:
+                await self._store.write_many(
+                    [Append(self.stream, entry, self._retention) for entry in batch]
+                )
+            except StoreUnavailable:
+                for entry in batch:
+                    self._hold(entry)
+
+    async def record(self, event: str, batch: list[Write] | None = None, **fields: Any) -> None:
+        """Append one event; values are stringified, None values dropped. With `batch` (a
+        request gathering its writes, see `gateway.store.write`) the entry joins it, and
+        fails with it."""
+        entry = self._entry(event, fields)
         if batch is not None:
             batch.append(Append(self.stream, entry, self._retention))
             return
@@ -160,7 +197,11 @@ class Audit:
         self._window_start = now if self._held else None
 
     async def close(self) -> None:
-        """On shutdown: one last try to store what is held, then count the rest as dropped."""
+        """On shutdown: one last try to store what is queued and held, then count the rest as
+        dropped."""
+        if self._writer is not None:
+            await self._writer  # it ends when the queue is empty (stored or held)
+            self._writer = None
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -26,6 +26,7 @@ from tests.helpers import (
     free_port,
     make_settings,
     redeem,
+    writes_paused,
 )
 from tests.test_observability import sample
 
@@ -41,9 +42,16 @@ async def test_sign_in_and_tokens_are_audited(gateway: GatewayServer, user: str)
         await redeem(browser.http, code, verifier)
     finally:
         await browser.aclose()
-    entries = [fields for _, fields in await gateway.call(lambda s: s.audit.read("0", 10_000))]
-    mine = [e for e in entries if e.get("account") == user or e.get("event") == "token.issued"]
-    events = [e["event"] for e in mine]
+    # The token endpoint's entry is written just after its answer (Audit.defer).
+    deadline = time.monotonic() + 10
+    while True:
+        stored = await gateway.call(lambda s: s.audit.read("0", 10_000))
+        entries = [fields for _, fields in stored]
+        mine = [e for e in entries if e.get("account") == user or e.get("event") == "token.issued"]
+        events = [e["event"] for e in mine]
+        if "token.issued" in events or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
     assert "sign_in.failure" in events and "token.issued" in events
     success = [e for e in entries if e["event"] == "sign_in.success" and e.get("client_id")]
     assert success and success[-1]["connector"] == "local"
@@ -151,6 +159,11 @@ async def test_audit_entries_wait_out_a_redis_outage(caplog: pytest.LogCaptureFi
             with caplog.at_level(logging.INFO, logger="cognate.audit"):
                 for n in range(20):
                     await client_credentials(http, f"outage-{n}")
+                # Each entry is held once the writer's attempt failed (just after its answer).
+                deadline = time.monotonic() + 10
+                while gateway.services.audit.pending < 20:
+                    assert time.monotonic() < deadline, gateway.services.audit.pending
+                    await asyncio.sleep(0.02)
                 held = (await http.get("/metrics")).text
                 assert sample(held, "cognate_audit_events_pending") == 20
                 deadline = time.monotonic() + 20
@@ -179,8 +192,23 @@ async def test_a_full_audit_buffer_drops_the_oldest_and_counts_them() -> None:
             redis.stop()
             for n in range(5):
                 await client_credentials(http, f"burst-{n}")
+            deadline = time.monotonic() + 10
+            while gateway.services.audit.pending < 3:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
             lost = (await http.get("/metrics")).text
             assert sample(lost, "cognate_audit_events_dropped_total", event="token.issued") == 2
             assert sample(lost, "cognate_audit_events_pending") == 3
             redis.start()
             assert await stored_request_ids(gateway, 3) == ["burst-2", "burst-3", "burst-4"]
+
+
+async def test_tokens_do_not_wait_for_their_audit_entry() -> None:
+    # Redis holds every write for a while (CLIENT PAUSE WRITE): the client_credentials answer
+    # needs no write, so it must not wait for its audit entry either (Audit.defer); the entry
+    # is stored once Redis takes writes again.
+    with audited_gateway(buffer=100) as (redis, gateway):
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=2.0) as http:
+            with writes_paused(redis.url, seconds=6):
+                await client_credentials(http, "while-paused")  # within the 2 s timeout
+            assert await stored_request_ids(gateway, 1) == ["while-paused"]

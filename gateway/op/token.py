@@ -287,7 +287,9 @@ def endpoint(services: Services) -> Handler:
             raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
         body = await handler.exchange(form, client)
         services.metrics.tokens.labels(grant_type).inc()
-        await services.audit.record(
+        # Not waited for: the answer does not depend on it (written in batches, never lost
+        # quietly; see gateway.audit).
+        services.audit.defer(
             "token.issued",
             client_id=client.client_id,
             grant_type=grant_type,
