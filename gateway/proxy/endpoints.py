@@ -52,6 +52,13 @@ CROSS_SITE = "cross-site"
 WARNED_PEERS = 1024  # peers warned about (once each) before the set starts again
 
 
+def _origin(url: str) -> str:
+    """scheme://host:port of a URL, lower case, default ports spelled out (for comparing)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 def routes(services: Services) -> list[BaseRoute]:
     config = services.settings.forward_auth
     issuer = services.settings.issuer
@@ -113,16 +120,28 @@ def routes(services: Services) -> list[BaseRoute]:
         session = await services.sessions.load(cookie)
         crossing = not cookie_reaches(services.settings, url_host(destination))
         binding = request.query_params.get("bind") if crossing else None
-        if crossing and not binding:
-            # Not through the app host's /oauth2/start (e.g. a link to the gateway's): go
-            # there first, so the browser is bound on that host before any ticket exists.
+        bound = await tickets.bound_origin(binding) if binding else None
+        if crossing and bound is None:
+            # Not through the app host's /oauth2/start (a link to the gateway's, or a binding
+            # it never registered): go there first, so that the browser is bound on that host
+            # before any ticket exists. A `bind` is never taken from a link.
             parts = urlsplit(destination)
             if looped := await looping(request, (parts.hostname or "").lower()):
                 return looped
-            there = f"{parts.scheme}://{parts.netloc}/oauth2/start?" + urlencode(
-                {"rd": destination}
+            there = f"{parts.scheme}://{parts.netloc}/oauth2/start?"
+            return RedirectResponse(there + urlencode({"rd": destination}), status_code=303)
+        if bound is not None and (
+            _origin(destination) != _origin(bound)
+            or (services.settings.secure_cookies and not bound.startswith("https://"))
+        ):
+            # The page to return to is not on the origin the binding was made on (another
+            # port of the same host, plain http): no ticket leaves for it.
+            return pages.error(
+                request,
+                "This sign-in link is not for this site",
+                "It asks to sign in to a page other than the one the sign-in started from. "
+                "Go back to the application and open it again.",
             )
-            return RedirectResponse(there, status_code=303)
         if session is not None and cookie:
             if binding:
                 return await hand_over(request, cookie, destination, binding)
@@ -141,7 +160,7 @@ def routes(services: Services) -> list[BaseRoute]:
         browser = None
         if not cookie_reaches(services.settings, here):
             browser = pages.cookie(request, BINDING_COOKIE, host_only=True) or random_token(24)
-            query["bind"] = tickets.binding(browser)
+            query["bind"] = await tickets.bind(browser, origin_of(request))
         response = RedirectResponse(f"{issuer}/oauth2/start?" + urlencode(query), status_code=303)
         if browser is not None:
             pages.set_cookie(response, BINDING_COOKIE, browser, BINDING_TTL, host_only=True)

@@ -12,6 +12,12 @@ that the app host's own /oauth2/start set before sending the browser to sign in.
 through any other host, or by a browser without that cookie (an attacker's ticket opened by a
 victim: login CSRF), it is spent and worth nothing.
 
+A binding is registered in the store by the app host's /oauth2/start, with the exact origin
+(scheme, host, port) it was made on, so the gateway never takes one from a link: a `bind` that
+was not registered, or a page to return to on another origin (another port on the same host,
+plain http), gets no ticket. The ticket only ever goes to the registered origin, where the
+browser being sent is the one that must hold the cookie.
+
 Not here: the routes (`gateway.proxy`), sessions (`gateway.sessions`).
 """
 
@@ -53,6 +59,23 @@ class Tickets:
         """The keyed hash of an app host's binding cookie, as it travels through the gateway
         (the cookie itself never leaves its host)."""
         return self._sealer.keyed_hash(browser, purpose=_PURPOSE + "-browser")
+
+    async def bind(self, browser: str, origin: str) -> str:
+        """Register this browser's binding, made on `origin` (the app host's scheme://host:port
+        as its proxy names it); the binding that travels to the gateway."""
+        binding = self.binding(browser)
+        await self._store.put(self._binding_key(binding), origin.encode(), ttl=BINDING_TTL)
+        return binding
+
+    async def bound_origin(self, binding: str) -> str | None:
+        """The origin a registered binding was made on, or None (never registered, expired)."""
+        if not binding or len(binding) > 100:
+            return None
+        raw = await self._store.get(self._binding_key(binding))
+        return raw.decode() if raw is not None else None
+
+    def _binding_key(self, binding: str) -> str:
+        return self._store.key("host-binding", binding)
 
     async def issue(self, cookie: str, host: str, target: str, binding: str) -> str:
         """A fresh ticket for the gateway session `cookie`, valid once, on `host` only, for

@@ -312,6 +312,33 @@ async def test_a_ticket_works_only_in_the_browser_it_was_made_for(
         await attacker.aclose()
 
 
+async def test_a_binding_from_a_link_never_takes_a_victims_session(
+    hosts_gateway: GatewayServer,
+) -> None:
+    # The attacker registers a binding of his own on the app host, then has a signed-in
+    # victim open the gateway's /oauth2/start with it and an rd on another port of that
+    # host, where he listens: the victim's session must not leave for it.
+    victim = await signed_in(hosts_gateway)
+    try:
+        async with httpx.AsyncClient(base_url=hosts_gateway.url) as attacker_app:
+            start = await attacker_app.get(
+                "/oauth2/start", params={"rd": f"https://{APP}/x"}, headers=on(APP)
+            )
+            bind = parse_qs(urlsplit(start.headers["location"]).query)["bind"][0]
+        for rd in (f"https://{APP}:9999/z", f"http://{APP}/z"):
+            lured = await victim.http.get("/oauth2/start", params={"rd": rd, "bind": bind})
+            assert lured.status_code == 400, (rd, lured.headers.get("location"))
+            assert "ticket" not in lured.headers.get("location", "")
+        # A bind value nobody registered is never taken from a link either.
+        forged = await victim.http.get(
+            "/oauth2/start", params={"rd": f"https://{APP}/x", "bind": "f" * 43}
+        )
+        assert forged.status_code == 303
+        assert forged.headers["location"].startswith(f"https://{APP}/oauth2/start?")
+    finally:
+        await victim.aclose()
+
+
 async def test_a_start_at_the_gateway_binds_on_the_app_host_first(
     hosts_gateway: GatewayServer,
 ) -> None:
