@@ -34,6 +34,7 @@ import ipaddress
 import logging
 import posixpath
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -217,23 +218,30 @@ def clean(value: Any, limit: int = 1024) -> str:
     return "".join(c for c in text if c.isprintable())[:limit]
 
 
+# Whitespace (any Unicode kind) and control characters at either end of a path segment.
+_EDGES = re.compile(r"^[\s\x00-\x1f\x7f-\x9f]+|[\s\x00-\x1f\x7f-\x9f]+$")
+
+
 def normalize_path(raw: str) -> str:
     """The path as an application may serve it, folded so that every spelling common back
-    ends treat as the same path meets the rule for it: percent-decoded (repeatedly),
-    backslashes as slashes, each segment cut at `;` (Tomcat and Spring drop path
-    parameters: `/admin;x`) and at NUL, trailing dots and spaces dropped (`/admin.`,
-    `/admin%20`), dot segments resolved, slashes collapsed, lower case (Express and IIS route
-    case-insensitively). A rule may so cover more spellings than the app serves, never fewer:
-    matching the raw path let `/%61dmin`, `//admin`, `/x/../admin` or `/Admin` slip past."""
+    ends treat as the same path meets the rule for it: percent-decoded (repeatedly), NFKC
+    (a fullwidth slash is a slash), undecodable bytes as slashes (`%c0%af`), backslashes as
+    slashes, each segment cut at `;` (Tomcat and Spring drop path parameters: `/admin;x`)
+    and at NUL, whitespace and control characters at either end of a segment dropped
+    (`/admin.`, `/admin%20`, `/admin%09`, `/%e3%80%80admin`: `trim()`/`strip()` back ends),
+    trailing dots too, dot segments resolved, slashes collapsed, lower case (Express and IIS
+    route case-insensitively). A rule may so cover more spellings than the app serves,
+    never fewer: matching the raw path let `/%61dmin`, `//admin` or `/Admin` slip past."""
     path = raw or "/"
     for _ in range(3):  # %2561 → %61 → a
         decoded = unquote(path)
         if decoded == path:
             break
         path = decoded
+    path = unicodedata.normalize("NFKC", path).replace("\ufffd", "/").replace("\\", "/")
     segments = []
-    for segment in path.replace("\\", "/").split("/"):
-        segment = segment.split(";", 1)[0].split("\x00", 1)[0]
+    for segment in path.split("/"):
+        segment = _EDGES.sub("", segment.split(";", 1)[0].split("\x00", 1)[0])
         segments.append(segment if segment in (".", "..") else segment.rstrip(". "))
     folded = "/".join(segments)
     normalized = re.sub("/+", "/", posixpath.normpath("/" + folded))

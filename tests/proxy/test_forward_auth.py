@@ -249,6 +249,17 @@ def test_cookies_on_https_are_host_prefixed_secure_httponly() -> None:
         "/admin%20",
         "/admin%00",
         "/public/..;/admin",
+        "/admin%09",
+        "/admin%0d",
+        "/admin%1f",
+        "/admin%7f",
+        "/admin%a0",
+        "/admin%c2%a0",
+        "/admin%e3%80%80",
+        "/%09admin",
+        "/ADMIN%09/x",
+        "/admin%ef%bc%8f",
+        "/admin%c0%af",
     ],
 )
 def test_policies_match_the_path_the_app_will_serve(path: str) -> None:
