@@ -189,6 +189,9 @@ class DeviceSettings(Model):
     interval: int = Field(5, ge=1, le=60)  # the minimum seconds between polls
     guesses_per_ip: int = Field(20, ge=1)  # wrong user codes per IP and window at /device
     codes_per_client: int = Field(100, ge=1)  # device codes per client and window
+    # ... and per IP, well under the client's: one address cannot use up a public client's
+    # allowance and so block `cognate login` for everyone.
+    codes_per_ip: int = Field(10, ge=1)
     window: Duration = 900
 
 

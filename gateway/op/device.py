@@ -39,6 +39,7 @@ from gateway.errors import UnauthorizedClient as Unauthorized
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.grants import Authorization
+from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import DEVICE_CODE_GRANT, DeviceSettings
 from gateway.store import Store, record_json
@@ -306,7 +307,13 @@ def authorization_endpoint(services: Services) -> Handler:
             raise Unauthorized("this client may not use the device authorization grant")
         scope = requested_scope(form, client)
         config = flows.config
-        limit = [(Limit("device-codes", config.codes_per_client, config.window), client.client_id)]
+        limit = [
+            (
+                Limit("device-codes-ip", config.codes_per_ip, config.window),
+                client_address(services.settings, request),
+            ),
+            (Limit("device-codes", config.codes_per_client, config.window), client.client_id),
+        ]
         try:
             await services.limiter.check(limit)
         except RateLimited as exc:

@@ -411,3 +411,27 @@ async def test_a_client_access_policy_refuses_the_user(
     entries = [f for _, f in await gw.call(lambda s: s.audit.read("0", 10_000))]
     assert any(e["event"] == "device.refused" and e["client_id"] == "tv-staff" for e in entries)
     await browser.aclose()
+
+
+async def test_one_address_cannot_use_up_a_clients_device_codes(
+    redis_server: RedisServer,
+) -> None:
+    # From one IP (behind the trusted proxy), only its own share; everyone else still gets
+    # codes, so `cognate login` is not blocked for all by one client of the public CLI.
+    port = free_port()
+    device = {"codes_per_client": 10, "codes_per_ip": 3}
+    server = GatewayServer(device_settings(port, redis_server.url, device=device)).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            ask = {"client_id": "cli", "scope": "openid"}
+            flood = {"X-Forwarded-For": "203.0.113.7"}
+            answers = [
+                (await http.post("/oauth2/device_authorization", data=ask, headers=flood))
+                for _ in range(5)
+            ]
+            assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+            other = {"X-Forwarded-For": "198.51.100.8"}
+            fine = await http.post("/oauth2/device_authorization", data=ask, headers=other)
+            assert fine.status_code == 200
+    finally:
+        server.stop()
