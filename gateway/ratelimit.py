@@ -10,6 +10,7 @@ e-mail addresses or IPs being counted.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ class RateLimiter:
         self._sealer = sealer
 
     def _key(self, limit: Limit, value: str) -> str:
+        if limit.scope.endswith("-ip"):
+            value = _subscriber(value)
         return self._store.key("rl", limit.scope, self._sealer.keyed_hash(value, purpose="rl"))
 
     async def check(self, checks: list[tuple[Limit, str]]) -> None:
@@ -58,3 +61,18 @@ class RateLimiter:
         """Count one failure against every limit."""
         for limit, value in checks:
             await self._store.incr(self._key(limit, value), ttl=limit.window)
+
+
+def _subscriber(address: str) -> str:
+    """What a per-IP limit counts: an IPv4 address, or the /64 of an IPv6 one (what one
+    subscriber or host is usually given: counting each /128 would give a client 2^64
+    fresh counters)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

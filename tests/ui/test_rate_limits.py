@@ -140,3 +140,18 @@ async def test_x_forwarded_for_from_an_untrusted_peer_counts_for_nothing(
     finally:
         await browser.aclose()
         gateway.stop()
+
+
+async def test_an_ipv6_client_is_counted_by_its_slash_64(limited: GatewayServer) -> None:
+    # Every address of one /64 is one client: fresh /128s are no fresh counters.
+    browser = Browser(limited.url)
+    try:
+        for n in range(8):
+            browser.http.headers["X-Forwarded-For"] = f"2001:db8:1:2::{n + 1:x}"
+            assert (await attempt(browser, f"v6-{n}@example.com", "guess-guess"))[0] == 401
+        browser.http.headers["X-Forwarded-For"] = "2001:db8:1:2:ffff::9"
+        assert (await attempt(browser, "v6-x@example.com", "guess-guess"))[0] == 429
+        browser.http.headers["X-Forwarded-For"] = "2001:db8:1:3::1"  # another /64
+        assert (await attempt(browser, "v6-y@example.com", "guess-guess"))[0] == 401
+    finally:
+        await browser.aclose()
