@@ -51,6 +51,9 @@ SUBJECT_TYPES = frozenset({JWT_TYPE, ID_TOKEN_TYPE})
 MAX_SUBJECT_TOKEN = 16 * 1024  # GitHub's tokens are ~1.5 KB; nothing honest is near this
 
 
+MAX_JTI_TTL = 86_400.0  # seconds a subject token may still live: its jti is kept that long
+
+
 class InvalidTarget(OAuthError):
     """RFC 8693 §2.2.2: the audience or resource asked for is not one we issue tokens for."""
 
@@ -165,8 +168,14 @@ class TokenExchange:
         if not isinstance(sub, str) or not sub:
             raise InvalidRequest("the subject_token has no sub")
         exp = claims.get("exp")
-        if not isinstance(exp, int | float) or exp + leeway <= now:
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise InvalidRequest("the subject_token has no numeric exp")
+        if exp + leeway <= now:
             raise InvalidRequest("the subject_token has expired")
+        if exp - now > MAX_JTI_TTL:
+            # Its jti could not be remembered until it expires (and no workload platform
+            # issues such tokens): refused rather than exchanged again after a day.
+            raise InvalidRequest("the subject_token lives longer than a day")
         for name in ("iat", "nbf"):
             value = claims.get(name)
             if value is not None and (not isinstance(value, int | float) or value - leeway > now):
@@ -182,7 +191,9 @@ class TokenExchange:
             raise InvalidRequest("the subject_token has no jti, and its rule forbids replay")
         store = self.services.store
         digest = self.services.sealer.keyed_hash(f"{issuer}\n{jti}", purpose="exchange-jti")
-        ttl = max(1.0, float(claims["exp"]) + self.services.settings.tokens.leeway - time.time())
+        # Kept until the token expires (at most a day: longer-lived tokens are refused).
+        remaining = float(claims["exp"]) + self.services.settings.tokens.leeway - time.time()
+        ttl = min(max(1.0, remaining), MAX_JTI_TTL + self.services.settings.tokens.leeway)
         if not await store.create(store.key("exchange-jti", digest), b"1", ttl=ttl):
             raise InvalidRequest("the subject_token was already exchanged (jti replay)")
 

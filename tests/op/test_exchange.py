@@ -222,6 +222,18 @@ async def test_unacceptable_subject_tokens(http: httpx.AsyncClient, github: Work
             "invalid_request",
             "not valid yet",
         )
+        # An exp centuries away was a 503 (the jti's TTL overflowed Redis); no exp at all
+        # was "expired".
+        refused(
+            await exchange(http, github.github(AUD, exp=10**30)),
+            "invalid_request",
+            "lives longer than a day",
+        )
+        refused(
+            await exchange(http, github.mint({**good, "jti": "j-no-exp", "exp": "soon"})),
+            "invalid_request",
+            "no numeric exp",
+        )
         refused(
             await exchange(http, github.unsigned({**good, "jti": "j-2"})),
             "invalid_request",
