@@ -73,9 +73,26 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "login":
             return login(args.issuer.rstrip("/"), args.client_id, args.scope)
         return aws_credentials(args.pool, args.role)
-    except (ClientError, httpx.HTTPError) as exc:
+    except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except httpx.HTTPError as exc:
+        where = exc.request.url if isinstance(exc, httpx.RequestError) else ""
+        print(f"error: {where}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+
+
+def _json(answer: httpx.Response) -> Any:
+    """The answer's JSON body, or a ClientError naming the URL that answered something else
+    (an HTML page, a redirect: not a Cognate endpoint)."""
+    try:
+        return answer.json()
+    except ValueError:
+        raise ClientError(
+            f"{answer.request.url} answered {answer.status_code} "
+            f"{answer.headers.get('content-type', 'without a type')}, not JSON: is it "
+            "Cognate's address (the issuer)?"
+        ) from None
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -126,7 +143,7 @@ def _locked() -> Iterator[None]:
 
 
 def _metadata(http: httpx.Client, issuer: str) -> dict[str, Any]:
-    meta: dict[str, Any] = http.get(f"{issuer}/.well-known/openid-configuration").json()
+    meta: dict[str, Any] = _json(http.get(f"{issuer}/.well-known/openid-configuration"))
     if meta.get("issuer") != issuer:
         raise ClientError(f"{issuer} is not an issuer (its discovery names another)")
     if "device_authorization_endpoint" not in meta:
@@ -141,7 +158,7 @@ def login(issuer: str, client_id: str, scope: str) -> int:
         start = http.post(
             meta["device_authorization_endpoint"], data={"client_id": client_id, "scope": scope}
         )
-        body = start.json()
+        body = _json(start)
         if start.status_code != 200:
             raise ClientError(f"{body.get('error')}: {body.get('error_description', '')}")
         print(
@@ -182,7 +199,7 @@ def _poll(
                 "client_id": client_id,
             },
         )
-        body: dict[str, Any] = answer.json()
+        body: dict[str, Any] = _json(answer)
         if answer.status_code == 200:
             return body
         error = body.get("error")
@@ -225,7 +242,7 @@ def _refresh(cache: dict[str, Any]) -> str:
                 "client_id": cache["client_id"],
             },
         )
-    body: dict[str, Any] = answer.json()
+    body: dict[str, Any] = _json(answer)
     if answer.status_code != 200:
         raise ClientError(f"the sign-in has ended ({body.get('error')}): run `cognate login` again")
     cache["refresh_token"] = body["refresh_token"]
@@ -264,7 +281,7 @@ def _cognito(issuer: str, operation: str, body: dict[str, Any]) -> dict[str, Any
                 "X-Amz-Target": f"AWSCognitoIdentityService.{operation}",
             },
         )
-    data: dict[str, Any] = answer.json()
+    data: dict[str, Any] = _json(answer)
     if answer.status_code != 200:
         raise ClientError(f"{operation}: {data.get('__type')}: {data.get('message', '')}")
     return data

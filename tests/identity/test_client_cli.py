@@ -157,3 +157,24 @@ async def test_aws_credentials_without_login_says_so(tmp_path: Path) -> None:
     out, err = await run.communicate()
     assert run.returncode == 1 and out == b""
     assert "not signed in" in err.decode()
+
+
+def test_login_at_an_address_that_is_not_an_issuer_says_so_in_one_line() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from tests.helpers import AppServer
+    from tests.test_cli import cognate
+
+    async def page(request: object) -> HTMLResponse:
+        return HTMLResponse("<p>an app behind forward-auth</p>")
+
+    site = AppServer(Starlette(routes=[Route("/{path:path}", page)])).start()
+    try:
+        result = cognate("login", "--issuer", site.url, "--client-id", "cli")
+    finally:
+        site.stop()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "not JSON" in result.stderr and "/.well-known/openid-configuration" in result.stderr
