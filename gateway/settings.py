@@ -258,6 +258,30 @@ class RoutePolicySettings(Model):
     deny: bool = False
 
 
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _suggested_host(entry: str) -> str:
+    """What an `allowed_hosts` entry most likely meant, for the error message: the host of a
+    URL or host:port, `.example.com` for `*.example.com`; a plain example when none is."""
+    text = entry.strip()
+    subdomains = text.startswith((".", "*."))
+    text = text.lstrip("*.")
+    try:
+        host = (urlsplit(text if "//" in text else "//" + text).hostname or "").rstrip(".")
+    except ValueError:
+        host = ""
+    if not _HOST_NAME.fullmatch(host):
+        return "app.example.com, or .example.com for every subdomain"
+    return (
+        f".{host} (it and its subdomains)"
+        if subdomains
+        else f"{host}, or .{host} for its subdomains too"
+    )
+
+
 class ForwardAuthSettings(Model):
     """Reverse-proxy authentication (nginx auth_request, Traefik ForwardAuth, Caddy)."""
 
@@ -281,12 +305,10 @@ class ForwardAuthSettings(Model):
     def _host_names(cls, value: list[str]) -> list[str]:
         for entry in value:
             name = entry[1:] if entry.startswith(".") else entry
-            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*", name):
-                parsed = urlsplit(entry if "//" in entry else "//" + entry)
-                bare = parsed.hostname or "app.example.com"
+            if not _HOST_NAME.fullmatch(name):
                 raise ValueError(
                     f"{entry!r} is not a host name: give the name alone, without scheme, "
-                    f"port or path (e.g. {bare}, or .{bare} for its subdomains too)"
+                    f"port or path (e.g. {_suggested_host(entry)})"
                 )
         return value
 
