@@ -99,6 +99,7 @@ def add_examples(parser: argparse.ArgumentParser, path: str = "") -> None:
                 lines = COMMAND_EXAMPLES.get(command, [])
                 child.formatter_class = argparse.RawDescriptionHelpFormatter
                 child.epilog = "examples:\n" + "\n".join(f"  {line}" for line in lines)
-                if command not in ("serve", "proxy", "check-config"):
+                # login and aws-credentials run on a user's machine and read no settings.
+                if command not in ("serve", "proxy", "check-config", "login", "aws-credentials"):
                     child.epilog += "\n\nsettings: --config FILE, or $COGNATE_CONFIG"
                 add_examples(child, command)
