@@ -53,9 +53,13 @@ WARNED_PEERS = 1024  # peers warned about (once each) before the set starts agai
 
 
 def _origin(url: str) -> str:
-    """scheme://host:port of a URL, lower case, default ports spelled out (for comparing)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    """scheme://host:port of a URL, lower case, default ports spelled out (for comparing);
+    "" for one that cannot be parsed (it then matches nothing)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ""
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
