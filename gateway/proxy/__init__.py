@@ -111,6 +111,11 @@ def original_request(h: Mapping[str, str], is_trusted: bool, mode: str) -> Origi
     return Original(method, f"{proto}://{host}{uri if uri.startswith('/') else '/' + uri}")
 
 
+def trusted_proxies(settings: Settings) -> TrustedProxies:
+    """The deployment's `forward_auth.trusted_proxies`, parsed once for every user of it."""
+    return _trusted(tuple(settings.forward_auth.trusted_proxies))
+
+
 @cache
 def _trusted(networks: tuple[str, ...]) -> TrustedProxies:
     return TrustedProxies(list(networks))
@@ -121,7 +126,7 @@ def request_origin(settings: Settings, request: Request) -> str:
     names it in the headers of `forward_auth.mode`; else the issuer's (a request straight to
     the gateway, or from anyone else)."""
     config = settings.forward_auth
-    trusted = _trusted(tuple(config.trusted_proxies)).request(request)
+    trusted = trusted_proxies(settings).request(request)
     url = original_request(request.headers, trusted, config.mode).url
     try:
         parts = urlsplit(url or settings.issuer)
@@ -137,7 +142,7 @@ def client_address(settings: Settings, request: Request) -> str:
     peer is a trusted proxy, the nearest address in X-Forwarded-For that is not one (read
     from the right: the entries to the left of a proxy's own are the client's to invent)."""
     peer = request.client.host if request.client else "unknown"
-    proxies = _trusted(tuple(settings.forward_auth.trusted_proxies))
+    proxies = trusted_proxies(settings)
     if not proxies.trusts(peer):
         return peer
     chain = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]

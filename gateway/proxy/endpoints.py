@@ -27,13 +27,13 @@ from gateway.crypto import random_token
 from gateway.proxy import (
     UNKNOWN_URL,
     Original,
-    TrustedProxies,
     app_host,
     cookie_reaches,
     decide,
     is_api,
     original_request,
     request_origin,
+    trusted_proxies,
     url_host,
 )
 from gateway.proxy.redirects import safe_redirect
@@ -68,7 +68,7 @@ def routes(services: Services) -> list[BaseRoute]:
     issuer = services.settings.issuer
     issuer_host = url_host(issuer)
     shared_domain = services.settings.sessions.cookie_domain
-    proxies = TrustedProxies(config.trusted_proxies)
+    proxies = trusted_proxies(services.settings)
     name = services.settings.sessions.cookie_name
     pages = services.pages
     tickets = Tickets(services.store, services.sealer)

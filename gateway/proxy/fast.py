@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.proxy import TrustedProxies, grant, original_request, url_host
+from gateway.proxy import grant, original_request, trusted_proxies, url_host
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -48,7 +48,7 @@ class ForwardAuthFastPath:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
-        self.proxies = TrustedProxies(services.settings.forward_auth.trusted_proxies)
+        self.proxies = trusted_proxies(services.settings)
         self.mode = services.settings.forward_auth.mode
         name = services.settings.sessions.cookie_name
         # An app host's own cookie first, then the shared one (the same name without a domain).
