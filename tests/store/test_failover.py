@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import secrets
 import shutil
 import subprocess
@@ -69,8 +70,24 @@ async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> N
     sentinel.start()
     store = RedisStore(sentinel.url, prefix="moved", replicas_acked=1, replica_timeout=0.5)
     try:
+        # Both replicas attached and in sync first (on a busy machine that can take a while
+        # after start): the test is about the fail-over, not about a cold start.
+        ready = time.monotonic() + 30
+        while sentinel_cli(sentinel.master_port(), "info", "replication").count("state=online") < 2:
+            assert time.monotonic() < ready, "the replicas never came online"
+            await asyncio.sleep(0.05)
         assert await store.create(store.key("before"), b"1")  # a pooled connection to the master
         old = sentinel.master_port()
+        # On both replicas before the fail-over (WAIT 1 confirmed one; whichever Sentinel
+        # promotes must have it, or this tests Redis's lagging-replica case instead).
+        info = sentinel_cli(old, "info", "replication")
+        replicas = [int(port) for port in re.findall(r"slave\d+:ip=[^,]+,port=(\d+)", info)]
+        assert len(replicas) == 2, info
+        while any(
+            sentinel_cli(port, "exists", store.key("before")).strip() != "1" for port in replicas
+        ):
+            assert time.monotonic() < ready, "the first write never reached both replicas"
+            await asyncio.sleep(0.05)
         sentinel.failover()
         new = sentinel.master_port()
         deadline = time.monotonic() + 20
