@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway.settings_connectors import (
     ConnectorSettings,
@@ -21,18 +21,51 @@ from gateway.settings_connectors import (
     OidcConnectorSettings,
     SamlConnectorSettings,
 )
+from gateway.settings_grants import DeviceSettings, TokenExchangeSettings, TrustRuleSettings
 from gateway.settings_metrics import MetricsSettings
+from gateway.settings_pools import (
+    IdentityPoolSettings,
+    LoginProviderSettings,
+    MappingRuleSettings,
+    PoolRoles,
+    RoleMappingSettings,
+    StsSettings,
+)
+from gateway.settings_proxy import (
+    ForwardAuthSettings,
+    RoutePolicySettings,
+    SidecarCredentialsSettings,
+    SidecarSettings,
+)
 from gateway.settings_types import (
+    POOL_ID,
+    ROLE_ARN,
     ClientUri,
     Duration,
     Model,
+    RoleArn,
     check_absolute_url,
     is_loopback_host,
     parse_duration,
 )
 
-__all__ = [  # re-exported: the connector and metrics models are part of the settings schema
+__all__ = [  # re-exported: these models are part of the settings schema
+    "POOL_ID",
+    "ROLE_ARN",
     "ConnectorSettings",
+    "DeviceSettings",
+    "ForwardAuthSettings",
+    "IdentityPoolSettings",
+    "LoginProviderSettings",
+    "MappingRuleSettings",
+    "PoolRoles",
+    "RoleMappingSettings",
+    "RoutePolicySettings",
+    "SidecarCredentialsSettings",
+    "SidecarSettings",
+    "StsSettings",
+    "TokenExchangeSettings",
+    "TrustRuleSettings",
     "LocalConnectorSettings",
     "MetricsSettings",
     "OAuth2ConnectorSettings",
@@ -182,59 +215,6 @@ class RateLimitSettings(Model):
     window: Duration = 900
 
 
-class DeviceSettings(Model):
-    """The device authorization grant (RFC 8628): code lifetime, polling, guessing limits."""
-
-    code_ttl: Duration = 600  # device and user codes expire together
-    interval: int = Field(5, ge=1, le=60)  # the minimum seconds between polls
-    guesses_per_ip: int = Field(20, ge=1)  # wrong user codes per IP and window at /device
-    codes_per_client: int = Field(100, ge=1)  # device codes per client and window
-    # ... and per IP, well under the client's: one address cannot use up a public client's
-    # allowance and so block `cognate login` for everyone.
-    codes_per_ip: int = Field(10, ge=1)
-    window: Duration = 900
-
-
-class TrustRuleSettings(Model):
-    """One external issuer whose tokens may be exchanged for Cognate tokens (RFC 8693), and
-    the claims a token must carry: exact values, or globs (`org/*`) with `*`, `?`, `[...]`."""
-
-    name: str | None = None  # how refusals name the rule (default: trust[<index>])
-    issuer: ClientUri
-    jwks_uri: ClientUri | None = None  # default: from the issuer's discovery document
-    audience: list[str] = Field(min_length=1)  # the token's aud must contain one of these
-    claims: dict[str, str] = Field(default_factory=dict)
-    allow_replay: bool = False  # false: each token (by jti) is exchanged once
-    scope: str = ""  # what the exchanged token may carry
-    client_ids: list[str] = Field(default_factory=list)  # empty: any client with the grant
-
-    @field_validator("audience", mode="before")
-    @classmethod
-    def _one_or_more(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-
-class TokenExchangeSettings(Model):
-    """RFC 8693 token exchange: workloads (CI jobs, Kubernetes pods) trade their platform's
-    token for Cognate tokens."""
-
-    trust: list[TrustRuleSettings] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _one_key_source_per_issuer(self) -> TokenExchangeSettings:
-        sources: dict[str, str | None] = {}
-        for index, rule in enumerate(self.trust):
-            if sources.setdefault(rule.issuer, rule.jwks_uri) != rule.jwks_uri:
-                raise ValueError(
-                    f"trust[{index}].jwks_uri: every rule for {rule.issuer} must name the same "
-                    "jwks_uri (or none)"
-                )
-        return self
-
-    def rule_name(self, index: int) -> str:
-        return self.trust[index].name or f"trust[{index}]"
-
-
 class AuditSettings(Model):
     """The audit trail (a Redis Stream)."""
 
@@ -243,86 +223,6 @@ class AuditSettings(Model):
     # e.g. client_credentials) wait in memory, oldest dropped first, and are written when it
     # answers again; 0: drop them at once. Losses: cognate_audit_events_dropped_total.
     buffer: int = Field(10_000, ge=0, le=1_000_000)
-
-
-class RoutePolicySettings(Model):
-    """Who may pass forward-auth for one host and path prefix (empty lists: no condition)."""
-
-    host: str = "*"
-    path: str = Field("/", pattern=r"^/")
-    groups: list[str] = Field(default_factory=list)
-    emails: list[str] = Field(default_factory=list)
-    email_domains: list[str] = Field(default_factory=list)
-    connectors: list[str] = Field(default_factory=list)
-    mfa: bool = False  # the sign-in must have used a second factor (amr says so)
-    deny: bool = False
-
-
-_HOST_NAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-
-
-def _suggested_host(entry: str) -> str:
-    """What an `allowed_hosts` entry most likely meant, for the error message: the host of a
-    URL or host:port, `.example.com` for `*.example.com`; a plain example when none is."""
-    text = entry.strip()
-    subdomains = text.startswith((".", "*."))
-    text = text.lstrip("*.")
-    try:
-        host = (urlsplit(text if "//" in text else "//" + text).hostname or "").rstrip(".")
-    except ValueError:
-        host = ""
-    if not _HOST_NAME.fullmatch(host):
-        return "app.example.com, or .example.com for every subdomain"
-    return (
-        f".{host} (it and its subdomains)"
-        if subdomains
-        else f"{host}, or .{host} for its subdomains too"
-    )
-
-
-class ForwardAuthSettings(Model):
-    """Reverse-proxy authentication (nginx auth_request, Traefik ForwardAuth, Caddy)."""
-
-    # Hosts a sign-in may return to (rd); ".example.com" allows its subdomains too.
-    allowed_hosts: list[str] = Field(default_factory=list)
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    policies: list[RoutePolicySettings] = Field(default_factory=list)
-    # Which headers name the original request (only ever from `trusted_proxies`):
-    # `forwarded`: X-Forwarded-Method/Proto/Host/Uri, as Traefik's ForwardAuth, Caddy's
-    #   forward_auth and the shipped nginx config set them (overwriting the client's copies);
-    # `original`: X-Original-URL and X-Original-Method, as oauth2-proxy's nginx examples set them.
-    # The other family is ignored, so a header the proxy does not set can never override one
-    # it does (Caddy and Traefik pass the client's own headers to the auth endpoint).
-    mode: Literal["forwarded", "original"] = "forwarded"
-    # oauth2-proxy's --pass-access-token: the upstream IdP's access token, when there is one,
-    # as X-Auth-Request-Access-Token (off: it is a credential).
-    pass_access_token: bool = False
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _host_names(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            name = entry[1:] if entry.startswith(".") else entry
-            if not _HOST_NAME.fullmatch(name):
-                raise ValueError(
-                    f"{entry!r} is not a host name: give the name alone, without scheme, "
-                    f"port or path (e.g. {_suggested_host(entry)})"
-                )
-        return value
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not an IP network (e.g. 10.0.0.0/8)") from None
-        return value
 
 
 class SmtpSettings(Model):
@@ -410,21 +310,6 @@ class AttributeSettings(Model):
 
 def _default_attributes() -> list[AttributeSettings]:
     return [AttributeSettings(name="name")]
-
-
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-POOL_ID = re.compile(
-    r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-)
-
-
-def _role_arn(value: str) -> str:
-    if not ROLE_ARN.match(value):
-        raise ValueError("must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
-    return value
-
-
-RoleArn = Annotated[str, AfterValidator(_role_arn)]
 
 
 class PasswordPolicySettings(Model):
@@ -652,157 +537,11 @@ class ClientSettings(Model):
         return frozenset(self.scope.split())
 
 
-class LoginProviderSettings(Model):
-    """A source of tokens that identity-pool logins accept.
-
-    `type: cognate` is this gateway's own ID tokens (`name` defaults to the issuer without the
-    scheme, as AWS names OIDC providers); `type: oidc` any OpenID Provider whose ID tokens are
-    verified against its JWKS (`issuer`, `client_ids` = accepted audiences); `type: saml` a SAML
-    connector (`connector`) whose base64 SAMLResponse is the login token (`name` defaults to
-    `arn:aws:iam::000000000000:saml-provider/<connector>`, the shape of an AWS SAML provider
-    ARN; set it to the ARN your SDK code uses); `type: developer` a developer provider name for
-    GetOpenIdTokenForDeveloperIdentity."""
-
-    type: Literal["cognate", "oidc", "saml", "developer"]
-    name: str | None = Field(None, min_length=1, max_length=2048)
-    issuer: str | None = None
-    client_ids: list[str] = Field(default_factory=list)
-    connector: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> LoginProviderSettings:
-        if self.type == "oidc":
-            if not self.issuer:
-                raise ValueError("issuer: required for an oidc provider")
-            check_absolute_url(self.issuer, allow_http_loopback_only=True)
-            if not self.client_ids:
-                raise ValueError("client_ids: list the audiences (client ids) to accept")
-        if self.type == "developer" and not self.name:
-            raise ValueError("name: required for a developer provider")
-        if (self.type == "saml") != (self.connector is not None):
-            raise ValueError("connector: required for a saml provider, and only for one")
-        return self
-
-
-class MappingRuleSettings(Model):
-    """One rule of a `Rules` role mapping (first match wins)."""
-
-    claim: str = Field(min_length=1, max_length=64)
-    match_type: Literal["Equals", "Contains", "StartsWith", "NotEqual"]
-    value: str = Field(min_length=1, max_length=128)
-    role_arn: RoleArn
-
-
-class RoleMappingSettings(Model):
-    """How a provider's token chooses the role (AWS RoleMapping)."""
-
-    type: Literal["Token", "Rules"]
-    ambiguous_role_resolution: Literal["AuthenticatedRole", "Deny"] = "AuthenticatedRole"
-    rules: list[MappingRuleSettings] = Field(default_factory=list, max_length=25)
-
-    @model_validator(mode="after")
-    def _rules(self) -> RoleMappingSettings:
-        if self.type == "Rules" and not self.rules:
-            raise ValueError("rules: a Rules mapping needs at least one rule")
-        return self
-
-
-class PoolRoles(Model):
-    authenticated: RoleArn | None = None
-    unauthenticated: RoleArn | None = None
-
-
-class StsSettings(Model):
-    """Where AssumeRoleWithWebIdentity goes (AWS regional STS, MinIO, Ceph RGW, ...)."""
-
-    endpoint: str = "https://sts.amazonaws.com"
-    region: str = "us-east-1"
-    duration: Duration = 3600
-    timeout: float = Field(5.0, gt=0, le=60)
-    retries: int = Field(3, ge=0, le=10)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        return check_absolute_url(value, allow_http_loopback_only=True)
-
-    @field_validator("duration")
-    @classmethod
-    def _duration(cls, value: int) -> int:
-        if not 900 <= value <= 43200:
-            raise ValueError("must be between 900 s (15m) and 43200 s (12h)")
-        return value
-
-
-class IdentityPoolSettings(Model):
-    """A Cognito-style identity pool: who may get an identity ID, and which AWS role."""
-
-    id: str
-    name: str = Field(min_length=1, max_length=128)
-    providers: list[LoginProviderSettings] = Field(default_factory=list)
-    allow_unauthenticated: bool = False
-    allow_classic_flow: bool = False
-    roles: PoolRoles = Field(default_factory=PoolRoles)
-    role_mappings: dict[str, RoleMappingSettings] = Field(default_factory=dict)
-    principal_tags: dict[str, dict[str, str]] = Field(default_factory=dict)
-    session_policy: str | None = None
-    token_ttl: Duration = 600
-    sts: StsSettings = Field(default_factory=StsSettings)
-    cors_origins: list[str] = Field(default_factory=list)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not POOL_ID.match(value):
-            raise ValueError("must be <region>:<lowercase uuid>, e.g. us-east-1:0f6e…")
-        return value
-
-    @field_validator("session_policy")
-    @classmethod
-    def _policy(cls, value: str | None) -> str | None:
-        if value is not None:
-            import json
-
-            try:
-                json.loads(value.replace("${cognate:identity_id}", "x"))
-            except ValueError:
-                raise ValueError(
-                    "must be a JSON policy document (${cognate:identity_id} may appear)"
-                ) from None
-        return value
-
-
 class AdminKey(Model):
     """Credentials that SigV4-sign the Cognito Identity admin operations."""
 
     access_key_id: str = Field(pattern=r"^[A-Z0-9]{16,128}$")
     secret_access_key: str = Field(min_length=16)
-
-
-class SidecarCredentialsSettings(Model):
-    """AWS credentials for the app behind the sidecar: a developer identity of a pool."""
-
-    identity_pool: str
-    developer_provider: str = Field(min_length=1, max_length=128)
-    workload: str = Field(pattern=r"^[\w+=,.@:/-]{1,128}$")  # the app's developer user id
-    token_path: str = (
-        "/var/run/cognate/aws-token"  # written at start (not *_file: that key form reads a file)
-    )
-
-
-class SidecarSettings(Model):
-    """`cognate proxy`: the gateway in front of one app (Kubernetes sidecar)."""
-
-    upstream: str
-    health_paths: list[Annotated[str, Field(pattern=r"^/[^?#]*$")]] = Field(default_factory=list)
-    max_body_size: int = Field(1024**3, ge=1024)  # uploads to the app
-    max_message_size: int = Field(16 * 1024**2, ge=1024)  # WebSocket frames
-    credentials: SidecarCredentialsSettings | None = None
-
-    @field_validator("upstream")
-    @classmethod
-    def _upstream(cls, value: str) -> str:
-        return check_absolute_url(value).rstrip("/")
 
 
 def _default_connectors() -> list[ConnectorSettings]:

@@ -60,3 +60,18 @@ Duration = Annotated[int, BeforeValidator(parse_duration)]
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+POOL_ID = re.compile(
+    r"^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+
+
+def _role_arn(value: str) -> str:
+    if not ROLE_ARN.match(value):
+        raise ValueError("must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+    return value
+
+
+RoleArn = Annotated[str, AfterValidator(_role_arn)]
