@@ -15,10 +15,12 @@ endpoint (`gateway.op.device`), so the chance of a hit stays negligible.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.crypto import constant_time_equals
 from gateway.errors import PageError
 from gateway.flows import Flow
 from gateway.op.authorize import claims_for_scope, needs_step_up
@@ -97,9 +99,27 @@ def device_page(services: Services) -> Handler:
     return page
 
 
+def _result(services: Services, key: str, result: str) -> str:
+    """The result page's URL, with a proof for the browser that decided (`key`: its session id,
+    or its CSRF secret when it denied without signing in): a link to /device?result=approved
+    from anywhere else shows the code form, never "Device connected"."""
+    proof = services.csrf.token(key, f"device-result:{result}")
+    return "/device?" + urlencode({"result": result, "proof": proof})
+
+
+def _proven(services: Services, request: Request, result: str) -> bool:
+    proof = request.query_params.get("proof", "")
+    session = services.pages.cookie(request, services.settings.sessions.cookie_name) or ""
+    keys = (services.pages.cookie(request, CSRF_COOKIE), session.split(".", 1)[0])
+    return any(
+        key and constant_time_equals(proof, services.csrf.token(key, f"device-result:{result}"))
+        for key in keys
+    )
+
+
 async def _show(services: Services, request: Request) -> Response:
     result = request.query_params.get("result")
-    if result in ("approved", "denied", "refused"):
+    if result in ("approved", "denied", "refused") and _proven(services, request, result):
         return _render(services, request, done=result)
     typed = request.query_params.get("user_code")
     if typed is None:
@@ -129,7 +149,7 @@ async def _decide(services: Services, request: Request) -> Response:
         if await services.device.decide(code, None) is None:
             return _render(services, request, 400, typed="", error=_WRONG)
         await services.audit.record("device.denied", client_id=found.client_id)
-        return RedirectResponse("/device?result=denied", status_code=303)
+        return RedirectResponse(_result(services, browser, "denied"), status_code=303)
     if decision != "approve":
         raise PageError("Request refused", "Choose Approve or Deny.")
     cookie = services.pages.cookie(request, services.settings.sessions.cookie_name)
@@ -194,7 +214,7 @@ async def _approve(
             await services.audit.record(
                 "device.refused", client_id=record.client_id, identity_id=session.identity_id
             )
-            return RedirectResponse("/device?result=refused", status_code=303)
+            return RedirectResponse(_result(services, session.sid, "refused"), status_code=303)
     authorization = Authorization(
         sub=session.identity_id,
         client_id=record.client_id,
@@ -212,4 +232,4 @@ async def _approve(
     await services.audit.record(
         "device.approved", batch, client_id=record.client_id, identity_id=session.identity_id
     )
-    return RedirectResponse("/device?result=approved", status_code=303)
+    return RedirectResponse(_result(services, session.sid, "approved"), status_code=303)

@@ -93,7 +93,7 @@ async def test_a_terminal_polls_while_the_user_approves_in_chromium_with_totp(
         # The next step's code: this step's was spent on enrollment (each code works once).
         await page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
         await page.click("text=Verify")
-        await page.wait_for_url(f"{gw.url}/device?result=approved")
+        await page.wait_for_url(f"{gw.url}/device?result=approved&proof=*")
         assert "Device connected" in await page.inner_text("h1")
         await page.screenshot(path=str(ARTIFACTS / "device-approved.png"))
 
@@ -140,7 +140,7 @@ async def test_a_user_types_the_code_and_denies_in_chromium(
         await page.click("button[type=submit]")
         assert (await page.inner_text("#user-code")).strip() == start["user_code"]
         await page.click("#deny")
-        await page.wait_for_url(f"{gw.url}/device?result=denied")
+        await page.wait_for_url(f"{gw.url}/device?result=denied&proof=*")
         assert "Request denied" in await page.inner_text("h1")
         answer = await http.post(
             "/oauth2/token",

@@ -80,7 +80,7 @@ async def approve(gw: GatewayServer, email: str, user_code: str) -> None:
         done = await browser.http.post(
             "/device", data={**form_fields(page.text), "decision": "approve"}
         )
-        assert done.headers["location"] == "/device?result=approved"
+        assert done.headers["location"].startswith("/device?result=approved&proof=")
     finally:
         await browser.aclose()
 

@@ -218,7 +218,9 @@ async def test_deny(gw: GatewayServer, http: httpx.AsyncClient) -> None:
     assert "Cognate CLI" in page.text and body["user_code"] in page.text
     assert "<li>openid</li>" in page.text and "<li>email</li>" in page.text
     denied = await decide(browser, page, "deny")
-    assert denied.status_code == 303 and denied.headers["location"] == "/device?result=denied"
+    assert denied.status_code == 303 and denied.headers["location"].startswith(
+        "/device?result=denied&proof="
+    )
     answer = await poll(http, body["device_code"])
     assert answer.status_code == 400 and answer.json()["error"] == "access_denied"
     # The user code was single use.
@@ -242,7 +244,10 @@ async def test_approve_issues_tokens_once_whatever_races(
     )
     approvals, polls = results[:2], list(results[2:])
     assert sorted(a.status_code for a in approvals) == [303, 400]
-    assert any(a.headers.get("location") == "/device?result=approved" for a in approvals)
+    assert any(
+        (a.headers.get("location") or "").startswith("/device?result=approved&proof=")
+        for a in approvals
+    )
     at(gw, 60)
     polls += await asyncio.gather(*[poll(http, body["device_code"]) for _ in range(10)])
     won = [p for p in polls if p.status_code == 200]
@@ -280,7 +285,9 @@ async def test_approving_without_a_session_signs_in_first(
             "password": "correct horse battery staple",
         },
     )
-    assert done.status_code == 303 and done.headers["location"] == "/device?result=approved"
+    assert done.status_code == 303 and done.headers["location"].startswith(
+        "/device?result=approved&proof="
+    )
     assert "cognate_session" in browser.http.cookies
     tokens = await poll(http, body["device_code"])
     assert tokens.status_code == 200, tokens.text
@@ -391,7 +398,9 @@ async def test_a_client_that_demands_mfa_steps_a_password_session_up(
     mfa = await browser.http.get(to_mfa.headers["location"])
     code = pyotp.TOTP(secret).at(time.time() + 30)  # this step's code went on enrolment
     done = await browser.http.post("/login/mfa", data={**form_fields(mfa.text), "code": code})
-    assert done.status_code == 303 and done.headers["location"] == "/device?result=approved"
+    assert done.status_code == 303 and done.headers["location"].startswith(
+        "/device?result=approved&proof="
+    )
     at(gw, 30)
     tokens = await poll(http, body["device_code"], "tv-mfa")
     assert tokens.status_code == 200, tokens.text
@@ -405,7 +414,9 @@ async def test_a_client_access_policy_refuses_the_user(
     body = await start(http, client_id="tv-staff")
     page = await confirm_page(browser, body["user_code"])
     refused = await decide(browser, page, "approve")
-    assert refused.status_code == 303 and refused.headers["location"] == "/device?result=refused"
+    assert refused.status_code == 303 and refused.headers["location"].startswith(
+        "/device?result=refused&proof="
+    )
     answer = await poll(http, body["device_code"], "tv-staff")
     assert answer.status_code == 400 and answer.json()["error"] == "access_denied"
     entries = [f for _, f in await gw.call(lambda s: s.audit.read("0", 10_000))]
@@ -435,3 +446,14 @@ async def test_one_address_cannot_use_up_a_clients_device_codes(
             assert fine.status_code == 200
     finally:
         server.stop()
+
+
+async def test_a_result_page_needs_the_browser_that_decided(gw: GatewayServer) -> None:
+    # A link to /device?result=approved from anywhere (a phishing page) must not say "Device
+    # connected": the result page shows only for the proof the decision handed this browser.
+    async with httpx.AsyncClient(base_url=gw.url) as stranger:
+        for result in ("approved", "denied", "refused"):
+            page = await stranger.get("/device", params={"result": result, "proof": "x" * 43})
+            assert page.status_code == 200
+            assert "Device connected" not in page.text and "Request denied" not in page.text
+            assert 'name="user_code"' in page.text  # the code form instead
