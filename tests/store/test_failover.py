@@ -76,7 +76,16 @@ async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> N
         while sentinel_cli(sentinel.master_port(), "info", "replication").count("state=online") < 2:
             assert time.monotonic() < ready, "the replicas never came online"
             await asyncio.sleep(0.05)
-        assert await store.create(store.key("before"), b"1")  # a pooled connection to the master
+        # A pooled connection to the master, and a first durable write (set-up: on a busy run
+        # the first WAIT can miss its 0.5 s; a missed one may have landed, so a fresh key).
+        for attempt in itertools.count():
+            first = store.key(f"before-{attempt}")
+            try:
+                assert await store.create(first, b"1")
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < ready, "no durable write before the fail-over"
+                await asyncio.sleep(0.1)
         old = sentinel.master_port()
         # On both replicas before the fail-over (WAIT 1 confirmed one; whichever Sentinel
         # promotes must have it, or this tests Redis's lagging-replica case instead).
@@ -84,7 +93,7 @@ async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> N
         replicas = [int(port) for port in re.findall(r"slave\d+:ip=[^,]+,port=(\d+)", info)]
         assert len(replicas) == 2, info
         while any(
-            sentinel_cli(port, "exists", store.key("before")).strip() != "1" for port in replicas
+            sentinel_cli(port, "exists", first).strip() != "1" for port in replicas
         ):
             assert time.monotonic() < ready, "the first write never reached both replicas"
             await asyncio.sleep(0.05)
@@ -110,9 +119,9 @@ async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> N
                 assert time.monotonic() < deadline, "durable writes stayed refused"
                 await asyncio.sleep(0.05)
         assert "role:master" in sentinel_cli(old, "info", "replication")
-        assert await store.take(store.key("before")) == b"1"  # replicated before the fail-over
+        assert await store.take(first) == b"1"  # replicated before the fail-over
         assert sentinel_cli(new, "get", after).strip() == "2"
-        assert sentinel_cli(new, "exists", store.key("before")).strip() == "0"
+        assert sentinel_cli(new, "exists", first).strip() == "0"
         assert old != new
     finally:
         await store.close()
