@@ -48,6 +48,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("cognate.cognito")
 
 TARGET_PREFIX = "AWSCognitoIdentityService."
+# What the AWS SDKs send from a browser page, and the answer headers they read.
+AWS_REQUEST_HEADERS = (
+    "Content-Type, X-Amz-Target, X-Amz-User-Agent, X-Amz-Date, X-Amz-Security-Token, "
+    "X-Amz-Content-Sha256, Authorization, Amz-Sdk-Invocation-Id, Amz-Sdk-Request, Cache-Control"
+)
+AWS_EXPOSED_HEADERS = "x-amzn-RequestId, x-amzn-ErrorType, x-amzn-ErrorMessage, Date"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 _ID = re.compile(r"^[\w-]+:[0-9a-f-]+$")
 Body = dict[str, Any]
@@ -129,6 +135,9 @@ class CognitoApi:
 
     def __init__(self, services: Services) -> None:
         self.s = services
+        self._pool_origins = frozenset(
+            origin for pool in services.settings.identity_pools for origin in pool.cors_origins
+        )
         self.public: dict[str, Operation] = {
             "GetId": self.get_id,
             "GetOpenIdToken": self.get_open_id_token,
@@ -145,11 +154,36 @@ class CognitoApi:
         """One API call; whatever goes wrong, the answer is AWS JSON with `__type`."""
         request_id = str(uuid.uuid4())
         try:
-            return await self._handle(request, request_id)
+            response = await self._handle(request, request_id)
         except Exception:  # never Starlette's HTML 500 page to an SDK
             log.exception("Cognito API call failed", extra={"request_id": request_id})
             error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
-            return error_response(error, request_id)
+            response = error_response(error, request_id)
+        origin = request.headers.get("origin")
+        if origin and self._origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = AWS_EXPOSED_HEADERS
+        response.headers.add_vary_header("Origin")
+        return response
+
+    async def preflight(self, request: Request) -> Response:
+        """CORS preflight for a browser app's SDK (`@aws-sdk/client-cognito-identity`,
+        Amplify): the answer names the origin only when it is allowed, never `*`."""
+        response = Response(status_code=204)
+        origin = request.headers.get("origin", "")
+        asked = request.headers.get("access-control-request-method", "").upper()
+        if origin and asked == "POST" and self._origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            response.headers["Access-Control-Allow-Headers"] = AWS_REQUEST_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+        response.headers.add_vary_header("Origin")
+        return response
+
+    def _origin_allowed(self, origin: str) -> bool:
+        """A page of a registered client (its allowed origins) or one an identity pool lists
+        (`identity_pools[].cors_origins`) may call the API from the browser."""
+        return self.s.clients.origin_allowed(origin, None) or origin in self._pool_origins
 
     async def _handle(self, request: Request, request_id: str) -> Response:
         target = request.headers.get("x-amz-target", "")
@@ -446,9 +480,12 @@ class CognitoApi:
 
 
 def routes(services: Services) -> list[BaseRoute]:
-    """The API at `/` and `/cognito-identity` (POST only; GET / stays the home page)."""
+    """The API at `/` and `/cognito-identity` (POST, and OPTIONS for CORS; GET / stays the
+    home page)."""
     api = CognitoApi(services)
     return [
         Route("/", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
         Route("/cognito-identity", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/", api.preflight, methods=["OPTIONS"]),
+        Route("/cognito-identity", api.preflight, methods=["OPTIONS"]),
     ]
