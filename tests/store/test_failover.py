@@ -70,22 +70,8 @@ async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> N
     sentinel.start()
     store = RedisStore(sentinel.url, prefix="moved", replicas_acked=1, replica_timeout=0.5)
     try:
-        # Both replicas attached and in sync first (on a busy machine that can take a while
-        # after start): the test is about the fail-over, not about a cold start.
         ready = time.monotonic() + 30
-        while sentinel_cli(sentinel.master_port(), "info", "replication").count("state=online") < 2:
-            assert time.monotonic() < ready, "the replicas never came online"
-            await asyncio.sleep(0.05)
-        # A pooled connection to the master, and a first durable write (set-up: on a busy run
-        # the first WAIT can miss its 0.5 s; a missed one may have landed, so a fresh key).
-        for attempt in itertools.count():
-            first = store.key(f"before-{attempt}")
-            try:
-                assert await store.create(first, b"1")
-                break
-            except StoreUnavailable:
-                assert time.monotonic() < ready, "no durable write before the fail-over"
-                await asyncio.sleep(0.1)
+        first = await first_durable_write(sentinel, store, ready)
         old = sentinel.master_port()
         # On both replicas before the fail-over (WAIT 1 confirmed one; whichever Sentinel
         # promotes must have it, or this tests Redis's lagging-replica case instead).
@@ -164,7 +150,7 @@ async def test_no_acknowledged_write_is_lost_in_a_planned_failover_with_two_repl
             await asyncio.sleep(0.01)
 
     try:
-        assert await store.create(store.key("first"), b"1")  # connected, and listening
+        await first_durable_write(sentinel, store, time.monotonic() + 30)  # and listening
         old = sentinel.master_port()
         failover = asyncio.create_task(asyncio.to_thread(sentinel.failover))
         await until(
@@ -189,6 +175,27 @@ async def test_no_acknowledged_write_is_lost_in_a_planned_failover_with_two_repl
         await asyncio.gather(*writers, return_exceptions=True)
         await store.close()
         sentinel.stop()
+
+
+async def first_durable_write(sentinel: RedisSentinel, store: RedisStore, ready: float) -> str:
+    """Set-up: both replicas online, then one acknowledged write; returns its key.
+
+    On a busy machine replicas can take a while to attach after start, and the first WAIT can
+    miss its 0.5 s; a missed write may have landed all the same, so each attempt takes a fresh
+    key. These tests are about the fail-over, not about a cold start.
+    """
+    while sentinel_cli(sentinel.master_port(), "info", "replication").count("state=online") < 2:
+        assert time.monotonic() < ready, "the replicas never came online"
+        await asyncio.sleep(0.05)
+    for attempt in itertools.count():
+        key = store.key(f"before-{attempt}")
+        try:
+            assert await store.create(key, b"1")
+            return key
+        except StoreUnavailable:
+            assert time.monotonic() < ready, "no durable write before the fail-over"
+            await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 def sentinel_cli(port: int, *args: str) -> str:
