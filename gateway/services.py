@@ -17,6 +17,7 @@ from gateway.background import Background
 from gateway.connectors import Connector, RedirectConnector, build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
+from gateway.csrf import Csrf
 from gateway.flows import FlowStore
 from gateway.identity.ids import IdentityStore
 from gateway.identity.pools import IdentityPools
@@ -33,7 +34,6 @@ from gateway.sessions import SessionManager
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.tokens import TokenService
-from gateway.ui.csrf import Csrf
 from gateway.ui.pages import Pages
 from gateway.users.codes import Codes
 from gateway.users.directory import UserDirectory

@@ -39,8 +39,6 @@ from gateway.store import Put, Store, Write, record_json, write
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
-# `amr` values (RFC 8176) that say a second factor was used.
-MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 ENDED_CHANNEL = "session-ended"
 
 log = logging.getLogger("cognate.sessions")
@@ -71,10 +69,6 @@ def _for_host(session: Session | None, host: str | None) -> Session | None:
     if session is None or session.host is None or session.host == host:
         return session
     return None
-
-
-def passed_second_factor(amr: list[str]) -> bool:
-    return bool(MFA_METHODS.intersection(amr))
 
 
 class SessionCache:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from gateway.cookies import registrable_domain
 from gateway.settings_connectors import (
     ConnectorSettings,
     LocalConnectorSettings,
@@ -48,6 +49,7 @@ from gateway.settings_types import (
     is_loopback_host,
     parse_duration,
 )
+from gateway.text import languages
 
 __all__ = [  # re-exported: these models are part of the settings schema
     "POOL_ID",
@@ -202,7 +204,6 @@ class SessionSettings(Model):
     def _registrable(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from gateway.proxy.cookies import registrable_domain
 
         return registrable_domain(value)
 
@@ -435,9 +436,7 @@ class UiSettings(Model):
     @field_validator("languages")
     @classmethod
     def _languages(cls, value: list[str]) -> list[str]:
-        from gateway.ui.i18n import available
-
-        known = available()
+        known = languages()
         for language in value:
             if language not in known:
                 raise ValueError(f"{language!r}: no catalogue (available: {', '.join(known)})")

@@ -97,8 +97,6 @@ class ForwardAuthSettings(Model):
         return value
 
 
-
-
 class SidecarCredentialsSettings(Model):
     """AWS credentials for the app behind the sidecar: a developer identity of a pool."""
 

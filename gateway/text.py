@@ -15,6 +15,15 @@ Nothing here formats with f-strings: a message built by an f-string can never be
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+# The hosted pages' catalogues (`gateway.ui.i18n`), English text → translation, one per language.
+LOCALES = Path(__file__).parent / "ui" / "locales"
+
+
+def languages() -> list[str]:
+    """The languages the hosted pages can speak: English, and one per catalogue."""
+    return ["en", *sorted(p.stem for p in LOCALES.glob("*.json"))]
 
 
 class Phrase(str):

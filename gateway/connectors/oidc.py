@@ -31,11 +31,11 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
+from gateway.amr import MFA_METHODS
 from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
 from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
 from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
-from gateway.sessions import MFA_METHODS
 from gateway.settings import OidcConnectorSettings
 
 log = logging.getLogger("cognate.connectors.oidc")

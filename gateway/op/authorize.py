@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.amr import passed_second_factor
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import (
     AccessDenied,
     InvalidRequest,
@@ -31,10 +33,11 @@ from gateway.flows import Flow
 from gateway.op.clients import Client
 from gateway.op.common import Handler, reject_repeats
 from gateway.op.grants import Authorization, CodeRecord
-from gateway.services import Services
-from gateway.sessions import Session, passed_second_factor
+from gateway.sessions import Session
 from gateway.store import Write
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no padding
 # One limit for the values a client chooses and gets back (state in the redirect, nonce in the
@@ -309,7 +312,7 @@ async def finish_authorization(
     client = services.clients.get(client_id)
     policy = client.config.access if client else None
     if policy is not None:
-        from gateway.proxy import refusal
+        from gateway.policy import refusal
 
         reason = refusal(policy, session, where=f"application {client_id}")
         if reason:

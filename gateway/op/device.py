@@ -36,10 +36,10 @@ from starlette.responses import Response
 from gateway.crypto import Sealer, random_token
 from gateway.errors import InvalidGrant, InvalidScope, OAuthError
 from gateway.errors import UnauthorizedClient as Unauthorized
+from gateway.forwarded import client_address
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.grants import Authorization
-from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import DEVICE_CODE_GRANT, DeviceSettings
 from gateway.store import Store, record_json

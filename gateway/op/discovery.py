@@ -7,15 +7,17 @@ set changes, and may be cached by clients for a short time (rotation publishes k
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.op.common import Handler
-from gateway.services import Services
 from gateway.settings import DEVICE_CODE_GRANT, GRANT_TYPES
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 JWKS_MAX_AGE = 300
 

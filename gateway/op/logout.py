@@ -8,7 +8,7 @@ third-party page cannot sign people out silently.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData, QueryParams
@@ -19,7 +19,9 @@ from gateway.errors import PageError
 from gateway.op.authorize import MAX_CLIENT_VALUE, redirect_with
 from gateway.op.clients import Client
 from gateway.op.common import Handler
-from gateway.services import Services
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 _FIELDS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 

@@ -7,7 +7,7 @@ an authenticated confidential client and says nothing but `{"active": false}` ab
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,8 +15,10 @@ from starlette.responses import Response
 from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
 from gateway.op import cors
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
-from gateway.services import Services
 from gateway.tokens import AccessToken
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 
 async def _as_access_token(services: Services, token: str) -> AccessToken | None:

@@ -10,7 +10,7 @@ grants do not exist here (RFC 9700 §2.4) and answer `unsupported_grant_type`.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -31,7 +31,9 @@ from gateway.op import cors
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.grants import Authorization, Grant
-from gateway.services import Services
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 

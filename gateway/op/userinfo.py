@@ -6,15 +6,19 @@ and its grant still alive; the claims released are those its scopes allow.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.errors import InvalidToken, OAuthError
+from gateway.forwarded import app_host
 from gateway.op import cors
 from gateway.op.authorize import claims_for_scope
 from gateway.op.common import Handler, bearer_token, json_no_store, oauth_json, read_form
-from gateway.proxy import app_host
-from gateway.services import Services
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 
 class InsufficientScope(OAuthError):

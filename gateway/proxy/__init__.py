@@ -32,22 +32,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import posixpath
-import re
-import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from gateway.cookies import without_cookies
 from gateway.errors import StoreUnavailable
-from gateway.proxy.cookies import without_cookies
-from gateway.sessions import Session, passed_second_factor
-from gateway.settings import RoutePolicySettings, Settings
+from gateway.forwarded import url_host
+from gateway.policy import policy_for, refusal
+from gateway.sessions import Session
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -56,121 +52,6 @@ log = logging.getLogger("cognate.proxy")
 
 FORWARD_AUTH_CLIENT = "cognate:forward-auth"  # the flow's "client" for proxy sign-ins
 # RFC 8176 authentication method references that mean a second factor was used.
-
-
-@dataclass(frozen=True)
-class Original:
-    """The request the proxy is asking about (only as far as trusted headers say)."""
-
-    method: str
-    url: str | None
-
-
-class TrustedProxies:
-    """Which client addresses are configured proxies (`forward_auth.trusted_proxies`). Every
-    forward-auth request asks this about the same few addresses: each is parsed once."""
-
-    def __init__(self, networks: list[str]) -> None:
-        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
-        self._known: dict[str, bool] = {}
-
-    def trusts(self, host: str) -> bool:
-        known = self._known.get(host)
-        if known is None:
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                known = False
-            else:
-                known = any(address in network for network in self.networks)
-            if len(self._known) >= 4096:
-                self._known.clear()
-            self._known[host] = known
-        return known
-
-    def request(self, request: Request) -> bool:
-        """Did this request come from a configured proxy?"""
-        return self.trusts(request.client.host if request.client else "")
-
-
-def original_request(h: Mapping[str, str], is_trusted: bool, mode: str) -> Original:
-    """What the proxy forwarded (`h`: the request's headers, lower-case names), from a trusted
-    proxy only, and only the header family of `mode` (see the module docstring): a client's
-    X-Original-URL passed along by Caddy or Traefik must never replace the X-Forwarded-* they
-    set themselves."""
-    if not is_trusted:
-        return Original("GET", None)
-    if mode == "original":
-        return Original(h.get("x-original-method", "GET").upper(), h.get("x-original-url"))
-    method = h.get("x-forwarded-method", "GET").upper()
-    host = h.get("x-forwarded-host")
-    if not host:
-        return Original(method, None)
-    proto = "https" if h.get("x-forwarded-proto", "https") == "https" else "http"
-    uri = h.get("x-forwarded-uri", "/")
-    return Original(method, f"{proto}://{host}{uri if uri.startswith('/') else '/' + uri}")
-
-
-def trusted_proxies(settings: Settings) -> TrustedProxies:
-    """The deployment's `forward_auth.trusted_proxies`, parsed once for every user of it."""
-    return _trusted(tuple(settings.forward_auth.trusted_proxies))
-
-
-@cache
-def _trusted(networks: tuple[str, ...]) -> TrustedProxies:
-    return TrustedProxies(list(networks))
-
-
-def request_origin(settings: Settings, request: Request) -> str:
-    """scheme://host[:port] the request came through: the original URL's, as a trusted proxy
-    names it in the headers of `forward_auth.mode`; else the issuer's (a request straight to
-    the gateway, or from anyone else)."""
-    config = settings.forward_auth
-    trusted = trusted_proxies(settings).request(request)
-    url = original_request(request.headers, trusted, config.mode).url
-    try:
-        parts = urlsplit(url or settings.issuer)
-        if parts.hostname:
-            return f"{parts.scheme}://{parts.netloc}"
-    except ValueError:
-        pass
-    return settings.issuer.rstrip("/")
-
-
-def client_address(settings: Settings, request: Request) -> str:
-    """The client's IP address, for per-IP limits and the audit trail: the peer, or, when the
-    peer is a trusted proxy, the nearest address in X-Forwarded-For that is not one (read
-    from the right: the entries to the left of a proxy's own are the client's to invent)."""
-    peer = request.client.host if request.client else "unknown"
-    proxies = trusted_proxies(settings)
-    if not proxies.trusts(peer):
-        return peer
-    chain = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
-    for address in reversed([a for a in chain if a][-16:]):
-        if not proxies.trusts(address):
-            try:
-                return str(ipaddress.ip_address(address))
-            except ValueError:
-                return peer  # junk where an address should be: count it against the proxy
-    return peer
-
-
-def app_host(settings: Settings, request: Request) -> str | None:
-    """The app host a request came through, for `SessionManager.load(host=…)`: None when it
-    is the gateway's own."""
-    host = url_host(request_origin(settings, request))
-    return None if host == url_host(settings.issuer) else host
-
-
-def url_host(url: str | None) -> str | None:
-    """The lower-case host of a URL (no port), or None when there is none or it cannot be
-    parsed (an IDNA-invalid host makes `urlsplit` raise)."""
-    if not url:
-        return None
-    try:
-        return (urlsplit(url).hostname or "").lower() or None
-    except ValueError:
-        return None
 
 
 def cookie_reaches(settings: Settings, host: str | None) -> bool:
@@ -221,86 +102,6 @@ def clean(value: Any, limit: int = 1024) -> str:
     if text.isprintable():  # the common case, checked in C
         return text[:limit]
     return "".join(c for c in text if c.isprintable())[:limit]
-
-
-# Whitespace (any Unicode kind) and control characters at either end of a path segment.
-_EDGES = re.compile(r"^[\s\x00-\x1f\x7f-\x9f]+|[\s\x00-\x1f\x7f-\x9f]+$")
-
-
-def normalize_path(raw: str) -> str:
-    """The path as an application may serve it, folded so that every spelling common back
-    ends treat as the same path meets the rule for it: percent-decoded (repeatedly), NFKC
-    (a fullwidth slash is a slash), undecodable bytes as slashes (`%c0%af`), backslashes as
-    slashes, each segment cut at `;` (Tomcat and Spring drop path parameters: `/admin;x`)
-    and at NUL, whitespace and control characters at either end of a segment dropped
-    (`/admin.`, `/admin%20`, `/admin%09`, `/%e3%80%80admin`: `trim()`/`strip()` back ends),
-    trailing dots too, dot segments resolved, slashes collapsed, lower case (Express and IIS
-    route case-insensitively). A rule may so cover more spellings than the app serves,
-    never fewer: matching the raw path let `/%61dmin`, `//admin` or `/Admin` slip past."""
-    path = raw or "/"
-    for _ in range(3):  # %2561 → %61 → a
-        decoded = unquote(path)
-        if decoded == path:
-            break
-        path = decoded
-    path = unicodedata.normalize("NFKC", path).replace("\ufffd", "/").replace("\\", "/")
-    segments = []
-    for segment in path.split("/"):
-        segment = _EDGES.sub("", segment.split(";", 1)[0].split("\x00", 1)[0])
-        segments.append(segment if segment in (".", "..") else segment.rstrip(". "))
-    folded = "/".join(segments)
-    normalized = re.sub("/+", "/", posixpath.normpath("/" + folded))
-    trailing = folded.endswith("/") and normalized != "/"
-    return (normalized + ("/" if trailing else "")).lower()
-
-
-def policy_for(policies: list[RoutePolicySettings], url: str | None) -> RoutePolicySettings | None:
-    """The most specific policy (longest path prefix, exact host before `*`) for a URL."""
-    if not policies:
-        return None
-    try:
-        parts = urlsplit(url or "/")
-        host, path = (parts.hostname or "").lower(), normalize_path(parts.path)
-    except ValueError:  # an unparseable URL: only the catch-all rules can apply
-        host, path = "", "/"
-    matches = [
-        p
-        for p in policies
-        if (p.host == "*" or p.host.lower() == host)
-        and (
-            p.path == "/"
-            or path == (rule := p.path.lower().rstrip("/") or "/")
-            or path.startswith(rule + "/")
-        )
-    ]
-    if not matches:
-        return None
-    return max(matches, key=lambda p: (len(p.path), p.host != "*"))
-
-
-def refusal(policy: RoutePolicySettings, session: Session, where: str | None = None) -> str | None:
-    """Why the policy refuses this session, or None when it allows it. `where` names the rule
-    in the message (default: its host and path)."""
-    profile = session.profile
-    email = str(profile.get("email") or "").lower()
-    groups = {str(g) for g in profile.get("groups") or []}
-    where = where or f"{policy.host}{policy.path}"
-    if policy.deny:
-        return f"the rule for {where} denies everyone"
-    if policy.connectors and session.connector_id not in policy.connectors:
-        return f"the rule for {where} requires signing in with {', '.join(policy.connectors)}"
-    verified = profile.get("email_verified") is True
-    if policy.emails and not (verified and email in [e.lower() for e in policy.emails]):
-        return f"the rule for {where} allows only listed e-mail addresses"
-    if policy.email_domains and not (
-        verified and any(email.endswith("@" + d.lower()) for d in policy.email_domains)
-    ):
-        return f"the rule for {where} allows only e-mail domains {', '.join(policy.email_domains)}"
-    if policy.groups and not groups & set(policy.groups):
-        return f"the rule for {where} requires membership of {', '.join(policy.groups)}"
-    if policy.mfa and not passed_second_factor(session.amr):
-        return f"the rule for {where} requires a sign-in with a second factor"
-    return None
 
 
 def is_api(request: Request) -> bool:

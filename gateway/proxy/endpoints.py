@@ -24,21 +24,18 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.crypto import random_token
-from gateway.proxy import (
-    UNKNOWN_URL,
+from gateway.csrf import COOKIE as CSRF_COOKIE
+from gateway.forwarded import (
     Original,
     app_host,
-    cookie_reaches,
-    decide,
-    is_api,
     original_request,
     request_origin,
     trusted_proxies,
     url_host,
 )
+from gateway.proxy import UNKNOWN_URL, cookie_reaches, decide, is_api
 from gateway.proxy.redirects import safe_redirect
 from gateway.proxy.tickets import BINDING_COOKIE, BINDING_TTL, Tickets
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.direct import sign_in_to
 
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.proxy import grant, original_request, trusted_proxies, url_host
+from gateway.forwarded import original_request, trusted_proxies, url_host
+from gateway.proxy import grant
 
 if TYPE_CHECKING:
     from gateway.services import Services

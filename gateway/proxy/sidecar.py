@@ -42,10 +42,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from gateway.cookies import without_cookies
 from gateway.errors import CognitoError
 from gateway.outbound import http_client
 from gateway.proxy import IDENTITY_HEADERS, decide, is_api
-from gateway.proxy.cookies import without_cookies
 
 if TYPE_CHECKING:
     from gateway.services import Services

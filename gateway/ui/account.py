@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.connectors import UpstreamIdentity, local_connector_id
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.forwarded import client_address
 from gateway.identity.ids import LoginTaken, TooManyLogins
-from gateway.proxy import client_address
 from gateway.text import Phrase
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import User, normalize_email
 
 # One string (not split over lines), so the catalogue test finds it in the source.

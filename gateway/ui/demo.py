@@ -7,6 +7,7 @@ gateway over HTTP, so the demo exercises exactly what a real app would. Mounted 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import httpx
@@ -16,7 +17,9 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.crypto import b64url_decode, constant_time_equals, random_token, s256_challenge
 from gateway.errors import PageError
-from gateway.services import Services
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 _COOKIE = "cognate_demo"
 

@@ -14,25 +14,27 @@ endpoint (`gateway.op.device`), so the chance of a hit stays negligible.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.crypto import constant_time_equals
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.forwarded import client_address
 from gateway.op.authorize import claims_for_scope, needs_step_up
 from gateway.op.common import Handler
 from gateway.op.device import DeviceRecord, display_user_code, normalize_user_code
 from gateway.op.grants import Authorization
-from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
-from gateway.services import Services
 from gateway.sessions import Session
 from gateway.store import Write
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 _WRONG = "That code is not valid, was already used or has expired."
 
@@ -206,7 +208,7 @@ async def _approve(
     client = services.clients.get(record.client_id)
     policy = client.config.access if client else None
     if policy is not None:
-        from gateway.proxy import refusal
+        from gateway.policy import refusal
 
         reason = refusal(policy, session, where=f"application {record.client_id}")
         if reason:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.flows import Flow
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 
 if TYPE_CHECKING:
     from gateway.services import Services

@@ -13,11 +13,8 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-from gateway.text import Phrase, render
-
-LOCALES = Path(__file__).parent / "locales"
+from gateway.text import LOCALES, Phrase, render
 
 Translate = Callable[..., str]
 
@@ -29,10 +26,6 @@ def catalogue(language: str) -> dict[str, str]:
         return {}
     data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     return data
-
-
-def available() -> list[str]:
-    return ["en", *sorted(p.stem for p in LOCALES.glob("*.json"))]
 
 
 def choose(offered: Iterable[str], ui_locales: str | None, accept_language: str | None) -> str:

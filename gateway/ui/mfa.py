@@ -27,15 +27,15 @@ import segno
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.amr import passed_second_factor
 from gateway.connectors import UpstreamIdentity, local_connector_id
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.flows import Flow
-from gateway.proxy import client_address
+from gateway.forwarded import client_address
 from gateway.ratelimit import Limit, RateLimited
-from gateway.sessions import passed_second_factor
 from gateway.text import Phrase
 from gateway.ui import notify
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.views import complete_login, flow_for, flow_form
 
 if TYPE_CHECKING:

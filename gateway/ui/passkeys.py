@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
-from gateway.proxy import client_address
+from gateway.forwarded import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui.account import local_account
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.mfa import outcome
 from gateway.ui.views import flow_for, login_form, sign_in_local
 

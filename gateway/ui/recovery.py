@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.forwarded import client_address
 from gateway.logout import end_local_user
-from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui import notify
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.users.directory import (
     InvalidPassword,
     check_password_policy,

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from gateway.connectors import ConnectorError
 from gateway.connectors.saml import SamlConnector
 from gateway.errors import PageError
-from gateway.proxy import client_address
+from gateway.forwarded import client_address
 from gateway.ui.views import finish_upstream, repost_same_site, sign_in_outcome, start_session
 
 if TYPE_CHECKING:

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.flows import Flow
-from gateway.proxy import client_address
+from gateway.forwarded import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.text import Phrase
 from gateway.ui import notify
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.direct import account_flow
 from gateway.ui.views import flow_for, flow_form, sign_in_local
 from gateway.users.directory import (

@@ -8,7 +8,7 @@ Unknown users, wrong passwords and disabled accounts get the same answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
@@ -24,20 +24,22 @@ from gateway.connectors import (
     local_connector_id,
 )
 from gateway.crypto import constant_time_equals
+from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.forwarded import client_address
 from gateway.op.authorize import finish_flow
 from gateway.op.common import Handler
-from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
-from gateway.services import Services
 from gateway.sessions import Session
 from gateway.store import Write
 from gateway.text import Phrase
-from gateway.ui.csrf import COOKIE as CSRF_COOKIE
 from gateway.ui.direct import account_flow, for_account
 from gateway.users.directory import User, normalize_email
 from gateway.users.passwords import MAX_PASSWORD_BYTES
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 EXPIRED = PageError(
     "This sign-in has expired",

@@ -263,7 +263,7 @@ def test_cookies_on_https_are_host_prefixed_secure_httponly() -> None:
     ],
 )
 def test_policies_match_the_path_the_app_will_serve(path: str) -> None:
-    from gateway.proxy import policy_for
+    from gateway.policy import policy_for
     from gateway.settings import RoutePolicySettings
 
     policies = [RoutePolicySettings(path="/admin", groups=["admins"])]

@@ -461,7 +461,7 @@ async def test_no_trailing_slash_redirect_downgrades_to_http(
 
 
 def test_a_spaced_cookie_is_removed_as_it_is_read() -> None:
-    from gateway.proxy.cookies import without_cookies
+    from gateway.cookies import without_cookies
 
     names = {"__Host-cognate_session"}
     assert without_cookies("__Host-cognate_session = s.x; theme=dark", names) == "theme=dark"

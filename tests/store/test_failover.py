@@ -78,9 +78,7 @@ async def test_durable_writes_follow_a_planned_failover_to_the_new_master() -> N
         info = sentinel_cli(old, "info", "replication")
         replicas = [int(port) for port in re.findall(r"slave\d+:ip=[^,]+,port=(\d+)", info)]
         assert len(replicas) == 2, info
-        while any(
-            sentinel_cli(port, "exists", first).strip() != "1" for port in replicas
-        ):
+        while any(sentinel_cli(port, "exists", first).strip() != "1" for port in replicas):
             assert time.monotonic() < ready, "the first write never reached both replicas"
             await asyncio.sleep(0.05)
         sentinel.failover()

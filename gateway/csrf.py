@@ -8,12 +8,16 @@ the browser says where they come from (`Origin`, else `Sec-Fetch-Site`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from gateway.crypto import Sealer, constant_time_equals, random_token
 from gateway.errors import PageError
-from gateway.ui.pages import Pages
+
+if TYPE_CHECKING:
+    from gateway.ui.pages import Pages
 
 COOKIE = "cognate_csrf"
 
