@@ -34,6 +34,8 @@ from bench.harness import (  # noqa: E402
     wait_ready,
     wrk,
 )
+from gateway.connectors import OidcPending  # noqa: E402
+from gateway.login import upstream  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
@@ -70,16 +72,16 @@ async def mint_callbacks(settings_path: Path, count: int, folder: Path) -> str:
     connector: Any = services.connectors["idp"]
     browser = secrets.token_urlsafe(24)
     binding = services.flows.browser_binding(browser)
-    callback = f"{services.settings.issuer}/login/idp/callback"
     sem = asyncio.Semaphore(64)
 
     async def one() -> str:
         async with sem:
             flow = await pending_flow(services, binding)
-            start = await connector.start(callback, flow.flow_id)
-            await services.flows.save_connector_state(flow, {**start.state, "connector": "idp"})
+            begun = await upstream.start(services, flow, connector)
             # bench/idp_app.py takes the nonce as the code (see its docstring).
-            query = {"code": start.state["nonce"], "state": start.state["state"], "iss": IDP}
+            pending = begun.pending
+            assert isinstance(pending, OidcPending)  # noqa: S101 - the bench's IdP is OIDC
+            query = {"code": pending.nonce, "state": pending.state, "iss": IDP}
             return "/login/idp/callback?" + urlencode(query)
 
     paths = await asyncio.gather(*(one() for _ in range(count)))

@@ -18,11 +18,11 @@ from gateway.connectors import Connector, RedirectConnector, build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
 from gateway.csrf import Csrf
-from gateway.flows import FlowStore
 from gateway.identity.ids import IdentityStore
 from gateway.identity.pools import IdentityPools
 from gateway.identity.providers import ProviderVerifier
 from gateway.keys import KeyRing
+from gateway.login.flows import FlowStore
 from gateway.logout import Logout
 from gateway.metrics import Metrics
 from gateway.op.clients import ClientRegistry

@@ -1,9 +1,14 @@
 """Upstream identity sources ("connectors") and what they hand back.
 
 A connector keeps no state of its own: whatever it needs between the redirect to an IdP and the
-callback is stored on the flow (`gateway.flows.Flow.connector_state`). Password connectors
-(`local`) implement `PasswordConnector.login`; redirect connectors (OIDC, OAuth2, SAML)
-implement `RedirectConnector.start` / `finish`.
+callback is a typed *pending* record (`OidcPending`, `OAuth2Pending`, `SamlPending`) that the
+login keeps on the flow (`gateway.login.progress.AtIdp`) and hands back to `finish`.
+
+Connectors opt into small capabilities, as dex's do: `PasswordConnector.login` (the local
+directory), `RedirectConnector.start` / `finish` (OIDC, OAuth2, SAML), `RefreshingConnector`
+(upstream tokens can be refreshed, and the profile with them) and `SigningOutConnector` (the
+IdP's own sessions end with Cognate's). Callers ask `isinstance(connector, Capability)`, never
+which class a connector is.
 
 Adding one: a module here, a line in `build_connectors`, its tests, an example in `config/`.
 """
@@ -45,12 +50,42 @@ class UpstreamRefused(ConnectorError):
 
 
 @dataclass(frozen=True)
+class OidcPending:
+    """An OpenID Connect sign-in waiting for its callback."""
+
+    state: str
+    nonce: str
+    verifier: str  # PKCE code_verifier
+    callback: str  # the redirect_uri sent, sent again with the code
+
+
+@dataclass(frozen=True)
+class OAuth2Pending:
+    """A plain OAuth 2.0 (social) sign-in waiting for its callback."""
+
+    state: str
+    verifier: str
+    callback: str
+
+
+@dataclass(frozen=True)
+class SamlPending:
+    """A SAML AuthnRequest waiting for its Response (`request_id` must be its InResponseTo)."""
+
+    state: str  # the RelayState
+    request_id: str
+
+
+UpstreamPending = OidcPending | OAuth2Pending | SamlPending
+
+
+@dataclass(frozen=True)
 class LoginStart:
-    """Where `start()` sends the browser, and the state to keep on the flow until the callback.
+    """Where `start()` sends the browser, and what to keep on the flow until the callback.
     With `form`, the browser POSTs those fields to `redirect_url` (SAML HTTP-POST binding)."""
 
     redirect_url: str
-    state: dict[str, Any]
+    pending: UpstreamPending
     form: dict[str, str] | None = None
 
 
@@ -93,8 +128,9 @@ class RedirectConnector(Connector, Protocol):
         """Where to send the browser, and what to remember on the flow."""
         ...
 
-    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
-        """Validate the IdP's answer; raise ConnectorError with a safe message otherwise."""
+    async def finish(self, params: Mapping[str, str], pending: UpstreamPending) -> UpstreamIdentity:
+        """Validate the IdP's answer to the sign-in `pending` describes; raise ConnectorError
+        with a safe message otherwise (also when `pending` is another kind's)."""
         ...
 
     def form_origins(self) -> list[str]:

@@ -90,7 +90,8 @@ class HttpConnector:
         self,
         token_endpoint: str,
         code: str,
-        saved: Mapping[str, Any],
+        callback: str,
+        verifier: str,
         *,
         client_id: str,
         client_secret: str | None,
@@ -100,8 +101,8 @@ class HttpConnector:
         form = {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": str(saved["callback"]),
-            "code_verifier": str(saved["verifier"]),
+            "redirect_uri": callback,
+            "code_verifier": verifier,
         }
         response = await self._token_request(token_endpoint, form, client_id, client_secret, method)
         answer = self.json_of(response)

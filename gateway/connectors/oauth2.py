@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
+from gateway.connectors import (
+    ConnectorError,
+    LoginStart,
+    OAuth2Pending,
+    UpstreamIdentity,
+    UpstreamPending,
+)
 from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
 from gateway.crypto import random_token, s256_challenge
@@ -102,10 +108,12 @@ class OAuth2Connector(HttpConnector):
         }
         return LoginStart(
             self.authorization_url(self.endpoints.authorize, params),
-            {"state": state, "verifier": verifier, "callback": callback_url},
+            OAuth2Pending(state, verifier, callback_url),
         )
 
-    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
+    async def finish(self, params: Mapping[str, str], pending: UpstreamPending) -> UpstreamIdentity:
+        if not isinstance(pending, OAuth2Pending):
+            raise ConnectorError("The sign-in response does not belong to this sign-in.")
         if "error" in params:
             raise ConnectorError(f"{self.name} did not sign you in ({params['error'][:64]}).")
         if not params.get("code"):
@@ -113,7 +121,8 @@ class OAuth2Connector(HttpConnector):
         tokens = await self.redeem(
             self.endpoints.token,
             params["code"],
-            saved,
+            pending.callback,
+            pending.verifier,
             client_id=self.config.client_id,
             client_secret=self.config.client_secret,
             method="client_secret_post",

@@ -32,7 +32,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
 from gateway.amr import MFA_METHODS
-from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
+from gateway.connectors import (
+    ConnectorError,
+    LoginStart,
+    OidcPending,
+    UpstreamIdentity,
+    UpstreamPending,
+)
 from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
 from gateway.crypto import b64url, constant_time_equals, random_token, s256_challenge
@@ -154,12 +160,12 @@ class OidcConnector(HttpConnector):
             # Apple sends name and e-mail scopes only with form_post: a cross-site POST back.
             params["response_mode"] = "form_post"
         url = self.authorization_url(meta["authorization_endpoint"], params)
-        return LoginStart(
-            url, {"state": state, "nonce": nonce, "verifier": verifier, "callback": callback_url}
-        )
+        return LoginStart(url, OidcPending(state, nonce, verifier, callback_url))
 
-    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
+    async def finish(self, params: Mapping[str, str], pending: UpstreamPending) -> UpstreamIdentity:
         """Validate the authorization response, redeem the code, verify the ID token."""
+        if not isinstance(pending, OidcPending):
+            raise ConnectorError("The sign-in response does not belong to this sign-in.")
         meta = await self.metadata()
         iss = params.get("iss")
         if iss is not None and iss != self.issuer:
@@ -171,12 +177,12 @@ class OidcConnector(HttpConnector):
         code = params.get("code")
         if not code:
             raise ConnectorError("The sign-in response had no authorization code.")
-        tokens = await self._redeem(meta, code, saved)
+        tokens = await self._redeem(meta, code, pending)
         id_token, access_token = tokens.get("id_token"), tokens.get("access_token")
         if not isinstance(id_token, str):
             raise ConnectorError(f"{self.name} returned no ID token.")
         claims = await self.verify_id_token(
-            id_token, str(saved["nonce"]), access_token if isinstance(access_token, str) else None
+            id_token, pending.nonce, access_token if isinstance(access_token, str) else None
         )
         if self.config.userinfo and isinstance(access_token, str) and meta.get("userinfo_endpoint"):
             info = await self._get_json(
@@ -209,12 +215,13 @@ class OidcConnector(HttpConnector):
         )
 
     async def _redeem(
-        self, meta: dict[str, Any], code: str, saved: Mapping[str, Any]
+        self, meta: dict[str, Any], code: str, pending: OidcPending
     ) -> dict[str, Any]:
         return await self.redeem(
             str(meta["token_endpoint"]),
             code,
-            saved,
+            pending.callback,
+            pending.verifier,
             client_id=self.config.client_id,
             client_secret=self._client_secret(),
             method=self.config.token_endpoint_auth_method,

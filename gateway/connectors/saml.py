@@ -47,7 +47,13 @@ from saml2.sigver import RSACrypto, SigverError, import_rsa_key_from_file
 from saml2.time_util import str_to_time
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
-from gateway.connectors import ConnectorError, LoginStart, UpstreamIdentity
+from gateway.connectors import (
+    ConnectorError,
+    LoginStart,
+    SamlPending,
+    UpstreamIdentity,
+    UpstreamPending,
+)
 from gateway.connectors.mapping import SAML_DEFAULTS, map_attributes
 from gateway.connectors.saml_xml import (
     InProcessBackend,
@@ -240,10 +246,10 @@ class SamlConnector:
         except (SAMLError, SigverError) as exc:  # e.g. xmlsec1 missing or failing
             log.error("saml %s: cannot build an AuthnRequest: %s", self.id, exc)
             raise ConnectorError(f"{self.name}: cannot sign the request") from None
-        state = {"state": relay_state, "request_id": request_id}
+        pending = SamlPending(relay_state, request_id)
         if fields:
-            return LoginStart(redirect_url=target, state=state, form=fields)
-        return LoginStart(redirect_url=target, state=state)
+            return LoginStart(redirect_url=target, pending=pending, form=fields)
+        return LoginStart(redirect_url=target, pending=pending)
 
     def _authn_request(
         self, client: Saml2Client, binding: str, relay_state: str
@@ -274,9 +280,11 @@ class SamlConnector:
             {"SAMLRequest": encoded, "RelayState": relay_state},
         )
 
-    async def finish(self, params: Mapping[str, str], saved: Mapping[str, Any]) -> UpstreamIdentity:
-        """Validate the Response posted to the ACS for the flow that sent `saved`."""
-        return await self.validate(params.get("SAMLResponse", ""), str(saved.get("request_id")))
+    async def finish(self, params: Mapping[str, str], pending: UpstreamPending) -> UpstreamIdentity:
+        """Validate the Response posted to the ACS for the AuthnRequest `pending` sent."""
+        if not isinstance(pending, SamlPending):
+            raise ConnectorError("The SAML response does not belong to this sign-in.")
+        return await self.validate(params.get("SAMLResponse", ""), pending.request_id)
 
     async def validate(
         self, encoded: str, request_id: str | None, *, identity_pool: bool = False

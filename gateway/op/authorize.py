@@ -1,4 +1,8 @@
-"""The authorization endpoint (code flow only) and the step that finishes every login.
+"""The authorization endpoint (code flow only), and the OP's resume once a sign-in is done.
+
+Without a session that will do, the request becomes a flow (`gateway.login.flows`) and the
+browser goes to the hosted sign-in; when the login machine says done, the front end resumes
+the authorization here (`finish_authorization`: the client's access policy, then a code).
 
 Order matters for safety: until `client_id` and `redirect_uri` are validated, every error is an
 HTML page (never a redirect: that would be an open redirector). After that, errors go back to
@@ -29,7 +33,8 @@ from gateway.errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
-from gateway.flows import Flow
+from gateway.login import machine, upstream
+from gateway.login.steps import LoginError
 from gateway.op.clients import Client
 from gateway.op.common import Handler, reject_repeats
 from gateway.op.grants import Authorization, CodeRecord
@@ -193,19 +198,20 @@ def endpoint(services: Services) -> Handler:
             **request_fields,
         )
         response: Response = RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
-        if step_up is not None:
-            from gateway.ui.mfa import step_up as second_factor_step_up
-
-            response = await second_factor_step_up(services, flow, step_up)
+        if step_up is not None:  # the hosted pages' second-factor step, from the session
+            parked = await machine.step_up(services, flow, step_up)
+            response = RedirectResponse(f"/login/mfa?flow={parked.flow.flow_id}", status_code=303)
         # identity_provider= names the IdP; else a login_hint's e-mail domain may (home realm).
         chosen = params.get("identity_provider") or services.settings.home_realm(
             params.get("login_hint")
         )
         connector = services.redirects.get(chosen or "")
         if connector is not None and step_up is None:
-            from gateway.ui.views import start_redirect  # the UI owns the redirect step
-
-            response = await start_redirect(services, request, flow, connector)
+            try:
+                begun = await upstream.start(services, flow, connector)
+            except LoginError as exc:
+                raise exc.page() from None
+            response = upstream.browser_to_idp(services, request, connector, begun)
         if new_cookie:
             pages.set_cookie(response, CSRF_COOKIE, browser)
         return response
@@ -345,41 +351,4 @@ async def finish_authorization(
     await services.sessions.add_client(session_cookie, session, client_id, batch)
     return redirect_with(
         redirect_uri, {"code": code, "state": state, "iss": services.settings.issuer}
-    )
-
-
-async def finish_flow(
-    services: Services,
-    flow: Flow,
-    session: Session,
-    session_cookie: str,
-    batch: list[Write] | None = None,
-) -> Response:
-    """The end of a login: a code for a client, (forward-auth) straight back to the page, or
-    (device flow) the device's user code approved."""
-    from gateway.proxy import FORWARD_AUTH_CLIENT, signed_in_return
-
-    if flow.device is not None:  # the end of a device approval: no code, no client redirect
-        from gateway.ui.device import approve_device
-
-        return await approve_device(services, flow, session, session_cookie, batch)
-    if flow.client_id == FORWARD_AUTH_CLIENT:
-        # redirect_uri was checked by safe_redirect when the flow was created; an app host the
-        # session cookie does not reach gets its own session on the way (a one-time ticket).
-        return RedirectResponse(
-            # A forward-auth flow's `state` is the app host's browser binding, if any.
-            signed_in_return(services.settings, flow.redirect_uri, flow.state),
-            status_code=303,
-        )
-    return await finish_authorization(
-        services,
-        session,
-        session_cookie,
-        client_id=flow.client_id,
-        redirect_uri=flow.redirect_uri,
-        state=flow.state,
-        scope=flow.scope,
-        nonce=flow.nonce,
-        code_challenge=flow.code_challenge,
-        batch=batch,
     )

@@ -33,10 +33,9 @@ from gateway.forwarded import (
     trusted_proxies,
     url_host,
 )
-from gateway.proxy import UNKNOWN_URL, cookie_reaches, decide, is_api
+from gateway.proxy import FORWARD_AUTH_CLIENT, UNKNOWN_URL, cookie_reaches, decide, is_api
 from gateway.proxy.redirects import safe_redirect
 from gateway.proxy.tickets import BINDING_COOKIE, BINDING_TTL, Tickets
-from gateway.ui.direct import sign_in_to
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -260,3 +259,33 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/oauth2/sign_in", sign_in, methods=["GET"]),
         Route("/oauth2/sign_out", sign_out, methods=["GET", "POST"]),
     ]
+
+
+async def sign_in_to(
+    services: Services,
+    request: Request,
+    destination: str,
+    page: str,
+    binding: str | None = None,
+) -> Response:
+    """A sign-in bound to this browser that ends at `destination` (checked by the caller: it
+    is followed as it is), starting at `page` (/login, /forgot, /signup, or the issuer's
+    /login from another host). Forward-auth's pseudo-client: finishing it is a redirect.
+    `binding`: an app host's browser binding, kept as the flow's state for its ticket."""
+    browser, new_cookie = services.csrf.browser_secret(request)
+    flow = await services.flows.create(
+        client_id=FORWARD_AUTH_CLIENT,
+        redirect_uri=destination,  # its resume goes by gateway.proxy.signed_in_return
+        scope=["openid"],
+        state=binding,
+        nonce=None,
+        code_challenge=None,
+        prompt=[],
+        max_age=None,
+        login_hint=None,
+        browser=services.flows.browser_binding(browser),
+    )
+    response = RedirectResponse(f"{page}?flow={flow.flow_id}", status_code=303)
+    if new_cookie:
+        services.pages.set_cookie(response, CSRF_COOKIE, browser)
+    return response

@@ -1,7 +1,8 @@
 """The hosted pages: sign-in, sign-out confirmation, error pages, and the demo app.
 
-`pages` renders templates with the security headers every page carries; `csrf` protects forms;
-`views` holds the handlers; `routes(services)` mounts them.
+`pages` renders templates with the security headers every page carries; each page module
+renders the steps of the login machine (`gateway.login`) or an account page; `finish` ends a
+sign-in and resumes its flow; `routes(services)` mounts them all.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ def routes(services: Services) -> list[BaseRoute]:
 
     from gateway.ui import (
         account,
+        account_mfa,
         demo,
         device,
+        home,
         http_errors,
+        login,
         mfa,
         passkeys,
         recovery,
         saml,
         signup,
-        views,
+        upstream,
     )
 
     static = Path(__file__).parent / "static"
@@ -45,22 +49,24 @@ def routes(services: Services) -> list[BaseRoute]:
         return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
     found: list[BaseRoute] = [
-        Route("/", views.home(services), methods=["GET"]),
-        Route("/login", views.login(services), methods=["GET", "POST"]),
+        Route("/", home.home(services), methods=["GET"]),
+        Route("/login", login.login(services), methods=["GET", "POST"]),
         Route("/signup", signup.signup(services), methods=["GET", "POST"]),
         Route("/signup/verify", signup.verify(services), methods=["GET", "POST"]),
         Route("/signup/verify/link", signup.verify_link(services), methods=["GET", "POST"]),
         Route("/signup/verify/phone", signup.verify_phone(services), methods=["GET", "POST"]),
-        Route("/login/{connector}/start", views.connector_start(services), methods=["POST"]),
+        Route("/login/{connector}/start", upstream.connector_start(services), methods=["POST"]),
         Route(
             "/login/{connector}/callback",
-            views.connector_callback(services),
+            upstream.connector_callback(services),
             methods=["GET", "POST"],
         ),
-        Route("/logout", views.logout_page(services), methods=["GET", "POST"]),
-        Route("/oauth2/callback", views.oauth2_proxy_callback(services), methods=["GET", "POST"]),
+        Route("/logout", home.logout_page(services), methods=["GET", "POST"]),
+        Route(
+            "/oauth2/callback", upstream.oauth2_proxy_callback(services), methods=["GET", "POST"]
+        ),
         Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
-        Route("/account/mfa", mfa.account_mfa(services), methods=["GET", "POST"]),
+        Route("/account/mfa", account_mfa.account_mfa(services), methods=["GET", "POST"]),
         Route("/account/password", account.change_password(services), methods=["GET", "POST"]),
         Route("/account/sessions", account.sessions_page(services), methods=["GET", "POST"]),
         Route("/login/mfa", mfa.login_step(services), methods=["GET", "POST"]),

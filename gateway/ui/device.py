@@ -4,8 +4,8 @@ The person enters (or, from `verification_uri_complete`, confirms) the user code
 application asks and for which scopes, and approves or denies. Approving needs a signed-in
 user: with a session that satisfies the client, the approval happens at once; otherwise
 "approve" starts an ordinary sign-in *flow* (password, second factor, upstream IdPs, all of
-`gateway.ui.views`/`gateway.ui.mfa`) whose end is `approve_device` rather than a code sent to a
-redirect URI (`gateway.op.authorize.finish_flow` dispatches on `Flow.device`).
+`gateway.login`) whose end is `approve_device` rather than a code sent to a
+redirect URI (`gateway.ui.finish.resume` dispatches on `Flow.device`).
 
 Guessing user codes is limited per client IP (wrong codes count, as wrong passwords do at
 `/login`); the number of codes alive at once is limited per client at the authorization
@@ -23,12 +23,14 @@ from starlette.responses import RedirectResponse, Response
 from gateway.crypto import constant_time_equals
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
-from gateway.flows import Flow
 from gateway.forwarded import client_address
+from gateway.login import machine
+from gateway.login.flows import Flow
 from gateway.op.authorize import claims_for_scope, needs_step_up
 from gateway.op.common import Handler
 from gateway.op.device import DeviceRecord, display_user_code, normalize_user_code
 from gateway.op.grants import Authorization
+from gateway.policy import refusal
 from gateway.ratelimit import Limit, RateLimited
 from gateway.sessions import Session
 from gateway.store import Write
@@ -175,9 +177,8 @@ async def _decide(services: Services, request: Request) -> Response:
         device=code,
     )
     if session is not None and step_up:
-        from gateway.ui.mfa import step_up as second_factor_step_up
-
-        return await second_factor_step_up(services, flow, session)
+        parked = await machine.step_up(services, flow, session)
+        return RedirectResponse(f"/login/mfa?flow={parked.flow.flow_id}", status_code=303)
     return RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
 
 
@@ -188,7 +189,7 @@ async def approve_device(
     session_cookie: str,
     batch: list[Write] | None = None,
 ) -> Response:
-    """The end of a device flow's sign-in (`gateway.op.authorize.finish_flow`)."""
+    """The end of a device flow's sign-in (`gateway.ui.finish.resume`)."""
     return await _approve(services, flow.device or "", session, session_cookie, batch)
 
 
@@ -208,8 +209,6 @@ async def _approve(
     client = services.clients.get(record.client_id)
     policy = client.config.access if client else None
     if policy is not None:
-        from gateway.policy import refusal
-
         reason = refusal(policy, session, where=f"application {record.client_id}")
         if reason:
             await services.device.decide(code, None)

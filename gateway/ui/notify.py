@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 if TYPE_CHECKING:
     from gateway.services import Services
+    from gateway.users.directory import User
 
 
 def language_for(services: Services, request: Request, locale: str | None) -> str:
@@ -57,3 +58,38 @@ def text_message(
         **context,
     ).strip()
     services.background.spawn(services.sms.send(to, body, purpose))
+
+
+VERIFY = "verify-email"  # the purpose of e-mail verification codes and links
+VERIFY_PHONE = "verify-phone"
+
+
+async def send_code(services: Services, request: Request, user: User) -> None:
+    """Issue a verification code and a link, and e-mail them (in the background). The link
+    is built on the configured issuer, never on the request's Host (no forged-host links)."""
+    code = await services.codes.issue(VERIFY, user.user_id)
+    token = await services.codes.issue_link(VERIFY, user.user_id)
+    email(
+        services,
+        request,
+        user.email,
+        "verify_email.txt",
+        user.locale,
+        code=code,
+        link=f"{services.settings.issuer}/signup/verify/link?token={token}",
+    )
+
+
+async def send_phone_code(services: Services, request: Request, user: User) -> None:
+    """Issue a phone verification code and send it by text message (in the background)."""
+    assert user.phone_number  # noqa: S101 - callers check
+    code = await services.codes.issue(VERIFY_PHONE, user.user_id)
+    text_message(
+        services,
+        request,
+        user.phone_number,
+        "verify_phone.txt",
+        VERIFY_PHONE,
+        user.locale,
+        code=code,
+    )

@@ -17,17 +17,18 @@ from starlette.responses import Response
 
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
-from gateway.forwarded import client_address
-from gateway.ratelimit import Limit, RateLimited
-from gateway.ui.account import local_account
-from gateway.ui.mfa import outcome
-from gateway.ui.views import flow_for, login_form, sign_in_local
+from gateway.login import machine
+from gateway.login.machine import mfa_outcome
+from gateway.login.steps import LoginError, TooManyAttempts
+from gateway.ui.finish import proceed
+from gateway.ui.flow_pages import context, flow_for
+from gateway.ui.login import login_form
+from gateway.ui.signed_in import local_account
 
 if TYPE_CHECKING:
     from gateway.op.common import Handler
     from gateway.services import Services
 
-PASSWORDLESS_AMR = ["hwk", "user", "mfa"]
 OFF = PageError(
     "Not available", "Passkeys are turned off here (or the gateway has no domain name).", 404
 )
@@ -43,32 +44,15 @@ def passwordless(services: Services) -> Handler:
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")
         flow = await flow_for(services, request, flow_id)
-        config = services.settings.rate_limits
-        ip = client_address(services.settings, request)
-        checks = [(Limit("login-ip", config.login_per_ip, config.window), ip)]
-        try:
-            await services.limiter.check(checks)
-        except RateLimited as exc:
-            answer = await login_form(
-                services,
-                request,
-                flow,
-                error="Too many attempts. Wait a few minutes and try again.",
-                status=429,
-            )
-            answer.headers["Retry-After"] = str(exc.retry_after)
-            return answer
         credential = str(form.get("credential") or "")
-        use = await services.passkeys.authenticate("login", flow.flow_id, credential, None)
-        user = await services.users.get(use.user_id) if use else None
-        if use is None or user is None or not user.enabled or not use.user_verified:
-            await services.limiter.fail(checks)
-            await outcome(services, "passkey", "failure", use.user_id if use else "unknown")
-            return await login_form(
-                services, request, flow, error="That passkey could not sign you in.", status=401
-            )
-        await outcome(services, "passkey", "success", user.user_id)
-        return await sign_in_local(services, request, flow, user, PASSWORDLESS_AMR)
+        try:
+            step = await machine.passkey(services, flow, credential, context(services, request))
+        except LoginError as exc:
+            answer = await login_form(services, request, flow, error=exc.message, status=exc.status)
+            if isinstance(exc, TooManyAttempts):
+                answer.headers["Retry-After"] = str(exc.retry_after)
+            return answer
+        return await proceed(services, request, step)
 
     return page
 
@@ -91,7 +75,7 @@ def account_passkeys(services: Services) -> Handler:
             if action == "remove":
                 removed = await services.passkeys.remove(user.user_id, str(form.get("id") or ""))
                 if removed:
-                    await outcome(services, "passkey", "removed", user.user_id)
+                    await mfa_outcome(services, "passkey", "removed", user.user_id)
                 context["notice"] = "Passkey removed." if removed else None
             elif action == "add":
                 added = await services.passkeys.register(
@@ -104,7 +88,7 @@ def account_passkeys(services: Services) -> Handler:
                     context["error"] = "The passkey could not be added. Try again."
                     status = 400
                 else:
-                    await outcome(services, "passkey", "enrolled", user.user_id)
+                    await mfa_outcome(services, "passkey", "enrolled", user.user_id)
                     context["notice"] = f"Passkey “{added.name}” added."
             else:
                 context["error"] = "Unknown action."

@@ -17,11 +17,14 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
-from gateway.flows import Flow
 from gateway.forwarded import client_address
+from gateway.login.flows import Flow
+from gateway.login.progress import Resetting
 from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
 from gateway.ui import notify
+from gateway.ui.direct import account_flow
+from gateway.ui.flow_pages import flow_for, flow_form
 from gateway.users.directory import (
     InvalidPassword,
     check_password_policy,
@@ -37,8 +40,6 @@ RESET = "reset-password"
 
 def routes(services: Services) -> list[BaseRoute]:
     """/forgot (ask for a code) and /forgot/reset (code + new password)."""
-    from gateway.ui.direct import account_flow
-    from gateway.ui.views import flow_for, flow_form
 
     def form(
         request: Request, flow: Flow, template: str, error: str | None = None, status: int = 200
@@ -50,7 +51,7 @@ def routes(services: Services) -> list[BaseRoute]:
             template,
             "reset",
             status,
-            email=flow.connector_state.get("reset_email", ""),
+            email=flow.progress.email if isinstance(flow.progress, Resetting) else "",
             usernames=services.settings.user_pool.usernames,
             error=error,
         )
@@ -89,7 +90,7 @@ def routes(services: Services) -> list[BaseRoute]:
                 # On the configured issuer, never on the request's Host (SECURITY-TESTS D34).
                 link=f"{services.settings.issuer}/forgot/reset/link?token={token}",
             )
-        await services.flows.save_connector_state(flow, {"reset_email": email})
+        await services.flows.save(flow, Resetting(email))
         return RedirectResponse(f"/forgot/reset?flow={flow.flow_id}", status_code=303)
 
     async def reset(request: Request) -> Response:
@@ -100,7 +101,7 @@ def routes(services: Services) -> list[BaseRoute]:
         flow_id = str(data.get("flow") or "")
         services.csrf.check(request, data, f"reset:{flow_id}")
         flow = await flow_for(services, request, flow_id)
-        email = str(flow.connector_state.get("reset_email") or "")
+        email = flow.progress.email if isinstance(flow.progress, Resetting) else ""
         user = await services.users.by_login(email) if email else None
         password = str(data.get("password") or "")
         try:

@@ -21,7 +21,9 @@ from gateway.connectors import ConnectorError
 from gateway.connectors.saml import SamlConnector
 from gateway.errors import PageError
 from gateway.forwarded import client_address
-from gateway.ui.views import finish_upstream, repost_same_site, sign_in_outcome, start_session
+from gateway.login import machine
+from gateway.ui.flow_pages import context
+from gateway.ui.upstream import finish_upstream, repost_same_site
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -108,9 +110,16 @@ async def _unsolicited(
     try:
         upstream = await connector.validate(encoded, None)
     except ConnectorError as exc:
-        await sign_in_outcome(services, connector.id, "failure", reason=str(exc)[:200], ip=ip)
+        await machine.outcome(services, connector.id, "failure", reason=str(exc)[:200], ip=ip)
         raise PageError("Sign-in failed", str(exc), 400) from None
-    _, cookie = await start_session(services, request, upstream, client_id=None)
+    cookie_name = services.settings.sessions.cookie_name
+    _, cookie = await machine.start_session(
+        services,
+        upstream,
+        context(services, request),
+        client_id=None,
+        replaces=services.pages.cookie(request, cookie_name),
+    )
     response = RedirectResponse(connector.config.idp_initiated_redirect, status_code=303)
     services.pages.set_cookie(response, services.settings.sessions.cookie_name, cookie)
     return response

@@ -22,14 +22,18 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
-from gateway.flows import Flow
 from gateway.forwarded import client_address
+from gateway.login.flows import Flow
+from gateway.login.machine import resend_allowed as _resend_allowed
+from gateway.login.progress import Verifying
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.text import Phrase
 from gateway.ui import notify
 from gateway.ui.direct import account_flow
-from gateway.ui.views import flow_for, flow_form, sign_in_local
+from gateway.ui.finish import sign_in_local
+from gateway.ui.flow_pages import flow_for, flow_form
+from gateway.ui.notify import VERIFY, VERIFY_PHONE, send_code, send_phone_code
 from gateway.users.directory import (
     InvalidEmail,
     InvalidPassword,
@@ -47,30 +51,17 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 log = logging.getLogger("cognate.signup")
-VERIFY = "verify-email"
-VERIFY_PHONE = "verify-phone"
-
-
-async def send_code(services: Services, request: Request, user: User) -> None:
-    """Issue a verification code and a link, and e-mail them (in the background). The link
-    is built on the configured issuer, never on the request's Host (no forged-host links)."""
-    code = await services.codes.issue(VERIFY, user.user_id)
-    token = await services.codes.issue_link(VERIFY, user.user_id)
-    notify.email(
-        services,
-        request,
-        user.email,
-        "verify_email.txt",
-        user.locale,
-        code=code,
-        link=f"{services.settings.issuer}/signup/verify/link?token={token}",
-    )
 
 
 async def to_verification(services: Services, flow: Flow, email: str) -> Response:
     """Remember whose code the flow waits for, and show the code page."""
-    await services.flows.save_connector_state(flow, {"verify_email": normalize_email(email)})
+    await services.flows.save(flow, Verifying(normalize_email(email)))
     return RedirectResponse(f"/signup/verify?flow={flow.flow_id}", status_code=303)
+
+
+def verifying(flow: Flow) -> Verifying | None:
+    """Whose verification code the flow waits for, if it does."""
+    return flow.progress if isinstance(flow.progress, Verifying) else None
 
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -258,41 +249,16 @@ async def after_email(services: Services, request: Request, flow: Flow, user: Us
     pool = services.settings.user_pool
     if pool.verify_phone and user.phone_number and not user.phone_number_verified:
         await send_phone_code(services, request, user)
-        await services.flows.save_connector_state(
-            flow, {**flow.connector_state, "verify_phone_user": user.user_id}
-        )
+        progress = flow.progress
+        email = progress.email if isinstance(progress, Verifying) else user.email
+        await services.flows.save(flow, Verifying(email, phone_user=user.user_id))
         return RedirectResponse(f"/signup/verify/phone?flow={flow.flow_id}", status_code=303)
     return await sign_in_local(services, request, flow, user, ["pwd"])
 
 
-async def send_phone_code(services: Services, request: Request, user: User) -> None:
-    assert user.phone_number  # noqa: S101 - callers check
-    code = await services.codes.issue(VERIFY_PHONE, user.user_id)
-    notify.text_message(
-        services,
-        request,
-        user.phone_number,
-        "verify_phone.txt",
-        VERIFY_PHONE,
-        user.locale,
-        code=code,
-    )
-
-
 async def resend_allowed(services: Services, request: Request, account: str) -> int | None:
     """None when another code may be sent now; else the seconds to wait (Retry-After)."""
-    pool = services.settings.user_pool
-    ip = client_address(services.settings, request)
-    limits = [
-        (Limit("resend-account", pool.resend_per_account, pool.code_ttl), account),
-        (Limit("resend-ip", 20, 3600), ip),
-    ]
-    try:
-        await services.limiter.check(limits)
-    except RateLimited as exc:
-        return exc.retry_after
-    await services.limiter.fail(limits)
-    return None
+    return await _resend_allowed(services, account, client_address(services.settings, request))
 
 
 async def confirmed(services: Services, user_id: str, email: str) -> None:
@@ -361,7 +327,7 @@ def verify(services: Services) -> Handler:
             status,
             channel="email",
             action="/signup/verify",
-            email=flow.connector_state.get("verify_email", ""),
+            email=getattr(verifying(flow), "email", ""),
             error=error,
             notice=notice,
         )
@@ -374,7 +340,8 @@ def verify(services: Services) -> Handler:
         flow_id = str(data.get("flow") or "")
         services.csrf.check(request, data, f"verify:{flow_id}")
         flow = await flow_for(services, request, flow_id)
-        email = str(flow.connector_state.get("verify_email") or "")
+        waiting = verifying(flow)
+        email = waiting.email if waiting else ""
         user = await services.users.by_email(email) if email else None
         if data.get("action") == "resend":
             # The same answer whether or not a code was due (no enumeration here either).
@@ -408,7 +375,8 @@ def verify_phone(services: Services) -> Handler:
             data = await request.form(max_fields=8, max_part_size=1024)
             flow = await flow_for(services, request, str(data.get("flow") or ""))
             services.csrf.check(request, data, f"verify-phone:{flow.flow_id}")
-        user_id = str(flow.connector_state.get("verify_phone_user") or "")
+        waiting = verifying(flow)
+        user_id = waiting.phone_user if waiting and waiting.phone_user else ""
         user = await services.users.get(user_id) if user_id else None
         if user is None or not user.phone_number:
             raise PageError("Sign-in expired", "Start again from the application.")

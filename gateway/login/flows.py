@@ -5,19 +5,21 @@ hosted pages and connectors refer to it by id, and it is consumed exactly once (
 the login completes. The flow is bound to the browser that started it: it stores a hash of that
 browser's CSRF cookie, so a flow id lifted from one browser is useless in another.
 
-Connectors keep their per-login state (PKCE verifier, nonce, SAML request id) in `connector_state`;
-they keep none of their own.
+What the sign-in has gathered so far is its typed `progress` (`gateway.login.progress`): the
+connector's pending state while at an IdP (connectors keep none of their own), the proven first
+factor while a second one is due, the address being verified.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from gateway.crypto import Sealer, random_token
-from gateway.store import Store, Take, record_json
+from gateway.login.progress import Progress, dump, load
+from gateway.store import Store, Take
 
 _PURPOSE = "flow"
 
@@ -38,7 +40,7 @@ class Flow:
     login_hint: str | None
     browser: str  # keyed hash of the browser's CSRF cookie
     created: int
-    connector_state: dict[str, Any] = field(default_factory=dict)
+    progress: Progress | None = None
     # Set when the flow links another sign-in to the signed-in session's identity (the account
     # page), rather than signing in for a client.
     link_sid: str | None = None
@@ -59,9 +61,39 @@ class FlowStore:
         """What a flow stores to recognise its browser."""
         return self._sealer.keyed_hash(csrf_cookie, purpose="flow-browser")
 
-    async def create(self, **fields: Any) -> Flow:
+    async def create(
+        self,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        browser: str,
+        scope: list[str] | None = None,
+        state: str | None = None,
+        nonce: str | None = None,
+        code_challenge: str | None = None,
+        prompt: list[str] | None = None,
+        max_age: int | None = None,
+        login_hint: str | None = None,
+        link_sid: str | None = None,
+        device: str | None = None,
+    ) -> Flow:
         """Store a new flow with a fresh unguessable id."""
-        flow = Flow(flow_id=random_token(18), created=int(time.time()), **fields)
+        flow = Flow(
+            flow_id=random_token(18),
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scope=scope or [],
+            state=state,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            prompt=prompt or [],
+            max_age=max_age,
+            login_hint=login_hint,
+            browser=browser,
+            created=int(time.time()),
+            link_sid=link_sid,
+            device=device,
+        )
         await self._store.put(self._key(flow.flow_id), self._seal(flow), ttl=self.ttl)
         return flow
 
@@ -72,9 +104,9 @@ class FlowStore:
         raw = await self._store.get(self._key(flow_id))
         return None if raw is None else self._open(flow_id, raw)
 
-    async def save_connector_state(self, flow: Flow, state: dict[str, Any]) -> Flow:
-        """Keep a connector's state on the flow until its callback."""
-        flow = replace(flow, connector_state=state)
+    async def save(self, flow: Flow, progress: Progress | None) -> Flow:
+        """Keep what the sign-in has gathered on the flow (within the flow's own lifetime)."""
+        flow = replace(flow, progress=progress)
         remaining = max(1, flow.created + self.ttl - int(time.time()))
         await self._store.put(self._key(flow.flow_id), self._seal(flow), ttl=remaining)
         return flow
@@ -95,8 +127,10 @@ class FlowStore:
         return self._store.key(_PURPOSE, flow_id)
 
     def _seal(self, flow: Flow) -> bytes:
+        data = {f.name: getattr(flow, f.name) for f in fields(flow)}
+        data["progress"] = dump(flow.progress)
         return self._sealer.seal(
-            record_json(flow),
+            json.dumps(data).encode(),
             purpose=_PURPOSE,
             context=self._key(flow.flow_id).encode(),
         )
@@ -104,9 +138,11 @@ class FlowStore:
     def _open(self, flow_id: str, raw: bytes) -> Flow | None:
         try:
             data = self._sealer.open(raw, purpose=_PURPOSE, context=self._key(flow_id).encode())
-        except ValueError:
+            record: dict[str, Any] = json.loads(data)
+            record["progress"] = load(record.get("progress"))
+            return Flow(**record)
+        except (ValueError, TypeError):  # not ours, or written by an incompatible version
             return None
-        return Flow(**json.loads(data))
 
 
 def _plausible(flow_id: str) -> bool:

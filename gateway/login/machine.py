@@ -1,0 +1,453 @@
+"""The sign-in's transitions: (flow, input) → the next step, with limits, audit and identity
+resolution done here, once, for every front end.
+
+    step = await machine.password(services, flow, connector, email, password, ctx)
+    # NeedsVerification | SecondFactorDue | Done; or a LoginError (IncorrectPassword, ...)
+    step = await machine.second_factor(services, flow)          # what the user must give
+    step = await machine.submit_code(services, flow, code, ctx)  # Done | Enrolled
+    session, cookie = await machine.complete(services, done, ctx, replaces, batch)
+
+Every proof ends in `after_proof`: a second factor when one is due — a local account with one
+(or any, when `user_pool.mfa` is required), a federated sign-in when `user_pool.federated_mfa`
+says so (unless the IdP's own `amr` reports MFA), any sign-in to a client whose `access` policy
+says `mfa: true`. Such a sign-in gets no session yet: what was proven is parked on the flow
+(`progress.SecondFactor`, sealed, expiring with it), so a browser that passed the password but
+not the second factor holds nothing that reaches authorize, token, forward-auth or the account
+pages (SECURITY-TESTS D36). `complete` then starts a *new* session (fresh id: no fixation).
+
+The factors of a local account belong to its user id; those of a federated sign-in to its
+identity id (TOTP only: the gateway has no verified channel of its own to such a person).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from gateway import amr
+from gateway.connectors import PasswordConnector, UpstreamIdentity, local_connector_id
+from gateway.login.flows import Flow
+from gateway.login.identity import resolve_identity
+from gateway.login.progress import SecondFactor, Verifying
+from gateway.login.steps import (
+    AccountUnavailable,
+    Done,
+    Enrolled,
+    FlowExpired,
+    IncorrectPassword,
+    NeedsEnrolment,
+    NeedsSecondFactor,
+    NeedsVerification,
+    PasskeyRefused,
+    PasskeySignInRefused,
+    SecondFactorDue,
+    SecondFactorStep,
+    SignInExpired,
+    TooManyAttempts,
+    TooManyCodes,
+    WrongCode,
+    WrongEnrolmentCode,
+)
+from gateway.ratelimit import Limit, RateLimited
+from gateway.users.directory import User, normalize_email
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+    from gateway.sessions import Session
+    from gateway.store import Write
+
+EMAIL_CODE = "mfa-email"  # the purpose of second-factor codes sent by e-mail
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the front end knows of who is signing in (for limits and the audit trail)."""
+
+    ip: str
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeToSend:
+    """A second-factor code for the front end to deliver (it knows the reader's language)."""
+
+    step: NeedsSecondFactor
+    code: str
+    locale: str | None
+
+
+# -- first factors ---------------------------------------------------------------------------
+
+
+async def password(
+    services: Services,
+    flow: Flow,
+    connector: PasswordConnector,
+    email: str,
+    secret: str,
+    ctx: Context,
+) -> NeedsVerification | SecondFactorDue | Done:
+    """A username (or e-mail) and password. Limits are checked before any password work and
+    counted per failure, the same for existing and unknown accounts (no enumeration through the
+    limiter either); unknown users, wrong passwords and disabled accounts get one answer."""
+    account = normalize_email(email)
+    config = services.settings.rate_limits
+    checks = [
+        (Limit("login-account", config.login_per_account, config.window), account),
+        (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
+    ]
+    try:
+        await services.limiter.check(checks)
+    except RateLimited as exc:
+        await outcome(services, connector.id, "limited", account=account, ip=ctx.ip)
+        raise TooManyAttempts(exc.retry_after) from None
+    upstream = await connector.login(email, secret) if email and secret else None
+    if upstream is None:
+        await outcome(services, connector.id, "failure", account=account, ip=ctx.ip)
+        await services.limiter.fail(checks)
+        raise IncorrectPassword
+    if (
+        services.settings.user_pool.requires_verification
+        and connector.type == "local"
+        and upstream.claims.get("email_verified") is not True
+    ):
+        # The password was right, but the address was never proven: prove it first.
+        user = await services.users.get(upstream.subject)
+        if user is None:
+            raise AccountUnavailable
+        address = normalize_email(str(upstream.claims.get("email")))
+        flow = await services.flows.save(flow, Verifying(address))
+        return NeedsVerification(flow, user)
+    return await after_proof(services, flow, upstream)
+
+
+async def passkey(
+    services: Services, flow: Flow, credential: str, ctx: Context
+) -> SecondFactorDue | Done:
+    """A discoverable passkey signs in on its own (with user verification: two factors in
+    one gesture, so no second factor is due)."""
+    config = services.settings.rate_limits
+    checks = [(Limit("login-ip", config.login_per_ip, config.window), ctx.ip)]
+    await _check(services, checks)
+    use = await services.passkeys.authenticate("login", flow.flow_id, credential, None)
+    user = await services.users.get(use.user_id) if use else None
+    if use is None or user is None or not user.enabled or not use.user_verified:
+        await services.limiter.fail(checks)
+        await mfa_outcome(services, "passkey", "failure", use.user_id if use else "unknown")
+        raise PasskeySignInRefused
+    await mfa_outcome(services, "passkey", "success", user.user_id)
+    return await after_proof(services, flow, local_upstream(services, user, amr.PASSWORDLESS))
+
+
+def local_upstream(services: Services, user: User, methods: list[str]) -> UpstreamIdentity:
+    """What a sign-in to a local account proves (its claims as the directory has them)."""
+    local = local_connector_id(services.connectors) or "local"
+    return UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=methods)
+
+
+async def after_proof(
+    services: Services, flow: Flow, upstream: UpstreamIdentity
+) -> SecondFactorDue | Done:
+    """A first factor is proven (a password, a passkey, an IdP's answer, a verification):
+    on to the second factor when one is due, else done."""
+    if flow.link_sid is not None or amr.passed_second_factor(upstream.amr):
+        return Done(flow, upstream)
+    local = _is_local(services, upstream.connector_id)
+    pool = services.settings.user_pool
+    policy = pool.mfa if local else pool.federated_mfa
+    client = services.settings.client(flow.client_id)
+    demanded = bool(client and client.demands_mfa)
+    if policy == "off" and not demanded:
+        return Done(flow, upstream)
+    identity_id = None if local else await resolve_identity(services, upstream)
+    subject = upstream.subject if identity_id is None else identity_id
+    if policy != "required" and not demanded and not await _has_factor(services, subject, local):
+        return Done(flow, upstream, identity_id)
+    return await _park(services, flow, upstream, subject, local, identity_id)
+
+
+async def step_up(services: Services, flow: Flow, session: Session) -> SecondFactorDue:
+    """A signed-in session without a second factor, at a client that demands one: parked
+    from the session, no password asked again."""
+    upstream = UpstreamIdentity(
+        connector_id=session.connector_id,
+        subject=session.subject,
+        claims=session.profile,
+        amr=session.amr,
+        tokens=session.upstream,
+    )
+    local = _is_local(services, session.connector_id)
+    subject = session.subject if local else session.identity_id
+    identity_id = None if local else session.identity_id
+    return await _park(services, flow, upstream, subject, local, identity_id)
+
+
+async def _park(
+    services: Services,
+    flow: Flow,
+    upstream: UpstreamIdentity,
+    subject: str,
+    local: bool,
+    identity_id: str | None,
+) -> SecondFactorDue:
+    progress = SecondFactor(proven=upstream, subject=subject, local=local, identity_id=identity_id)
+    return SecondFactorDue(await services.flows.save(flow, progress))
+
+
+# -- second factors --------------------------------------------------------------------------
+
+
+async def second_factor(
+    services: Services, flow: Flow, enrol_anew: bool = False
+) -> SecondFactorStep:
+    """The second-factor step of a parked flow. When the account has no factor (and one is
+    required), enrolment: a new TOTP secret with `enrol_anew` (a fresh page), else the one
+    being enrolled (a page shown again after a wrong code)."""
+    parked = _parked(flow)
+    email = await _contact(services, parked)
+    if parked.enrolled:  # enrolled just now; the recovery codes were shown
+        return Enrolled(flow)
+    record = await services.mfa.get(parked.subject)
+    passkeys = parked.local and services.passkeys.enabled
+    has_passkeys = passkeys and bool(await services.passkeys.list(parked.subject))
+    if record is None and not has_passkeys:
+        secret = parked.secret
+        if enrol_anew or secret is None:
+            secret = await services.mfa.begin(parked.subject)
+            flow = await services.flows.save(flow, replace(parked, secret=secret))
+        uri = services.mfa.provisioning_uri(secret, email or parked.subject)
+        return NeedsEnrolment(flow, parked.subject, secret, uri)
+    methods = set()
+    if record is not None:  # every enrolment comes with recovery codes
+        methods.add("recovery")
+    if record is not None and record.totp_secret:
+        methods.add("totp")
+    if record is not None and record.email_otp and parked.local and _email_codes(services):
+        methods.add("email")
+    if has_passkeys:
+        methods.add("passkey")
+    return NeedsSecondFactor(flow, parked.subject, frozenset(methods), email)
+
+
+async def send_email_code(services: Services, step: NeedsSecondFactor, ctx: Context) -> CodeToSend:
+    """A second-factor code by e-mail (for accounts that turned codes by e-mail on)."""
+    if "email" not in step.methods:
+        raise SignInExpired
+    wait = await resend_allowed(services, step.subject, ctx.ip)
+    if wait is not None:
+        raise TooManyCodes(wait)
+    code = await services.codes.issue(EMAIL_CODE, step.subject)
+    return CodeToSend(step, code, _parked(step.flow).proven.claims.get("locale"))
+
+
+async def submit_code(
+    services: Services, step: NeedsSecondFactor | NeedsEnrolment, code: str, ctx: Context
+) -> Done | Enrolled:
+    """A code: the first one of an authenticator app being enrolled (→ Enrolled, with its
+    recovery codes), or one from the app, a recovery code, or a code sent by e-mail."""
+    flow, subject = step.flow, step.subject
+    parked = _parked(flow)
+    checks = _second_factor_limits(services, subject, ctx)
+    await _check(services, checks)
+    if isinstance(step, NeedsEnrolment):
+        codes = await services.mfa.confirm(subject, code)
+        if codes is None:
+            await mfa_outcome(services, "totp", "failure", subject)
+            await services.limiter.fail(checks)
+            raise WrongEnrolmentCode
+        await mfa_outcome(services, "totp", "enrolled", subject)
+        flow = await services.flows.save(flow, replace(parked, enrolled=True))
+        return Enrolled(flow, codes)
+    method: str | None = None
+    if "recovery" in step.methods:  # any enrolment: the app's codes or a recovery code
+        method = await services.mfa.verify(subject, code)
+    if (
+        method is None
+        and "email" in step.methods
+        and await services.codes.check(EMAIL_CODE, subject, code)
+    ):
+        method = "email"
+    if method is None:
+        await mfa_outcome(services, "code", "failure", subject)
+        await services.limiter.fail(checks)
+        raise WrongCode
+    await mfa_outcome(services, method, "success", subject)
+    return _proven(flow, parked, amr.CODE)
+
+
+async def submit_passkey(
+    services: Services, step: NeedsSecondFactor, credential: str, ctx: Context
+) -> Done:
+    """A passkey assertion as the second factor."""
+    if "passkey" not in step.methods:
+        raise SignInExpired
+    flow, subject = step.flow, step.subject
+    checks = _second_factor_limits(services, subject, ctx)
+    await _check(services, checks)
+    use = await services.passkeys.authenticate("mfa", flow.flow_id, credential, subject)
+    if use is None:
+        await mfa_outcome(services, "passkey", "failure", subject)
+        await services.limiter.fail(checks)
+        raise PasskeyRefused
+    await mfa_outcome(services, "passkey", "success", subject)
+    return _proven(flow, _parked(flow), amr.PASSKEY)
+
+
+def continue_enrolled(step: Enrolled) -> Done:
+    """After the recovery codes of a new enrolment were shown: signed in."""
+    return _proven(step.flow, _parked(step.flow), amr.CODE)
+
+
+# -- the end ---------------------------------------------------------------------------------
+
+
+async def complete(
+    services: Services,
+    done: Done,
+    ctx: Context,
+    replaces: str | None,
+    batch: list[Write],
+) -> tuple[Session, str]:
+    """Consume the flow (once), resolve the identity (unless already known), and start a new
+    session in place of `replaces` (the browser's old session cookie, if any). The session's
+    and the audit's writes join `batch`, which the caller sends — with the resume's own
+    (a code, a device approval) — before answering."""
+    flow, upstream = done.flow, done.upstream
+    # One round trip consumes the flow and looks the login up.
+    taken, owner = await services.store.read_many(
+        [
+            services.flows.taking(flow),
+            services.identities.finding(upstream.connector_id, upstream.subject),
+        ]
+    )
+    if taken is None:  # a double submit or a replayed callback already finished it
+        raise FlowExpired
+    identity_id = done.identity_id or services.identities.found(owner)
+    return await start_session(
+        services, upstream, ctx, flow.client_id, replaces, batch, identity_id
+    )
+
+
+async def start_session(
+    services: Services,
+    upstream: UpstreamIdentity,
+    ctx: Context,
+    client_id: str | None,
+    replaces: str | None,
+    batch: list[Write] | None = None,
+    identity_id: str | None = None,
+) -> tuple[Session, str]:
+    """Resolve the identity (unless the caller knows it), end the browser's old session and
+    start a fresh one (new ID: no fixation). Also for sign-ins without a flow (a SAML IdP's
+    unsolicited response)."""
+    identity_id = identity_id or await resolve_identity(services, upstream)
+    await outcome(
+        services,
+        upstream.connector_id,
+        "success",
+        batch=batch,
+        identity_id=identity_id,
+        client_id=client_id,
+        ip=ctx.ip,
+    )
+    await services.sessions.end(replaces)
+    return await services.sessions.create(
+        identity_id=identity_id,
+        connector_id=upstream.connector_id,
+        subject=upstream.subject,
+        amr=upstream.amr,
+        profile=upstream.claims,
+        upstream=upstream.tokens,
+        device=ctx.user_agent,
+        # A registered client gets tokens from this session right away (for logout).
+        client_id=client_id if client_id and services.clients.get(client_id) else None,
+        batch=batch,
+    )
+
+
+async def outcome(
+    services: Services,
+    connector_id: str,
+    result: str,
+    batch: list[Write] | None = None,
+    **fields: Any,
+) -> None:
+    """Count and audit one sign-in attempt (result: success, failure, limited)."""
+    services.metrics.sign_ins.labels(connector_id, result).inc()
+    await services.audit.record(f"sign_in.{result}", batch, connector=connector_id, **fields)
+
+
+async def resend_allowed(services: Services, account: str, ip: str) -> int | None:
+    """None when another code may be sent to `account` now; else the seconds to wait."""
+    pool = services.settings.user_pool
+    limits = [
+        (Limit("resend-account", pool.resend_per_account, pool.code_ttl), account),
+        (Limit("resend-ip", 20, 3600), ip),
+    ]
+    try:
+        await services.limiter.check(limits)
+    except RateLimited as exc:
+        return exc.retry_after
+    await services.limiter.fail(limits)
+    return None
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _parked(flow: Flow) -> SecondFactor:
+    if not isinstance(flow.progress, SecondFactor) or not flow.progress.subject:
+        raise SignInExpired
+    return flow.progress
+
+
+async def _contact(services: Services, parked: SecondFactor) -> str:
+    """Where codes by e-mail go (the account's address); the account must still be usable."""
+    if not parked.local:
+        return str(parked.proven.claims.get("email") or "")
+    user = await services.users.get(parked.subject)
+    if user is None or not user.enabled:
+        raise AccountUnavailable
+    return user.email
+
+
+def _proven(flow: Flow, parked: SecondFactor, extra: list[str]) -> Done:
+    proven = parked.proven
+    upstream = replace(proven, amr=[*proven.amr, *extra])
+    return Done(flow, upstream, parked.identity_id)
+
+
+def _is_local(services: Services, connector_id: str) -> bool:
+    return connector_id == local_connector_id(services.connectors)
+
+
+def _email_codes(services: Services) -> bool:
+    return services.settings.user_pool.email_mfa
+
+
+async def _has_factor(services: Services, subject: str, local: bool) -> bool:
+    if await services.mfa.get(subject) is not None:
+        return True
+    return local and services.passkeys.enabled and bool(await services.passkeys.list(subject))
+
+
+def _second_factor_limits(
+    services: Services, subject: str, ctx: Context
+) -> list[tuple[Limit, str]]:
+    config = services.settings.rate_limits
+    return [
+        (Limit("mfa-account", config.login_per_account, config.window), subject),
+        (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
+    ]
+
+
+async def _check(services: Services, checks: list[tuple[Limit, str]]) -> None:
+    try:
+        await services.limiter.check(checks)
+    except RateLimited as exc:
+        raise TooManyAttempts(exc.retry_after) from None
+
+
+async def mfa_outcome(services: Services, method: str, result: str, user_id: str) -> None:
+    services.metrics.mfa.labels(method, result).inc()
+    await services.audit.record(f"mfa.{result}", method=method, user_id=user_id)
