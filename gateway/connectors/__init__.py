@@ -49,6 +49,10 @@ class UpstreamRefused(ConnectorError):
     unreachable: the downstream grant must end too."""
 
 
+class SignInTooOld(UpstreamRefused):
+    """The upstream sign-in is older than its connector allows (SAML's `max_session_age`)."""
+
+
 @dataclass(frozen=True)
 class OidcPending:
     """An OpenID Connect sign-in waiting for its callback."""
@@ -140,13 +144,24 @@ class RedirectConnector(Connector, Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class UpstreamSignIn:
+    """A past sign-in at a connector, as a downstream refresh presents it."""
+
+    tokens: Mapping[str, Any] | None  # the IdP's tokens kept with the grant, if any
+    auth_time: int
+    now: float  # the refreshing endpoint's clock
+
+
 @runtime_checkable
 class RefreshingConnector(Protocol):
-    """A connector whose upstream tokens can be refreshed (OIDC, OAuth2)."""
+    """A connector asked again at every downstream refresh (OIDC and OAuth2 refresh their
+    upstream tokens; SAML has none, and bounds the sign-in's age instead)."""
 
-    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
-        """New upstream tokens for these; UpstreamRefused when the IdP refuses, ConnectorError
-        when it cannot be asked."""
+    async def refresh(self, signed_in: UpstreamSignIn) -> dict[str, Any] | None:
+        """Does the IdP still stand by this sign-in? New upstream tokens, or None when there
+        is nothing to refresh; UpstreamRefused (SignInTooOld) when it no longer does,
+        ConnectorError when it cannot be asked."""
         ...
 
 

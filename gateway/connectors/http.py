@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-from gateway.connectors import ConnectorError, UpstreamRefused, UpstreamUnavailable
+from gateway.connectors import (
+    ConnectorError,
+    UpstreamRefused,
+    UpstreamSignIn,
+    UpstreamUnavailable,
+)
 from gateway.outbound import Answer, IdpClient, OutboundError
 
 MAX_BODY = 1024 * 1024  # an IdP answer larger than this is not an IdP answer
@@ -26,6 +31,18 @@ class HttpConnector:
         self.id = connector_id
         self.name = name
         self._http = IdpClient(timeout, MAX_BODY)
+
+    async def refresh(self, signed_in: UpstreamSignIn) -> dict[str, Any] | None:
+        """`RefreshingConnector.refresh`: new upstream tokens when the grant keeps a refresh
+        token of the IdP's (else nothing to ask)."""
+        tokens = signed_in.tokens
+        if not tokens or not tokens.get("refresh_token"):
+            return None
+        return await self.refresh_upstream(tokens)
+
+    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+        """New upstream tokens for these (each connector knows its token endpoint)."""
+        raise NotImplementedError
 
     async def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
         """GET a JSON document; ConnectorError when unreachable, not 200, huge or not JSON."""

@@ -51,8 +51,10 @@ from gateway.connectors import (
     ConnectorError,
     LoginStart,
     SamlPending,
+    SignInTooOld,
     UpstreamIdentity,
     UpstreamPending,
+    UpstreamSignIn,
 )
 from gateway.connectors.mapping import SAML_DEFAULTS, map_attributes
 from gateway.connectors.saml_xml import (
@@ -451,6 +453,13 @@ class SamlConnector:
             return []
         parts = httpx.URL(str(url))
         return [f"{parts.scheme}://{parts.netloc.decode()}"]
+
+    async def refresh(self, signed_in: UpstreamSignIn) -> dict[str, Any] | None:
+        """`RefreshingConnector.refresh`: a SAML sign-in has nothing to refresh, so a
+        downstream refresh is allowed only while it is younger than `max_session_age`."""
+        if signed_in.now - signed_in.auth_time > self.config.max_session_age:
+            raise SignInTooOld("the sign-in is too old; sign in again")
+        return None
 
     async def close(self) -> None:
         await self._http.aclose()

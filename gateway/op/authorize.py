@@ -38,6 +38,8 @@ from gateway.login.steps import LoginError
 from gateway.op.clients import Client
 from gateway.op.common import Handler, reject_repeats
 from gateway.op.grants import Authorization, CodeRecord
+from gateway.op.minting import claims_for_scope
+from gateway.policy import refusal
 from gateway.sessions import Session
 from gateway.store import Write
 
@@ -50,41 +52,6 @@ _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no pa
 # can bloat a redirect URL or a token (README, Endpoints).
 MAX_CLIENT_VALUE = 2048
 _PROMPTS = {"none", "login", "consent", "select_account"}
-SCOPE_CLAIMS = {
-    "email": ("email", "email_verified"),
-    "phone": ("phone_number", "phone_number_verified"),
-    "profile": (
-        "name",
-        "given_name",
-        "family_name",
-        "middle_name",
-        "nickname",
-        "preferred_username",
-        "profile",
-        "picture",
-        "website",
-        "gender",
-        "birthdate",
-        "zoneinfo",
-        "locale",
-        "updated_at",
-        # Cognito's names for user-pool groups and their IAM roles (identity pools' Token role
-        # mappings read the last two).
-        "groups",
-        "cognito:groups",
-        "cognito:roles",
-        "cognito:preferred_role",
-    ),
-}
-
-
-def claims_for_scope(profile: dict[str, Any], scope: list[str] | frozenset[str]) -> dict[str, Any]:
-    """The profile claims that the granted scopes release (OIDC Core §5.4)."""
-    allowed = {claim for s in scope for claim in SCOPE_CLAIMS.get(s, ())}
-    custom = "profile" in scope  # custom:<attribute> claims travel with the profile scope
-    return {
-        k: v for k, v in profile.items() if k in allowed or (custom and k.startswith("custom:"))
-    }
 
 
 class RequestUriNotSupported(OAuthError):
@@ -318,8 +285,6 @@ async def finish_authorization(
     client = services.clients.get(client_id)
     policy = client.config.access if client else None
     if policy is not None:
-        from gateway.policy import refusal
-
         reason = refusal(policy, session, where=f"application {client_id}")
         if reason:
             await services.audit.record(

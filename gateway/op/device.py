@@ -40,12 +40,12 @@ from gateway.forwarded import client_address
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.grants import Authorization
+from gateway.op.minting import GrantHandler, TokenMinting, required_field
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import DEVICE_CODE_GRANT, DeviceSettings
 from gateway.store import Store, record_json
 
 if TYPE_CHECKING:
-    from gateway.op.token import GrantHandler
     from gateway.services import Services
 
 # RFC 8628 §6.1: no vowels (no words), no look-alikes (0/O, 1/I/L are absent or unambiguous).
@@ -340,16 +340,16 @@ def authorization_endpoint(services: Services) -> Handler:
 
 def device_code_grant(services: Services) -> GrantHandler:
     """The token endpoint's device_code grant handler (`gateway.op.token.GrantHandler`)."""
-    # Imported here: the token endpoint imports this module to register the grant.
-    from gateway.op.token import _field, _TokenMinting
 
-    class DeviceCodeGrant(_TokenMinting):
+    class DeviceCodeGrant(TokenMinting):
         """RFC 8628 §3.4-3.5: poll until the user decides; tokens once, to the asking client."""
 
         grant_type = DEVICE_CODE_GRANT
 
         async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
-            record = await services.device.poll(_field(form, "device_code"), client.client_id)
+            record = await services.device.poll(
+                required_field(form, "device_code"), client.client_id
+            )
             auth = record.authorization
             if auth is None:  # an approved record always carries one; never mint without
                 raise InvalidGrant("the device_code is invalid")

@@ -38,10 +38,10 @@ from starlette.datastructures import FormData
 from gateway.errors import InvalidRequest, InvalidScope, OAuthError, TemporarilyUnavailable
 from gateway.identity.providers import LoginRejected, provider_name
 from gateway.op.clients import Client
+from gateway.op.minting import GrantHandler, required_field
 from gateway.settings import TOKEN_EXCHANGE_GRANT, TrustRuleSettings
 
 if TYPE_CHECKING:
-    from gateway.op.token import GrantHandler
     from gateway.services import Services
 
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -224,8 +224,6 @@ def _granted(rule: TrustRuleSettings, asked: list[str]) -> list[str]:
 
 def token_exchange_grant(services: Services) -> GrantHandler:
     """The token endpoint's token-exchange grant handler (`gateway.op.token.GrantHandler`)."""
-    from gateway.op.token import _field
-
     exchange = TokenExchange(services)
     issuer = services.settings.issuer
 
@@ -233,8 +231,8 @@ def token_exchange_grant(services: Services) -> GrantHandler:
         grant_type = TOKEN_EXCHANGE_GRANT
 
         async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
-            token = _field(form, "subject_token")
-            kind = _field(form, "subject_token_type")
+            token = required_field(form, "subject_token")
+            kind = required_field(form, "subject_token_type")
             if kind not in SUBJECT_TYPES:
                 raise InvalidRequest("subject_token_type must be a jwt or an id_token")
             if len(token) > MAX_SUBJECT_TOKEN:

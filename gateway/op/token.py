@@ -10,18 +10,22 @@ grants do not exist here (RFC 9700 §2.4) and answer `unsupported_grant_type`.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.connectors import ConnectorError, RefreshingConnector, UpstreamRefused
-from gateway.connectors.saml import SamlConnector
+from gateway.connectors import (
+    ConnectorError,
+    RefreshingConnector,
+    SignInTooOld,
+    UpstreamRefused,
+    UpstreamSignIn,
+)
 from gateway.crypto import constant_time_equals, s256_challenge
 from gateway.errors import (
     InvalidGrant,
-    InvalidRequest,
     InvalidScope,
     TemporarilyUnavailable,
     UnauthorizedClient,
@@ -30,7 +34,10 @@ from gateway.errors import (
 from gateway.op import cors
 from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
-from gateway.op.grants import Authorization, Grant
+from gateway.op.device import device_code_grant
+from gateway.op.exchange import token_exchange_grant
+from gateway.op.grants import Grant
+from gateway.op.minting import GrantHandler, TokenMinting, required_field
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -38,91 +45,13 @@ if TYPE_CHECKING:
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
-class GrantHandler(Protocol):
-    """One grant type of the token endpoint."""
-
-    grant_type: str
-
-    async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
-        """The token response for a valid request; raise an OAuthError otherwise."""
-        ...
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"{name} is required")
-    return value
-
-
-class _TokenMinting:
-    """Turning a grant into the token response."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    async def response(
-        self,
-        grant: Grant,
-        refresh: str | None,
-        scope: list[str],
-        nonce: str | None = None,
-    ) -> dict[str, Any]:
-        auth: Authorization = grant.authorization
-        tokens = self.services.tokens
-        access, parsed = tokens.access_token(
-            sub=auth.sub,
-            client_id=auth.client_id,
-            scope=frozenset(scope),
-            gid=grant.gid,
-            sid=auth.sid,
-            auth_time=auth.auth_time,
-        )
-        body: dict[str, Any] = {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": parsed.exp - parsed.iat,
-            "scope": " ".join(scope),
-        }
-        if refresh:
-            body["refresh_token"] = refresh
-        if "openid" in scope:
-            from gateway.op.authorize import claims_for_scope
-            from gateway.users.hooks import HookFailed
-
-            try:  # the pre_token_generation hook, when configured
-                profile = await self.services.hooks.shape_claims(
-                    auth.sub, auth.client_id, scope, claims_for_scope(auth.profile, scope)
-                )
-            except HookFailed:
-                raise TemporarilyUnavailable("the token hook did not answer") from None
-            body["id_token"] = tokens.id_token(
-                sub=auth.sub,
-                client_id=auth.client_id,
-                auth_time=auth.auth_time,
-                nonce=nonce,
-                sid=auth.sid,
-                access_token=access,
-                amr=auth.amr,
-                profile=profile,
-            )
-        return body
-
-    def family_lifetime(self, client: Client) -> tuple[int, bool]:
-        """How long a new grant lives, and whether it gets a refresh token."""
-        tokens = self.services.settings.tokens
-        if "refresh_token" in client.config.grant_types:
-            return tokens.refresh_token_ttl, True
-        return tokens.access_token_ttl + tokens.leeway, False
-
-
-class AuthorizationCodeGrant(_TokenMinting):
+class AuthorizationCodeGrant(TokenMinting):
     """RFC 6749 §4.1.3 with PKCE (RFC 7636) and single-use codes."""
 
     grant_type = "authorization_code"
 
     async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
-        code = _field(form, "code")
+        code = required_field(form, "code")
         redirect_uri = form.get("redirect_uri")
         verifier = form.get("code_verifier")
         grants = self.services.grants
@@ -163,13 +92,13 @@ class AuthorizationCodeGrant(_TokenMinting):
         return await self.response(grant, refresh, auth.scope, nonce=auth.nonce)
 
 
-class RefreshTokenGrant(_TokenMinting):
+class RefreshTokenGrant(TokenMinting):
     """RFC 6749 §6 with rotation; replay of a rotated token revokes the family (RFC 9700 §4.14)."""
 
     grant_type = "refresh_token"
 
     async def exchange(self, form: FormData, client: Client) -> dict[str, Any]:
-        presented = _field(form, "refresh_token")
+        presented = required_field(form, "refresh_token")
         grants = self.services.grants
         gid = grants.gid_of(presented)
         sessions = self.services.sessions
@@ -209,18 +138,15 @@ class RefreshTokenGrant(_TokenMinting):
         and the refresh token stays usable."""
         authorization = grant.authorization
         connector = self.services.connectors.get(authorization.connector_id or "")
-        if isinstance(connector, SamlConnector):
-            if time.time() - authorization.auth_time > connector.config.max_session_age:
-                await self.services.grants.revoke(grant.gid)
-                raise InvalidGrant("the sign-in is too old; sign in again")
-            return None
-        tokens = authorization.upstream
-        if not tokens or not tokens.get("refresh_token"):
-            return None
         if not isinstance(connector, RefreshingConnector):
             return None
         try:
-            return await connector.refresh_upstream(tokens)
+            return await connector.refresh(
+                UpstreamSignIn(authorization.upstream, authorization.auth_time, time.time())
+            )
+        except SignInTooOld:
+            await self.services.grants.revoke(grant.gid)
+            raise InvalidGrant("the sign-in is too old; sign in again") from None
         except UpstreamRefused:
             await self.services.grants.revoke(grant.gid)
             raise InvalidGrant("the identity provider no longer accepts this sign-in") from None
@@ -262,9 +188,6 @@ class ClientCredentialsGrant:
 
 
 def endpoint(services: Services) -> Handler:
-    from gateway.op.device import device_code_grant
-    from gateway.op.exchange import token_exchange_grant
-
     handlers: dict[str, GrantHandler] = {
         h.grant_type: h
         for h in (
@@ -281,7 +204,7 @@ def endpoint(services: Services) -> Handler:
         form = await read_form(request)
         client = services.clients.authenticate(request.headers, form)
         cors.client_of(request, client.client_id)
-        grant_type = _field(form, "grant_type")
+        grant_type = required_field(form, "grant_type")
         handler = handlers.get(grant_type)
         if handler is None:
             raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")

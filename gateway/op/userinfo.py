@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from gateway.errors import InvalidToken, OAuthError
 from gateway.forwarded import app_host
 from gateway.op import cors
-from gateway.op.authorize import claims_for_scope
 from gateway.op.common import Handler, bearer_token, json_no_store, oauth_json, read_form
+from gateway.op.minting import claims_for_scope
 
 if TYPE_CHECKING:
     from gateway.services import Services
