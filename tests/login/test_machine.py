@@ -1,0 +1,183 @@
+"""The login machine driven directly, as any front end drives it: no HTTP, no pages — the
+steps it answers, the errors it raises, and what it writes (SECURITY-TESTS D36: nothing
+signs in before the second factor is done)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pyotp
+import pytest
+
+from gateway.connectors import PasswordConnector, UpstreamIdentity
+from gateway.login import machine
+from gateway.login.flows import Flow
+from gateway.login.machine import Context
+from gateway.login.progress import SecondFactor
+from gateway.login.steps import (
+    Done,
+    Enrolled,
+    FlowExpired,
+    IncorrectPassword,
+    NeedsEnrolment,
+    NeedsSecondFactor,
+    SecondFactorDue,
+    SignInExpired,
+    TooManyAttempts,
+    WrongCode,
+    WrongEnrolmentCode,
+)
+from gateway.services import Services, build_services
+from gateway.store import Write
+from tests.helpers import RedisServer, fast_hasher, free_port, make_settings
+
+CTX = Context(ip="192.0.2.7", user_agent="test")
+PASSWORD = "correct horse battery"
+
+
+async def services_for(redis_server: RedisServer, **overrides: Any) -> Services:
+    settings = make_settings(free_port(), redis_server.url, **overrides)
+    return build_services(settings, hasher=fast_hasher())
+
+
+@pytest.fixture
+async def services(redis_server: RedisServer) -> AsyncIterator[Services]:
+    s = await services_for(redis_server)
+    yield s
+    await s.store.close()
+
+
+async def new_flow(services: Services, client_id: str = "web") -> Flow:
+    return await services.flows.create(
+        client_id=client_id,
+        redirect_uri="https://app.example.com/cb",
+        browser=services.flows.browser_binding("browser-secret"),
+        scope=["openid"],
+    )
+
+
+def local(services: Services) -> PasswordConnector:
+    connector = services.connectors["local"]
+    assert isinstance(connector, PasswordConnector)
+    return connector
+
+
+async def test_a_password_alone_is_done_and_completes_once(services: Services) -> None:
+    user = await services.users.create("ann@example.com", PASSWORD, email_verified=True)
+    flow = await new_flow(services)
+    step = await machine.password(services, flow, local(services), "ann@example.com", PASSWORD, CTX)
+    assert isinstance(step, Done) and step.upstream.subject == user.user_id
+    assert step.upstream.amr == ["pwd"]
+    batch: list[Write] = []
+    session, cookie = await machine.complete(services, step, CTX, None, batch)
+    await services.store.write_many(batch)
+    assert await services.sessions.load(cookie) == session
+    with pytest.raises(FlowExpired):  # the flow is consumed: a second completion is refused
+        await machine.complete(services, step, CTX, None, [])
+
+
+async def test_wrong_and_unknown_get_one_answer_and_count_towards_the_limit(
+    redis_server: RedisServer,
+) -> None:
+    services = await services_for(redis_server, rate_limits={"login_per_account": 2})
+    try:
+        await services.users.create("bo@example.com", PASSWORD, email_verified=True)
+        flow = await new_flow(services)
+        for email in ("bo@example.com", "nobody@example.com"):
+            with pytest.raises(IncorrectPassword) as wrong:
+                await machine.password(services, flow, local(services), email, "nope", CTX)
+            assert wrong.value.message == "Incorrect email or password."
+        with pytest.raises(IncorrectPassword):
+            await machine.password(services, flow, local(services), "bo@example.com", "x", CTX)
+        with pytest.raises(TooManyAttempts) as limited:  # even the right password, now
+            await machine.password(services, flow, local(services), "bo@example.com", PASSWORD, CTX)
+        assert limited.value.retry_after > 0
+    finally:
+        await services.store.close()
+
+
+async def test_a_required_second_factor_is_enrolled_before_anything_signs_in(
+    redis_server: RedisServer,
+) -> None:
+    services = await services_for(redis_server, user_pool={"mfa": "required"})
+    try:
+        user = await services.users.create("cy@example.com", PASSWORD, email_verified=True)
+        flow = await new_flow(services)
+        due = await machine.password(
+            services, flow, local(services), "cy@example.com", PASSWORD, CTX
+        )
+        assert isinstance(due, SecondFactorDue)
+        assert isinstance(due.flow.progress, SecondFactor)
+        step = await machine.second_factor(services, due.flow, enrol_anew=True)
+        assert isinstance(step, NeedsEnrolment) and step.uri.startswith("otpauth://")
+        # D36: the password alone holds nothing that signs in.
+        assert await services.sessions.of_identity(await identity_of(services, user.user_id)) == []
+        with pytest.raises(WrongEnrolmentCode):
+            await machine.submit_code(services, step, "000000", CTX)
+        again = await machine.second_factor(services, step.flow)
+        assert isinstance(again, NeedsEnrolment) and again.secret == step.secret  # kept
+        enrolled = await machine.submit_code(services, again, pyotp.TOTP(again.secret).now(), CTX)
+        assert isinstance(enrolled, Enrolled) and len(enrolled.recovery_codes) >= 8
+        shown = await machine.second_factor(services, enrolled.flow)
+        assert isinstance(shown, Enrolled) and shown.recovery_codes == []
+        done = machine.continue_enrolled(shown)
+        assert set(done.upstream.amr) == {"pwd", "otp", "mfa"}
+        session, _ = await machine.complete(services, done, CTX, None, batch := [])
+        await services.store.write_many(batch)
+        assert session.amr == done.upstream.amr
+    finally:
+        await services.store.close()
+
+
+async def test_an_enrolled_account_is_asked_for_a_code_and_a_wrong_one_is_refused(
+    services: Services,
+) -> None:
+    user = await services.users.create("di@example.com", PASSWORD, email_verified=True)
+    secret = await services.mfa.begin(user.user_id)
+    codes = await services.mfa.confirm(user.user_id, pyotp.TOTP(secret).now())
+    assert codes
+    flow = await new_flow(services)
+    due = await machine.password(services, flow, local(services), "di@example.com", PASSWORD, CTX)
+    assert isinstance(due, SecondFactorDue)
+    step = await machine.second_factor(services, due.flow)
+    assert isinstance(step, NeedsSecondFactor)
+    assert {"totp", "recovery"} <= step.methods and "passkey" not in step.methods
+    with pytest.raises(WrongCode):
+        await machine.submit_code(services, step, "123456", CTX)
+    done = await machine.submit_code(services, step, codes[0], CTX)  # a recovery code
+    assert isinstance(done, Done) and "mfa" in done.upstream.amr
+
+
+async def test_steps_of_a_flow_that_never_got_there_are_refused(services: Services) -> None:
+    flow = await new_flow(services)
+    with pytest.raises(SignInExpired):
+        await machine.second_factor(services, flow)
+
+
+async def test_a_federated_identity_is_resolved_once_and_carried_to_the_session(
+    redis_server: RedisServer,
+) -> None:
+    services = await services_for(redis_server, user_pool={"federated_mfa": "required"})
+    try:
+        flow = await new_flow(services)
+        upstream = UpstreamIdentity("idp", "remote-1", {"email": "e@example.com"}, amr=["fed"])
+        due = await machine.after_proof(services, flow, upstream)
+        assert isinstance(due, SecondFactorDue) and isinstance(due.flow.progress, SecondFactor)
+        identity_id = due.flow.progress.identity_id
+        assert identity_id == await services.identities.find("idp", "remote-1")
+        assert due.flow.progress.subject == identity_id  # its factors belong to the identity
+        step = await machine.second_factor(services, due.flow, enrol_anew=True)
+        assert isinstance(step, NeedsEnrolment)
+        enrolled = await machine.submit_code(services, step, pyotp.TOTP(step.secret).now(), CTX)
+        assert isinstance(enrolled, Enrolled)
+        done = machine.continue_enrolled(enrolled)
+        assert done.identity_id == identity_id
+        session, _ = await machine.complete(services, done, CTX, None, [])
+        assert session.identity_id == identity_id
+    finally:
+        await services.store.close()
+
+
+async def identity_of(services: Services, user_id: str) -> str:
+    return await services.identities.resolve("local", user_id)
