@@ -25,7 +25,9 @@ A 202 also carries `Cookie`: the client's cookies without Cognate's own, which t
 proxy configs copy onto the request to the app (the app never sees the session cookie). Header
 values are stripped of CR/LF; `rd` goes through `redirects.safe_redirect`.
 
-The endpoints themselves are in `gateway.proxy.endpoints`; this module decides.
+The endpoints themselves are in `gateway.proxy.endpoints`; this module decides. Which
+original request a trusted proxy names is read by `gateway.forwarded`, and the route policies
+are matched and applied by `gateway.policy` (applications' `access` rules use it too).
 """
 
 from __future__ import annotations

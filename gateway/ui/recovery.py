@@ -1,10 +1,12 @@
-"""Forgot password: an e-mailed code, then a new password.
+"""Forgot password, the hosted pages: an e-mailed code, then a new password (the rules, and
+what a reset ends, are `gateway.login.recovery`'s).
 
 As with sign-up, the answer to "send me a code" is the same for existing and unknown addresses
 (a code goes out only to an account that exists, in the background), requests are rate-limited
 per IP and per address, and a code is bound to one account and purpose, expires and allows few
 attempts. Setting the new password ends every other session and refresh token of the account.
-The codes travel by e-mail, not as links, so no URL is built from a request's (forgeable) Host.
+The e-mail carries a code and a link; the link is built on the configured issuer, never on the
+request's (forgeable) Host.
 """
 
 from __future__ import annotations
@@ -16,18 +18,17 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.csrf import COOKIE as CSRF_COOKIE
-from gateway.errors import PageError
 from gateway.forwarded import client_address
+from gateway.login import recovery
 from gateway.login.flows import Flow
 from gateway.login.progress import Resetting
-from gateway.logout import end_local_user
-from gateway.ratelimit import Limit, RateLimited
+from gateway.login.recovery import ResetLinkExpired
+from gateway.login.steps import LoginError, TooManyAttempts
 from gateway.ui import notify
 from gateway.ui.direct import account_flow
 from gateway.ui.flow_pages import flow_for, flow_form
 from gateway.users.directory import (
     InvalidPassword,
-    check_password_policy,
     choose_another,
     normalize_email,
 )
@@ -35,7 +36,6 @@ from gateway.users.directory import (
 if TYPE_CHECKING:
     from gateway.services import Services
 
-RESET = "reset-password"
 
 
 def routes(services: Services) -> list[BaseRoute]:
@@ -67,28 +67,24 @@ def routes(services: Services) -> list[BaseRoute]:
         services.csrf.check(request, data, f"reset:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         email = normalize_email(str(data.get("email") or ""))[:254]
-        ip = client_address(services.settings, request)
-        limits = [(Limit("reset-ip", 20, 3600), ip), (Limit("reset-account", 5, 3600), email)]
         try:
-            await services.limiter.check(limits)
-        except RateLimited as exc:
-            page = form(request, flow, "forgot.html", "Too many requests. Try again later.", 429)
+            sent = await recovery.request_code(
+                services, email, client_address(services.settings, request)
+            )
+        except TooManyAttempts as exc:
+            page = form(request, flow, "forgot.html", exc.message, exc.status)
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
-        await services.limiter.fail(limits)
-        user = await services.users.by_login(email)
-        if user is not None and user.enabled:
-            code = await services.codes.issue(RESET, user.user_id)
-            token = await services.codes.issue_link(RESET, user.user_id)
+        if sent is not None:
             notify.email(
                 services,
                 request,
-                user.email,
+                sent.user.email,
                 "reset_password.txt",
-                user.locale,
-                code=code,
+                sent.user.locale,
+                code=sent.code,
                 # On the configured issuer, never on the request's Host (SECURITY-TESTS D34).
-                link=f"{services.settings.issuer}/forgot/reset/link?token={token}",
+                link=f"{services.settings.issuer}/forgot/reset/link?token={sent.link_token}",
             )
         await services.flows.save(flow, Resetting(email))
         return RedirectResponse(f"/forgot/reset?flow={flow.flow_id}", status_code=303)
@@ -102,20 +98,13 @@ def routes(services: Services) -> list[BaseRoute]:
         services.csrf.check(request, data, f"reset:{flow_id}")
         flow = await flow_for(services, request, flow_id)
         email = flow.progress.email if isinstance(flow.progress, Resetting) else ""
-        user = await services.users.by_login(email) if email else None
-        password = str(data.get("password") or "")
+        password, code = str(data.get("password") or ""), str(data.get("code") or "")
         try:
-            check_password_policy(password, services.users.policy)
+            await recovery.reset_with_code(services, email, code, password)
         except InvalidPassword as exc:
             return form(request, flow, "reset.html", choose_another(exc), 400)
-        code = str(data.get("code") or "")
-        if user is None or not await services.codes.check(RESET, user.user_id, code):
-            return form(
-                request, flow, "reset.html", "That code is not right, or it has expired.", 400
-            )
-        await services.users.set_password(user.user_id, password)
-        await end_local_user(services, user.user_id)  # every other session and token ends
-        await services.audit.record("user.password_reset", user_id=user.user_id)
+        except LoginError as exc:
+            return form(request, flow, "reset.html", exc.message, exc.status)
         return RedirectResponse(f"/login?flow={flow.flow_id}", status_code=303)
 
     async def reset_by_link(request: Request) -> Response:
@@ -132,20 +121,12 @@ def routes(services: Services) -> list[BaseRoute]:
             token, password = str(data.get("token") or "")[:64], str(data.get("password") or "")
             context["token"] = token
             try:
-                check_password_policy(password, services.users.policy)
+                await recovery.reset_with_link(services, token, password)
             except InvalidPassword as exc:
                 context["error"], status = choose_another(exc), 400
+            except ResetLinkExpired as exc:
+                raise exc.page() from None
             else:
-                user_id = await services.codes.redeem_link(RESET, token)
-                user = await services.users.get(user_id) if user_id else None
-                if user is None:
-                    raise PageError(
-                        "Link expired",
-                        "This link was already used or has expired. Ask for a new one.",
-                    )
-                await services.users.set_password(user.user_id, password)
-                await end_local_user(services, user.user_id)  # every session and token ends
-                await services.audit.record("user.password_reset", user_id=user.user_id, by="link")
                 context["done"] = True
         context["csrf"] = services.csrf.token(browser, "reset-link")
         response = services.pages.render(request, "reset_link.html", context, status_code=status)
