@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from gateway.login.registration import VERIFY, VERIFY_PHONE
+
 if TYPE_CHECKING:
     from gateway.services import Services
     from gateway.users.directory import User
@@ -58,10 +60,6 @@ def text_message(
         **context,
     ).strip()
     services.background.spawn(services.sms.send(to, body, purpose))
-
-
-VERIFY = "verify-email"  # the purpose of e-mail verification codes and links
-VERIFY_PHONE = "verify-phone"
 
 
 async def send_code(services: Services, request: Request, user: User) -> None:

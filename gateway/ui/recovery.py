@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 
-
 def routes(services: Services) -> list[BaseRoute]:
     """/forgot (ask for a code) and /forgot/reset (code + new password)."""
 

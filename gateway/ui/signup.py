@@ -1,50 +1,47 @@
-"""Self sign-up (when `user_pool.self_sign_up` is on) with the pool's attributes, e-mail
-verification by code or link, phone verification by text message, and new codes on request.
-
-Nothing here tells an outsider whether an address has an account: sign-up answers the same way
-(and costs the same argon2 hash) for new and existing addresses, and the e-mail — a code for a
-new account, a "someone tried to sign up" notice for an existing one — is sent in the background
-so the mail server's speed is not a signal either. A code is bound to its account, expires, and
-allows a few attempts (`gateway.users.codes`). An account whose address is unverified can sign in
-only by passing through this verification when the pool requires it.
+"""Self sign-up pages (when `user_pool.self_sign_up` is on): the form with the pool's
+attributes, e-mail verification by code or link, phone verification by text message, and new
+codes on request. The rules — one answer for new and existing addresses, the pre_sign_up and
+post_confirmation hooks, what each code proves — are `gateway.login.registration`'s; these
+pages parse forms, send the messages (in the background) and render the answers. An account
+whose address is unverified signs in only through this verification when the pool requires
+it (`gateway.login.machine.password` answers NeedsVerification).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway import amr
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.forwarded import client_address
+from gateway.login import registration
 from gateway.login.flows import Flow
 from gateway.login.machine import resend_allowed as _resend_allowed
 from gateway.login.progress import Verifying
-from gateway.ratelimit import Limit, RateLimited
-from gateway.settings import AttributeSettings, UserPoolSettings
+from gateway.login.registration import attribute_label
+from gateway.login.steps import LoginError, SignInExpired, TooManyAttempts
 from gateway.text import Phrase
 from gateway.ui import notify
 from gateway.ui.direct import account_flow
 from gateway.ui.finish import sign_in_local
 from gateway.ui.flow_pages import flow_for, flow_form
-from gateway.ui.notify import VERIFY, VERIFY_PHONE, send_code, send_phone_code
+from gateway.ui.notify import send_code, send_phone_code
 from gateway.users.directory import (
     InvalidEmail,
     InvalidPassword,
     InvalidUsername,
     User,
-    UserExists,
     UsernameTaken,
     choose_another,
     normalize_email,
 )
-from gateway.users.hooks import HookFailed
 
 if TYPE_CHECKING:
     from gateway.op.common import Handler
@@ -62,44 +59,6 @@ async def to_verification(services: Services, flow: Flow, email: str) -> Respons
 def verifying(flow: Flow) -> Verifying | None:
     """Whose verification code the flow waits for, if it does."""
     return flow.progress if isinstance(flow.progress, Verifying) else None
-
-
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-def read_attributes(
-    pool: UserPoolSettings, form: Mapping[str, Any]
-) -> tuple[dict[str, str], str | None]:
-    """The sign-up form's attribute values, and what is wrong with them (one message naming
-    the first field at fault), per `user_pool.attributes`."""
-    values: dict[str, str] = {}
-    for attribute in pool.attributes:
-        label = Phrase(attribute_label(attribute))  # "Name" reads "Nom" on a French page
-        value = unicodedata.normalize("NFKC", str(form.get(attribute.name) or "")).strip()
-        if not value:
-            if attribute.required:
-                return values, Phrase("%(label)s: this field is required.", label=label)
-            continue
-        if len(value) > attribute.max_length:
-            return values, Phrase(
-                "%(label)s: at most %(count)s characters.", label=label, count=attribute.max_length
-            )
-        if attribute.name == "phone_number":
-            value = value.replace(" ", "").replace("-", "")
-            if not E164.match(value):
-                return values, Phrase(
-                    "%(label)s: use the international format, e.g. +33612345678.", label=label
-                )
-        if attribute.pattern and not re.fullmatch(attribute.pattern, value):
-            return values, Phrase("%(label)s: not in the expected format.", label=label)
-        values[attribute.name] = value
-    return values, None
-
-
-def attribute_label(attribute: AttributeSettings) -> str:
-    if attribute.label:
-        return attribute.label
-    return attribute.name.removeprefix("custom:").replace("_", " ").capitalize()
 
 
 def signup(services: Services) -> Handler:
@@ -158,53 +117,22 @@ def signup(services: Services) -> Handler:
         username = str(data.get("username") or "")[:64] if pool.usernames else None
         if username is not None:
             given["username"] = username
-        domain = email.rpartition("@")[2]
-        if pool.allowed_email_domains and domain not in pool.allowed_email_domains:
-            return form(
-                request,
-                flow,
-                "Accounts with this e-mail domain cannot be created here.",
-                400,
-                email,
-                given,
-            )
-        attributes, problem = read_attributes(pool, data)
-        if problem:
-            return form(request, flow, problem, 400, email, given)
-        attributes.setdefault("locale", services.pages.language(request))
-        ip = client_address(services.settings, request)
-        limit = [(Limit("signup-ip", 20, 3600), ip)]
         try:
-            await services.limiter.check(limit)
-        except RateLimited as exc:
-            page = form(
-                request, flow, "Too many sign-ups from here. Try again later.", 429, email, given
-            )
-            page.headers["Retry-After"] = str(exc.retry_after)
-            return page
-        await services.limiter.fail(limit)  # every sign-up counts
-        auto_confirm = False
-        if services.hooks.enabled("pre_sign_up"):
-            # Asked for every sign-up, existing address or not: the answer reveals nothing.
-            try:
-                verdict = await services.hooks.call(
-                    "pre_sign_up", {"email": email, "username": username, "attributes": attributes}
-                )
-            except HookFailed:
-                return form(request, flow, "Sign-up is unavailable right now.", 503, email, given)
-            if verdict.get("allow") is not True:
-                message = str(verdict.get("message") or "This account cannot be created.")
-                return form(request, flow, message[:200], 403, email, given)
-            auto_confirm = verdict.get("auto_confirm") is True
-        try:
-            user = await services.users.create(
+            result = await registration.sign_up(
+                services,
                 email,
                 password,
-                name=attributes.pop("name", None),
-                email_verified=auto_confirm,
-                attributes=attributes,
-                username=username,
+                data,
+                username,
+                client_address(services.settings, request),
+                services.pages.language(request),
             )
+        except TooManyAttempts as exc:
+            page = form(request, flow, exc.message, exc.status, email, given)
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        except LoginError as exc:
+            return form(request, flow, exc.message, exc.status, email, given)
         except InvalidEmail:
             return form(request, flow, "That e-mail address is not valid.", 400, email, given)
         except InvalidPassword as exc:
@@ -214,14 +142,13 @@ def signup(services: Services) -> Handler:
             return form(request, flow, problem, 400, email, given)
         except UsernameTaken:
             return form(request, flow, "That username is taken. Choose another.", 400, email, given)
-        except UserExists:
-            notify.email(services, request, email, "already_registered.txt", attributes["locale"])
-        else:
-            await services.audit.record("user.signed_up", user_id=user.user_id, ip=ip)
-            if auto_confirm:  # the hook vouched for the address: signed in at once
-                await confirmed(services, user.user_id, user.email)
-                return await after_email(services, request, flow, user)
-            await send_code(services, request, user)
+        if result.existing:
+            locale = str(data.get("locale") or "") or services.pages.language(request)
+            notify.email(services, request, email, "already_registered.txt", locale)
+        elif result.user is not None and result.confirmed:  # signed in at once
+            return await after_email(services, request, flow, result.user)
+        elif result.user is not None:
+            await send_code(services, request, result.user)
         return await to_verification(services, flow, email)
 
     return page
@@ -246,28 +173,18 @@ AUTOCOMPLETE = {
 async def after_email(services: Services, request: Request, flow: Flow, user: User) -> Response:
     """The e-mail is proven: on to the phone number when it needs proving, else signed in."""
 
-    pool = services.settings.user_pool
-    if pool.verify_phone and user.phone_number and not user.phone_number_verified:
+    if registration.phone_due(services, user):
         await send_phone_code(services, request, user)
         progress = flow.progress
         email = progress.email if isinstance(progress, Verifying) else user.email
         await services.flows.save(flow, Verifying(email, phone_user=user.user_id))
         return RedirectResponse(f"/signup/verify/phone?flow={flow.flow_id}", status_code=303)
-    return await sign_in_local(services, request, flow, user, ["pwd"])
+    return await sign_in_local(services, request, flow, user, amr.PASSWORD)
 
 
 async def resend_allowed(services: Services, request: Request, account: str) -> int | None:
     """None when another code may be sent now; else the seconds to wait (Retry-After)."""
     return await _resend_allowed(services, account, client_address(services.settings, request))
-
-
-async def confirmed(services: Services, user_id: str, email: str) -> None:
-    """The post_confirmation hook: told, not asked (a failure is logged, nothing more)."""
-    if services.hooks.enabled("post_confirmation"):
-        try:
-            await services.hooks.call("post_confirmation", {"user_id": user_id, "email": email})
-        except HookFailed:
-            pass  # logged by the hook client
 
 
 def verify_link(services: Services) -> Handler:
@@ -290,16 +207,11 @@ def verify_link(services: Services) -> Handler:
         else:
             form = await request.form(max_fields=4, max_part_size=1024)
             services.csrf.check(request, form, "verify-link")
-            user_id = await services.codes.redeem_link(VERIFY, str(form.get("token") or ""))
-            user = await services.users.get(user_id) if user_id else None
-            if user is None:
-                raise PageError(
-                    "Link expired",
-                    "This link was already used or has expired. Sign in to get a new code.",
-                )
-            await services.users.mark_email_verified(user.user_id)
-            await services.audit.record("user.email_verified", user_id=user.user_id, by="link")
-            await confirmed(services, user.user_id, user.email)
+            token = str(form.get("token") or "")
+            try:
+                user = await registration.confirm_email_link(services, token)
+            except LoginError as exc:
+                raise exc.page() from None
             response = services.pages.render(
                 request, "verify_link.html", {"done": True, "email": user.email}
             )
@@ -353,12 +265,10 @@ def verify(services: Services) -> Handler:
             if user is not None and user.enabled and not user.email_verified:
                 await send_code(services, request, user)
             return form(request, flow, notice="A new code is on its way.")
-        code = str(data.get("code") or "")
-        if user is None or not await services.codes.check(VERIFY, user.user_id, code):
-            return form(request, flow, "That code is not right, or it has expired.", 400)
-        user = await services.users.mark_email_verified(user.user_id)
-        await services.audit.record("user.email_verified", user_id=user.user_id)
-        await confirmed(services, user.user_id, user.email)
+        try:
+            user = await registration.confirm_email(services, email, str(data.get("code") or ""))
+        except LoginError as exc:
+            return form(request, flow, exc.message, exc.status)
         return await after_email(services, request, flow, user)
 
     return page
@@ -409,13 +319,14 @@ def verify_phone(services: Services) -> Handler:
                 return page
             await send_phone_code(services, request, user)
             return form(notice="A new code is on its way.")
-        code = str(data.get("code") or "")[:16]
-        if not await services.codes.check(VERIFY_PHONE, user.user_id, code):
-            return form("That code is not right, or it has expired.", 400)
-        verified = await services.users.mark_phone_verified(user.user_id, user.phone_number)
-        if verified is None:
-            raise PageError("Sign-in expired", "Start again from the application.")
-        await services.audit.record("user.phone_verified", user_id=user.user_id)
-        return await sign_in_local(services, request, flow, verified, ["pwd"])
+        try:
+            verified = await registration.confirm_phone(
+                services, user, str(data.get("code") or "")[:16]
+            )
+        except SignInExpired as exc:
+            raise exc.page() from None
+        except LoginError as exc:
+            return form(exc.message, exc.status)
+        return await sign_in_local(services, request, flow, verified, amr.PASSWORD)
 
     return page
