@@ -282,7 +282,7 @@ class SessionManager:
     async def keep_alive(self, sid: str, auth_time: int) -> bool:
         """Does session `sid` still exist? If so, its idle timeout starts again, never past its
         absolute timeout (`auth_time` is when it was created). A refresh token bound to the
-        session (`gateway.op.grants`) is activity in it, as in Keycloak."""
+        session (`gateway.grants`) is activity in it, as in Keycloak."""
         if not _looks_like_sid(sid):
             return False
         key = self._key(sid)

@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gateway.clients import Client
 from gateway.errors import (
     AccessDenied,
     InvalidRequest,
@@ -28,9 +29,8 @@ from gateway.errors import (
     UnsupportedResponseType,
 )
 from gateway.flows import Flow
-from gateway.op.clients import Client
+from gateway.grants import Authorization, CodeRecord
 from gateway.op.common import Handler, reject_repeats
-from gateway.op.grants import Authorization, CodeRecord
 from gateway.services import Services
 from gateway.sessions import Session, passed_second_factor
 from gateway.store import Write

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway.clients import ClientRegistry
 from gateway.errors import (
     InvalidRequest,
     InvalidToken,
@@ -32,7 +33,6 @@ from gateway.errors import (
     TemporarilyUnavailable,
 )
 from gateway.op import cors
-from gateway.op.clients import ClientRegistry
 from gateway.pool import Overloaded
 
 log = logging.getLogger("cognate.op")

@@ -33,12 +33,12 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.clients import Client
 from gateway.crypto import Sealer, random_token
 from gateway.errors import InvalidGrant, InvalidScope, OAuthError
 from gateway.errors import UnauthorizedClient as Unauthorized
-from gateway.op.clients import Client
+from gateway.grants import Authorization
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
-from gateway.op.grants import Authorization
 from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import DEVICE_CODE_GRANT, DeviceSettings

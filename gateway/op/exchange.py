@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import FormData
 
+from gateway.clients import Client
 from gateway.errors import InvalidRequest, InvalidScope, OAuthError, TemporarilyUnavailable
 from gateway.identity.providers import LoginRejected, provider_name
-from gateway.op.clients import Client
 from gateway.settings import TOKEN_EXCHANGE_GRANT, TrustRuleSettings
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.clients import Client
 from gateway.connectors import ConnectorError, RefreshingConnector, UpstreamRefused
 from gateway.connectors.saml import SamlConnector
 from gateway.crypto import constant_time_equals, s256_challenge
@@ -27,10 +28,9 @@ from gateway.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from gateway.grants import Authorization, Grant
 from gateway.op import cors
-from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
-from gateway.op.grants import Authorization, Grant
 from gateway.services import Services
 
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")

@@ -23,10 +23,10 @@ from starlette.responses import RedirectResponse, Response
 from gateway.crypto import constant_time_equals
 from gateway.errors import PageError
 from gateway.flows import Flow
+from gateway.grants import Authorization
 from gateway.op.authorize import claims_for_scope, needs_step_up
 from gateway.op.common import Handler
 from gateway.op.device import DeviceRecord, display_user_code, normalize_user_code
-from gateway.op.grants import Authorization
 from gateway.proxy import client_address
 from gateway.ratelimit import Limit, RateLimited
 from gateway.services import Services
