@@ -41,6 +41,11 @@ class StoreUnavailable(GatewayError):
     """The store did not answer. Callers fail closed: 503 (or 401 for forward-auth)."""
 
 
+class StoreContended(GatewayError):
+    """`Store.modify` lost its compare-and-swap on every attempt: others changed the value as
+    fast as it could read it. Nothing was written; the caller may try again."""
+
+
 class OAuthError(GatewayError):
     """An RFC 6749 §5.2 error: `{"error": ..., "error_description": ...}`."""
 
