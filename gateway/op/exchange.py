@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.datastructures import FormData
 
 from gateway.clients import Client
+from gateway.credentials.web_identity import provider_name
 from gateway.errors import InvalidRequest, InvalidScope, OAuthError, TemporarilyUnavailable
-from gateway.identity.providers import LoginRejected, provider_name
+from gateway.identity.providers import LoginRejected
 from gateway.settings import TOKEN_EXCHANGE_GRANT, TrustRuleSettings
 
 if TYPE_CHECKING:
