@@ -170,9 +170,6 @@ class IdentityStore:
             identity_id, lambda i: i if pool in i.pools else replace(i, pools=[*i.pools, pool])
         )
 
-    async def set_disabled(self, identity_id: str, disabled: bool) -> Identity:
-        return await self._modify(identity_id, lambda i: replace(i, disabled=disabled))
-
     async def delete(self, identity_id: str) -> bool:
         """Delete the identity and its links; False if it did not exist."""
         identity = await self.get(identity_id)
