@@ -49,7 +49,7 @@ from bench.harness import (  # noqa: E402
     wrk,
 )
 from gateway.crypto import s256_challenge  # noqa: E402
-from gateway.op.grants import Authorization, CodeRecord  # noqa: E402
+from gateway.grants import Authorization, CodeRecord  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
 from tests.helpers import free_port  # noqa: E402

@@ -10,14 +10,22 @@ import json
 import sys
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 
+if TYPE_CHECKING:  # services import the whole gateway; the CLI builds them only when it runs
+    from gateway.identity.ids import Identity
+    from gateway.services import Services
+    from gateway.users.directory import User
 
-async def with_services(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+Work = Callable[["Services"], Awaitable[int]]
+
+
+async def with_services(settings: Settings, work: Work) -> int:
+    """Build the services, run `work` on them, and release everything: its exit code."""
     from gateway.services import build_services
 
     services = build_services(settings)
@@ -33,7 +41,7 @@ async def with_services(settings: Settings, work: Callable[[Any], Awaitable[int]
 
 
 async def users(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         users = services.users
         if args.action == "create":
             from gateway.users.directory import InvalidEmail, InvalidPassword
@@ -132,7 +140,7 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
     return await with_services(settings, work)
 
 
-async def import_users(services: Any, path: str) -> int:
+async def import_users(services: Services, path: str) -> int:
     """`cognate users import FILE`: accounts from another system, one JSON object a line."""
     from collections import Counter
 
@@ -158,7 +166,7 @@ async def import_users(services: Any, path: str) -> int:
     return 1 if counts["invalid"] else 0
 
 
-def portable(user: Any) -> dict[str, Any]:
+def portable(user: User) -> dict[str, object]:
     """A user as `users import` reads it (with the argon2id hash: keep the file secret)."""
     return {
         "email": user.email,
@@ -170,7 +178,7 @@ def portable(user: Any) -> dict[str, Any]:
     }
 
 
-def public(user: Any) -> dict[str, Any]:
+def public(user: User) -> dict[str, object]:
     return {
         "user_id": user.user_id,
         "email": user.email,
@@ -183,7 +191,7 @@ def public(user: Any) -> dict[str, Any]:
     }
 
 
-async def mfa_state(services: Any, user: Any) -> dict[str, Any]:
+async def mfa_state(services: Services, user: User) -> dict[str, object]:
     """What `users show` says about a user's second factors (an administrator's first
     question when someone cannot sign in): whether sign-in asks for one, and which."""
     record = await services.mfa.get(user.user_id)
@@ -209,7 +217,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def keys(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         keys = services.keys
         if args.action == "rotate":
             if not await keys.rotate():
@@ -228,24 +236,24 @@ async def keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def identities(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         store = services.identities
         if args.action == "list":
             cursor, count = None, 0
             while True:
                 page, cursor = await store.page(args.pool, cursor, 100)
-                for identity in page:
+                for listed in page:
                     count += 1
                     if args.json:
-                        print(json.dumps(identity_json(identity)))
+                        print(json.dumps(identity_json(listed)))
                     else:
-                        logins = ", ".join(f"{x.provider}:{x.subject}" for x in identity.logins)
+                        logins = ", ".join(f"{x.provider}:{x.subject}" for x in listed.logins)
                         state = (
                             "disabled"
-                            if identity.disabled
-                            else ("authenticated" if identity.authenticated else "guest")
+                            if listed.disabled
+                            else ("authenticated" if listed.authenticated else "guest")
                         )
-                        print(f"{identity.identity_id}  {state:13}  {logins or '-'}")
+                        print(f"{listed.identity_id}  {state:13}  {logins or '-'}")
                 if cursor is None:
                     break
             if not args.json:
@@ -280,7 +288,7 @@ async def identities(settings: Settings, args: argparse.Namespace) -> int:
     return await with_services(settings, work)
 
 
-def identity_json(identity: Any) -> dict[str, Any]:
+def identity_json(identity: Identity) -> dict[str, object]:
     def stamp(t: int) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
@@ -318,7 +326,7 @@ async def pools(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def audit(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         audit = services.audit
         entries: list[tuple[str, dict[str, str]]] = []
         after = "0"
@@ -381,7 +389,7 @@ def terminal_safe(value: object, limit: int = 200) -> str:
     return f"{shown}…[{cut} more]" if cut > 0 else shown
 
 
-async def end_sessions_of_user(services: Any, user_id: str) -> None:
+async def end_sessions_of_user(services: Services, user_id: str) -> None:
     """A disabled, deleted or reset local user loses every session and refresh token at once."""
     from gateway.logout import end_local_user
 
@@ -391,7 +399,7 @@ async def end_sessions_of_user(services: Any, user_id: str) -> None:
 
 
 async def sessions(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         if ":" in args.user and "@" not in args.user:
             identity_ids = [args.user]
         else:
@@ -430,7 +438,7 @@ class Progress:
         self.verb = verb
         self.last = 0.0
 
-    def __call__(self, counts: Any, final: bool = False) -> None:
+    def __call__(self, counts: Mapping[str, int], final: bool = False) -> None:
         now = time.monotonic()
         if not final and now - self.last < 0.1:
             return
@@ -444,7 +452,7 @@ async def export(settings: Settings, args: argparse.Namespace) -> int:
 
     from gateway.backup import export_records
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
         counts: Counter[str] = Counter()
         show = Progress("exported")
@@ -471,7 +479,7 @@ async def export(settings: Settings, args: argparse.Namespace) -> int:
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.backup import import_records
 
-    async def work(services: Any) -> int:
+    async def work(services: Services) -> int:
         show = Progress("imported")
         with open(args.file) as lines:
             counts = await import_records(services, lines, args.skip, show)

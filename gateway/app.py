@@ -19,12 +19,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import credentials, op, ui
-from gateway.errors import PageError, StoreUnavailable
+from gateway.errors import PageError, StoreUnavailable, Unavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
 from gateway.op.discovery import Documents, StaticDocuments
-from gateway.pool import Overloaded
 from gateway.proxy import endpoints as forward_auth
 from gateway.proxy.fast import ForwardAuthFastPath
 from gateway.proxy.sidecar import SIDECAR_HEALTH, SidecarProxy
@@ -63,6 +62,7 @@ def create_app(
         return pages.error(request, exc.title, exc.message, exc.status_code)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
+        """Every `Unavailable` as HTML: the one place that renders that family as a page."""
         log.warning("failing closed: %s", exc)
         response = pages.error(
             request,
@@ -70,7 +70,8 @@ def create_app(
             "This service cannot complete your request right now. Please try again shortly.",
             503,
         )
-        response.headers["Retry-After"] = "5"
+        retry_after = exc.retry_after if isinstance(exc, Unavailable) else 5
+        response.headers["Retry-After"] = str(retry_after)
         return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
@@ -136,8 +137,7 @@ def create_app(
             # 404/405 in the wire format of the area asked for (gateway.ui.http_errors).
             HTTPException: http_error(services),
             PageError: page_error,
-            StoreUnavailable: unavailable,
-            Overloaded: unavailable,
+            Unavailable: unavailable,  # the store, an overload (gateway.errors)
             Exception: server_error,
         },
         lifespan=lifespan,

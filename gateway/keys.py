@@ -28,7 +28,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
 from gateway.crypto import Sealer
-from gateway.errors import StoreUnavailable
+from gateway.errors import StoreContended, StoreUnavailable
 from gateway.store import Store
 
 log = logging.getLogger("cognate.keys")
@@ -198,12 +198,16 @@ class KeyRing:
         if self._raw is None:
             raise StoreUnavailable("the key set was never loaded")
         blob = self._seal(entries)
-        if await self._store.update(self._record_key, self._raw, blob):
-            self._install(entries, blob)
-            log.info("signing keys rotated", extra={"kids": [e.kid for e in entries]})
-            return True
-        await self.reload(force=True)
-        return False
+        try:
+            # One try, from the record these entries were computed from: if another replica
+            # changed it first, its rotation stands and ours is recomputed by the caller.
+            await self._store.modify(self._record_key, lambda _: blob, attempts=1, seen=self._raw)
+        except StoreContended:
+            await self.reload(force=True)
+            return False
+        self._install(entries, blob)
+        log.info("signing keys rotated", extra={"kids": [e.kid for e in entries]})
+        return True
 
     # -- use -----------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from gateway.background import Background
-from gateway.op.clients import ClientRegistry
-from gateway.op.grants import GrantStore
+from gateway.clients import ClientRegistry
+from gateway.grants import GrantStore
 from gateway.outbound import http_client
 from gateway.sessions import SessionManager
 from gateway.tokens import TokenService

@@ -22,6 +22,7 @@ import aiohttp
 import httpx
 
 from gateway import __version__
+from gateway.errors import GatewayError
 
 
 def no_cookies() -> CookieJar:
@@ -46,7 +47,7 @@ class Answer(NamedTuple):
         return json.loads(self.body)
 
 
-class OutboundError(Exception):
+class OutboundError(GatewayError):
     """The upstream could not be asked: the message says why (no URL, no secret)."""
 
 

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from gateway.errors import GatewayError
+from gateway.errors import Overloaded
+
+__all__ = ["BoundedPool", "Overloaded"]  # Overloaded lives in the error tree; callers meet it here
 
 T = TypeVar("T")
 
@@ -26,10 +28,6 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-class Overloaded(GatewayError):
-    """Too much CPU-bound work is waiting; the caller answers 503 with Retry-After."""
 
 
 def _lower_priority(niceness: int) -> None:

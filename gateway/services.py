@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 
 from gateway.audit import Audit
 from gateway.background import Background
+from gateway.clients import ClientRegistry
 from gateway.connectors import Connector, RedirectConnector, build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
 from gateway.csrf import Csrf
+from gateway.grants import GrantStore
 from gateway.identity.ids import IdentityStore
 from gateway.identity.pools import IdentityPools
 from gateway.identity.providers import ProviderVerifier
@@ -25,9 +27,7 @@ from gateway.keys import KeyRing
 from gateway.login.flows import FlowStore
 from gateway.logout import Logout
 from gateway.metrics import Metrics
-from gateway.op.clients import ClientRegistry
 from gateway.op.device import DeviceFlows
-from gateway.op.grants import GrantStore
 from gateway.pool import BoundedPool
 from gateway.ratelimit import RateLimiter
 from gateway.sessions import SessionManager

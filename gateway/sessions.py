@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, constant_time_equals, random_token
-from gateway.errors import StoreUnavailable
+from gateway.errors import StoreContended, StoreUnavailable
 from gateway.settings import SessionSettings
 from gateway.store import Put, Store, Write, record_json, write
 from gateway.store.index import MemberIndex
@@ -276,7 +276,7 @@ class SessionManager:
     async def keep_alive(self, sid: str, auth_time: int) -> bool:
         """Does session `sid` still exist? If so, its idle timeout starts again, never past its
         absolute timeout (`auth_time` is when it was created). A refresh token bound to the
-        session (`gateway.op.grants`) is activity in it, as in Keycloak."""
+        session (`gateway.grants`) is activity in it, as in Keycloak."""
         if not _looks_like_sid(sid):
             return False
         key = self._key(sid)
@@ -285,9 +285,18 @@ class SessionManager:
         if raw is None or remaining <= 0:
             return False
         # The same sealed value with a new TTL (no secret needed). A lost swap means the
-        # browser's own request rewrote the record just now, which restarted the timeout too.
-        await self._store.update(key, raw, raw, ttl=min(self._settings.idle_timeout, remaining))
-        return True
+        # browser's own request rewrote the record just now (that restarted the timeout too)
+        # or the session ended in between (a sign-out): read again to tell which.
+        try:
+            outcome = await self._store.modify(
+                key,
+                lambda current: current,  # None (ended): leave it ended
+                ttl=min(self._settings.idle_timeout, remaining),
+                seen=raw,
+            )
+        except StoreContended:
+            return True  # rewritten on every try: the browser is busy in it, so it is alive
+        return outcome.written
 
     async def add_client(
         self, cookie: str, session: Session, client_id: str, batch: list[Write] | None = None

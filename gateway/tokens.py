@@ -1,7 +1,7 @@
 """Minting and verifying the JWTs Cognate issues: access tokens (RFC 9068 profile, `typ`
 `at+jwt`, ES256 by default) and ID tokens (OIDC Core, RS256 by default).
 
-Refresh tokens and codes are opaque and live in `gateway.op.grants`. Keys come from
+Refresh tokens and codes are opaque and live in `gateway.grants`. Keys come from
 `gateway.keys.KeyRing`; this module only decides what goes into a token and what a valid one is.
 """
 

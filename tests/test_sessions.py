@@ -13,6 +13,7 @@ from gateway.crypto import Sealer
 from gateway.sessions import SessionManager
 from gateway.settings import SessionSettings
 from gateway.store import Store, open_store
+from gateway.store.redis import RedisStore
 from tests.helpers import RedisServer
 
 
@@ -74,3 +75,37 @@ async def test_end_removes_the_record(store: Store) -> None:
     _, cookie = await new_session(sessions)
     await sessions.end(cookie)
     assert await sessions.load(cookie) is None
+
+
+class _SignOutDuringKeepAlive(RedisStore):
+    """A real Redis store in which a sign-out lands between keep_alive's read and its swap
+    (the interleaving two replicas produce; forced here so the test is deterministic)."""
+
+    async def update(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        await self.delete(key)
+        return await super().update(key, expected, value, ttl)
+
+
+async def test_keep_alive_of_a_session_ended_meanwhile_is_false(redis_server: RedisServer) -> None:
+    racing = _SignOutDuringKeepAlive(redis_server.url, prefix=f"sess{secrets.token_hex(4)}")
+    try:
+        sessions = manager(racing)
+        session, cookie = await new_session(sessions)
+        sid = cookie.split(".")[0]
+        # A refresh bound to this session must not go through: it ended.
+        assert not await sessions.keep_alive(sid, int(time.time()))
+        assert await racing.get(racing.key("session", sid)) is None
+    finally:
+        await racing.close()
+
+
+async def test_keep_alive_restarts_the_idle_timeout(store: Store) -> None:
+    sessions = manager(store, idle=600)
+    session, cookie = await new_session(sessions)
+    sid = cookie.split(".")[0]
+    await store.put(store.key("session", sid), await store.get(store.key("session", sid)) or b"", 5)
+    assert await sessions.keep_alive(sid, int(time.time()))
+    ttl = await store.ttl(store.key("session", sid))
+    assert ttl is not None and 590 < ttl <= 600

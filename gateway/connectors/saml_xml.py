@@ -36,6 +36,8 @@ from lxml import etree
 from saml2.sigver import CryptoBackend, DecryptError, SignatureError, XmlsecError
 from saml2.xml.schema import XMLSchemaError
 
+from gateway.errors import GatewayError
+
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -54,8 +56,9 @@ _PARSER_OPTIONS = {
 }
 
 
-class UnsafeXml(ValueError):
-    """The document is not one Cognate will look at; the message says why."""
+class UnsafeXml(GatewayError, ValueError):
+    """The document is not one Cognate will look at; the message says why. Still a ValueError,
+    as it was before it joined the error tree (`gateway.errors`)."""
 
 
 def parse_strict(data: bytes | str) -> etree._Element:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def routes(services: Services) -> list[BaseRoute]:
     from gateway.credentials.roles import choose_role
     from gateway.credentials.vendor import VendRequest, session_name
-    from gateway.identity.providers import provider_name
+    from gateway.credentials.web_identity import provider_name
 
     own = provider_name(services.settings.issuer)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.errors import CognitoError, not_authorized
+from gateway.credentials.errors import NoAuthenticatedRole, RoleNotAllowed
 from gateway.settings import ROLE_ARN, IdentityPoolSettings, MappingRuleSettings
 
 
@@ -51,17 +51,18 @@ def choose_role(
     claims: dict[str, Any],
     custom_role_arn: str | None = None,
 ) -> str:
-    """The role ARN for this identity; CognitoError when none may be used."""
+    """The role ARN for this identity; RoleNotAllowed (or NoAuthenticatedRole) when none
+    may be used."""
     if provider is None:  # a guest
         if custom_role_arn:
-            raise not_authorized("CustomRoleArn is not allowed for unauthenticated identities.")
+            raise RoleNotAllowed("CustomRoleArn is not allowed for unauthenticated identities.")
         if not pool.allow_unauthenticated or not pool.roles.unauthenticated:
-            raise not_authorized("Unauthenticated access is not supported for this identity pool.")
+            raise RoleNotAllowed("Unauthenticated access is not supported for this identity pool.")
         return pool.roles.unauthenticated
     token_roles = [r for r in _claim_values(claims, "cognito:roles") if ROLE_ARN.match(r)]
     if custom_role_arn:
         if custom_role_arn not in token_roles:
-            raise not_authorized("The CustomRoleArn is not in the token's cognito:roles.")
+            raise RoleNotAllowed("The CustomRoleArn is not in the token's cognito:roles.")
         return custom_role_arn
     mapping = pool.role_mappings.get(provider)
     if mapping is not None:
@@ -77,14 +78,11 @@ def choose_role(
         if chosen:
             return chosen
         if mapping.ambiguous_role_resolution == "Deny":
-            raise not_authorized(
+            raise RoleNotAllowed(
                 "No role mapping rule matched and the pool denies ambiguous role resolution."
             )
     if not pool.roles.authenticated:
-        raise CognitoError(
-            "InvalidIdentityPoolConfigurationException",
-            "The identity pool has no authenticated role.",
-        )
+        raise NoAuthenticatedRole("The identity pool has no authenticated role.")
     return pool.roles.authenticated
 
 

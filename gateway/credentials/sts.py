@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element  # noqa: S405 - types only; parsing is
 import httpx
 from defusedxml import ElementTree
 
+from gateway.credentials.errors import StsError
 from gateway.outbound import http_client
 
 log = logging.getLogger("cognate.sts")
@@ -45,15 +46,6 @@ class Credentials:
     secret_access_key: str
     session_token: str
     expiration: int  # epoch seconds
-
-
-class StsError(Exception):
-    """STS refused or failed; `code` is its error code (or "Unavailable")."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"{code}: {message}")
 
 
 def _text(root: Element, name: str) -> str | None:

@@ -16,10 +16,18 @@ import re
 import time
 from dataclasses import dataclass
 
-from gateway.credentials.sts import Credentials, StsClient, StsError
+from gateway.credentials.errors import (
+    CredentialError,
+    RoleNotAllowed,
+    StsError,
+    StsFailed,
+    StsRefusedToken,
+    StsRejectedClaim,
+    StsUnavailable,
+)
+from gateway.credentials.sts import Credentials, StsClient
+from gateway.credentials.web_identity import token_audience
 from gateway.crypto import Sealer
-from gateway.errors import CognitoError, not_authorized
-from gateway.identity.providers import token_audience
 from gateway.metrics import Metrics
 from gateway.settings import IdentityPoolSettings
 from gateway.store import Store, record_json
@@ -167,7 +175,7 @@ class CredentialVendor:
                     )
                     duration = ANY_ROLE_ALLOWS
                     continue
-                raise _cognito_error(exc) from None
+                raise _refusal(exc) from None
 
     def _count(self, result: str) -> None:
         if self._metrics is not None:
@@ -186,24 +194,20 @@ def _over_role_maximum(exc: StsError) -> bool:
     return exc.code == "ValidationError" and "MaxSessionDuration" in exc.message
 
 
-def _cognito_error(exc: StsError) -> CognitoError:
+def _refusal(exc: StsError) -> CredentialError:
+    """What STS's answer means for the caller (rendered by the API that asked)."""
     if exc.code == "Unavailable":
-        return CognitoError(
-            "ExternalServiceException",
-            "The security token service is unavailable; try again.",
-            503,
-            retry_after=5,
-        )
+        return StsUnavailable("The security token service is unavailable; try again.")
     if exc.code in ("InvalidIdentityToken", "ExpiredTokenException"):
         # Refused even after one freshly minted token: as AWS answers a web-identity token
         # STS will not take, a NotAuthorizedException (400). A 502 here made every SDK retry
         # (5xx is retryable), each retry another round of STS calls that cannot succeed.
-        return not_authorized(
+        return StsRefusedToken(
             "Invalid login token. The security token service refused the web identity token "
             f"({exc.code}): check the IAM OIDC provider of this gateway's issuer."
         )
     if exc.code == "IDPRejectedClaim":
-        return CognitoError("NotAuthorizedException", f"A claim was rejected: {exc.message}", 403)
+        return StsRejectedClaim(f"A claim was rejected: {exc.message}")
     if exc.code in ("AccessDenied", "AccessDeniedException"):
-        return not_authorized("The role's trust policy does not allow this identity.")
-    return CognitoError("ExternalServiceException", f"STS error {exc.code}.", 502)
+        return RoleNotAllowed("The role's trust policy does not allow this identity.")
+    return StsFailed(f"STS error {exc.code}.")

@@ -23,22 +23,17 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.credentials.roles import choose_role
 from gateway.credentials.vendor import VendRequest, session_name
+from gateway.credentials.web_identity import provider_name, token_audience
 from gateway.errors import (
     CognitoError,
-    StoreUnavailable,
+    Unavailable,
     invalid_parameter,
     not_authorized,
     not_found,
 )
 from gateway.identity.ids import Identity, LoginTaken, TooManyLogins
 from gateway.identity.pools import roles_as_aws
-from gateway.identity.providers import (
-    COGNITO_PROVIDER,
-    LoginRejected,
-    VerifiedLogin,
-    provider_name,
-    token_audience,
-)
+from gateway.identity.providers import COGNITO_PROVIDER, LoginRejected, VerifiedLogin
 from gateway.identity.sigv4 import verify as verify_sigv4
 from gateway.settings import IdentityPoolSettings
 
@@ -210,16 +205,16 @@ class CognitoApi:
             if not isinstance(body, dict):
                 raise CognitoError("SerializationException", "The body must be a JSON object.")
             result = await handler(body)
-        except CognitoError as exc:
+        except CognitoError as exc:  # credential errors (gateway.credentials.errors) too
             return error_response(exc, request_id)
-        except StoreUnavailable as exc:
+        except Unavailable as exc:  # the store, an overload: fail closed, as AWS says it
             log.warning("failing closed: %s", exc)
             return error_response(
                 CognitoError(
                     "InternalErrorException",
                     "The service is temporarily unavailable.",
                     503,
-                    retry_after=5,
+                    retry_after=exc.retry_after,
                 ),
                 request_id,
             )

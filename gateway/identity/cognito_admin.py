@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gateway.credentials.web_identity import token_audience
 from gateway.errors import CognitoError, invalid_parameter, not_found
 from gateway.identity.cognito import Body, Operation, _identity_id, _logins
 from gateway.identity.ids import Identity, LoginTaken
-from gateway.identity.providers import VerifiedLogin, token_audience
+from gateway.identity.providers import VerifiedLogin
 from gateway.settings import IdentityPoolSettings
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.credentials.roles import allowed_roles
-from gateway.identity.providers import provider_name, token_audience
+from gateway.credentials.web_identity import provider_name, token_audience
 from gateway.settings import GroupSettings, IdentityPoolSettings
 
 

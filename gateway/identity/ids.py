@@ -170,9 +170,6 @@ class IdentityStore:
             identity_id, lambda i: i if pool in i.pools else replace(i, pools=[*i.pools, pool])
         )
 
-    async def set_disabled(self, identity_id: str, disabled: bool) -> Identity:
-        return await self._modify(identity_id, lambda i: replace(i, disabled=disabled))
-
     async def delete(self, identity_id: str) -> bool:
         """Delete the identity and its links; False if it did not exist."""
         identity = await self.get(identity_id)
@@ -244,20 +241,22 @@ class IdentityStore:
             await self._modify(identity_id, repair)
 
     async def _modify(self, identity_id: str, change: Callable[[Identity], Identity]) -> Identity:
-        """Apply `change` to the record with compare-and-swap, retrying on contention."""
-        key = self._identity_key(identity_id)
-        for _ in range(20):
-            raw = await self._store.get(key)
+        """Apply `change` to the record (`Store.modify`: compare-and-swap, retried on
+        contention, StoreContended when it never wins)."""
+
+        def apply(raw: bytes | None) -> bytes | None:
             if raw is None:
                 raise UnknownIdentity(identity_id)
             current = Identity.parse(raw)
             updated = change(current)
             if updated == current:
-                return current
-            updated = replace(updated, last_modified=int(time.time()))
-            if await self._store.update(key, raw, updated.dump()):
-                return updated
-        raise GatewayError(f"identity {identity_id} is too contended; try again")
+                return None
+            return replace(updated, last_modified=int(time.time())).dump()
+
+        outcome = await self._store.modify(self._identity_key(identity_id), apply, attempts=20)
+        if outcome.value is None:  # apply() raises first; this keeps the type honest
+            raise UnknownIdentity(identity_id)
+        return Identity.parse(outcome.value)
 
     def _login_key(self, provider: str, subject: str) -> str:
         return self._store.key("login", provider, subject)

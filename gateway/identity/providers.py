@@ -26,7 +26,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from joserfc import jws, jwt
@@ -34,6 +33,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from gateway.connectors import Connector, ConnectorError
+from gateway.credentials.web_identity import CLIENT_AUDIENCE_SUFFIX, provider_name
+from gateway.errors import GatewayError
 from gateway.outbound import http_client
 from gateway.settings import IdentityPoolSettings, LoginProviderSettings
 from gateway.tokens import TokenService
@@ -42,27 +43,10 @@ log = logging.getLogger("cognate.identity")
 
 COGNITO_PROVIDER = "cognito-identity.amazonaws.com"
 SAML_PROVIDER_ARN = "arn:aws:iam::000000000000:saml-provider/"  # + connector id: default name
-GUEST_AUDIENCE_SUFFIX = "/unauthenticated"
-CLIENT_AUDIENCE_SUFFIX = "/client"
-
-
-def token_audience(pool_id: str, authenticated: bool, for_sts: bool = True) -> str:
-    """The `aud` of a web-identity token. IAM can condition only on `aud` for a generic OIDC
-    provider (no `amr` key), so the audience carries what trust policies must tell apart:
-
-    - guests get `<pool>/unauthenticated`, so their tokens cannot assume authenticated roles
-      and never pass as authenticated logins;
-    - tokens handed to clients (GetOpenIdToken…) get `…/client` unless the pool allows the
-      classic flow, so only Cognate itself can take them to STS — they stay valid as
-      `cognito-identity.amazonaws.com` logins for GetCredentialsForIdentity."""
-    audience = pool_id if authenticated else pool_id + GUEST_AUDIENCE_SUFFIX
-    return audience if for_sts else audience + CLIENT_AUDIENCE_SUFFIX
-
-
 ALLOWED_ALGORITHMS = ["RS256", "ES256"]
 
 
-class LoginRejected(Exception):
+class LoginRejected(GatewayError):
     """A token that does not prove its login; the message is safe to show the caller."""
 
 
@@ -74,12 +58,6 @@ class VerifiedLogin:
     subject: str
     claims: dict[str, Any]
     identity_id: str | None = None  # set when the token itself names the identity
-
-
-def provider_name(issuer: str) -> str:
-    """AWS names an OIDC provider by its issuer without the scheme (`auth.example.com/path`)."""
-    parts = urlsplit(issuer)
-    return parts.netloc + parts.path.rstrip("/")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.amr import passed_second_factor
+from gateway.clients import Client
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import (
     AccessDenied,
@@ -33,11 +34,10 @@ from gateway.errors import (
     UnauthorizedClient,
     UnsupportedResponseType,
 )
+from gateway.grants import Authorization, CodeRecord
 from gateway.login import machine, upstream
 from gateway.login.steps import LoginError
-from gateway.op.clients import Client
 from gateway.op.common import Handler, reject_repeats
-from gateway.op.grants import Authorization, CodeRecord
 from gateway.op.minting import claims_for_scope
 from gateway.policy import refusal
 from gateway.sessions import Session

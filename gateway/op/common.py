@@ -24,16 +24,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway.clients import ClientRegistry
 from gateway.errors import (
     InvalidRequest,
     InvalidToken,
     OAuthError,
-    StoreUnavailable,
     TemporarilyUnavailable,
+    Unavailable,
 )
 from gateway.op import cors
-from gateway.op.clients import ClientRegistry
-from gateway.pool import Overloaded
 
 log = logging.getLogger("cognate.op")
 
@@ -86,7 +85,8 @@ def oauth_route(
 
 
 def oauth_json(handler: Handler) -> Handler:
-    """Render OAuthError as JSON; a store outage or overload as 503 temporarily_unavailable."""
+    """Render OAuthError as JSON, and `Unavailable` (a store outage, an overload) as 503
+    temporarily_unavailable: the one place that renders that family as OAuth JSON."""
 
     @functools.wraps(handler)
     async def wrapped(request: Request) -> Response:
@@ -94,7 +94,7 @@ def oauth_json(handler: Handler) -> Handler:
             return await handler(request)
         except OAuthError as exc:
             return error_response(exc)
-        except (StoreUnavailable, Overloaded) as exc:
+        except Unavailable as exc:
             log.warning("failing closed: %s", exc)
             return error_response(TemporarilyUnavailable("try again shortly"))
 

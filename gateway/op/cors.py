@@ -20,7 +20,7 @@ from collections.abc import Collection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.op.clients import ClientRegistry
+from gateway.clients import ClientRegistry
 
 PREFLIGHT_MAX_AGE = 600
 # What oidc-client-ts and other browser clients send: Authorization (userinfo's bearer token,

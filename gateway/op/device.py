@@ -33,13 +33,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.clients import Client
 from gateway.crypto import Sealer, random_token
-from gateway.errors import InvalidGrant, InvalidScope, OAuthError
+from gateway.errors import InvalidGrant, InvalidScope, OAuthError, StoreContended
 from gateway.errors import UnauthorizedClient as Unauthorized
 from gateway.forwarded import client_address
-from gateway.op.clients import Client
+from gateway.grants import Authorization
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
-from gateway.op.grants import Authorization
 from gateway.op.minting import GrantHandler, TokenMinting, required_field
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import DEVICE_CODE_GRANT, DeviceSettings
@@ -196,11 +196,14 @@ class DeviceFlows:
         if pointer is None:
             return None
         device_hash = pointer.decode()
-        for _ in range(_DECIDE_RETRIES):
-            loaded = await self._load(device_hash)
-            if loaded is None:
+        decided: DeviceRecord | None = None
+
+        def decide_once(raw: bytes | None) -> bytes | None:
+            nonlocal decided
+            decided = None
+            if raw is None:
                 return None
-            raw, record = loaded
+            record = self._open(device_hash, raw)
             if record.status != PENDING or self.now() >= record.expires:
                 return None
             if authorization is not None and authorization.client_id != record.client_id:
@@ -210,22 +213,28 @@ class DeviceFlows:
                 status=APPROVED if authorization is not None else DENIED,
                 authorization=authorization,
             )
-            if await self._store.update(
-                self._device_key(device_hash), raw, self._seal(device_hash, decided)
-            ):
-                return decided
-            # A poll updated last_poll in between: read again and retry.
-        return None
+            return self._seal(device_hash, decided)
+
+        try:
+            # A poll that updates last_poll in between makes the swap lose: read again.
+            outcome = await self._store.modify(
+                self._device_key(device_hash), decide_once, attempts=_DECIDE_RETRIES
+            )
+        except StoreContended:
+            return None  # polled faster than we could swap, every time: as if expired
+        return decided if outcome.written else None
 
     async def poll(self, device_code: str, client_id: str) -> DeviceRecord:
         """One poll at the token endpoint: the approved record (now marked issued, so this
         caller and no other mints tokens), or the RFC 8628 §3.5 error that fits."""
         device_hash = self._hash_device(device_code)
-        for _ in range(_RETRIES):
-            loaded = await self._load(device_hash)
-            if loaded is None:
+        answer: DeviceRecord | OAuthError = AuthorizationPending("")  # set by each poll_once
+
+        def poll_once(raw: bytes | None) -> bytes:
+            nonlocal answer
+            if raw is None:
                 raise InvalidGrant("the device_code is invalid")
-            raw, record = loaded
+            record = self._open(device_hash, raw)
             if record.client_id != client_id:
                 # RFC 8628 §3.4 / RFC 6749 §5.2: a code issued to another client.
                 raise InvalidGrant("the device_code was issued to another client")
@@ -238,35 +247,42 @@ class DeviceFlows:
                 raise DeviceAccessDenied("the user denied the request")
             if record.status == APPROVED:
                 # The issued record keeps no authorization (profile, upstream tokens): it
-                # only has to answer later polls with invalid_grant.
+                # only has to answer later polls with invalid_grant. Of two polls racing
+                # here, the one that loses the swap finds ISSUED when it reads again.
+                answer = record
                 issued = replace(record, status=ISSUED, last_poll=now, authorization=None)
-                if await self._store.update(
-                    self._device_key(device_hash), raw, self._seal(device_hash, issued)
-                ):
-                    return record
-                continue  # another poll won (it will find ISSUED next time round) or raced
+                return self._seal(device_hash, issued)
             too_fast = now - record.last_poll < record.interval
             interval = record.interval + SLOW_DOWN_STEP if too_fast else record.interval
-            polled = replace(record, last_poll=now, interval=interval)
-            if await self._store.update(
-                self._device_key(device_hash), raw, self._seal(device_hash, polled)
-            ):
-                if too_fast:
-                    raise SlowDown(f"poll at most every {interval} seconds")
-                raise AuthorizationPending("the user has not yet approved the request")
-        # Every swap lost: others are polling this code at the same moment, which is too fast.
-        raise SlowDown("poll at most once per interval")
+            answer = (
+                SlowDown(f"poll at most every {interval} seconds")
+                if too_fast
+                else AuthorizationPending("the user has not yet approved the request")
+            )
+            return self._seal(device_hash, replace(record, last_poll=now, interval=interval))
+
+        try:
+            await self._store.modify(self._device_key(device_hash), poll_once, attempts=_RETRIES)
+        except StoreContended:
+            # Every swap lost: others are polling this code at the same moment: too fast.
+            raise SlowDown("poll at most once per interval") from None
+        if isinstance(answer, DeviceRecord):
+            return answer
+        raise answer
 
     async def _load(self, device_hash: str) -> tuple[bytes, DeviceRecord] | None:
         raw = await self._store.get(self._device_key(device_hash))
         if raw is None:
             return None
+        return raw, self._open(device_hash, raw)
+
+    def _open(self, device_hash: str, raw: bytes) -> DeviceRecord:
         data = json.loads(
             self._sealer.open(raw, purpose=_DEVICE, context=self._device_key(device_hash).encode())
         )
         auth = data.get("authorization")
         data["authorization"] = Authorization(**auth) if auth else None
-        return raw, DeviceRecord(**data)
+        return DeviceRecord(**data)
 
     def _seal(self, device_hash: str, record: DeviceRecord) -> bytes:
         return self._sealer.seal(

@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import FormData
 
+from gateway.clients import Client
+from gateway.credentials.web_identity import provider_name
 from gateway.errors import InvalidRequest, InvalidScope, OAuthError, TemporarilyUnavailable
-from gateway.identity.providers import LoginRejected, provider_name
-from gateway.op.clients import Client
+from gateway.identity.providers import LoginRejected
 from gateway.op.minting import GrantHandler, required_field
 from gateway.settings import TOKEN_EXCHANGE_GRANT, TrustRuleSettings
 

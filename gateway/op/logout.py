@@ -15,9 +15,9 @@ from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.clients import Client
 from gateway.errors import PageError
 from gateway.op.authorize import MAX_CLIENT_VALUE, redirect_with
-from gateway.op.clients import Client
 from gateway.op.common import Handler
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.datastructures import FormData
 
+from gateway.clients import Client
 from gateway.errors import InvalidRequest, TemporarilyUnavailable
-from gateway.op.clients import Client
-from gateway.op.grants import Authorization, Grant
+from gateway.grants import Authorization, Grant
 from gateway.users.hooks import HookFailed
 
 if TYPE_CHECKING:

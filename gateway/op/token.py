@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.clients import Client
 from gateway.connectors import (
     ConnectorError,
     RefreshingConnector,
@@ -31,12 +32,11 @@ from gateway.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from gateway.grants import Grant
 from gateway.op import cors
-from gateway.op.clients import Client
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.device import device_code_grant
 from gateway.op.exchange import token_exchange_grant
-from gateway.op.grants import Grant
 from gateway.op.minting import GrantHandler, TokenMinting, required_field
 
 if TYPE_CHECKING:

@@ -14,14 +14,28 @@ Usage::
     key = store.key("code", code_hash)        # "cognate:code:<hash>"
     if await store.create(key, b"...", ttl=60):
         ...
+
+A read-modify-write of one value goes through `Store.modify`, never a hand-written loop of
+`get` and `update`: it retries lost swaps a bounded number of times and raises
+`gateway.errors.StoreContended` when every attempt lost, so no write is ever dropped silently.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from gateway.errors import StoreContended
+
+# Enough for the handful of replicas and browser tabs that may change one record at once; a
+# caller that expects more (a hot counter) passes its own `attempts`.
+MODIFY_ATTEMPTS = 10
+
+Change = Callable[[bytes | None], bytes | None]
+"""`Store.modify`'s callback: the current value (None when absent) → the value to write, or
+None to leave the key as it is. It may raise to give up; it may run more than once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,15 @@ class Take:
 Read = Get | Take
 
 
+@dataclass(frozen=True, slots=True)
+class Modified:
+    """What `Store.modify` did: `written` when this call wrote `value`; otherwise `change` left
+    the key as it was and `value` is what it held (None: absent) when `change` saw it."""
+
+    value: bytes | None
+    written: bool
+
+
 async def write(store: Store, batch: list[Write] | None, *writes: Write) -> None:
     """`writes` now, or added to `batch` when the caller gathers a request's writes to send
     them in one round trip (`Store.write_many`) before it answers."""
@@ -112,6 +135,49 @@ class Store(Protocol):
         """Compare-and-swap: replace only if the current value is exactly `expected`.
         `ttl` None keeps the current expiry. True if this call replaced it."""
         ...
+
+    async def modify(
+        self,
+        key: str,
+        change: Change,
+        ttl: float | None = None,
+        attempts: int = MODIFY_ATTEMPTS,
+        seen: bytes | None = None,
+    ) -> Modified:
+        """Read-modify-write of one value with compare-and-swap: `change(current)` (None when
+        absent) returns the new value, or None to leave the key alone. An absent key is
+        created (SET NX), a present one swapped (`update`), and a swap lost to a concurrent
+        writer reads again and calls `change` again, up to `attempts` times in all; then it
+        raises `StoreContended` (a write is never dropped silently). `ttl`: as in `update`
+        (None keeps the expiry; a created value then has none). `seen`: a value the caller
+        has just read, so the first attempt saves a round trip.
+
+        `change` must be a pure function of its argument (it may run several times) and may
+        raise to give up; the exception reaches the caller and nothing is written::
+
+            def add_one(current: bytes | None) -> bytes:
+                return str(int(current or b"0") + 1).encode()
+
+            outcome = await store.modify(store.key("visits", page), add_one, ttl=86400)
+            visits = int(outcome.value or b"0")
+
+        Backends inherit this from the protocol: it needs only `get`, `create` and `update`,
+        which every backend already makes atomic on one key.
+        """
+        current = seen if seen is not None else await self.get(key)
+        for attempt in range(attempts):
+            if attempt:
+                current = await self.get(key)
+            new = change(current)
+            if new is None:
+                return Modified(current, written=False)
+            if current is None:
+                won = await self.create(key, new, ttl)
+            else:
+                won = await self.update(key, current, new, ttl)
+            if won:
+                return Modified(new, written=True)
+        raise StoreContended(f"{key} changed under {attempts} attempts to modify it; try again")
 
     async def delete(self, *keys: str) -> int:
         """Delete keys; returns how many existed."""

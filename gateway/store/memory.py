@@ -11,10 +11,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from gateway.store import IndexAdd, Put, Read, Take, Write
+from gateway.store import IndexAdd, Put, Read, Store, Take, Write
 
 
-class MemoryStore:
+class MemoryStore(Store):
     """A dict with expiry times."""
 
     def __init__(self, prefix: str = "cognate") -> None:

@@ -37,7 +37,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
-from gateway.store import IndexAdd, Put, Read, Take, Write
+from gateway.store import IndexAdd, Put, Read, Store, Take, Write
 from gateway.store.sentinel import FailoverWatch
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
@@ -203,7 +203,7 @@ def _demoted(exc: StoreUnavailable) -> bool:
     return isinstance(cause, ConnectionError) and "previous master is now a slave" in str(cause)
 
 
-class RedisStore:
+class RedisStore(Store):
     """A `Store` on Redis (one server, Sentinel or Cluster; see the module docstring)."""
 
     def __init__(
@@ -234,6 +234,14 @@ class RedisStore:
         ):
             self._lane = _Lane(pool)
         self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
+        # redis-py 8.1's cluster client, asked many commands at once before it has read the
+        # slot map, breaks connections ("Connection closed by server") and then re-sends the
+        # commands, CAS scripts too: a swap can land twice. Reading the map alone, once,
+        # before the first command avoids that (tests/store/test_conformance.py's contention
+        # test found it).
+        self._cluster_ready: asyncio.Lock | None = (
+            asyncio.Lock() if isinstance(self._redis, RedisCluster) else None
+        )
         self._failovers: FailoverWatch | None = None
         if self._sentinel_pool is not None and replicas_acked:
             self._failovers = FailoverWatch(
@@ -261,6 +269,8 @@ class RedisStore:
         Never for CAS, GETDEL or counters, where a second run could undo or double the first."""
         start = time.perf_counter()
         ok = False
+        if self._cluster_ready is not None:
+            await self._initialize_cluster()
         try:
             async with self._slots:
                 limit = self._timeout + waits
@@ -275,6 +285,19 @@ class RedisStore:
         finally:
             if self.observer is not None:
                 self.observer(operation, time.perf_counter() - start, ok)
+
+    async def _initialize_cluster(self) -> None:
+        lock = self._cluster_ready
+        if lock is None:
+            return
+        async with lock:
+            if self._cluster_ready is not None:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await self._redis.initialize()
+                except (RedisError, OSError, TimeoutError) as exc:
+                    raise StoreUnavailable(f"redis: cluster unreachable: {exc}") from exc
+                self._cluster_ready = None
 
     async def _attempts(self, make: Callable[[], Awaitable[Any]], retry: bool, limit: float) -> Any:
         try:

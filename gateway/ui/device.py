@@ -24,12 +24,12 @@ from gateway.crypto import constant_time_equals
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.forwarded import client_address
+from gateway.grants import Authorization
 from gateway.login import machine
 from gateway.login.flows import Flow
 from gateway.op.authorize import needs_step_up
 from gateway.op.common import Handler
 from gateway.op.device import DeviceRecord, display_user_code, normalize_user_code
-from gateway.op.grants import Authorization
 from gateway.op.minting import claims_for_scope
 from gateway.policy import refusal
 from gateway.ratelimit import Limit, RateLimited

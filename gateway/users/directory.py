@@ -296,12 +296,18 @@ class UserDirectory:
         """Make a unique index (e-mail, username) point to `user_id`: True, or False when a
         live account holds it. An index left pointing at nothing (a crash between two writes,
         a half-made account) is reclaimed atomically."""
-        if await self._store.create(index, user_id.encode()):
+        claim = user_id.encode()
+        if await self._store.create(index, claim):
             return True
         owner = await self._store.get(index)
         if owner is not None and await self.get(owner.decode()) is not None:
             return False
-        return owner is not None and await self._store.update(index, owner, user_id.encode())
+        # Free, or pointing at no account: take it, unless another sign-up changed it since
+        # we looked (then that one's claim stands). An index gone in between is free too.
+        outcome = await self._store.modify(
+            index, lambda current: claim if current == owner else None, attempts=2, seen=owner
+        )
+        return outcome.written
 
     async def get(self, user_id: str) -> User | None:
         """The account, or None."""

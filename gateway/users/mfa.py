@@ -27,6 +27,7 @@ from typing import Any, Literal
 import pyotp
 
 from gateway.crypto import Sealer, constant_time_equals
+from gateway.errors import StoreContended
 from gateway.store import Store
 
 STEP = 30
@@ -128,8 +129,11 @@ class MfaStore:
         left = [h for h in record.recovery_hashes if h != wanted]
         key = self._key(user_id)
         spent = replace(record, recovery_hashes=left)
-        # Compare-and-swap on the sealed record: of two uses at once, one wins.
-        if not await self._store.update(key, raw, self._seal(key, asdict(spent))):
+        sealed = self._seal(key, asdict(spent))
+        try:
+            # One swap from the record the code was found in: of two uses at once, one wins.
+            await self._store.modify(key, lambda _: sealed, attempts=1, seen=raw)
+        except StoreContended:
             return None
         return "recovery"
 

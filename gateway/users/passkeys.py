@@ -40,6 +40,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from gateway.errors import StoreContended
 from gateway.store import Store
 
 log = logging.getLogger("cognate.passkeys")
@@ -226,10 +227,17 @@ class Passkeys:
         return PasskeyUse(account, credential_id, verified.user_verified)
 
     async def remove(self, user_id: str, credential_id: str) -> bool:
+        """Remove one passkey; False when the account has none with this id, or a concurrent
+        change to its passkeys won twice (nothing was removed)."""
         keys = await self.list(user_id)
         if not any(k.credential_id == credential_id for k in keys):
             return False
-        await self._change(user_id, lambda ks: [k for k in ks if k.credential_id != credential_id])
+        # A lost change leaves the passkey listed: its index must stay too, or it would be
+        # listed and yet unusable. The caller shows nothing removed; the user can try again.
+        if not await self._change(
+            user_id, lambda ks: [k for k in ks if k.credential_id != credential_id]
+        ):
+            return False
         await self._store.delete(self._index_key(credential_id))
         return True
 
@@ -239,19 +247,18 @@ class Passkeys:
         await self._store.delete(self._key(user_id))
 
     async def _change(self, user_id: str, change: _Change) -> bool:
-        """Apply `change` to the account's list with compare-and-swap (retried once when a
-        concurrent change won)."""
-        key = self._key(user_id)
-        for _ in range(2):
-            raw = await self._store.get(key)
+        """Apply `change` to the account's list (`Store.modify`: compare-and-swap, tried twice
+        when a concurrent change won); False when it never won and nothing was written."""
+
+        def apply(raw: bytes | None) -> bytes:
             keys = [] if raw is None else [Passkey(**p) for p in json.loads(raw)]
-            new = json.dumps([asdict(k) for k in change(keys)]).encode()
-            if raw is None:
-                if await self._store.create(key, new):
-                    return True
-            elif await self._store.update(key, raw, new):
-                return True
-        return False
+            return json.dumps([asdict(k) for k in change(keys)]).encode()
+
+        try:
+            await self._store.modify(self._key(user_id), apply, attempts=2)
+        except StoreContended:
+            return False
+        return True
 
     async def _keep_challenge(self, ceremony: Ceremony, owner: str, challenge: bytes) -> None:
         await self._store.put(self._challenge_key(ceremony, owner), challenge, ttl=CHALLENGE_TTL)

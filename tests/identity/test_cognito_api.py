@@ -521,7 +521,7 @@ async def test_classic_flow_tokens_are_for_sts_only_when_allowed(
     # ...while what Cognate itself sends to STS carries the pool audience the trust policy names.
     assert jwt.decode(sts.requests[-1]["WebIdentityToken"], jwks(pools)).claims["aud"] == POOL
     # With the classic flow allowed, the client's token names the pool directly.
-    from gateway.identity.providers import token_audience
+    from gateway.credentials.web_identity import token_audience
 
     assert token_audience(POOL, True, for_sts=True) == POOL
     assert token_audience(POOL, False, for_sts=False) == f"{POOL}/unauthenticated/client"

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.errors import StoreUnavailable
-from gateway.store import Append, Get, IndexAdd, Put, Store, Take, open_store
+from gateway.errors import StoreContended, StoreUnavailable
+from gateway.store import Append, Get, IndexAdd, Modified, Put, Store, Take, open_store
 from gateway.store.memory import MemoryStore
 from tests.helpers import RedisServer, free_port
 
@@ -90,6 +90,73 @@ async def test_update_race_has_one_winner(store: Store) -> None:
         *(store.update(key, b"start", f"v{i}".encode()) for i in range(50))
     )
     assert results.count(True) == 1
+
+
+def _add_one(current: bytes | None) -> bytes:
+    return str(int(current or b"0") + 1).encode()
+
+
+async def test_modify_creates_then_swaps(store: Store) -> None:
+    key = store.key("modify")
+    assert await store.modify(key, _add_one, ttl=100) == Modified(b"1", written=True)
+    assert await store.modify(key, _add_one) == Modified(b"2", written=True)
+    assert await store.get(key) == b"2"
+    remaining = await store.ttl(key)  # ttl=None kept the expiry the create set
+    assert remaining is not None and 90 < remaining <= 100
+    await store.modify(key, _add_one, ttl=10)
+    remaining = await store.ttl(key)
+    assert remaining is not None and remaining <= 10
+
+
+async def test_modify_can_leave_the_value_or_give_up(store: Store) -> None:
+    key = store.key("modify-leave")
+    assert await store.modify(key, lambda current: None) == Modified(None, written=False)
+    assert await store.get(key) is None
+    await store.put(key, b"kept")
+    assert await store.modify(key, lambda current: None) == Modified(b"kept", written=False)
+
+    def refuse(current: bytes | None) -> bytes:
+        raise LookupError("no")
+
+    with pytest.raises(LookupError):
+        await store.modify(key, refuse)
+    assert await store.get(key) == b"kept"
+
+
+async def test_modify_retries_a_lost_swap_and_reports_running_out(store: Store) -> None:
+    key = store.key("modify-stale")
+    await store.put(key, b"5")
+    seen: list[bytes | None] = []
+
+    def record(current: bytes | None) -> bytes:
+        seen.append(current)
+        return _add_one(current)
+
+    # `seen` is stale, as if another replica wrote after our read: the swap is lost once,
+    # then the change runs again on what is really there.
+    assert await store.modify(key, record, seen=b"4") == Modified(b"6", written=True)
+    assert seen == [b"4", b"5"]
+    with pytest.raises(StoreContended):
+        await store.modify(key, _add_one, attempts=1, seen=b"4")
+    assert await store.get(key) == b"6"  # nothing written by the call that ran out
+
+
+async def test_concurrent_modifies_lose_no_update(store: Store) -> None:
+    key = store.key("modify-counter")
+    n = 25
+    calls = 0
+
+    def count(current: bytes | None) -> bytes:
+        nonlocal calls
+        calls += 1
+        return _add_one(current)
+
+    # In the worst case each round has one winner, so n attempts always suffice.
+    outcomes = await asyncio.gather(*(store.modify(key, count, attempts=n) for _ in range(n)))
+    assert await store.get(key) == str(n).encode()
+    assert sorted(int(o.value or b"0") for o in outcomes) == list(range(1, n + 1))
+    if not isinstance(store, MemoryStore):  # memory never interleaves: no swap is ever lost
+        assert calls > n  # the test did make modifies collide
 
 
 async def test_incr_window(store: Store) -> None:

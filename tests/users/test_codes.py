@@ -71,3 +71,47 @@ async def test_a_new_code_gets_fresh_attempts_and_stays_bound(stores: list[Store
     assert await codes.check("mfa-email", "other-user", new) is False
     assert await codes.check("reset", "u4", new) is False
     assert await codes.check("mfa-email", "u4", new) is True
+
+
+async def test_a_code_lives_as_a_keyed_hash_with_the_ttl(stores: list[Store]) -> None:
+    store = stores[0]
+    codes = codes_on(store)
+    code = await codes.issue("verify", "u5")
+    key = store.key("otp", "verify", "u5")
+    raw = await store.get(key)
+    assert raw is not None and code.encode() not in raw  # a Redis dump shows no code
+    ttl = await store.ttl(key)
+    assert ttl is not None and 590 < ttl <= 600
+    assert await codes.check("verify", "u5", f" {code} ") is True  # typed with spaces
+
+
+async def test_a_new_code_replaces_the_old_one(stores: list[Store]) -> None:
+    codes = codes_on(stores[0])
+    old = await codes.issue("reset", "u6")
+    new = await codes.issue("reset", "u6")
+    if old != new:  # one in a million they are the same six digits
+        assert await codes.check("reset", "u6", old) is False
+    assert await codes.check("reset", "u6", new) is True
+
+
+async def test_a_link_token_works_once_for_its_purpose(stores: list[Store]) -> None:
+    codes = [codes_on(store) for store in stores[:2]]
+    token = await codes[0].issue_link("verify", "u7")
+    assert await codes[1].redeem_link("reset", token) is None  # bound to its purpose
+    assert await codes[1].redeem_link("verify", token) == "u7"  # any replica can redeem it
+    assert await codes[0].redeem_link("verify", token) is None  # once
+
+
+async def test_a_link_token_is_stored_only_as_its_hash(stores: list[Store]) -> None:
+    store = stores[0]
+    token = await codes_on(store).issue_link("verify", "u8")
+    keys = [k async for k in store.scan(store.key("otp-link", ""))]
+    assert len(keys) == 1 and token not in keys[0]
+    assert await store.get(keys[0]) == b"u8"
+
+
+async def test_malformed_link_tokens_are_refused_unread(stores: list[Store]) -> None:
+    codes = codes_on(stores[0])
+    await codes.issue_link("verify", "u9")
+    for token in ("", "short", "x" * 65):
+        assert await codes.redeem_link("verify", token) is None

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from gateway.credentials.roles import choose_role
-from gateway.identity.providers import provider_name
+from gateway.credentials.web_identity import provider_name
 from gateway.settings import IdentityPoolSettings
 from gateway.users.directory import InvalidAttribute
 from tests.helpers import Browser, GatewayServer, RedisServer, free_port, make_settings, redeem

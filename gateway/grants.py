@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.crypto import Sealer, random_token
+from gateway.errors import StoreContended
 from gateway.store import Put, Store, Write, record_json, write
 from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
@@ -125,8 +126,8 @@ class GrantStore:
 
     async def mark_code_used(self, code: str, raw: bytes, record: CodeRecord, gid: str) -> bool:
         """Atomically mark the code used by `gid`; False if someone else got there first."""
-        used = replace(record, used_by=gid)
-        return await self._store.update(self._code_key(code), raw, self._seal_code(code, used))
+        sealed = self._seal_code(code, replace(record, used_by=gid))
+        return await self._swap_once(self._code_key(code), raw, sealed)
 
     def _code_key(self, code: str) -> str:
         return self._store.key(_CODE, self._sealer.keyed_hash(code, purpose=_CODE))
@@ -213,10 +214,20 @@ class GrantStore:
             used=used[:_MAX_USED],
         )
         ttl = max(1, grant.expires - int(time.time()))
-        ok = await self._store.update(
-            self._grant_key(grant.gid), raw, self._seal_grant(rotated), ttl=ttl
-        )
+        ok = await self._swap_once(self._grant_key(grant.gid), raw, self._seal_grant(rotated), ttl)
         return (rotated, refresh) if ok else None
+
+    async def _swap_once(
+        self, key: str, raw: bytes, sealed: bytes, ttl: float | None = None
+    ) -> bool:
+        """Replace exactly the record the caller validated (`raw`), in one try: any other
+        value there now is a concurrent redemption or refresh of the same code or token, which
+        the caller must treat as a replay, never retry over."""
+        try:
+            await self._store.modify(key, lambda _: sealed, ttl=ttl, attempts=1, seen=raw)
+        except StoreContended:
+            return False
+        return True
 
     async def revoke(self, gid: str) -> None:
         """Revoke the whole family: its refresh token and every access token minted from it."""
