@@ -56,6 +56,7 @@ class Authorization:
     nonce: str | None = None
     connector_id: str | None = None  # where the user signed in
     upstream: dict[str, Any] | None = None  # that IdP's tokens, refreshed with ours
+    subject: str | None = None  # who the user is at that connector (its own `sub`)
 
 
 @dataclass(frozen=True)
@@ -198,15 +199,21 @@ class GrantStore:
         return await self._store.get(self._grant_key(gid)) is not None
 
     async def rotate_refresh(
-        self, raw: bytes, grant: Grant, upstream: dict[str, Any] | None = None
+        self,
+        raw: bytes,
+        grant: Grant,
+        upstream: dict[str, Any] | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> tuple[Grant, str] | None:
-        """Swap in a new refresh token (and refreshed upstream tokens, if given); None when a
-        concurrent refresh changed the record."""
+        """Swap in a new refresh token (and refreshed upstream tokens and profile, if given);
+        None when a concurrent refresh changed the record."""
         refresh = f"{grant.gid}.{random_token()}"
         used = ([grant.refresh_hash] if grant.refresh_hash else []) + grant.used
         authorization = grant.authorization
         if upstream is not None:
             authorization = replace(authorization, upstream=upstream)
+        if profile is not None:
+            authorization = replace(authorization, profile=profile)
         rotated = replace(
             grant,
             authorization=authorization,

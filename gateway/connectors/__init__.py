@@ -148,9 +148,19 @@ class RedirectConnector(Connector, Protocol):
 class UpstreamSignIn:
     """A past sign-in at a connector, as a downstream refresh presents it."""
 
+    subject: str | None  # who signed in there (a refreshed ID token must name the same)
     tokens: Mapping[str, Any] | None  # the IdP's tokens kept with the grant, if any
     auth_time: int
     now: float  # the refreshing endpoint's clock
+
+
+@dataclass(frozen=True)
+class UpstreamRefresh:
+    """What an upstream refresh brought: new tokens to keep, and (when the IdP sent a new ID
+    token) a fresher profile, in the connector's canonical claims."""
+
+    tokens: dict[str, Any]
+    claims: dict[str, Any] | None = None
 
 
 @runtime_checkable
@@ -158,9 +168,9 @@ class RefreshingConnector(Protocol):
     """A connector asked again at every downstream refresh (OIDC and OAuth2 refresh their
     upstream tokens; SAML has none, and bounds the sign-in's age instead)."""
 
-    async def refresh(self, signed_in: UpstreamSignIn) -> dict[str, Any] | None:
-        """Does the IdP still stand by this sign-in? New upstream tokens, or None when there
-        is nothing to refresh; UpstreamRefused (SignInTooOld) when it no longer does,
+    async def refresh(self, signed_in: UpstreamSignIn) -> UpstreamRefresh | None:
+        """Does the IdP still stand by this sign-in? What it refreshed, or None when there is
+        nothing to refresh; UpstreamRefused (SignInTooOld) when it no longer does,
         ConnectorError when it cannot be asked."""
         ...
 

@@ -15,6 +15,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 from gateway.connectors import (
     ConnectorError,
+    UpstreamRefresh,
     UpstreamRefused,
     UpstreamSignIn,
     UpstreamUnavailable,
@@ -32,16 +33,16 @@ class HttpConnector:
         self.name = name
         self._http = IdpClient(timeout, MAX_BODY)
 
-    async def refresh(self, signed_in: UpstreamSignIn) -> dict[str, Any] | None:
+    async def refresh(self, signed_in: UpstreamSignIn) -> UpstreamRefresh | None:
         """`RefreshingConnector.refresh`: new upstream tokens when the grant keeps a refresh
         token of the IdP's (else nothing to ask)."""
         tokens = signed_in.tokens
         if not tokens or not tokens.get("refresh_token"):
             return None
-        return await self.refresh_upstream(tokens)
+        return await self.refresh_upstream(signed_in)
 
-    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
-        """New upstream tokens for these (each connector knows its token endpoint)."""
+    async def refresh_upstream(self, signed_in: UpstreamSignIn) -> UpstreamRefresh:
+        """Ask the IdP's token endpoint (each connector knows its own)."""
         raise NotImplementedError
 
     async def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
@@ -84,9 +85,10 @@ class HttpConnector:
         client_id: str,
         client_secret: str | None,
         method: str,
-    ) -> dict[str, Any]:
-        """RFC 6749 §6 at the IdP: new upstream tokens (the old refresh token kept when the IdP
-        does not rotate it). UpstreamRefused on invalid_grant, ConnectorError otherwise."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """RFC 6749 §6 at the IdP: the upstream tokens to keep (the old refresh token kept
+        when the IdP does not rotate it), and its whole answer. UpstreamRefused on
+        invalid_grant, ConnectorError otherwise."""
         form = {"grant_type": "refresh_token", "refresh_token": str(tokens["refresh_token"])}
         response = await self._token_request(token_endpoint, form, client_id, client_secret, method)
         if response.status in (400, 401):
@@ -101,7 +103,7 @@ class HttpConnector:
             raise ConnectorError(f"{self.name} sent an unexpected answer")
         fresh = upstream_tokens(answer)
         fresh.setdefault("refresh_token", tokens["refresh_token"])
-        return fresh
+        return fresh, answer
 
     async def redeem(
         self,

@@ -24,6 +24,8 @@ from gateway.connectors import (
     OAuth2Pending,
     UpstreamIdentity,
     UpstreamPending,
+    UpstreamRefresh,
+    UpstreamSignIn,
 )
 from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
@@ -142,15 +144,16 @@ class OAuth2Connector(HttpConnector):
             self.id, str(subject), claims, amr=["fed"], tokens=upstream_tokens(tokens)
         )
 
-    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
+    async def refresh_upstream(self, signed_in: UpstreamSignIn) -> UpstreamRefresh:
         """New upstream tokens with the provider's refresh token, where it issues them."""
-        return await self.refresh_grant(
+        tokens, _ = await self.refresh_grant(
             self.endpoints.token,
-            tokens,
+            signed_in.tokens or {},
             client_id=self.config.client_id,
             client_secret=self.config.client_secret,
             method="client_secret_post",
         )
+        return UpstreamRefresh(tokens)
 
     async def _claims(self, profile: dict[str, Any], auth: dict[str, str]) -> dict[str, Any]:
         preset = self.config.preset

@@ -38,6 +38,9 @@ from gateway.connectors import (
     OidcPending,
     UpstreamIdentity,
     UpstreamPending,
+    UpstreamRefresh,
+    UpstreamRefused,
+    UpstreamSignIn,
 )
 from gateway.connectors.http import HttpConnector, upstream_tokens
 from gateway.connectors.mapping import map_attributes
@@ -203,16 +206,29 @@ class OidcConnector(HttpConnector):
             self.id, str(claims["sub"]), profile, amr=amr, tokens=upstream_tokens(tokens)
         )
 
-    async def refresh_upstream(self, tokens: Mapping[str, Any]) -> dict[str, Any]:
-        """New upstream tokens with the IdP's refresh token (RFC 6749 §6)."""
+    async def refresh_upstream(self, signed_in: UpstreamSignIn) -> UpstreamRefresh:
+        """New upstream tokens with the IdP's refresh token (RFC 6749 §6); when the IdP sends
+        a new ID token too, the fresher profile it vouches for (OIDC Core §12.2: same issuer
+        and audience, and the same subject — another one means the IdP no longer vouches for
+        this sign-in)."""
         meta = await self.metadata()
-        return await self.refresh_grant(
+        tokens, answer = await self.refresh_grant(
             str(meta["token_endpoint"]),
-            tokens,
+            signed_in.tokens or {},
             client_id=self.config.client_id,
             client_secret=self._client_secret(),
             method=self.config.token_endpoint_auth_method,
         )
+        id_token = answer.get("id_token")
+        if not isinstance(id_token, str) or signed_in.subject is None:
+            return UpstreamRefresh(tokens)  # (None: a grant from before subjects were kept)
+        access_token = answer.get("access_token")
+        claims = await self.verify_id_token(
+            id_token, None, access_token if isinstance(access_token, str) else None
+        )
+        if claims["sub"] != signed_in.subject:
+            raise UpstreamRefused(f"{self.name} refreshed the sign-in of another user")
+        return UpstreamRefresh(tokens, self.profile(claims))
 
     async def _redeem(
         self, meta: dict[str, Any], code: str, pending: OidcPending
@@ -245,9 +261,10 @@ class OidcConnector(HttpConnector):
         return jwt.encode({"alg": "ES256", "kid": c.apple_key_id}, claims, key)
 
     async def verify_id_token(
-        self, token: str, nonce: str, access_token: str | None
+        self, token: str, nonce: str | None, access_token: str | None
     ) -> dict[str, Any]:
-        """The ID token's claims if every OIDC Core §3.1.3.7 check passes."""
+        """The ID token's claims if every OIDC Core §3.1.3.7 check passes (`nonce` None: an ID
+        token from a refresh, which carries none to match, §12.2)."""
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError):
@@ -290,8 +307,11 @@ class OidcConnector(HttpConnector):
                 "has expired",
             ),
             (
-                isinstance(claims.get("nonce"), str)
-                and constant_time_equals(claims["nonce"], nonce),
+                nonce is None
+                or (
+                    isinstance(claims.get("nonce"), str)
+                    and constant_time_equals(claims["nonce"], nonce)
+                ),
                 "does not belong to this sign-in (nonce)",
             ),
         )

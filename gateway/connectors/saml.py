@@ -54,6 +54,7 @@ from gateway.connectors import (
     SignInTooOld,
     UpstreamIdentity,
     UpstreamPending,
+    UpstreamRefresh,
     UpstreamSignIn,
 )
 from gateway.connectors.mapping import SAML_DEFAULTS, map_attributes
@@ -454,7 +455,7 @@ class SamlConnector:
         parts = httpx.URL(str(url))
         return [f"{parts.scheme}://{parts.netloc.decode()}"]
 
-    async def refresh(self, signed_in: UpstreamSignIn) -> dict[str, Any] | None:
+    async def refresh(self, signed_in: UpstreamSignIn) -> UpstreamRefresh | None:
         """`RefreshingConnector.refresh`: a SAML sign-in has nothing to refresh, so a
         downstream refresh is allowed only while it is younger than `max_session_age`."""
         if signed_in.now - signed_in.auth_time > self.config.max_session_age:

@@ -305,6 +305,7 @@ async def finish_authorization(
         nonce=nonce,
         connector_id=session.connector_id,
         upstream=session.upstream,
+        subject=session.subject,
     )
     code = await services.grants.issue_code(
         CodeRecord(

@@ -21,6 +21,7 @@ from gateway.connectors import (
     ConnectorError,
     RefreshingConnector,
     SignInTooOld,
+    UpstreamRefresh,
     UpstreamRefused,
     UpstreamSignIn,
 )
@@ -37,7 +38,7 @@ from gateway.op import cors
 from gateway.op.common import Handler, json_no_store, oauth_json, read_form
 from gateway.op.device import device_code_grant
 from gateway.op.exchange import token_exchange_grant
-from gateway.op.minting import GrantHandler, TokenMinting, required_field
+from gateway.op.minting import GrantHandler, TokenMinting, claims_for_scope, required_field
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -121,8 +122,16 @@ class RefreshTokenGrant(TokenMinting):
             if not asked or set(asked) - set(scope):
                 raise InvalidScope("a refresh cannot widen the original scope")
             scope = [s for s in scope if s in asked]
-        upstream = await self._upstream_still_agrees(grant)
-        rotated = await grants.rotate_refresh(raw, grant, upstream)
+        refreshed = await self._upstream_still_agrees(grant)
+        rotated = await grants.rotate_refresh(
+            raw,
+            grant,
+            refreshed.tokens if refreshed else None,
+            # The IdP's fresher profile (a new ID token), released as the first time was.
+            claims_for_scope(refreshed.claims, grant.authorization.scope)
+            if refreshed and refreshed.claims is not None
+            else None,
+        )
         if rotated is None:
             # Someone rotated this family between our read and our write: the same token was
             # presented twice at once. Treat it as the replay it is.
@@ -131,19 +140,20 @@ class RefreshTokenGrant(TokenMinting):
         new_grant, refresh = rotated
         return await self.response(new_grant, refresh, scope)
 
-    async def _upstream_still_agrees(self, grant: Grant) -> dict[str, Any] | None:
+    async def _upstream_still_agrees(self, grant: Grant) -> UpstreamRefresh | None:
         """A downstream refresh asks the upstream IdP too: refreshed upstream tokens (OIDC,
-        OAuth2), or, for a SAML sign-in (nothing to refresh), no older than its connector's
-        `max_session_age`. The grant ends when the IdP says no; an unreachable IdP is a 503
-        and the refresh token stays usable."""
+        OAuth2; with a new ID token, a fresher profile), or, for a SAML sign-in (nothing to
+        refresh), no older than its connector's `max_session_age`. The grant ends when the
+        IdP says no; an unreachable IdP is a 503 and the refresh token stays usable."""
         authorization = grant.authorization
         connector = self.services.connectors.get(authorization.connector_id or "")
         if not isinstance(connector, RefreshingConnector):
             return None
+        signed_in = UpstreamSignIn(
+            authorization.subject, authorization.upstream, authorization.auth_time, time.time()
+        )
         try:
-            return await connector.refresh(
-                UpstreamSignIn(authorization.upstream, authorization.auth_time, time.time())
-            )
+            return await connector.refresh(signed_in)
         except SignInTooOld:
             await self.services.grants.revoke(grant.gid)
             raise InvalidGrant("the sign-in is too old; sign in again") from None

@@ -227,6 +227,7 @@ async def _approve(
         profile=claims_for_scope(session.profile, record.scope),
         connector_id=session.connector_id,
         upstream=session.upstream,
+        subject=session.subject,
     )
     if await services.device.decide(code, authorization) is None:
         raise PageError("This code has expired", _WRONG)

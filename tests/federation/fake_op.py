@@ -44,7 +44,9 @@ class Behaviour:
     email: str = "fed@example.com"
     email_verified: Any = True
     apple_user: str | None = None  # Sign in with Apple's one-time `user` JSON (form_post)
-    refresh_answer: str = "good"  # good | invalid_grant | 500 (the upstream refresh)
+    # The upstream refresh: good | invalid_grant | 500, or id-token (a good answer with a new
+    # ID token, OIDC Core §12.2: the current claims, no nonce).
+    refresh_answer: str = "good"
 
 
 class FakeOP:
@@ -74,6 +76,7 @@ class FakeOP:
         self.refresh_requests = 0
         self.issued_access_tokens: list[str] = []
         self.refresh_tokens: set[str] = set()
+        self.refresh_clients: dict[str, str] = {}  # refresh token → the client it was issued to
         # Sign in with Apple: the client secret must be a JWT signed by this key.
         self.apple_key = ECKey.generate_key("P-256", private=True)
         self.apple_client_id = "com.example.apple-client"
@@ -171,6 +174,7 @@ class FakeOP:
         refresh = secrets.token_urlsafe(24)
         self.issued_access_tokens.append(access)
         self.refresh_tokens.add(refresh)
+        self.refresh_clients[refresh] = grant["client_id"]
         return JSONResponse(
             {
                 "access_token": access,
@@ -190,16 +194,19 @@ class FakeOP:
         self.refresh_tokens.discard(refresh)
         fresh = secrets.token_urlsafe(24)
         self.refresh_tokens.add(fresh)
+        client_id = self.refresh_clients.pop(refresh, "")
+        self.refresh_clients[fresh] = client_id
         access = secrets.token_urlsafe(24)
         self.issued_access_tokens.append(access)
-        return JSONResponse(
-            {
-                "access_token": access,
-                "token_type": "Bearer",
-                "expires_in": 3600,
-                "refresh_token": fresh,
-            }
-        )
+        answer = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "refresh_token": fresh,
+        }
+        if self.behaviour.refresh_answer == "id-token":
+            answer["id_token"] = self.id_token({"client_id": client_id, "nonce": None}, access)
+        return JSONResponse(answer)
 
     def _apple_secret_ok(self, secret: str) -> bool:
         """Apple's check of the client secret JWT: ES256 by the registered key, right claims."""
@@ -239,6 +246,8 @@ class FakeOP:
             "email": b.email,
             "email_verified": b.email_verified,
         }
+        if grant["nonce"] is None:  # an ID token from a refresh has none to match
+            del claims["nonce"]
         if b.tenant:
             claims |= {"iss": f"{self.issuer}/{b.tenant}/v2.0", "tid": b.tenant}
         claims.update(b.claims)

@@ -455,6 +455,38 @@ async def test_upstream_tokens_refresh_with_ours(federation: Federation, browser
     assert again.status_code == 400  # the family is revoked for good
 
 
+async def test_an_upstream_refresh_with_a_new_id_token_updates_the_claims(
+    federation: Federation, browser: Browser
+) -> None:
+    # OIDC Core §12.2: a refresh may bring a new ID token; what the IdP now says about the
+    # user (here: a changed e-mail) reaches our refreshed ID token and userinfo. A refreshed ID
+    # token naming another user ends the grant.
+    fake = federation.fake
+    tokens = await tokens_at_rp(federation, browser, await through_fake(federation, browser))
+    keys = KeySet.import_key_set((await browser.http.get("/.well-known/jwks.json")).json())
+
+    async def refresh(token: str) -> httpx.Response:
+        return await browser.http.post(
+            "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=WEB,
+        )
+
+    assert jwt.decode(tokens["id_token"], keys).claims["email"] == "fed@example.com"
+    fake.behaviour.email = "renamed@example.com"
+    fake.behaviour.refresh_answer = "id-token"
+    fresh = await refresh(tokens["refresh_token"])
+    assert fresh.status_code == 200, fresh.text
+    assert jwt.decode(fresh.json()["id_token"], keys).claims["email"] == "renamed@example.com"
+    info = await browser.http.get(
+        "/oauth2/userinfo", headers={"Authorization": f"Bearer {fresh.json()['access_token']}"}
+    )
+    assert info.json()["email"] == "renamed@example.com"
+    fake.behaviour.subject = "someone-else"
+    other = await refresh(fresh.json()["refresh_token"])
+    assert other.status_code == 400 and other.json()["error"] == "invalid_grant"
+
+
 async def _stored_anywhere(federation: Federation, needle: str) -> tuple[int, bool]:
     """How many of the RP's string values were read, and whether any holds `needle`."""
     import redis.asyncio as aioredis
