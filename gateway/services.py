@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from gateway.audit import Audit
 from gateway.background import Background
 from gateway.clients import ClientRegistry
-from gateway.connectors import Connector, RedirectConnector, build_connectors
+from gateway.connectors import Connector, RedirectConnector
+from gateway.connectors.registry import build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
 from gateway.csrf import Csrf

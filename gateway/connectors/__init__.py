@@ -10,7 +10,8 @@ directory), `RedirectConnector.start` / `finish` (OIDC, OAuth2, SAML), `Refreshi
 IdP's own sessions end with Cognate's). Callers ask `isinstance(connector, Capability)`, never
 which class a connector is.
 
-Adding one: a module here, a line in `build_connectors`, its tests, an example in `config/`.
+Adding one: a module here, a line in `registry.build_connectors`, its tests, an example in
+`config/`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from gateway.errors import GatewayError
-from gateway.settings import (
-    ConnectorSettings,
-    LocalConnectorSettings,
-    OAuth2ConnectorSettings,
-    OidcConnectorSettings,
-    SamlConnectorSettings,
-)
 
 
 class ConnectorError(GatewayError):
@@ -180,25 +174,3 @@ def local_connector_id(connectors: Mapping[str, Connector]) -> str | None:
     return next((c.id for c in connectors.values() if c.type == "local"), None)
 
 
-def build_connectors(configs: list[ConnectorSettings], **dependencies: Any) -> dict[str, Connector]:
-    """Instantiate every configured connector, keyed by id."""
-    from gateway.connectors.local import LocalConnector
-    from gateway.connectors.oauth2 import OAuth2Connector
-    from gateway.connectors.oidc import OidcConnector
-    from gateway.connectors.saml import SamlConnector
-
-    connectors: dict[str, Connector] = {}
-    for config in configs:
-        if isinstance(config, LocalConnectorSettings):
-            connectors[config.id] = LocalConnector(
-                config, dependencies["users"], dependencies.get("hooks")
-            )
-        elif isinstance(config, OidcConnectorSettings):
-            connectors[config.id] = OidcConnector(config, dependencies["leeway"])
-        elif isinstance(config, OAuth2ConnectorSettings):
-            connectors[config.id] = OAuth2Connector(config)
-        elif isinstance(config, SamlConnectorSettings):
-            connectors[config.id] = SamlConnector(
-                config, dependencies["issuer"], dependencies["store"], dependencies["xml_pool"]
-            )
-    return connectors
