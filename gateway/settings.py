@@ -7,7 +7,9 @@ What does not live here: reading the YAML file, `${VAR}` and `*_file` expansion 
 
 from __future__ import annotations
 
+import hmac
 import re
+import string
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -355,6 +357,9 @@ def _no_repeats(names: list[str], what: str) -> None:
 class UserPoolSettings(Model):
     """The local user directory's rules."""
 
+    # The pool's id in the Cognito user-pool API (`<region>_<letters and digits>`, as the SDKs
+    # expect). None: derived from `secret_key` (stable; `cognate check-config` prints it).
+    id: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]{1,20}$")
     self_sign_up: bool = False
     # Accounts also get a username (unique, case-insensitive), asked for at sign-up; sign-in
     # and password reset then take the username or the e-mail. The e-mail stays required:
@@ -465,6 +470,21 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
+AuthFlow = Literal[
+    "ALLOW_USER_SRP_AUTH",
+    "ALLOW_USER_PASSWORD_AUTH",
+    "ALLOW_REFRESH_TOKEN_AUTH",
+    "ALLOW_USER_AUTH",
+    "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+]
+
+
+def _default_auth_flows() -> list[AuthFlow]:
+    # Cognito's own defaults for a new app client: SRP (the password never leaves the
+    # device), refresh, and choice-based sign-in; plain-password flows only when asked for.
+    return ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_AUTH"]
+
+
 class ClientSettings(Model):
     """A downstream application (RFC 7591 metadata names)."""
 
@@ -488,6 +508,8 @@ class ClientSettings(Model):
     # Browser origins (scheme://host[:port]) that may call the token, userinfo and revocation
     # endpoints (CORS). None: a public client's redirect URI origins; a confidential one none.
     allowed_origins: list[str] | None = None
+    # How the client may sign in through the Cognito user-pool API (Cognito's names).
+    explicit_auth_flows: list[AuthFlow] = Field(default_factory=_default_auth_flows)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -669,6 +691,16 @@ class Settings(Model):
     def secure_cookies(self) -> bool:
         """Secure cookies need https; a plain-http issuer is only allowed on loopback."""
         return self.issuer.startswith("https://")
+
+    @property
+    def user_pool_id(self) -> str:
+        """`user_pool.id`, or one derived from `secret_key`: the same on every replica and
+        restart, and unguessable from outside (`cognate check-config` prints it)."""
+        if self.user_pool.id:
+            return self.user_pool.id
+        digest = hmac.new(self.secret_key.encode(), b"cognito user pool id", "sha256").digest()
+        alphabet = string.ascii_letters + string.digits
+        return f"{self.region}_" + "".join(alphabet[b % len(alphabet)] for b in digest[:9])
 
     def client(self, client_id: str) -> ClientSettings | None:
         """The registered client, or None."""

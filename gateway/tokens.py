@@ -71,8 +71,10 @@ class TokenService:
         sid: str | None = None,
         auth_time: int | None = None,
         now: int | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[str, AccessToken]:
-        """A signed access token and its parsed form."""
+        """A signed access token and its parsed form. `extra`: claims a front end adds (the
+        Cognito user-pool API's `token_use`, `username`...), never over the standard ones."""
         now = int(time.time()) if now is None else now
         ttl = self._settings.tokens.access_token_ttl
         parsed = AccessToken(
@@ -101,6 +103,8 @@ class TokenService:
             claims["sid"] = sid
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if extra:
+            claims = {**extra, **claims}
         return self._sign(self._settings.keys.access_token_alg, claims, ACCESS_TOKEN_TYPE), parsed
 
     def id_token(

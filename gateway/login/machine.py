@@ -312,8 +312,32 @@ async def complete(
     session in place of `replaces` (the browser's old session cookie, if any). The session's
     and the audit's writes join `batch`, which the caller sends — with the resume's own
     (a code, a device approval) — before answering."""
+    identity_id = await _consume(services, done)
+    return await start_session(
+        services, done.upstream, ctx, done.flow.client_id, replaces, batch, identity_id
+    )
+
+
+async def conclude(services: Services, done: Done, ctx: Context) -> str:
+    """The end of a sign-in with no browser to hold a session (an API answering with tokens):
+    the flow consumed once, the identity resolved, the success audited; its identity ID."""
+    identity_id = await _consume(services, done)
+    identity_id = identity_id or await resolve_identity(services, done.upstream)
+    await outcome(
+        services,
+        done.upstream.connector_id,
+        "success",
+        identity_id=identity_id,
+        client_id=done.flow.client_id,
+        ip=ctx.ip,
+    )
+    return identity_id
+
+
+async def _consume(services: Services, done: Done) -> str | None:
+    """Take the flow (FlowExpired when another completion got there first) and look its
+    login up, in one round trip; the identity ID when known."""
     flow, upstream = done.flow, done.upstream
-    # One round trip consumes the flow and looks the login up.
     taken, owner = await services.store.read_many(
         [
             services.flows.taking(flow),
@@ -322,10 +346,7 @@ async def complete(
     )
     if taken is None:  # a double submit or a replayed callback already finished it
         raise FlowExpired
-    identity_id = done.identity_id or services.identities.found(owner)
-    return await start_session(
-        services, upstream, ctx, flow.client_id, replaces, batch, identity_id
-    )
+    return done.identity_id or services.identities.found(owner)
 
 
 async def start_session(

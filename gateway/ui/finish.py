@@ -18,12 +18,12 @@ from starlette.responses import RedirectResponse, Response
 from gateway.connectors import UpstreamIdentity
 from gateway.login import identity, machine
 from gateway.login.flows import Flow
+from gateway.login.notify import send_code
 from gateway.login.steps import Done, LoginError, NeedsVerification, SecondFactorDue
 from gateway.op.authorize import finish_authorization
 from gateway.proxy import FORWARD_AUTH_CLIENT, signed_in_return
 from gateway.ui.device import approve_device
 from gateway.ui.flow_pages import context
-from gateway.ui.notify import send_code
 from gateway.ui.signed_in import signed_in
 from gateway.users.directory import User
 

@@ -16,7 +16,7 @@ import segno
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.login import machine
+from gateway.login import machine, notify
 from gateway.login.steps import (
     AccountUnavailable,
     Enrolled,
@@ -28,7 +28,6 @@ from gateway.login.steps import (
     TooManyAttempts,
 )
 from gateway.text import Phrase
-from gateway.ui import notify
 from gateway.ui.finish import proceed
 from gateway.ui.flow_pages import context, flow_for, flow_form
 

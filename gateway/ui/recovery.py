@@ -19,12 +19,11 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.forwarded import client_address
-from gateway.login import recovery
+from gateway.login import notify, recovery
 from gateway.login.flows import Flow
 from gateway.login.progress import Resetting
 from gateway.login.recovery import ResetLinkExpired
 from gateway.login.steps import LoginError, TooManyAttempts
-from gateway.ui import notify
 from gateway.ui.direct import account_flow
 from gateway.ui.flow_pages import flow_for, flow_form
 from gateway.users.directory import (

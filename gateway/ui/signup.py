@@ -21,18 +21,17 @@ from gateway import amr
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.forwarded import client_address
-from gateway.login import registration
+from gateway.login import notify, registration
 from gateway.login.flows import Flow
 from gateway.login.machine import resend_allowed as _resend_allowed
+from gateway.login.notify import send_code, send_phone_code
 from gateway.login.progress import Verifying
 from gateway.login.registration import attribute_label
 from gateway.login.steps import LoginError, SignInExpired, TooManyAttempts
 from gateway.text import Phrase
-from gateway.ui import notify
 from gateway.ui.direct import account_flow
 from gateway.ui.finish import sign_in_local
 from gateway.ui.flow_pages import flow_for, flow_form
-from gateway.ui.notify import send_code, send_phone_code
 from gateway.users.directory import (
     InvalidEmail,
     InvalidPassword,

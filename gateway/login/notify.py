@@ -1,7 +1,7 @@
-"""Messages to users from the hosted pages: e-mail and text messages, rendered in the user's
+"""Messages to users from every front end: e-mail and text messages, rendered in the user's
 language (their `locale` when the deployment offers it, else the language of the page they are
-on) and sent in the background, so the provider's speed is never a signal of whether an account
-exists."""
+on, or the deployment's first) and sent in the background, so the provider's speed is never a
+signal of whether an account exists."""
 
 from __future__ import annotations
 
@@ -16,14 +16,18 @@ if TYPE_CHECKING:
     from gateway.users.directory import User
 
 
-def language_for(services: Services, request: Request, locale: str | None) -> str:
+def language_for(services: Services, request: Request | None, locale: str | None) -> str:
+    """The user's `locale` when the deployment offers it; else the page's language (an API
+    call has none: the deployment's first language)."""
     base = (locale or "").lower().replace("_", "-").split("-")[0]
-    return base if base in services.settings.ui.languages else services.pages.language(request)
+    if base in services.settings.ui.languages:
+        return base
+    return services.pages.language(request) if request else services.settings.ui.languages[0]
 
 
 def email(
     services: Services,
-    request: Request,
+    request: Request | None,
     to: str,
     template: str,
     locale: str | None = None,
@@ -43,7 +47,7 @@ def email(
 
 def text_message(
     services: Services,
-    request: Request,
+    request: Request | None,
     to: str,
     template: str,
     purpose: str,
@@ -62,7 +66,7 @@ def text_message(
     services.background.spawn(services.sms.send(to, body, purpose))
 
 
-async def send_code(services: Services, request: Request, user: User) -> None:
+async def send_code(services: Services, request: Request | None, user: User) -> None:
     """Issue a verification code and a link, and e-mail them (in the background). The link
     is built on the configured issuer, never on the request's Host (no forged-host links)."""
     code = await services.codes.issue(VERIFY, user.user_id)
@@ -78,7 +82,7 @@ async def send_code(services: Services, request: Request, user: User) -> None:
     )
 
 
-async def send_phone_code(services: Services, request: Request, user: User) -> None:
+async def send_phone_code(services: Services, request: Request | None, user: User) -> None:
     """Issue a phone verification code and send it by text message (in the background)."""
     assert user.phone_number  # noqa: S101 - callers check
     code = await services.codes.issue(VERIFY_PHONE, user.user_id)
