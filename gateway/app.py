@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import credentials, op, ui
+from gateway.cognito import api as user_pools
 from gateway.errors import PageError, StoreUnavailable, Unavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
@@ -111,6 +112,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", services.metrics.endpoint),
         *op.routes(services, documents),
+        *user_pools.routes(services),  # POST / for both Cognito APIs, by X-Amz-Target
         *cognito.routes(services),
         *credentials.routes(services),
         *ui.routes(services),

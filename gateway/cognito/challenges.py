@@ -41,12 +41,16 @@ class Challenges:
     async def issue(self, challenge: Challenge) -> str:
         """A new Session value for `challenge`."""
         token = random_token(48)
+        await self.restore(token, challenge)
+        return token
+
+    async def restore(self, token: str, challenge: Challenge) -> None:
+        """Keep `token` answering for `challenge` (again, after a wrong code)."""
         key = self._key(token)
         blob = self._sealer.seal(
             json.dumps(asdict(challenge)).encode(), purpose=_PURPOSE, context=key.encode()
         )
         await self._store.put(key, blob, ttl=TTL)
-        return token
 
     async def take(self, token: str) -> Challenge | None:
         """The challenge, consumed: None when unknown, expired or already answered."""

@@ -49,9 +49,7 @@ def validation(field: str, constraint: str) -> CognitoError:
     )
 
 
-def string(
-    body: Body, field: str, *, required: bool = True, low: int = 1, high: int = 2048
-) -> str:
+def string(body: Body, field: str, *, required: bool = True, low: int = 1, high: int = 2048) -> str:
     """A string field within the model's length bounds; "" when optional and absent."""
     value = body.get(field)
     if value is None:
@@ -61,9 +59,7 @@ def string(
     if not isinstance(value, str):
         raise CognitoError("SerializationException", f"{field} must be a string.")
     if not low <= len(value) <= high:
-        raise validation(
-            field, f"Member must have length between {low} and {high} (inclusive)"
-        )
+        raise validation(field, f"Member must have length between {low} and {high} (inclusive)")
     return value
 
 
@@ -102,8 +98,7 @@ def secret_hash(client: Client, username: str, given: str | None) -> None:
         return
     if not given:
         raise not_authorized(
-            f"Client {client.client_id} is configured with secret but SECRET_HASH was not "
-            "received"
+            f"Client {client.client_id} is configured with secret but SECRET_HASH was not received"
         )
     digest = hmac.new(
         secret.encode(), (username + client.client_id).encode(), hashlib.sha256

@@ -172,5 +172,3 @@ class RefreshingConnector(Protocol):
 def local_connector_id(connectors: Mapping[str, Connector]) -> str | None:
     """The id of the `local` connector (Cognate's own user directory), if one is configured."""
     return next((c.id for c in connectors.values() if c.type == "local"), None)
-
-

@@ -1,0 +1,126 @@
+"""The transport of the user-pool API: `POST /` with `X-Amz-Target:
+AWSCognitoIdentityProviderService.<Operation>` and an AWS JSON 1.1 body, beside the Cognito
+Identity API's target on the same path (`gateway.identity.cognito`: calls for it are handed
+over). Whatever goes wrong, the answer is AWS JSON with `__type`, never a 500 page; a store
+outage fails closed as InternalErrorException (503). Browser apps (Amplify) call it from their
+pages: an answer names the page's origin only when the app client it calls allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.cognito import auth, selfservice
+from gateway.cognito.auth import Call
+from gateway.cognito.challenges import Challenges
+from gateway.cognito.srp_flow import SrpSignIn
+from gateway.cognito.wire import Body
+from gateway.errors import CognitoError, Unavailable
+from gateway.forwarded import client_address
+from gateway.identity.cognito import (
+    AWS_EXPOSED_HEADERS,
+    CONTENT_TYPE,
+    MAX_BODY,
+    CognitoApi,
+    error_response,
+    read_body,
+)
+from gateway.login.machine import Context
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = logging.getLogger("cognate.cognito_idp")
+
+TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+Operation = Callable[["UserPoolApi", Call], Awaitable[Body]]
+
+OPERATIONS: dict[str, Operation] = {
+    "InitiateAuth": auth.initiate_auth,
+    "RespondToAuthChallenge": auth.respond_to_auth_challenge,
+    **selfservice.OPERATIONS,
+}
+
+
+class UserPoolApi:
+    """The user pool's public operations (each takes and returns an AWS JSON body)."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.pool_id = services.settings.user_pool_id
+        self.pool_name = self.pool_id.split("_", 1)[1]  # what SRP's x is salted with
+        self.challenges = Challenges(services.store, services.sealer)
+        self.srp = SrpSignIn(self)
+
+    async def handle(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        client_id: str | None = None
+        try:
+            raw = await read_body(request)
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                raise CognitoError("SerializationException", "The body is not JSON.") from None
+            if not isinstance(body, dict):
+                raise CognitoError("SerializationException", "The body must be a JSON object.")
+            client_id = body.get("ClientId") if isinstance(body.get("ClientId"), str) else None
+            response = await self._call(request, request_id, body)
+        except CognitoError as exc:
+            response = error_response(exc, request_id)
+        except Unavailable as exc:  # the store, an overload: fail closed, as AWS says it
+            log.warning("failing closed: %s", exc)
+            error = CognitoError(
+                "InternalErrorException",
+                "The service is temporarily unavailable.",
+                503,
+                retry_after=exc.retry_after,
+            )
+            response = error_response(error, request_id)
+        except Exception:  # never Starlette's HTML 500 page to an SDK
+            log.exception("Cognito user-pool API call failed", extra={"request_id": request_id})
+            error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
+            response = error_response(error, request_id)
+        origin = request.headers.get("origin")
+        if origin and self.s.clients.origin_allowed(origin, client_id):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = AWS_EXPOSED_HEADERS
+        response.headers.add_vary_header("Origin")
+        return response
+
+    async def _call(self, request: Request, request_id: str, body: Body) -> Response:
+        target = request.headers.get("x-amz-target", "")
+        operation = OPERATIONS.get(target.removeprefix(TARGET_PREFIX))
+        if operation is None:
+            raise CognitoError("UnknownOperationException", f"Unknown operation {target!r}.")
+        ctx = Context(client_address(self.s.settings, request), request.headers.get("user-agent"))
+        result = await operation(self, Call(body, ctx))
+        return Response(
+            json.dumps(result),
+            media_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id, "Cache-Control": "no-store"},
+        )
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    """`POST /` and `/cognito-idp` for both Cognito APIs, told apart by their target."""
+    pools = UserPoolApi(services)
+    identity = CognitoApi(services)
+
+    async def front_door(request: Request) -> Response:
+        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
+            return await pools.handle(request)
+        return await identity.handle(request)
+
+    return [
+        Route("/", front_door, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/cognito-idp", pools.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/cognito-idp", identity.preflight, methods=["OPTIONS"]),
+    ]

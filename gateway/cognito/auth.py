@@ -1,0 +1,295 @@
+"""InitiateAuth and RespondToAuthChallenge: the login machine's steps as Cognito's challenges.
+
+The hosted pages and this API are two front ends of one sign-in (`gateway.login.machine`):
+a password is `machine.password`, a second factor `machine.submit_code`, an enrolment
+`NeedsEnrolment` → MFA_SETUP; the same limits, audit and identity resolution apply. Each
+challenge carries a single-use `Session` (`gateway.cognito.challenges`); a wrong MFA code keeps
+it for another try (the machine's limits count the tries), anything else consumes it.
+
+Users' existence is never revealed (Cognito's PreventUserExistenceErrors: ENABLED): unknown
+users, wrong passwords and disabled accounts all get "Incorrect username or password.".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.clients import Client
+from gateway.cognito import tokens
+from gateway.cognito.challenges import Challenge
+from gateway.cognito.wire import (
+    ATTEMPTS_EXCEEDED,
+    INVALID_SESSION,
+    MFA_CODE_MISMATCH,
+    NOT_CONFIRMED,
+    Body,
+    invalid_parameter,
+    mapping,
+    not_authorized,
+    secret_hash,
+    string,
+    unknown_client,
+)
+from gateway.connectors import PasswordConnector, local_connector_id
+from gateway.errors import CognitoError
+from gateway.login import machine, notify
+from gateway.login.flows import Flow
+from gateway.login.machine import Context
+from gateway.login.progress import SecondFactor
+from gateway.login.steps import (
+    Done,
+    Enrolled,
+    LoginError,
+    NeedsEnrolment,
+    NeedsSecondFactor,
+    NeedsVerification,
+    SecondFactorDue,
+    TooManyAttempts,
+    WrongCode,
+)
+from gateway.users.directory import User
+
+if TYPE_CHECKING:
+    from gateway.cognito.api import UserPoolApi
+
+API_BROWSER = "cognito-idp-api"  # a flow's browser binding: no browser ever matches it
+# AuthFlow → the explicit_auth_flows entry that allows it.
+ALLOWS = {
+    "USER_PASSWORD_AUTH": "ALLOW_USER_PASSWORD_AUTH",
+    "USER_SRP_AUTH": "ALLOW_USER_SRP_AUTH",
+    "REFRESH_TOKEN_AUTH": "ALLOW_REFRESH_TOKEN_AUTH",
+    "REFRESH_TOKEN": "ALLOW_REFRESH_TOKEN_AUTH",
+    "USER_AUTH": "ALLOW_USER_AUTH",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: its body and who made it (for limits and audit)."""
+
+    body: Body
+    ctx: Context
+
+
+def app_client(api: UserPoolApi, body: Body) -> Client:
+    client_id = string(body, "ClientId", high=128)
+    client = api.s.clients.get(client_id)
+    if client is None:
+        raise unknown_client(client_id)
+    return client
+
+
+async def initiate_auth(api: UserPoolApi, call: Call) -> Body:
+    """InitiateAuth: USER_PASSWORD_AUTH, USER_SRP_AUTH, REFRESH_TOKEN(_AUTH)."""
+    body = call.body
+    flow_name = string(body, "AuthFlow", high=64)
+    client = app_client(api, body)
+    params = mapping(body, "AuthParameters")
+    allowed = ALLOWS.get(flow_name)
+    if allowed is None:
+        raise invalid_parameter(f"{flow_name} is not a supported authentication flow")
+    if allowed not in client.config.explicit_auth_flows:
+        raise invalid_parameter(f"{flow_name} flow not enabled for this client")
+    if flow_name in ("REFRESH_TOKEN_AUTH", "REFRESH_TOKEN"):
+        return await refresh(api, client, params)
+    username = params.get("USERNAME", "")
+    if not username:
+        raise invalid_parameter("Missing required parameter USERNAME")
+    secret_hash(client, username, params.get("SECRET_HASH"))
+    if flow_name == "USER_PASSWORD_AUTH":
+        return await _password(api, client, username, params.get("PASSWORD", ""), call.ctx)
+    if flow_name == "USER_SRP_AUTH":
+        return await api.srp.start(client, username, params.get("SRP_A", ""), call.ctx)
+    raise invalid_parameter(f"{flow_name} needs PREFERRED_CHALLENGE; use USER_SRP_AUTH")
+
+
+async def new_flow(api: UserPoolApi, client: Client) -> Flow:
+    """A login flow for an API sign-in (no browser, no redirect: it ends in tokens)."""
+    return await api.s.flows.create(
+        client_id=client.client_id,
+        redirect_uri=f"{api.s.settings.issuer}/",
+        browser=API_BROWSER,
+        scope=tokens.API_SCOPE,
+    )
+
+
+async def _password(
+    api: UserPoolApi, client: Client, username: str, password: str, ctx: Context
+) -> Body:
+    connector = api.s.connectors.get(local_connector_id(api.s.connectors) or "")
+    if not isinstance(connector, PasswordConnector):
+        raise invalid_parameter("This user pool has no local directory")
+    flow = await new_flow(api, client)
+    try:
+        step = await machine.password(api.s, flow, connector, username, password, ctx)
+    except TooManyAttempts:
+        raise not_authorized(ATTEMPTS_EXCEEDED) from None
+    except LoginError:
+        raise not_authorized() from None
+    return await answer(api, client, step, ctx)
+
+
+async def answer(
+    api: UserPoolApi,
+    client: Client,
+    step: NeedsVerification | SecondFactorDue | Done,
+    ctx: Context,
+) -> Body:
+    """The API's answer to what the machine said: tokens, or the next challenge."""
+    if isinstance(step, NeedsVerification):
+        raise CognitoError("UserNotConfirmedException", NOT_CONFIRMED)
+    if isinstance(step, Done):
+        return {"AuthenticationResult": await _tokens(api, client, step, ctx)}
+    second = await machine.second_factor(api.s, step.flow, enrol_anew=True)
+    username = _user_id(step.flow)
+    if isinstance(second, NeedsEnrolment):
+        return await challenge(
+            api, "MFA_SETUP", step.flow, client, username,
+            {"MFAS_CAN_SETUP": '["SOFTWARE_TOKEN_MFA"]'},
+        )  # fmt: skip
+    if isinstance(second, NeedsSecondFactor) and "totp" in second.methods:
+        return await challenge(api, "SOFTWARE_TOKEN_MFA", step.flow, client, username, {})
+    if isinstance(second, NeedsSecondFactor) and "email" in second.methods:
+        sent = await machine.send_email_code(api.s, second, ctx)
+        notify.email(api.s, None, second.email, "mfa_code.txt", sent.locale, code=sent.code)
+        return await challenge(
+            api, "EMAIL_OTP", step.flow, client, username,
+            {
+                "CODE_DELIVERY_DELIVERY_MEDIUM": "EMAIL",
+                "CODE_DELIVERY_DESTINATION": _masked(second.email),
+            },
+        )  # fmt: skip
+    raise CognitoError(
+        "MFAMethodNotFoundException", "No second factor this API can ask for is set up."
+    )
+
+
+async def challenge(
+    api: UserPoolApi,
+    name: str,
+    flow: Flow,
+    client: Client,
+    username: str,
+    parameters: dict[str, str],
+) -> Body:
+    session = await api.challenges.issue(Challenge(name, flow.flow_id, client.client_id, username))
+    return {
+        "ChallengeName": name,
+        "Session": session,
+        "ChallengeParameters": {"USER_ID_FOR_SRP": username, **parameters}
+        if name == "PASSWORD_VERIFIER"
+        else parameters,
+    }
+
+
+async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
+    """RespondToAuthChallenge: SOFTWARE_TOKEN_MFA, EMAIL_OTP, MFA_SETUP, PASSWORD_VERIFIER."""
+    body = call.body
+    name = string(body, "ChallengeName", high=64)
+    client = app_client(api, body)
+    responses = mapping(body, "ChallengeResponses")
+    token = string(body, "Session", required=False, high=4096)
+    asked = await api.challenges.take(token) if token else None
+    if asked is None or asked.name != name or asked.client_id != client.client_id:
+        raise not_authorized(INVALID_SESSION)
+    secret_hash(client, responses.get("USERNAME", asked.username), responses.get("SECRET_HASH"))
+    flow = await api.s.flows.get(asked.flow_id)
+    if flow is None:
+        raise not_authorized(INVALID_SESSION)
+    if name == "PASSWORD_VERIFIER":
+        return await api.srp.verify(client, asked, flow, responses, call.ctx)
+    step = await machine.second_factor(api.s, flow)
+    if name in ("SOFTWARE_TOKEN_MFA", "EMAIL_OTP") and isinstance(step, NeedsSecondFactor):
+        field = "SOFTWARE_TOKEN_MFA_CODE" if name == "SOFTWARE_TOKEN_MFA" else "EMAIL_OTP_CODE"
+        try:
+            done = await machine.submit_code(api.s, step, responses.get(field, "")[:32], call.ctx)
+        except WrongCode:
+            # Another try with the same Session, as Cognito allows; the machine counts them.
+            await api.challenges.restore(token, asked)
+            raise CognitoError("CodeMismatchException", MFA_CODE_MISMATCH) from None
+        except TooManyAttempts:
+            raise not_authorized(ATTEMPTS_EXCEEDED) from None
+        assert isinstance(done, Done)  # noqa: S101 - an enrolled account's code
+        return {"AuthenticationResult": await _tokens(api, client, done, call.ctx)}
+    if name == "MFA_SETUP" and isinstance(step, Enrolled) and asked.verified:
+        done = machine.continue_enrolled(step)
+        return {"AuthenticationResult": await _tokens(api, client, done, call.ctx)}
+    raise not_authorized(INVALID_SESSION)
+
+
+async def _enrolment(api: UserPoolApi, call: Call) -> tuple[str, Challenge, NeedsEnrolment]:
+    """The MFA_SETUP sign-in a Session names, consumed, with its enrolment step."""
+    token = string(call.body, "Session", high=4096)
+    asked = await api.challenges.take(token)
+    flow = await api.s.flows.get(asked.flow_id) if asked and asked.name == "MFA_SETUP" else None
+    step = await machine.second_factor(api.s, flow) if flow is not None else None
+    if asked is None or not isinstance(step, NeedsEnrolment):
+        raise not_authorized(INVALID_SESSION)
+    return token, asked, step
+
+
+async def associate_with_session(api: UserPoolApi, call: Call) -> Body:
+    """AssociateSoftwareToken within an MFA_SETUP sign-in: the secret to enrol."""
+    _, asked, step = await _enrolment(api, call)
+    return {"SecretCode": step.secret, "Session": await api.challenges.again(asked)}
+
+
+async def verify_with_session(api: UserPoolApi, call: Call) -> Body:
+    """VerifySoftwareToken within an MFA_SETUP sign-in: the new app's first code; then the
+    challenge is answered with the Session this returns."""
+    token, asked, step = await _enrolment(api, call)
+    code = string(call.body, "UserCode", low=6, high=6)
+    try:
+        await machine.submit_code(api.s, step, code, call.ctx)
+    except WrongCode:
+        await api.challenges.restore(token, asked)
+        raise CognitoError(
+            "EnableSoftwareTokenMFAException", "Code mismatch and fail enable Software Token MFA"
+        ) from None
+    except TooManyAttempts:
+        raise not_authorized(ATTEMPTS_EXCEEDED) from None
+    return {"Status": "SUCCESS", "Session": await api.challenges.again(asked, verified=True)}
+
+
+async def refresh(api: UserPoolApi, client: Client, params: dict[str, str]) -> Body:
+    """REFRESH_TOKEN_AUTH: new ID and access tokens for a live grant (the refresh token is
+    not rotated, as Cognito's is not by default)."""
+    presented = params.get("REFRESH_TOKEN", "")
+    grants = api.s.grants
+    gid = presented.split(".", 1)[0] if "." in presented else ""
+    loaded = await grants.live_grant(gid, api.s.sessions, refreshing=True) if gid else None
+    if loaded is None or grants.refresh_matches(loaded[1], presented) != "current":
+        raise not_authorized("Invalid Refresh Token")
+    grant = loaded[1]
+    if grant.authorization.client_id != client.client_id:
+        raise not_authorized("Invalid Refresh Token")
+    user = await api.s.users.get(grant.authorization.subject or "")
+    if user is None or not user.enabled:
+        raise not_authorized("Invalid Refresh Token")
+    secret_hash(client, params.get("USERNAME", user.user_id), params.get("SECRET_HASH"))
+    return {"AuthenticationResult": tokens.result(api.s, grant, user)}
+
+
+async def _tokens(api: UserPoolApi, client: Client, done: Done, ctx: Context) -> dict[str, Any]:
+    identity_id = await machine.conclude(api.s, done, ctx)
+    user = await api.s.users.get(done.upstream.subject)
+    if user is None:
+        raise not_authorized()
+    return await tokens.sign_in(api.s, client, user, identity_id, done.upstream.amr)
+
+
+def _user_id(flow: Flow) -> str:
+    progress = flow.progress
+    return progress.subject if isinstance(progress, SecondFactor) else ""
+
+
+def _masked(email: str) -> str:
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}***@{domain}" if domain else ""
+
+
+async def user_by_name(api: UserPoolApi, username: str) -> User | None:
+    """The account a USERNAME names: its e-mail, its username, or its id (Cognito's own
+    username, as USER_ID_FOR_SRP returns it)."""
+    return await api.s.users.by_login(username) or await api.s.users.get(username)

@@ -1,0 +1,323 @@
+"""The user-pool API's self-service operations, on the same rules as the hosted pages
+(`gateway.login.registration`, `gateway.login.recovery`, the directory, the MFA store).
+
+Sign-up, confirmation and recovery never tell whether an account exists (Cognito's
+PreventUserExistenceErrors: ENABLED, and what the hosted pages already do): an address that
+has an account gets the same answer as a new one, and its owner an e-mail saying someone tried.
+Operations that act for a signed-in user take its access token — one from this API or from the
+hosted pages' OAuth flow alike — and refuse tokens whose grant was revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from gateway.cognito.auth import (
+    Call,
+    app_client,
+    associate_with_session,
+    user_by_name,
+    verify_with_session,
+)
+from gateway.cognito.wire import (
+    ACCESS_TOKEN_BAD,
+    CODE_MISMATCH,
+    INCORRECT,
+    LIMIT,
+    Body,
+    attributes,
+    invalid_parameter,
+    not_authorized,
+    secret_hash,
+    string,
+)
+from gateway.connectors import local_connector_id
+from gateway.errors import CognitoError
+from gateway.login import notify, recovery, registration
+from gateway.login.machine import resend_allowed
+from gateway.login.steps import LoginError, TooManyAttempts
+from gateway.users.directory import (
+    InvalidEmail,
+    InvalidPassword,
+    InvalidUsername,
+    User,
+    UsernameTaken,
+    normalize_email,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from gateway.cognito.api import UserPoolApi
+    from gateway.tokens import AccessToken
+
+STANDARD = (  # the attributes Cognito returns by these names (besides custom:*)
+    "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
+    "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
+    "address", "phone_number",
+)  # fmt: skip
+
+
+def _masked(email: str) -> str:
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}***@{domain}" if domain else "***"
+
+
+def delivery(email: str) -> dict[str, str]:
+    return {"Destination": _masked(email), "DeliveryMedium": "EMAIL", "AttributeName": "email"}
+
+
+def user_attributes(user: User, identity_id: str | None) -> list[dict[str, str]]:
+    """The account as Cognito lists it: `sub`, e-mail, phone and the other attributes."""
+    found: dict[str, str] = {"sub": identity_id or user.user_id}
+    found["email"] = user.email
+    found["email_verified"] = "true" if user.email_verified else "false"
+    if user.name:
+        found["name"] = user.name
+    for key, value in user.standard.items():
+        if key in STANDARD:
+            found[key] = str(value)
+    if user.phone_number:
+        found["phone_number_verified"] = "true" if user.phone_number_verified else "false"
+    for key, value in user.attributes.items():
+        if key.startswith("custom:"):
+            found[key] = str(value)
+    return [{"Name": k, "Value": v} for k, v in found.items()]
+
+
+async def sign_up(api: UserPoolApi, call: Call) -> Body:
+    """SignUp: Username is the e-mail (or, with `user_pool.usernames`, the username and the
+    e-mail an attribute)."""
+    body = call.body
+    client = app_client(api, body)
+    username = string(body, "Username", high=128)
+    password = string(body, "Password", high=256)
+    secret_hash(client, username, body.get("SecretHash"))
+    given = attributes(body)
+    pool = api.s.settings.user_pool
+    if not pool.self_sign_up:
+        raise not_authorized("SignUp is not permitted for this user pool")
+    email = username if "@" in username else given.get("email", "")
+    handle = None if "@" in username or not pool.usernames else username
+    if not email:
+        raise invalid_parameter("Attributes did not conform to the schema: email is required")
+    try:
+        result = await registration.sign_up(
+            api.s,
+            normalize_email(email)[:254],
+            password,
+            given,
+            handle,
+            call.ctx.ip,
+            given.get("locale") or api.s.settings.ui.languages[0],
+        )
+    except TooManyAttempts:
+        raise CognitoError("TooManyRequestsException", "Too many requests") from None
+    except registration.InvalidAttributes as exc:
+        raise invalid_parameter(f"Attributes did not conform to the schema: {exc}") from None
+    except LoginError as exc:
+        raise not_authorized(str(exc)) from None
+    except InvalidEmail:
+        raise invalid_parameter("Invalid email address format.") from None
+    except InvalidPassword as exc:
+        raise CognitoError(
+            "InvalidPasswordException", f"Password did not conform with policy: {exc}"
+        ) from None
+    except InvalidUsername as exc:
+        raise invalid_parameter(f"Username {exc}") from None
+    except UsernameTaken:
+        raise CognitoError("UsernameExistsException", "User already exists") from None
+    if result.existing or result.user is None:
+        notify.email(api.s, None, email, "already_registered.txt", given.get("locale"))
+        return {"UserConfirmed": False, "UserSub": str(uuid.uuid4()), "CodeDeliveryDetails":
+                delivery(email)}  # fmt: skip
+    if not result.confirmed:
+        await notify.send_code(api.s, None, result.user)
+    answer: Body = {"UserConfirmed": result.confirmed, "UserSub": result.user.user_id}
+    if not result.confirmed:
+        answer["CodeDeliveryDetails"] = delivery(result.user.email)
+    return answer
+
+
+async def confirm_sign_up(api: UserPoolApi, call: Call) -> Body:
+    body = call.body
+    client = app_client(api, body)
+    username = string(body, "Username", high=128)
+    code = string(body, "ConfirmationCode", high=2048)
+    secret_hash(client, username, body.get("SecretHash"))
+    user = await user_by_name(api, username)
+    if user is not None and user.email_verified:
+        raise not_authorized("User cannot be confirmed. Current status is CONFIRMED")
+    try:
+        await registration.confirm_email(api.s, user.email if user else "", code)
+    except LoginError:
+        raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
+    return {}
+
+
+async def resend_confirmation_code(api: UserPoolApi, call: Call) -> Body:
+    body = call.body
+    client = app_client(api, body)
+    username = string(body, "Username", high=128)
+    secret_hash(client, username, body.get("SecretHash"))
+    user = await user_by_name(api, username)
+    email = user.email if user else (username if "@" in username else "")
+    wait = await resend_allowed(api.s, email or username, call.ctx.ip)
+    if wait is not None:
+        raise CognitoError("LimitExceededException", LIMIT)
+    if user is not None and user.enabled and not user.email_verified:
+        await notify.send_code(api.s, None, user)
+    return {"CodeDeliveryDetails": delivery(email)}
+
+
+async def forgot_password(api: UserPoolApi, call: Call) -> Body:
+    body = call.body
+    client = app_client(api, body)
+    username = string(body, "Username", high=128)
+    secret_hash(client, username, body.get("SecretHash"))
+    login = normalize_email(username) if "@" in username else username
+    try:
+        sent = await recovery.request_code(api.s, login, call.ctx.ip)
+    except TooManyAttempts:
+        raise CognitoError("LimitExceededException", LIMIT) from None
+    if sent is not None:
+        notify.email(
+            api.s,
+            None,
+            sent.user.email,
+            "reset_password.txt",
+            sent.user.locale,
+            code=sent.code,
+            link=f"{api.s.settings.issuer}/forgot/reset/link?token={sent.link_token}",
+        )
+    return {"CodeDeliveryDetails": delivery(sent.user.email if sent else login)}
+
+
+async def confirm_forgot_password(api: UserPoolApi, call: Call) -> Body:
+    body = call.body
+    client = app_client(api, body)
+    username = string(body, "Username", high=128)
+    code = string(body, "ConfirmationCode", high=2048)
+    password = string(body, "Password", high=256)
+    secret_hash(client, username, body.get("SecretHash"))
+    user = await user_by_name(api, username)
+    try:
+        await recovery.reset_with_code(api.s, user.email if user else "", code, password)
+    except InvalidPassword as exc:
+        raise CognitoError(
+            "InvalidPasswordException", f"Password did not conform with policy: {exc}"
+        ) from None
+    except LoginError:
+        raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
+    return {}
+
+
+async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
+    """The local account an AccessToken names (from this API or the hosted pages' OAuth
+    flow), while its grant lives."""
+    raw = string(body, "AccessToken", high=100_000)
+    try:
+        token = await api.s.tokens.verify_access_token(raw)
+    except ValueError:
+        raise not_authorized(ACCESS_TOKEN_BAD) from None
+    if token.gid and not await api.s.grants.grant_alive(token.gid):
+        raise not_authorized("Access Token has been revoked")
+    identity = await api.s.identities.get(token.sub)
+    local = local_connector_id(api.s.connectors)
+    logins = identity.logins if identity else []
+    subject = next((login.subject for login in logins if login.provider == local), None)
+    user = await api.s.users.get(subject) if subject else None
+    if user is None or not user.enabled:
+        raise not_authorized(ACCESS_TOKEN_BAD)
+    return user, token
+
+
+async def get_user(api: UserPoolApi, call: Call) -> Body:
+    user, token = await signed_in(api, call.body)
+    record = await api.s.mfa.get(user.user_id)
+    methods = []
+    if record is not None and record.totp_secret:
+        methods.append("SOFTWARE_TOKEN_MFA")
+    if record is not None and record.email_otp:
+        methods.append("EMAIL_OTP")
+    answer: Body = {"Username": user.user_id, "UserAttributes": user_attributes(user, token.sub)}
+    if methods:
+        answer |= {"UserMFASettingList": methods, "PreferredMfaSetting": methods[0]}
+    return answer
+
+
+async def change_password(api: UserPoolApi, call: Call) -> Body:
+    user, _ = await signed_in(api, call.body)
+    previous = string(call.body, "PreviousPassword", required=False, high=256)
+    proposed = string(call.body, "ProposedPassword", high=256)
+    if await api.s.users.authenticate(user.email, previous) is None:
+        raise not_authorized(INCORRECT)
+    try:
+        await api.s.users.set_password(user.user_id, proposed)
+    except InvalidPassword as exc:
+        raise CognitoError(
+            "InvalidPasswordException", f"Password did not conform with policy: {exc}"
+        ) from None
+    await api.s.audit.record("user.password_changed", user_id=user.user_id, by="cognito-idp")
+    return {}
+
+
+async def global_sign_out(api: UserPoolApi, call: Call) -> Body:
+    """Every session and refresh token of the user ends (access tokens with their grants)."""
+    user, token = await signed_in(api, call.body)
+    sessions, grants = await api.s.logout.end_identity(token.sub)
+    await api.s.audit.record(
+        "user.signed_out_everywhere", user_id=user.user_id, sessions=sessions, grants=grants
+    )
+    return {}
+
+
+async def revoke_token(api: UserPoolApi, call: Call) -> Body:
+    """RevokeToken: the refresh token's grant, with every access token minted from it."""
+    body = call.body
+    client = app_client(api, body)
+    presented = string(body, "Token", high=100_000)
+    if client.config.client_secret and body.get("ClientSecret") != client.config.client_secret:
+        raise not_authorized(f"Unable to verify secret hash for client {client.client_id}")
+    gid = presented.split(".", 1)[0] if "." in presented else ""
+    loaded = await api.s.grants.load_grant(gid) if gid else None
+    if loaded is not None and loaded[1].authorization.client_id == client.client_id:
+        if api.s.grants.refresh_matches(loaded[1], presented) != "unknown":
+            await api.s.grants.revoke(gid)
+    return {}
+
+
+async def associate_software_token(api: UserPoolApi, call: Call) -> Body:
+    """A new authenticator-app secret, for a signed-in user (AccessToken) or a sign-in that
+    must set one up (Session of an MFA_SETUP challenge)."""
+    if call.body.get("Session"):
+        return await associate_with_session(api, call)
+    user, _ = await signed_in(api, call.body)
+    return {"SecretCode": await api.s.mfa.begin(user.user_id)}
+
+
+async def verify_software_token(api: UserPoolApi, call: Call) -> Body:
+    if call.body.get("Session"):
+        return await verify_with_session(api, call)
+    user, _ = await signed_in(api, call.body)
+    code = string(call.body, "UserCode", high=6, low=6)
+    if await api.s.mfa.confirm(user.user_id, code) is None:
+        raise CognitoError("CodeMismatchException", CODE_MISMATCH)
+    await api.s.audit.record("mfa.enrolled", method="totp", user_id=user.user_id)
+    return {"Status": "SUCCESS"}
+
+
+OPERATIONS: dict[str, Callable[[UserPoolApi, Call], Awaitable[dict[str, Any]]]] = {
+    "SignUp": sign_up,
+    "ConfirmSignUp": confirm_sign_up,
+    "ResendConfirmationCode": resend_confirmation_code,
+    "ForgotPassword": forgot_password,
+    "ConfirmForgotPassword": confirm_forgot_password,
+    "GetUser": get_user,
+    "ChangePassword": change_password,
+    "GlobalSignOut": global_sign_out,
+    "RevokeToken": revoke_token,
+    "AssociateSoftwareToken": associate_software_token,
+    "VerifySoftwareToken": verify_software_token,
+}

@@ -1,0 +1,406 @@
+"""The Cognito user-pool API through stock boto3 `cognito-idp` (endpoint_url = the gateway):
+sign-up with the e-mailed code, USER_PASSWORD_AUTH, TOTP MFA as SOFTWARE_TOKEN_MFA and as
+MFA_SETUP, refresh, GetUser, forgot password, sign-out — and the refusals, as Cognito words
+them, with no user's existence revealed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import botocore.loaders
+import pyotp
+import pytest
+from botocore.config import Config
+
+from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
+from tests.mail import Mailbox, code_in, smtp_settings
+
+PASSWORD = "correct horse battery"
+FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+MODEL = botocore.loaders.Loader().load_service_model("cognito-idp", "service-2")
+
+
+@pytest.fixture(scope="module")
+def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[GatewayServer]:
+    port = free_port()
+    base = make_settings(port, redis_server.url)
+    clients = [c.model_dump() for c in base.clients] + [
+        {
+            "client_id": "mobileapp",
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": FLOWS,
+        },
+        {
+            "client_id": "backend",
+            "client_secret": "backend-secret-0123456789",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": FLOWS,
+        },
+        {"client_id": "srponly", "token_endpoint_auth_method": "none", "grant_types": []},
+        {  # demands a second factor: a user without one sets it up while signing in
+            "client_id": "strict",
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": FLOWS,
+            "access": {"mfa": True},
+        },
+    ]
+    settings = make_settings(
+        port,
+        redis_server.url,
+        clients=clients,
+        email=smtp_settings(mailbox[1]),
+        user_pool={"self_sign_up": True, "id": "eu-west-1_TestPool1"},
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+def idp(pool: GatewayServer) -> Any:
+    return boto3.client(
+        "cognito-idp",
+        endpoint_url=pool.url,
+        region_name="eu-west-1",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call(**kwargs)
+    error = caught.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def in_model(operation: str, answer: dict[str, Any]) -> None:
+    """Every field Cognate returns is one the service model's output shape has."""
+    shape = MODEL["shapes"][MODEL["operations"][operation]["output"]["shape"]]
+    extra = set(answer) - {"ResponseMetadata"} - set(shape["members"])
+    assert extra == set(), f"{operation} returned fields not in the model: {extra}"
+
+
+async def signed_up(pool: GatewayServer, mailbox: tuple[Mailbox, int]) -> str:
+    email = f"u{secrets.token_hex(4)}@example.com"
+    client = idp(pool)
+    answer = client.sign_up(
+        ClientId="mobileapp",
+        Username=email,
+        Password=PASSWORD,
+        UserAttributes=[{"Name": "name", "Value": "Uma"}],
+    )
+    in_model("SignUp", answer)
+    assert answer["UserConfirmed"] is False
+    assert answer["CodeDeliveryDetails"]["DeliveryMedium"] == "EMAIL"
+    code = code_in(await mailbox[0].next_for(email))
+    code_error = error_of(
+        client.confirm_sign_up, ClientId="mobileapp", Username=email, ConfirmationCode="000000"
+    )
+    assert code_error[0] == "CodeMismatchException"
+    in_model(
+        "ConfirmSignUp",
+        client.confirm_sign_up(ClientId="mobileapp", Username=email, ConfirmationCode=code),
+    )
+    return email
+
+
+async def test_sign_up_confirm_sign_in_refresh_get_user_and_sign_out(
+    pool: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    client = idp(pool)
+    email = await signed_up(pool, mailbox)
+    answer = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    in_model("InitiateAuth", answer)
+    result = answer["AuthenticationResult"]
+    assert result["TokenType"] == "Bearer" and result["ExpiresIn"] > 0
+    user = client.get_user(AccessToken=result["AccessToken"])
+    in_model("GetUser", user)
+    attributes = {a["Name"]: a["Value"] for a in user["UserAttributes"]}
+    assert attributes["email"] == email and attributes["email_verified"] == "true"
+    assert attributes["name"] == "Uma"
+    refreshed = client.initiate_auth(
+        AuthFlow="REFRESH_TOKEN_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"REFRESH_TOKEN": result["RefreshToken"]},
+    )["AuthenticationResult"]
+    assert "RefreshToken" not in refreshed  # not rotated, as Cognito's default
+    assert client.get_user(AccessToken=refreshed["AccessToken"])["Username"] == user["Username"]
+    in_model("GlobalSignOut", client.global_sign_out(AccessToken=refreshed["AccessToken"]))
+    assert error_of(client.get_user, AccessToken=refreshed["AccessToken"])[0] == (
+        "NotAuthorizedException"
+    )
+    again = error_of(
+        client.initiate_auth,
+        AuthFlow="REFRESH_TOKEN_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"REFRESH_TOKEN": result["RefreshToken"]},
+    )
+    assert again == ("NotAuthorizedException", "Invalid Refresh Token")
+
+
+async def test_wrong_unknown_and_unconfirmed_users(
+    pool: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    client = idp(pool)
+    email = await signed_up(pool, mailbox)
+    wrong = error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": "not the password"},
+    )
+    unknown = error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": "nobody@example.com", "PASSWORD": PASSWORD},
+    )
+    assert wrong == unknown == ("NotAuthorizedException", "Incorrect username or password.")
+    fresh = f"n{secrets.token_hex(4)}@example.com"
+    client.sign_up(ClientId="mobileapp", Username=fresh, Password=PASSWORD)
+    unconfirmed = error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": fresh, "PASSWORD": PASSWORD},
+    )
+    assert unconfirmed == ("UserNotConfirmedException", "User is not confirmed.")
+    # Signing up an address that has an account answers as for a new one.
+    existing = client.sign_up(ClientId="mobileapp", Username=email, Password=PASSWORD)
+    assert existing["UserConfirmed"] is False and existing["UserSub"]
+
+
+async def test_flows_clients_and_secret_hash(pool: GatewayServer) -> None:
+    client = idp(pool)
+    assert error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="srponly",
+        AuthParameters={"USERNAME": "a@example.com", "PASSWORD": PASSWORD},
+    ) == ("InvalidParameterException", "USER_PASSWORD_AUTH flow not enabled for this client")
+    assert error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="nosuchclient",
+        AuthParameters={"USERNAME": "a@example.com", "PASSWORD": PASSWORD},
+    ) == ("ResourceNotFoundException", "User pool client nosuchclient does not exist.")
+    missing = error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="backend",
+        AuthParameters={"USERNAME": "a@example.com", "PASSWORD": PASSWORD},
+    )
+    assert missing[0] == "NotAuthorizedException" and "SECRET_HASH was not received" in missing[1]
+    wrong = error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="backend",
+        AuthParameters={
+            "USERNAME": "a@example.com",
+            "PASSWORD": PASSWORD,
+            "SECRET_HASH": secret_hash("a@example.com", "backend", "not-the-secret-0123"),
+        },
+    )
+    assert wrong == ("NotAuthorizedException", "Unable to verify secret hash for client backend")
+
+
+async def test_a_client_with_a_secret_signs_in_with_its_secret_hash(pool: GatewayServer) -> None:
+    email = f"b{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    answer = idp(pool).initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="backend",
+        AuthParameters={
+            "USERNAME": email,
+            "PASSWORD": PASSWORD,
+            "SECRET_HASH": secret_hash(email, "backend", "backend-secret-0123456789"),
+        },
+    )
+    assert "AccessToken" in answer["AuthenticationResult"]
+
+
+async def test_totp_setup_during_sign_in_then_software_token_mfa(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"m{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    signed_in = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+    # The signed-in user turns on an authenticator app.
+    secret = client.associate_software_token(AccessToken=signed_in["AccessToken"])["SecretCode"]
+    assert (
+        error_of(
+            client.verify_software_token, AccessToken=signed_in["AccessToken"], UserCode="000000"
+        )[0]
+        == "CodeMismatchException"
+    )
+    # (The previous step's code: each step's code counts once, and the sign-in below uses
+    # the current one.)
+    verified = client.verify_software_token(
+        AccessToken=signed_in["AccessToken"],
+        UserCode=pyotp.TOTP(secret).at(time.time() - 30),
+    )
+    in_model("VerifySoftwareToken", verified)
+    # The next sign-in asks for its code: a wrong one keeps the Session for another try.
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    in_model("InitiateAuth", started)
+    assert started["ChallengeName"] == "SOFTWARE_TOKEN_MFA"
+    assert "AuthenticationResult" not in started
+    responses = {"USERNAME": email, "SOFTWARE_TOKEN_MFA_CODE": "000000"}
+    mismatch = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="mobileapp",
+        ChallengeName="SOFTWARE_TOKEN_MFA",
+        Session=started["Session"],
+        ChallengeResponses=responses,
+    )
+    assert mismatch == ("CodeMismatchException", "Invalid code received for user")
+    done = client.respond_to_auth_challenge(
+        ClientId="mobileapp",
+        ChallengeName="SOFTWARE_TOKEN_MFA",
+        Session=started["Session"],
+        ChallengeResponses={**responses, "SOFTWARE_TOKEN_MFA_CODE": pyotp.TOTP(secret).now()},
+    )
+    in_model("RespondToAuthChallenge", done)
+    assert "IdToken" in done["AuthenticationResult"]
+    replayed = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="mobileapp",
+        ChallengeName="SOFTWARE_TOKEN_MFA",
+        Session=started["Session"],
+        ChallengeResponses=responses,
+    )
+    assert replayed == (
+        "NotAuthorizedException",
+        "Invalid session for the user, session is expired.",
+    )
+
+
+async def test_mfa_setup_while_signing_in(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"s{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="strict",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    assert started["ChallengeName"] == "MFA_SETUP" and "AuthenticationResult" not in started
+    assert started["ChallengeParameters"]["MFAS_CAN_SETUP"] == '["SOFTWARE_TOKEN_MFA"]'
+    # Not set up yet: the challenge cannot be answered (D36: a password alone gets nothing).
+    early = client.associate_software_token(Session=started["Session"])
+    in_model("AssociateSoftwareToken", early)
+    premature = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="strict",
+        ChallengeName="MFA_SETUP",
+        Session=early["Session"],
+        ChallengeResponses={"USERNAME": email},
+    )
+    assert premature[0] == "NotAuthorizedException"
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="strict",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    associated = client.associate_software_token(Session=started["Session"])
+    totp = pyotp.TOTP(associated["SecretCode"])
+    wrong = error_of(client.verify_software_token, Session=associated["Session"], UserCode="000000")
+    assert wrong[0] == "EnableSoftwareTokenMFAException"
+    verified = client.verify_software_token(Session=associated["Session"], UserCode=totp.now())
+    assert verified["Status"] == "SUCCESS"
+    done = client.respond_to_auth_challenge(
+        ClientId="strict",
+        ChallengeName="MFA_SETUP",
+        Session=verified["Session"],
+        ChallengeResponses={"USERNAME": email},
+    )
+    assert "AccessToken" in done["AuthenticationResult"]
+    reused = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="strict",
+        ChallengeName="MFA_SETUP",
+        Session=verified["Session"],
+        ChallengeResponses={"USERNAME": email},
+    )
+    assert reused[0] == "NotAuthorizedException"
+
+
+async def test_forgot_password_with_the_e_mailed_code(
+    pool: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    client = idp(pool)
+    email = await signed_up(pool, mailbox)
+    sent = client.forgot_password(ClientId="mobileapp", Username=email)
+    in_model("ForgotPassword", sent)
+    code = code_in(await mailbox[0].next_for(email, 1))  # after the sign-up's
+    weak = error_of(
+        client.confirm_forgot_password,
+        ClientId="mobileapp",
+        Username=email,
+        ConfirmationCode=code,
+        Password="short",
+    )
+    assert weak[0] == "InvalidPasswordException"
+    client.confirm_forgot_password(
+        ClientId="mobileapp", Username=email, ConfirmationCode=code, Password="a new passphrase!"
+    )
+    answer = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": "a new passphrase!"},
+    )
+    assert "AccessToken" in answer["AuthenticationResult"]
+    # Unknown accounts get the same answer.
+    assert "CodeDeliveryDetails" in client.forgot_password(
+        ClientId="mobileapp", Username="nobody@example.com"
+    )
+
+
+async def test_bad_bodies_are_aws_errors(pool: GatewayServer) -> None:
+    import httpx
+
+    headers = {
+        "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    async with httpx.AsyncClient(base_url=pool.url) as http:
+        for body in (b"{not json", b"[]", b'{"AuthFlow": 3, "ClientId": "mobileapp"}'):
+            answer = await http.post("/", content=body, headers=headers)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["__type"] in {
+                "SerializationException",
+                "InvalidParameterException",
+            }
+        unknown = await http.post(
+            "/",
+            content=b"{}",
+            headers={**headers, "X-Amz-Target": "AWSCognitoIdentityProviderService.Nope"},
+        )
+        assert unknown.json()["__type"] == "UnknownOperationException"
+
+
+def secret_hash(username: str, client_id: str, secret: str) -> str:
+    digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
