@@ -52,6 +52,8 @@ from gateway.ratelimit import Limit, RateLimited
 from gateway.users.directory import User, normalize_email
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from gateway.services import Services
     from gateway.sessions import Session
     from gateway.store import Write
@@ -87,10 +89,30 @@ async def password(
     secret: str,
     ctx: Context,
 ) -> NeedsVerification | SecondFactorDue | Done:
-    """A username (or e-mail) and password. Limits are checked before any password work and
-    counted per failure, the same for existing and unknown accounts (no enumeration through the
-    limiter either); unknown users, wrong passwords and disabled accounts get one answer."""
-    account = normalize_email(email)
+    """A username (or e-mail) and password, checked by a password connector."""
+
+    async def prove() -> UpstreamIdentity | None:
+        return await connector.login(email, secret) if email and secret else None
+
+    return await first_factor(
+        services, flow, connector.id, connector.type == "local", email, prove, ctx
+    )
+
+
+async def first_factor(
+    services: Services,
+    flow: Flow,
+    connector_id: str,
+    local: bool,
+    account: str,
+    prove: Callable[[], Awaitable[UpstreamIdentity | None]],
+    ctx: Context,
+) -> NeedsVerification | SecondFactorDue | Done:
+    """A password, or a proof of it (SRP): `prove` answers who it proves, or None. Limits are
+    checked before any password work and counted per failure, the same for existing and
+    unknown accounts (no enumeration through the limiter either); unknown users, wrong
+    passwords and disabled accounts get one answer."""
+    account = normalize_email(account)
     config = services.settings.rate_limits
     checks = [
         (Limit("login-account", config.login_per_account, config.window), account),
@@ -99,16 +121,16 @@ async def password(
     try:
         await services.limiter.check(checks)
     except RateLimited as exc:
-        await outcome(services, connector.id, "limited", account=account, ip=ctx.ip)
+        await outcome(services, connector_id, "limited", account=account, ip=ctx.ip)
         raise TooManyAttempts(exc.retry_after) from None
-    upstream = await connector.login(email, secret) if email and secret else None
+    upstream = await prove()
     if upstream is None:
-        await outcome(services, connector.id, "failure", account=account, ip=ctx.ip)
+        await outcome(services, connector_id, "failure", account=account, ip=ctx.ip)
         await services.limiter.fail(checks)
         raise IncorrectPassword
     if (
         services.settings.user_pool.requires_verification
-        and connector.type == "local"
+        and local
         and upstream.claims.get("email_verified") is not True
     ):
         # The password was right, but the address was never proven: prove it first.
