@@ -22,8 +22,15 @@ def routes(services: Services, documents: Documents) -> list[BaseRoute]:
     from gateway.op.common import oauth_route
 
     return [
-        Route("/.well-known/openid-configuration", discovery.configuration(documents)),
-        Route("/.well-known/jwks.json", discovery.jwks(documents)),
+        *(
+            Route(
+                path,
+                discovery.jwks(documents)
+                if which == "jwks"
+                else discovery.configuration(documents),
+            )
+            for path, which in documents.paths.items()
+        ),
         Route("/oauth2/authorize", authorize.endpoint(services), methods=["GET", "POST"]),
         # Browser apps call these three (CORS for their clients' allowed origins).
         oauth_route("/oauth2/token", token.endpoint(services), ["POST"], services.clients),

@@ -110,6 +110,9 @@ class Documents:
         }
         self._source: Any = None
         self._jwks = b""
+        # Also where tools that build Cognito-shaped URLs look: <issuer>/<pool id>/.well-known/…
+        pool = f"/{services.settings.user_pool_id}"
+        self.paths = {**PATHS, **{pool + path: which for path, which in PATHS.items()}}
 
     @property
     def jwks(self) -> bytes:
@@ -152,14 +155,15 @@ class StaticDocuments:
     def __init__(self, app: ASGIApp, documents: Documents) -> None:
         self.app = app
         self.documents = documents
-        self._routes = {path: _Route(path) for path in PATHS}
+        self._paths = documents.paths
+        self._routes = {path: _Route(path) for path in self._paths}
         self._heads = {
             "configuration": _encoded(documents.configuration_headers),
             "jwks": _encoded(documents.jwks_headers),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        which = PATHS.get(scope["path"]) if scope["type"] == "http" else None
+        which = self._paths.get(scope["path"]) if scope["type"] == "http" else None
         if which is None or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return

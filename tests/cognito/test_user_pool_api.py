@@ -404,3 +404,16 @@ async def test_bad_bodies_are_aws_errors(pool: GatewayServer) -> None:
 def secret_hash(username: str, client_id: str, secret: str) -> str:
     digest = hmac.new(secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
+
+
+async def test_keys_and_discovery_where_cognito_shaped_urls_look(pool: GatewayServer) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=pool.url) as http:
+        plain = await http.get("/.well-known/jwks.json")
+        shaped = await http.get("/eu-west-1_TestPool1/.well-known/jwks.json")
+        assert shaped.status_code == 200 and shaped.json() == plain.json()
+        config = await http.get("/eu-west-1_TestPool1/.well-known/openid-configuration")
+        assert config.json()["issuer"] == pool.url  # the one issuer every token carries
+        other = await http.get("/eu-west-1_OtherPool/.well-known/jwks.json")
+        assert other.status_code == 404
