@@ -27,8 +27,8 @@ as `pad_hex(salt)` or pycognito and the JavaScript client would hash different b
 with leading zero bytes. SRP_A arrives as bare hex (`aValue.toString(16)`: no padding); read it
 with `parse_hex`, never `int(text, 16)`, which takes "0x", "+", "-", "_" and spaces.
 
-Exponentiation is GMP's (gmpy2): 7-8x Python's `pow` on 3072-bit numbers, which is the whole
-cost of a sign-in (bench/srp.py measures both).
+Exponentiation is GMP's (gmpy2): 6-9x Python's `pow` on 3072-bit numbers, which is the whole
+cost of a sign-in (bench/srp.py measures both); constant time where the secret is long-lived.
 """
 
 from __future__ import annotations
@@ -92,7 +92,16 @@ _HEX: Final = re.compile(r"[0-9a-fA-F]+")
 
 
 def _powmod(base: int, exponent: int, modulus: int) -> int:
+    """Variable time, for the single-use b: a timing measurement of one sign-in says little
+    about its b, and the next sign-in has another."""
     return int(gmpy2.powmod(base, exponent, modulus))
+
+
+def _powmod_sec(base: int, exponent: int, modulus: int) -> int:
+    """Constant time (GMP's mpz_powm_sec), for the long-lived secrets: x, the password's
+    exponent, and v, raised to a u an attacker can vary sign-in after sign-in (a fixed
+    secret timed over many queries is what timing attacks need). ~1.5-2x `_powmod`'s cost."""
+    return int(gmpy2.powmod_sec(base, exponent, modulus))
 
 
 def pad_hex(value: int) -> str:
@@ -149,7 +158,7 @@ def password_verifier(pool_name: str, user_id_for_srp: str, password: str, salt:
     """
     inner = _hash(f"{pool_name}{user_id_for_srp}:{password}".encode())
     x = int.from_bytes(_hash(bytes.fromhex(pad_hex(salt)) + inner), "big")
-    return _powmod(G, x, N)
+    return _powmod_sec(G, x, N)
 
 
 def new_verifier(pool_name: str, user_id_for_srp: str, password: str) -> tuple[int, int]:
@@ -222,7 +231,7 @@ def password_key(verifier: int, b: int, big_b: int, big_a: int) -> bytes | None:
     u = _hash_int(big_a, big_b)
     if u == 0:  # the clients refuse it too ("U cannot be zero")
         return None
-    s = _powmod(big_a * _powmod(verifier, u, N) % N, b, N)
+    s = _powmod(big_a * _powmod_sec(verifier, u, N) % N, b, N)
     # HKDF (RFC 5869) with L = 16 is its first block cut short: one extract, one expand.
     prk = hmac.new(bytes.fromhex(pad_hex(u)), bytes.fromhex(pad_hex(s)), hashlib.sha256).digest()
     return hmac.new(prk, INFO + b"\x01", hashlib.sha256).digest()[:16]
