@@ -66,8 +66,8 @@ SECRET_BITS: Final = 384
 """The size of the server's ephemeral b. N is a safe prime, so a short exponent costs an attacker
 the square root of its range (Pollard's kangaroo): NIST SP 800-56A rev. 3 §5.6.1.1.1 asks for
 at least 2 × 128 = 256 bits for this group's 128-bit strength, RFC 7919 §5.2 at least 275 and
-RFC 3526 §8 260 to 400; 384 clears them all and costs ~20% over 256 (the client's a is 1024
-bits, but its cost is the client's)."""
+RFC 3526 §8 260 to 400; 384 clears them all for ~25% fewer sign-ins per core than 256
+(bench/srp.py --secret-bits). The client's a is 1024 bits, but that cost is the client's."""
 
 TIMESTAMP_WINDOW: Final = 300.0
 """How far (seconds) the client's TIMESTAMP may be from our clock, either way. Replay is already
@@ -107,7 +107,7 @@ def _powmod_sec(base: int, exponent: int, modulus: int) -> int:
 def pad_hex(value: int) -> str:
     """AuthenticationHelper.padHex for the non-negative integers SRP hashes: even-length hex,
     with "00" in front when the first nibble has its high bit set (the two's-complement bytes
-    of Java's BigInteger.toByteArray, which Cognito's server hashes).
+    of Java's BigInteger.toByteArray, the JavaScript source says).
 
     The JavaScript version also encodes negative numbers (two's complement), but nothing SRP
     hashes is ever negative: A, B, u and the salt are positive and S is reduced mod N (the

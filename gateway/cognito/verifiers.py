@@ -42,9 +42,9 @@ class SrpVerifier:
 class SrpVerifiers:
     """Derive, keep and forget users' SRP verifiers::
 
-        verifiers = SrpVerifiers(store, sealer)
-        await verifiers.set(user_id, srp.pool_name_of(pool_id), username, password)
-        record = await verifiers.get(user_id)
+    verifiers = SrpVerifiers(store, sealer)
+    await verifiers.set(user_id, srp.pool_name_of(pool_id), username, password)
+    record = await verifiers.get(user_id)
     """
 
     def __init__(self, store: Store, sealer: Sealer) -> None:
