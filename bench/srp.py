@@ -2,7 +2,7 @@
 (SRP_B) plus `srp.verify` (S, the HKDF, the claim HMAC) per sign-in, on one core, with no I/O.
 It is the ceiling for the wire API's USER_SRP_AUTH (bench target: ≥ 0.8× this rate).
 
-Each engine runs the same code (`gateway.cognito.srp`, its `_powmod` and `_powmod_sec`
+Each engine runs the same code (`gateway.users.srp`, its `_powmod` and `_powmod_sec`
 swapped): Python's `pow` for both; "gmpy2", what the gateway runs (GMP's `powmod` for the
 exponentiations by the single-use b, constant-time `powmod_sec` for v^u); and GMP's `powmod` or
 `powmod_sec` for all three, to show what the choice costs.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import gmpy2  # noqa: E402
 from pycognito.aws_srp import AWSSRP  # noqa: E402
 
-from gateway.cognito import srp  # noqa: E402
+from gateway.users import srp  # noqa: E402
 
 POOL_ID = "eu-west-1_BenchPool"
 USER = "bench-user"

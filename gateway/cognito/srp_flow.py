@@ -1,4 +1,4 @@
-"""USER_SRP_AUTH over the login machine (filled in with gateway.cognito.srp)."""
+"""USER_SRP_AUTH over the login machine (filled in with gateway.users.srp)."""
 
 from __future__ import annotations
 

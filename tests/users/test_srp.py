@@ -26,7 +26,7 @@ import gmpy2
 import pytest
 from pycognito.aws_srp import AWSSRP, N_HEX, calculate_u, compute_hkdf, hex_to_long, pad_hex
 
-from gateway.cognito import srp
+from gateway.users import srp
 
 POOL_ID = "eu-west-1_AbC123xyZ"
 POOL = "AbC123xyZ"

@@ -1,5 +1,5 @@
 """Each user's SRP salt and verifier for USER_SRP_AUTH, sealed at rest. The arithmetic lives in
-`gateway.cognito.srp`; when a verifier is (re)derived — sign-up, password change or reset,
+`gateway.users.srp`; when a verifier is (re)derived — sign-up, password change or reset,
 admin set-password, a password sign-in of an account that has none — is the caller's business.
 
 The record `srp-verifier:{user_id}` is sealed (AES-GCM under the master key, bound to its key
@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gateway.cognito import srp
 from gateway.crypto import Sealer
 from gateway.store import Store
+from gateway.users import srp
 
 PURPOSE = "srp-verifier"
 

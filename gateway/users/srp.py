@@ -1,6 +1,6 @@
 """The server side of SRP-6a exactly as Amazon Cognito runs it for USER_SRP_AUTH: pure
 functions, no I/O, no clock (callers pass `now`). The wire API, sessions and the verifier store
-live elsewhere (`gateway.cognito.verifiers` keeps salts and verifiers sealed).
+live elsewhere (`gateway.users.srp_verifiers` keeps salts and verifiers sealed).
 
 The formulas are the clients', read in amazon-cognito-identity-js 6.3.21
 (`src/AuthenticationHelper.js`, `src/CognitoUser.js` authenticateUserDefaultAuth,

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.cognito import srp
-from gateway.cognito.verifiers import SrpVerifiers
 from gateway.crypto import Sealer
 from gateway.store import Store, open_store
+from gateway.users import srp
+from gateway.users.srp_verifiers import SrpVerifiers
 from tests.helpers import RedisServer
 
 POOL = srp.pool_name_of("eu-west-1_AbC123xyZ")
