@@ -457,3 +457,22 @@ async def test_a_result_page_needs_the_browser_that_decided(gw: GatewayServer) -
             assert page.status_code == 200
             assert "Device connected" not in page.text and "Request denied" not in page.text
             assert 'name="user_code"' in page.text  # the code form instead
+
+
+async def test_the_device_pages_speak_french(http: httpx.AsyncClient) -> None:
+    french = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
+    form = await http.get("/device", headers=french)
+    assert '<html lang="fr">' in form.text
+    assert "<title>Connecter un appareil" in form.text
+    assert "Saisissez le code qu’affiche votre appareil." in form.text
+    start = (await http.post("/oauth2/device_authorization", data={"client_id": "cli"})).json()
+    confirm = await http.get("/device", params={"user_code": start["user_code"]}, headers=french)
+    assert confirm.status_code == 200
+    for text in (
+        "Cognate CLI demande à se connecter en votre nom sur un appareil.",
+        "Vérifiez que ce code est bien celui qu’affiche votre appareil :",
+        ">Approuver</button>",
+        ">Refuser</button>",
+    ):
+        assert text in confirm.text, text
+    assert "Approve" not in confirm.text and "Deny" not in confirm.text
