@@ -160,5 +160,6 @@ def test_every_device_page_string_is_in_french() -> None:
     catalogue = json.loads((root / "ui" / "locales" / "fr.json").read_text())
     strings = device_page_strings()
     # The extraction itself found the page: its headings, its buttons, its error messages.
-    assert {"Connect a device", "Approve", "Too many attempts", "Choose Approve or Deny."} <= strings
+    expected = {"Connect a device", "Approve", "Too many attempts", "Choose Approve or Deny."}
+    assert expected <= strings
     assert sorted(strings - catalogue.keys()) == []
