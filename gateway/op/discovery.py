@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.op.common import Handler
 from gateway.services import Services
-from gateway.settings import DEVICE_CODE_GRANT, GRANT_TYPES
+from gateway.settings import GRANT_TYPES
 
 JWKS_MAX_AGE = 300
 
@@ -24,8 +24,6 @@ def metadata(services: Services) -> dict[str, Any]:
     """The discovery document."""
     issuer = services.settings.issuer
     keys = services.settings.keys
-    # No device grant in sidecar mode (`gateway.op.device_routes`).
-    device = services.settings.sidecar is None
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",
@@ -34,16 +32,12 @@ def metadata(services: Services) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
-        **(
-            {"device_authorization_endpoint": f"{issuer}/oauth2/device_authorization"}
-            if device
-            else {}
-        ),
+        "device_authorization_endpoint": f"{issuer}/oauth2/device_authorization",
         "end_session_endpoint": f"{issuer}/oauth2/logout",
         "scopes_supported": ["openid", "email", "profile", "phone", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [g for g in GRANT_TYPES if device or g != DEVICE_CODE_GRANT],
+        "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [keys.id_token_alg],
         "token_endpoint_auth_methods_supported": [

@@ -2,8 +2,9 @@
 
 Every request that is not for the gateway itself (its reserved paths: `/oauth2/*`, `/login*`,
 `/signup*`, `/forgot*`, `/logout`, `/account/*`, `/saml/*`, `/static/*`, `/theme.css`,
-`/.well-known/*`, `/cognito-identity`, `/credentials`, `/metrics`, `/_cognate/*`) goes to the
-upstream app — after the same decision as forward-auth
+`/.well-known/*`, `/cognito-identity`, `/credentials`, `/metrics`, `/_cognate/*`, and
+`/device` exactly — the device grant's page, GET and POST; `/devices` or `/device/1` stay the
+app's) goes to the upstream app — after the same decision as forward-auth
 (`proxy.decide`): signed in and allowed by the route policies, or a redirect to sign-in
 (browser), a 401 (API) or a 403.
 
@@ -67,6 +68,7 @@ RESERVED = (
     "/credentials",
     "/metrics",
     "/_cognate/",
+    "/device",  # exact: the device grant's page (RFC 8628 verification_uri)
 )
 # The gateway's own probes in sidecar mode (the app keeps /healthz and /readyz): what the Helm
 # chart's probes ask for.
@@ -311,8 +313,13 @@ def write_token_file(path: Path) -> str:
 
 def routes(services: Services, config: SidecarSettings) -> tuple[list[BaseRoute], SidecarProxy]:
     """The sidecar's own routes and the catch-all proxy (mounted last, so gateway paths win)."""
+    from gateway.ui.device import device_page
+
     proxy = SidecarProxy(services, config)
-    found: list[BaseRoute] = []
+    # The device grant's page is the gateway's here too: verification_uri names it, and a
+    # user typing their code must reach the gateway, not the app (the hosted pages leave it
+    # out in sidecar mode, so it is mounted here, with the other sidecar-only routes).
+    found: list[BaseRoute] = [Route("/device", device_page(services), methods=["GET", "POST"])]
     if config.credentials is not None:
         found.append(container_credentials(services, config))
     found.append(Mount("", app=proxy, max_body_size=config.max_body_size))
