@@ -259,7 +259,10 @@ def token_exchange_grant(services: Services) -> GrantHandler:
             identity_id = await _identity(
                 services, provider_name(workload.issuer), workload.subject
             )
-            await services.audit.record(
+            # Not waited for, as the token endpoint's own token.issued (batched, held through
+            # outages, never lost quietly): the answer does not depend on it. Refusals above
+            # are still written before they are answered.
+            services.audit.defer(
                 "token_exchange.accepted",
                 client_id=client.client_id,
                 rule=workload.rule,
