@@ -88,13 +88,18 @@ def wrk(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    result: dict[str, Any] = {
         "rps": rps,
         "requests": total,
         "errors": int(non2xx.group(1)) if non2xx else 0,
         "p50_ms": _latency(out, "50%"),
         "p99_ms": _latency(out, "99%"),
     }
+    # Scripts that look at the answers (counted.lua, exchange_pair.lua) print what they saw.
+    counted = re.findall(r"^counted (\S+): (\d+)$", out, re.MULTILINE)
+    if counted:
+        result["counts"] = {name: int(n) for name, n in counted}
+    return result
 
 
 Scenario = tuple[str, str, list[str] | None]  # name, URL, wrk script + its arguments

@@ -1,7 +1,8 @@
 """Every benchmark of the project in one go, against one bare-Starlette baseline measured in
 the same run: OP (discovery, JWKS, client_credentials, code exchange, refresh), identity pools
 (GetId, cached credentials), edges (forward-auth, password sign-in, with the raw argon2id rate),
-federation (upstream OIDC callbacks). SAML ACS validations: bench/saml.py.
+federation (upstream OIDC callbacks), terminals and workloads (device polling, token exchange
+to AWS credentials). SAML ACS validations: bench/saml.py.
 Prints a table and writes bench/results/all.json and bench/results/all.png.
 
     bench/run [--duration 5] [--connections 8]
@@ -17,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import edge, federation, identity, oidc  # noqa: E402
+from bench import edge, federation, identity, oidc, workloads  # noqa: E402
 from bench.harness import BASELINE, need_wrk, report  # noqa: E402
 
 
@@ -61,6 +62,7 @@ def main() -> int:
     results |= oidc.run(args.duration, args.connections, baseline=False)
     results |= identity.run(args.duration, args.connections, baseline=False)
     results |= federation.run(args.duration, args.connections, baseline=False)
+    results |= workloads.run(args.duration, args.connections, baseline=False)
     ordered = {BASELINE: results.pop(BASELINE), **results}
     report(
         ordered,

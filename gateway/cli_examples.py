@@ -78,6 +78,10 @@ COMMAND_EXAMPLES: dict[str, list[str]] = {
     "keys rotate": ["cognate keys rotate                next key becomes current"],
     "login": [
         "cognate login --issuer https://auth.example.com --client-id cli",
+        "cognate login --issuer https://auth.example.com --client-id cli --no-browser"
+        "   # over SSH, in a container",
+        "cognate login --issuer https://auth.example.com --client-id cli --browser"
+        "      # never the device flow",
     ],
     "aws-credentials": [
         "cognate aws-credentials --pool us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",

@@ -1,13 +1,21 @@
 """Client-side commands: a terminal signs in to *any* Cognate and turns that into AWS
 credentials. They talk to the gateway over HTTP only (no settings, no store).
 
-    cognate login --issuer URL --client-id ID [--scope S]
+    cognate login --issuer URL --client-id ID [--scope S] [--browser | --no-browser]
     cognate aws-credentials --pool ID [--role ARN]
 
-`login` runs the device grant (RFC 8628): it prints where to approve and the code, polls as
-the RFC asks (`interval`, +5 s on slow_down), and keeps the refresh token in the user's cache
-directory (`$XDG_CACHE_HOME/cognate/login.json`, else `~/.cache/cognate/`), readable by the
-user alone (0600 in a 0700 directory).
+`login` signs in one of two ways, and keeps the refresh token in the user's cache directory
+(`$XDG_CACHE_HOME/cognate/login.json`, else `~/.cache/cognate/`), readable by the user alone
+(0600 in a 0700 directory):
+
+- in this machine's browser (RFC 8252, native apps): it listens on 127.0.0.1 on a port the OS
+  picks, opens the authorization URL (code flow, PKCE S256, a fresh `state`, redirect
+  `http://127.0.0.1:<port>/callback`: the gateway ignores the port of a native client's
+  loopback redirect), and at the callback checks `state` and `iss` (RFC 9207) before it
+  redeems the code. The default when a browser can open here (`$BROWSER`, a desktop session,
+  macOS, Windows), else
+- the device grant (RFC 8628): it prints where to approve and the code, and polls as the RFC
+  asks (`interval`, +5 s on slow_down). The way for SSH sessions and containers.
 
 `aws-credentials` is an AWS `credential_process`: it refreshes (the rotated refresh token is
 written back before anything else), asks the issuer's Cognito Identity API for the identity and
@@ -23,17 +31,24 @@ once would look like replay to the gateway, which then revokes the whole family.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
+import hashlib
+import hmac
+import html
 import json
 import os
+import secrets
 import sys
 import time
-from collections.abc import Iterator
+import webbrowser
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -41,6 +56,22 @@ COMMANDS = ("login", "aws-credentials")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 EARLY = 300  # refresh cached AWS credentials this long before they expire
 TIMEOUT = 30.0
+BROWSER_WAIT = 300.0  # seconds a browser sign-in may take by default
+CALLBACK = "/callback"  # the loopback redirect's path: register http://127.0.0.1/callback
+
+LOGIN_HOW = """\
+Sign in this terminal and cache the refresh token (0600, in your cache directory) for
+aws-credentials.
+
+By default in this machine's browser when one can open here ($BROWSER is set, a desktop
+session on Linux, or macOS/Windows outside SSH): cognate listens on 127.0.0.1 on a free port
+and opens the sign-in page, which hands its answer back to that port. Otherwise, or with
+--no-browser, the device flow: open the printed address on any device (a phone, a laptop)
+and enter the code shown. The browser sign-in needs the client registered with
+    token_endpoint_auth_method: none
+    grant_types: [authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_code]
+    redirect_uris: [http://127.0.0.1/callback]     # any port is accepted (RFC 8252)
+and falls back to the device flow (unless --browser) when the issuer refuses it."""
 
 
 class ClientError(Exception):
@@ -51,13 +82,36 @@ def add_commands(sub: Any) -> None:
     """Register `login` and `aws-credentials` on the `cognate` parser's subcommands."""
     login = sub.add_parser(
         "login",
-        help="sign this terminal in (device flow) and keep the refresh token",
-        description="Sign in through the issuer's /device page on any browser; the refresh "
-        "token is cached (0600) in your cache directory for aws-credentials.",
+        help="sign this terminal in (browser or device flow) and keep the refresh token",
+        description=LOGIN_HOW,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # examples: gateway.cli_examples
     )
     login.add_argument("--issuer", required=True, help="the Cognate issuer URL")
-    login.add_argument("--client-id", required=True, help="a client with the device grant")
+    login.add_argument("--client-id", required=True, help="a public client of the issuer")
     login.add_argument("--scope", default="openid email offline_access", help="scopes to ask")
+    how = login.add_mutually_exclusive_group()
+    how.add_argument(
+        "--browser",
+        dest="browser",
+        action="store_const",
+        const=True,
+        default=None,
+        help="sign in in this machine's browser (loopback redirect), never the device flow",
+    )
+    how.add_argument(
+        "--no-browser",
+        dest="browser",
+        action="store_const",
+        const=False,
+        help="use the device flow: approve on any device at the printed address",
+    )
+    login.add_argument(
+        "--timeout",
+        type=float,
+        default=BROWSER_WAIT,
+        metavar="SECONDS",
+        help=f"how long to wait for the browser sign-in (default {BROWSER_WAIT:g})",
+    )
     creds = sub.add_parser(
         "aws-credentials",
         help="print AWS credential_process JSON for the signed-in user",
@@ -71,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one client command; errors are one line on stderr and exit status 1."""
     try:
         if args.command == "login":
-            return login(args.issuer.rstrip("/"), args.client_id, args.scope)
+            issuer = args.issuer.rstrip("/")
+            return login(issuer, args.client_id, args.scope, args.browser, args.timeout)
         return aws_credentials(args.pool, args.role)
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -146,28 +201,42 @@ def _metadata(http: httpx.Client, issuer: str) -> dict[str, Any]:
     meta: dict[str, Any] = _json(http.get(f"{issuer}/.well-known/openid-configuration"))
     if meta.get("issuer") != issuer:
         raise ClientError(f"{issuer} is not an issuer (its discovery names another)")
-    if "device_authorization_endpoint" not in meta:
-        raise ClientError(f"{issuer} offers no device authorization")
     return meta
 
 
-def login(issuer: str, client_id: str, scope: str) -> int:
-    """The device grant, then the refresh token into the cache."""
+def browser_available() -> bool:
+    """Can a browser open on this machine, for the user at this terminal? `$BROWSER` says so
+    explicitly; on Linux a desktop session does (over plain SSH there is none, and Python's
+    fallback would be a text browser taking over the terminal); macOS and Windows have one
+    unless we are in an SSH session, where it would open on a screen nobody looks at."""
+    if os.environ.get("BROWSER"):
+        return True
+    if sys.platform in ("darwin", "win32"):
+        return not os.environ.get("SSH_CONNECTION")
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def login(
+    issuer: str,
+    client_id: str,
+    scope: str,
+    browser: bool | None = None,
+    timeout: float = BROWSER_WAIT,
+) -> int:
+    """Sign in (`browser`: True this machine's browser, False the device flow, None the
+    browser when one can open here), then the refresh token into the cache."""
     with httpx.Client(timeout=TIMEOUT) as http:
         meta = _metadata(http, issuer)
-        start = http.post(
-            meta["device_authorization_endpoint"], data={"client_id": client_id, "scope": scope}
-        )
-        body = _json(start)
-        if start.status_code != 200:
-            raise ClientError(f"{body.get('error')}: {body.get('error_description', '')}")
-        print(
-            f"To sign in, open {body['verification_uri']} and enter the code {body['user_code']}\n"
-            f"  (or open {body.get('verification_uri_complete', body['verification_uri'])})",
-            file=sys.stderr,
-            flush=True,
-        )
-        tokens = _poll(http, meta["token_endpoint"], client_id, body)
+        has_device = "device_authorization_endpoint" in meta
+        tokens = None
+        if browser is True or (browser is None and browser_available()):
+            # Without a device endpoint there is nothing to fall back on: the browser it is.
+            strict = browser is True or not has_device
+            tokens = _loopback_login(http, meta, client_id, scope, timeout, strict)
+        if tokens is None:
+            if not has_device:
+                raise ClientError(f"{issuer} offers no device authorization")
+            tokens = _device_login(http, meta, client_id, scope)
     if "refresh_token" not in tokens:
         raise ClientError("no refresh token: the client needs the refresh_token grant")
     with _locked():
@@ -182,6 +251,25 @@ def login(issuer: str, client_id: str, scope: str) -> int:
         )
     print(f"Signed in to {issuer}.", file=sys.stderr)
     return 0
+
+
+def _device_login(
+    http: httpx.Client, meta: dict[str, Any], client_id: str, scope: str
+) -> dict[str, Any]:
+    """RFC 8628: show the code and where to enter it, then poll until the user decides."""
+    start = http.post(
+        meta["device_authorization_endpoint"], data={"client_id": client_id, "scope": scope}
+    )
+    body = _json(start)
+    if start.status_code != 200:
+        raise ClientError(f"{body.get('error')}: {body.get('error_description', '')}")
+    print(
+        f"To sign in, open {body['verification_uri']} and enter the code {body['user_code']}\n"
+        f"  (or open {body.get('verification_uri_complete', body['verification_uri'])})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return _poll(http, meta["token_endpoint"], client_id, body)
 
 
 def _poll(
@@ -208,6 +296,222 @@ def _poll(
         elif error != "authorization_pending":
             raise ClientError(f"sign-in failed: {error}: {body.get('error_description', '')}")
     raise ClientError("sign-in failed: the code expired")
+
+
+# -- the browser sign-in (RFC 8252) ----------------------------------------------------
+
+
+def _loopback_login(
+    http: httpx.Client,
+    meta: dict[str, Any],
+    client_id: str,
+    scope: str,
+    timeout: float,
+    strict: bool,
+) -> dict[str, Any] | None:
+    """The code flow through this machine's browser, answered on a loopback port: the tokens,
+    or None when (not `strict`) the device flow should take over — the issuer refuses this
+    client a browser sign-in, or no browser opened."""
+    verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636 §4.1: 43-128)
+    challenge = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+    state = secrets.token_urlsafe(24)
+    issuer = str(meta["issuer"])
+
+    def redeem(code: str, redirect_uri: str) -> dict[str, Any]:
+        answer = http.post(
+            meta["token_endpoint"],
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": client_id,
+                "code_verifier": verifier,
+            },
+        )
+        body: dict[str, Any] = _json(answer)
+        if answer.status_code != 200:
+            raise ClientError(
+                f"sign-in failed: {body.get('error')}: {body.get('error_description', '')}"
+            )
+        return body
+
+    # Bound to the loopback address only: nothing off this machine can reach the listener.
+    with _Listener(
+        state, issuer, bool(meta.get("authorization_response_iss_parameter_supported")), redeem
+    ) as listener:
+        redirect_uri = listener.redirect_uri
+        url = (
+            str(meta["authorization_endpoint"])
+            + "?"
+            + urlencode(
+                {
+                    "response_type": "code",
+                    "client_id": client_id,
+                    "redirect_uri": redirect_uri,
+                    "scope": scope,
+                    "state": state,
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                }
+            )
+        )
+        refusal = _refused(http, url, redirect_uri)
+        if refusal is not None:
+            if strict:
+                raise ClientError(refusal)
+            print(f"No browser sign-in ({refusal}); using the device flow.", file=sys.stderr)
+            return None
+        print(
+            f"Opening your browser to sign in. If it does not open, visit:\n  {url}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if not webbrowser.open(url):
+            if not strict:
+                print("No browser opened; using the device flow.", file=sys.stderr)
+                return None
+            print("No browser opened: open the address above yourself.", file=sys.stderr)
+        return listener.wait(timeout)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _refused(http: httpx.Client, url: str, redirect_uri: str) -> str | None:
+    """Ask the authorization endpoint ourselves first, so a client the issuer will not let
+    sign in here ends in a message on this terminal, not an error page in a browser tab while
+    we wait. None: it goes on to sign-in."""
+    answer = http.get(url, follow_redirects=False)
+    location = answer.headers.get("location", "")
+    if answer.is_redirect and location.startswith(redirect_uri + "?"):
+        # An error sent back to us (RFC 6749 §4.1.2.1): unauthorized_client, invalid_scope…
+        error = parse_qs(urlsplit(location).query)
+        return (
+            f"the issuer refused: {error.get('error', ['?'])[0]}: "
+            f"{error.get('error_description', [''])[0]}"
+        )
+    if answer.is_redirect:
+        return None
+    return (
+        f"the issuer refused the sign-in page ({answer.status_code}): the client needs "
+        f"token_endpoint_auth_method none and the redirect URI http://127.0.0.1{CALLBACK}"
+    )
+
+
+Outcome = dict[str, Any] | ClientError
+
+
+class _Listener(HTTPServer):
+    """A one-shot HTTP server on 127.0.0.1:<free port> that takes the sign-in's answer at
+    /callback. The first answer at /callback ends the wait, whatever it says: a wrong
+    `state` is not retried, since it is either a tab of another sign-in or another program on
+    this machine guessing, and neither's code may be redeemed."""
+
+    def __init__(
+        self,
+        state: str,
+        issuer: str,
+        iss_required: bool,
+        redeem: Callable[[str, str], dict[str, Any]],
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _CallbackPage)
+        self.state = state
+        self.issuer = issuer
+        self.iss_required = iss_required
+        self.redeem = redeem
+        self.outcome: Outcome | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{CALLBACK}"
+
+    def wait(self, timeout: float) -> dict[str, Any]:
+        """Serve requests until the callback came (its tokens) or `timeout` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while self.outcome is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClientError(
+                    f"sign-in timed out: the browser did not come back within {timeout:g} s; "
+                    "run cognate login again (or with --no-browser to use the device flow)"
+                )
+            self.timeout = remaining
+            self.handle_request()
+        if isinstance(self.outcome, ClientError):
+            raise self.outcome
+        return self.outcome
+
+    def answer(self, query: dict[str, list[str]]) -> tuple[int, str, str]:
+        """Decide on one callback (setting `outcome`): the page's status, title and text."""
+        params = {k: v[0] for k, v in query.items() if len(v) == 1}
+        # Compared in constant time: the state is the only thing between a local program
+        # and our code verifier redeeming its code (login CSRF, RFC 6749 §10.12).
+        if not hmac.compare_digest(params.get("state", "").encode(), self.state.encode()):
+            self.outcome = ClientError(
+                "sign-in failed: the answer at the callback does not carry this login's state "
+                "(a tab of another sign-in, or another program): nothing was redeemed; run "
+                "cognate login again"
+            )
+            return (
+                400,
+                "Sign-in not completed",
+                (
+                    "This answer does not belong to the sign-in your terminal started. "
+                    "Start again from the terminal."
+                ),
+            )
+        iss = params.get("iss")
+        if (iss is not None or self.iss_required) and iss != self.issuer:
+            # RFC 9207: an answer from another issuer (a mix-up) is never redeemed here.
+            self.outcome = ClientError(f"sign-in failed: the answer names issuer {iss!r}")
+            return 400, "Sign-in not completed", "The answer came from another issuer."
+        if "error" in params:
+            error, description = params["error"], params.get("error_description", "")
+            self.outcome = ClientError(f"sign-in refused: {error}: {description}")
+            return 403, "Sign-in refused", description or error
+        if "code" not in params:
+            self.outcome = ClientError("sign-in failed: the answer carries no code")
+            return 400, "Sign-in not completed", "The answer carries no code."
+        try:
+            self.outcome = self.redeem(params["code"], self.redirect_uri)
+        except ClientError as exc:
+            self.outcome = exc
+        except httpx.HTTPError as exc:
+            self.outcome = ClientError(f"sign-in failed: the token endpoint: {exc}")
+        if isinstance(self.outcome, ClientError):
+            return 502, "Sign-in failed", str(self.outcome)
+        return 200, "Signed in", "You can close this tab and go back to the terminal."
+
+
+class _CallbackPage(BaseHTTPRequestHandler):
+    """The listener's pages: the callback's result, 404 for anything else (a favicon)."""
+
+    server: _Listener
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        parts = urlsplit(self.path)
+        if parts.path != CALLBACK:
+            self._page(404, "Not found", "Nothing here.")
+            return
+        self._page(*self.server.answer(parse_qs(parts.query, keep_blank_values=True)))
+
+    def _page(self, status: int, title: str, text: str) -> None:
+        body = (
+            f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{html.escape(title)}'
+            f"</title><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></html>"
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy", "default-src 'none'")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """No access log on the user's terminal (it would print the code)."""
 
 
 # -- aws-credentials ---------------------------------------------------------------------

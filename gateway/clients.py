@@ -108,34 +108,39 @@ class ClientRegistry:
     def match_redirect_uri(self, client: Client, requested: str | None) -> str | None:
         """The registered redirect URI that `requested` names, or None.
 
-        Byte-exact comparison; the only exception is RFC 8252 §7.3: for a registered loopback
-        IP literal (`http://127.0.0.1/...`, `http://[::1]/...`) the port may vary, because
-        native apps get an ephemeral port from the OS. With no URI requested, the client must
-        have exactly one registered."""
+        Byte-exact comparison (RFC 9700 §4.1.3), with one exception, RFC 8252 §7.3: a native
+        app (a public client: it has no secret, it runs on the user's machine) that registered
+        a loopback IP literal (`http://127.0.0.1/...`, `http://[::1]/...`) may ask for any
+        port, because it listens on whatever ephemeral port the OS gives it. Only the port
+        varies: scheme, host, path and query stay exact, and the port must be a plain decimal
+        one. A confidential (web) client gets no such leeway: a server has a fixed address,
+        and a port that varies there would let another local service receive its codes.
+        `localhost` is never port-free (RFC 8252 §8.3: it may resolve elsewhere). With no URI
+        requested, the client must have exactly one registered."""
         registered = client.config.redirect_uris
         if requested is None:
             return registered[0] if len(registered) == 1 else None
         if requested in registered:
             return requested
+        if not client.is_public:
+            return None
         try:
             asked = urlsplit(requested)
-            asked.port  # noqa: B018 (raises ValueError for a port that is no port)
+            port = asked.port
         except ValueError:
             # An IDNA-invalid host (U+FF0F normalises to "/"), an unbalanced "[", a port out
             # of range: a URL we cannot even read is not registered (error page, never a 500).
             return None
         if asked.scheme != "http" or asked.hostname not in ("127.0.0.1", "::1"):
             return None
+        # "127.0.0.1:" (no digits) or port 0 is no port a native app listens on.
+        if port is None or port == 0 or "@" in asked.netloc or "#" in requested:
+            return None
         for uri in registered:
             known = urlsplit(uri)
             same_but_port = (
                 known.scheme == "http"
                 and known.hostname == asked.hostname
-                and known.path == asked.path
-                and known.query == asked.query
-                and "@" not in asked.netloc
-                and not asked.fragment
-                and "#" not in requested
                 and requested == uri.replace(known.netloc, asked.netloc, 1)
             )
             if same_but_port:

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.cognito import auth, selfservice
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
+from gateway.cognito.srp_flow import SrpSignIn
 from gateway.cognito.wire import Body
 from gateway.errors import CognitoError, Unavailable
 from gateway.forwarded import client_address
@@ -33,7 +34,6 @@ from gateway.identity.cognito import (
     read_body,
 )
 from gateway.login.machine import Context
-from gateway.cognito.srp_flow import SrpSignIn
 
 if TYPE_CHECKING:
     from gateway.services import Services

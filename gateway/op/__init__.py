@@ -47,13 +47,10 @@ def routes(services: Services, documents: Documents) -> list[BaseRoute]:
 
 
 def device_routes(services: Services) -> list[BaseRoute]:
-    """RFC 8628's endpoint (CLIs and devices: no browser origin, so no CORS) — except in
-    sidecar mode, where every path outside `gateway.proxy.sidecar.RESERVED` is the app's, the
-    `/device` page among them, so the grant is not offered at all."""
+    """RFC 8628's endpoint (CLIs and devices: no browser origin, so no CORS). In sidecar mode
+    too: `/device` is among `gateway.proxy.sidecar.RESERVED` there."""
     from gateway.op import device
     from gateway.op.common import oauth_route
 
-    if services.settings.sidecar is not None:
-        return []
     endpoint = device.authorization_endpoint(services)
     return [oauth_route("/oauth2/device_authorization", endpoint, ["POST"])]

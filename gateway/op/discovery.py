@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.op.common import Handler
-from gateway.settings import DEVICE_CODE_GRANT, GRANT_TYPES
+from gateway.settings import GRANT_TYPES
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -26,8 +26,6 @@ def metadata(services: Services) -> dict[str, Any]:
     """The discovery document."""
     issuer = services.settings.issuer
     keys = services.settings.keys
-    # No device grant in sidecar mode (`gateway.op.device_routes`).
-    device = services.settings.sidecar is None
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",
@@ -36,16 +34,12 @@ def metadata(services: Services) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
-        **(
-            {"device_authorization_endpoint": f"{issuer}/oauth2/device_authorization"}
-            if device
-            else {}
-        ),
+        "device_authorization_endpoint": f"{issuer}/oauth2/device_authorization",
         "end_session_endpoint": f"{issuer}/oauth2/logout",
         "scopes_supported": ["openid", "email", "profile", "phone", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [g for g in GRANT_TYPES if device or g != DEVICE_CODE_GRANT],
+        "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [keys.id_token_alg],
         "token_endpoint_auth_methods_supported": [
@@ -111,8 +105,11 @@ class Documents:
         self._source: Any = None
         self._jwks = b""
         # Also where tools that build Cognito-shaped URLs look: <issuer>/<pool id>/.well-known/…
+        # (not in sidecar mode, where every path but the reserved ones is the app's).
         pool = f"/{services.settings.user_pool_id}"
-        self.paths = {**PATHS, **{pool + path: which for path, which in PATHS.items()}}
+        self.paths = dict(PATHS)
+        if services.settings.sidecar is None:
+            self.paths |= {pool + path: which for path, which in PATHS.items()}
 
     @property
     def jwks(self) -> bytes:

@@ -255,10 +255,13 @@ def token_exchange_grant(services: Services) -> GrantHandler:
                     "token_exchange.refused", client_id=client.client_id, reason=exc.description
                 )
                 raise
-            identity_id = await services.identities.resolve(
-                provider_name(workload.issuer), workload.subject
+            identity_id = await _identity(
+                services, provider_name(workload.issuer), workload.subject
             )
-            await services.audit.record(
+            # Not waited for, as the token endpoint's own token.issued (batched, held through
+            # outages, never lost quietly): the answer does not depend on it. Refusals above
+            # are still written before they are answered.
+            services.audit.defer(
                 "token_exchange.accepted",
                 client_id=client.client_id,
                 rule=workload.rule,
@@ -268,6 +271,21 @@ def token_exchange_grant(services: Services) -> GrantHandler:
             return _response(services, client, workload, identity_id, str(wanted))
 
     return TokenExchangeGrant()
+
+
+async def _identity(services: Services, provider: str, subject: str) -> str:
+    """The workload's identity ID. A workload exchanges again and again (every CI run, every
+    token rotation), so the known case is read in two round trips — its link, then its
+    record — where `resolve` spends four (two refused SET NX and two GETs). Anything else (a
+    first exchange, or a link whose record a crash left missing or incomplete) goes through
+    `resolve`, which creates and repairs."""
+    identities = services.identities
+    identity_id = await identities.find(provider, subject)
+    if identity_id is not None:
+        record = await identities.get(identity_id)
+        if record is not None and record.has(provider, subject):
+            return identity_id
+    return await identities.resolve(provider, subject)
 
 
 def _response(

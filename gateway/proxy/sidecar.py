@@ -2,8 +2,9 @@
 
 Every request that is not for the gateway itself (its reserved paths: `/oauth2/*`, `/login*`,
 `/signup*`, `/forgot*`, `/logout`, `/account/*`, `/saml/*`, `/static/*`, `/theme.css`,
-`/.well-known/*`, `/cognito-identity`, `/credentials`, `/metrics`, `/_cognate/*`) goes to the
-upstream app — after the same decision as forward-auth
+`/.well-known/*`, `/cognito-identity`, `/credentials`, `/metrics`, `/_cognate/*`, and
+`/device` exactly — the device grant's page, GET and POST; `/devices` or `/device/1` stay the
+app's) goes to the upstream app — after the same decision as forward-auth
 (`proxy.decide`): signed in and allowed by the route policies, or a redirect to sign-in
 (browser), a 401 (API) or a 403.
 
@@ -64,9 +65,11 @@ RESERVED = (
     "/theme.css",
     "/.well-known/",
     "/cognito-identity",
+    "/cognito-idp",  # the Cognito user-pool API (in sidecar mode / is the app's)
     "/credentials",
     "/metrics",
     "/_cognate/",
+    "/device",  # exact: the device grant's page (RFC 8628 verification_uri)
 )
 # The gateway's own probes in sidecar mode (the app keeps /healthz and /readyz): what the Helm
 # chart's probes ask for.

@@ -82,8 +82,9 @@ def routes(services: Services) -> list[BaseRoute]:
         # Behind a sidecar the app keeps /favicon.ico; the pages link /static/favicon.svg.
         found.append(Route("/favicon.ico", http_errors.favicon, methods=["GET"]))
     found += recovery.routes(services)
-    if services.settings.sidecar is None:  # in sidecar mode /device is the app's path
-        found.append(Route("/device", device.device_page(services), methods=["GET", "POST"]))
+    # The device grant's page, also in sidecar mode (where RESERVED keeps it from the app):
+    # verification_uri names it, and a user typing their code must reach the gateway.
+    found.append(Route("/device", device.device_page(services), methods=["GET", "POST"]))
     if services.settings.demo:
         found += demo.routes(services)
     return found

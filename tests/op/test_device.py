@@ -356,28 +356,6 @@ async def test_redis_down_fails_closed() -> None:
         redis.stop()
 
 
-async def test_no_device_grant_in_sidecar_mode(redis_server: RedisServer) -> None:
-    # In sidecar mode every path but the reserved ones is the app's, /device included: the
-    # grant is not offered rather than taking a path the app may serve.
-    from gateway.op import routes as op_routes
-    from gateway.op.discovery import Documents, metadata
-    from gateway.services import build_services
-    from gateway.ui import routes as ui_routes
-
-    settings = device_settings(free_port(), redis_server.url, sidecar={"upstream": "http://a"})
-    services = build_services(settings)
-    try:
-        meta = metadata(services)
-        assert "device_authorization_endpoint" not in meta
-        assert DEVICE not in meta["grant_types_supported"]
-        own = [*op_routes(services, Documents(services)), *ui_routes(services)]
-        paths = {getattr(r, "path", "") for r in own}
-        assert "/device" not in paths and "/oauth2/device_authorization" not in paths
-        assert "/oauth2/token" in paths
-    finally:
-        await services.stop()
-
-
 async def test_a_client_that_demands_mfa_steps_a_password_session_up(
     gw: GatewayServer, http: httpx.AsyncClient
 ) -> None:
@@ -457,3 +435,24 @@ async def test_a_result_page_needs_the_browser_that_decided(gw: GatewayServer) -
             assert page.status_code == 200
             assert "Device connected" not in page.text and "Request denied" not in page.text
             assert 'name="user_code"' in page.text  # the code form instead
+
+
+async def test_the_device_pages_speak_french(gw: GatewayServer, http: httpx.AsyncClient) -> None:
+    french = {"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
+    form = await http.get("/device", headers=french)
+    assert '<html lang="fr">' in form.text
+    assert "<title>Connecter un appareil" in form.text
+    assert "Saisissez le code qu’affiche votre appareil." in form.text
+    # Straight into the store: this module's other tests spend this address's device codes.
+    _, record = await gw.call(lambda s: s.device.start("cli", ["openid", "email"]))
+    code = record.user_code
+    confirm = await http.get("/device", params={"user_code": code}, headers=french)
+    assert confirm.status_code == 200
+    for text in (
+        "Cognate CLI demande à se connecter en votre nom sur un appareil.",
+        "Vérifiez que ce code est bien celui qu’affiche votre appareil :",
+        ">Approuver</button>",
+        ">Refuser</button>",
+    ):
+        assert text in confirm.text, text
+    assert "Approve" not in confirm.text and "Deny" not in confirm.text

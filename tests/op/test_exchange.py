@@ -178,6 +178,29 @@ async def test_rules_refuse_other_repositories_and_branches_and_say_which(
     assert "refs/heads/main" not in body["error_description"]
 
 
+async def test_an_accepted_exchange_reaches_the_audit_stream(
+    gw: GatewayServer, http: httpx.AsyncClient, github: WorkloadIssuer
+) -> None:
+    # Written just after the answer (Audit.defer): read the stream, blocking, until it is there.
+    stored = await gw.call(lambda s: s.audit.read("0", 100_000))
+    last = stored[-1][0] if stored else "0"
+    answer = await exchange(http, github.github(AUD, repository="org/audited"))
+    assert answer.status_code == 200, answer.text
+    sub = (await claims_of(http, answer.json()["access_token"]))["sub"]
+    found: list[dict[str, str]] = []
+    while not found:
+        batch = await gw.call(lambda s, after=last: s.audit.read(after, 100, block=10))
+        assert batch, "no audit entry within 10 s of the answer"
+        last = batch[-1][0]
+        found = [
+            f
+            for _, f in batch
+            if f["event"] == "token_exchange.accepted" and f.get("identity_id") == sub
+        ]
+    assert found[0]["rule"] == "github-main" and found[0]["client_id"] == "ci"
+    assert found[0]["subject"] == "repo:org/audited:ref:refs/heads/main"
+
+
 async def test_kubernetes_service_account_tokens(
     http: httpx.AsyncClient, cluster: WorkloadIssuer
 ) -> None:

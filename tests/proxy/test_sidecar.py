@@ -24,6 +24,7 @@ from tests.helpers import (
     Browser,
     GatewayServer,
     RedisServer,
+    form_fields,
     free_port,
     make_settings,
 )
@@ -281,3 +282,50 @@ async def test_one_users_app_cookies_never_reach_another(
     finally:
         await alice.aclose()
         await bob.aclose()
+
+
+async def test_the_device_page_is_the_gateways_and_the_rest_the_apps(
+    sidecar: tuple[GatewayServer, AppServer], redis_server: RedisServer
+) -> None:
+    # verification_uri names /device: a user typing their code there must reach the gateway
+    # (GET and POST), never the app, which keeps every other path, /devices and /device/1 too.
+    from tests.op.test_device import DEVICE, device_settings
+
+    _, app = sidecar
+    gateway = GatewayServer(
+        device_settings(free_port(), redis_server.url, sidecar={"upstream": app.url})
+    ).start()
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+            meta = (await http.get("/.well-known/openid-configuration")).json()
+            assert (
+                meta["device_authorization_endpoint"]
+                == f"{gateway.url}/oauth2/device_authorization"
+            )
+            start = await http.post("/oauth2/device_authorization", data={"client_id": "cli"})
+            assert start.status_code == 200, start.text
+            code = start.json()["user_code"]
+            page = await http.get("/device", params={"user_code": code})
+            assert page.status_code == 200 and "<title>Connect a device" in page.text
+            assert code in page.text
+            denied = await http.post("/device", data={**form_fields(page.text), "decision": "deny"})
+            assert denied.status_code == 303, denied.text
+            assert denied.headers["location"].startswith("/device?result=denied&proof=")
+            poll = await http.post(
+                "/oauth2/token",
+                data={
+                    "grant_type": DEVICE,
+                    "device_code": start.json()["device_code"],
+                    "client_id": "cli",
+                },
+            )
+            assert poll.json()["error"] == "access_denied"
+        browser = await signed_in(gateway)
+        try:
+            for path in ("/devices", "/device/1"):
+                answer = await browser.http.get(path)
+                assert answer.status_code == 200 and answer.json()["path"] == path, path
+        finally:
+            await browser.aclose()
+    finally:
+        gateway.stop()

@@ -125,3 +125,41 @@ def test_every_french_entry_is_used_somewhere() -> None:
     catalogue = json.loads((root / "ui" / "locales" / "fr.json").read_text())
     unused = [k for k in catalogue if k not in sources]
     assert unused == []
+
+
+def device_page_strings() -> set[str]:
+    """Every English string the /device pages show: the `_("…")` of device.html, and in
+    gateway/ui/device.py the module's message constants and the titles and texts of the
+    error pages it raises (PageError and its subclasses there)."""
+    import ast
+    import re
+
+    root = Path(__file__).resolve().parent.parent.parent / "gateway" / "ui"
+    template = (root / "templates" / "device.html").read_text()
+    found = set(re.findall(r'_\(\s*"((?:[^"\\]|\\.)*)"', template))
+    tree = ast.parse((root / "device.py").read_text())
+    for node in tree.body:  # _WRONG = "…"
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            if isinstance(node.value.value, str):
+                found.add(node.value.value)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        raised = isinstance(func, ast.Name) and func.id == "PageError"
+        inherited = isinstance(func, ast.Attribute) and func.attr == "__init__"
+        if raised or inherited:
+            found |= {a.value for a in node.args if isinstance(a, ast.Constant)}
+    return {s for s in found if isinstance(s, str)}
+
+
+def test_every_device_page_string_is_in_french() -> None:
+    import json
+
+    root = Path(__file__).resolve().parent.parent.parent / "gateway"
+    catalogue = json.loads((root / "ui" / "locales" / "fr.json").read_text())
+    strings = device_page_strings()
+    # The extraction itself found the page: its headings, its buttons, its error messages.
+    expected = {"Connect a device", "Approve", "Too many attempts", "Choose Approve or Deny."}
+    assert expected <= strings
+    assert sorted(strings - catalogue.keys()) == []
