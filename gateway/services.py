@@ -50,6 +50,8 @@ from gateway.users.senders import (
     build_sender,
     build_sms_sender,
 )
+from gateway.users.srp import pool_name_of
+from gateway.users.srp_verifiers import SrpVerifiers
 
 log = logging.getLogger("cognate")
 
@@ -166,7 +168,12 @@ def build_services(
         pem_files=tuple(settings.keys.files),
     )
     users = UserDirectory(
-        store, hasher or PasswordHasher(), settings.user_pool.password, settings.user_pool.groups
+        store,
+        hasher or PasswordHasher(),
+        settings.user_pool.password,
+        settings.user_pool.groups,
+        srp=SrpVerifiers(store, sealer),
+        pool_name=pool_name_of(settings.user_pool_id),
     )
     pages = Pages(settings)
     tokens = TokenService(settings, keys)

@@ -190,6 +190,8 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
     client = app_client(api, body)
     responses = mapping(body, "ChallengeResponses")
     token = string(body, "Session", required=False, high=4096)
+    if not token and name == "PASSWORD_VERIFIER":  # the SECRET_BLOCK names it (srp_flow)
+        token = responses.get("PASSWORD_CLAIM_SECRET_BLOCK", "")
     asked = await api.challenges.take(token) if token else None
     if asked is None or asked.name != name or asked.client_id != client.client_id:
         raise not_authorized(INVALID_SESSION)

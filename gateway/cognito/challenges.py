@@ -28,6 +28,9 @@ class Challenge:
     username: str  # USERNAME in the challenge's parameters (the user's id)
     srp_b: str | None = None  # PASSWORD_VERIFIER: the server's secret exponent (hex)
     srp_big_b: str | None = None  # and the B it sent (hex)
+    srp_a: str | None = None  # the client's A (hex): the answer does not repeat it
+    secret_block: str | None = None  # the SECRET_BLOCK sent (base64), to come back unchanged
+    login: str | None = None  # the USERNAME the sign-in started with (for the limits)
     verified: bool = False  # MFA_SETUP: VerifySoftwareToken accepted the new app's code
 
 

@@ -1,25 +1,99 @@
-"""USER_SRP_AUTH over the login machine (filled in with gateway.users.srp)."""
+"""USER_SRP_AUTH: the password proved without being sent, through the login machine.
+
+InitiateAuth(USER_SRP_AUTH, SRP_A) answers PASSWORD_VERIFIER with the user's SALT, a fresh
+SRP_B, a SECRET_BLOCK and USER_ID_FOR_SRP (the user's id, Cognito's own username); the
+Session keeps b, B, A and the block, single use. RespondToAuthChallenge(PASSWORD_VERIFIER) is
+then `machine.first_factor` with the SRP check (`gateway.users.srp.verify`) as its proof: the
+same per-account and per-IP limits, audit and second factor as a password.
+
+An unknown user, or one without a verifier yet, gets a challenge of the same shape (a salt and
+USER_ID_FOR_SRP derived from the name, so they are the same on every try) whose answer can
+never verify: "Incorrect username or password.", as for a wrong password. An account has no
+verifier until its password is seen once after Cognate derived verifiers (a password sign-in
+on the hosted pages or with USER_PASSWORD_AUTH, a reset, a new password) — accounts imported
+with hashes from elsewhere among them; README says so.
+"""
 
 from __future__ import annotations
 
+import base64
+import secrets
+import time
+import uuid
 from typing import TYPE_CHECKING
 
+from gateway import amr
 from gateway.clients import Client
+from gateway.cognito.auth import answer, new_flow, user_by_name
 from gateway.cognito.challenges import Challenge
-from gateway.cognito.wire import Body, invalid_parameter
+from gateway.cognito.wire import ATTEMPTS_EXCEEDED, Body, invalid_parameter, not_authorized
+from gateway.connectors import UpstreamIdentity, local_connector_id
+from gateway.login import machine
 from gateway.login.flows import Flow
 from gateway.login.machine import Context
+from gateway.login.steps import LoginError, TooManyAttempts
+from gateway.users import srp
 
 if TYPE_CHECKING:
     from gateway.cognito.api import UserPoolApi
 
 
 class SrpSignIn:
+    """The two halves of USER_SRP_AUTH."""
+
     def __init__(self, api: UserPoolApi) -> None:
         self.api = api
 
     async def start(self, client: Client, username: str, srp_a: str, ctx: Context) -> Body:
-        raise invalid_parameter("USER_SRP_AUTH flow not enabled for this client")
+        """InitiateAuth(USER_SRP_AUTH): the PASSWORD_VERIFIER challenge."""
+        try:
+            big_a = srp.parse_hex(srp_a)
+        except ValueError:
+            raise invalid_parameter("SRP_A is not a hexadecimal number") from None
+        api = self.api
+        user = await user_by_name(api, username)
+        record = None
+        if user is not None and api.s.users.srp is not None:
+            try:
+                record = await api.s.users.srp.get(user.user_id)
+            except ValueError:
+                record = None
+        if user is None or record is None or not record.is_for(api.pool_name, user.user_id):
+            user_id, salt, verifier = self._decoy(username)
+        else:
+            user_id, salt, verifier = user.user_id, record.salt, record.verifier
+        b, big_b = srp.challenge(verifier)
+        # Opaque to the client, and signed by its proof. It is also the challenge's key: like
+        # Cognito's, the answer may come without a Session (pycognito sends none), and the
+        # block it must return says which challenge it answers.
+        block = secrets.token_bytes(96)
+        session = base64.b64encode(block).decode()
+        flow = await new_flow(api, client)
+        await api.challenges.restore(
+            session,
+            Challenge(
+                "PASSWORD_VERIFIER",
+                flow.flow_id,
+                client.client_id,
+                user_id,
+                srp_b=format(b, "x"),
+                srp_big_b=format(big_b, "x"),
+                srp_a=format(big_a, "x"),
+                secret_block=session,
+                login=username,
+            ),
+        )
+        return {
+            "ChallengeName": "PASSWORD_VERIFIER",
+            "Session": session,
+            "ChallengeParameters": {
+                "SALT": srp.pad_hex(salt),
+                "SRP_B": format(big_b, "x"),
+                "SECRET_BLOCK": session,
+                "USER_ID_FOR_SRP": user_id,
+                "USERNAME": user_id,
+            },
+        }
 
     async def verify(
         self,
@@ -29,4 +103,56 @@ class SrpSignIn:
         responses: dict[str, str],
         ctx: Context,
     ) -> Body:
-        raise invalid_parameter("USER_SRP_AUTH flow not enabled for this client")
+        """RespondToAuthChallenge(PASSWORD_VERIFIER): the proof, as the machine's first factor."""
+        api = self.api
+        user = await api.s.users.get(asked.username)
+        record = None
+        if user is not None and api.s.users.srp is not None:
+            try:
+                record = await api.s.users.srp.get(user.user_id)
+            except ValueError:
+                record = None
+
+        async def prove() -> UpstreamIdentity | None:
+            if user is None or record is None or not user.enabled:
+                return None
+            if not secrets.compare_digest(
+                responses.get("PASSWORD_CLAIM_SECRET_BLOCK", ""), asked.secret_block or ""
+            ):
+                return None
+            try:
+                big_a = srp.parse_hex(asked.srp_a or "")
+            except ValueError:
+                return None
+            proved = srp.verify(
+                api.pool_name,
+                user.user_id,
+                record.verifier,
+                int(asked.srp_b or "0", 16),
+                int(asked.srp_big_b or "0", 16),
+                big_a,
+                base64.b64decode(asked.secret_block or ""),
+                responses.get("TIMESTAMP", ""),
+                responses.get("PASSWORD_CLAIM_SIGNATURE", ""),
+                time.time(),
+            )
+            return machine.local_upstream(api.s, user, amr.PASSWORD) if proved else None
+
+        local = local_connector_id(api.s.connectors) or "local"
+        account = user.email if user is not None else (asked.login or asked.username)
+        try:
+            step = await machine.first_factor(api.s, flow, local, True, account, prove, ctx)
+        except TooManyAttempts:
+            raise not_authorized(ATTEMPTS_EXCEEDED) from None
+        except LoginError:
+            raise not_authorized() from None
+        return await answer(api, client, step, ctx)
+
+    def _decoy(self, username: str) -> tuple[str, int, int]:
+        """USER_ID_FOR_SRP, SALT and a verifier for a name with no usable verifier: stable
+        for the name (a second try looks the same as the first), unrelated to any password."""
+        seed = self.api.s.sealer.keyed_hash(username.lower(), purpose="srp-decoy")
+        user_id = str(uuid.UUID(bytes=base64.urlsafe_b64decode(seed + "==")[:16], version=4))
+        salt = int.from_bytes(base64.urlsafe_b64decode(seed + "==")[16:32] or b"\x01", "big")
+        verifier = srp.password_verifier(self.api.pool_name, user_id, secrets.token_hex(16), salt)
+        return user_id, salt, verifier

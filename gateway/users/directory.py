@@ -16,13 +16,16 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
 from gateway.store import Store, record_json
 from gateway.text import Phrase
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
+
+if TYPE_CHECKING:
+    from gateway.users.srp_verifiers import SrpVerifiers
 
 Status = Literal["enabled", "disabled"]
 
@@ -197,11 +200,31 @@ class UserDirectory:
         hasher: PasswordHasher,
         policy: PasswordPolicySettings | None = None,
         groups: list[GroupSettings] | None = None,
+        srp: SrpVerifiers | None = None,
+        pool_name: str = "",
     ) -> None:
         self._store = store
         self.hasher = hasher
         self.policy = policy or PasswordPolicySettings()
         self.groups = {g.name: g for g in groups or []}
+        # USER_SRP_AUTH needs a verifier of each password: derived whenever the password is
+        # seen (a new account, a new password, a password sign-in of an account that has none).
+        self.srp = srp
+        self._pool_name = pool_name
+
+    async def _keep_verifier(self, user: User, password: str) -> None:
+        # The raw password, as the SRP clients hash it (the argon2 hash takes it NFKC-folded).
+        if self.srp is not None:
+            await self.srp.set(user.user_id, self._pool_name, user.user_id, password)
+
+    async def _verifier_missing(self, user: User) -> bool:
+        if self.srp is None:
+            return False
+        try:
+            record = await self.srp.get(user.user_id)
+        except ValueError:  # unreadable: replace it while the password is at hand
+            return True
+        return record is None or not record.is_for(self._pool_name, user.user_id)
 
     def claims(self, user: User) -> dict[str, Any]:
         """The user's profile claims, with their groups as Cognito spells them: `groups` and
@@ -290,6 +313,8 @@ class UserDirectory:
             # The e-mail index now points at no account: the next sign-up reclaims it.
             raise UsernameTaken(username)
         await self._save(user)
+        if password is not None:
+            await self._keep_verifier(user, password)
         return user
 
     async def _claim(self, index: str, user_id: str) -> bool:
@@ -337,7 +362,7 @@ class UserDirectory:
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             return None
         user = await self.by_login(identifier)
-        password = unicodedata.normalize("NFKC", password)
+        raw, password = password, unicodedata.normalize("NFKC", password)
         stored = user.password_hash if user else None
         if not await self.hasher.verify(stored, password) or user is None or not user.enabled:
             return None
@@ -346,6 +371,8 @@ class UserDirectory:
                 user, password_hash=await self.hasher.hash(password), updated=int(time.time())
             )
             await self._save(user)
+        if await self._verifier_missing(user):
+            await self._keep_verifier(user, raw)
         return user
 
     async def set_password(self, user_id: str, password: str) -> User:
@@ -357,6 +384,7 @@ class UserDirectory:
         password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
         user = replace(user, password_hash=password_hash, updated=int(time.time()))
         await self._save(user)
+        await self._keep_verifier(user, password)
         return user
 
     async def mark_email_verified(self, user_id: str) -> User:
@@ -422,6 +450,8 @@ class UserDirectory:
         await self._store.delete(self._email_key(user.email))
         if user.username:
             await self._store.delete(self._username_key(user.username))
+        if self.srp is not None:
+            await self.srp.delete(user_id)
 
     async def all(self) -> AsyncIterator[User]:
         """Every account (store scan order)."""

@@ -417,3 +417,83 @@ async def test_keys_and_discovery_where_cognito_shaped_urls_look(pool: GatewaySe
         assert config.json()["issuer"] == pool.url  # the one issuer every token carries
         other = await http.get("/eu-west-1_OtherPool/.well-known/jwks.json")
         assert other.status_code == 404
+
+
+async def test_srp_sign_in_with_pycognito_and_its_refusals(pool: GatewayServer) -> None:
+    from pycognito.aws_srp import AWSSRP
+
+    client = idp(pool)
+    email = f"p{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+
+    def srp_for(password: str, username: str = email) -> Any:
+        return AWSSRP(
+            username=username,
+            password=password,
+            pool_id="eu-west-1_TestPool1",
+            client_id="mobileapp",
+            client=client,
+        )
+
+    tokens = srp_for(PASSWORD).authenticate_user()["AuthenticationResult"]
+    assert client.get_user(AccessToken=tokens["AccessToken"])["Username"] == user.user_id
+    for wrong in (srp_for("not the password"), srp_for(PASSWORD, "nobody@example.com")):
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            wrong.authenticate_user()
+        assert refused.value.response["Error"]["Message"] == "Incorrect username or password."
+    # The same answer twice: the Session (and its b) served once.
+    srp_client = srp_for(PASSWORD)
+    started = client.initiate_auth(
+        AuthFlow="USER_SRP_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "SRP_A": format(srp_client.large_a_value, "x")},
+    )
+    in_model("InitiateAuth", started)
+    assert started["ChallengeParameters"]["USER_ID_FOR_SRP"] == user.user_id
+    responses = srp_client.process_challenge(started["ChallengeParameters"], {"USERNAME": email})
+    first = client.respond_to_auth_challenge(
+        ClientId="mobileapp",
+        ChallengeName="PASSWORD_VERIFIER",
+        Session=started["Session"],
+        ChallengeResponses=responses,
+    )
+    assert "AccessToken" in first["AuthenticationResult"]
+    replayed = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="mobileapp",
+        ChallengeName="PASSWORD_VERIFIER",
+        Session=started["Session"],
+        ChallengeResponses=responses,
+    )
+    assert replayed == (
+        "NotAuthorizedException",
+        "Invalid session for the user, session is expired.",
+    )
+
+
+async def test_an_account_without_a_verifier_gets_one_at_its_next_password_sign_in(
+    pool: GatewayServer,
+) -> None:
+    from pycognito.aws_srp import AWSSRP
+
+    client = idp(pool)
+    email = f"v{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    await pool.call(lambda s: s.users.srp.delete(user.user_id))  # as an imported account
+    srp_client = AWSSRP(
+        username=email,
+        password=PASSWORD,
+        pool_id="eu-west-1_TestPool1",
+        client_id="mobileapp",
+        client=client,
+    )
+    with pytest.raises(botocore.exceptions.ClientError):
+        srp_client.authenticate_user()
+    client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    assert "AccessToken" in srp_client.authenticate_user()["AuthenticationResult"]
+    stored = await pool.call(lambda s: s.store.get(s.store.key("srp-verifier", user.user_id)))
+    assert stored is not None and PASSWORD.encode() not in stored
