@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +29,10 @@ from starlette.routing import Route
 
 from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.helpers import PASSWORD, AppServer, GatewayServer, RedisServer, free_port, make_settings
+from tests.npm import node_modules
 from tests.tls import Pki, make_pki
 
 NPM_PACKAGE, NPM_VERSION = "oidc-client-ts", "3.5.0"
-NPM_CACHE = Path.home() / ".cache" / "cognate-tests" / f"npm-{NPM_PACKAGE}-{NPM_VERSION}"
 HOSTS = ["auth.example.test", "app.example.test", "other.example.test"]
 CLIENT = "spa-e2e"
 
@@ -42,18 +40,7 @@ CLIENT = "spa-e2e"
 @pytest.fixture(scope="session")
 def oidc_client_ts() -> Path:
     """The library's browser bundle (global `oidc`), installed once per version."""
-    package = NPM_CACHE / "node_modules" / NPM_PACKAGE
-    if not (package / "package.json").exists():
-        npm = shutil.which("npm")
-        assert npm, "Node 20 and npm are on the machine (FIELD-TESTS.md)"
-        subprocess.run(  # noqa: S603
-            [npm, "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund"]
-            + ["--prefix", str(NPM_CACHE), f"{NPM_PACKAGE}@{NPM_VERSION}"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    assert json.loads((package / "package.json").read_text())["version"] == NPM_VERSION
+    package = node_modules(NPM_PACKAGE, NPM_VERSION) / NPM_PACKAGE
     return package / "dist" / "browser" / "oidc-client-ts.min.js"
 
 

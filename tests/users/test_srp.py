@@ -11,11 +11,7 @@ a new challenge, stale, future and malformed TIMESTAMPs, A ≡ 0 (mod N).
 from __future__ import annotations
 
 import base64
-import json
-import os
 import secrets
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +23,7 @@ import pytest
 from pycognito.aws_srp import AWSSRP, N_HEX, calculate_u, compute_hkdf, hex_to_long, pad_hex
 
 from gateway.users import srp
+from tests.npm import node_modules, run_node
 
 POOL_ID = "eu-west-1_AbC123xyZ"
 POOL = "AbC123xyZ"
@@ -363,7 +360,6 @@ def test_a_outside_the_group_is_refused() -> None:
 # --- amazon-cognito-identity-js under Node -----------------------------------------------
 
 NPM_PACKAGE, NPM_VERSION = "amazon-cognito-identity-js", "6.3.21"
-NPM_CACHE = Path.home() / ".cache" / "cognate-tests" / f"npm-{NPM_PACKAGE}-{NPM_VERSION}"
 
 # What CognitoUser.authenticateUserDefaultAuth does between InitiateAuth and
 # RespondToAuthChallenge, with the library's own AuthenticationHelper, BigInteger, DateHelper
@@ -418,21 +414,7 @@ helper.getLargeAValue((errA, aValue) => {
 @pytest.fixture(scope="session")
 def cognito_js() -> Path:
     """node_modules holding the library (and its dependencies), installed once per version."""
-    modules = NPM_CACHE / "node_modules"
-    if not (modules / NPM_PACKAGE / "package.json").exists():
-        npm = shutil.which("npm")
-        assert npm, "Node 20 and npm are on the machine (FIELD-TESTS.md)"
-        subprocess.run(  # noqa: S603
-            [npm, "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund"]
-            + ["--prefix", str(NPM_CACHE), f"{NPM_PACKAGE}@{NPM_VERSION}"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    assert json.loads((modules / NPM_PACKAGE / "package.json").read_text())["version"] == (
-        NPM_VERSION
-    )
-    return modules
+    return node_modules(NPM_PACKAGE, NPM_VERSION)
 
 
 def js_answer(
@@ -441,24 +423,13 @@ def js_answer(
     password: str,
     pad_hex_of: list[int] = [],  # noqa: B006
 ) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node, "Node 20 is on the machine (FIELD-TESTS.md)"
     request = {
         "poolName": POOL,
         "password": password,
         "challengeParameters": challenge.parameters(),
         "padHex": [format(n, "x") for n in pad_hex_of],
     }
-    done = subprocess.run(  # noqa: S603
-        [node, "-e", CLIENT_JS],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "NODE_PATH": str(modules)},
-    )
-    answer: dict[str, Any] = json.loads(done.stdout)
+    answer: dict[str, Any] = run_node(modules, CLIENT_JS, request)
     return answer
 
 
