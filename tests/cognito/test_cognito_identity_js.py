@@ -31,7 +31,8 @@ const pool = new C.CognitoUserPool({
 const user = () => new C.CognitoUser({ Username: input.email, Pool: pool });
 const done = (value) => { process.stdout.write(JSON.stringify(value)); };
 const fail = (err) => { done({ error: err.code || err.name, message: err.message }); };
-const details = () => new C.AuthenticationDetails({ Username: input.email, Password: input.password });
+const details = () =>
+  new C.AuthenticationDetails({ Username: input.email, Password: input.password });
 const tokens = (session) => ({
   id: session.getIdToken().getJwtToken(),
   access: session.getAccessToken().getJwtToken(),
@@ -41,10 +42,12 @@ const actions = {
   signUp() {
     pool.signUp(input.email, input.password,
       [new C.CognitoUserAttribute({ Name: "name", Value: "Jo" })], null,
-      (err, result) => err ? fail(err) : done({ sub: result.userSub, confirmed: result.userConfirmed }));
+      (err, result) => err ? fail(err)
+        : done({ sub: result.userSub, confirmed: result.userConfirmed }));
   },
   confirm() {
-    user().confirmRegistration(input.code, true, (err, result) => err ? fail(err) : done({ result }));
+    user().confirmRegistration(input.code, true,
+      (err, result) => err ? fail(err) : done({ result }));
   },
   signIn() {
     const u = user();
