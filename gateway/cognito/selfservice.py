@@ -37,7 +37,9 @@ from gateway.errors import CognitoError
 from gateway.login import notify, recovery, registration
 from gateway.login.machine import resend_allowed
 from gateway.login.steps import LoginError, TooManyAttempts
+from gateway.logout import end_local_user
 from gateway.users.directory import (
+    InvalidAttribute,
     InvalidEmail,
     InvalidPassword,
     InvalidUsername,
@@ -80,9 +82,8 @@ def user_attributes(user: User, identity_id: str | None) -> list[dict[str, str]]
             found[key] = str(value)
     if user.phone_number:
         found["phone_number_verified"] = "true" if user.phone_number_verified else "false"
-    for key, value in user.attributes.items():
-        if key.startswith("custom:"):
-            found[key] = str(value)
+    for key, value in user.attributes.items():  # kept without their prefix
+        found[f"custom:{key.removeprefix('custom:')}"] = str(value)
     return [{"Name": k, "Value": v} for k, v in found.items()]
 
 
@@ -308,7 +309,135 @@ async def verify_software_token(api: UserPoolApi, call: Call) -> Body:
     return {"Status": "SUCCESS"}
 
 
+# Attributes a user may not write through the API (the directory keeps them, or proves them).
+UNWRITABLE = {"sub", "email", "email_verified", "phone_number_verified", "cognito:username"}
+
+
+async def update_user_attributes(api: UserPoolApi, call: Call) -> Body:
+    """UpdateUserAttributes: the profile's standard and custom attributes. A new phone
+    number is unverified until VerifyUserAttribute (its code by text message)."""
+    user, _ = await signed_in(api, call.body)
+    given = attributes(call.body)
+    refused = sorted(set(given) & UNWRITABLE)
+    if refused:
+        raise not_authorized(f"A client attempted to write unauthorized attribute {refused[0]}")
+    try:
+        for name, value in given.items():
+            user = await api.s.users.set_attribute(user.user_id, name, value)
+    except InvalidAttribute as exc:
+        raise invalid_parameter(str(exc)) from None
+    await api.s.audit.record("user.attributes_changed", user_id=user.user_id, by="cognito-idp")
+    answer: Body = {"CodeDeliveryDetailsList": []}
+    if "phone_number" in given and user.phone_number:
+        await notify.send_phone_code(api.s, None, user)
+        answer["CodeDeliveryDetailsList"] = [_sms(user.phone_number)]
+    return answer
+
+
+async def delete_user_attributes(api: UserPoolApi, call: Call) -> Body:
+    user, _ = await signed_in(api, call.body)
+    names = call.body.get("UserAttributeNames")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise validation_error("UserAttributeNames")
+    refused = sorted(set(names) & UNWRITABLE)
+    if refused:
+        raise not_authorized(f"A client attempted to write unauthorized attribute {refused[0]}")
+    try:
+        for name in names:
+            user = await api.s.users.set_attribute(user.user_id, name, "")
+    except InvalidAttribute as exc:
+        raise invalid_parameter(str(exc)) from None
+    return {}
+
+
+async def get_user_attribute_verification_code(api: UserPoolApi, call: Call) -> Body:
+    """A new code for `email` (while unverified) or `phone_number`."""
+    user, _ = await signed_in(api, call.body)
+    name = string(call.body, "AttributeName", high=32)
+    wait = await resend_allowed(api.s, user.user_id, call.ctx.ip)
+    if wait is not None:
+        raise CognitoError("LimitExceededException", LIMIT)
+    if name == "email":
+        await notify.send_code(api.s, None, user)
+        return {"CodeDeliveryDetails": delivery(user.email)}
+    if name == "phone_number" and user.phone_number:
+        await notify.send_phone_code(api.s, None, user)
+        return {"CodeDeliveryDetails": _sms(user.phone_number)}
+    raise invalid_parameter(f"{name} cannot be verified")
+
+
+async def verify_user_attribute(api: UserPoolApi, call: Call) -> Body:
+    user, _ = await signed_in(api, call.body)
+    name = string(call.body, "AttributeName", high=32)
+    code = string(call.body, "Code", high=2048)
+    try:
+        if name == "email":
+            await registration.confirm_email(api.s, user.email, code)
+        elif name == "phone_number":
+            await registration.confirm_phone(api.s, user, code)
+        else:
+            raise invalid_parameter(f"{name} cannot be verified")
+    except LoginError:
+        raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
+    return {}
+
+
+async def delete_user(api: UserPoolApi, call: Call) -> Body:
+    """DeleteUser: the account, its sessions and tokens, its second factors."""
+    user, token = await signed_in(api, call.body)
+    await end_local_user(api.s, user.user_id)
+    await api.s.mfa.remove(user.user_id)
+    await api.s.passkeys.remove_all(user.user_id)
+    await api.s.users.delete(user.user_id)
+    await api.s.audit.record("user.deleted", user_id=user.user_id, by="cognito-idp")
+    return {}
+
+
+async def webauthn_off(api: UserPoolApi, call: Call) -> Body:
+    """The WebAuthn operations: passkeys here are the hosted pages' (their relying party is
+    the gateway's own origin), so this API answers as a pool without them does."""
+    await signed_in(api, call.body)
+    raise CognitoError(
+        "WebAuthnNotEnabledException",
+        "Passkeys are not enabled for this API; use the hosted pages.",
+    )
+
+
+async def devices_off(api: UserPoolApi, call: Call) -> Body:
+    """Device tracking is off here (Cognito's default): no device is ever remembered."""
+    await signed_in(api, call.body)
+    if call.body.get("DeviceKey") is not None:
+        raise CognitoError("ResourceNotFoundException", "Device does not exist.")
+    return {"Devices": []}
+
+
+def _sms(number: str) -> dict[str, str]:
+    return {
+        "Destination": f"+*******{number[-4:]}",
+        "DeliveryMedium": "SMS",
+        "AttributeName": "phone_number",
+    }
+
+
+def validation_error(field: str) -> CognitoError:
+    return invalid_parameter(f"{field} must be a list of attribute names")
+
+
 OPERATIONS: dict[str, Callable[[UserPoolApi, Call], Awaitable[dict[str, Any]]]] = {
+    "UpdateUserAttributes": update_user_attributes,
+    "DeleteUserAttributes": delete_user_attributes,
+    "GetUserAttributeVerificationCode": get_user_attribute_verification_code,
+    "VerifyUserAttribute": verify_user_attribute,
+    "DeleteUser": delete_user,
+    "StartWebAuthnRegistration": webauthn_off,
+    "CompleteWebAuthnRegistration": webauthn_off,
+    "ListWebAuthnCredentials": webauthn_off,
+    "DeleteWebAuthnCredential": webauthn_off,
+    "ListDevices": devices_off,
+    "GetDevice": devices_off,
+    "ForgetDevice": devices_off,
+    "UpdateDeviceStatus": devices_off,
+    "ConfirmDevice": devices_off,
     "SignUp": sign_up,
     "ConfirmSignUp": confirm_sign_up,
     "ResendConfirmationCode": resend_confirmation_code,

@@ -86,8 +86,9 @@ def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
 
 def in_model(operation: str, answer: dict[str, Any]) -> None:
     """Every field Cognate returns is one the service model's output shape has."""
-    shape = MODEL["shapes"][MODEL["operations"][operation]["output"]["shape"]]
-    extra = set(answer) - {"ResponseMetadata"} - set(shape["members"])
+    output = MODEL["operations"][operation].get("output")
+    members = MODEL["shapes"][output["shape"]]["members"] if output else {}
+    extra = set(answer) - {"ResponseMetadata"} - set(members)
     assert extra == set(), f"{operation} returned fields not in the model: {extra}"
 
 
@@ -497,3 +498,59 @@ async def test_an_account_without_a_verifier_gets_one_at_its_next_password_sign_
     assert "AccessToken" in srp_client.authenticate_user()["AuthenticationResult"]
     stored = await pool.call(lambda s: s.store.get(s.store.key("srp-verifier", user.user_id)))
     assert stored is not None and PASSWORD.encode() not in stored
+
+
+async def test_the_signed_in_users_own_operations(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"o{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+
+    def sign_in(password: str = PASSWORD) -> str:
+        result = client.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId="mobileapp",
+            AuthParameters={"USERNAME": email, "PASSWORD": password},
+        )
+        return str(result["AuthenticationResult"]["AccessToken"])
+
+    token = sign_in()
+    updated = client.update_user_attributes(
+        AccessToken=token,
+        UserAttributes=[{"Name": "name", "Value": "Olga"}, {"Name": "custom:team", "Value": "a"}],
+    )
+    in_model("UpdateUserAttributes", updated)
+    listed = {a["Name"]: a["Value"] for a in client.get_user(AccessToken=token)["UserAttributes"]}
+    assert listed["name"] == "Olga" and listed["custom:team"] == "a"
+    refused = error_of(
+        client.update_user_attributes,
+        AccessToken=token,
+        UserAttributes=[{"Name": "email_verified", "Value": "true"}],
+    )
+    assert refused[0] == "NotAuthorizedException"
+    client.delete_user_attributes(AccessToken=token, UserAttributeNames=["custom:team"])
+    listed = {a["Name"] for a in client.get_user(AccessToken=token)["UserAttributes"]}
+    assert "custom:team" not in listed
+    assert client.list_devices(AccessToken=token)["Devices"] == []
+    assert error_of(client.list_web_authn_credentials, AccessToken=token)[0] == (
+        "WebAuthnNotEnabledException"
+    )
+    wrong = error_of(
+        client.change_password,
+        AccessToken=token,
+        PreviousPassword="not it",
+        ProposedPassword="a new passphrase!",
+    )
+    assert wrong == ("NotAuthorizedException", "Incorrect username or password.")
+    client.change_password(
+        AccessToken=token, PreviousPassword=PASSWORD, ProposedPassword="a new passphrase!"
+    )
+    token = sign_in("a new passphrase!")
+    in_model("DeleteUser", client.delete_user(AccessToken=token))
+    assert error_of(client.get_user, AccessToken=token)[0] == "NotAuthorizedException"
+    gone = error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": "a new passphrase!"},
+    )
+    assert gone == ("NotAuthorizedException", "Incorrect username or password.")
