@@ -1,0 +1,174 @@
+"""Cognito's hosted-UI paths, for apps configured against a Cognito domain: `/oauth2/userInfo`,
+`/logout?client_id=&logout_uri=` (and its `redirect_uri` form), `/login` and `/signup` with an
+authorization request, `identity_provider=COGNITO`, and `/oauth2/idpresponse` as an upstream
+IdP's callback — each on a real gateway, with the refusals that keep them from being an open
+redirector or a way around `/oauth2/authorize`'s rules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.federation.fake_op import FakeOP
+from tests.helpers import (
+    Browser,
+    GatewayServer,
+    RedisServer,
+    code_flow_params,
+    free_port,
+    location_query,
+    make_settings,
+    redeem,
+)
+from tests.mail import Mailbox, smtp_settings
+
+CB = "https://app.example.com/cb"
+BYE = "https://app.example.com/bye"
+SPA = "https://spa.example.com"
+SPA_CB = "https://spa.example.com/cb"
+EVIL = "https://evil.example"
+
+
+def fake_connector(connector_id: str, issuer: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": connector_id,
+        "type": "oidc",
+        "name": f"Fake IdP ({connector_id})",
+        "issuer": issuer,
+        "client_id": "fake-client",
+        "client_secret": "fake-secret-0123456789",
+        "token_endpoint_auth_method": "client_secret_post",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def fake_op() -> Iterator[FakeOP]:
+    op = FakeOP()
+    op.server.start()
+    yield op
+    op.server.stop()
+
+
+@pytest.fixture(scope="module")
+def pool(
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int], fake_op: FakeOP
+) -> Iterator[GatewayServer]:
+    """A gateway with self sign-up, the local directory and three connectors to the fake IdP:
+    one with Cognito's callback, one with oauth2-proxy's, one with its own (and a home realm)."""
+    server = GatewayServer(
+        make_settings(
+            free_port(),
+            redis_server.url,
+            user_pool={"self_sign_up": True, "allowed_email_domains": ["example.com"]},
+            email=smtp_settings(mailbox[1]),
+            connectors=[
+                {"id": "local", "type": "local"},
+                fake_connector("fake", fake_op.issuer, domains=["fake.example"]),
+                fake_connector("fake-cognito", fake_op.issuer, cognito_callback=True),
+                fake_connector("fake-o2p", fake_op.issuer, oauth2_proxy_callback=True),
+            ],
+        )
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def browser(pool: GatewayServer) -> AsyncIterator[Browser]:
+    b = Browser(pool.url)
+    yield b
+    await b.aclose()
+
+
+@pytest.fixture
+async def user(pool: GatewayServer) -> str:
+    email = f"cognito-{free_port()}@example.com"
+    await pool.add_user(email, name="Cognito User", email_verified=True)
+    return email
+
+
+def is_error_page(response: httpx.Response, status: int = 400) -> bool:
+    """A friendly HTML page — never a redirect anywhere."""
+    return (
+        response.status_code == status
+        and "location" not in response.headers
+        and response.headers["content-type"].startswith("text/html")
+    )
+
+
+async def signed_in(browser: Browser, email: str, **params: str) -> None:
+    await browser.login_for_code(email, **params)
+
+
+async def session_alive(pool: GatewayServer, cookie: str) -> bool:
+    """Is the session behind this cookie value still in force on the server (not merely
+    forgotten by one browser)?"""
+    return await pool.call(lambda s: s.sessions.load(cookie)) is not None
+
+
+def session_cookie(browser: Browser) -> str:
+    value = browser.http.cookies.get("cognate_session")
+    assert value
+    return value
+
+
+async def is_signed_in(browser: Browser) -> bool:
+    """prompt=none answers with a code only for a browser that is signed in (asked for the
+    SPA, so the session's list of applications signed in to stays as the test made it)."""
+    silent = await browser.authorize(
+        **code_flow_params(client_id="spa", redirect_uri=SPA_CB, prompt="none")
+    )
+    assert silent.status_code == 303
+    return "code" in location_query(silent)
+
+
+# ---- /oauth2/userInfo -------------------------------------------------------------------
+
+
+async def spa_access_token(browser: Browser, email: str) -> str:
+    code, verifier, _ = await browser.login_for_code(email, client_id="spa", redirect_uri=SPA_CB)
+    answer = await redeem(
+        browser.http, code, verifier, auth=None, client_id="spa", redirect_uri=SPA_CB
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+async def test_userInfo_is_the_userinfo_endpoint(browser: Browser, user: str) -> None:
+    token = await spa_access_token(browser, user)
+    bearer = {"Authorization": f"Bearer {token}"}
+    ours = await browser.http.get("/oauth2/userinfo", headers=bearer)
+    cognitos = await browser.http.get("/oauth2/userInfo", headers={**bearer, "Origin": SPA})
+    assert cognitos.status_code == 200 and cognitos.json() == ours.json()
+    assert cognitos.json()["email"] == user
+    assert cognitos.headers["cache-control"] == "no-store"
+    # CORS as at /oauth2/userinfo: the token's client's origin, never another.
+    assert cognitos.headers["access-control-allow-origin"] == SPA
+    elsewhere = await browser.http.get("/oauth2/userInfo", headers={**bearer, "Origin": EVIL})
+    assert "access-control-allow-origin" not in elsewhere.headers
+    preflight = await browser.http.options(
+        "/oauth2/userInfo",
+        headers={"Origin": SPA, "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == SPA
+    # Errors as there: a bad or revoked token is 401 with a Bearer challenge, as OAuth JSON.
+    http = httpx.AsyncClient(base_url=browser.base_url)  # no cookies: the token alone
+    try:
+        for header in ({"Authorization": "Bearer garbage"}, {}):
+            refused = await http.get("/oauth2/userInfo", headers=header)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "error" in refused.json()
+        revoked = await http.post("/oauth2/revoke", data={"client_id": "spa", "token": token})
+        assert revoked.status_code == 200
+        gone = await http.get("/oauth2/userInfo", headers=bearer)
+        assert gone.status_code == 401 and gone.json()["error"] == "invalid_token"
+        wrong_method = await http.delete("/oauth2/userInfo", headers=bearer)
+        assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    finally:
+        await http.aclose()
