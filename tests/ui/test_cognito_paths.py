@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from gateway.errors import ConfigError
 from tests.federation.fake_op import FakeOP
 from tests.helpers import (
     Browser,
     GatewayServer,
     RedisServer,
     code_flow_params,
+    form_fields,
     free_port,
     location_query,
     make_settings,
@@ -172,3 +175,63 @@ async def test_userInfo_is_the_userinfo_endpoint(browser: Browser, user: str) ->
         assert wrong_method.status_code == 405 and "error" in wrong_method.json()
     finally:
         await http.aclose()
+
+
+# ---- /oauth2/idpresponse ----------------------------------------------------------------
+
+
+async def to_idp_and_back(browser: Browser, connector: str) -> tuple[str, str]:
+    """Press the connector's button; the fake IdP approves. Returns (redirect_uri the IdP was
+    given, the callback it sends the browser to, relative to the gateway)."""
+    first = await browser.authorize(**code_flow_params())
+    fields = form_fields((await browser.http.get(first.headers["location"])).text)
+    started = await browser.http.post(
+        f"/login/{connector}/start", data={"flow": fields["flow"], "_csrf": fields["_csrf"]}
+    )
+    assert started.status_code == 303, started.text
+    redirect_uri = parse_qs(urlsplit(started.headers["location"]).query)["redirect_uri"][0]
+    async with httpx.AsyncClient() as idp_browser:
+        back = await idp_browser.get(started.headers["location"])
+    return redirect_uri, back.headers["location"].removeprefix(browser.base_url)
+
+
+async def test_idpresponse_is_the_callback_of_cognito_callback_connectors(
+    browser: Browser,
+) -> None:
+    redirect_uri, callback = await to_idp_and_back(browser, "fake-cognito")
+    assert redirect_uri == f"{browser.base_url}/oauth2/idpresponse"
+    assert callback.startswith("/oauth2/idpresponse?")
+    done = await browser.http.get(callback)
+    assert done.status_code == 303 and done.headers["location"].startswith(CB + "?")
+    assert "code" in location_query(done)
+
+
+@pytest.mark.parametrize(
+    ("connector", "path"),
+    [
+        ("fake", "/oauth2/idpresponse"),  # its callback is /login/fake/callback
+        ("fake-o2p", "/oauth2/idpresponse"),  # its callback is /oauth2/callback
+        ("fake-cognito", "/oauth2/callback"),  # and Cognito's answers are not oauth2-proxy's
+    ],
+)
+async def test_an_answer_counts_only_at_its_connectors_callback(
+    browser: Browser, connector: str, path: str
+) -> None:
+    _, callback = await to_idp_and_back(browser, connector)
+    query = urlsplit(callback).query
+    refused = await browser.http.get(f"{path}?{query}")
+    assert is_error_page(refused)
+    assert "does not belong to this sign-in" in refused.text
+
+
+def test_a_connector_has_one_shared_callback() -> None:
+    with pytest.raises(ConfigError, match="choose one"):
+        make_settings(
+            free_port(),
+            "redis://127.0.0.1:1/0",
+            connectors=[
+                fake_connector(
+                    "both", "https://idp.example", oauth2_proxy_callback=True, cognito_callback=True
+                )
+            ],
+        )
