@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from gateway.errors import ConfigError
 from tests.federation.fake_op import FakeOP
 from tests.helpers import (
+    PASSWORD,
     Browser,
     GatewayServer,
     RedisServer,
@@ -24,9 +25,10 @@ from tests.helpers import (
     free_port,
     location_query,
     make_settings,
+    pkce_pair,
     redeem,
 )
-from tests.mail import Mailbox, smtp_settings
+from tests.mail import Mailbox, code_in, smtp_settings
 
 CB = "https://app.example.com/cb"
 BYE = "https://app.example.com/bye"
@@ -175,6 +177,101 @@ async def test_userInfo_is_the_userinfo_endpoint(browser: Browser, user: str) ->
         assert wrong_method.status_code == 405 and "error" in wrong_method.json()
     finally:
         await http.aclose()
+
+
+# ---- /login and /signup with an authorization request -----------------------------------
+
+
+def cognito_query(**changes: str | None) -> str:
+    """Cognito's /login query as amazon-cognito-auth-js and Amplify build it (plus PKCE)."""
+    return urlencode(code_flow_params(**{"scope": "openid email profile", **changes}))
+
+
+async def test_login_with_an_authorization_request_signs_in_to_that_app(
+    browser: Browser, user: str
+) -> None:
+    verifier, challenge = pkce_pair()
+    first = await browser.http.get(
+        "/login?" + cognito_query(state="st-1", code_challenge=challenge)
+    )
+    assert first.status_code == 303 and first.headers["location"].startswith("/login?flow=")
+    page = await browser.http.get(first.headers["location"])
+    assert page.status_code == 200 and 'name="password"' in page.text
+    done = await browser.http.post(
+        "/login", data={**form_fields(page.text), "email": user, "password": PASSWORD}
+    )
+    assert done.status_code == 303 and done.headers["location"].startswith(CB + "?")
+    back = location_query(done)
+    assert back["state"] == "st-1" and back["iss"] == browser.base_url
+    tokens = await redeem(browser.http, back["code"], verifier)
+    assert tokens.status_code == 200 and "id_token" in tokens.json()
+    # Signed in already: the code at once, as at /oauth2/authorize.
+    again = await browser.http.get("/login?" + cognito_query(state="st-2"))
+    assert again.status_code == 303 and location_query(again)["state"] == "st-2"
+    assert "code" in location_query(again)
+
+
+async def test_login_keeps_every_rule_of_the_authorization_endpoint(browser: Browser) -> None:
+    # Before the client and its redirect URI are trusted: an error page, never a redirect.
+    unknown = await browser.http.get("/login?" + cognito_query(client_id="nobody"))
+    assert is_error_page(unknown) and "not registered" in unknown.text
+    for uri in (EVIL + "/cb", CB + "/", CB + "?x=1", SPA_CB):
+        elsewhere = await browser.http.get("/login?" + cognito_query(redirect_uri=uri))
+        assert is_error_page(elsewhere), uri
+    # After: the error goes back to the application, as the authorization endpoint sends it.
+    for changes, error in (
+        ({"code_challenge": None}, "invalid_request"),  # PKCE is required
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "openid admin"}, "invalid_scope"),
+        ({"identity_provider": "nope"}, "invalid_request"),
+    ):
+        refused = await browser.http.get("/login?" + cognito_query(**changes))
+        assert refused.status_code == 303, changes
+        assert refused.headers["location"].startswith(CB + "?"), changes
+        assert location_query(refused)["error"] == error, changes
+    repeated = await browser.http.get("/login?" + cognito_query() + "&scope=openid")
+    assert location_query(repeated)["error"] == "invalid_request"
+
+
+async def test_login_without_an_application_still_ends_on_the_account_page(
+    browser: Browser, user: str
+) -> None:
+    first = await browser.http.get("/login")
+    page = await browser.http.get(first.headers["location"])
+    done = await browser.http.post(
+        "/login", data={**form_fields(page.text), "email": user, "password": PASSWORD}
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"{browser.base_url}/"
+
+
+async def test_signup_with_an_authorization_request_signs_up_to_that_app(
+    pool: GatewayServer, browser: Browser, mailbox: tuple[Mailbox, int]
+) -> None:
+    email = f"new-{free_port()}@example.com"
+    first = await browser.http.get("/signup?" + cognito_query(state="st-up"))
+    assert first.status_code == 303 and first.headers["location"].startswith("/signup?flow=")
+    page = await browser.http.get(first.headers["location"])
+    assert page.status_code == 200
+    created = await browser.http.post(
+        "/signup",
+        data={**form_fields(page.text), "email": email, "password": "a fine long password"},
+    )
+    assert created.status_code == 303, created.text
+    message = await mailbox[0].next_for(email)
+    verify = form_fields((await browser.http.get(created.headers["location"])).text)
+    done = await browser.http.post("/signup/verify", data={**verify, "code": code_in(message)})
+    assert done.status_code == 303 and done.headers["location"].startswith(CB + "?")
+    assert location_query(done)["state"] == "st-up" and "code" in location_query(done)
+
+
+async def test_signup_keeps_the_rules_too(browser: Browser) -> None:
+    unknown = await browser.http.get("/signup?" + cognito_query(client_id="nobody"))
+    assert is_error_page(unknown)
+    elsewhere = await browser.http.get("/signup?" + cognito_query(redirect_uri=EVIL + "/cb"))
+    assert is_error_page(elsewhere)
+    no_pkce = await browser.http.get("/signup?" + cognito_query(code_challenge=None))
+    assert location_query(no_pkce)["error"] == "invalid_request"
 
 
 # ---- /oauth2/idpresponse ----------------------------------------------------------------
