@@ -274,6 +274,52 @@ async def test_signup_keeps_the_rules_too(browser: Browser) -> None:
     assert location_query(no_pkce)["error"] == "invalid_request"
 
 
+# ---- identity_provider=COGNITO ----------------------------------------------------------
+
+
+async def test_identity_provider_cognito_is_the_sign_in_form(
+    browser: Browser, fake_op: FakeOP
+) -> None:
+    # An address of a home-realm domain goes to its IdP unless the app asks for the form.
+    realm = await browser.authorize(**code_flow_params(login_hint="someone@fake.example"))
+    assert realm.headers["location"].startswith(fake_op.issuer)
+    for entry in ("/oauth2/authorize?", "/login?"):
+        form = await browser.http.get(
+            entry
+            + urlencode(
+                code_flow_params(login_hint="someone@fake.example", identity_provider="COGNITO")
+            )
+        )
+        assert form.status_code == 303, entry
+        assert form.headers["location"].startswith("/login?flow="), entry
+        page = await browser.http.get(form.headers["location"])
+        assert 'name="password"' in page.text
+    # Cognate's own connector ids keep working (here, from Cognito's /login too).
+    direct = await browser.http.get("/login?" + cognito_query(identity_provider="fake"))
+    assert direct.headers["location"].startswith(fake_op.issuer)
+    # The value is Cognito's, exactly: no connector is called "cognito".
+    lower = await browser.authorize(**code_flow_params(identity_provider="cognito"))
+    assert location_query(lower)["error"] == "invalid_request"
+
+
+async def test_identity_provider_cognito_needs_a_user_directory(
+    redis_server: RedisServer, fake_op: FakeOP
+) -> None:
+    server = GatewayServer(
+        make_settings(
+            free_port(), redis_server.url, connectors=[fake_connector("fake", fake_op.issuer)]
+        )
+    ).start()
+    browser = Browser(server.url)
+    try:
+        refused = await browser.authorize(**code_flow_params(identity_provider="COGNITO"))
+        assert refused.status_code == 303
+        assert location_query(refused)["error"] == "invalid_request"
+    finally:
+        await browser.aclose()
+        server.stop()
+
+
 # ---- /oauth2/idpresponse ----------------------------------------------------------------
 
 
