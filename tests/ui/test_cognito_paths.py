@@ -378,3 +378,94 @@ def test_a_connector_has_one_shared_callback() -> None:
                 )
             ],
         )
+
+
+# ---- /logout ----------------------------------------------------------------------------
+
+
+async def test_logout_signs_out_and_goes_to_the_registered_logout_uri(
+    pool: GatewayServer, browser: Browser, user: str
+) -> None:
+    await signed_in(browser, user)
+    cookie = session_cookie(browser)
+    out = await browser.http.get("/logout?" + urlencode({"client_id": "web", "logout_uri": BYE}))
+    assert out.status_code == 303 and out.headers["location"] == BYE
+    assert not await is_signed_in(browser)
+    assert not await session_alive(pool, cookie)  # ended on the server, not just forgotten
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"client_id": "web", "logout_uri": EVIL},
+        {"client_id": "web", "logout_uri": BYE + "/"},  # exact match only
+        {"client_id": "web", "logout_uri": BYE + "?next=https://evil.example"},
+        {"client_id": "spa", "logout_uri": BYE},  # another client's address
+        {"client_id": "nobody", "logout_uri": BYE},
+        {"client_id": "web"},  # neither logout_uri nor redirect_uri
+        {"client_id": "spa"},  # (even for a client with a single redirect URI)
+        {"client_id": "web", "redirect_uri": EVIL + "/cb", "response_type": "code"},
+    ],
+)
+async def test_logout_refusals_are_pages_and_keep_the_session(
+    browser: Browser, user: str, query: dict[str, str]
+) -> None:
+    await signed_in(browser, user)
+    refused = await browser.http.get("/logout?" + urlencode(query))
+    assert is_error_page(refused)
+    assert await is_signed_in(browser)
+
+
+async def test_logout_refuses_a_repeated_parameter(browser: Browser, user: str) -> None:
+    # Which of two values counts differs between parsers (a proxy's rule may read the first,
+    # Starlette reads the last): neither is followed.
+    await signed_in(browser, user)
+    twice = await browser.http.get(
+        "/logout?" + urlencode([("client_id", "web"), ("logout_uri", EVIL), ("logout_uri", BYE)])
+    )
+    assert is_error_page(twice) and await is_signed_in(browser)
+
+
+async def test_logout_with_redirect_uri_signs_out_then_in_again(
+    pool: GatewayServer, browser: Browser, user: str
+) -> None:
+    await signed_in(browser, user)
+    cookie = session_cookie(browser)
+    verifier, challenge = pkce_pair()
+    out = await browser.http.get(
+        "/logout?" + cognito_query(state="st-again", code_challenge=challenge)
+    )
+    assert out.status_code == 303 and out.headers["location"].startswith("/login?")
+    assert not await session_alive(pool, cookie)
+    # Signed out: the sign-in form, not a code for the old session.
+    first = await browser.http.get(out.headers["location"])
+    assert first.status_code == 303 and first.headers["location"].startswith("/login?flow=")
+    done = await browser.sign_in(first, user)
+    assert location_query(done)["state"] == "st-again"
+    assert (await redeem(browser.http, location_query(done)["code"], verifier)).status_code == 200
+
+
+async def test_logout_for_an_app_the_session_never_used_asks_first(
+    pool: GatewayServer, browser: Browser, user: str
+) -> None:
+    # Signed in to the SPA only: a page elsewhere naming `web` may not sign the user out
+    # silently; the confirmation posts the same request.
+    await signed_in(browser, user, client_id="spa", redirect_uri=SPA_CB)
+    cookie = session_cookie(browser)
+    asked = await browser.http.get("/logout?" + urlencode({"client_id": "web", "logout_uri": BYE}))
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    assert await is_signed_in(browser)
+    fields = form_fields(asked.text)
+    assert fields["client_id"] == "web" and fields["logout_uri"] == BYE
+    forged = await browser.http.post("/logout", data={**fields, "_csrf": "forged"})
+    assert forged.status_code == 403 and await is_signed_in(browser)
+    confirmed = await browser.http.post("/logout", data=fields)
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == BYE
+    assert not await is_signed_in(browser)
+    assert not await session_alive(pool, cookie)
+
+
+async def test_logout_without_client_id_is_still_the_ops_logout(browser: Browser) -> None:
+    for method in ("GET", "POST"):
+        answer = await browser.http.request(method, "/logout")
+        assert answer.status_code == 303 and answer.headers["location"] == "/oauth2/logout"
