@@ -12,11 +12,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from gateway.errors import ConfigError
 from tests.federation.fake_op import FakeOP
 from tests.helpers import (
     PASSWORD,
+    AppServer,
     Browser,
     GatewayServer,
     RedisServer,
@@ -469,3 +474,47 @@ async def test_logout_without_client_id_is_still_the_ops_logout(browser: Browser
     for method in ("GET", "POST"):
         answer = await browser.http.request(method, "/logout")
         assert answer.status_code == 303 and answer.headers["location"] == "/oauth2/logout"
+
+
+# ---- sidecar mode -----------------------------------------------------------------------
+
+
+async def echo(request: Request) -> Response:
+    return JSONResponse({"app": request.url.path})
+
+
+@pytest.fixture(scope="module")
+def sidecar(redis_server: RedisServer) -> Iterator[GatewayServer]:
+    app = AppServer(
+        Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST", "OPTIONS"])])
+    ).start()
+    gateway = GatewayServer(
+        make_settings(
+            free_port(),
+            redis_server.url,
+            user_pool={"self_sign_up": True},
+            sidecar={"upstream": app.url},
+        )
+    ).start()
+    yield gateway
+    gateway.stop()
+    app.stop()
+
+
+async def test_sidecar_keeps_the_cognito_paths(sidecar: GatewayServer) -> None:
+    from gateway.proxy.sidecar import RESERVED
+
+    paths = {
+        "/oauth2/userInfo": 401,
+        "/oauth2/idpresponse?state=x&code=y": 400,
+        "/logout?" + urlencode({"client_id": "web", "logout_uri": BYE}): 303,
+        "/login?" + cognito_query(): 303,
+        "/signup?" + cognito_query(): 303,
+    }
+    async with httpx.AsyncClient(base_url=sidecar.url) as http:
+        for path, status in paths.items():
+            answer = await http.get(path, headers={"Accept": "text/html"})
+            assert answer.status_code == status, path  # the gateway's answer, not the app's
+            assert '{"app"' not in answer.text, path
+            bare = urlsplit(path).path
+            assert any(bare == p.rstrip("/") or bare.startswith(p) for p in RESERVED), path
