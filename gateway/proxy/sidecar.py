@@ -64,6 +64,7 @@ RESERVED = (
     "/theme.css",
     "/.well-known/",
     "/cognito-identity",
+    "/cognito-idp",  # the user-pool API's own path (gateway.cognito)
     "/credentials",
     "/metrics",
     "/_cognate/",
