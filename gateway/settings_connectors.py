@@ -13,6 +13,12 @@ from pydantic import Field, field_validator, model_validator
 from gateway.settings_types import Duration, Model, check_absolute_url
 
 
+def one_callback_url(oauth2_proxy_callback: bool, cognito_callback: bool) -> None:
+    """A connector has one redirect URI at its IdP: oauth2-proxy's or Cognito's, not both."""
+    if oauth2_proxy_callback and cognito_callback:
+        raise ValueError("oauth2_proxy_callback and cognito_callback: choose one redirect URI")
+
+
 class LocalConnectorSettings(Model):
     """Cognate's own user directory (e-mail and password)."""
 
@@ -52,6 +58,9 @@ class OidcConnectorSettings(Model):
     # oauth2-proxy compatibility: the IdP redirects to {issuer}/oauth2/callback (keep the
     # redirect URI already registered for oauth2-proxy) instead of {issuer}/login/{id}/callback.
     oauth2_proxy_callback: bool = False
+    # Cognito compatibility: the IdP redirects to {issuer}/oauth2/idpresponse, the redirect URI
+    # an IdP registration made for a Cognito user pool's domain already names.
+    cognito_callback: bool = False
     timeout: float = Field(10.0, gt=0, le=60)
 
     @model_validator(mode="before")
@@ -82,6 +91,11 @@ class OidcConnectorSettings(Model):
         if "openid" not in value:
             raise ValueError("must include openid")
         return value
+
+    @model_validator(mode="after")
+    def _one_callback(self) -> OidcConnectorSettings:
+        one_callback_url(self.oauth2_proxy_callback, self.cognito_callback)
+        return self
 
     @model_validator(mode="after")
     def _secret(self) -> OidcConnectorSettings:
@@ -134,12 +148,20 @@ class OAuth2ConnectorSettings(Model):
     # oauth2-proxy compatibility: the IdP redirects to {issuer}/oauth2/callback (keep the
     # redirect URI already registered for oauth2-proxy) instead of {issuer}/login/{id}/callback.
     oauth2_proxy_callback: bool = False
+    # Cognito compatibility: the IdP redirects to {issuer}/oauth2/idpresponse, the redirect URI
+    # an IdP registration made for a Cognito user pool's domain already names.
+    cognito_callback: bool = False
     timeout: float = Field(10.0, gt=0, le=60)
 
     @field_validator("base_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value is None else check_absolute_url(value, allow_http_loopback_only=True)
+
+    @model_validator(mode="after")
+    def _one_callback(self) -> OAuth2ConnectorSettings:
+        one_callback_url(self.oauth2_proxy_callback, self.cognito_callback)
+        return self
 
     @model_validator(mode="after")
     def _endpoints(self) -> OAuth2ConnectorSettings:

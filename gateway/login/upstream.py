@@ -39,10 +39,14 @@ class ForeignAnswer(LoginError):
 
 def callback_url(services: Services, connector: RedirectConnector) -> str:
     """Where the IdP sends the browser back: `/login/{id}/callback`, or oauth2-proxy's
-    `/oauth2/callback` for connectors that keep an oauth2-proxy registration."""
+    `/oauth2/callback` or Cognito's `/oauth2/idpresponse` for connectors that keep an IdP
+    registration made for oauth2-proxy or for a Cognito user pool."""
     issuer = services.settings.issuer
-    if getattr(getattr(connector, "config", None), "oauth2_proxy_callback", False):
+    config = getattr(connector, "config", None)
+    if getattr(config, "oauth2_proxy_callback", False):
         return f"{issuer}/oauth2/callback"
+    if getattr(config, "cognito_callback", False):
+        return f"{issuer}/oauth2/idpresponse"
     return f"{issuer}/login/{connector.id}/callback"
 
 

@@ -37,6 +37,11 @@ def routes(services: Services, documents: Documents) -> list[BaseRoute]:
         oauth_route(
             "/oauth2/userinfo", userinfo.endpoint(services), ["GET", "POST"], services.clients
         ),
+        # Cognito's spelling (its hosted-UI domain serves /oauth2/userInfo): the same endpoint,
+        # so an app configured against a Cognito domain reads the same claims and errors.
+        oauth_route(
+            "/oauth2/userInfo", userinfo.endpoint(services), ["GET", "POST"], services.clients
+        ),
         oauth_route(
             "/oauth2/revoke", revocation.revoke_endpoint(services), ["POST"], services.clients
         ),

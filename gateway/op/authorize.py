@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.amr import passed_second_factor
 from gateway.clients import Client
+from gateway.connectors import local_connector_id
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import (
     AccessDenied,
@@ -52,6 +53,8 @@ _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no pa
 # can bloat a redirect URL or a token (README, Endpoints).
 MAX_CLIENT_VALUE = 2048
 _PROMPTS = {"none", "login", "consent", "select_account"}
+# Cognito's `identity_provider` value for the user pool's own directory (its hosted sign-in).
+COGNITO_DIRECTORY = "COGNITO"
 
 
 class RequestUriNotSupported(OAuthError):
@@ -145,7 +148,12 @@ def endpoint(services: Services) -> Handler:
                     else "the user is not signed in"
                 )
             chosen = params.get("identity_provider")
-            if chosen is not None and chosen not in services.connectors:
+            if chosen == COGNITO_DIRECTORY:
+                # Cognito's name for the user pool's own directory: the hosted sign-in form
+                # (never a connector's id, which are lower case), and no home-realm detour.
+                if local_connector_id(services.connectors) is None:
+                    raise InvalidRequest("identity_provider=COGNITO: there is no user directory")
+            elif chosen is not None and chosen not in services.connectors:
                 raise InvalidRequest("identity_provider names no configured connector")
         except OAuthError as exc:
             return redirect_with(redirect_uri, {**exc.as_dict(), "state": state, "iss": issuer})
@@ -168,7 +176,8 @@ def endpoint(services: Services) -> Handler:
         if step_up is not None:  # the hosted pages' second-factor step, from the session
             parked = await machine.step_up(services, flow, step_up)
             response = RedirectResponse(f"/login/mfa?flow={parked.flow.flow_id}", status_code=303)
-        # identity_provider= names the IdP; else a login_hint's e-mail domain may (home realm).
+        # identity_provider= names the IdP (COGNITO: the sign-in form, as no redirect connector
+        # has that id); else a login_hint's e-mail domain may (home realm).
         chosen = params.get("identity_provider") or services.settings.home_realm(
             params.get("login_hint")
         )

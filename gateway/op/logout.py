@@ -1,24 +1,33 @@
-"""RP-Initiated Logout 1.0 (`end_session_endpoint`).
+"""RP-Initiated Logout 1.0 (`end_session_endpoint`), and Cognito's hosted-UI `/logout`.
 
 A redirect after logout goes only to a `post_logout_redirect_uri` registered (exactly) for the
 client named by a valid `id_token_hint` or `client_id`; a tampered hint is an error page, never
 a redirect. Without a hint that matches the signed-in user, the user is asked to confirm, so a
 third-party page cannot sign people out silently.
+
+Cognito's `GET /logout?client_id=…&logout_uri=…` (`cognito_endpoint`) has no hint: it goes to
+`logout_uri` only if that is one of the client's `post_logout_redirect_uris` (Cognito's
+"allowed sign-out URLs"), exactly; with `redirect_uri=…&response_type=…` instead, the browser
+signs in again at `/login` with those parameters (a redirect URI registered for the client).
+It signs out without asking, as Cognito does, when the session signed in to that client; any
+other session is asked first, as here.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from gateway.clients import Client
-from gateway.errors import PageError
+from gateway.csrf import COOKIE as CSRF_COOKIE
+from gateway.errors import InvalidRequest, PageError
 from gateway.op.authorize import MAX_CLIENT_VALUE, redirect_with
-from gateway.op.common import Handler
+from gateway.op.common import Handler, reject_repeats
+from gateway.sessions import Session
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -64,12 +73,7 @@ def endpoint(services: Services) -> Handler:
             if new_cookie:
                 pages.set_cookie(page, "cognate_csrf", browser)
             return page
-        await services.sessions.end(cookie)
-        if session is not None:
-            await services.logout.session_ended(session.sid, session.identity_id)
-            await services.audit.record(
-                "sign_out", identity_id=session.identity_id, sid=session.sid
-            )
+        await end_session(services, cookie, session)
         response: Response
         if redirect:
             response = redirect_with(redirect, {"state": values.get("state")})
@@ -79,6 +83,15 @@ def endpoint(services: Services) -> Handler:
         return response
 
     return logout
+
+
+async def end_session(services: Services, cookie: str | None, session: Session | None) -> None:
+    """Sign the browser out: its session (and every app host's made from it) ends, the clients
+    it signed in to hear of it (back-channel logout), and the audit log says so."""
+    await services.sessions.end(cookie)
+    if session is not None:
+        await services.logout.session_ended(session.sid, session.identity_id)
+        await services.audit.record("sign_out", identity_id=session.identity_id, sid=session.sid)
 
 
 async def _validate(
@@ -116,3 +129,86 @@ async def _validate(
             "The application asked to send you to an address it has not registered.",
         )
     return claims, redirect
+
+
+_COGNITO_PURPOSE = "cognito_logout"
+_BAD_REQUEST = "Invalid sign-out request"
+
+
+def cognito_endpoint(services: Services) -> Handler:
+    """Cognito's `/logout` for requests naming a `client_id` (`gateway.ui.home` sends the rest
+    to `/oauth2/logout`): GET from the application, or POST from the confirmation page."""
+    pages = services.pages
+    cookie_name = services.settings.sessions.cookie_name
+
+    async def logout(request: Request) -> Response:
+        params: QueryParams | FormData = request.query_params
+        confirmed = request.method == "POST"
+        if confirmed:
+            params = await request.form(max_fields=16)
+            services.csrf.check(request, params, _COGNITO_PURPOSE)
+        values = {k: str(v) for k, v in params.multi_items() if k != "_csrf"}
+        try:
+            reject_repeats([k for k, _ in params.multi_items()])
+        except InvalidRequest:
+            raise PageError(_BAD_REQUEST, "The application's request is malformed.") from None
+        client, target = _cognito_target(services, values)
+        cookie = pages.cookie(request, cookie_name)
+        session = await services.sessions.load(cookie)
+        if session is not None and not confirmed and client.client_id not in session.clients:
+            # Not a sign-out of the application this browser signed in to: a page elsewhere
+            # may not sign people out silently, so ask (the form posts the same request).
+            browser, new_cookie = services.csrf.browser_secret(request)
+            destination = urlsplit(target)
+            page = pages.render(
+                request,
+                "logout_confirm.html",
+                {
+                    "action": "/logout",
+                    "fields": values,
+                    "csrf": services.csrf.token(browser, _COGNITO_PURPOSE),
+                    "email": session.profile.get("email", ""),
+                },
+                form_targets=(
+                    f"{destination.scheme}://{destination.netloc}" if destination.netloc else ""
+                ),
+            )
+            if new_cookie:
+                pages.set_cookie(page, CSRF_COOKIE, browser)
+            return page
+        await end_session(services, cookie, session)
+        response = RedirectResponse(target, status_code=303)
+        pages.clear_cookie(response, cookie_name)
+        return response
+
+    return logout
+
+
+def _cognito_target(services: Services, values: dict[str, str]) -> tuple[Client, str]:
+    """The client and where the browser goes after signing out; PageError (never a redirect)
+    for an unknown client or an address the client has not registered."""
+    client = services.clients.get(values.get("client_id"))
+    if client is None:
+        raise PageError(_BAD_REQUEST, "The application is not recognised.")
+    logout_uri = values.get("logout_uri")
+    if logout_uri is not None:
+        # Exact match, as for post_logout_redirect_uri: anything else is an open redirector.
+        if logout_uri not in client.config.post_logout_redirect_uris:
+            raise PageError(
+                _BAD_REQUEST,
+                "The application asked to send you to an address it has not registered.",
+            )
+        return client, logout_uri
+    redirect_uri = values.get("redirect_uri")
+    if redirect_uri is None:
+        raise PageError(
+            _BAD_REQUEST, "The application did not say where to send you after signing out."
+        )
+    if services.clients.match_redirect_uri(client, redirect_uri) is None:
+        # Checked before signing out (the sign-in at /login would refuse it anyway).
+        raise PageError(
+            _BAD_REQUEST,
+            "The application asked to return you to an address it has not registered.",
+        )
+    # Sign in again: /login takes the rest as an authorization request, with all its checks.
+    return client, "/login?" + urlencode(values)

@@ -63,7 +63,14 @@ def routes(services: Services) -> list[BaseRoute]:
         ),
         Route("/logout", home.logout_page(services), methods=["GET", "POST"]),
         Route(
-            "/oauth2/callback", upstream.oauth2_proxy_callback(services), methods=["GET", "POST"]
+            "/oauth2/callback",
+            upstream.shared_callback(services, "/oauth2/callback"),
+            methods=["GET", "POST"],
+        ),
+        Route(  # Cognito's redirect URI for federated IdPs (connectors with cognito_callback)
+            "/oauth2/idpresponse",
+            upstream.shared_callback(services, "/oauth2/idpresponse"),
+            methods=["GET", "POST"],
         ),
         Route("/account/link/{connector}", account.link(services), methods=["GET", "POST"]),
         Route("/account/mfa", account_mfa.account_mfa(services), methods=["GET", "POST"]),

@@ -1,5 +1,5 @@
 """The account page (`/`): who is signed in, their profile, linked sign-in methods and the
-account pages they may use; and the `/logout` shortcut.
+account pages they may use; and `/logout` (Cognito's sign-out, or a shortcut to the OP's).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.connectors import local_connector_id
+from gateway.op import logout
 
 if TYPE_CHECKING:
     from gateway.op.common import Handler
@@ -78,7 +79,19 @@ def profile_rows(claims: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def logout_page(services: Services) -> Handler:
+    """`/logout`: Cognito's sign-out when it names an application (`client_id`, in the query,
+    or in the body its confirmation page posts); else a shortcut to `/oauth2/logout`."""
+    cognito = logout.cognito_endpoint(services)
+
     async def page(request: Request) -> Response:
+        if "client_id" in request.query_params:
+            return await cognito(request)
+        if request.method == "POST" and request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            form = await request.form(max_fields=16)  # kept on the request for the handler
+            if "client_id" in form:
+                return await cognito(request)
         return RedirectResponse("/oauth2/logout", status_code=303)
 
     return page

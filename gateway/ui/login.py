@@ -19,7 +19,7 @@ from gateway.errors import PageError
 from gateway.login import machine
 from gateway.login.flows import Flow
 from gateway.login.steps import IncorrectPassword, TooManyAttempts
-from gateway.ui.direct import account_flow, for_account
+from gateway.ui.direct import account_flow, application_flow, for_account, names_an_application
 from gateway.ui.finish import proceed
 from gateway.ui.flow_pages import context, flow_for, flow_form
 from gateway.ui.upstream import start_redirect
@@ -74,8 +74,12 @@ async def login_form(
 
 
 def login(services: Services) -> Handler:
+    from_application = application_flow(services, "/login")
+
     async def page(request: Request) -> Response:
         if request.method == "GET":
+            if names_an_application(request):  # Cognito's /login?client_id=…&redirect_uri=…
+                return await from_application(request)
             flow_id = request.query_params.get("flow")
             if not flow_id:
                 return await account_flow(services, request, "/login")

@@ -29,7 +29,7 @@ from gateway.login.progress import Verifying
 from gateway.login.registration import attribute_label
 from gateway.login.steps import LoginError, SignInExpired, TooManyAttempts
 from gateway.text import Phrase
-from gateway.ui.direct import account_flow
+from gateway.ui.direct import account_flow, application_flow, names_an_application
 from gateway.ui.finish import sign_in_local
 from gateway.ui.flow_pages import flow_for, flow_form
 from gateway.users.directory import (
@@ -97,10 +97,14 @@ def signup(services: Services) -> Handler:
             username=(values or {}).get("username", ""),
         )
 
+    from_application = application_flow(services, "/signup")
+
     async def page(request: Request) -> Response:
         if not pool.self_sign_up:
             raise PageError("Sign-up is closed", "Ask an administrator for an account.", 404)
         if request.method == "GET":
+            if names_an_application(request):  # Cognito's /signup?client_id=…&redirect_uri=…
+                return await from_application(request)
             if not request.query_params.get("flow"):  # opened directly: ends on the account
                 return await account_flow(services, request, "/signup")
             return form(

@@ -1,9 +1,10 @@
 """Signing in at an upstream IdP from the hosted pages: the buttons, the callbacks.
 
 `POST /login/{connector}/start` sends the browser to the IdP (`gateway.login.upstream.start`);
-`/login/{connector}/callback` (and oauth2-proxy's `/oauth2/callback`) hand its answer to the
-machine (`gateway.login.upstream.answer`), then on to the second factor or the end of the
-sign-in (`gateway.ui.finish.proceed`). Answers POSTed cross-site come back same-site first.
+`/login/{connector}/callback` (and oauth2-proxy's `/oauth2/callback`, Cognito's
+`/oauth2/idpresponse`) hand its answer to the machine (`gateway.login.upstream.answer`), then
+on to the second factor or the end of the sign-in (`gateway.ui.finish.proceed`). Answers
+POSTed cross-site come back same-site first.
 """
 
 from __future__ import annotations
@@ -136,9 +137,12 @@ async def callback_params(services: Services, request: Request) -> dict[str, str
     return repost if repost is not None else params
 
 
-def oauth2_proxy_callback(services: Services) -> Handler:
-    """GET (or form_post POST) /oauth2/callback: oauth2-proxy's callback URL, for connectors
-    with `oauth2_proxy_callback`; the flow named by `state` says which connector answers."""
+def shared_callback(services: Services, path: str) -> Handler:
+    """GET (or form_post POST) at a callback URL that names no connector — oauth2-proxy's
+    `/oauth2/callback`, Cognito's `/oauth2/idpresponse` — for connectors configured to send
+    that redirect URI (`oauth2_proxy_callback`, `cognito_callback`): the flow named by `state`
+    says which connector answers, and only if that connector really sent this redirect URI
+    (else the IdP's answer for one path could be replayed at another)."""
 
     async def page(request: Request) -> Response:
         params = await callback_params(services, request)
@@ -149,8 +153,7 @@ def oauth2_proxy_callback(services: Services) -> Handler:
         connector = services.redirects.get(upstream.waiting_connector(flow) or "")
         if (
             connector is None
-            or upstream.callback_url(services, connector)
-            != f"{services.settings.issuer}/oauth2/callback"
+            or upstream.callback_url(services, connector) != f"{services.settings.issuer}{path}"
         ):
             raise PageError(
                 "Sign-in failed",
