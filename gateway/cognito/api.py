@@ -46,6 +46,7 @@ Operation = Callable[["UserPoolApi", Call], Awaitable[Body]]
 OPERATIONS: dict[str, Operation] = {
     "InitiateAuth": auth.initiate_auth,
     "RespondToAuthChallenge": auth.respond_to_auth_challenge,
+    "GetTokensFromRefreshToken": auth.get_tokens_from_refresh_token,
     **selfservice.OPERATIONS,
 }
 
