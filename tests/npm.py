@@ -35,9 +35,16 @@ def node_modules(package: str, version: str, *extra: str) -> Path:
     return modules
 
 
-def run_node(modules: Path, script: str, request: Any, timeout: float = 120) -> Any:
-    """Run `script` (CommonJS, reading its JSON request on stdin) with `modules` on its path;
-    its JSON answer on stdout."""
+def run_node(
+    modules: Path,
+    script: str,
+    request: Any,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> Any:
+    """Run `script` (CommonJS, reading its JSON request on stdin) with `modules` on its path
+    (and `env` added to its environment, e.g. NODE_EXTRA_CA_CERTS); its JSON answer on
+    stdout."""
     node = shutil.which("node")
     assert node, "Node 20 is on the machine (FIELD-TESTS.md)"
     done = subprocess.run(  # noqa: S603
@@ -46,7 +53,7 @@ def run_node(modules: Path, script: str, request: Any, timeout: float = 120) -> 
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "NODE_PATH": str(modules)},
+        env={**os.environ, **(env or {}), "NODE_PATH": str(modules)},
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.cognito import auth, selfservice
+from gateway.cognito import auth, mfa_ops, selfservice
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
 from gateway.cognito.srp_flow import SrpSignIn
@@ -46,7 +46,9 @@ Operation = Callable[["UserPoolApi", Call], Awaitable[Body]]
 OPERATIONS: dict[str, Operation] = {
     "InitiateAuth": auth.initiate_auth,
     "RespondToAuthChallenge": auth.respond_to_auth_challenge,
+    "GetTokensFromRefreshToken": auth.get_tokens_from_refresh_token,
     **selfservice.OPERATIONS,
+    **mfa_ops.OPERATIONS,
 }
 
 

@@ -32,7 +32,9 @@ from gateway.cognito.wire import (
     unknown_client,
 )
 from gateway.connectors import PasswordConnector, local_connector_id
+from gateway.crypto import constant_time_equals
 from gateway.errors import CognitoError
+from gateway.grants import Grant
 from gateway.login import machine, notify
 from gateway.login.flows import Flow
 from gateway.login.machine import Context
@@ -257,7 +259,28 @@ async def verify_with_session(api: UserPoolApi, call: Call) -> Body:
 async def refresh(api: UserPoolApi, client: Client, params: dict[str, str]) -> Body:
     """REFRESH_TOKEN_AUTH: new ID and access tokens for a live grant (the refresh token is
     not rotated, as Cognito's is not by default)."""
-    presented = params.get("REFRESH_TOKEN", "")
+    grant, user = await _refreshable(api, client, params.get("REFRESH_TOKEN", ""))
+    secret_hash(client, params.get("USERNAME", user.user_id), params.get("SECRET_HASH"))
+    return {"AuthenticationResult": tokens.result(api.s, grant, user)}
+
+
+async def get_tokens_from_refresh_token(api: UserPoolApi, call: Call) -> Body:
+    """GetTokensFromRefreshToken: REFRESH_TOKEN_AUTH as an operation of its own (Amplify v6
+    refreshes with it). A client with a secret sends the secret itself, not a SECRET_HASH."""
+    body = call.body
+    client = app_client(api, body)
+    presented = string(body, "RefreshToken", high=100_000)
+    if "ALLOW_REFRESH_TOKEN_AUTH" not in client.config.explicit_auth_flows:
+        raise invalid_parameter("REFRESH_TOKEN_AUTH flow not enabled for this client")
+    secret = client.config.client_secret
+    if secret and not constant_time_equals(str(body.get("ClientSecret") or ""), secret):
+        raise not_authorized(f"Unable to verify secret hash for client {client.client_id}")
+    grant, user = await _refreshable(api, client, presented)
+    return {"AuthenticationResult": tokens.result(api.s, grant, user)}
+
+
+async def _refreshable(api: UserPoolApi, client: Client, presented: str) -> tuple[Grant, User]:
+    """The live grant a refresh token of `client` belongs to, and its enabled user."""
     grants = api.s.grants
     gid = presented.split(".", 1)[0] if "." in presented else ""
     loaded = await grants.live_grant(gid, api.s.sessions, refreshing=True) if gid else None
@@ -269,8 +292,7 @@ async def refresh(api: UserPoolApi, client: Client, params: dict[str, str]) -> B
     user = await api.s.users.get(grant.authorization.subject or "")
     if user is None or not user.enabled:
         raise not_authorized("Invalid Refresh Token")
-    secret_hash(client, params.get("USERNAME", user.user_id), params.get("SECRET_HASH"))
-    return {"AuthenticationResult": tokens.result(api.s, grant, user)}
+    return grant, user
 
 
 async def _tokens(api: UserPoolApi, client: Client, done: Done, ctx: Context) -> dict[str, Any]:

@@ -95,11 +95,14 @@ class MfaStore:
         await self._store.put(record_key, self._seal(record_key, asdict(record)))
         return codes
 
-    async def enable_email(self, user_id: str) -> list[str]:
+    async def enable_email(self, user_id: str, new_codes: bool = True) -> list[str]:
         """Turn on codes by e-mail as a second factor: new recovery codes (shown once), the
-        authenticator app kept if there is one."""
+        authenticator app kept if there is one. `new_codes=False` keeps the codes the account
+        has (for callers that cannot show new ones, like the Cognito API) and returns []."""
         existing = await self.get(user_id)
-        codes, hashes = self._recovery_codes(user_id)
+        codes, hashes = self._recovery_codes(user_id) if new_codes else ([], [])
+        if not new_codes and existing is not None:
+            hashes = existing.recovery_hashes
         record = MfaRecord(
             existing.totp_secret if existing else None, int(time.time()), hashes, True
         )
@@ -136,6 +139,23 @@ class MfaStore:
         except StoreContended:
             return None
         return "recovery"
+
+    async def disable(self, user_id: str, method: Literal["totp", "email"]) -> None:
+        """Turn one second factor off, keeping the other (and the recovery codes) if the
+        account has it; with none left the record goes, as `remove` does."""
+        existing = await self.get(user_id)
+        if existing is None:
+            return
+        record = replace(
+            existing,
+            totp_secret=None if method == "totp" else existing.totp_secret,
+            email_otp=False if method == "email" else existing.email_otp,
+        )
+        if record.totp_secret is None and not record.email_otp:
+            await self.remove(user_id)
+            return
+        key = self._key(user_id)
+        await self._store.put(key, self._seal(key, asdict(record)))
 
     async def remove(self, user_id: str) -> None:
         await self._store.delete(self._key(user_id), self._store.key("mfa-pending", user_id))

@@ -1,0 +1,178 @@
+"""SetUserMFAPreference through stock boto3 `cognito-idp` (Amplify's updateMFAPreference):
+an app confirmed by VerifySoftwareToken can be set preferred; nothing unconfirmed can be
+turned on; codes by e-mail go on and off; turning a factor off needs a sign-in that passed
+one, and a pool that requires MFA keeps the last factor."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyotp
+import pytest
+
+from tests.cognito.test_user_pool_api import FLOWS, PASSWORD, error_of, idp, in_model
+from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
+
+
+def pool_with(redis_server: RedisServer, mfa: str) -> GatewayServer:
+    port = free_port()
+    clients = [
+        {
+            "client_id": "app",
+            "token_endpoint_auth_method": "none",
+            "explicit_auth_flows": FLOWS,
+            "grant_types": ["refresh_token"],
+        }
+    ]
+    settings = make_settings(
+        port,
+        redis_server.url,
+        clients=clients,
+        user_pool={"id": "eu-west-1_MfaPref01", "mfa": mfa},
+    )
+    return GatewayServer(settings).start()
+
+
+@pytest.fixture(scope="module")
+def pool(redis_server: RedisServer) -> Iterator[GatewayServer]:
+    server = pool_with(redis_server, "optional")
+    yield server
+    server.stop()
+
+
+def sign_in(client: Any, email: str, totp: pyotp.TOTP | None = None) -> dict[str, Any]:
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="app",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    if "AuthenticationResult" in started:
+        return dict(started["AuthenticationResult"])
+    assert totp is not None and started["ChallengeName"] == "SOFTWARE_TOKEN_MFA", started
+    done = client.respond_to_auth_challenge(
+        ClientId="app",
+        ChallengeName="SOFTWARE_TOKEN_MFA",
+        Session=started["Session"],
+        ChallengeResponses={"USERNAME": email, "SOFTWARE_TOKEN_MFA_CODE": totp.now()},
+    )
+    return dict(done["AuthenticationResult"])
+
+
+def asks_for_code(client: Any, email: str) -> bool:
+    """Does a sign-in ask for the app's code (without spending one)?"""
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="app",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    return bool(started.get("ChallengeName") == "SOFTWARE_TOKEN_MFA")
+
+
+async def with_app(pool: GatewayServer, client: Any) -> tuple[str, str, pyotp.TOTP]:
+    """A user who turned an authenticator app on (VerifySoftwareToken): e-mail, access token
+    (of the password-only sign-in before it), and the app."""
+    email = f"p{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    token = sign_in(client, email)["AccessToken"]
+    secret = client.associate_software_token(AccessToken=token)["SecretCode"]
+    totp = pyotp.TOTP(secret)
+    client.verify_software_token(AccessToken=token, UserCode=totp.at(time.time() - 30))
+    return email, token, totp
+
+
+async def test_an_app_is_set_preferred_and_turned_off_after_a_sign_in_with_it(
+    pool: GatewayServer,
+) -> None:
+    client = idp(pool)
+    email = f"p{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    token = sign_in(client, email)["AccessToken"]
+    preferred = {"Enabled": True, "PreferredMfa": True}
+    # Nothing confirmed yet: an app cannot be turned on by preference alone.
+    assert error_of(
+        client.set_user_mfa_preference, AccessToken=token, SoftwareTokenMfaSettings=preferred
+    ) == ("InvalidParameterException", "User has not verified software token mfa")
+    assert error_of(
+        client.set_user_mfa_preference, AccessToken=token, SMSMfaSettings={"Enabled": True}
+    )[0] == ("InvalidParameterException")
+
+    email, token, totp = await with_app(pool, client)
+    answer = client.set_user_mfa_preference(AccessToken=token, SoftwareTokenMfaSettings=preferred)
+    in_model("SetUserMFAPreference", answer)
+    user = client.get_user(AccessToken=token)
+    assert user["PreferredMfaSetting"] == "SOFTWARE_TOKEN_MFA"
+    assert user["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+
+    # The token of a password-only sign-in cannot strip the second factor...
+    off = {"Enabled": False, "PreferredMfa": False}
+    assert error_of(
+        client.set_user_mfa_preference, AccessToken=token, SoftwareTokenMfaSettings=off
+    )[0] == ("NotAuthorizedException")
+    assert asks_for_code(client, email)  # ...which is still asked for;
+    with_mfa = sign_in(client, email, totp)["AccessToken"]  # a sign-in that passed it can
+    client.set_user_mfa_preference(AccessToken=with_mfa, SoftwareTokenMfaSettings=off)
+    assert "UserMFASettingList" not in client.get_user(AccessToken=with_mfa)
+    assert not asks_for_code(client, email)
+
+
+async def test_codes_by_e_mail_on_and_off(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email, token, totp = await with_app(pool, client)
+    user_id = client.get_user(AccessToken=token)["Username"]
+    before = await pool.call(lambda s: s.mfa.get(user_id))
+    client.set_user_mfa_preference(AccessToken=token, EmailMfaSettings={"Enabled": True})
+    after = await pool.call(lambda s: s.mfa.get(user_id))
+    # The API cannot show new recovery codes: the ones the user has keep working.
+    assert after.email_otp and after.recovery_hashes == before.recovery_hashes != []
+    assert client.get_user(AccessToken=token)["UserMFASettingList"] == [
+        "SOFTWARE_TOKEN_MFA",
+        "EMAIL_OTP",
+    ]
+    both = {"Enabled": True, "PreferredMfa": True}
+    assert error_of(
+        client.set_user_mfa_preference,
+        AccessToken=token,
+        EmailMfaSettings=both,
+        SoftwareTokenMfaSettings=both,
+    )[0] == ("InvalidParameterException")
+    with_mfa = sign_in(client, email, totp)["AccessToken"]
+    client.set_user_mfa_preference(AccessToken=with_mfa, EmailMfaSettings={"Enabled": False})
+    assert client.get_user(AccessToken=with_mfa)["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    assert asks_for_code(client, email)  # the app stays
+
+
+async def test_a_pool_that_requires_mfa_keeps_the_last_factor(
+    redis_server: RedisServer,
+) -> None:
+    pool = pool_with(redis_server, "required")
+    try:
+        client = idp(pool)
+        email = f"q{secrets.token_hex(4)}@example.com"
+        await pool.add_user(email, PASSWORD, email_verified=True)
+        started = client.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId="app",
+            AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+        )
+        assert started["ChallengeName"] == "MFA_SETUP"
+        secret = client.associate_software_token(Session=started["Session"])
+        totp = pyotp.TOTP(secret["SecretCode"])
+        verified = client.verify_software_token(
+            Session=secret["Session"], UserCode=totp.at(time.time() - 30)
+        )
+        done = client.respond_to_auth_challenge(
+            ClientId="app",
+            ChallengeName="MFA_SETUP",
+            Session=verified["Session"],
+            ChallengeResponses={"USERNAME": email},
+        )["AuthenticationResult"]
+        assert error_of(
+            client.set_user_mfa_preference,
+            AccessToken=done["AccessToken"],
+            SoftwareTokenMfaSettings={"Enabled": False},
+        ) == ("InvalidParameterException", "MFA is required for this user pool.")
+    finally:
+        pool.stop()
