@@ -92,6 +92,7 @@ class TokenService:
             "sub": sub,
             "aud": client_id,
             "client_id": client_id,
+            "token_use": "access",  # as Cognito's: verifiers such as aws-jwt-verify check it
             "scope": " ".join(sorted(scope)),
             "jti": parsed.jti,
             "iat": now,
@@ -131,6 +132,7 @@ class TokenService:
             "iat": now,
             "exp": now + self._settings.tokens.id_token_ttl,
             "auth_time": auth_time,
+            "token_use": "id",
         }
         if nonce:
             claims["nonce"] = nonce

@@ -70,6 +70,10 @@ async def test_authlib_client_full_lifecycle(gateway: GatewayServer, user: str) 
     assert claims["sub"].startswith("us-east-1:")
     assert abs(claims["auth_time"] - time.time()) < 60
     assert claims["amr"] == ["pwd"]
+    # Cognito's token_use, on hosted-page tokens too (aws-jwt-verify's Cognito checks read it).
+    assert claims["token_use"] == "id"
+    access_claims = jwt.decode(token["access_token"], jwks, algorithms=["ES256"]).claims
+    assert access_claims["token_use"] == "access"
     assert decoded.header["kid"] in {k["kid"] for k in jwks.as_dict()["keys"]}
 
     # userinfo with the access token; same subject as the ID token
