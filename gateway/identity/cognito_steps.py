@@ -27,6 +27,7 @@ Operation = Callable[[Body], Awaitable[Body]]
 
 
 def identity_id_in(body: Body, field: str = "IdentityId") -> str:
+    """The identity (or identity pool) ID in `field`, refused in AWS's words when malformed."""
     value = body.get(field)
     if not isinstance(value, str) or not 1 <= len(value) <= 55 or not _ID.match(value):
         raise invalid_parameter(
@@ -38,6 +39,7 @@ def identity_id_in(body: Body, field: str = "IdentityId") -> str:
 
 
 def logins_in(body: Body, field: str = "Logins") -> dict[str, str]:
+    """The provider name → token map in `field` (empty when absent), within AWS's limits."""
     logins = body.get(field) or {}
     if (
         not isinstance(logins, dict)
@@ -63,6 +65,7 @@ class IdentitySteps:
     async def verify_logins(
         self, pool: IdentityPoolSettings, logins: dict[str, str]
     ) -> list[VerifiedLogin]:
+        """Each login token checked by its provider; NotAuthorizedException at the first bad one."""
         verified = []
         for name, token in logins.items():
             try:
