@@ -1,33 +1,43 @@
 """The administrative commands of `cognate` (users, keys, identities, pools, sessions, audit,
-export/import): each builds the services from the settings, works on the store, and releases
-everything before returning an exit code. The parser and `serve` live in `gateway.cli`.
+export/import): `COMMANDS` maps each to its function, and a command with actions (`users
+create`, `keys rotate`…) is a table of action functions (`USER_ACTIONS`…), each taking the
+services and the parsed arguments and returning an exit code. The services are built from the
+settings for one command and released before it returns (`with_services`).
+
+What does not live here: the parser, `serve` and `check-config` (`gateway.cli`); how values
+reach the terminal (`gateway.terminal`); the backup format (`gateway.backup`).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
-import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 
+from gateway.backup import export_records, import_records
 from gateway.errors import GatewayError
+from gateway.identity.iam import pool_report
+from gateway.identity.ids import Identity
+from gateway.logout import end_local_user
+from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.terminal import Progress, terminal_safe
+from gateway.users.directory import InvalidAttribute, InvalidEmail, InvalidPassword, User
 
-if TYPE_CHECKING:  # services import the whole gateway; the CLI builds them only when it runs
-    from gateway.identity.ids import Identity
-    from gateway.services import Services
-    from gateway.users.directory import User
-
-Work = Callable[["Services"], Awaitable[int]]
+Work = Callable[[Services], Awaitable[int]]
+# An action of a command (`users create`, `keys rotate`…): the services built, the parsed
+# arguments, an exit code.
+Action = Callable[[Services, argparse.Namespace], Awaitable[int]]
+# A command (`users`, `keys`…) as `cognate` runs it: `asyncio.run(command(settings, args))`.
+Command = Callable[[Settings, argparse.Namespace], Coroutine[object, object, int]]
 
 
 async def with_services(settings: Settings, work: Work) -> int:
     """Build the services, run `work` on them, and release everything: its exit code."""
-    from gateway.services import build_services
-
     services = build_services(settings)
     try:
         if settings.store.url.startswith("memory:"):
@@ -40,115 +50,154 @@ async def with_services(settings: Settings, work: Work) -> int:
         await services.store.close()
 
 
-async def users(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Services) -> int:
-        users = services.users
-        if args.action == "create":
-            from gateway.users.directory import InvalidEmail, InvalidPassword
+def on_services(action: Action) -> Command:
+    """A command that runs `action` on services built for it, and released after."""
 
-            password = read_password(args.password_stdin)
-            try:
-                user = await users.create(
-                    args.email,
-                    password,
-                    name=args.name,
-                    email_verified=args.verified,
-                    username=args.username,
-                )
-            except InvalidEmail:
-                raise GatewayError(f"{args.email!r} is not an e-mail address") from None
-            except InvalidPassword as exc:
-                raise GatewayError(f"the password {exc}") from None
-            await services.audit.record("user.created", user_id=user.user_id, actor="cli")
-            print(f"created {user.email} (user id {user.user_id})")
-        elif args.action == "list":
-            count = 0
-            async for user in users.all():
-                count += 1
-                if args.json:
-                    print(json.dumps(public(user)))
-                else:
-                    print(f"{user.user_id}  {user.status:8}  {user.email}")
-            if not args.json:
-                print(f"{count} user(s)", file=sys.stderr)
-        elif args.action == "show":
-            user = await users.resolve(args.user)
-            print(json.dumps({**public(user), "mfa": await mfa_state(services, user)}, indent=2))
-        elif args.action in ("enable", "disable"):
-            user = await users.resolve(args.user)
-            await users.set_status(
-                user.user_id, "enabled" if args.action == "enable" else "disabled"
-            )
-            await services.audit.record(f"user.{args.action}d", user_id=user.user_id, actor="cli")
-            if args.action == "disable":
-                await end_sessions_of_user(services, user.user_id)
-            print(f"{args.action}d {user.email}")
-        elif args.action == "set-password":  # an administrator's reset
-            user = await users.resolve(args.user)
-            await users.set_password(user.user_id, read_password(args.password_stdin))
-            await services.audit.record("user.password_reset", user_id=user.user_id, actor="cli")
-            await end_sessions_of_user(services, user.user_id)
-            print(f"new password set for {user.email}")
-        elif args.action == "confirm":
-            user = await users.mark_email_verified((await users.resolve(args.user)).user_id)
-            await services.audit.record("user.email_verified", user_id=user.user_id, actor="cli")
-            print(f"confirmed {user.email}")
-        elif args.action == "reset-mfa":
-            user = await users.resolve(args.user)
-            await services.mfa.remove(user.user_id)
-            await services.passkeys.remove_all(user.user_id)
-            await services.audit.record("mfa.removed", user_id=user.user_id, actor="cli")
-            print(f"two-step sign-in removed for {user.email}; they sign in with the password")
-        elif args.action == "set-attribute":
-            user = await users.set_attribute(
-                (await users.resolve(args.user)).user_id, args.name, args.value
-            )
-            await services.audit.record(
-                "user.attribute_set", user_id=user.user_id, attribute=args.name, actor="cli"
-            )
-            print(f"{user.email}: {args.name} = {args.value}")
-        elif args.action == "groups":
-            user = await users.resolve(args.user)
-            if args.add or args.remove:
-                user = await users.set_groups(user.user_id, args.add, args.remove)
-                await services.audit.record(
-                    "user.groups_changed",
-                    user_id=user.user_id,
-                    groups=",".join(user.groups),
-                    actor="cli",
-                )
-                await end_sessions_of_user(services, user.user_id)  # new claims at next sign-in
-            print(f"{user.email}: {', '.join(user.groups) or '(no groups)'}")
-        elif args.action == "import":
-            return await import_users(services, args.file)
-        elif args.action == "export":
-            out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
-            try:
-                async for user in users.all():
-                    out.write(json.dumps(portable(user)) + "\n")
-            finally:
-                if out is not sys.stdout:
-                    out.close()
-        elif args.action == "delete":
-            user = await users.resolve(args.user)
-            await users.delete(user.user_id)
-            await services.audit.record("user.deleted", user_id=user.user_id, actor="cli")
-            await end_sessions_of_user(services, user.user_id)
-            print(f"deleted {user.email}")
-        return 0
+    async def command(settings: Settings, args: argparse.Namespace) -> int:
+        async def work(services: Services) -> int:
+            return await action(services, args)
 
-    return await with_services(settings, work)
+        return await with_services(settings, work)
+
+    return command
 
 
-async def import_users(services: Services, path: str) -> int:
-    """`cognate users import FILE`: accounts from another system, one JSON object a line."""
-    from collections import Counter
+def by_action(actions: Mapping[str, Action]) -> Command:
+    """A command whose ACTION argument (`users create`, `keys rotate`…) picks from `actions`."""
 
-    from gateway.users.directory import InvalidAttribute
+    async def command(settings: Settings, args: argparse.Namespace) -> int:
+        return await on_services(actions[args.action])(settings, args)
 
+    return command
+
+
+# -- users ----------------------------------------------------------------------------------------
+
+
+async def create_user(services: Services, args: argparse.Namespace) -> int:
+    """`users create EMAIL`: a local account, with the password typed twice or from stdin."""
+    password = read_password(args.password_stdin)
+    try:
+        user = await services.users.create(
+            args.email,
+            password,
+            name=args.name,
+            email_verified=args.verified,
+            username=args.username,
+        )
+    except InvalidEmail:
+        raise GatewayError(f"{args.email!r} is not an e-mail address") from None
+    except InvalidPassword as exc:
+        raise GatewayError(f"the password {exc}") from None
+    await services.audit.record("user.created", user_id=user.user_id, actor="cli")
+    print(f"created {user.email} (user id {user.user_id})")
+    return 0
+
+
+async def list_users(services: Services, args: argparse.Namespace) -> int:
+    """`users list [--json]`: one line a user, the count on stderr."""
+    count = 0
+    async for user in services.users.all():
+        count += 1
+        if args.json:
+            print(json.dumps(public(user)))
+        else:
+            print(f"{user.user_id}  {user.status:8}  {user.email}")
+    if not args.json:
+        print(f"{count} user(s)", file=sys.stderr)
+    return 0
+
+
+async def show_user(services: Services, args: argparse.Namespace) -> int:
+    """`users show USER`: the account and its second factors, as JSON."""
+    user = await services.users.resolve(args.user)
+    print(json.dumps({**public(user), "mfa": await mfa_state(services, user)}, indent=2))
+    return 0
+
+
+async def enable_user(services: Services, args: argparse.Namespace) -> int:
+    """`users enable USER`."""
+    user = await services.users.resolve(args.user)
+    await services.users.set_status(user.user_id, "enabled")
+    await services.audit.record("user.enabled", user_id=user.user_id, actor="cli")
+    print(f"enabled {user.email}")
+    return 0
+
+
+async def disable_user(services: Services, args: argparse.Namespace) -> int:
+    """`users disable USER`: sign-in refused, and every session and refresh token ended."""
+    user = await services.users.resolve(args.user)
+    await services.users.set_status(user.user_id, "disabled")
+    await services.audit.record("user.disabled", user_id=user.user_id, actor="cli")
+    await end_sessions_of_user(services, user.user_id)
+    print(f"disabled {user.email}")
+    return 0
+
+
+async def set_user_password(services: Services, args: argparse.Namespace) -> int:
+    """`users set-password USER`: an administrator's reset; it ends the user's sessions."""
+    user = await services.users.resolve(args.user)
+    await services.users.set_password(user.user_id, read_password(args.password_stdin))
+    await services.audit.record("user.password_reset", user_id=user.user_id, actor="cli")
+    await end_sessions_of_user(services, user.user_id)
+    print(f"new password set for {user.email}")
+    return 0
+
+
+async def confirm_user(services: Services, args: argparse.Namespace) -> int:
+    """`users confirm USER`: the e-mail marked as verified."""
+    users = services.users
+    user = await users.mark_email_verified((await users.resolve(args.user)).user_id)
+    await services.audit.record("user.email_verified", user_id=user.user_id, actor="cli")
+    print(f"confirmed {user.email}")
+    return 0
+
+
+async def reset_user_mfa(services: Services, args: argparse.Namespace) -> int:
+    """`users reset-mfa USER`: second factors and passkeys removed (a lost phone)."""
+    user = await services.users.resolve(args.user)
+    await services.mfa.remove(user.user_id)
+    await services.passkeys.remove_all(user.user_id)
+    await services.audit.record("mfa.removed", user_id=user.user_id, actor="cli")
+    print(f"two-step sign-in removed for {user.email}; they sign in with the password")
+    return 0
+
+
+async def set_user_attribute(services: Services, args: argparse.Namespace) -> int:
+    """`users set-attribute USER NAME VALUE` (an empty value removes it)."""
+    users = services.users
+    user = await users.set_attribute(
+        (await users.resolve(args.user)).user_id, args.name, args.value
+    )
+    await services.audit.record(
+        "user.attribute_set", user_id=user.user_id, attribute=args.name, actor="cli"
+    )
+    print(f"{user.email}: {args.name} = {args.value}")
+    return 0
+
+
+async def user_groups(services: Services, args: argparse.Namespace) -> int:
+    """`users groups USER [--add G] [--remove G]`: shows them, after changing them if asked."""
+    users = services.users
+    user = await users.resolve(args.user)
+    if args.add or args.remove:
+        user = await users.set_groups(user.user_id, args.add, args.remove)
+        await services.audit.record(
+            "user.groups_changed",
+            user_id=user.user_id,
+            groups=",".join(user.groups),
+            actor="cli",
+        )
+        await end_sessions_of_user(services, user.user_id)  # new claims at next sign-in
+    print(f"{user.email}: {', '.join(user.groups) or '(no groups)'}")
+    return 0
+
+
+async def import_users(services: Services, args: argparse.Namespace) -> int:
+    """`users import FILE`: accounts from another system, one JSON object a line."""
     counts: Counter[str] = Counter()
     show = Progress("users")
-    with open(path) as lines:
+    with open(args.file) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -166,6 +215,45 @@ async def import_users(services: Services, path: str) -> int:
     return 1 if counts["invalid"] else 0
 
 
+async def export_users(services: Services, args: argparse.Namespace) -> int:
+    """`users export [-o FILE]`: every account as `users import` reads it."""
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        async for user in services.users.all():
+            out.write(json.dumps(portable(user)) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+async def delete_user(services: Services, args: argparse.Namespace) -> int:
+    """`users delete USER`: the account gone, and every session and refresh token ended."""
+    user = await services.users.resolve(args.user)
+    await services.users.delete(user.user_id)
+    await services.audit.record("user.deleted", user_id=user.user_id, actor="cli")
+    await end_sessions_of_user(services, user.user_id)
+    print(f"deleted {user.email}")
+    return 0
+
+
+USER_ACTIONS: dict[str, Action] = {
+    "create": create_user,
+    "list": list_users,
+    "show": show_user,
+    "enable": enable_user,
+    "disable": disable_user,
+    "set-password": set_user_password,
+    "confirm": confirm_user,
+    "reset-mfa": reset_user_mfa,
+    "set-attribute": set_user_attribute,
+    "groups": user_groups,
+    "import": import_users,
+    "export": export_users,
+    "delete": delete_user,
+}
+
+
 def portable(user: User) -> dict[str, object]:
     """A user as `users import` reads it (with the argon2id hash: keep the file secret)."""
     return {
@@ -179,6 +267,7 @@ def portable(user: User) -> dict[str, object]:
 
 
 def public(user: User) -> dict[str, object]:
+    """A user as `users list --json` and `users show` print it (no password hash)."""
     return {
         "user_id": user.user_id,
         "email": user.email,
@@ -206,89 +295,125 @@ async def mfa_state(services: Services, user: User) -> dict[str, object]:
 
 
 def read_password(from_stdin: bool) -> str:
+    """A new password: one line of stdin, or typed twice at a prompt that does not echo."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    import getpass
-
     first = getpass.getpass("Password: ")
     if getpass.getpass("Repeat:   ") != first:
         raise GatewayError("the passwords do not match")
     return first
 
 
-async def keys(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Services) -> int:
-        keys = services.keys
-        if args.action == "rotate":
-            if not await keys.rotate():
-                raise GatewayError(
-                    "another process changed the key set at the same moment; run the command again"
-                )
-            await services.audit.record("keys.rotated", actor="cli")
-            print("rotated; replicas pick up the new key set within a minute")
-        for entry in keys.entries:
-            when = entry.activated or entry.created
-            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(when))
-            print(f"{entry.kid}  {entry.alg}  {entry.state:8}  since {stamp}")
-        return 0
-
-    return await with_services(settings, work)
+async def end_sessions_of_user(services: Services, user_id: str) -> None:
+    """A disabled, deleted or reset local user loses every session and refresh token at once."""
+    ended, revoked = await end_local_user(services, user_id)
+    await services.logout.drain()
+    print(f"ended {ended} session(s) and {revoked} token famil{'y' if revoked == 1 else 'ies'}")
 
 
-async def identities(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Services) -> int:
-        store = services.identities
-        if args.action == "list":
-            cursor, count = None, 0
-            while True:
-                page, cursor = await store.page(args.pool, cursor, 100)
-                for listed in page:
-                    count += 1
-                    if args.json:
-                        print(json.dumps(identity_json(listed)))
-                    else:
-                        logins = ", ".join(f"{x.provider}:{x.subject}" for x in listed.logins)
-                        state = (
-                            "disabled"
-                            if listed.disabled
-                            else ("authenticated" if listed.authenticated else "guest")
-                        )
-                        print(f"{listed.identity_id}  {state:13}  {logins or '-'}")
-                if cursor is None:
-                    break
-            if not args.json:
-                print(f"{count} identit{'y' if count == 1 else 'ies'}", file=sys.stderr)
-            return 0
-        identity = await store.get(args.identity_id)
-        if identity is None:
-            raise GatewayError(f"no identity {args.identity_id}")
-        if args.action == "show":
-            print(json.dumps(identity_json(identity), indent=2))
-        elif args.action == "delete":
-            await store.delete(args.identity_id)
-            await services.audit.record(
-                "identity.deleted", identity_id=args.identity_id, actor="cli"
-            )
-            print(f"deleted {args.identity_id}")
-        elif args.action == "unlink":
-            if not identity.has(args.provider, args.subject):
-                raise GatewayError(
-                    f"{args.identity_id} has no login {args.provider}:{args.subject}"
-                )
-            await store.unlink(args.identity_id, args.provider, args.subject)
-            await services.audit.record(
-                "identity.unlinked",
-                identity_id=args.identity_id,
-                provider=args.provider,
-                actor="cli",
-            )
-            print(f"unlinked {args.provider}:{args.subject} from {args.identity_id}")
-        return 0
+# -- keys and identities --------------------------------------------------------------------------
 
-    return await with_services(settings, work)
+
+async def list_keys(services: Services, args: argparse.Namespace) -> int:
+    """`keys list`: each key of the set with its state."""
+    for entry in services.keys.entries:
+        when = entry.activated or entry.created
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(when))
+        print(f"{entry.kid}  {entry.alg}  {entry.state:8}  since {stamp}")
+    return 0
+
+
+async def rotate_keys(services: Services, args: argparse.Namespace) -> int:
+    """`keys rotate`: next → current → previous, a new next; then the set as `keys list`."""
+    if not await services.keys.rotate():
+        raise GatewayError(
+            "another process changed the key set at the same moment; run the command again"
+        )
+    await services.audit.record("keys.rotated", actor="cli")
+    print("rotated; replicas pick up the new key set within a minute")
+    return await list_keys(services, args)
+
+
+KEY_ACTIONS: dict[str, Action] = {"list": list_keys, "rotate": rotate_keys}
+
+
+async def list_identities(services: Services, args: argparse.Namespace) -> int:
+    """`identities list [--pool P] [--json]`: page by page, the count on stderr."""
+    cursor, count = None, 0
+    while True:
+        page, cursor = await services.identities.page(args.pool, cursor, 100)
+        for listed in page:
+            count += 1
+            print(json.dumps(identity_json(listed)) if args.json else identity_line(listed))
+        if cursor is None:
+            break
+    if not args.json:
+        print(f"{count} identit{'y' if count == 1 else 'ies'}", file=sys.stderr)
+    return 0
+
+
+def identity_line(identity: Identity) -> str:
+    """An identity as `identities list` shows it: id, state, logins."""
+    logins = ", ".join(f"{x.provider}:{x.subject}" for x in identity.logins)
+    state = (
+        "disabled"
+        if identity.disabled
+        else ("authenticated" if identity.authenticated else "guest")
+    )
+    return f"{identity.identity_id}  {state:13}  {logins or '-'}"
+
+
+async def existing_identity(services: Services, identity_id: str) -> Identity:
+    """The identity, or the one-line error the commands that work on one print."""
+    identity = await services.identities.get(identity_id)
+    if identity is None:
+        raise GatewayError(f"no identity {identity_id}")
+    return identity
+
+
+async def show_identity(services: Services, args: argparse.Namespace) -> int:
+    """`identities show IDENTITY_ID`, as JSON."""
+    identity = await existing_identity(services, args.identity_id)
+    print(json.dumps(identity_json(identity), indent=2))
+    return 0
+
+
+async def delete_identity(services: Services, args: argparse.Namespace) -> int:
+    """`identities delete IDENTITY_ID`: the identity and its links."""
+    await existing_identity(services, args.identity_id)
+    await services.identities.delete(args.identity_id)
+    await services.audit.record("identity.deleted", identity_id=args.identity_id, actor="cli")
+    print(f"deleted {args.identity_id}")
+    return 0
+
+
+async def unlink_identity(services: Services, args: argparse.Namespace) -> int:
+    """`identities unlink IDENTITY_ID PROVIDER SUBJECT`: one login removed."""
+    identity = await existing_identity(services, args.identity_id)
+    if not identity.has(args.provider, args.subject):
+        raise GatewayError(f"{args.identity_id} has no login {args.provider}:{args.subject}")
+    await services.identities.unlink(args.identity_id, args.provider, args.subject)
+    await services.audit.record(
+        "identity.unlinked",
+        identity_id=args.identity_id,
+        provider=args.provider,
+        actor="cli",
+    )
+    print(f"unlinked {args.provider}:{args.subject} from {args.identity_id}")
+    return 0
+
+
+IDENTITY_ACTIONS: dict[str, Action] = {
+    "list": list_identities,
+    "show": show_identity,
+    "delete": delete_identity,
+    "unlink": unlink_identity,
+}
 
 
 def identity_json(identity: Identity) -> dict[str, object]:
+    """An identity as `identities show` and `identities list --json` print it."""
+
     def stamp(t: int) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
@@ -302,9 +427,11 @@ def identity_json(identity: Identity) -> dict[str, object]:
     }
 
 
-async def pools(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.identity.iam import pool_report
+# -- pools, audit, sessions, backups --------------------------------------------------------------
 
+
+async def check_pools(settings: Settings, args: argparse.Namespace) -> int:
+    """`pools check [POOL]`: what AWS needs for each pool (no services: settings only)."""
     pools = [p for p in settings.identity_pools if args.pool in (None, p.id)]
     if not pools:
         raise GatewayError(
@@ -325,29 +452,28 @@ async def pools(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-async def audit(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Services) -> int:
-        audit = services.audit
-        entries: list[tuple[str, dict[str, str]]] = []
-        after = "0"
-        while True:  # the last N: read forward and keep a window (streams are trimmed by age)
-            batch = await audit.read(after, 500)
-            if not batch:
-                break
-            entries = (entries + batch)[-args.lines :] if args.lines > 0 else []
-            after = batch[-1][0]
-        for entry in entries:
+async def tail_audit(services: Services, args: argparse.Namespace) -> int:
+    """`audit tail [-n N] [-f] [--json]`: the last N events, then (-f) each new one."""
+    audit = services.audit
+    entries: list[tuple[str, dict[str, str]]] = []
+    after = "0"
+    while True:  # the last N: read forward and keep a window (streams are trimmed by age)
+        batch = await audit.read(after, 500)
+        if not batch:
+            break
+        entries = (entries + batch)[-args.lines :] if args.lines > 0 else []
+        after = batch[-1][0]
+    for entry in entries:
+        print_audit(entry, args.json)
+    while args.follow:
+        for entry in await audit.read(after, 100, block=1.0):
             print_audit(entry, args.json)
-        while args.follow:
-            for entry in await audit.read(after, 100, block=1.0):
-                print_audit(entry, args.json)
-                after = entry[0]
-        return 0
-
-    return await with_services(settings, work)
+            after = entry[0]
+    return 0
 
 
 def print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
+    """One audit event: a JSON line, or a line whose every value is `terminal_safe`."""
     entry_id, fields = entry
     if as_json:
         print(json.dumps({"id": entry_id, **fields}), flush=True)
@@ -364,134 +490,85 @@ def print_audit(entry: tuple[str, dict[str, str]], as_json: bool) -> None:
     print(f"{ts}  {event:22} {rest}", flush=True)
 
 
-# Characters that change how a terminal shows what follows: controls (ESC sequences, CR that
-# overwrites the line) and the bidirectional overrides and isolates (U+202A-U+202E,
-# U+2066-U+2069, the marks) that make "moc.elpmaxe@eve" read as an honest address.
-_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def terminal_safe(value: object, limit: int = 200) -> str:
-    """An audit value as the terminal should show it: what a sign-in form or an IdP let an
-    attacker choose (names, e-mails, reasons) with every control, bidi and other format
-    character escaped (\\u202e), and cut visibly after `limit` characters."""
-    text = str(value)
-    cut = len(text) - limit
-    if cut > 0:
-        text = text[:limit]
-    shown = "".join(
-        f"\\u{ord(c):04x}"
-        if c in _BIDI or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
-        else "\\\\"  # a typed backslash cannot pass for an escape
-        if c == "\\"
-        else c
-        for c in text
-    )
-    return f"{shown}…[{cut} more]" if cut > 0 else shown
-
-
-async def end_sessions_of_user(services: Services, user_id: str) -> None:
-    """A disabled, deleted or reset local user loses every session and refresh token at once."""
-    from gateway.logout import end_local_user
-
-    ended, revoked = await end_local_user(services, user_id)
-    await services.logout.drain()
-    print(f"ended {ended} session(s) and {revoked} token famil{'y' if revoked == 1 else 'ies'}")
-
-
-async def sessions(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Services) -> int:
-        if ":" in args.user and "@" not in args.user:
-            identity_ids = [args.user]
-        else:
-            user = await services.users.resolve(args.user)
-            identity_ids = [
-                i
-                for c in services.connectors.values()
-                if c.type == "local"
-                if (i := await services.identities.find(c.id, user.user_id))
-            ]
-        if not identity_ids:
-            raise GatewayError(f"{args.user} has never signed in: nothing to revoke")
-        for identity_id in identity_ids:
-            ended, revoked = await services.logout.end_identity(identity_id)
-            await services.audit.record(
-                "sessions.revoked",
-                identity_id=identity_id,
-                sessions=str(ended),
-                grants=str(revoked),
-                actor="cli",
-            )
-            print(
-                f"{identity_id}: ended {ended} session(s), revoked {revoked} token "
-                f"famil{'y' if revoked == 1 else 'ies'}"
-            )
-        await services.logout.drain()
-        return 0
-
-    return await with_services(settings, work)
-
-
-class Progress:
-    """A one-line progress report on stderr, refreshed at most ten times a second."""
-
-    def __init__(self, verb: str) -> None:
-        self.verb = verb
-        self.last = 0.0
-
-    def __call__(self, counts: Mapping[str, int], final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.last < 0.1:
-            return
-        self.last = now
-        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "lines")
-        print(f"\r{self.verb}: {summary}", end="\n" if final else "", file=sys.stderr, flush=True)
-
-
-async def export(settings: Settings, args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from gateway.backup import export_records
-
-    async def work(services: Services) -> int:
-        out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
-        counts: Counter[str] = Counter()
-        show = Progress("exported")
-        try:
-            async for record in export_records(services):
-                out.write(json.dumps(record) + "\n")
-                counts[record["type"]] += 1
-                show(counts)
-        finally:
-            if out is not sys.stdout:
-                out.close()
-        show(counts, final=True)
+async def revoke_sessions(services: Services, args: argparse.Namespace) -> int:
+    """`sessions revoke --user USER`: every session and refresh token of a local user (all
+    their identities) or of one identity, on every replica."""
+    if ":" in args.user and "@" not in args.user:
+        identity_ids = [args.user]
+    else:
+        user = await services.users.resolve(args.user)
+        identity_ids = [
+            i
+            for c in services.connectors.values()
+            if c.type == "local"
+            if (i := await services.identities.find(c.id, user.user_id))
+        ]
+    if not identity_ids:
+        raise GatewayError(f"{args.user} has never signed in: nothing to revoke")
+    for identity_id in identity_ids:
+        ended, revoked = await services.logout.end_identity(identity_id)
         await services.audit.record(
-            "backup.exported",
+            "sessions.revoked",
+            identity_id=identity_id,
+            sessions=str(ended),
+            grants=str(revoked),
             actor="cli",
-            users=str(counts["user"]),
-            identities=str(counts["identity"]),
         )
-        return 0
+        print(
+            f"{identity_id}: ended {ended} session(s), revoked {revoked} token "
+            f"famil{'y' if revoked == 1 else 'ies'}"
+        )
+    await services.logout.drain()
+    return 0
 
-    return await with_services(settings, work)
+
+async def export_backup(services: Services, args: argparse.Namespace) -> int:
+    """`cognate export [-o FILE]`: users and identities as JSON Lines."""
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    counts: Counter[str] = Counter()
+    show = Progress("exported")
+    try:
+        async for record in export_records(services):
+            out.write(json.dumps(record) + "\n")
+            counts[record["type"]] += 1
+            show(counts)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    show(counts, final=True)
+    await services.audit.record(
+        "backup.exported",
+        actor="cli",
+        users=str(counts["user"]),
+        identities=str(counts["identity"]),
+    )
+    return 0
 
 
-async def restore(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.backup import import_records
+async def restore_backup(services: Services, args: argparse.Namespace) -> int:
+    """`cognate import FILE [--skip N]`: a backup restored (rerun to resume)."""
+    show = Progress("imported")
+    with open(args.file) as lines:
+        counts = await import_records(services, lines, args.skip, show)
+    show(counts, final=True)
+    await services.audit.record("backup.imported", actor="cli", lines=str(counts["lines"]))
+    conflicts = sum(v for k, v in counts.items() if k.endswith(":conflict"))
+    if conflicts or counts["invalid"]:
+        print(
+            f"warning: {conflicts} conflict(s), {counts['invalid']} invalid line(s)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
-    async def work(services: Services) -> int:
-        show = Progress("imported")
-        with open(args.file) as lines:
-            counts = await import_records(services, lines, args.skip, show)
-        show(counts, final=True)
-        await services.audit.record("backup.imported", actor="cli", lines=str(counts["lines"]))
-        conflicts = sum(v for k, v in counts.items() if k.endswith(":conflict"))
-        if conflicts or counts["invalid"]:
-            print(
-                f"warning: {conflicts} conflict(s), {counts['invalid']} invalid line(s)",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
 
-    return await with_services(settings, work)
+COMMANDS: dict[str, Command] = {
+    "users": by_action(USER_ACTIONS),
+    "keys": by_action(KEY_ACTIONS),
+    "identities": by_action(IDENTITY_ACTIONS),
+    "pools": check_pools,  # `pools check`, its only action, needs the settings alone
+    "audit": by_action({"tail": tail_audit}),
+    "sessions": by_action({"revoke": revoke_sessions}),
+    "export": on_services(export_backup),
+    "import": on_services(restore_backup),
+}

@@ -16,13 +16,20 @@ import asyncio
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway import client_cli
 from gateway.cli_examples import add_examples
 from gateway.errors import ConfigError, GatewayError, StoreUnavailable
-from gateway.settings import Settings
+from gateway.settings import Settings, SidecarSettings
 from gateway.settings_loader import demo_settings, load_settings
+from gateway.store import open_store
+
+# The rest is imported where it is used, for start-up time, not for cycles: `cognate
+# aws-credentials` runs at every credential refresh of an AWS SDK, `check-config` on every
+# deploy, and neither should load what only the administrative commands (`gateway.admin`, which
+# builds the services: the whole gateway) or `serve` (uvicorn, the app) need.
 
 EXAMPLES = """\
 examples:
@@ -218,9 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("rotate", "rotate now: next → current → previous, new next"),
     ):
         _config_arg(keys_sub.add_parser(action, help=text))
-    from gateway import client_cli  # login, aws-credentials: client side, no settings
-
-    client_cli.add_commands(sub)
+    client_cli.add_commands(sub)  # login, aws-credentials: client side, no settings
     add_examples(parser)
     return parser
 
@@ -233,24 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check-config":
             return _check_config(args.file)
-        from gateway import client_cli
-
         if args.command in client_cli.COMMANDS:
             return client_cli.run(args)
         settings = load_settings(args.config)
-        from gateway import admin
+        from gateway import admin  # the services: see the imports above
 
-        commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
-            "users": admin.users,
-            "keys": admin.keys,
-            "identities": admin.identities,
-            "pools": admin.pools,
-            "audit": admin.audit,
-            "sessions": admin.sessions,
-            "export": admin.export,
-            "import": admin.restore,
-        }
-        return asyncio.run(commands[args.command](settings, args))
+        return asyncio.run(admin.COMMANDS[args.command](settings, args))
     except ConfigError as exc:
         print(f"error: invalid settings in {exc.source}:", file=sys.stderr)
         for problem in exc.problems:
@@ -269,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 async def probe_store(settings: Settings) -> None:
     """Reach the store once, as the gateway would at start: StoreUnavailable (one line for the
     caller to print) when it cannot, ConfigError when the server has no such database."""
-    from redis.exceptions import ResponseError
-
-    from gateway.store import open_store
+    from redis.exceptions import ResponseError  # redis only for a redis:// store
 
     if settings.store.url.startswith("memory:"):
         return
@@ -334,7 +325,7 @@ def _check_config(path: str) -> int:
         print("  warning: memory store: single process only, forgets everything on restart")
     if reachable is not None:
         print(f"  warning: the store cannot be reached from here: {reachable}")
-    from gateway.proxy import setup_warnings
+    from gateway.proxy import setup_warnings  # check-config only: see the imports above
 
     for warning in setup_warnings(settings):
         print(f"  warning: {warning}")
@@ -343,8 +334,6 @@ def _check_config(path: str) -> int:
 
 def _with_sidecar(settings: Settings, args: argparse.Namespace) -> Settings:
     """The settings with sidecar mode on: --upstream and --health-path over `sidecar:`."""
-    from gateway.settings import SidecarSettings
-
     current = settings.sidecar
     upstream = args.upstream or (current.upstream if current else None)
     if not upstream:

@@ -27,7 +27,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
-from gateway.crypto import Sealer
+from gateway.crypto import Sealer, b64url_decode
 from gateway.errors import StoreContended, StoreUnavailable
 from gateway.store import Store
 
@@ -297,8 +297,6 @@ def _replace(entry: KeyEntry, **changes: Any) -> KeyEntry:
 
 
 def _header_kid(token: str) -> str | None:
-    from gateway.crypto import b64url_decode
-
     try:
         header = json.loads(b64url_decode(token.split(".", 1)[0]))
         kid = header.get("kid")

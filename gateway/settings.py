@@ -101,10 +101,6 @@ def _default_grants() -> list[GrantType]:
     return ["authorization_code", "refresh_token"]
 
 
-def _default_response_types() -> list[Literal["code"]]:
-    return ["code"]
-
-
 class StoreSettings(Model):
     """Where shared state lives."""
 
@@ -345,7 +341,7 @@ class GroupSettings(Model):
     name: str = Field(pattern=r"^[\w+=,.@-]{1,128}$")
     precedence: int = Field(0, ge=0)
     role_arn: RoleArn | None = None
-    description: str | None = None
+    description: str | None = None  # for the administrators, as Cognito's; nothing acts on it
 
 
 def _no_repeats(names: list[str], what: str) -> None:
@@ -498,13 +494,11 @@ class ClientSettings(Model):
     redirect_uris: list[ClientUri] = Field(default_factory=list)
     post_logout_redirect_uris: list[ClientUri] = Field(default_factory=list)
     grant_types: list[GrantType] = Field(default_factory=_default_grants)
-    response_types: list[Literal["code"]] = Field(default_factory=_default_response_types)
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
         "client_secret_basic"
     )
     scope: str = "openid email profile offline_access"
-    backchannel_logout_uri: ClientUri | None = None
-    backchannel_logout_session_required: bool = True
+    backchannel_logout_uri: ClientUri | None = None  # its logout tokens always carry `sid`
     # Browser origins (scheme://host[:port]) that may call the token, userinfo and revocation
     # endpoints (CORS). None: a public client's redirect URI origins; a confidential one none.
     allowed_origins: list[str] | None = None

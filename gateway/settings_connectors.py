@@ -193,7 +193,6 @@ class SamlConnectorSettings(Model):
     sp_cert: str
     binding: Literal["redirect", "post"] = "redirect"  # how AuthnRequests reach the IdP
     want_response_signed: bool = False  # the assertion is always required to be signed
-    want_assertions_encrypted: bool = False
     clock_skew: int = Field(60, ge=0, le=600)
     allow_idp_initiated: bool = False
     idp_initiated_redirect: str = Field("/", pattern=r"^/([^/\\\\].*)?$")  # a local path only

@@ -82,9 +82,30 @@ def _validation_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
+# Keys the schema accepted once though nothing read them: a settings file that still has one
+# is told what became of it. By path, list indexes left out (a connector's `type` stays in).
+RETIRED_KEYS: dict[tuple[str, ...], str] = {
+    ("clients", "response_types"): "removed: `code` is the only response type, for every client",
+    ("clients", "backchannel_logout_session_required"): (
+        "removed: the logout tokens always carry sid"
+    ),
+    ("connectors", "saml", "want_assertions_encrypted"): (
+        "removed: it was never enforced (an encrypted assertion is decrypted with sp_key, a "
+        "plain one accepted; both must be signed)"
+    ),
+    ("identity_pools", "sts", "region"): (
+        "removed: AssumeRoleWithWebIdentity is unsigned; for a regional STS give "
+        "sts.endpoint: https://sts.<region>.amazonaws.com"
+    ),
+}
+
+
 def nearest_key(loc: tuple[Any, ...]) -> str:
-    """For an unknown key at `loc`: the known key it most likely misspells (difflib), else a
-    pointer to the example file."""
+    """For an unknown key at `loc`: what became of it if the schema retired it, else the known
+    key it most likely misspells (difflib), else a pointer to the example file."""
+    retired = RETIRED_KEYS.get(tuple(str(p) for p in loc if not isinstance(p, int)))
+    if retired:
+        return f" ({retired})"
     known = known_keys(loc[:-1])
     close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
     if close:

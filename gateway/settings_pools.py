@@ -78,10 +78,11 @@ class PoolRoles(Model):
 
 
 class StsSettings(Model):
-    """Where AssumeRoleWithWebIdentity goes (AWS regional STS, MinIO, Ceph RGW, ...)."""
+    """Where AssumeRoleWithWebIdentity goes (AWS regional STS, MinIO, Ceph RGW, ...). The call is
+    unsigned (the web-identity token is the proof), so no region: a regional AWS STS is its
+    endpoint, `https://sts.<region>.amazonaws.com`."""
 
     endpoint: str = "https://sts.amazonaws.com"
-    region: str = "us-east-1"
     duration: Duration = 3600
     timeout: float = Field(5.0, gt=0, le=60)
     retries: int = Field(3, ge=0, le=10)

@@ -238,3 +238,77 @@ def test_durations() -> None:
 def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
     settings = settings_from_dict({**BASE, "issuer": "http://127.0.0.1:8000/"})
     assert settings.issuer == "http://127.0.0.1:8000" and not settings.secure_cookies
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {
+                "clients": [
+                    {
+                        "client_id": "c",
+                        "client_secret": "x" * 16,
+                        "redirect_uris": ["https://a/cb"],
+                        "response_types": ["code"],
+                    }
+                ]
+            },
+            "clients[0].response_types: unknown key (removed: `code` is the only response type",
+        ),
+        (
+            {
+                "clients": [
+                    {
+                        "client_id": "c",
+                        "client_secret": "x" * 16,
+                        "redirect_uris": ["https://a/cb"],
+                        "backchannel_logout_session_required": True,
+                    }
+                ]
+            },
+            "clients[0].backchannel_logout_session_required: unknown key (removed: the logout "
+            "tokens always carry sid)",
+        ),
+        (
+            {
+                "connectors": [
+                    {
+                        "id": "x",
+                        "type": "saml",
+                        "name": "X",
+                        "want_assertions_encrypted": True,
+                    }
+                ]
+            },
+            "connectors[0].saml.want_assertions_encrypted: unknown key (removed: it was never "
+            "enforced",
+        ),
+        (
+            {
+                "identity_pools": [
+                    {
+                        "id": "us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+                        "name": "p",
+                        "sts": {"region": "eu-west-1"},
+                    }
+                ]
+            },
+            "identity_pools[0].sts.region: unknown key (removed: AssumeRoleWithWebIdentity is "
+            "unsigned; for a regional STS give sts.endpoint: https://sts.<region>.amazonaws.com)",
+        ),
+    ],
+)
+def test_a_retired_key_says_what_became_of_it(data: dict, expected: str) -> None:
+    # Settings once accepted but never read: a file that still has one fails, and says why.
+    found = problems({**BASE, **data})
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_retired_key_elsewhere_is_just_unknown() -> None:
+    # Retired by its whole path: `region` beside a pool's other keys was never a key at all.
+    pool = {"id": "us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "name": "p", "region": "x"}
+    assert problems({**BASE, "identity_pools": [pool]}) == [
+        "identity_pools[0].region: unknown key (check the spelling against "
+        "config/gateway.example.yaml)"
+    ]

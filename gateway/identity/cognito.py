@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.credentials.roles import choose_role
 from gateway.credentials.vendor import VendRequest, session_name
-from gateway.credentials.web_identity import provider_name, token_audience
+from gateway.credentials.web_identity import token_audience
 from gateway.errors import (
     CognitoError,
     Unavailable,
@@ -31,9 +29,16 @@ from gateway.errors import (
     not_authorized,
     not_found,
 )
-from gateway.identity.ids import Identity, LoginTaken, TooManyLogins
-from gateway.identity.pools import roles_as_aws
-from gateway.identity.providers import COGNITO_PROVIDER, LoginRejected, VerifiedLogin
+from gateway.identity.cognito_admin import CognitoAdminApi
+from gateway.identity.cognito_steps import (
+    Body,
+    IdentitySteps,
+    Operation,
+    identity_id_in,
+    logins_in,
+)
+from gateway.identity.ids import Identity
+from gateway.identity.providers import COGNITO_PROVIDER, VerifiedLogin
 from gateway.identity.sigv4 import verify as verify_sigv4
 from gateway.settings import IdentityPoolSettings
 
@@ -50,9 +55,6 @@ AWS_REQUEST_HEADERS = (
 )
 AWS_EXPOSED_HEADERS = "x-amzn-RequestId, x-amzn-ErrorType, x-amzn-ErrorMessage, Date"
 CONTENT_TYPE = "application/x-amz-json-1.1"
-_ID = re.compile(r"^[\w-]+:[0-9a-f-]+$")
-Body = dict[str, Any]
-Operation = Callable[[Body], Awaitable[Body]]
 
 
 # AWS accepts 10 logins of up to 50,000 characters each (two SAML responses are easily
@@ -88,34 +90,6 @@ def error_response(exc: CognitoError, request_id: str) -> Response:
     return Response(body, status_code=exc.status_code, media_type=CONTENT_TYPE, headers=headers)
 
 
-def _identity_id(body: Body, field: str = "IdentityId") -> str:
-    value = body.get(field)
-    if not isinstance(value, str) or not 1 <= len(value) <= 55 or not _ID.match(value):
-        raise invalid_parameter(
-            f"1 validation error detected: Value at '{field[0].lower()}"
-            f"{field[1:]}' failed to satisfy constraint: Member must satisfy "
-            "regular expression pattern: [\\w-]+:[0-9a-f-]+"
-        )
-    return value
-
-
-def _logins(body: Body, field: str = "Logins") -> dict[str, str]:
-    logins = body.get(field) or {}
-    if (
-        not isinstance(logins, dict)
-        or len(logins) > 10
-        or not all(
-            isinstance(k, str)
-            and isinstance(v, str)
-            and 1 <= len(k) <= 128
-            and 1 <= len(v) <= 50000
-            for k, v in logins.items()
-        )
-    ):
-        raise invalid_parameter(f"{field} must map up to 10 provider names to tokens.")
-    return logins
-
-
 @dataclass(frozen=True)
 class Authenticated:
     """The outcome of checking an identity's logins."""
@@ -126,10 +100,12 @@ class Authenticated:
 
 
 class CognitoApi:
-    """The operations; each takes and returns an AWS JSON body."""
+    """The transport and the unsigned operations; each operation takes and returns an AWS JSON
+    body. The signed ones are `CognitoAdminApi`'s, the steps both take `IdentitySteps`'."""
 
     def __init__(self, services: Services) -> None:
         self.s = services
+        self.steps = IdentitySteps(services)
         self._pool_origins = frozenset(
             origin for pool in services.settings.identity_pools for origin in pool.cors_origins
         )
@@ -139,9 +115,7 @@ class CognitoApi:
             "GetCredentialsForIdentity": self.get_credentials_for_identity,
             "UnlinkIdentity": self.unlink_identity,
         }
-        from gateway.identity.cognito_admin import admin_operations
-
-        self.admin: dict[str, Operation] = admin_operations(self)
+        self.admin: dict[str, Operation] = CognitoAdminApi(services, self.steps).operations
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -224,69 +198,7 @@ class CognitoApi:
             headers={"x-amzn-RequestId": request_id, "Cache-Control": "no-store"},
         )
 
-    # -- shared steps ------------------------------------------------------------------------
-
-    async def verify_logins(
-        self, pool: IdentityPoolSettings, logins: dict[str, str]
-    ) -> list[VerifiedLogin]:
-        verified = []
-        for name, token in logins.items():
-            try:
-                verified.append(await self.s.verifier.verify(pool, name, token))
-            except LoginRejected as exc:
-                raise not_authorized(str(exc)) from None
-        return verified
-
-    async def identity_for(
-        self, pool: IdentityPoolSettings, verified: list[VerifiedLogin], start: str | None = None
-    ) -> str:
-        """The identity these logins belong to (creating or linking as needed)."""
-        ids = self.s.identities
-        owners: set[str] = {start} if start else set()
-        for login in verified:
-            if login.identity_id:
-                owners.add(login.identity_id)
-            elif await ids.find(login.provider, login.subject):
-                # resolve, not just find: a concurrent first login may have claimed the link
-                # but not yet written the record, and resolve completes it.
-                owners.add(await ids.resolve(login.provider, login.subject, pool.id))
-        if start and len(owners) > 1:
-            guest = await ids.get(start)
-            if guest is not None and not guest.authenticated:
-                owners.discard(start)  # a guest signing in joins the identity it already has
-        if len(owners) > 1:
-            raise CognitoError(
-                "ResourceConflictException", "The logins belong to different identities."
-            )
-        try:
-            if owners:
-                identity_id = owners.pop()
-                if await ids.get(identity_id) is None:
-                    raise not_authorized("Invalid login token. The identity no longer exists.")
-            else:
-                first = verified[0]
-                identity_id = await ids.resolve(first.provider, first.subject, pool.id)
-            for login in verified:
-                if login.identity_id is None and not await ids.find(login.provider, login.subject):
-                    await ids.link(identity_id, login.provider, login.subject)
-                    await self.s.audit.record(
-                        "identity.linked",
-                        identity_id=identity_id,
-                        provider=login.provider,
-                        pool=pool.id,
-                    )
-            identity = await ids.add_pool(identity_id, pool.id)
-        except LoginTaken:
-            raise CognitoError(
-                "ResourceConflictException", "A login is already linked to another identity."
-            ) from None
-        except TooManyLogins:
-            raise CognitoError(
-                "LimitExceededException", "An identity can have at most 20 logins."
-            ) from None
-        if identity.disabled:
-            raise not_authorized(f"Access to Identity '{identity_id}' is forbidden.")
-        return identity_id
+    # -- steps of the unsigned operations ----------------------------------------------------
 
     async def pool_for(self, identity: Identity, names: list[str]) -> IdentityPoolSettings:
         """The pool an identity is used in (the one whose providers cover these logins)."""
@@ -305,8 +217,8 @@ class CognitoApi:
 
     async def authenticate(self, body: Body) -> Authenticated:
         """Check IdentityId + Logins: the logins must prove this identity (or a guest's)."""
-        identity_id = _identity_id(body)
-        logins = _logins(body)
+        identity_id = identity_id_in(body)
+        logins = logins_in(body)
         identity = await self.s.identities.get(identity_id)
         if identity is None:
             raise not_found(f"Identity '{identity_id}' not found.")
@@ -324,7 +236,7 @@ class CognitoApi:
                     "Unauthenticated access is not supported for this identity pool."
                 )
             return Authenticated(identity_id, pool, [])
-        verified = await self.verify_logins(pool, logins)
+        verified = await self.steps.verify_logins(pool, logins)
         if identity.authenticated:
             proven = {
                 v.identity_id or await self.s.identities.find(v.provider, v.subject)
@@ -342,22 +254,8 @@ class CognitoApi:
             if complete:  # the hot path: nothing to link or record
                 return Authenticated(identity_id, pool, verified)
         return Authenticated(
-            await self.identity_for(pool, verified, start=identity_id), pool, verified
+            await self.steps.identity_for(pool, verified, start=identity_id), pool, verified
         )
-
-    def login_name(self, identity: Identity, provider: str) -> str:
-        """The `Logins` key an SDK uses for one of the identity's stored logins. A sign-in at
-        this gateway's own pages is stored under its connector (`local`, `corp`…), but a pool
-        knows it only through the gateway's ID tokens: by the `cognate` provider's name (the
-        issuer host, as in the Logins map). Every other login keeps its provider name."""
-        if provider not in self.s.connectors:
-            return provider
-        for pool in self.s.settings.identity_pools:
-            if pool.id in identity.pools:
-                for name, config in self.s.verifier.providers(pool).items():
-                    if config.type == "cognate":
-                        return name
-        return provider_name(self.s.settings.issuer)
 
     def amr(self, auth: Authenticated) -> list[str]:
         if not auth.logins:
@@ -376,17 +274,17 @@ class CognitoApi:
     # -- unsigned operations -----------------------------------------------------------------
 
     async def get_id(self, body: Body) -> Body:
-        pool_id = _identity_id(body, "IdentityPoolId")
+        pool_id = identity_id_in(body, "IdentityPoolId")
         pool = await self.s.pools.get(pool_id)
-        logins = _logins(body)
+        logins = logins_in(body)
         if not logins:
             if not pool.allow_unauthenticated:
                 raise not_authorized(
                     "Unauthenticated access is not supported for this identity pool."
                 )
             return {"IdentityId": (await self.s.identities.create_guest(pool.id)).identity_id}
-        verified = await self.verify_logins(pool, logins)
-        return {"IdentityId": await self.identity_for(pool, verified)}
+        verified = await self.steps.verify_logins(pool, logins)
+        return {"IdentityId": await self.steps.identity_for(pool, verified)}
 
     async def get_open_id_token(self, body: Body) -> Body:
         auth = await self.authenticate(body)
@@ -462,16 +360,12 @@ class CognitoApi:
         # this gateway's pages (the next one there gets an identity of its own; ID tokens
         # already issued name this identity until they expire).
         for login in identity.logins:
-            if self.login_name(identity, login.provider) in remove:
+            if self.steps.login_name(identity, login.provider) in remove:
                 await self.s.identities.unlink(auth.identity_id, login.provider, login.subject)
                 await self.s.audit.record(
                     "identity.unlinked", identity_id=auth.identity_id, provider=login.provider
                 )
         return {}
-
-    async def roles_of(self, body: Body) -> Body:
-        pool = await self.s.pools.get(_identity_id(body, "IdentityPoolId"))
-        return roles_as_aws(pool)
 
 
 def routes(services: Services) -> list[BaseRoute]:

@@ -33,6 +33,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from gateway.connectors import Connector, ConnectorError
+from gateway.connectors.saml import SamlConnector
 from gateway.credentials.web_identity import CLIENT_AUDIENCE_SUFFIX, provider_name
 from gateway.errors import GatewayError
 from gateway.outbound import http_client
@@ -159,8 +160,6 @@ class ProviderVerifier:
         """A base64 SAMLResponse, checked by its connector exactly as at the ACS (signature with
         the IdP's pinned certificate, audience, recipient, time…) but unsolicited, and usable
         until NotOnOrAfter. The login's subject is the connector's subject (the NameID)."""
-        from gateway.connectors.saml import SamlConnector
-
         connector = self._connectors.get(provider.connector or "")
         if not isinstance(connector, SamlConnector):
             raise LoginRejected("Invalid login token. The SAML provider is not configured.")

@@ -22,6 +22,7 @@ from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
 from gateway.store import Store, record_json
 from gateway.text import Phrase
+from gateway.users.legacy_hashes import known_format
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def normalize_email(email: str) -> str:
 @functools.cache
 def _breached(top: int) -> frozenset[str]:
     """The `top` most common passwords of public breaches (zxcvbn's bundled list)."""
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # 0.8 MB of lists: at first use
 
     return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"][:top])
 
@@ -476,8 +477,6 @@ class UserDirectory:
         already here (so an interrupted import can rerun). The hash may be argon2, bcrypt,
         scrypt or PBKDF2 (see legacy_hashes): it is replaced by argon2id at the next sign-in.
         InvalidAttribute says what is wrong with a bad record."""
-        from gateway.users.legacy_hashes import known_format
-
         email = normalize_email(str(record.get("email") or ""))
         if "@" not in email or len(email) > 254:
             raise InvalidAttribute("email: missing or not an e-mail address")

@@ -28,6 +28,7 @@ import jinja2
 from gateway.errors import GatewayError
 from gateway.outbound import http_client
 from gateway.settings import EmailSettings, SmsSettings
+from gateway.users.hooks import signature
 
 log = logging.getLogger("cognate.email")
 BUNDLED = Path(__file__).parent / "templates"
@@ -141,8 +142,6 @@ class WebhookSms:
         self._http = http_client(settings.timeout)
 
     async def send(self, to: str, message: str, purpose: str) -> None:
-        from gateway.users.hooks import signature
-
         body = json.dumps({"to": to, "message": message, "purpose": purpose}).encode()
         headers = {
             "Content-Type": "application/json",
