@@ -31,7 +31,9 @@ from gateway.identity.cognito import (
     MAX_BODY,
     CognitoApi,
     error_response,
+    json_object,
     read_body,
+    unavailable_response,
 )
 from gateway.login.machine import Context
 
@@ -66,26 +68,13 @@ class UserPoolApi:
         request_id = str(uuid.uuid4())
         client_id: str | None = None
         try:
-            raw = await read_body(request)
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                raise CognitoError("SerializationException", "The body is not JSON.") from None
-            if not isinstance(body, dict):
-                raise CognitoError("SerializationException", "The body must be a JSON object.")
+            body = json_object(await read_body(request))
             client_id = body.get("ClientId") if isinstance(body.get("ClientId"), str) else None
             response = await self._call(request, request_id, body)
         except CognitoError as exc:
             response = error_response(exc, request_id)
         except Unavailable as exc:  # the store, an overload: fail closed, as AWS says it
-            log.warning("failing closed: %s", exc)
-            error = CognitoError(
-                "InternalErrorException",
-                "The service is temporarily unavailable.",
-                503,
-                retry_after=exc.retry_after,
-            )
-            response = error_response(error, request_id)
+            response = unavailable_response(exc, request_id)
         except Exception:  # never Starlette's HTML 500 page to an SDK
             log.exception("Cognito user-pool API call failed", extra={"request_id": request_id})
             error = CognitoError("InternalErrorException", "An internal error occurred.", 500)

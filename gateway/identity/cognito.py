@@ -82,6 +82,29 @@ async def read_body(request: Request) -> bytes:
     return bytes(body)
 
 
+def json_object(raw: bytes) -> Body:
+    """An AWS JSON 1.1 request body: a JSON object, or SerializationException."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise CognitoError("SerializationException", "The body is not JSON.") from None
+    if not isinstance(body, dict):
+        raise CognitoError("SerializationException", "The body must be a JSON object.")
+    return body
+
+
+def unavailable_response(exc: Unavailable, request_id: str) -> Response:
+    """The store or an overload: fail closed, as AWS words it (503 and Retry-After)."""
+    log.warning("failing closed: %s", exc)
+    error = CognitoError(
+        "InternalErrorException",
+        "The service is temporarily unavailable.",
+        503,
+        retry_after=exc.retry_after,
+    )
+    return error_response(error, request_id)
+
+
 def error_response(exc: CognitoError, request_id: str) -> Response:
     headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": f"{exc.type_name}:"}
     if exc.retry_after:
@@ -172,26 +195,11 @@ class CognitoApi:
                     {k.access_key_id: k.secret_access_key for k in self.s.settings.admin_keys},
                     self.s.settings.region,
                 )
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                raise CognitoError("SerializationException", "The body is not JSON.") from None
-            if not isinstance(body, dict):
-                raise CognitoError("SerializationException", "The body must be a JSON object.")
-            result = await handler(body)
+            result = await handler(json_object(raw))
         except CognitoError as exc:  # credential errors (gateway.credentials.errors) too
             return error_response(exc, request_id)
         except Unavailable as exc:  # the store, an overload: fail closed, as AWS says it
-            log.warning("failing closed: %s", exc)
-            return error_response(
-                CognitoError(
-                    "InternalErrorException",
-                    "The service is temporarily unavailable.",
-                    503,
-                    retry_after=exc.retry_after,
-                ),
-                request_id,
-            )
+            return unavailable_response(exc, request_id)
         return Response(
             json.dumps(result),
             media_type=CONTENT_TYPE,

@@ -278,11 +278,6 @@ async def sign_in_to(
         redirect_uri=destination,  # its resume goes by gateway.proxy.signed_in_return
         scope=["openid"],
         state=binding,
-        nonce=None,
-        code_challenge=None,
-        prompt=[],
-        max_age=None,
-        login_hint=None,
         browser=services.flows.browser_binding(browser),
     )
     response = RedirectResponse(f"{page}?flow={flow.flow_id}", status_code=303)

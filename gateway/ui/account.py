@@ -59,13 +59,6 @@ def link(services: Services) -> Handler:
         flow = await services.flows.create(
             client_id=ACCOUNT_CLIENT,
             redirect_uri=f"{services.settings.issuer}/",
-            scope=[],
-            state=None,
-            nonce=None,
-            code_challenge=None,
-            prompt=[],
-            max_age=None,
-            login_hint=None,
             browser=services.flows.browser_binding(browser),
             link_sid=session.sid,
         )

@@ -168,12 +168,6 @@ async def _decide(services: Services, request: Request) -> Response:
         client_id=found.client_id,
         redirect_uri=f"{services.settings.issuer}/device",  # our own origin, for CSP only
         scope=found.scope,
-        state=None,
-        nonce=None,
-        code_challenge=None,
-        prompt=[],
-        max_age=None,
-        login_hint=None,
         browser=services.flows.browser_binding(browser),
         device=code,
     )
