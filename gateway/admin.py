@@ -135,9 +135,12 @@ async def disable_user(services: Services, args: argparse.Namespace) -> int:
 
 
 async def set_user_password(services: Services, args: argparse.Namespace) -> int:
-    """`users set-password USER`: an administrator's reset; it ends the user's sessions."""
+    """`users set-password USER [--temporary]`: an administrator's reset; it ends the user's
+    sessions (a temporary password must be replaced at the next sign-in)."""
     user = await services.users.resolve(args.user)
-    await services.users.set_password(user.user_id, read_password(args.password_stdin))
+    await services.users.set_password(
+        user.user_id, read_password(args.password_stdin), temporary=args.temporary
+    )
     await services.audit.record("user.password_reset", user_id=user.user_id, actor="cli")
     await end_sessions_of_user(services, user.user_id)
     print(f"new password set for {user.email}")

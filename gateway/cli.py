@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("user", metavar="USER", help="user id or e-mail")
     reset.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    reset.add_argument(
+        "--temporary",
+        action="store_true",
+        help="the user must choose a new password at the next sign-in",
+    )
     _config_arg(reset)
     attribute = users_sub.add_parser(
         "set-attribute", help="set the name or a custom attribute (empty value removes it)"

@@ -12,6 +12,7 @@ users, wrong passwords and disabled accounts all get "Incorrect username or pass
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,15 +43,16 @@ from gateway.login.progress import SecondFactor
 from gateway.login.steps import (
     Done,
     Enrolled,
+    FirstFactorStep,
     LoginError,
     NeedsEnrolment,
+    NeedsNewPassword,
     NeedsSecondFactor,
     NeedsVerification,
-    SecondFactorDue,
     TooManyAttempts,
     WrongCode,
 )
-from gateway.users.directory import User
+from gateway.users.directory import InvalidPassword, User
 
 if TYPE_CHECKING:
     from gateway.cognito.api import UserPoolApi
@@ -135,12 +137,22 @@ async def _password(
 async def answer(
     api: UserPoolApi,
     client: Client,
-    step: NeedsVerification | SecondFactorDue | Done,
+    step: FirstFactorStep,
     ctx: Context,
 ) -> Body:
     """The API's answer to what the machine said: tokens, or the next challenge."""
     if isinstance(step, NeedsVerification):
         raise CognitoError("UserNotConfirmedException", NOT_CONFIRMED)
+    if isinstance(step, NeedsNewPassword):  # a temporary password: Cognito's challenge
+        profile = {"email": step.user.email, "email_verified": str(step.user.email_verified)}
+        return await challenge(
+            api, "NEW_PASSWORD_REQUIRED", step.flow, client, step.user.user_id,
+            {
+                "USER_ID_FOR_SRP": step.user.user_id,
+                "requiredAttributes": "[]",
+                "userAttributes": json.dumps(profile),
+            },
+        )  # fmt: skip
     if isinstance(step, Done):
         return {"AuthenticationResult": await _tokens(api, client, step, ctx)}
     second = await machine.second_factor(api.s, step.flow, enrol_anew=True)
@@ -203,6 +215,17 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
         raise not_authorized(INVALID_SESSION)
     if name == "PASSWORD_VERIFIER":
         return await api.srp.verify(client, asked, flow, responses, call.ctx)
+    if name == "NEW_PASSWORD_REQUIRED":
+        try:
+            step_after = await machine.new_password(api.s, flow, responses.get("NEW_PASSWORD", ""))
+        except InvalidPassword as exc:
+            await api.challenges.restore(token, asked)  # another try with the same Session
+            raise CognitoError(
+                "InvalidPasswordException", f"Password did not conform with policy: {exc}"
+            ) from None
+        except LoginError:
+            raise not_authorized(INVALID_SESSION) from None
+        return await answer(api, client, step_after, call.ctx)
     step = await machine.second_factor(api.s, flow)
     if name in ("SOFTWARE_TOKEN_MFA", "EMAIL_OTP") and isinstance(step, NeedsSecondFactor):
         field = "SOFTWARE_TOKEN_MFA_CODE" if name == "SOFTWARE_TOKEN_MFA" else "EMAIL_OTP_CODE"

@@ -2,7 +2,7 @@
 resolution done here, once, for every front end.
 
     step = await machine.password(services, flow, connector, email, password, ctx)
-    # NeedsVerification | SecondFactorDue | Done; or a LoginError (IncorrectPassword, ...)
+    # NeedsVerification | NeedsNewPassword | SecondFactorDue | Done; or a LoginError
     step = await machine.second_factor(services, flow)          # what the user must give
     step = await machine.submit_code(services, flow, code, ctx)  # Done | Enrolled
     session, cookie = await machine.complete(services, done, ctx, replaces, batch)
@@ -28,14 +28,16 @@ from gateway import amr
 from gateway.connectors import PasswordConnector, UpstreamIdentity, local_connector_id
 from gateway.login.flows import Flow
 from gateway.login.identity import resolve_identity
-from gateway.login.progress import SecondFactor, Verifying
+from gateway.login.progress import NewPassword, SecondFactor, Verifying
 from gateway.login.steps import (
     AccountUnavailable,
     Done,
     Enrolled,
+    FirstFactorStep,
     FlowExpired,
     IncorrectPassword,
     NeedsEnrolment,
+    NeedsNewPassword,
     NeedsSecondFactor,
     NeedsVerification,
     PasskeyRefused,
@@ -88,7 +90,7 @@ async def password(
     email: str,
     secret: str,
     ctx: Context,
-) -> NeedsVerification | SecondFactorDue | Done:
+) -> FirstFactorStep:
     """A username (or e-mail) and password, checked by a password connector."""
 
     async def prove() -> UpstreamIdentity | None:
@@ -107,7 +109,7 @@ async def first_factor(
     account: str,
     prove: Callable[[], Awaitable[UpstreamIdentity | None]],
     ctx: Context,
-) -> NeedsVerification | SecondFactorDue | Done:
+) -> FirstFactorStep:
     """A password, or a proof of it (SRP): `prove` answers who it proves, or None. Limits are
     checked before any password work and counted per failure, the same for existing and
     unknown accounts (no enumeration through the limiter either); unknown users, wrong
@@ -140,7 +142,26 @@ async def first_factor(
         address = normalize_email(str(upstream.claims.get("email")))
         flow = await services.flows.save(flow, Verifying(address))
         return NeedsVerification(flow, user)
+    if local:
+        user = await services.users.get(upstream.subject)
+        if user is not None and user.must_change_password:  # a temporary password
+            flow = await services.flows.save(flow, NewPassword(upstream))
+            return NeedsNewPassword(flow, user)
     return await after_proof(services, flow, upstream)
+
+
+async def new_password(services: Services, flow: Flow, password: str) -> SecondFactorDue | Done:
+    """The new password of an account whose password was temporary (InvalidPassword when the
+    policy refuses it); then on, as after any first factor."""
+    progress = flow.progress
+    if not isinstance(progress, NewPassword):
+        raise SignInExpired
+    user = await services.users.get(progress.proven.subject)
+    if user is None or not user.enabled:
+        raise AccountUnavailable
+    await services.users.set_password(user.user_id, password)
+    await services.audit.record("user.password_changed", user_id=user.user_id, by="sign-in")
+    return await after_proof(services, flow, progress.proven)
 
 
 async def passkey(

@@ -5,6 +5,7 @@ and `dump` / `load` serialise them explicitly (unknown kinds or fields are refus
 written by another version reads as "this sign-in has expired", never as a half-understood one):
 
 - `AtIdp`: sent to an upstream IdP; what its connector needs back at the callback.
+- `NewPassword`: the password was right, but temporary: a new one is due first.
 - `SecondFactor`: the first factor is proven (the proof is kept here, sealed with the flow);
   waiting for a second factor, or for its enrolment.
 - `Verifying`: waiting for the code that proves the e-mail address (then maybe the phone).
@@ -53,6 +54,14 @@ class SecondFactor:
 
 
 @dataclass(frozen=True)
+class NewPassword:
+    """The password was right but temporary: a new one is due before anything else."""
+
+    KIND: ClassVar[str] = "new-password"
+    proven: UpstreamIdentity
+
+
+@dataclass(frozen=True)
 class Verifying:
     """Waiting for the e-mail code of `email`; then (`phone_user`) for the phone's code."""
 
@@ -69,11 +78,11 @@ class Resetting:
     email: str
 
 
-Progress = AtIdp | SecondFactor | Verifying | Resetting
+Progress = AtIdp | SecondFactor | NewPassword | Verifying | Resetting
 T = TypeVar("T")
 
 _PROGRESS: dict[str, type[Progress]] = {
-    c.KIND: c for c in (AtIdp, SecondFactor, Verifying, Resetting)
+    c.KIND: c for c in (AtIdp, SecondFactor, NewPassword, Verifying, Resetting)
 }
 _PENDING: dict[str, type[UpstreamPending]] = {
     "oidc": OidcPending,

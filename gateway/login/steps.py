@@ -4,6 +4,7 @@ A transition of `gateway.login.machine` answers with the next step; each front e
 its own way — the hosted pages as HTML forms, an API as a JSON challenge:
 
 - `NeedsVerification`: the password was right, but the e-mail address was never proven.
+- `NeedsNewPassword`: the password was right, but temporary: choose a new one.
 - `SecondFactorDue`: the first factor is proven and a second one is due (the hosted pages
   go to `/login/mfa`; the step itself is `NeedsSecondFactor` or `NeedsEnrolment`).
 - `NeedsSecondFactor`: a code (authenticator app, e-mail, recovery) or a passkey.
@@ -29,6 +30,14 @@ from gateway.users.directory import User
 @dataclass(frozen=True)
 class NeedsVerification:
     """Prove the e-mail address of `user` first (the flow now waits for its code)."""
+
+    flow: Flow
+    user: User
+
+
+@dataclass(frozen=True)
+class NeedsNewPassword:
+    """The password was temporary (an administrator's reset): `user` must choose another."""
 
     flow: Flow
     user: User
@@ -81,7 +90,17 @@ class Done:
 
 
 SecondFactorStep = NeedsSecondFactor | NeedsEnrolment | Enrolled
-Step = NeedsVerification | SecondFactorDue | NeedsSecondFactor | NeedsEnrolment | Enrolled | Done
+# What a first factor (or a step right after it) leads to.
+FirstFactorStep = NeedsVerification | NeedsNewPassword | SecondFactorDue | Done
+Step = (
+    NeedsVerification
+    | NeedsNewPassword
+    | SecondFactorDue
+    | NeedsSecondFactor
+    | NeedsEnrolment
+    | Enrolled
+    | Done
+)
 
 
 class LoginError(GatewayError):

@@ -77,6 +77,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/account/password", account.change_password(services), methods=["GET", "POST"]),
         Route("/account/sessions", account.sessions_page(services), methods=["GET", "POST"]),
         Route("/login/mfa", mfa.login_step(services), methods=["GET", "POST"]),
+        Route("/login/new-password", login.new_password(services), methods=["GET", "POST"]),
         Route("/login/passkey", passkeys.passwordless(services), methods=["POST"]),
         Route("/account/passkeys", passkeys.account_passkeys(services), methods=["GET", "POST"]),
         Route("/saml/{connector}/metadata", saml.metadata(services), methods=["GET"]),

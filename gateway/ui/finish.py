@@ -19,7 +19,13 @@ from gateway.connectors import UpstreamIdentity
 from gateway.login import identity, machine
 from gateway.login.flows import Flow
 from gateway.login.notify import send_code
-from gateway.login.steps import Done, LoginError, NeedsVerification, SecondFactorDue
+from gateway.login.steps import (
+    FirstFactorStep,
+    LoginError,
+    NeedsNewPassword,
+    NeedsVerification,
+    SecondFactorDue,
+)
 from gateway.op.authorize import finish_authorization
 from gateway.proxy import FORWARD_AUTH_CLIENT, signed_in_return
 from gateway.ui.device import approve_device
@@ -33,13 +39,13 @@ if TYPE_CHECKING:
     from gateway.store import Write
 
 
-async def proceed(
-    services: Services, request: Request, step: NeedsVerification | SecondFactorDue | Done
-) -> Response:
+async def proceed(services: Services, request: Request, step: FirstFactorStep) -> Response:
     """The browser's next page after a first factor (or a second one) was proven."""
     if isinstance(step, NeedsVerification):
         await send_code(services, request, step.user)
         return RedirectResponse(f"/signup/verify?flow={step.flow.flow_id}", status_code=303)
+    if isinstance(step, NeedsNewPassword):
+        return RedirectResponse(f"/login/new-password?flow={step.flow.flow_id}", status_code=303)
     if isinstance(step, SecondFactorDue):  # no session until the second factor is done
         return RedirectResponse(f"/login/mfa?flow={step.flow.flow_id}", status_code=303)
     if step.flow.link_sid is not None:

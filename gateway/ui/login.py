@@ -18,11 +18,13 @@ from gateway.connectors import PasswordConnector, local_connector_id
 from gateway.errors import PageError
 from gateway.login import machine
 from gateway.login.flows import Flow
-from gateway.login.steps import IncorrectPassword, TooManyAttempts
+from gateway.login.progress import NewPassword
+from gateway.login.steps import IncorrectPassword, LoginError, SignInExpired, TooManyAttempts
 from gateway.ui.direct import account_flow, application_flow, for_account, names_an_application
 from gateway.ui.finish import proceed
 from gateway.ui.flow_pages import context, flow_for, flow_form
 from gateway.ui.upstream import start_redirect
+from gateway.users.directory import InvalidPassword, choose_another
 from gateway.users.passwords import MAX_PASSWORD_BYTES
 
 if TYPE_CHECKING:
@@ -114,3 +116,36 @@ def login(services: Services) -> Handler:
         return await proceed(services, request, step)
 
     return page
+
+
+def new_password(services: Services) -> Handler:
+    """GET/POST /login/new-password: an account whose password was temporary chooses its
+    own (`gateway.login.machine.new_password`), then the sign-in goes on."""
+
+    async def page(request: Request) -> Response:
+        if request.method == "GET":
+            flow = await flow_for(services, request, request.query_params.get("flow"))
+            return _new_password_form(services, request, flow)
+        form = await request.form(max_fields=4, max_part_size=8192)
+        flow_id = str(form.get("flow") or "")
+        services.csrf.check(request, form, f"new-password:{flow_id}")
+        flow = await flow_for(services, request, flow_id)
+        try:
+            step = await machine.new_password(services, flow, str(form.get("password") or ""))
+        except InvalidPassword as exc:
+            return _new_password_form(services, request, flow, choose_another(exc), 400)
+        except LoginError as exc:
+            raise exc.page() from None
+        return await proceed(services, request, step)
+
+    return page
+
+
+def _new_password_form(
+    services: Services, request: Request, flow: Flow, error: str | None = None, status: int = 200
+) -> Response:
+    if not isinstance(flow.progress, NewPassword):
+        raise SignInExpired().page()
+    return flow_form(
+        services, request, flow, "new_password.html", "new-password", status, error=error
+    )

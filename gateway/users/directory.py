@@ -111,6 +111,8 @@ class User:
     standard: dict[str, str] = field(default_factory=dict)  # other OIDC standard claims
     phone_number_verified: bool = False
     username: str | None = None  # with user_pool.usernames: a second sign-in identifier
+    # A temporary password (Cognito's FORCE_CHANGE_PASSWORD): the next sign-in must choose one.
+    must_change_password: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -376,14 +378,20 @@ class UserDirectory:
             await self._keep_verifier(user, raw)
         return user
 
-    async def set_password(self, user_id: str, password: str) -> User:
-        """A new password (policy-checked, argon2id)."""
+    async def set_password(self, user_id: str, password: str, temporary: bool = False) -> User:
+        """A new password (policy-checked, argon2id). `temporary`: the next sign-in must
+        choose another (an administrator's reset)."""
         check_password_policy(password, self.policy)
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)
         password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
-        user = replace(user, password_hash=password_hash, updated=int(time.time()))
+        user = replace(
+            user,
+            password_hash=password_hash,
+            must_change_password=temporary,
+            updated=int(time.time()),
+        )
         await self._save(user)
         await self._keep_verifier(user, password)
         return user

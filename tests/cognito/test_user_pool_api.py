@@ -554,3 +554,38 @@ async def test_the_signed_in_users_own_operations(pool: GatewayServer) -> None:
         AuthParameters={"USERNAME": email, "PASSWORD": "a new passphrase!"},
     )
     assert gone == ("NotAuthorizedException", "Incorrect username or password.")
+
+
+async def test_a_temporary_password_answers_new_password_required(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"t{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    await pool.call(lambda s: s.users.set_password(user.user_id, "temporary passphrase 1", True))
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": "temporary passphrase 1"},
+    )
+    in_model("InitiateAuth", started)
+    assert started["ChallengeName"] == "NEW_PASSWORD_REQUIRED"
+    weak = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="mobileapp",
+        ChallengeName="NEW_PASSWORD_REQUIRED",
+        Session=started["Session"],
+        ChallengeResponses={"USERNAME": user.user_id, "NEW_PASSWORD": "short"},
+    )
+    assert weak[0] == "InvalidPasswordException"
+    done = client.respond_to_auth_challenge(
+        ClientId="mobileapp",
+        ChallengeName="NEW_PASSWORD_REQUIRED",
+        Session=started["Session"],
+        ChallengeResponses={"USERNAME": user.user_id, "NEW_PASSWORD": "my own passphrase"},
+    )
+    assert "AccessToken" in done["AuthenticationResult"]
+    again = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": "my own passphrase"},
+    )
+    assert "AuthenticationResult" in again

@@ -12,7 +12,15 @@ import pytest
 from gateway.connectors import OAuth2Pending, OidcPending, SamlPending, UpstreamIdentity
 from gateway.crypto import Sealer
 from gateway.login.flows import FlowStore
-from gateway.login.progress import AtIdp, Resetting, SecondFactor, Verifying, dump, load
+from gateway.login.progress import (
+    AtIdp,
+    NewPassword,
+    Resetting,
+    SecondFactor,
+    Verifying,
+    dump,
+    load,
+)
 from gateway.store import Store, open_store
 from tests.helpers import RedisServer
 
@@ -33,6 +41,7 @@ EVERY_KIND = [
         identity_id="us-east-1:1",
         enrolled=True,
     ),
+    NewPassword(UpstreamIdentity("local", "u2", {"email": "b@example.com"}, amr=["pwd"])),
     Verifying("a@example.com", phone_user="u1"),
     Resetting("a@example.com"),
 ]

@@ -21,6 +21,7 @@ from gateway.login.steps import (
     FlowExpired,
     IncorrectPassword,
     NeedsEnrolment,
+    NeedsNewPassword,
     NeedsSecondFactor,
     SecondFactorDue,
     SignInExpired,
@@ -30,6 +31,7 @@ from gateway.login.steps import (
 )
 from gateway.services import Services, build_services
 from gateway.store import Write
+from gateway.users.directory import InvalidPassword
 from tests.helpers import RedisServer, fast_hasher, free_port, make_settings
 
 CTX = Context(ip="192.0.2.7", user_agent="test")
@@ -181,3 +183,24 @@ async def test_a_federated_identity_is_resolved_once_and_carried_to_the_session(
 
 async def identity_of(services: Services, user_id: str) -> str:
     return await services.identities.resolve("local", user_id)
+
+
+async def test_a_temporary_password_must_be_replaced_before_anything_else(
+    services: Services,
+) -> None:
+    user = await services.users.create("te@example.com", PASSWORD, email_verified=True)
+    await services.users.set_password(user.user_id, "temporary passphrase 1", temporary=True)
+    flow = await new_flow(services)
+    step = await machine.password(
+        services, flow, local(services), "te@example.com", "temporary passphrase 1", CTX
+    )
+    assert isinstance(step, NeedsNewPassword)  # no session, no code: a new password first
+    with pytest.raises(InvalidPassword):
+        await machine.new_password(services, step.flow, "short")
+    done = await machine.new_password(services, step.flow, "my own passphrase")
+    assert isinstance(done, Done)
+    renewed = await services.users.get(user.user_id)
+    assert renewed is not None and not renewed.must_change_password
+    assert await services.users.authenticate("te@example.com", "my own passphrase")
+    with pytest.raises(SignInExpired):  # a flow that was never asked for one
+        await machine.new_password(services, await new_flow(services), "my own passphrase")

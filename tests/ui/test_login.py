@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import httpx
@@ -211,3 +212,31 @@ async def test_expired_or_unknown_flow_is_a_friendly_page(http: httpx.AsyncClien
     r = await http.get("/login?flow=doesnotexist")
     assert r.status_code == 400 and "expired" in r.text
     assert "Traceback" not in r.text
+
+
+async def test_a_temporary_password_asks_for_a_new_one_before_the_code(
+    gateway: GatewayServer, browser: Browser
+) -> None:
+    email = f"temp-{secrets.token_hex(4)}@example.com"
+    created = await gateway.add_user(email, email_verified=True)
+    await gateway.call(
+        lambda s: s.users.set_password(created.user_id, "temporary passphrase 1", True)
+    )
+    fields = await login_form(browser)
+    signed = await browser.http.post(
+        "/login", data={**fields, "email": email, "password": "temporary passphrase 1"}
+    )
+    assert signed.status_code == 303
+    assert signed.headers["location"].startswith("/login/new-password?flow=")  # no code yet
+    page = await browser.http.get(signed.headers["location"])
+    form = form_fields(page.text)
+    weak = await browser.http.post("/login/new-password", data={**form, "password": "short"})
+    assert weak.status_code == 400
+    done = await browser.http.post(
+        "/login/new-password", data={**form, "password": "my own passphrase"}
+    )
+    assert done.status_code == 303 and "code" in location_query(done)
+    forged = await browser.http.post(
+        "/login/new-password", data={**form, "_csrf": tampered(form["_csrf"])}
+    )
+    assert forged.status_code == 403
