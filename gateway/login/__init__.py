@@ -5,9 +5,11 @@ browser, and what the sign-in has gathered so far (`progress`: the connector's p
 an IdP, the proven first factor while a second one is due, the address being verified).
 
 The transitions (`machine`, `upstream`) take a flow and an input — a password, a code, a
-passkey, an IdP's answer — and answer with the next step (`steps`): `NeedsVerification`,
-`SecondFactorDue` → `NeedsSecondFactor` / `NeedsEnrolment` → `Enrolled`, and `Done`; or they
-raise a `steps.LoginError`. Rate limits, audit events and identity resolution (`identity`,
+passkey, an IdP's answer, a new password — and answer with the next step (`steps`):
+`NeedsVerification`, `NeedsNewPassword` (a temporary password), `SecondFactorDue` →
+`NeedsSecondFactor` / `NeedsEnrolment` → `Enrolled`, and `Done`; or they raise a
+`steps.LoginError`. Sign-up and verification (`registration`) and forgotten passwords
+(`recovery`) are the login's too. Rate limits, audit events and identity resolution (`identity`,
 with the link-by-verified-e-mail policy) happen in the transitions, once.
 
 The hosted pages (`gateway.ui`) render the steps as HTML and submit their inputs; an API can
