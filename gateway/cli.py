@@ -305,6 +305,10 @@ def _check_config(path: str) -> int:
     print(f"  issuer:     {settings.issuer}")
     print(f"  store:      {settings.store.url} (prefix {settings.store.prefix})")
     print(f"  discovery:  {settings.issuer}/.well-known/openid-configuration")
+    derived = (
+        "" if settings.user_pool.id else " (derived from secret_key; set user_pool.id to fix it)"
+    )
+    print(f"  user pool:  {settings.user_pool_id}{derived}")
     for client in settings.clients:
         print(
             f"  client:     {client.client_id} ({client.token_endpoint_auth_method}; "
@@ -317,6 +321,8 @@ def _check_config(path: str) -> int:
             path = (
                 "/oauth2/callback"
                 if getattr(connector, "oauth2_proxy_callback", False)
+                else "/oauth2/idpresponse"
+                if getattr(connector, "cognito_callback", False)
                 else f"/login/{connector.id}/callback"
             )
             print(f"              redirect URI: {settings.issuer}{path}")

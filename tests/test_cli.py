@@ -54,12 +54,17 @@ def test_check_config_prints_connector_callback_urls(tmp_path: Path) -> None:
         "connectors:\n  - {id: local, type: local}\n"
         "  - {id: corp, type: oidc, name: Corp, issuer: https://login.corp.example,"
         " client_id: c, client_secret: s}\n"
+        "  - {id: moved, type: oidc, name: Moved, issuer: https://login.moved.example,"
+        " client_id: c, client_secret: s, cognito_callback: true}\n"
         f"  - {{id: adfs, type: saml, name: AD FS, idp_metadata: {metadata},"
         f" sp_key_file: {key}, sp_cert_file: {cert}}}\n"
     )
     result = cognate("check-config", str(path))
     assert result.returncode == 0, result.stderr
     assert "redirect URI: https://auth.example.com/login/corp/callback" in result.stdout
+    assert "redirect URI: https://auth.example.com/oauth2/idpresponse" in result.stdout
+    # Without user_pool.id, the pool id the Cognito user-pool API uses (stable: derived).
+    assert re.search(r"user pool:  us-east-1_[0-9A-Za-z]{9} \(derived", result.stdout)
     assert "SP metadata:  https://auth.example.com/saml/adfs/metadata" in result.stdout
     assert "ACS:          https://auth.example.com/saml/adfs/acs" in result.stdout
 
