@@ -5,12 +5,15 @@ when `user_pool.link_by_verified_email` allows it, on a first federated sign-in 
 vouches for the e-mail — the local user's with that same verified e-mail, or a new identity.
 Unverified e-mails never link anything, and nothing is ever keyed on e-mail alone.
 
-`link` adds a login to the identity of the session that asked for it (the account page's
-"link a sign-in method"): only that very session, and never a login another identity owns.
+Linking another way in (the account page's "link a sign-in method") is three steps:
+`ask_to_link` (what the person confirms), `confirm_link` (a link flow bound to that very
+session), and `link` when the IdP answers: only for that session, and never a login another
+identity owns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.connectors import UpstreamIdentity, local_connector_id
@@ -18,12 +21,12 @@ from gateway.errors import PageError
 from gateway.identity.ids import LoginTaken, TooManyLogins
 from gateway.login.flows import Flow
 from gateway.login.steps import LoginError
+from gateway.sessions import Session
 from gateway.text import Phrase
 from gateway.users.directory import normalize_email
 
 if TYPE_CHECKING:
     from gateway.services import Services
-    from gateway.sessions import Session
 
 
 # One string (not split over lines), so the catalogue test finds it in the source.
@@ -67,6 +70,36 @@ class TooManySignInMethods(LoginError):
     title = "Too many sign-in methods"
     message = "Unlink one first."
     status = 409
+
+
+ACCOUNT_CLIENT = "_account"  # the client_id of link flows: they end on the account page
+
+
+@dataclass(frozen=True)
+class NeedsLinkConfirmation:
+    """The signed-in `session` asks to add a sign-in at `connector_id` to its identity: the
+    person confirms before anything leaves for the IdP (a link changes who can sign in)."""
+
+    session: Session
+    connector_id: str
+    email: str | None
+
+
+def ask_to_link(session: Session, connector_id: str) -> NeedsLinkConfirmation:
+    """The first step of linking: what the person is asked to confirm."""
+    email = session.profile.get("email")
+    return NeedsLinkConfirmation(session, connector_id, email if isinstance(email, str) else None)
+
+
+async def confirm_link(services: Services, step: NeedsLinkConfirmation, browser: str) -> Flow:
+    """Confirmed: a link flow, bound to this browser and to this very session (`link`
+    refuses any other), to be sent to the IdP."""
+    return await services.flows.create(
+        client_id=ACCOUNT_CLIENT,
+        redirect_uri=f"{services.settings.issuer}/",
+        browser=services.flows.browser_binding(browser),
+        link_sid=step.session.sid,
+    )
 
 
 async def resolve_identity(services: Services, upstream: UpstreamIdentity) -> str:

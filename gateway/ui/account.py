@@ -19,6 +19,7 @@ from starlette.responses import Response
 from gateway.connectors import local_connector_id
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
+from gateway.login import identity
 from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
 from gateway.text import Phrase
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from gateway.op.common import Handler
     from gateway.services import Services
 
-ACCOUNT_CLIENT = "_account"  # the client_id of link flows: they end on the account page
 
 
 def link(services: Services) -> Handler:
@@ -38,8 +38,8 @@ def link(services: Services) -> Handler:
 
     async def page(request: Request) -> Response:
         connector = redirect_connector(services, request.path_params["connector"])
-        session = await signed_in(services, request)
-        purpose = f"link:{connector.id}:{session.sid}"
+        step = identity.ask_to_link(await signed_in(services, request), connector.id)
+        purpose = f"link:{connector.id}:{step.session.sid}"
         if request.method == "GET":
             browser, new_cookie = services.csrf.browser_secret(request)
             response = services.pages.render(
@@ -47,7 +47,7 @@ def link(services: Services) -> Handler:
                 "link_confirm.html",
                 {
                     "connector": connector,
-                    "email": session.profile.get("email"),
+                    "email": step.email,
                     "csrf": services.csrf.token(browser, purpose),
                 },
             )
@@ -56,12 +56,7 @@ def link(services: Services) -> Handler:
             return response
         form = await request.form(max_fields=4, max_part_size=4096)
         browser = services.csrf.check(request, form, purpose)
-        flow = await services.flows.create(
-            client_id=ACCOUNT_CLIENT,
-            redirect_uri=f"{services.settings.issuer}/",
-            browser=services.flows.browser_binding(browser),
-            link_sid=session.sid,
-        )
+        flow = await identity.confirm_link(services, step, browser)
         return await start_redirect(services, request, flow, connector)
 
     return page

@@ -204,3 +204,34 @@ async def test_a_temporary_password_must_be_replaced_before_anything_else(
     assert await services.users.authenticate("te@example.com", "my own passphrase")
     with pytest.raises(SignInExpired):  # a flow that was never asked for one
         await machine.new_password(services, await new_flow(services), "my own passphrase")
+
+
+async def test_linking_is_confirmed_then_bound_to_the_session_that_asked(
+    services: Services,
+) -> None:
+    from gateway.login import identity
+
+    asking, _ = await services.sessions.create(
+        identity_id=await services.identities.resolve("local", "u-link"),
+        connector_id="local",
+        subject="u-link",
+        amr=["pwd"],
+        profile={"email": "l@example.com"},
+    )
+    other, _ = await services.sessions.create(
+        identity_id=await services.identities.resolve("local", "u-other"),
+        connector_id="local",
+        subject="u-other",
+        amr=["pwd"],
+        profile={},
+    )
+    step = identity.ask_to_link(asking, "idp")
+    assert step.email == "l@example.com" and step.connector_id == "idp"
+    flow = await identity.confirm_link(services, step, "browser-secret")
+    assert flow.link_sid == asking.sid
+    upstream = UpstreamIdentity("idp", "remote-9", {}, amr=["fed"])
+    with pytest.raises(identity.LinkRefused):  # another session cannot use the link flow
+        await identity.link(services, flow, upstream, other, CTX.ip)
+    flow = await identity.confirm_link(services, step, "browser-secret")
+    await identity.link(services, flow, upstream, asking, CTX.ip)
+    assert await services.identities.find("idp", "remote-9") == asking.identity_id
