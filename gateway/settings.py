@@ -355,7 +355,7 @@ class UserPoolSettings(Model):
 
     # The pool's id in the Cognito user-pool API (`<region>_<letters and digits>`, as the SDKs
     # expect). None: derived from `secret_key` (stable; `cognate check-config` prints it).
-    id: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]{1,20}$")
+    id: str | None = None
     self_sign_up: bool = False
     # Accounts also get a username (unique, case-insensitive), asked for at sign-up; sign-in
     # and password reset then take the username or the e-mail. The e-mail stays required:
@@ -391,6 +391,18 @@ class UserPoolSettings(Model):
     password: PasswordPolicySettings = Field(default_factory=PasswordPolicySettings)
     hooks: HookSettings | None = None
     groups: list[GroupSettings] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _pool_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]{1,20}", value
+        ):
+            raise ValueError(
+                f"{value!r} is not a Cognito user pool id: <region>_<1 to 20 letters or "
+                "digits>, e.g. eu-west-1_MyPool123"
+            )
+        return value
 
     @field_validator("groups")
     @classmethod

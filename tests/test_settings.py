@@ -173,6 +173,11 @@ def test_messages_name_the_yaml_path() -> None:
             },
             "clients[1].client_id: duplicate id 'd' (also clients[0])",
         ),
+        (
+            {"user_pool": {"id": "eu-west-1-MyPool123"}},
+            "user_pool.id: 'eu-west-1-MyPool123' is not a Cognito user pool id: <region>_<1 to "
+            "20 letters or digits>, e.g. eu-west-1_MyPool123",
+        ),
     ],
 )
 def test_precise_problems(data: dict, expected: str) -> None:

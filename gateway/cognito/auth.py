@@ -207,7 +207,10 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
     if not token and name == "PASSWORD_VERIFIER":  # the SECRET_BLOCK names it (srp_flow)
         token = responses.get("PASSWORD_CLAIM_SECRET_BLOCK", "")
     asked = await api.challenges.take(token) if token else None
-    if asked is None or asked.name != name or asked.client_id != client.client_id:
+    if asked is not None and (asked.name != name or asked.client_id != client.client_id):
+        await api.challenges.restore(token, asked)  # a mistaken call does not end the sign-in
+        raise not_authorized(INVALID_SESSION)
+    if asked is None:
         raise not_authorized(INVALID_SESSION)
     secret_hash(client, responses.get("USERNAME", asked.username), responses.get("SECRET_HASH"))
     flow = await api.s.flows.get(asked.flow_id)

@@ -33,7 +33,7 @@ from gateway.cognito.wire import (
     string,
 )
 from gateway.connectors import local_connector_id
-from gateway.errors import CognitoError
+from gateway.errors import CognitoError, InvalidToken
 from gateway.login import notify, recovery, registration
 from gateway.login.machine import resend_allowed
 from gateway.login.steps import LoginError, TooManyAttempts
@@ -131,11 +131,16 @@ async def sign_up(api: UserPoolApi, call: Call) -> Body:
         raise CognitoError("UsernameExistsException", "User already exists") from None
     if result.existing or result.user is None:
         notify.email(api.s, None, email, "already_registered.txt", given.get("locale"))
-        return {"UserConfirmed": False, "UserSub": str(uuid.uuid4()), "CodeDeliveryDetails":
+        # As for a new account; the made-up sub has an identity ID's shape.
+        made_up = f"{api.s.settings.region}:{uuid.uuid4()}"
+        return {"UserConfirmed": False, "UserSub": made_up, "CodeDeliveryDetails":
                 delivery(email)}  # fmt: skip
     if not result.confirmed:
         await notify.send_code(api.s, None, result.user)
-    answer: Body = {"UserConfirmed": result.confirmed, "UserSub": result.user.user_id}
+    # UserSub is the `sub` its tokens will carry: the identity ID (made now, once).
+    local = local_connector_id(api.s.connectors) or "local"
+    sub = await api.s.identities.resolve(local, result.user.user_id)
+    answer: Body = {"UserConfirmed": result.confirmed, "UserSub": sub}
     if not result.confirmed:
         answer["CodeDeliveryDetails"] = delivery(result.user.email)
     return answer
@@ -148,9 +153,9 @@ async def confirm_sign_up(api: UserPoolApi, call: Call) -> Body:
     code = string(body, "ConfirmationCode", high=2048)
     secret_hash(client, username, body.get("SecretHash"))
     user = await user_by_name(api, username)
-    if user is not None and user.email_verified:
-        raise not_authorized("User cannot be confirmed. Current status is CONFIRMED")
     try:
+        if user is not None and user.email_verified:  # answered as for an unknown user
+            raise registration.WrongVerificationCode
         await registration.confirm_email(api.s, user.email if user else "", code)
     except LoginError:
         raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
@@ -220,8 +225,9 @@ async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
     raw = string(body, "AccessToken", high=100_000)
     try:
         token = await api.s.tokens.verify_access_token(raw)
-    except ValueError:
-        raise not_authorized(ACCESS_TOKEN_BAD) from None
+    except InvalidToken as exc:  # expired, malformed, an ID token, another issuer's
+        expired = "expired" in str(exc)
+        raise not_authorized("Access Token has expired" if expired else ACCESS_TOKEN_BAD) from None
     if token.gid and not await api.s.grants.grant_alive(token.gid):
         raise not_authorized("Access Token has been revoked")
     identity = await api.s.identities.get(token.sub)
@@ -281,6 +287,8 @@ async def revoke_token(api: UserPoolApi, call: Call) -> Body:
     presented = string(body, "Token", high=100_000)
     if client.config.client_secret and body.get("ClientSecret") != client.config.client_secret:
         raise not_authorized(f"Unable to verify secret hash for client {client.client_id}")
+    if presented.count(".") == 2:  # a JWT: an ID or access token, never revocable here
+        raise CognitoError("UnsupportedTokenTypeException", "Unsupported token type")
     gid = presented.split(".", 1)[0] if "." in presented else ""
     loaded = await api.s.grants.load_grant(gid) if gid else None
     if loaded is not None and loaded[1].authorization.client_id == client.client_id:

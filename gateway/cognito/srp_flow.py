@@ -50,6 +50,8 @@ class SrpSignIn:
             big_a = srp.parse_hex(srp_a)
         except ValueError:
             raise invalid_parameter("SRP_A is not a hexadecimal number") from None
+        if not 0 < big_a % srp.N:  # A ≡ 0 (mod N) would make the key known whatever the password
+            raise invalid_parameter("SRP_A cannot be 0")
         api = self.api
         user = await user_by_name(api, username)
         record = None

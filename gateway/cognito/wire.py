@@ -60,6 +60,15 @@ def string(body: Body, field: str, *, required: bool = True, low: int = 1, high:
         raise CognitoError("SerializationException", f"{field} must be a string.")
     if not low <= len(value) <= high:
         raise validation(field, f"Member must have length between {low} and {high} (inclusive)")
+    return _unicode(value, field)
+
+
+def _unicode(value: str, field: str) -> str:
+    """Text that is Unicode (JSON's \\ud800 escapes can spell lone surrogates, which are not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CognitoError("SerializationException", f"{field} is not valid Unicode.") from None
     return value
 
 
@@ -70,6 +79,9 @@ def mapping(body: Body, field: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise CognitoError("SerializationException", f"{field} must map strings to strings.")
+    for key, text in value.items():
+        _unicode(key, field)
+        _unicode(text, field)
     return value
 
 
@@ -86,7 +98,7 @@ def attributes(body: Body, field: str = "UserAttributes") -> dict[str, str]:
         text = item.get("Value", "")
         if not isinstance(text, str) or len(text) > 2048:
             raise validation(f"{field}.member.value", "Member must have length less than 2048")
-        found[name] = text
+        found[_unicode(name, field)] = _unicode(text, field)
     return found
 
 

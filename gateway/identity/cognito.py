@@ -86,7 +86,7 @@ def json_object(raw: bytes) -> Body:
     """An AWS JSON 1.1 request body: a JSON object, or SerializationException."""
     try:
         body = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise CognitoError("SerializationException", "The body is not JSON.") from None
     if not isinstance(body, dict):
         raise CognitoError("SerializationException", "The body must be a JSON object.")

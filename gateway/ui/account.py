@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 
-
 def link(services: Services) -> Handler:
     """GET: the confirmation page. POST: confirmed, off to the IdP."""
 

@@ -20,6 +20,7 @@ import pyotp
 import pytest
 from botocore.config import Config
 
+from gateway.users import srp
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
 from tests.mail import Mailbox, code_in, smtp_settings
 
@@ -589,3 +590,81 @@ async def test_a_temporary_password_answers_new_password_required(pool: GatewayS
         AuthParameters={"USERNAME": email, "PASSWORD": "my own passphrase"},
     )
     assert "AuthenticationResult" in again
+
+
+async def test_what_a_new_user_found(pool: GatewayServer, mailbox: tuple[Mailbox, int]) -> None:
+    import json
+
+    import httpx
+
+    client = idp(pool)
+    email = f"f{secrets.token_hex(4)}@example.com"
+    sub = client.sign_up(ClientId="mobileapp", Username=email, Password=PASSWORD)["UserSub"]
+    code = code_in(await mailbox[0].next_for(email))
+    client.confirm_sign_up(ClientId="mobileapp", Username=email, ConfirmationCode=code)
+    result = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+    # SignUp's UserSub is the sub its tokens and GetUser carry.
+    attributes = {
+        a["Name"]: a["Value"]
+        for a in client.get_user(AccessToken=result["AccessToken"])["UserAttributes"]
+    }
+    assert attributes["sub"] == sub
+    # A confirmed account answers ConfirmSignUp as an unknown one does.
+    for name in (email, "nobody@example.com"):
+        assert (
+            error_of(
+                client.confirm_sign_up, ClientId="mobileapp", Username=name, ConfirmationCode="1"
+            )[0]
+            == "CodeMismatchException"
+        )
+    # Tokens that do not verify: 400 NotAuthorized, never a 500.
+    expired, _ = await pool.call(
+        lambda s: asyncio_value(
+            s.tokens.access_token(
+                sub=sub, client_id="mobileapp", scope=frozenset(), gid=None, now=1_000_000
+            )
+        )
+    )
+    assert error_of(client.get_user, AccessToken=expired) == (
+        "NotAuthorizedException",
+        "Access Token has expired",
+    )
+    for wrong in (result["IdToken"], "a.b.c", result["RefreshToken"]):
+        assert error_of(client.get_user, AccessToken=wrong)[0] == "NotAuthorizedException"
+    # RevokeToken takes refresh tokens only.
+    assert error_of(client.revoke_token, ClientId="mobileapp", Token=result["AccessToken"])[0] == (
+        "UnsupportedTokenTypeException"
+    )
+    # SRP_A = 0 or N is refused at once.
+    for a in ("0", format(srp.N, "x")):
+        assert (
+            error_of(
+                client.initiate_auth,
+                AuthFlow="USER_SRP_AUTH",
+                ClientId="mobileapp",
+                AuthParameters={"USERNAME": email, "SRP_A": a},
+            )[0]
+            == "InvalidParameterException"
+        )
+    # Bodies Python cannot take apart as they are: AWS errors, not 500s.
+    headers = {
+        "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    surrogate = (
+        b'{"AuthFlow":"USER_PASSWORD_AUTH","ClientId":"mobileapp",'
+        b'"AuthParameters":{"USERNAME":"\\ud800","PASSWORD":"x"}}'
+    )
+    async with httpx.AsyncClient(base_url=pool.url) as http:
+        for body in (surrogate, b'{"a":' * 100_000):
+            answer = await http.post("/", content=body, headers=headers)
+            assert answer.status_code == 400, answer.text
+            assert json.loads(answer.text)["__type"] == "SerializationException"
+
+
+async def asyncio_value(value: Any) -> Any:
+    return value
