@@ -99,6 +99,9 @@ class UpstreamIdentity:
     # The IdP's tokens (access_token, refresh_token, expires_at), kept encrypted with the session
     # and its grants, refreshed when the downstream refresh token is used.
     tokens: dict[str, Any] | None = None
+    # The password was right but temporary (the local directory's FORCE_CHANGE_PASSWORD):
+    # the login asks for a new one before anything else.
+    new_password_due: bool = False
 
 
 class Connector(Protocol):

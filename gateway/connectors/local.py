@@ -41,6 +41,7 @@ class LocalConnector:
             subject=user.user_id,
             claims=self._users.claims(user),
             amr=["pwd"],
+            new_password_due=user.must_change_password,
         )
 
     async def _migrate(self, email: str, password: str) -> User | None:

@@ -142,11 +142,14 @@ async def first_factor(
         address = normalize_email(str(upstream.claims.get("email")))
         flow = await services.flows.save(flow, Verifying(address))
         return NeedsVerification(flow, user)
-    if local:
+    if upstream.new_password_due:  # a temporary password: replaced before anything else
         user = await services.users.get(upstream.subject)
-        if user is not None and user.must_change_password:  # a temporary password
-            flow = await services.flows.save(flow, NewPassword(upstream))
-            return NeedsNewPassword(flow, user)
+        if user is None:
+            raise AccountUnavailable
+        flow = await services.flows.save(
+            flow, NewPassword(replace(upstream, new_password_due=False))
+        )
+        return NeedsNewPassword(flow, user)
     return await after_proof(services, flow, upstream)
 
 
@@ -185,7 +188,10 @@ async def passkey(
 def local_upstream(services: Services, user: User, methods: list[str]) -> UpstreamIdentity:
     """What a sign-in to a local account proves (its claims as the directory has them)."""
     local = local_connector_id(services.connectors) or "local"
-    return UpstreamIdentity(local, user.user_id, services.users.claims(user), amr=methods)
+    claims = services.users.claims(user)
+    return UpstreamIdentity(
+        local, user.user_id, claims, amr=methods, new_password_due=user.must_change_password
+    )
 
 
 async def after_proof(
