@@ -35,6 +35,7 @@ from gateway.identity.cognito import (
     read_body,
     unavailable_response,
 )
+from gateway.identity.sigv4 import verify as verify_sigv4
 from gateway.login.machine import Context
 
 if TYPE_CHECKING:
@@ -45,7 +46,13 @@ log = logging.getLogger("cognate.cognito_idp")
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 Operation = Callable[["UserPoolApi", Call], Awaitable[Body]]
 
+# Signed with an `admin_keys` entry (SigV4, service cognito-idp), as AWS requires of them.
+ADMIN: dict[str, Operation] = {
+    "AdminInitiateAuth": auth.admin_initiate_auth,
+    "AdminRespondToAuthChallenge": auth.admin_respond_to_auth_challenge,
+}
 OPERATIONS: dict[str, Operation] = {
+    **ADMIN,
     "InitiateAuth": auth.initiate_auth,
     "RespondToAuthChallenge": auth.respond_to_auth_challenge,
     "GetTokensFromRefreshToken": auth.get_tokens_from_refresh_token,
@@ -68,7 +75,20 @@ class UserPoolApi:
         request_id = str(uuid.uuid4())
         client_id: str | None = None
         try:
-            body = json_object(await read_body(request))
+            raw = await read_body(request)
+            if request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX) in ADMIN:
+                settings = self.s.settings
+                verify_sigv4(
+                    request.method,
+                    request.url.path,
+                    request.url.query,
+                    request.headers,
+                    raw,
+                    {k.access_key_id: k.secret_access_key for k in settings.admin_keys},
+                    settings.region,
+                    service="cognito-idp",
+                )
+            body = json_object(raw)
             client_id = body.get("ClientId") if isinstance(body.get("ClientId"), str) else None
             response = await self._call(request, request_id, body)
         except CognitoError as exc:

@@ -84,13 +84,41 @@ def app_client(api: UserPoolApi, body: Body) -> Client:
     return client
 
 
-async def initiate_auth(api: UserPoolApi, call: Call) -> Body:
+# AdminInitiateAuth's flows (a back end that holds admin keys signs in its users).
+ADMIN_ALLOWS = {
+    "ADMIN_USER_PASSWORD_AUTH": "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "ADMIN_NO_SRP_AUTH": "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "REFRESH_TOKEN_AUTH": "ALLOW_REFRESH_TOKEN_AUTH",
+    "REFRESH_TOKEN": "ALLOW_REFRESH_TOKEN_AUTH",
+}
+
+
+def this_pool(api: UserPoolApi, body: Body) -> None:
+    """The admin operations name the pool: it must be this one."""
+    pool_id = string(body, "UserPoolId", high=55)
+    if pool_id != api.pool_id:
+        raise CognitoError("ResourceNotFoundException", f"User pool {pool_id} does not exist.")
+
+
+async def admin_initiate_auth(api: UserPoolApi, call: Call) -> Body:
+    """AdminInitiateAuth (SigV4-signed with an admin key): ADMIN_USER_PASSWORD_AUTH, refresh."""
+    this_pool(api, call.body)
+    return await initiate_auth(api, call, ADMIN_ALLOWS)
+
+
+async def admin_respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
+    """AdminRespondToAuthChallenge: the challenges of an admin sign-in."""
+    this_pool(api, call.body)
+    return await respond_to_auth_challenge(api, call)
+
+
+async def initiate_auth(api: UserPoolApi, call: Call, flows: dict[str, str] | None = None) -> Body:
     """InitiateAuth: USER_PASSWORD_AUTH, USER_SRP_AUTH, REFRESH_TOKEN(_AUTH)."""
     body = call.body
     flow_name = string(body, "AuthFlow", high=64)
     client = app_client(api, body)
     params = mapping(body, "AuthParameters")
-    allowed = ALLOWS.get(flow_name)
+    allowed = (flows or ALLOWS).get(flow_name)
     if allowed is None:
         raise invalid_parameter(f"{flow_name} is not a supported authentication flow")
     if allowed not in client.config.explicit_auth_flows:
@@ -101,7 +129,7 @@ async def initiate_auth(api: UserPoolApi, call: Call) -> Body:
     if not username:
         raise invalid_parameter("Missing required parameter USERNAME")
     secret_hash(client, username, params.get("SECRET_HASH"))
-    if flow_name == "USER_PASSWORD_AUTH":
+    if flow_name in ("USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"):
         return await _password(api, client, username, params.get("PASSWORD", ""), call.ctx)
     if flow_name == "USER_SRP_AUTH":
         return await api.srp.start(client, username, params.get("SRP_A", ""), call.ctx)

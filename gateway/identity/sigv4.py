@@ -73,8 +73,10 @@ def verify(
     keys: dict[str, str],
     region: str,
     now: float | None = None,
+    service: str = SERVICE,
 ) -> str:
-    """The access key id of a correctly signed request; CognitoError (as AWS words it) if not."""
+    """The access key id of a correctly signed request for `service` (cognito-identity, or
+    the user-pool API's cognito-idp); CognitoError (as AWS words it) if not."""
     header = headers.get("authorization")
     if not header:
         raise CognitoError(
@@ -99,10 +101,10 @@ def verify(
         raise CognitoError(
             "IncompleteSignatureException", "host and x-amz-date must be signed.", 400
         )
-    if match["service"] != SERVICE or match["region"] != region or amz_date[:8] != match["date"]:
+    if match["service"] != service or match["region"] != region or amz_date[:8] != match["date"]:
         raise CognitoError(
             "InvalidSignatureException",
-            f"Credential should be scoped to a valid region ({region}) and service ({SERVICE}).",
+            f"Credential should be scoped to a valid region ({region}) and service ({service}).",
             403,
         )
     sent = timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
@@ -112,13 +114,15 @@ def verify(
             "Signature expired: the request time is more than 5 minutes from the server's.",
             403,
         )
-    scope = f"{match['date']}/{match['region']}/{SERVICE}/aws4_request"
+    scope = f"{match['date']}/{match['region']}/{service}/aws4_request"
     request_hash = hashlib.sha256(
         canonical_request(method, path, query, headers, signed, body).encode()
     ).hexdigest()
     to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{request_hash}"
     expected = hmac.new(
-        signing_key(secret, match["date"], match["region"]), to_sign.encode(), hashlib.sha256
+        signing_key(secret, match["date"], match["region"], service),
+        to_sign.encode(),
+        hashlib.sha256,
     ).hexdigest()
     if not hmac.compare_digest(expected, match["signature"]):
         raise CognitoError(

@@ -26,6 +26,7 @@ from tests.mail import Mailbox, code_in, smtp_settings
 
 PASSWORD = "correct horse battery"
 FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+ADMIN_KEY = ("AKIDCOGNATEADMIN0001", "admin-secret-key-0123456789abcdef")
 MODEL = botocore.loaders.Loader().load_service_model("cognito-idp", "service-2")
 
 
@@ -47,6 +48,12 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
             "explicit_auth_flows": FLOWS,
         },
         {"client_id": "srponly", "token_endpoint_auth_method": "none", "grant_types": []},
+        {
+            "client_id": "server",
+            "client_secret": "server-secret-0123456789",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        },
         {  # demands a second factor: a user without one sets it up while signing in
             "client_id": "strict",
             "token_endpoint_auth_method": "none",
@@ -61,6 +68,8 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
         clients=clients,
         email=smtp_settings(mailbox[1]),
         user_pool={"self_sign_up": True, "id": "eu-west-1_TestPool1"},
+        region="eu-west-1",
+        admin_keys=[{"access_key_id": ADMIN_KEY[0], "secret_access_key": ADMIN_KEY[1]}],
     )
     server = GatewayServer(settings).start()
     yield server
@@ -668,3 +677,61 @@ async def test_what_a_new_user_found(pool: GatewayServer, mailbox: tuple[Mailbox
 
 async def asyncio_value(value: Any) -> Any:
     return value
+
+
+async def test_admin_initiate_auth_is_signed_with_an_admin_key(pool: GatewayServer) -> None:
+    email = f"a{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    params = {
+        "USERNAME": email,
+        "PASSWORD": PASSWORD,
+        "SECRET_HASH": secret_hash(email, "server", "server-secret-0123456789"),
+    }
+
+    def admin(key: tuple[str, str]) -> Any:
+        return boto3.client(
+            "cognito-idp",
+            endpoint_url=pool.url,
+            region_name="eu-west-1",
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    answer = admin(ADMIN_KEY).admin_initiate_auth(
+        UserPoolId="eu-west-1_TestPool1",
+        ClientId="server",
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters=params,
+    )
+    in_model("AdminInitiateAuth", answer)
+    assert "AccessToken" in answer["AuthenticationResult"]
+    forged = error_of(
+        admin(("AKIDCOGNATEADMIN0001", "not-the-secret-key-0123456789abcd")).admin_initiate_auth,
+        UserPoolId="eu-west-1_TestPool1",
+        ClientId="server",
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters=params,
+    )
+    assert forged[0] in {"InvalidSignatureException", "NotAuthorizedException"}, forged
+    other_pool = error_of(
+        admin(ADMIN_KEY).admin_initiate_auth,
+        UserPoolId="eu-west-1_OtherPool",
+        ClientId="server",
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters=params,
+    )
+    assert other_pool == (
+        "ResourceNotFoundException",
+        "User pool eu-west-1_OtherPool does not exist.",
+    )
+    # The public InitiateAuth does not take the admin flow.
+    assert (
+        error_of(
+            idp(pool).initiate_auth,
+            AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+            ClientId="server",
+            AuthParameters=params,
+        )[0]
+        == "InvalidParameterException"
+    )
