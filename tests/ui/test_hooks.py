@@ -89,10 +89,19 @@ def receiver() -> Iterator[Receiver]:
 
 
 def hooked_gateway(redis_url: str, hooks_url: str) -> GatewayServer:
+    port = free_port()
+    api_client = {  # for the user-pool API's USER_PASSWORD_AUTH
+        "client_id": "apiclient",
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["refresh_token"],
+        "explicit_auth_flows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"],
+    }
+    clients = [c.model_dump() for c in make_settings(port, redis_url).clients] + [api_client]
     return GatewayServer(
         make_settings(
-            free_port(),
+            port,
             redis_url,
+            clients=clients,
             user_pool={
                 "self_sign_up": True,
                 "hooks": {
@@ -213,3 +222,38 @@ async def test_a_silent_hook_fails_closed(redis_server: RedisServer) -> None:
     finally:
         await browser.aclose()
         gateway.stop()
+
+
+async def test_user_migration_on_the_user_pool_apis_password_sign_in(
+    gateway: GatewayServer,
+) -> None:
+    # The hook is the local directory's: USER_PASSWORD_AUTH migrates as the hosted page does,
+    # and the migrated account gets its SRP verifier at once (its password was just seen).
+    import boto3
+    from pycognito.aws_srp import AWSSRP
+
+    email, password = "api@legacy.example", "legacy password 2"
+    LEGACY[email] = password
+    idp = boto3.client(
+        "cognito-idp",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+    )
+    answer = idp.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="apiclient",
+        AuthParameters={"USERNAME": email, "PASSWORD": password},
+    )
+    assert "AccessToken" in answer["AuthenticationResult"]
+    user = await gateway.call(lambda s: s.users.by_email(email))
+    assert user is not None and user.name == "Old Timer"
+    srp = AWSSRP(
+        username=email,
+        password=password,
+        pool_id=gateway.settings.user_pool_id,
+        client_id="apiclient",
+        client=idp,
+    )
+    assert "AccessToken" in srp.authenticate_user()["AuthenticationResult"]
