@@ -105,6 +105,7 @@ def create_app(
             headers={"Cache-Control": "no-store"},
         )
 
+    identity_api = cognito.CognitoApi(services)
     routes: list[BaseRoute] = [
         # Starlette tries routes in order: the forward-auth hot path goes first.
         *forward_auth.routes(services),
@@ -112,8 +113,8 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", services.metrics.endpoint),
         *op.routes(services, documents),
-        *user_pools.routes(services),  # POST / for both Cognito APIs, by X-Amz-Target
-        *cognito.routes(services),
+        *user_pools.routes(services, identity_api),  # POST / for both, by X-Amz-Target
+        *cognito.routes(identity_api),
         *credentials.routes(services),
         *ui.routes(services),
     ]

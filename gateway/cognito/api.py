@@ -120,10 +120,10 @@ class UserPoolApi:
         )
 
 
-def routes(services: Services) -> list[BaseRoute]:
-    """`POST /` and `/cognito-idp` for both Cognito APIs, told apart by their target."""
+def routes(services: Services, identity: CognitoApi) -> list[BaseRoute]:
+    """`POST /` for both Cognito APIs, told apart by their target (`identity`: the identity
+    API's operations), and `/cognito-idp` for this one."""
     pools = UserPoolApi(services)
-    identity = CognitoApi(services)
 
     async def front_door(request: Request) -> Response:
         if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):

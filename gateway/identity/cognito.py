@@ -376,12 +376,11 @@ class CognitoApi:
         return {}
 
 
-def routes(services: Services) -> list[BaseRoute]:
-    """The API at `/` and `/cognito-identity` (POST, and OPTIONS for CORS; GET / stays the
-    home page)."""
-    api = CognitoApi(services)
+def routes(api: CognitoApi) -> list[BaseRoute]:
+    """The API at `/cognito-identity` (POST, and OPTIONS for CORS), and the preflight at `/`:
+    `POST /` is shared with the user-pool API, which hands this API's calls to `api`
+    (`gateway.cognito.api.routes`); GET / stays the home page."""
     return [
-        Route("/", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
         Route("/cognito-identity", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
         Route("/", api.preflight, methods=["OPTIONS"]),
         Route("/cognito-identity", api.preflight, methods=["OPTIONS"]),
