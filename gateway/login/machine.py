@@ -38,6 +38,7 @@ from gateway.login.steps import (
     IncorrectPassword,
     NeedsEnrolment,
     NeedsNewPassword,
+    NeedsPassword,
     NeedsSecondFactor,
     NeedsVerification,
     PasskeyRefused,
@@ -81,6 +82,11 @@ class CodeToSend:
 
 
 # -- first factors ---------------------------------------------------------------------------
+
+
+def first_step(services: Services, flow: Flow) -> NeedsPassword:
+    """Where every sign-in starts: a first factor, by any configured connector."""
+    return NeedsPassword(flow, tuple(services.connectors))
 
 
 async def password(

@@ -3,6 +3,7 @@
 A transition of `gateway.login.machine` answers with the next step; each front end renders it
 its own way — the hosted pages as HTML forms, an API as a JSON challenge:
 
+- `NeedsPassword`: nothing proven yet: a password, a passkey or an IdP.
 - `NeedsVerification`: the password was right, but the e-mail address was never proven.
 - `NeedsNewPassword`: the password was right, but temporary: choose a new one.
 - `SecondFactorDue`: the first factor is proven and a second one is due (the hosted pages
@@ -25,6 +26,15 @@ from gateway.connectors import UpstreamIdentity
 from gateway.errors import GatewayError, PageError
 from gateway.login.flows import Flow
 from gateway.users.directory import User
+
+
+@dataclass(frozen=True)
+class NeedsPassword:
+    """Nothing proven yet: a first factor is due — a password, a passkey, or an IdP among
+    `connectors` (what the front end offers)."""
+
+    flow: Flow
+    connectors: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,8 @@ SecondFactorStep = NeedsSecondFactor | NeedsEnrolment | Enrolled
 # What a first factor (or a step right after it) leads to.
 FirstFactorStep = NeedsVerification | NeedsNewPassword | SecondFactorDue | Done
 Step = (
-    NeedsVerification
+    NeedsPassword
+    | NeedsVerification
     | NeedsNewPassword
     | SecondFactorDue
     | NeedsSecondFactor

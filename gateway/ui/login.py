@@ -85,7 +85,8 @@ def login(services: Services) -> Handler:
             flow_id = request.query_params.get("flow")
             if not flow_id:
                 return await account_flow(services, request, "/login")
-            return await login_form(services, request, await flow_for(services, request, flow_id))
+            begun = machine.first_step(services, await flow_for(services, request, flow_id))
+            return await login_form(services, request, begun.flow)
         form: FormData = await request.form(max_fields=16, max_part_size=16 * 1024)
         flow_id = str(form.get("flow") or "")
         services.csrf.check(request, form, f"login:{flow_id}")

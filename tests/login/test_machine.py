@@ -235,3 +235,9 @@ async def test_linking_is_confirmed_then_bound_to_the_session_that_asked(
     flow = await identity.confirm_link(services, step, "browser-secret")
     await identity.link(services, flow, upstream, asking, CTX.ip)
     assert await services.identities.find("idp", "remote-9") == asking.identity_id
+
+
+async def test_every_sign_in_starts_with_a_first_factor(services: Services) -> None:
+    flow = await new_flow(services)
+    step = machine.first_step(services, flow)
+    assert step.flow == flow and "local" in step.connectors
