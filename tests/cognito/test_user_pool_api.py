@@ -69,6 +69,9 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
         email=smtp_settings(mailbox[1]),
         user_pool={"self_sign_up": True, "id": "eu-west-1_TestPool1"},
         region="eu-west-1",
+        # One address (127.0.0.1) makes every test's sign-ins: the per-IP limit stays out of
+        # the way; the per-account one is what these tests look at.
+        rate_limits={"login_per_ip": 100_000},
         admin_keys=[{"access_key_id": ADMIN_KEY[0], "secret_access_key": ADMIN_KEY[1]}],
     )
     server = GatewayServer(settings).start()
@@ -735,3 +738,70 @@ async def test_admin_initiate_auth_is_signed_with_an_admin_key(pool: GatewayServ
         )[0]
         == "InvalidParameterException"
     )
+
+
+async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer) -> None:
+    # 100 wrong answers at once: every one counts (the failure counter is one atomic INCR
+    # each), so no burst gets more guesses than it paid for.
+    import asyncio
+
+    import httpx
+
+    from gateway.ratelimit import Limit
+
+    email = f"par{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    headers = {
+        "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    body = {
+        "AuthFlow": "USER_PASSWORD_AUTH",
+        "ClientId": "mobileapp",
+        "AuthParameters": {"USERNAME": email, "PASSWORD": "wrong"},
+    }
+    async with httpx.AsyncClient(base_url=pool.url, timeout=60) as http:
+        answers = await asyncio.gather(
+            *(http.post("/", json=body, headers=headers) for _ in range(100))
+        )
+    kinds = [(a.status_code, a.json()["__type"], a.json()["message"]) for a in answers]
+    checked = kinds.count((400, "NotAuthorizedException", "Incorrect username or password."))
+    # The rest were refused without their password being checked: the limit, or the argon2
+    # pool shedding load (503, fail closed, as the hosted pages do).
+    assert checked + kinds.count((400, "NotAuthorizedException", "Password attempts exceeded"))
+    assert set(kinds) <= {
+        (400, "NotAuthorizedException", "Incorrect username or password."),
+        (400, "NotAuthorizedException", "Password attempts exceeded"),
+        (503, "InternalErrorException", "The service is temporarily unavailable."),
+    }
+    config = pool.settings.rate_limits
+    limit = Limit("login-account", config.login_per_account, config.window)
+    counted = await pool.call(lambda s: s.store.get(s.limiter._key(limit, email)))
+    assert int(counted) == checked  # every checked password was counted
+
+
+async def test_a_totp_code_counts_once_in_its_window(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"w{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    secret = await pool.call(lambda s: s.mfa.begin(user.user_id))
+    await pool.call(lambda s: s.mfa.confirm(user.user_id, pyotp.TOTP(secret).at(time.time() - 30)))
+
+    def sign_in(code: str) -> Any:
+        started = client.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId="mobileapp",
+            AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+        )
+        return client.respond_to_auth_challenge(
+            ClientId="mobileapp",
+            ChallengeName="SOFTWARE_TOKEN_MFA",
+            Session=started["Session"],
+            ChallengeResponses={"USERNAME": email, "SOFTWARE_TOKEN_MFA_CODE": code},
+        )
+
+    code = pyotp.TOTP(secret).now()
+    assert "AccessToken" in sign_in(code)["AuthenticationResult"]
+    with pytest.raises(botocore.exceptions.ClientError) as reused:
+        sign_in(code)  # the same code again, inside its window
+    assert reused.value.response["Error"]["Code"] == "CodeMismatchException"
