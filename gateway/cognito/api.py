@@ -22,7 +22,7 @@ from gateway.cognito import auth, mfa_ops, selfservice
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
 from gateway.cognito.srp_flow import SrpSignIn
-from gateway.cognito.wire import Body
+from gateway.cognito.wire import INCORRECT, INVALID_SESSION, LIMIT, Body
 from gateway.errors import CognitoError, Unavailable
 from gateway.forwarded import client_address
 from gateway.identity.cognito import (
@@ -37,6 +37,7 @@ from gateway.identity.cognito import (
 )
 from gateway.identity.sigv4 import verify as verify_sigv4
 from gateway.login.machine import Context
+from gateway.login.steps import FlowExpired, LoginError, SignInExpired, TooManyAttempts
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -93,6 +94,8 @@ class UserPoolApi:
             response = await self._call(request, request_id, body)
         except CognitoError as exc:
             response = error_response(exc, request_id)
+        except LoginError as exc:  # a step refused where no operation said it more precisely
+            response = error_response(login_refusal(exc), request_id)
         except Unavailable as exc:  # the store, an overload: fail closed, as AWS says it
             response = unavailable_response(exc, request_id)
         except Exception:  # never Starlette's HTML 500 page to an SDK
@@ -118,6 +121,16 @@ class UserPoolApi:
             media_type=CONTENT_TYPE,
             headers={"x-amzn-RequestId": request_id, "Cache-Control": "no-store"},
         )
+
+
+def login_refusal(exc: LoginError) -> CognitoError:
+    """The login machine's refusals in Cognito's words (the operations map the ones they
+    expect; this is the rest: a sign-in that expired meanwhile, too many codes...)."""
+    if isinstance(exc, TooManyAttempts):
+        return CognitoError("LimitExceededException", LIMIT)
+    if isinstance(exc, (SignInExpired, FlowExpired)):
+        return CognitoError("NotAuthorizedException", INVALID_SESSION)
+    return CognitoError("NotAuthorizedException", INCORRECT)
 
 
 def routes(services: Services, identity: CognitoApi) -> list[BaseRoute]:

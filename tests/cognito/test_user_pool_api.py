@@ -805,3 +805,25 @@ async def test_a_totp_code_counts_once_in_its_window(pool: GatewayServer) -> Non
     with pytest.raises(botocore.exceptions.ClientError) as reused:
         sign_in(code)  # the same code again, inside its window
     assert reused.value.response["Error"]["Code"] == "CodeMismatchException"
+
+
+async def test_an_account_gone_during_its_sign_in_is_refused_not_a_500(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"g{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    secret = await pool.call(lambda s: s.mfa.begin(user.user_id))
+    await pool.call(lambda s: s.mfa.confirm(user.user_id, pyotp.TOTP(secret).at(time.time() - 30)))
+    started = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    await pool.call(lambda s: s.users.delete(user.user_id))  # meanwhile, an administrator
+    refused = error_of(
+        client.respond_to_auth_challenge,
+        ClientId="mobileapp",
+        ChallengeName="SOFTWARE_TOKEN_MFA",
+        Session=started["Session"],
+        ChallengeResponses={"USERNAME": email, "SOFTWARE_TOKEN_MFA_CODE": pyotp.TOTP(secret).now()},
+    )
+    assert refused == ("NotAuthorizedException", "Incorrect username or password.")
