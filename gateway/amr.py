@@ -13,6 +13,9 @@ CODE = ["otp", "mfa"]
 PASSKEY = ["hwk", "mfa"]
 # A passkey alone: something the user has and a user-verification gesture, in one step.
 PASSWORDLESS = ["hwk", "user", "mfa"]
+# A code by e-mail as the first factor (passwordless; USER_AUTH's EMAIL_OTP). No RFC 8176
+# value names it ("otp" would read as a second factor): one factor, the mailbox.
+SIGN_IN_CODE = ["email"]
 # `amr` values that say a second factor was used.
 MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 

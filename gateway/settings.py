@@ -380,6 +380,12 @@ class UserPoolSettings(Model):
     # says so, counts): the second factor then belongs to the identity.
     federated_mfa: Literal["off", "optional", "required"] = "off"
     email_mfa: bool = True  # codes by e-mail as a second factor (verified addresses only)
+    # Codes by text message as a second factor (verified numbers only; `sms` delivers them).
+    # Off by default: a phone number can be taken over (SIM swap), an app or passkey cannot.
+    sms_mfa: bool = False
+    # Passwordless sign-in with a code by e-mail (the user-pool API's USER_AUTH EMAIL_OTP), to
+    # verified addresses. One factor: an account's authenticator app or passkey is still asked.
+    email_sign_in: bool = False
     passkeys: bool = True  # WebAuthn: a second factor, and passwordless sign-in
     # The sign-up form's fields besides e-mail and password.
     attributes: list[AttributeSettings] = Field(default_factory=_default_attributes)

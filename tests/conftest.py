@@ -16,7 +16,7 @@ from tests.helpers import (
     free_port,
     make_settings,
 )
-from tests.mail import Mailbox
+from tests.mail import Mailbox, SmsReceiver
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,15 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
     controller.start()
     yield box, controller.port
     controller.stop()
+
+
+@pytest.fixture(scope="session")
+def sms() -> Iterator[SmsReceiver]:
+    """The SMS webhook's receiver on loopback (user_pool.sms: `mail.sms_settings(sms)`)."""
+    receiver = SmsReceiver()
+    receiver.server.start()
+    yield receiver
+    receiver.server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.cognito import auth, mfa_ops, selfservice
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
+from gateway.cognito.choice import ChoiceSignIn
 from gateway.cognito.srp_flow import SrpSignIn
 from gateway.cognito.wire import INCORRECT, INVALID_SESSION, LIMIT, Body
 from gateway.errors import CognitoError, Unavailable
@@ -51,6 +52,7 @@ Operation = Callable[["UserPoolApi", Call], Awaitable[Body]]
 ADMIN: dict[str, Operation] = {
     "AdminInitiateAuth": auth.admin_initiate_auth,
     "AdminRespondToAuthChallenge": auth.admin_respond_to_auth_challenge,
+    **mfa_ops.ADMIN_OPERATIONS,
 }
 OPERATIONS: dict[str, Operation] = {
     **ADMIN,
@@ -71,6 +73,7 @@ class UserPoolApi:
         self.pool_name = self.pool_id.split("_", 1)[1]  # what SRP's x is salted with
         self.challenges = Challenges(services.store, services.sealer)
         self.srp = SrpSignIn(self)
+        self.choice = ChoiceSignIn(self)
 
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())

@@ -1,4 +1,6 @@
-"""InitiateAuth and RespondToAuthChallenge: the login machine's steps as Cognito's challenges.
+"""InitiateAuth and RespondToAuthChallenge: the login machine's steps as Cognito's challenges
+(USER_SRP_AUTH's proof is `gateway.cognito.srp_flow`, USER_AUTH's choice
+`gateway.cognito.choice`).
 
 The hosted pages and this API are two front ends of one sign-in (`gateway.login.machine`):
 a password is `machine.password`, a second factor `machine.submit_code`, an enrolment
@@ -27,6 +29,8 @@ from gateway.cognito.wire import (
     Body,
     invalid_parameter,
     mapping,
+    masked_email,
+    masked_phone,
     not_authorized,
     secret_hash,
     string,
@@ -39,7 +43,7 @@ from gateway.grants import Grant
 from gateway.login import machine, notify
 from gateway.login.flows import Flow
 from gateway.login.machine import Context
-from gateway.login.progress import SecondFactor
+from gateway.login.progress import CodeSignIn, SecondFactor
 from gateway.login.steps import (
     Done,
     Enrolled,
@@ -53,9 +57,33 @@ from gateway.login.steps import (
     WrongCode,
 )
 from gateway.users.directory import InvalidPassword, User
+from gateway.users.mfa import MfaRecord
 
 if TYPE_CHECKING:
     from gateway.cognito.api import UserPoolApi
+
+# The machine's second factors as this API's challenges, in the order it prefers them, and
+# the ChallengeResponses field that carries each one's code.
+MFA_CHALLENGES = {"totp": "SOFTWARE_TOKEN_MFA", "sms": "SMS_MFA", "email": "EMAIL_OTP"}
+CODE_FIELDS = {
+    "SOFTWARE_TOKEN_MFA": "SOFTWARE_TOKEN_MFA_CODE",
+    "SMS_MFA": "SMS_MFA_CODE",
+    "EMAIL_OTP": "EMAIL_OTP_CODE",
+}
+
+
+def mfa_settings(record: MfaRecord | None) -> Body:
+    """GetUser's (and AdminGetUser's) UserMFASettingList and PreferredMfaSetting: the factors
+    turned on, and the one a sign-in asks for (the only one, or the one preferred)."""
+    names = [MFA_CHALLENGES[factor] for factor in (record.factors() if record else [])]
+    if not names or record is None:
+        return {}
+    preferred = record.preferred or (record.factors()[0] if len(names) == 1 else None)
+    answer: Body = {"UserMFASettingList": names}
+    if preferred is not None:
+        answer["PreferredMfaSetting"] = MFA_CHALLENGES[preferred]
+    return answer
+
 
 API_BROWSER = "cognito-idp-api"  # a flow's browser binding: no browser ever matches it
 # AuthFlow → the explicit_auth_flows entry that allows it.
@@ -130,10 +158,10 @@ async def initiate_auth(api: UserPoolApi, call: Call, flows: dict[str, str] | No
         raise invalid_parameter("Missing required parameter USERNAME")
     secret_hash(client, username, params.get("SECRET_HASH"))
     if flow_name in ("USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"):
-        return await _password(api, client, username, params.get("PASSWORD", ""), call.ctx)
+        return await password_sign_in(api, client, username, params.get("PASSWORD", ""), call.ctx)
     if flow_name == "USER_SRP_AUTH":
         return await api.srp.start(client, username, params.get("SRP_A", ""), call.ctx)
-    raise invalid_parameter(f"{flow_name} needs PREFERRED_CHALLENGE; use USER_SRP_AUTH")
+    return await api.choice.start(client, username, params, call.ctx)  # USER_AUTH
 
 
 async def new_flow(api: UserPoolApi, client: Client) -> Flow:
@@ -146,7 +174,7 @@ async def new_flow(api: UserPoolApi, client: Client) -> Flow:
     )
 
 
-async def _password(
+async def password_sign_in(
     api: UserPoolApi, client: Client, username: str, password: str, ctx: Context
 ) -> Body:
     connector = api.s.connectors.get(local_connector_id(api.s.connectors) or "")
@@ -190,21 +218,36 @@ async def answer(
             api, "MFA_SETUP", step.flow, client, username,
             {"MFAS_CAN_SETUP": '["SOFTWARE_TOKEN_MFA"]'},
         )  # fmt: skip
-    if isinstance(second, NeedsSecondFactor) and "totp" in second.methods:
-        return await challenge(api, "SOFTWARE_TOKEN_MFA", step.flow, client, username, {})
-    if isinstance(second, NeedsSecondFactor) and "email" in second.methods:
-        sent = await machine.send_email_code(api.s, second, ctx)
-        notify.email(api.s, None, second.email, "mfa_code.txt", sent.locale, code=sent.code)
-        return await challenge(
-            api, "EMAIL_OTP", step.flow, client, username,
-            {
-                "CODE_DELIVERY_DELIVERY_MEDIUM": "EMAIL",
-                "CODE_DELIVERY_DESTINATION": _masked(second.email),
-            },
-        )  # fmt: skip
+    if isinstance(second, NeedsSecondFactor):
+        offered = [m for m in MFA_CHALLENGES if m in second.methods]
+        if second.preferred in offered or len(offered) == 1:
+            return await mfa_challenge(api, client, second, second.preferred or offered[0], ctx)
+        if offered:  # several and none preferred: the user picks (Amplify asks them)
+            return await challenge(
+                api, "SELECT_MFA_TYPE", step.flow, client, username,
+                {"MFAS_CAN_CHOOSE": json.dumps([MFA_CHALLENGES[m] for m in offered])},
+            )  # fmt: skip
     raise CognitoError(
         "MFAMethodNotFoundException", "No second factor this API can ask for is set up."
     )
+
+
+async def mfa_challenge(
+    api: UserPoolApi, client: Client, step: NeedsSecondFactor, method: str, ctx: Context
+) -> Body:
+    """The challenge of one second factor; a code by e-mail or text message is sent now."""
+    name = MFA_CHALLENGES[method]
+    if method == "totp":
+        return await challenge(api, name, step.flow, client, step.subject, {})
+    sent = await machine.send_code(api.s, step, method, ctx)
+    notify.code(api.s, None, sent)
+    medium, destination = (
+        ("SMS", masked_phone(sent.to)) if method == "sms" else ("EMAIL", masked_email(sent.to))
+    )
+    return await challenge(
+        api, name, step.flow, client, step.subject,
+        {"CODE_DELIVERY_DELIVERY_MEDIUM": medium, "CODE_DELIVERY_DESTINATION": destination},
+    )  # fmt: skip
 
 
 async def challenge(
@@ -241,6 +284,8 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
     if asked is None:
         raise not_authorized(INVALID_SESSION)
     secret_hash(client, responses.get("USERNAME", asked.username), responses.get("SECRET_HASH"))
+    if name == "SELECT_CHALLENGE":  # USER_AUTH: the first factor chosen
+        return await api.choice.select(client, asked, responses, call.ctx)
     flow = await api.s.flows.get(asked.flow_id)
     if flow is None:
         raise not_authorized(INVALID_SESSION)
@@ -257,9 +302,17 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
         except LoginError:
             raise not_authorized(INVALID_SESSION) from None
         return await answer(api, client, step_after, call.ctx)
+    if name == "EMAIL_OTP" and isinstance(flow.progress, CodeSignIn):  # USER_AUTH's first factor
+        return await api.choice.email_code(client, token, asked, flow, responses, call.ctx)
     step = await machine.second_factor(api.s, flow)
-    if name in ("SOFTWARE_TOKEN_MFA", "EMAIL_OTP") and isinstance(step, NeedsSecondFactor):
-        field = "SOFTWARE_TOKEN_MFA_CODE" if name == "SOFTWARE_TOKEN_MFA" else "EMAIL_OTP_CODE"
+    if name == "SELECT_MFA_TYPE" and isinstance(step, NeedsSecondFactor):
+        method = next((m for m, n in MFA_CHALLENGES.items() if n == responses.get("ANSWER")), "")
+        if method not in step.methods:
+            await api.challenges.restore(token, asked)
+            raise invalid_parameter("The MFA type chosen is not one of MFAS_CAN_CHOOSE.")
+        return await mfa_challenge(api, client, step, method, call.ctx)
+    if name in CODE_FIELDS and isinstance(step, NeedsSecondFactor):
+        field = CODE_FIELDS[name]
         try:
             done = await machine.submit_code(api.s, step, responses.get(field, "")[:32], call.ctx)
         except WrongCode:
@@ -360,11 +413,6 @@ async def _tokens(api: UserPoolApi, client: Client, done: Done, ctx: Context) ->
 def _user_id(flow: Flow) -> str:
     progress = flow.progress
     return progress.subject if isinstance(progress, SecondFactor) else ""
-
-
-def _masked(email: str) -> str:
-    name, _, domain = email.partition("@")
-    return f"{name[:1]}***@{domain}" if domain else ""
 
 
 async def user_by_name(api: UserPoolApi, username: str) -> User | None:

@@ -17,6 +17,7 @@ from gateway.cognito.auth import (
     Call,
     app_client,
     associate_with_session,
+    mfa_settings,
     user_by_name,
     verify_with_session,
 )
@@ -28,6 +29,8 @@ from gateway.cognito.wire import (
     Body,
     attributes,
     invalid_parameter,
+    masked_email,
+    masked_phone,
     not_authorized,
     secret_hash,
     string,
@@ -61,13 +64,8 @@ STANDARD = (  # the attributes Cognito returns by these names (besides custom:*)
 )  # fmt: skip
 
 
-def _masked(email: str) -> str:
-    name, _, domain = email.partition("@")
-    return f"{name[:1]}***@{domain}" if domain else "***"
-
-
 def delivery(email: str) -> dict[str, str]:
-    return {"Destination": _masked(email), "DeliveryMedium": "EMAIL", "AttributeName": "email"}
+    return {"Destination": masked_email(email), "DeliveryMedium": "EMAIL", "AttributeName": "email"}
 
 
 def user_attributes(user: User, identity_id: str | None) -> list[dict[str, str]]:
@@ -242,16 +240,8 @@ async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
 
 async def get_user(api: UserPoolApi, call: Call) -> Body:
     user, token = await signed_in(api, call.body)
-    record = await api.s.mfa.get(user.user_id)
-    methods = []
-    if record is not None and record.totp_secret:
-        methods.append("SOFTWARE_TOKEN_MFA")
-    if record is not None and record.email_otp:
-        methods.append("EMAIL_OTP")
     answer: Body = {"Username": user.user_id, "UserAttributes": user_attributes(user, token.sub)}
-    if methods:
-        answer |= {"UserMFASettingList": methods, "PreferredMfaSetting": methods[0]}
-    return answer
+    return answer | mfa_settings(await api.s.mfa.get(user.user_id))
 
 
 async def change_password(api: UserPoolApi, call: Call) -> Body:
@@ -421,7 +411,7 @@ async def devices_off(api: UserPoolApi, call: Call) -> Body:
 
 def _sms(number: str) -> dict[str, str]:
     return {
-        "Destination": f"+*******{number[-4:]}",
+        "Destination": masked_phone(number),
         "DeliveryMedium": "SMS",
         "AttributeName": "phone_number",
     }

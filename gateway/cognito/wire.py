@@ -123,3 +123,14 @@ def unknown_client(client_id: str) -> CognitoError:
     return CognitoError(
         "ResourceNotFoundException", f"User pool client {client_id} does not exist."
     )
+
+
+def masked_email(email: str) -> str:
+    """j***@example.com, as Cognito shows a code's destination."""
+    name, _, domain = email.partition("@")
+    return f"{name[:1]}***@{domain}" if domain else "***"
+
+
+def masked_phone(number: str) -> str:
+    """+*******1234, as Cognito shows a code's destination."""
+    return f"+*******{number[-4:]}"

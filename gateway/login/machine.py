@@ -28,7 +28,7 @@ from gateway import amr
 from gateway.connectors import PasswordConnector, UpstreamIdentity, local_connector_id
 from gateway.login.flows import Flow
 from gateway.login.identity import resolve_identity
-from gateway.login.progress import NewPassword, SecondFactor, Verifying
+from gateway.login.progress import CodeSignIn, NewPassword, SecondFactor, Verifying
 from gateway.login.steps import (
     AccountUnavailable,
     Done,
@@ -61,7 +61,12 @@ if TYPE_CHECKING:
     from gateway.sessions import Session
     from gateway.store import Write
 
-EMAIL_CODE = "mfa-email"  # the purpose of second-factor codes sent by e-mail
+# The purposes of codes (`gateway.users.codes`): second factors by e-mail and by text
+# message, and a passwordless sign-in by e-mail (USER_AUTH's EMAIL_OTP).
+EMAIL_CODE = "mfa-email"
+SMS_CODE = "mfa-sms"
+SIGN_IN_CODE = "sign-in-email"
+CODE_PURPOSES = {"email": EMAIL_CODE, "sms": SMS_CODE}
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,14 @@ class Context:
 
 @dataclass(frozen=True)
 class CodeToSend:
-    """A second-factor code for the front end to deliver (it knows the reader's language)."""
+    """A code for the front end to deliver (it knows the reader's language): by `channel`
+    ("email" or "sms") to `to`; `template` is the message (gateway/users/templates)."""
 
-    step: NeedsSecondFactor
+    channel: str
+    to: str
     code: str
     locale: str | None
+    template: str = "mfa_code.txt"
 
 
 # -- first factors ---------------------------------------------------------------------------
@@ -191,6 +199,68 @@ async def passkey(
     return await after_proof(services, flow, local_upstream(services, user, amr.PASSWORDLESS))
 
 
+async def send_sign_in_code(
+    services: Services, flow: Flow, account: str, ctx: Context
+) -> tuple[Flow, CodeToSend | None]:
+    """A passwordless sign-in by e-mail (`user_pool.email_sign_in`): a code to the verified
+    address of the account `account` names. The flow waits for it either way; for an
+    unknown, disabled or unverified account nothing is sent and no code will match (the
+    front end answers the same: existence is never told), and the limits count alike."""
+    if not services.settings.user_pool.email_sign_in:
+        raise SignInExpired
+    account = normalize_email(account)
+    wait = await resend_allowed(services, account, ctx.ip)
+    if wait is not None:
+        raise TooManyCodes(wait)
+    user = await services.users.by_login(account)
+    usable = user is not None and user.enabled and user.email_verified
+    flow = await services.flows.save(
+        flow, CodeSignIn(account, user.user_id if user is not None and usable else "")
+    )
+    if user is None or not usable:
+        return flow, None
+    code = await services.codes.issue(SIGN_IN_CODE, user.user_id)
+    return flow, CodeToSend("email", user.email, code, user.locale)
+
+
+async def sign_in_code(services: Services, flow: Flow, code: str, ctx: Context) -> FirstFactorStep:
+    """The code `send_sign_in_code` sent: the first factor (WrongCode when it does not match;
+    the login limits count the failures, per account and per IP, as for passwords). A
+    second factor the account has is still asked — but not codes by e-mail: the mailbox
+    was this proof, and an account whose only factor is codes by e-mail is signed in (its
+    mailbox could reset the password anyway)."""
+    progress = flow.progress
+    if not isinstance(progress, CodeSignIn):
+        raise SignInExpired
+    config = services.settings.rate_limits
+    checks = [
+        (Limit("login-account", config.login_per_account, config.window), progress.account),
+        (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
+    ]
+    await _check(services, checks)
+    local = local_connector_id(services.connectors) or "local"
+    user = await services.users.get(progress.subject) if progress.subject else None
+    if (
+        user is None
+        or not user.enabled
+        or not await services.codes.check(SIGN_IN_CODE, user.user_id, code)
+    ):
+        await outcome(services, local, "failure", account=progress.account, ip=ctx.ip, by="code")
+        await services.limiter.fail(checks)
+        raise WrongCode
+    await outcome(services, local, "success", account=progress.account, ip=ctx.ip, by="code")
+    upstream = local_upstream(services, user, amr.SIGN_IN_CODE)
+    if upstream.new_password_due:  # a code proves the mailbox, not the temporary password
+        upstream = replace(upstream, new_password_due=False)
+    step = await after_proof(services, flow, upstream)
+    if isinstance(step, SecondFactorDue):
+        record = await services.mfa.get(user.user_id)
+        passkeys = services.passkeys.enabled and bool(await services.passkeys.list(user.user_id))
+        if record is not None and record.factors() == ["email"] and not passkeys:
+            return _proven(step.flow, _parked(step.flow), amr.CODE)
+    return step
+
+
 def local_upstream(services: Services, user: User, methods: list[str]) -> UpstreamIdentity:
     """What a sign-in to a local account proves (its claims as the directory has them)."""
     local = local_connector_id(services.connectors) or "local"
@@ -259,7 +329,7 @@ async def second_factor(
     required), enrolment: a new TOTP secret with `enrol_anew` (a fresh page), else the one
     being enrolled (a page shown again after a wrong code)."""
     parked = _parked(flow)
-    email = await _contact(services, parked)
+    email, phone = await _contact(services, parked)
     if parked.enrolled:  # enrolled just now; the recovery codes were shown
         return Enrolled(flow)
     record = await services.mfa.get(parked.subject)
@@ -279,20 +349,32 @@ async def second_factor(
         methods.add("totp")
     if record is not None and record.email_otp and parked.local and _email_codes(services):
         methods.add("email")
+    if record is not None and record.sms_otp and phone and services.settings.user_pool.sms_mfa:
+        methods.add("sms")
+    if amr.SIGN_IN_CODE[0] in parked.proven.amr:  # the mailbox proved the first factor
+        methods.discard("email")
     if has_passkeys:
         methods.add("passkey")
-    return NeedsSecondFactor(flow, parked.subject, frozenset(methods), email)
+    preferred = record.preferred if record is not None else None
+    return NeedsSecondFactor(
+        flow, parked.subject, frozenset(methods), email, phone,
+        preferred if preferred in methods else None,
+    )  # fmt: skip
 
 
-async def send_email_code(services: Services, step: NeedsSecondFactor, ctx: Context) -> CodeToSend:
-    """A second-factor code by e-mail (for accounts that turned codes by e-mail on)."""
-    if "email" not in step.methods:
+async def send_code(
+    services: Services, step: NeedsSecondFactor, channel: str, ctx: Context
+) -> CodeToSend:
+    """A second-factor code by e-mail or text message (`channel`: "email" or "sms", for
+    accounts that turned that factor on); the front end delivers it (`notify.code`)."""
+    if channel not in CODE_PURPOSES or channel not in step.methods:
         raise SignInExpired
     wait = await resend_allowed(services, step.subject, ctx.ip)
     if wait is not None:
         raise TooManyCodes(wait)
-    code = await services.codes.issue(EMAIL_CODE, step.subject)
-    return CodeToSend(step, code, _parked(step.flow).proven.claims.get("locale"))
+    code = await services.codes.issue(CODE_PURPOSES[channel], step.subject)
+    to = step.email if channel == "email" else step.phone
+    return CodeToSend(channel, to, code, _parked(step.flow).proven.claims.get("locale"))
 
 
 async def submit_code(
@@ -316,12 +398,13 @@ async def submit_code(
     method: str | None = None
     if "recovery" in step.methods:  # any enrolment: the app's codes or a recovery code
         method = await services.mfa.verify(subject, code)
-    if (
-        method is None
-        and "email" in step.methods
-        and await services.codes.check(EMAIL_CODE, subject, code)
-    ):
-        method = "email"
+    for channel, purpose in CODE_PURPOSES.items():
+        if (
+            method is None
+            and channel in step.methods
+            and await services.codes.check(purpose, subject, code)
+        ):
+            method = channel
     if method is None:
         await mfa_outcome(services, "code", "failure", subject)
         await services.limiter.fail(checks)
@@ -477,14 +560,16 @@ def _parked(flow: Flow) -> SecondFactor:
     return flow.progress
 
 
-async def _contact(services: Services, parked: SecondFactor) -> str:
-    """Where codes by e-mail go (the account's address); the account must still be usable."""
+async def _contact(services: Services, parked: SecondFactor) -> tuple[str, str]:
+    """Where codes go: the account's address and its *verified* number ("" when it has
+    none); the account must still be usable."""
     if not parked.local:
-        return str(parked.proven.claims.get("email") or "")
+        return str(parked.proven.claims.get("email") or ""), ""
     user = await services.users.get(parked.subject)
     if user is None or not user.enabled:
         raise AccountUnavailable
-    return user.email
+    phone = user.phone_number if user.phone_number_verified and user.phone_number else ""
+    return user.email, phone
 
 
 def _proven(flow: Flow, parked: SecondFactor, extra: list[str]) -> Done:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from gateway.login.registration import VERIFY, VERIFY_PHONE
 
 if TYPE_CHECKING:
+    from gateway.login.machine import CodeToSend
     from gateway.services import Services
     from gateway.users.directory import User
 
@@ -95,3 +96,14 @@ async def send_phone_code(services: Services, request: Request | None, user: Use
         user.locale,
         code=code,
     )
+
+
+def code(services: Services, request: Request | None, sent: CodeToSend) -> None:
+    """Deliver a code the login machine issued (a second factor, a passwordless sign-in),
+    by the channel it names."""
+    if sent.channel == "sms":
+        text_message(
+            services, request, sent.to, "mfa_code_sms.txt", "mfa", sent.locale, code=sent.code
+        )
+    else:
+        email(services, request, sent.to, sent.template, sent.locale, code=sent.code)

@@ -10,6 +10,7 @@ written by another version reads as "this sign-in has expired", never as a half-
   waiting for a second factor, or for its enrolment.
 - `Verifying`: waiting for the code that proves the e-mail address (then maybe the phone).
 - `Resetting`: a password reset waiting for its code.
+- `CodeSignIn`: a passwordless sign-in waiting for the code sent by e-mail.
 
 Nothing here decides anything: the transitions are in `gateway.login.machine`.
 """
@@ -78,11 +79,22 @@ class Resetting:
     email: str
 
 
-Progress = AtIdp | SecondFactor | NewPassword | Verifying | Resetting
+@dataclass(frozen=True)
+class CodeSignIn:
+    """A passwordless sign-in as `account` (what the user typed), waiting for the code sent
+    to the address of `subject` ("" when no account could take one: the answer is the same,
+    and no code will ever match)."""
+
+    KIND: ClassVar[str] = "code-sign-in"
+    account: str
+    subject: str
+
+
+Progress = AtIdp | SecondFactor | NewPassword | Verifying | Resetting | CodeSignIn
 T = TypeVar("T")
 
 _PROGRESS: dict[str, type[Progress]] = {
-    c.KIND: c for c in (AtIdp, SecondFactor, NewPassword, Verifying, Resetting)
+    c.KIND: c for c in (AtIdp, SecondFactor, NewPassword, Verifying, Resetting, CodeSignIn)
 }
 _PENDING: dict[str, type[UpstreamPending]] = {
     "oidc": OidcPending,

@@ -63,12 +63,15 @@ class SecondFactorDue:
 @dataclass(frozen=True)
 class NeedsSecondFactor:
     """Which second factors `subject` may use: `totp` (an authenticator app), `recovery`
-    (a recovery code: any enrolment has them), `email` (a code sent to `email`), `passkey`."""
+    (a recovery code: any enrolment has them), `email` (a code sent to `email`), `sms` (a
+    code sent to `phone`), `passkey`; and the one the account prefers (None: no preference)."""
 
     flow: Flow
     subject: str
     methods: frozenset[str]
     email: str
+    phone: str = ""
+    preferred: str | None = None
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ async def _account_action(
     if action == "email":
         if user is None or not user.email_verified or not services.settings.user_pool.email_mfa:
             return {"error": "Codes by e-mail need a verified e-mail address."}, 400
-        codes = await services.mfa.enable_email(subject)
+        codes = await services.mfa.enable(subject, "email")
         await mfa_outcome(services, "email", "enrolled", subject)
         return {"recovery_codes": codes}, 200
     if action == "remove":

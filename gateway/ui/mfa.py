@@ -81,10 +81,17 @@ async def submit(
     if isinstance(step, Enrolled):  # the recovery codes were shown: continue
         return await proceed(services, request, machine.continue_enrolled(step))
     if isinstance(step, NeedsSecondFactor):
-        if form.get("action") == "email" and "email" in step.methods:
-            sent = await machine.send_email_code(services, step, ctx)
-            notify.email(services, request, step.email, "mfa_code.txt", sent.locale, code=sent.code)
-            notice = Phrase("We sent a code to %(address)s.", address=mask(step.email))
+        channel = str(form.get("action") or "")
+        if channel in ("email", "sms") and channel in step.methods:
+            sent = await machine.send_code(services, step, channel, ctx)
+            notify.code(services, request, sent)
+            notice = (
+                Phrase("We sent a code to %(address)s.", address=mask(step.email))
+                if channel == "email"
+                else Phrase(
+                    "We sent a code by text message to %(phone)s.", phone=mask_phone(step.phone)
+                )
+            )
             return await render(services, request, step, notice=notice)
         credential = str(form.get("credential") or "")
         if credential and "passkey" in step.methods:
@@ -113,6 +120,8 @@ async def render(
         "totp": False,
         "email_codes": False,
         "masked_email": "",
+        "sms_codes": False,
+        "masked_phone": "",
     }
     if isinstance(step, Enrolled):
         context |= {"recovery_codes": step.recovery_codes, "continue_only": True}
@@ -123,6 +132,8 @@ async def render(
             "totp": "totp" in step.methods,
             "email_codes": "email" in step.methods,
             "masked_email": mask(step.email),
+            "sms_codes": "sms" in step.methods,
+            "masked_phone": mask_phone(step.phone),
         }
         if "passkey" in step.methods:
             context["passkey_options"] = await services.passkeys.authentication_options(
@@ -144,3 +155,8 @@ def mask(email: str) -> str:
     """j•••@example.com: enough for the owner to recognise, little for anyone else."""
     name, _, domain = email.partition("@")
     return f"{name[:1]}•••@{domain}" if domain else ""
+
+
+def mask_phone(number: str) -> str:
+    """•••• 1234: the last four digits of a number."""
+    return f"•••• {number[-4:]}" if number else ""

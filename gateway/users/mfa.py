@@ -34,17 +34,32 @@ STEP = 30
 ENROLL_TTL = 600
 RECOVERY_CODES = 10
 Method = Literal["totp", "recovery"]
+# Second factors an account turns on and off (codes by e-mail and by text message need no
+# secret of their own: the directory's verified address or number is where they go).
+Factor = Literal["totp", "email", "sms"]
 
 
 @dataclass(frozen=True)
 class MfaRecord:
-    """An account's confirmed second factors (an authenticator app, codes by e-mail, or both)
-    and its unspent recovery codes."""
+    """An account's confirmed second factors (an authenticator app, codes by e-mail, codes by
+    text message, in any combination), its unspent recovery codes, and the factor it prefers
+    when it has several (None: the sign-in asks which; see `gateway.login.machine`)."""
 
     totp_secret: str | None
     created: int
     recovery_hashes: list[str] = field(default_factory=list)
     email_otp: bool = False
+    sms_otp: bool = False
+    preferred: Factor | None = None
+
+    def factors(self) -> list[Factor]:
+        """The factors turned on, in the order a sign-in offers them."""
+        on: list[tuple[Factor, bool]] = [
+            ("totp", bool(self.totp_secret)),
+            ("sms", self.sms_otp),
+            ("email", self.email_otp),
+        ]
+        return [factor for factor, enabled in on if enabled]
 
 
 class MfaStore:
@@ -90,25 +105,44 @@ class MfaStore:
         await self._store.take(key)
         existing = await self.get(user_id)
         codes, hashes = self._recovery_codes(user_id)
-        record = MfaRecord(secret, int(time.time()), hashes, bool(existing and existing.email_otp))
+        record = (
+            replace(existing, totp_secret=secret, recovery_hashes=hashes)
+            if existing is not None
+            else MfaRecord(secret, int(time.time()), hashes)
+        )
         record_key = self._key(user_id)
         await self._store.put(record_key, self._seal(record_key, asdict(record)))
         return codes
 
-    async def enable_email(self, user_id: str, new_codes: bool = True) -> list[str]:
-        """Turn on codes by e-mail as a second factor: new recovery codes (shown once), the
-        authenticator app kept if there is one. `new_codes=False` keeps the codes the account
-        has (for callers that cannot show new ones, like the Cognito API) and returns []."""
+    async def enable(
+        self, user_id: str, method: Literal["email", "sms"], new_codes: bool = True
+    ) -> list[str]:
+        """Turn on codes by e-mail or by text message as a second factor: new recovery codes
+        (shown once, stored hashed), the other factors kept. `new_codes=False` keeps the codes
+        the account has (for callers that cannot show new ones, like the Cognito API) and
+        returns []."""
         existing = await self.get(user_id)
         codes, hashes = self._recovery_codes(user_id) if new_codes else ([], [])
         if not new_codes and existing is not None:
             hashes = existing.recovery_hashes
-        record = MfaRecord(
-            existing.totp_secret if existing else None, int(time.time()), hashes, True
+        record = replace(
+            existing or MfaRecord(None, int(time.time())),
+            recovery_hashes=hashes,
+            email_otp=method == "email" or bool(existing and existing.email_otp),
+            sms_otp=method == "sms" or bool(existing and existing.sms_otp),
         )
         key = self._key(user_id)
         await self._store.put(key, self._seal(key, asdict(record)))
         return codes
+
+    async def prefer(self, user_id: str, method: Factor | None) -> None:
+        """Which factor a sign-in asks for when the account has several (None: it asks
+        which). The factor must be on; an account without a record has nothing to prefer."""
+        existing = await self.get(user_id)
+        if existing is None or (method is not None and method not in existing.factors()):
+            raise ValueError(f"{method} is not a second factor of this account")
+        key = self._key(user_id)
+        await self._store.put(key, self._seal(key, asdict(replace(existing, preferred=method))))
 
     def _recovery_codes(self, user_id: str) -> tuple[list[str], list[str]]:
         codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
@@ -140,9 +174,9 @@ class MfaStore:
             return None
         return "recovery"
 
-    async def disable(self, user_id: str, method: Literal["totp", "email"]) -> None:
-        """Turn one second factor off, keeping the other (and the recovery codes) if the
-        account has it; with none left the record goes, as `remove` does."""
+    async def disable(self, user_id: str, method: Factor) -> None:
+        """Turn one second factor off, keeping the others (and the recovery codes) if the
+        account has them; with none left the record goes, as `remove` does."""
         existing = await self.get(user_id)
         if existing is None:
             return
@@ -150,8 +184,10 @@ class MfaStore:
             existing,
             totp_secret=None if method == "totp" else existing.totp_secret,
             email_otp=False if method == "email" else existing.email_otp,
+            sms_otp=False if method == "sms" else existing.sms_otp,
+            preferred=None if existing.preferred == method else existing.preferred,
         )
-        if record.totp_secret is None and not record.email_otp:
+        if not record.factors():
             await self.remove(user_id)
             return
         key = self._key(user_id)

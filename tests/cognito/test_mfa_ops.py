@@ -1,7 +1,9 @@
 """SetUserMFAPreference through stock boto3 `cognito-idp` (Amplify's updateMFAPreference):
 an app confirmed by VerifySoftwareToken can be set preferred; nothing unconfirmed can be
-turned on; codes by e-mail go on and off; turning a factor off needs a sign-in that passed
-one, and a pool that requires MFA keeps the last factor."""
+turned on; codes by e-mail and by text message go on and off; several factors and none
+preferred ask which (SELECT_MFA_TYPE), a preferred one is asked directly; turning a factor off
+needs a sign-in that passed one (or an administrator's signed AdminSetUserMFAPreference), and
+a pool that requires MFA keeps the last factor."""
 
 from __future__ import annotations
 
@@ -51,7 +53,15 @@ def sign_in(client: Any, email: str, totp: pyotp.TOTP | None = None) -> dict[str
     )
     if "AuthenticationResult" in started:
         return dict(started["AuthenticationResult"])
-    assert totp is not None and started["ChallengeName"] == "SOFTWARE_TOKEN_MFA", started
+    assert totp is not None, started
+    if started["ChallengeName"] == "SELECT_MFA_TYPE":  # several factors, none preferred
+        started = client.respond_to_auth_challenge(
+            ClientId="app",
+            ChallengeName="SELECT_MFA_TYPE",
+            Session=started["Session"],
+            ChallengeResponses={"USERNAME": email, "ANSWER": "SOFTWARE_TOKEN_MFA"},
+        )
+    assert started["ChallengeName"] == "SOFTWARE_TOKEN_MFA", started
     done = client.respond_to_auth_challenge(
         ClientId="app",
         ChallengeName="SOFTWARE_TOKEN_MFA",
@@ -62,13 +72,13 @@ def sign_in(client: Any, email: str, totp: pyotp.TOTP | None = None) -> dict[str
 
 
 def asks_for_code(client: Any, email: str) -> bool:
-    """Does a sign-in ask for the app's code (without spending one)?"""
+    """Does a sign-in ask for the app's code, or which factor (without spending a code)?"""
     started = client.initiate_auth(
         AuthFlow="USER_PASSWORD_AUTH",
         ClientId="app",
         AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
     )
-    return bool(started.get("ChallengeName") == "SOFTWARE_TOKEN_MFA")
+    return started.get("ChallengeName") in ("SOFTWARE_TOKEN_MFA", "SELECT_MFA_TYPE")
 
 
 async def with_app(pool: GatewayServer, client: Any) -> tuple[str, str, pyotp.TOTP]:

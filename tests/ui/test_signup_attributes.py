@@ -4,22 +4,13 @@ signature), and new codes on request within limits."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from tests.helpers import (
-    AppServer,
     Browser,
     GatewayServer,
     RedisServer,
@@ -30,41 +21,7 @@ from tests.helpers import (
     make_settings,
     signup_page,
 )
-from tests.mail import Inbox, Mailbox, code_in, smtp_settings
-
-SMS_SECRET = "sms-webhook-secret-0123456789"
-
-
-class SmsReceiver(Inbox[dict[str, Any]]):
-    """The deployer's SMS adapter: keeps every correctly signed message."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.server = AppServer(Starlette(routes=[Route("/sms", self.receive, methods=["POST"])]))
-
-    async def receive(self, request: Request) -> JSONResponse:
-        body = await request.body()
-        fields = dict(p.split("=", 1) for p in request.headers["x-cognate-signature"].split(","))
-        mac = hmac.new(SMS_SECRET.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256)
-        if not hmac.compare_digest(mac.hexdigest(), fields["v1"]):
-            return JSONResponse({"error": "bad signature"}, status_code=401)
-        self.add(await request.json())
-        return JSONResponse({"queued": True})
-
-    async def code_for(self, number: str, seen: int = 0) -> str:
-        """The code in the `seen`-th message to `number`, once it has arrived."""
-        message = await self.wait_for(lambda m: m["to"] == number, seen)
-        found = re.search(r"\b(\d{6})\b", message["message"])
-        assert found
-        return found.group(1)
-
-
-@pytest.fixture(scope="module")
-def sms() -> Iterator[SmsReceiver]:
-    receiver = SmsReceiver()
-    receiver.server.start()
-    yield receiver
-    receiver.server.stop()
+from tests.mail import Mailbox, SmsReceiver, code_in, sms_settings, smtp_settings
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +38,7 @@ def phone_gateway(
                 {"name": "phone_number", "required": True},
                 {"name": "custom:team", "pattern": "[a-z]{2,16}", "label": "Team"},
             ],
-            "sms": {"sender": "webhook", "url": f"{sms.server.url}/sms", "secret": SMS_SECRET},
+            "sms": sms_settings(sms),
             "resend_per_account": 2,
         },
         email=smtp_settings(mailbox[1]),
