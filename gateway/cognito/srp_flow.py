@@ -43,6 +43,12 @@ class SrpSignIn:
 
     def __init__(self, api: UserPoolApi) -> None:
         self.api = api
+        # The verifier every name without a usable one is challenged and checked against: a
+        # group element nobody knows the password of. Computed once, so an unknown user costs
+        # the same exponentiations as a real one, in both round trips.
+        self._decoy_verifier = srp.password_verifier(
+            api.pool_name, "decoy", secrets.token_hex(32), secrets.randbits(128) | 1
+        )
 
     async def start(self, client: Client, username: str, srp_a: str, ctx: Context) -> Body:
         """InitiateAuth(USER_SRP_AUTH): the PASSWORD_VERIFIER challenge."""
@@ -61,7 +67,8 @@ class SrpSignIn:
             except ValueError:
                 record = None
         if user is None or record is None or not record.is_for(api.pool_name, user.user_id):
-            user_id, salt, verifier = self._decoy(username)
+            user_id, salt = self._decoy(username)
+            verifier = self._decoy_verifier
         else:
             user_id, salt, verifier = user.user_id, record.salt, record.verifier
         b, big_b = srp.challenge(verifier)
@@ -115,21 +122,27 @@ class SrpSignIn:
             except ValueError:
                 record = None
 
+        usable = (
+            user is not None
+            and user.enabled
+            and record is not None
+            and record.is_for(api.pool_name, user.user_id)
+        )
+
         async def prove() -> UpstreamIdentity | None:
-            if user is None or record is None or not user.enabled:
-                return None
-            if not secrets.compare_digest(
+            # The proof is checked whoever asked (a decoy's against the decoy verifier): an
+            # unknown or disabled user costs the same work as a wrong password.
+            block_matches = secrets.compare_digest(
                 responses.get("PASSWORD_CLAIM_SECRET_BLOCK", ""), asked.secret_block or ""
-            ):
-                return None
+            )
             try:
                 big_a = srp.parse_hex(asked.srp_a or "")
             except ValueError:
                 return None
             proved = srp.verify(
                 api.pool_name,
-                user.user_id,
-                record.verifier,
+                asked.username,
+                record.verifier if usable and record is not None else self._decoy_verifier,
                 int(asked.srp_b or "0", 16),
                 int(asked.srp_big_b or "0", 16),
                 big_a,
@@ -138,7 +151,9 @@ class SrpSignIn:
                 responses.get("PASSWORD_CLAIM_SIGNATURE", ""),
                 time.time(),
             )
-            return machine.local_upstream(api.s, user, amr.PASSWORD) if proved else None
+            if not (proved and block_matches and usable) or user is None:
+                return None
+            return machine.local_upstream(api.s, user, amr.PASSWORD)
 
         local = local_connector_id(api.s.connectors) or "local"
         account = user.email if user is not None else (asked.login or asked.username)
@@ -150,11 +165,10 @@ class SrpSignIn:
             raise not_authorized() from None
         return await answer(api, client, step, ctx)
 
-    def _decoy(self, username: str) -> tuple[str, int, int]:
-        """USER_ID_FOR_SRP, SALT and a verifier for a name with no usable verifier: stable
-        for the name (a second try looks the same as the first), unrelated to any password."""
+    def _decoy(self, username: str) -> tuple[str, int]:
+        """USER_ID_FOR_SRP and SALT for a name with no usable verifier: stable for the name (a
+        second try looks the same as the first)."""
         seed = self.api.s.sealer.keyed_hash(username.lower(), purpose="srp-decoy")
         user_id = str(uuid.UUID(bytes=base64.urlsafe_b64decode(seed + "==")[:16], version=4))
         salt = int.from_bytes(base64.urlsafe_b64decode(seed + "==")[16:32] or b"\x01", "big")
-        verifier = srp.password_verifier(self.api.pool_name, user_id, secrets.token_hex(16), salt)
-        return user_id, salt, verifier
+        return user_id, salt
