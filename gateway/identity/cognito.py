@@ -24,6 +24,7 @@ from gateway.credentials.vendor import VendRequest, session_name
 from gateway.credentials.web_identity import token_audience
 from gateway.errors import (
     CognitoError,
+    Overloaded,
     Unavailable,
     invalid_parameter,
     not_authorized,
@@ -94,13 +95,21 @@ def json_object(raw: bytes) -> Body:
 
 
 def unavailable_response(exc: Unavailable, request_id: str) -> Response:
-    """The store or an overload: fail closed, as AWS words it (503 and Retry-After)."""
+    """The store or an overload: fail closed, as AWS words it, with Retry-After. Too much
+    work waiting is throttling (TooManyRequestsException, 429: the SDKs back off and retry
+    it); a store that does not answer is InternalErrorException (503)."""
     log.warning("failing closed: %s", exc)
-    error = CognitoError(
-        "InternalErrorException",
-        "The service is temporarily unavailable.",
-        503,
-        retry_after=exc.retry_after,
+    error = (
+        CognitoError(
+            "TooManyRequestsException", "Too many requests.", 429, retry_after=exc.retry_after
+        )
+        if isinstance(exc, Overloaded)
+        else CognitoError(
+            "InternalErrorException",
+            "The service is temporarily unavailable.",
+            503,
+            retry_after=exc.retry_after,
+        )
     )
     return error_response(error, request_id)
 

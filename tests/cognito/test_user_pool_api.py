@@ -5,9 +5,11 @@ them, with no user's existence revealed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import botocore.loaders
+import httpx
 import pyotp
 import pytest
 from botocore.config import Config
@@ -767,12 +770,12 @@ async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer
     kinds = [(a.status_code, a.json()["__type"], a.json()["message"]) for a in answers]
     checked = kinds.count((400, "NotAuthorizedException", "Incorrect username or password."))
     # The rest were refused without their password being checked: the limit, or the argon2
-    # pool shedding load (503, fail closed, as the hosted pages do).
+    # pool shedding load (throttled: the SDKs back off and retry).
     assert checked + kinds.count((400, "NotAuthorizedException", "Password attempts exceeded"))
     assert set(kinds) <= {
         (400, "NotAuthorizedException", "Incorrect username or password."),
         (400, "NotAuthorizedException", "Password attempts exceeded"),
-        (503, "InternalErrorException", "The service is temporarily unavailable."),
+        (429, "TooManyRequestsException", "Too many requests."),
     }
     config = pool.settings.rate_limits
     limit = Limit("login-account", config.login_per_account, config.window)
@@ -827,3 +830,129 @@ async def test_an_account_gone_during_its_sign_in_is_refused_not_a_500(pool: Gat
         ChallengeResponses={"USERNAME": email, "SOFTWARE_TOKEN_MFA_CODE": pyotp.TOTP(secret).now()},
     )
     assert refused == ("NotAuthorizedException", "Incorrect username or password.")
+
+
+async def test_a_burst_past_the_hashing_queue_is_throttled_not_queued(
+    redis_server: RedisServer,
+) -> None:
+    """More password sign-ins at once than the hasher takes: the rest are told to back off
+    (TooManyRequestsException with Retry-After, which the SDKs retry), none is a 500."""
+    from gateway.users.passwords import PasswordHasher
+
+    port = free_port()
+    base = make_settings(port, redis_server.url)
+    clients = [c.model_dump() for c in base.clients] + [
+        {
+            "client_id": "mobileapp",
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": FLOWS,
+        }
+    ]
+    settings = make_settings(port, redis_server.url, clients=clients)
+    server = GatewayServer(settings, hasher=PasswordHasher(workers=1, max_pending=1)).start()
+    try:
+        email = f"burst{secrets.token_hex(3)}@example.com"
+        await server.add_user(email, PASSWORD, email_verified=True)
+        body = json.dumps(
+            {
+                "AuthFlow": "USER_PASSWORD_AUTH",
+                "ClientId": "mobileapp",
+                "AuthParameters": {"USERNAME": email, "PASSWORD": PASSWORD},
+            }
+        )
+        headers = {
+            "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+            "Content-Type": "application/x-amz-json-1.1",
+        }
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            answers = await asyncio.gather(
+                *(http.post("/", content=body, headers=headers) for _ in range(12))
+            )
+        statuses = sorted(a.status_code for a in answers)
+        assert 200 in statuses and 429 in statuses, statuses
+        assert set(statuses) == {200, 429}
+        throttled = next(a for a in answers if a.status_code == 429)
+        assert throttled.json()["__type"] == "TooManyRequestsException"
+        assert throttled.headers["x-amzn-ErrorType"].startswith("TooManyRequestsException")
+        assert int(throttled.headers["Retry-After"]) > 0
+    finally:
+        server.stop()
+
+
+async def test_unknown_and_existing_users_cost_the_same_work(
+    pool: GatewayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timing without a stopwatch: every modular exponentiation and every argon2 run is
+    counted (the server runs in this process), and an unknown user, a disabled one and a
+    wrong password must cost exactly the same of each, in both SRP round trips and in a
+    password sign-in, and get the same answer."""
+    from pycognito.aws_srp import AWSSRP
+
+    client = idp(pool)
+    existing = f"t{secrets.token_hex(4)}@example.com"
+    await pool.add_user(existing, PASSWORD, email_verified=True)
+    disabled = f"d{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(disabled, PASSWORD, email_verified=True)
+    await pool.call(lambda s: s.users.set_status(user.user_id, "disabled"))
+    unknown = f"nobody{secrets.token_hex(4)}@example.com"
+
+    work: dict[str, int] = {}
+    for name in ("_powmod", "_powmod_sec"):
+        real = getattr(srp, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name) -> Any:
+            work[_name] = work.get(_name, 0) + 1
+            return _real(*args)
+
+        monkeypatch.setattr(srp, name, counted)
+    hasher = pool.services.users.hasher
+    real_verify = hasher.verify
+
+    async def counted_verify(*args: Any) -> Any:
+        work["argon2"] = work.get("argon2", 0) + 1
+        return await real_verify(*args)
+
+    monkeypatch.setattr(hasher, "verify", counted_verify)
+
+    def cost(username: str) -> tuple[dict[str, int], list[tuple[str, str]], list[int]]:
+        work.clear()
+        answers = []
+        srp_client = AWSSRP(
+            username=username, password="not the password", pool_id="eu-west-1_TestPool1",
+            client_id="mobileapp", client=client,
+        )  # fmt: skip
+        started = client.initiate_auth(
+            AuthFlow="USER_SRP_AUTH",
+            ClientId="mobileapp",
+            AuthParameters={"USERNAME": username, "SRP_A": format(srp_client.large_a_value, "x")},
+        )
+        shape = sorted(started["ChallengeParameters"])
+        lengths = [len(started["ChallengeParameters"][k]) for k in ("SECRET_BLOCK",)]
+        responses = srp_client.process_challenge(
+            started["ChallengeParameters"], {"USERNAME": username}
+        )
+        answers.append(
+            error_of(
+                client.respond_to_auth_challenge,
+                ClientId="mobileapp",
+                ChallengeName="PASSWORD_VERIFIER",
+                Session=started["Session"],
+                ChallengeResponses=responses,
+            )
+        )
+        answers.append(
+            error_of(
+                client.initiate_auth,
+                AuthFlow="USER_PASSWORD_AUTH",
+                ClientId="mobileapp",
+                AuthParameters={"USERNAME": username, "PASSWORD": "not the password"},
+            )
+        )
+        assert shape == ["SALT", "SECRET_BLOCK", "SRP_B", "USERNAME", "USER_ID_FOR_SRP"]
+        return dict(work), answers, lengths
+
+    wrong_password = cost(existing)
+    assert wrong_password[0] == {"_powmod": 2, "_powmod_sec": 1, "argon2": 1}
+    assert cost(unknown) == wrong_password
+    assert cost(disabled) == wrong_password
