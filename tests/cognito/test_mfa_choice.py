@@ -259,7 +259,7 @@ async def test_the_hosted_page_offers_the_same_texted_codes(
     try:
         start = await browser.authorize(**code_flow_params())
         answer = await browser.sign_in(start, email, PASSWORD)
-        assert answer.status_code == 303, answer.text[answer.text.find("error"):][:300]
+        assert answer.status_code == 303, answer.text[answer.text.find("error") :][:300]
         assert answer.headers["location"].startswith("/login/mfa?")
         page = await browser.http.get(answer.headers["location"])
         assert 'value="sms"' in page.text and "•••• 5678" in page.text
