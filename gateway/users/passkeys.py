@@ -51,7 +51,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from gateway.errors import StoreContended
+from gateway.errors import GatewayError, StoreContended
 from gateway.store import Store
 
 log = logging.getLogger("cognate.passkeys")
@@ -91,7 +91,7 @@ class Asked:
 Refusal = Literal["challenge", "client", "origin", "rp_id", "unsupported", "taken", "contended"]
 
 
-class RegistrationRefused(Exception):
+class RegistrationRefused(GatewayError):
     """A registration answer that was not kept, and why (the API names each reason)."""
 
     def __init__(self, reason: Refusal) -> None:

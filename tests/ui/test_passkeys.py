@@ -50,6 +50,30 @@ def test_no_passkeys_on_an_ip_address_issuer() -> None:
     assert Passkeys(None, "https://auth.example.com", "x").enabled  # type: ignore[arg-type]
 
 
+def test_origins_that_may_run_a_ceremony_lie_within_the_relying_party_id() -> None:
+    from gateway.users.passkeys import Passkeys
+
+    keys = Passkeys(None, "https://auth.example.com", "x", rp_id="example.com")  # type: ignore[arg-type]
+    candidates = [
+        "https://app.example.com",  # a subdomain: yes
+        "https://example.com",  # the RP ID itself: yes
+        "http://app.example.com",  # not a secure context: no
+        "https://badexample.com",  # not a subdomain, only a longer name: no
+        "https://example.com.evil.test",  # no
+        "http://app.localhost:3000",  # outside example.com: no
+    ]
+    assert keys.origins_with(candidates) == (
+        "https://auth.example.com",
+        "https://app.example.com",
+        "https://example.com",
+    )
+    local = Passkeys(None, "http://localhost:8080", "x")  # type: ignore[arg-type]
+    assert local.origins_with(["http://app.localhost:3000"]) == (
+        "http://localhost:8080",
+        "http://app.localhost:3000",
+    )
+
+
 def options_in(html: str) -> str:
     found = re.search(r'data-options="([^"]*)"', html)
     assert found, "the page offers a passkey ceremony"
