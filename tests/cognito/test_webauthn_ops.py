@@ -12,9 +12,13 @@ import base64
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+import trustme
+from botocore.config import Config
 
 from gateway.cognito import webauthn_ops
 from gateway.cognito.api import UserPoolApi
@@ -407,3 +411,82 @@ async def test_a_pool_with_passkeys_off(redis_server: RedisServer) -> None:
         assert caught.value.type_name == "WebAuthnNotEnabledException"
     finally:
         server.stop()
+
+
+async def test_an_app_on_a_sibling_host_shares_a_parent_domain_rp_id(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """As deployed: the gateway on https://auth.example.test, the app on
+    https://app.example.test, `passkey_relying_party_id: example.test` (FIELD-TESTS: TLS from a
+    local CA; the API is reached on 127.0.0.1, as a name resolver would send it there)."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("auth.example.test", "127.0.0.1")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    issued.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    issued.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    port = free_port()
+    issuer = f"https://auth.example.test:{port}"
+    settings = make_settings(
+        port,
+        redis_server.url,
+        issuer=issuer,
+        clients=[
+            {
+                "client_id": "app",
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["refresh_token"],
+                "explicit_auth_flows": FLOWS,
+                "allowed_origins": ["https://app.example.test", "https://app.example.net"],
+            }
+        ],
+        user_pool={"id": "eu-west-1_Sibling01", "passkey_relying_party_id": "example.test"},
+        region="eu-west-1",
+    )
+    server = GatewayServer(settings, tls=(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")))
+    server.start()
+    client = boto3.client(
+        "cognito-idp",
+        endpoint_url=f"https://127.0.0.1:{port}",
+        verify=str(tmp_path / "ca.pem"),
+        region_name="eu-west-1",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    # No kept-alive TLS connection, which would hold the server's shutdown until it times out.
+    client.meta.events.register("before-send", _connection_close)
+    try:
+        email = f"sib{secrets.token_hex(4)}@example.com"
+        user = await server.add_user(email, PASSWORD, email_verified=True)
+        token = client.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId="app",
+            AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+        )["AuthenticationResult"]["AccessToken"]
+        options = started(client, token)
+        assert json.loads(options)["rp"]["id"] == "example.test"
+        key = key_for(origin="https://app.example.test", rp_id="example.test")
+        client.complete_web_authn_registration(
+            AccessToken=token, Credential=json.loads(key.create(options))
+        )
+        (listed,) = client.list_web_authn_credentials(AccessToken=token)["Credentials"]
+        assert listed["RelyingPartyId"] == "example.test"
+        # The client allows this origin for CORS, but it is not under the RP ID.
+        outside = key_for(origin="https://app.example.net", rp_id="example.test")
+        code, _ = error_of(
+            client.complete_web_authn_registration,
+            AccessToken=token,
+            Credential=json.loads(outside.create(started(client, token))),
+        )
+        assert code == "WebAuthnOriginNotAllowedException"
+        # Signing in from the app, and from the gateway's own pages' origin.
+        for origin in ("https://app.example.test", issuer):
+            flow, request = await sign_in_options(server, user.user_id)
+            done, _ = await answered(server, flow, key.get(request, origin=origin))
+            assert done.upstream.subject == user.user_id
+    finally:
+        server.stop()
+
+
+def _connection_close(request: Any, **_: Any) -> None:
+    request.headers["Connection"] = "close"
