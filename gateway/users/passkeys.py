@@ -300,7 +300,8 @@ class Passkeys:
         API's WEB_AUTHN challenge, ceremony "login"): its passkeys are allowed, user
         verification is required, and only its passkey may answer. An account with none (or
         unknown: `account` "") is offered `decoys` instead, which no passkey answers."""
-        keys = await self.list(account) if account else []
+        # Read for an unknown account too: the same round trip, the same time.
+        keys = await self.list(account or "-")
         allowed = [
             PublicKeyCredentialDescriptor(
                 id=base64url_to_bytes(p.credential_id), transports=_transports(p.transports)
