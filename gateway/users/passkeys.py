@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from webauthn import (
@@ -53,6 +53,9 @@ from webauthn.helpers.structs import (
 
 from gateway.errors import GatewayError, StoreContended
 from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 log = logging.getLogger("cognate.passkeys")
 
@@ -438,3 +441,29 @@ class Passkeys:
 
     def _index_key(self, credential_id: str) -> str:
         return self._store.key("passkey-id", credential_id)
+
+
+def setup_warnings(settings: Settings) -> list[str]:
+    """What `check-config` warns about passkeys (valid, but likely wrong): an app client's
+    allowed origin outside the relying party ID, whose pages could never use one."""
+    keys = Passkeys(
+        None,  # type: ignore[arg-type]  # only the relying party's rules are asked for
+        settings.issuer,
+        settings.ui.product_name,
+        settings.user_pool.passkeys,
+        settings.user_pool.passkey_relying_party_id,
+    )
+    if not keys.enabled:
+        return []
+    found = []
+    for index, client in enumerate(settings.clients):
+        for origin in client.allowed_origins or []:
+            if origin not in keys.origins_with([origin]):
+                found.append(
+                    f"clients[{index}].allowed_origins: {origin} is outside the passkey "
+                    f"relying party ID {keys.rp_id} (or not https), so that page cannot use "
+                    "passkeys; serve the app under it, or set "
+                    "user_pool.passkey_relying_party_id to a parent domain of the issuer's "
+                    "host and the app's"
+                )
+    return found

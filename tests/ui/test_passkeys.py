@@ -230,3 +230,30 @@ async def test_removing_a_passkey_stops_it_signing_in(gateway: GatewayServer) ->
         await fresh.aclose()
     finally:
         await browser.aclose()
+
+
+def test_check_config_warns_of_app_origins_that_cannot_use_passkeys() -> None:
+    from gateway.settings_loader import settings_from_dict
+    from gateway.users.passkeys import setup_warnings
+
+    def settings(origins: list[str], **pool: object) -> object:
+        client = {"client_id": "app", "token_endpoint_auth_method": "none", "grant_types": []}
+        return settings_from_dict(
+            {
+                "issuer": "https://auth.example.com",
+                "secret_key": "s" * 32,
+                "user_pool": pool,
+                "clients": [{**client, "allowed_origins": origins}],
+            }
+        )
+
+    apps = ["https://app.example.com", "https://www.example.org"]
+    assert setup_warnings(settings(apps, passkey_relying_party_id="example.com")) == [  # type: ignore[arg-type]
+        "clients[0].allowed_origins: https://www.example.org is outside the passkey relying "
+        "party ID example.com (or not https), so that page cannot use passkeys; serve the app "
+        "under it, or set user_pool.passkey_relying_party_id to a parent domain of the "
+        "issuer's host and the app's"
+    ]
+    (warning,) = setup_warnings(settings(["https://app.example.com"]))  # type: ignore[arg-type]
+    assert "outside the passkey relying party ID auth.example.com" in warning
+    assert setup_warnings(settings(apps, passkeys=False)) == []  # type: ignore[arg-type]
