@@ -337,8 +337,9 @@ def _check_config(path: str) -> int:
     if reachable is not None:
         print(f"  warning: the store cannot be reached from here: {reachable}")
     from gateway.proxy import setup_warnings  # check-config only: see the imports above
+    from gateway.users.passkeys import setup_warnings as passkey_warnings
 
-    for warning in setup_warnings(settings):
+    for warning in [*setup_warnings(settings), *passkey_warnings(settings)]:
         print(f"  warning: {warning}")
     return 0
 

@@ -60,6 +60,7 @@ ones without a module live in this one, the others in the module named at the en
     ├── InvalidAttribute, InvalidPassword  gateway.users.directory
     │   └── InvalidEmail              (under InvalidPassword) gateway.users.directory
     ├── HookFailed                    a user-pool hook refused or failed: gateway.users.hooks
+    ├── RegistrationRefused           a passkey not kept, and why: gateway.users.passkeys
     └── DeliveryFailed                a message could not be sent: gateway.users.senders
 
     Not a GatewayError: ClientError   the command-line client's own error: gateway.client_cli

@@ -220,7 +220,11 @@ def build_services(
         messages=MessageTemplates(settings.ui.templates_dir),
         mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc),
         passkeys=Passkeys(
-            store, settings.issuer, settings.ui.product_name, settings.user_pool.passkeys
+            store,
+            settings.issuer,
+            settings.ui.product_name,
+            settings.user_pool.passkeys,
+            settings.user_pool.passkey_relying_party_id,
         ),
         hooks=hooks,
         background=background,

@@ -387,6 +387,12 @@ class UserPoolSettings(Model):
     # verified addresses. One factor: an account's authenticator app or passkey is still asked.
     email_sign_in: bool = False
     passkeys: bool = True  # WebAuthn: a second factor, and passwordless sign-in
+    # The passkeys' relying party ID: a domain name, the issuer's host (the default) or a
+    # parent domain of it. An app on another host under it (Amplify on app.example.com, with
+    # the gateway on auth.example.com and this set to example.com) can then register and use
+    # the same passkeys through the user-pool API, from the app client's allowed_origins.
+    # Changing it later strands the passkeys made for the old one.
+    passkey_relying_party_id: str | None = None
     # The sign-up form's fields besides e-mail and password.
     attributes: list[AttributeSettings] = Field(default_factory=_default_attributes)
     # Text messages (phone number verification). With verify_phone, a phone_number given at
@@ -407,6 +413,19 @@ class UserPoolSettings(Model):
             raise ValueError(
                 f"{value!r} is not a Cognito user pool id: <region>_<1 to 20 letters or "
                 "digits>, e.g. eu-west-1_MyPool123"
+            )
+        return value
+
+    @field_validator("passkey_relying_party_id")
+    @classmethod
+    def _relying_party_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?",
+            value,
+        ):
+            raise ValueError(
+                f"{value!r} is not a domain name: give a lower-case host name without scheme, "
+                "port or path, e.g. example.com"
             )
         return value
 
@@ -659,6 +678,31 @@ class Settings(Model):
             raise ValueError(
                 f"sessions.cookie_domain: {domain} does not contain the issuer's host {host}, "
                 "so the gateway could not set that cookie (use the issuer's parent domain)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _relying_party_covers_issuer(self) -> Settings:
+        rp_id = self.user_pool.passkey_relying_party_id
+        host = (urlsplit(self.issuer).hostname or "").lower()
+        if rp_id and not re.search(r"[a-z]", host.rsplit(".", 1)[-1]):
+            raise ValueError(
+                f"user_pool.passkey_relying_party_id: the issuer's host {host} is an IP "
+                "address, and passkeys need a domain name (give the issuer a host name, or "
+                "leave this out: passkeys then stay off)"
+            )
+        if rp_id and host != rp_id and not host.endswith("." + rp_id):
+            # WebAuthn: the RP ID is the page's host or a parent domain of it; the hosted
+            # pages run on the issuer's host, so anything else breaks them.
+            raise ValueError(
+                f"user_pool.passkey_relying_party_id: {rp_id} is not {host} (the issuer's "
+                f"host) nor a parent domain of it, so the hosted pages could not use passkeys "
+                f"(use {host} or one of its parent domains, or leave it out)"
+            )
+        if rp_id and "." not in rp_id and rp_id != "localhost":
+            raise ValueError(
+                f"user_pool.passkey_relying_party_id: {rp_id} is a top-level domain, which "
+                f"browsers refuse as a relying party (use {host} or a parent domain below it)"
             )
         return self
 

@@ -317,3 +317,24 @@ def test_a_retired_key_elsewhere_is_just_unknown() -> None:
         "identity_pools[0].region: unknown key (check the spelling against "
         "config/gateway.example.yaml)"
     ]
+
+
+def test_the_passkey_relying_party_id_is_the_issuers_host_or_a_parent_domain() -> None:
+    def rp(value: str, issuer: str = BASE["issuer"]) -> list[str]:
+        return problems(
+            {**BASE, "issuer": issuer, "user_pool": {"passkey_relying_party_id": value}}
+        )
+
+    for fine in ("example.com", "auth.example.com"):
+        data = {**BASE, "user_pool": {"passkey_relying_party_id": fine}}
+        assert settings_from_dict(data).user_pool.passkey_relying_party_id == fine
+    (other,) = rp("example.org")
+    assert other.startswith("user_pool.passkey_relying_party_id: example.org is not")
+    assert "use auth.example.com or one of its parent domains, or leave it out" in other
+    (tld,) = rp("com")
+    assert tld.startswith("user_pool.passkey_relying_party_id: com is a top-level domain")
+    (url,) = rp("https://example.com")
+    assert url.startswith("user_pool.passkey_relying_party_id: 'https://example.com' is not a")
+    assert "e.g. example.com" in url
+    (ip,) = rp("localhost", issuer="http://127.0.0.1:8080")
+    assert "127.0.0.1 is an IP address" in ip and "give the issuer a host name" in ip

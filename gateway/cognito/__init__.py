@@ -6,6 +6,7 @@ It is a second front end of the login machine (`gateway.login`): its challenges 
 machine's steps as JSON, on the same users, second factors, limits and audit as the hosted
 pages. `api` is the transport and the operation table; `auth` signs in (InitiateAuth,
 RespondToAuthChallenge); `selfservice` holds sign-up, recovery and the signed-in user's own
-operations; `tokens` mints Cognito-shaped tokens over ordinary grants; `challenges` keeps the
-single-use Sessions; `wire` reads fields and words errors as Cognito does.
+operations; `webauthn_ops` the signed-in user's passkeys and the WEB_AUTHN challenge's
+building blocks; `tokens` mints Cognito-shaped tokens over ordinary grants; `challenges` keeps
+the single-use Sessions; `wire` reads fields and words errors as Cognito does.
 """

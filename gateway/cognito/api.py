@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.cognito import auth, mfa_ops, selfservice
+from gateway.cognito import auth, mfa_ops, selfservice, webauthn_ops
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
 from gateway.cognito.choice import ChoiceSignIn
@@ -61,6 +61,7 @@ OPERATIONS: dict[str, Operation] = {
     "GetTokensFromRefreshToken": auth.get_tokens_from_refresh_token,
     **selfservice.OPERATIONS,
     **mfa_ops.OPERATIONS,
+    **webauthn_ops.OPERATIONS,
 }
 
 

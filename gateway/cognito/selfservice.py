@@ -391,16 +391,6 @@ async def delete_user(api: UserPoolApi, call: Call) -> Body:
     return {}
 
 
-async def webauthn_off(api: UserPoolApi, call: Call) -> Body:
-    """The WebAuthn operations: passkeys here are the hosted pages' (their relying party is
-    the gateway's own origin), so this API answers as a pool without them does."""
-    await signed_in(api, call.body)
-    raise CognitoError(
-        "WebAuthnNotEnabledException",
-        "Passkeys are not enabled for this API; use the hosted pages.",
-    )
-
-
 async def devices_off(api: UserPoolApi, call: Call) -> Body:
     """Device tracking is off here (Cognito's default): no device is ever remembered."""
     await signed_in(api, call.body)
@@ -427,10 +417,6 @@ OPERATIONS: dict[str, Callable[[UserPoolApi, Call], Awaitable[dict[str, Any]]]] 
     "GetUserAttributeVerificationCode": get_user_attribute_verification_code,
     "VerifyUserAttribute": verify_user_attribute,
     "DeleteUser": delete_user,
-    "StartWebAuthnRegistration": webauthn_off,
-    "CompleteWebAuthnRegistration": webauthn_off,
-    "ListWebAuthnCredentials": webauthn_off,
-    "DeleteWebAuthnCredential": webauthn_off,
     "ListDevices": devices_off,
     "GetDevice": devices_off,
     "ForgetDevice": devices_off,

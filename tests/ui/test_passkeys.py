@@ -50,6 +50,30 @@ def test_no_passkeys_on_an_ip_address_issuer() -> None:
     assert Passkeys(None, "https://auth.example.com", "x").enabled  # type: ignore[arg-type]
 
 
+def test_origins_that_may_run_a_ceremony_lie_within_the_relying_party_id() -> None:
+    from gateway.users.passkeys import Passkeys
+
+    keys = Passkeys(None, "https://auth.example.com", "x", rp_id="example.com")  # type: ignore[arg-type]
+    candidates = [
+        "https://app.example.com",  # a subdomain: yes
+        "https://example.com",  # the RP ID itself: yes
+        "http://app.example.com",  # not a secure context: no
+        "https://badexample.com",  # not a subdomain, only a longer name: no
+        "https://example.com.evil.test",  # no
+        "http://app.localhost:3000",  # outside example.com: no
+    ]
+    assert keys.origins_with(candidates) == (
+        "https://auth.example.com",
+        "https://app.example.com",
+        "https://example.com",
+    )
+    local = Passkeys(None, "http://localhost:8080", "x")  # type: ignore[arg-type]
+    assert local.origins_with(["http://app.localhost:3000"]) == (
+        "http://localhost:8080",
+        "http://app.localhost:3000",
+    )
+
+
 def options_in(html: str) -> str:
     found = re.search(r'data-options="([^"]*)"', html)
     assert found, "the page offers a passkey ceremony"
@@ -206,3 +230,30 @@ async def test_removing_a_passkey_stops_it_signing_in(gateway: GatewayServer) ->
         await fresh.aclose()
     finally:
         await browser.aclose()
+
+
+def test_check_config_warns_of_app_origins_that_cannot_use_passkeys() -> None:
+    from gateway.settings_loader import settings_from_dict
+    from gateway.users.passkeys import setup_warnings
+
+    def settings(origins: list[str], **pool: object) -> object:
+        client = {"client_id": "app", "token_endpoint_auth_method": "none", "grant_types": []}
+        return settings_from_dict(
+            {
+                "issuer": "https://auth.example.com",
+                "secret_key": "s" * 32,
+                "user_pool": pool,
+                "clients": [{**client, "allowed_origins": origins}],
+            }
+        )
+
+    apps = ["https://app.example.com", "https://www.example.org"]
+    assert setup_warnings(settings(apps, passkey_relying_party_id="example.com")) == [  # type: ignore[arg-type]
+        "clients[0].allowed_origins: https://www.example.org is outside the passkey relying "
+        "party ID example.com (or not https), so that page cannot use passkeys; serve the app "
+        "under it, or set user_pool.passkey_relying_party_id to a parent domain of the "
+        "issuer's host and the app's"
+    ]
+    (warning,) = setup_warnings(settings(["https://app.example.com"]))  # type: ignore[arg-type]
+    assert "outside the passkey relying party ID auth.example.com" in warning
+    assert setup_warnings(settings(apps, passkeys=False)) == []  # type: ignore[arg-type]
