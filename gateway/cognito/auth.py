@@ -227,6 +227,8 @@ async def answer(
                 api, "SELECT_MFA_TYPE", step.flow, client, username,
                 {"MFAS_CAN_CHOOSE": json.dumps([MFA_CHALLENGES[m] for m in offered])},
             )  # fmt: skip
+        if "passkey" in second.methods:  # the account's only factor is a passkey
+            return await api.choice.passkey_challenge(client, second)
     raise CognitoError(
         "MFAMethodNotFoundException", "No second factor this API can ask for is set up."
     )
@@ -304,6 +306,8 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
         return await answer(api, client, step_after, call.ctx)
     if name == "EMAIL_OTP" and isinstance(flow.progress, CodeSignIn):  # USER_AUTH's first factor
         return await api.choice.email_code(client, token, asked, flow, responses, call.ctx)
+    if name == "WEB_AUTHN":  # a passkey: USER_AUTH's first factor, or the only second one
+        return await api.choice.passkey(client, flow, responses, call.ctx)
     step = await machine.second_factor(api.s, flow)
     if name == "SELECT_MFA_TYPE" and isinstance(step, NeedsSecondFactor):
         method = next((m for m, n in MFA_CHALLENGES.items() if n == responses.get("ANSWER")), "")

@@ -19,10 +19,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.clients import Client
-from gateway.cognito.auth import answer, challenge, new_flow, password_sign_in
+from gateway.cognito import webauthn_ops
+from gateway.cognito.auth import answer, challenge, new_flow, password_sign_in, user_by_name
 from gateway.cognito.challenges import Challenge
 from gateway.cognito.wire import (
     ATTEMPTS_EXCEEDED,
+    INCORRECT,
     INVALID_SESSION,
     MFA_CODE_MISMATCH,
     Body,
@@ -34,7 +36,15 @@ from gateway.errors import CognitoError
 from gateway.login import machine, notify
 from gateway.login.flows import Flow
 from gateway.login.machine import Context
-from gateway.login.steps import LoginError, TooManyAttempts, TooManyCodes, WrongCode
+from gateway.login.progress import SecondFactor
+from gateway.login.steps import (
+    LoginError,
+    NeedsSecondFactor,
+    SignInExpired,
+    TooManyAttempts,
+    TooManyCodes,
+    WrongCode,
+)
 
 if TYPE_CHECKING:
     from gateway.cognito.api import UserPoolApi
@@ -52,6 +62,8 @@ class ChoiceSignIn:
         offered = ["PASSWORD", "PASSWORD_SRP"]
         if pool.email_sign_in:
             offered.append("EMAIL_OTP")
+        if self.api.s.passkeys.enabled:
+            offered.append("WEB_AUTHN")
         return offered
 
     async def start(
@@ -89,6 +101,15 @@ class ChoiceSignIn:
         if chosen == "PASSWORD_SRP":
             return await api.srp.start(client, username, params.get("SRP_A", ""), ctx)
         flow = await new_flow(api, client)
+        if chosen == "WEB_AUTHN":  # the account's passkeys (a decoy's for an unknown name)
+            user = await user_by_name(api, username)
+            options = await webauthn_ops.request_options(
+                api, flow, user.user_id if user is not None else None, username=username
+            )
+            return await challenge(
+                api, "WEB_AUTHN", flow, client, username,
+                {"CREDENTIAL_REQUEST_OPTIONS": options},
+            )  # fmt: skip
         try:  # EMAIL_OTP
             flow, sent = await machine.send_sign_in_code(api.s, flow, username, ctx)
         except TooManyCodes:
@@ -124,3 +145,37 @@ class ChoiceSignIn:
         except LoginError:
             raise not_authorized(INVALID_SESSION) from None
         return await answer(self.api, client, step, ctx)
+
+    async def passkey(
+        self, client: Client, flow: Flow, responses: dict[str, str], ctx: Context
+    ) -> Body:
+        """The WEB_AUTHN answer (CREDENTIAL, the authenticator's assertion as JSON): the
+        first factor of a USER_AUTH sign-in, or the second factor of an account whose only
+        factor is a passkey (`passkey_challenge`)."""
+        credential = responses.get("CREDENTIAL", "")
+        try:
+            if isinstance(flow.progress, SecondFactor):
+                step = await machine.second_factor(self.api.s, flow)
+                if not isinstance(step, NeedsSecondFactor):
+                    raise SignInExpired
+                done = await machine.submit_passkey(self.api.s, step, credential, ctx)
+            else:
+                done = await webauthn_ops.answer(self.api, flow, credential, ctx)
+        except TooManyAttempts:
+            raise not_authorized(ATTEMPTS_EXCEEDED) from None
+        except LoginError:
+            raise not_authorized(INCORRECT) from None
+        return await answer(self.api, client, done, ctx)
+
+    async def passkey_challenge(self, client: Client, step: NeedsSecondFactor) -> Body:
+        """WEB_AUTHN as the second factor, for an account whose only factor is a passkey
+        (Cognito has no such challenge after a password; Amplify answers WEB_AUTHN whenever
+        it is asked). The app's origins may answer, as for a passwordless sign-in."""
+        options = await self.api.s.passkeys.authentication_options(
+            "mfa", step.flow.flow_id, step.subject,
+            webauthn_ops.ceremony_origins(self.api, client.client_id),
+        )  # fmt: skip
+        return await challenge(
+            self.api, "WEB_AUTHN", step.flow, client, step.subject,
+            {"CREDENTIAL_REQUEST_OPTIONS": options},
+        )  # fmt: skip

@@ -273,11 +273,16 @@ class Passkeys:
         return passkey
 
     async def authentication_options(
-        self, ceremony: Ceremony, owner: str, user_id: str | None
+        self,
+        ceremony: Ceremony,
+        owner: str,
+        user_id: str | None,
+        origins: Sequence[str] = (),
     ) -> str:
         """The options (JSON) for `navigator.credentials.get`: any discoverable passkey of this
         site (passwordless, `user_id` None; user verification required), or one of the
-        account's (second factor)."""
+        account's (second factor). `origins`: who may answer (default: the gateway's own
+        pages; the user-pool API adds its app client's, `origins_with`)."""
         allowed = (
             [
                 PublicKeyCredentialDescriptor(id=base64url_to_bytes(p.credential_id))
@@ -293,7 +298,8 @@ class Passkeys:
             if user_id
             else UserVerificationRequirement.REQUIRED,
         )
-        await self._keep_challenge(ceremony, owner, Asked(options.challenge, (self.origin,)))
+        answering = tuple(origins) or (self.origin,)
+        await self._keep_challenge(ceremony, owner, Asked(options.challenge, answering))
         return options_to_json(options)
 
     async def sign_in_options(

@@ -56,7 +56,7 @@ def pool_with(redis_server: RedisServer, passkeys: bool = True) -> GatewayServer
             "client_id": "app",
             "token_endpoint_auth_method": "none",
             "grant_types": ["refresh_token"],
-            "explicit_auth_flows": FLOWS,
+            "explicit_auth_flows": [*FLOWS, "ALLOW_USER_AUTH"],
             "allowed_origins": [APP, OUTSIDE],
         },
         {
@@ -490,3 +490,100 @@ async def test_an_app_on_a_sibling_host_shares_a_parent_domain_rp_id(
 
 def _connection_close(request: Any, **_: Any) -> None:
     request.headers["Connection"] = "close"
+
+
+def user_auth(client: Any, username: str, **params: str) -> dict[str, Any]:
+    return dict(
+        client.initiate_auth(
+            AuthFlow="USER_AUTH", ClientId="app", AuthParameters={"USERNAME": username, **params}
+        )
+    )
+
+
+def answer_with(client: Any, asked: dict[str, Any], username: str, credential: str) -> Any:
+    return client.respond_to_auth_challenge(
+        ClientId="app",
+        ChallengeName="WEB_AUTHN",
+        Session=asked["Session"],
+        ChallengeResponses={"USERNAME": username, "CREDENTIAL": credential},
+    )
+
+
+async def test_user_auth_signs_in_with_a_passkey_through_the_wire(pool: GatewayServer) -> None:
+    """USER_AUTH's WEB_AUTHN, as Amplify's signIn({authFlowType: 'USER_AUTH',
+    preferredChallenge: 'WEB_AUTHN'}) drives it: the options, the assertion, tokens."""
+    client = idp(pool)
+    email, user_id, token = await new_user(pool)
+    key = key_for()
+    register(client, token, key)
+    listed = user_auth(client, email)
+    assert "WEB_AUTHN" in listed["AvailableChallenges"]
+    for asked in (
+        user_auth(client, email, PREFERRED_CHALLENGE="WEB_AUTHN"),
+        client.respond_to_auth_challenge(
+            ClientId="app",
+            ChallengeName="SELECT_CHALLENGE",
+            Session=listed["Session"],
+            ChallengeResponses={"USERNAME": email, "ANSWER": "WEB_AUTHN"},
+        ),
+    ):
+        in_model("RespondToAuthChallenge", asked)
+        assert asked["ChallengeName"] == "WEB_AUTHN"
+        options = asked["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"]
+        done = answer_with(client, asked, email, key.get(options, origin=APP))
+        in_model("RespondToAuthChallenge", done)
+        tokens = done["AuthenticationResult"]
+        assert client.get_user(AccessToken=tokens["AccessToken"])["Username"] == user_id
+    # Another user's passkey cannot answer this user's challenge; a refusal ends the Session.
+    _, _, other_token = await new_user(pool)
+    other_key = key_for()
+    register(client, other_token, other_key)
+    asked = user_auth(client, email, PREFERRED_CHALLENGE="WEB_AUTHN")
+    options = asked["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"]
+    assert error_of(
+        answer_with,
+        client=client,
+        asked=asked,
+        username=email,
+        credential=other_key.get(options, origin=APP),
+    ) == ("NotAuthorizedException", "Incorrect username or password.")
+    # An unknown name gets options of the same shape, which nothing answers.
+    ghost = user_auth(client, "ghost@example.com", PREFERRED_CHALLENGE="WEB_AUTHN")
+    assert ghost["ChallengeName"] == "WEB_AUTHN"
+    assert sorted(json.loads(ghost["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"])) == (
+        sorted(json.loads(options))
+    )
+
+
+async def test_a_passkey_is_the_second_factor_after_a_password(pool: GatewayServer) -> None:
+    """An account whose only second factor is a passkey (added on the hosted pages or
+    here): a password sign-in through the API asks for it (WEB_AUTHN) rather than failing."""
+    client = idp(pool)
+    email, user_id, token = await new_user(pool)
+    key = key_for()
+    register(client, token, key)
+    started_in = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="app",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    assert started_in["ChallengeName"] == "WEB_AUTHN", started_in
+    options = started_in["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"]
+    assert json.loads(options)["allowCredentials"], "the account's own passkeys are named"
+    done = answer_with(client, started_in, email, key.get(options, origin=APP))
+    tokens = done["AuthenticationResult"]
+    assert client.get_user(AccessToken=tokens["AccessToken"])["Username"] == user_id
+    # A page on an origin outside the RP ID cannot answer it.
+    again = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="app",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    options = again["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"]
+    assert error_of(
+        answer_with,
+        client=client,
+        asked=again,
+        username=email,
+        credential=key.get(options, origin=OUTSIDE),
+    )[0] == ("NotAuthorizedException")
