@@ -18,6 +18,13 @@ idle or absolute timeout ends its refresh token and its access tokens at once, o
 in the session and restarts its idle timeout. With `offline_access` (which the client's
 `scope` must allow) the grant outlives the session until it is revoked or expires.
 
+A token check on a hot path (GetUser, introspection) need not read the record each time: a
+replica remembers a grant it found in force for `sessions.cache_ttl` seconds (`LivenessCache`).
+Revoking publishes the gid on `grant-ended` and the end of a session is already published on
+`session-ended`: every replica forgets the grant at once, as it forgets a cached session. While
+a replica is not subscribed to both (a store outage), its cache is off: a missed message can
+never keep a revoked grant alive.
+
 Codes (`code:{hash}`) are redeemed by a compare-and-swap from unused to used-by-gid, so exactly
 one of any number of parallel redemptions wins; a later one revokes the winner's grant
 (RFC 6749 §4.1.2). The grant is written *before* the swap, so the revocation can never miss it.
@@ -25,14 +32,18 @@ one of any number of parallel redemptions wins; a later one revokes the winner's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.crypto import Sealer, random_token
-from gateway.errors import StoreContended
+from gateway.errors import StoreContended, StoreUnavailable
 from gateway.store import Put, Store, Write, record_json, write
 from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
@@ -40,6 +51,9 @@ from gateway.tokens import AccessToken
 _GRANT = "grant"
 _CODE = "code"
 _MAX_USED = 50  # older refresh tokens than this fall out of reuse detection; still invalid
+ENDED_CHANNEL = "grant-ended"
+
+log = logging.getLogger("cognate.grants")
 
 
 @dataclass(frozen=True)
@@ -96,14 +110,73 @@ class SessionLiveness(Protocol):
         """Does it still exist? If so, restart its idle timeout."""
         ...
 
+    def hears_ends(self) -> bool:
+        """Is every session end reaching this replica right now (its subscription is up)?"""
+        ...
+
+
+class LivenessCache:
+    """Grants found in force, by gid, for `ttl` seconds (never past the grant's own end;
+    bounded, least recently used out), with the session each is bound to. Off until `listen`
+    has subscribed to revocations; an entry bound to a session counts only while session ends
+    are heard too (`SessionLiveness.hears_ends`)."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.enabled = False
+        self._entries: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self._by_session: dict[str, set[str]] = {}
+
+    def alive(self, gid: str, session_ends_heard: bool) -> bool:
+        entry = self._entries.get(gid)
+        if entry is None or not self.enabled:
+            return False
+        sid, until = entry
+        if time.monotonic() >= until or (sid is not None and not session_ends_heard):
+            self.evict(gid)
+            return False
+        return True
+
+    def put(self, grant: Grant) -> None:
+        if not self.enabled or self.ttl <= 0:
+            return
+        until = time.monotonic() + min(self.ttl, grant.expires - time.time())
+        self._entries[grant.gid] = (grant.session, until)
+        self._entries.move_to_end(grant.gid)
+        if grant.session is not None:
+            self._by_session.setdefault(grant.session, set()).add(grant.gid)
+        if len(self._entries) > self.size:
+            self.evict(next(iter(self._entries)))
+
+    def evict(self, gid: str) -> None:
+        entry = self._entries.pop(gid, None)
+        if entry is not None and entry[0] is not None:
+            members = self._by_session.get(entry[0])
+            if members is not None:
+                members.discard(gid)
+                if not members:
+                    del self._by_session[entry[0]]
+
+    def evict_session(self, sid: str) -> None:
+        """The session ended: its grants are no longer known to be in force."""
+        for gid in self._by_session.pop(sid, set()):
+            self._entries.pop(gid, None)
+
+    def off(self) -> None:
+        self.enabled = False
+        self._entries.clear()
+        self._by_session.clear()
+
 
 class GrantStore:
     """Codes and grants, sealed at rest."""
 
-    def __init__(self, store: Store, sealer: Sealer) -> None:
+    def __init__(self, store: Store, sealer: Sealer, cache_ttl: float = 0.0) -> None:
         self._store = store
         self._sealer = sealer
         self.by_identity = MemberIndex(store, "identity-grants")
+        self.cache = LivenessCache(cache_ttl)
 
     # -- codes --------------------------------------------------------------------------
 
@@ -237,8 +310,29 @@ class GrantStore:
         return True
 
     async def revoke(self, gid: str) -> None:
-        """Revoke the whole family: its refresh token and every access token minted from it."""
+        """Revoke the whole family: its refresh token and every access token minted from it,
+        on every replica at once (the record goes; the replicas' caches are told)."""
         await self._store.delete(self._grant_key(gid))
+        self.cache.evict(gid)
+        await self._store.publish(self._store.key(ENDED_CHANNEL), gid.encode())
+
+    async def listen(self) -> None:
+        """Keep this replica's liveness cache in step with revocations everywhere (runs for
+        good; the cache is off whenever the subscription is not in place)."""
+        channel = self._store.key(ENDED_CHANNEL)
+        while True:
+            try:
+                messages = self._store.subscribe(channel)
+                async with contextlib.aclosing(messages):  # type: ignore[type-var]
+                    async for message in messages:
+                        if message:
+                            self.cache.evict(message.decode())
+                        else:  # subscribed: from now on no revocation can be missed
+                            self.cache.enabled = self.cache.ttl > 0
+            except StoreUnavailable as exc:
+                log.warning("grant-revocation subscription lost; grant cache off: %s", exc)
+            self.cache.off()
+            await asyncio.sleep(1.0)
 
     async def revoke_access_token(self, token: AccessToken) -> None:
         """Revoke one access token: its whole grant if it has one, else (client_credentials)
@@ -251,10 +345,16 @@ class GrantStore:
             await self._store.put(self._store.key("revoked-jti", token.jti), b"1", ttl=ttl)
 
     async def access_token_active(self, token: AccessToken, sessions: SessionLiveness) -> bool:
-        """A verified access token is active while its grant is in force (`live_grant`) and
-        it was not revoked."""
+        """A verified access token is active while its grant is in force (`live_grant`, or
+        this replica found it so a moment ago and heard of no revocation since) and it was not
+        revoked."""
         if token.gid:
-            return await self.live_grant(token.gid, sessions) is not None
+            if self.cache.alive(token.gid, sessions.hears_ends()):
+                return True
+            loaded = await self.live_grant(token.gid, sessions)
+            if loaded is not None:
+                self.cache.put(loaded[1])
+            return loaded is not None
         return await self._store.get(self._store.key("revoked-jti", token.jti)) is None
 
     def refresh_matches(self, grant: Grant, refresh: str) -> str:

@@ -110,6 +110,7 @@ class Services:
         await self.keys.load()
         self._tasks.append(asyncio.create_task(self._maintain_keys(), name="key-maintenance"))
         self._tasks.append(asyncio.create_task(self.sessions.listen(), name="session-ends"))
+        self._tasks.append(asyncio.create_task(self.grants.listen(), name="grant-revocations"))
 
     async def stop(self) -> None:
         """Stop background work and release connections."""
@@ -178,7 +179,8 @@ def build_services(
     pages = Pages(settings)
     tokens = TokenService(settings, keys)
     sessions = SessionManager(store, sealer, settings.sessions)
-    grants = GrantStore(store, sealer)
+    grants = GrantStore(store, sealer, settings.sessions.cache_ttl)
+    sessions.ended.append(grants.cache.evict_session)
     clients = ClientRegistry(settings.clients, sealer)
     background = Background()
     hooks = Hooks(settings.user_pool.hooks, settings.issuer)

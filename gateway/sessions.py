@@ -29,6 +29,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -121,6 +122,9 @@ class SessionManager:
         # administrator's "end every session" can still tell each client (back-channel logout).
         self.clients_of = MemberIndex(store, "session-clients")
         self.children = MemberIndex(store, "session-children")  # host sessions of a session
+        # Told each sid that ended anywhere (`listen`), as the cache is: other in-process caches
+        # keyed by session (the grants' liveness cache) evict with it.
+        self.ended: list[Callable[[str], None]] = []
 
     async def create_for_host(self, parent: Session, host: str) -> tuple[Session, str] | None:
         """A session for an app on `host`, the child of the gateway's `parent` session: same
@@ -269,6 +273,11 @@ class SessionManager:
             found.append({"sid": sid, **info})
         return sorted(found, key=lambda s: -int(s.get("created") or 0))
 
+    def hears_ends(self) -> bool:
+        """Is this replica subscribed to session ends right now (so a cache that `ended`
+        keeps in step cannot miss one)?"""
+        return self.cache.enabled
+
     async def peek(self, sid: str) -> bool:
         """Does a session with this id still exist? (Its content needs the cookie's secret.)"""
         return _looks_like_sid(sid) and await self._store.get(self._key(sid)) is not None
@@ -332,7 +341,7 @@ class SessionManager:
         family = {sid, root, *await self.children.clear(root)}
         for member in sorted(family):
             await self._store.delete(self._key(member))
-            self.cache.evict(member)
+            self._evict(member)
             await self._store.publish(self._store.key(ENDED_CHANNEL), member.encode())
 
     async def listen(self) -> None:
@@ -344,13 +353,18 @@ class SessionManager:
                 async with contextlib.aclosing(messages):  # type: ignore[type-var]
                     async for message in messages:
                         if message:
-                            self.cache.evict(message.decode())
+                            self._evict(message.decode())
                         else:  # subscribed: from now on no end can be missed
                             self.cache.enabled = self.cache.ttl > 0
             except StoreUnavailable as exc:
                 log.warning("session-end subscription lost; session cache off: %s", exc)
             self.cache.off()
             await asyncio.sleep(1.0)
+
+    def _evict(self, sid: str) -> None:
+        self.cache.evict(sid)
+        for evict in self.ended:
+            evict(sid)
 
     async def _save(self, session: Session, secret: str) -> None:
         write = self._sealed(session, secret)

@@ -226,7 +226,8 @@ async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
     except InvalidToken as exc:  # expired, malformed, an ID token, another issuer's
         expired = "expired" in str(exc)
         raise not_authorized("Access Token has expired" if expired else ACCESS_TOKEN_BAD) from None
-    if token.gid and not await api.s.grants.grant_alive(token.gid):
+    if not await api.s.grants.access_token_active(token, api.s.sessions):
+        # Revoked, signed out everywhere, or its SSO session ended (a hosted-page sign-in)
         raise not_authorized("Access Token has been revoked")
     identity = await api.s.identities.get(token.sub)
     local = local_connector_id(api.s.connectors)
