@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from gateway.crypto import Sealer
 from gateway.errors import GatewayError
-from gateway.store import Store
+from gateway.store import Get, Store
 
 
 class RateLimited(GatewayError):
@@ -49,10 +49,11 @@ class RateLimiter:
         return self._store.key("rl", limit.scope, self._sealer.keyed_hash(value, purpose="rl"))
 
     async def check(self, checks: list[tuple[Limit, str]]) -> None:
-        """Raise RateLimited if any counter is already over its limit."""
-        for limit, value in checks:
-            key = self._key(limit, value)
-            raw = await self._store.get(key)
+        """Raise RateLimited if any counter is already over its limit (one round trip for all
+        of them)."""
+        keys = [self._key(limit, value) for limit, value in checks]
+        counts = await self._store.read_many([Get(key) for key in keys])
+        for (limit, _), key, raw in zip(checks, keys, counts, strict=True):
             if raw is not None and int(raw) >= limit.count:
                 ttl = await self._store.ttl(key)
                 raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
