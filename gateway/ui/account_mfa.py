@@ -65,6 +65,8 @@ def account_mfa(services: Services) -> Handler:
                 "email_codes_offered": bool(
                     user and user.email_verified and services.settings.user_pool.email_mfa
                 ),
+                "sms_codes": bool(record and record.sms_otp),
+                "sms_codes_offered": _texts_offered(services, user),
                 "email": email,
                 "error": None,
                 **context,
@@ -108,6 +110,12 @@ async def _account_action(
         codes = await services.mfa.enable(subject, "email")
         await mfa_outcome(services, "email", "enrolled", subject)
         return {"recovery_codes": codes}, 200
+    if action == "sms":
+        if not _texts_offered(services, user):
+            return {"error": "Codes by text message need a verified phone number."}, 400
+        codes = await services.mfa.enable(subject, "sms")
+        await mfa_outcome(services, "sms", "enrolled", subject)
+        return {"recovery_codes": codes}, 200
     if action == "remove":
         if await services.mfa.verify(subject, code) is None:
             await mfa_outcome(services, "code", "failure", subject)
@@ -116,3 +124,13 @@ async def _account_action(
         await mfa_outcome(services, "totp", "removed", subject)
         return {"removed": True}, 200
     return {"error": "Unknown action."}, 400
+
+
+def _texts_offered(services: Services, user: User | None) -> bool:
+    """Codes by text message: a local account with a verified number, where the pool sends them."""
+    return bool(
+        user
+        and user.phone_number
+        and user.phone_number_verified
+        and services.settings.user_pool.sms_mfa
+    )

@@ -1,7 +1,8 @@
 """Second factors by text message (SMS_MFA, codes through the SMS webhook to a real receiver on
 loopback), the choice among several (SELECT_MFA_TYPE) and the preferred one, through stock
 boto3 `cognito-idp`; the administrator's AdminSetUserMFAPreference (SigV4); and the hosted
-second-factor page offering the same text-message codes (one machine, two front ends)."""
+pages offering the same text-message codes (turned on from the account page for a verified
+number, asked on the second-factor page: one machine, two front ends)."""
 
 from __future__ import annotations
 
@@ -254,7 +255,30 @@ async def test_the_hosted_page_offers_the_same_texted_codes(
     pool: GatewayServer, sms: SmsReceiver
 ) -> None:
     email, user_id = await user_with_phone(pool)
-    await pool.call(lambda s: s.mfa.enable(user_id, "sms"))
+    unproven, _ = await user_with_phone(pool, verified=False)
+    account = Browser(pool.url)
+    try:  # an unverified number is not offered; a verified one is turned on from the account page
+        await account.login_for_code(unproven, password=PASSWORD)
+        page = await account.http.get("/account/mfa")
+        assert "Use codes sent by text message" not in page.text
+        refused = await account.http.post(
+            "/account/mfa", data={**form_fields(page.text), "action": "sms"}
+        )
+        assert refused.status_code == 400
+    finally:
+        await account.aclose()
+    account = Browser(pool.url)
+    try:
+        await account.login_for_code(email, password=PASSWORD)
+        page = await account.http.get("/account/mfa")
+        assert "Use codes sent by text message" in page.text
+        on = await account.http.post(
+            "/account/mfa", data={**form_fields(page.text), "action": "sms"}
+        )
+        assert on.status_code == 200 and "<code>" in on.text  # its recovery codes, once
+    finally:
+        await account.aclose()
+    assert (await pool.call(lambda s: s.mfa.get(user_id))).sms_otp
     browser = Browser(pool.url)
     try:
         start = await browser.authorize(**code_flow_params())
