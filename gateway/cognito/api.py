@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.cognito import auth, mfa_ops, selfservice
+from gateway.cognito import admin_ops, auth, mfa_ops, selfservice
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
 from gateway.cognito.srp_flow import SrpSignIn
@@ -51,6 +51,7 @@ Operation = Callable[["UserPoolApi", Call], Awaitable[Body]]
 ADMIN: dict[str, Operation] = {
     "AdminInitiateAuth": auth.admin_initiate_auth,
     "AdminRespondToAuthChallenge": auth.admin_respond_to_auth_challenge,
+    **admin_ops.OPERATIONS,
 }
 OPERATIONS: dict[str, Operation] = {
     **ADMIN,
