@@ -84,7 +84,8 @@ async def list_users(api: UserPoolApi, call: Call) -> Body:
         found = [] if after else await _by_sub(api, query[1])
         more = None
     else:
-        await api.s.users.ensure_indexed()
+        if not await api.s.users.index_ready():  # accounts from before the index: once
+            api.s.background.spawn(api.s.users.build_index_once())
         attribute, value, prefix = query or ("username", "", True)
         found, more = await _page(api, attribute, value, prefix, after, limit)
     identity_ids = await subs(api, found) if found else {}

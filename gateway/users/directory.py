@@ -220,6 +220,7 @@ class UserDirectory:
         self.group_directory = Groups(store, groups)
         self.search = SearchIndex(store)
         self._indexed = False
+        self._index_built = store.key("user-search-built")
         # USER_SRP_AUTH needs a verifier of each password: derived whenever the password is
         # seen (a new account, a new password, a password sign-in of an account that has none).
         self.srp = srp
@@ -591,22 +592,37 @@ class UserDirectory:
         return user
 
     async def reindex(self) -> int:
-        """Index every account (those saved before the index existed): how many. Idempotent."""
+        """Index every account (those saved before the index existed): how many. Idempotent;
+        500 records a round trip each way, so 100,000 accounts take seconds, not minutes."""
         count = 0
-        async for user in self.all():
-            adds, _ = self.search.changes(None, user)
-            await self._store.write_many(adds)
-            count += 1
-        await self._store.put(self._store.key("user-search", "built"), b"1")
+        batch: list[str] = []
+        async for key in self._store.scan(self._store.key("user", "")):
+            batch.append(key)
+            if len(batch) == 500:
+                count += await self._index_records(batch)
+                batch = []
+        count += await self._index_records(batch)
+        await self._store.put(self._index_built, b"1")
+        self._indexed = True
         return count
 
-    async def ensure_indexed(self) -> None:
-        """Build the search index once, the first time anything lists users."""
-        if self._indexed:
-            return
-        if await self._store.get(self._store.key("user-search", "built")) is None:
+    async def _index_records(self, keys: list[str]) -> int:
+        raws = await self._store.read_many([Get(k) for k in keys]) if keys else []
+        users = [User(**json.loads(raw)) for raw in raws if raw is not None]
+        await self._store.write_many([w for u in users for w in self.search.changes(None, u)[0]])
+        return len(users)
+
+    async def index_ready(self) -> bool:
+        """Whether every account is in the search index (it has been built once)."""
+        if not self._indexed and await self._store.get(self._index_built) is not None:
+            self._indexed = True
+        return self._indexed
+
+    async def build_index_once(self) -> None:
+        """`reindex`, by one replica at a time (the others go on answering from the index as
+        far as it is built), after an upgrade from a release without the index."""
+        if await self._store.create(self._store.key("user-search-building"), b"1", ttl=600):
             await self.reindex()
-        self._indexed = True
 
     def _user_key(self, user_id: str) -> str:
         return self._store.key("user", user_id)
