@@ -1,9 +1,10 @@
 """What an administrator does to accounts, once for every front end: `cognate users …`
 (gateway.admin) and the user-pool API's admin operations (gateway.cognito.admin_ops) both call
 these. Each change is the directory's, plus what must follow it: an audit event naming the
-`actor` ("cli", or "cognito-idp" for the user-pool API's admin operations), and the end of every session and refresh token
-when the account may no longer be used as it was (disabled, deleted, a new password, new
-groups: tokens carry groups and roles, so the next tokens must be minted anew).
+`actor` ("cli", or "cognito-idp" for the user-pool API's admin operations), and the end of
+every session and refresh token when the account may no longer be used as it was (disabled,
+deleted, a new password, new groups: tokens carry groups and roles, so the next tokens must
+be minted anew).
 
 What does not live here: messages to users (invitations, codes: gateway.login.notify, called
 by the front ends), and printing (gateway.admin).
