@@ -27,6 +27,7 @@ from gateway.settings import Settings
 from gateway.terminal import Progress, terminal_safe
 from gateway.users import accounts
 from gateway.users.directory import InvalidAttribute, InvalidEmail, InvalidPassword, User
+from gateway.users.search import user_status
 
 CLI = "cli"  # the actor audit events name
 Work = Callable[[Services], Awaitable[int]]
@@ -261,6 +262,7 @@ def public(user: User) -> dict[str, object]:
         "email": user.email,
         "email_verified": user.email_verified,
         "status": user.status,
+        "user_status": user_status(user),  # Cognito's UserStatus, as AdminGetUser says it
         "name": user.name,
         "attributes": user.attributes,
         "groups": user.groups,

@@ -25,6 +25,7 @@ from gateway.settings import IdentityPoolSettings
 from tests.cognito.test_user_pool_api import ADMIN_KEY, error_of, idp, in_model
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
 from tests.mail import Mailbox, body_of, code_in, smtp_settings
+from tests.ui.test_signup_attributes import SMS_SECRET, SmsReceiver
 
 POOL = "eu-west-1_AdminPool1"
 PASSWORD = "correct horse battery"
@@ -33,7 +34,18 @@ EDITORS = "arn:aws:iam::123456789012:role/editors"
 
 
 @pytest.fixture(scope="module")
-def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[GatewayServer]:
+def texts() -> Iterator[SmsReceiver]:
+    """The deployer's SMS adapter (a webhook), keeping every signed message."""
+    receiver = SmsReceiver()
+    receiver.server.start()
+    yield receiver
+    receiver.server.stop()
+
+
+@pytest.fixture(scope="module")
+def pool(
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int], texts: SmsReceiver
+) -> Iterator[GatewayServer]:
     port = free_port()
     base = make_settings(port, redis_server.url)
     clients = [c.model_dump() for c in base.clients] + [
@@ -54,6 +66,7 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
             "self_sign_up": True,
             "id": POOL,
             "groups": [{"name": "admins", "precedence": 1, "role_arn": ADMINS}],
+            "sms": {"sender": "webhook", "url": f"{texts.server.url}/sms", "secret": SMS_SECRET},
         },
         region="eu-west-1",
         rate_limits={"login_per_ip": 100_000},
@@ -187,6 +200,25 @@ async def test_invitation_by_email_and_resend(
         admin(pool).admin_create_user, UserPoolId=POOL, Username=email, MessageAction="RESEND"
     )
     assert refused[0] == "UnsupportedUserStateException"
+
+
+async def test_invitation_by_text_message(pool: GatewayServer, texts: SmsReceiver) -> None:
+    email = fresh_email("m")
+    number = f"+1555{secrets.randbelow(10**7):07d}"
+    created = admin(pool).admin_create_user(
+        UserPoolId=POOL,
+        Username=email,
+        DesiredDeliveryMediums=["SMS"],
+        UserAttributes=[
+            {"Name": "phone_number", "Value": number},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+    )
+    in_model("AdminCreateUser", created)
+    message = await texts.wait_for(lambda m: m["to"] == number)
+    found = re.search(r"temporary password (\S+)\.$", message["message"])
+    assert found, message
+    assert "AccessToken" in first_sign_in(pool, email, found.group(1))
 
 
 async def test_groups_reach_the_next_tokens_and_the_role_mapping(pool: GatewayServer) -> None:
