@@ -23,6 +23,7 @@ from gateway.cognito.wire import Body, attributes, invalid_parameter, string, va
 from gateway.errors import CognitoError
 from gateway.login import notify, recovery
 from gateway.login.steps import TooManyAttempts
+from gateway.settings import STANDARD_ATTRIBUTES
 from gateway.users import accounts
 from gateway.users.directory import (
     InvalidAttribute,
@@ -44,6 +45,24 @@ if TYPE_CHECKING:
 ACTOR = "cognito-idp"  # the actor audit events name (the admin API, signed with an admin key)
 # What no administrator writes: the directory keeps them (sub) or they name the account.
 UNWRITABLE = {"sub", "cognito:username", "cognito:user_status"}
+
+
+# Besides the standard claims and `custom:*`, what an administrator may write.
+VERIFIED = {"email", "email_verified", "phone_number_verified"}
+
+
+def _schema(given: dict[str, str]) -> None:
+    """Attributes the pool has (Cognito refuses the others, in these words)."""
+    for name in given:
+        if (
+            name not in STANDARD_ATTRIBUTES
+            and name not in VERIFIED
+            and not (name.startswith("custom:") and len(name) > len("custom:"))
+        ):
+            raise invalid_parameter(
+                f"Attributes did not conform to the schema: Type for attribute {{{name}}} "
+                "could not be determined"
+            )
 
 
 def _password_refused(exc: InvalidPassword) -> CognitoError:
@@ -109,8 +128,10 @@ async def admin_create_user(api: UserPoolApi, call: Call) -> Body:
     password = chosen or temporary_password(api)
     if action == "RESEND":
         return {"User": await _resend(api, body, password, mediums)}
-    if set(given) & UNWRITABLE:
-        raise invalid_parameter(f"Cannot modify the non-mutable attribute {sorted(given)[0]}")
+    refused = sorted(set(given) & UNWRITABLE)
+    if refused:
+        raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
+    _schema(given)
     email = username if "@" in username else given.get("email", "")
     handle = None if "@" in username else username
     if not email:
@@ -253,6 +274,7 @@ async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
     refused = sorted(set(given) & (UNWRITABLE | {"email"}))
     if refused:
         raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
+    _schema(given)
     email_verified = given.pop("email_verified", None)
     phone_verified = given.pop("phone_number_verified", None)
     try:
@@ -276,6 +298,7 @@ async def admin_delete_user_attributes(api: UserPoolApi, call: Call) -> Body:
     refused = sorted(set(names) & (UNWRITABLE | {"email", "email_verified"}))
     if refused:
         raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
+    _schema(dict.fromkeys(names, ""))
     try:
         await accounts.set_attributes(api.s, user, dict.fromkeys(names, ""), ACTOR)
     except InvalidAttribute as exc:

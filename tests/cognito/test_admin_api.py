@@ -405,6 +405,17 @@ async def test_attributes_confirm_and_delete(pool: GatewayServer) -> None:
         Username=email,
         UserAttributes=[{"Name": "sub", "Value": "x"}],
     )[0] == ("InvalidParameterException")
+    unknown = error_of(
+        client.admin_update_user_attributes,
+        UserPoolId=POOL,
+        Username=email,
+        UserAttributes=[{"Name": "shoe_size", "Value": "9"}],
+    )
+    assert unknown == (
+        "InvalidParameterException",
+        "Attributes did not conform to the schema: Type for attribute {shoe_size} could not "
+        "be determined",
+    )
     in_model(
         "AdminDeleteUserAttributes",
         client.admin_delete_user_attributes(
