@@ -219,8 +219,6 @@ class UserDirectory:
         self.policy = policy or PasswordPolicySettings()
         self.group_directory = Groups(store, groups)
         self.search = SearchIndex(store)
-        self._indexed = False
-        self._index_built = store.key("user-search-built")
         # USER_SRP_AUTH needs a verifier of each password: derived whenever the password is
         # seen (a new account, a new password, a password sign-in of an account that has none).
         self.srp = srp
@@ -366,7 +364,10 @@ class UserDirectory:
 
     async def get_many(self, user_ids: list[str]) -> list[User | None]:
         """The accounts (None for each that is gone), in one round trip."""
-        raws = await self._store.read_many([Get(self._user_key(uid)) for uid in user_ids])
+        return await self._many([self._user_key(uid) for uid in user_ids])
+
+    async def _many(self, keys: list[str]) -> list[User | None]:
+        raws = await self._store.read_many([Get(k) for k in keys]) if keys else []
         return [None if raw is None else User(**json.loads(raw)) for raw in raws]
 
     async def by_email(self, email: str) -> User | None:
@@ -513,11 +514,10 @@ class UserDirectory:
             await self.srp.delete(user_id)
 
     async def all(self) -> AsyncIterator[User]:
-        """Every account (store scan order)."""
-        async for key in self._store.scan(self._store.key("user", "")):
-            raw = await self._store.get(key)
-            if raw is not None:
-                yield User(**json.loads(raw))
+        """Every account (store scan order; 500 records a round trip)."""
+        async for batch in self.batches():
+            for user in batch:
+                yield user
 
     async def resolve(self, id_or_email: str) -> User:
         """Find by user id, e-mail or username (CLI convenience); raises UnknownUser."""
@@ -591,38 +591,28 @@ class UserDirectory:
         await self._store.write_many([*adds, record, *removes])
         return user
 
-    async def reindex(self) -> int:
-        """Index every account (those saved before the index existed): how many. Idempotent;
-        500 records a round trip each way, so 100,000 accounts take seconds, not minutes."""
-        count = 0
-        batch: list[str] = []
+    async def batches(self, size: int = 500) -> AsyncIterator[list[User]]:
+        """Every account, `size` records a round trip (store scan order)."""
+        keys: list[str] = []
         async for key in self._store.scan(self._store.key("user", "")):
-            batch.append(key)
-            if len(batch) == 500:
-                count += await self._index_records(batch)
-                batch = []
-        count += await self._index_records(batch)
-        await self._store.put(self._index_built, b"1")
-        self._indexed = True
-        return count
+            keys.append(key)
+            if len(keys) == size:
+                yield [u for u in await self._many(keys) if u is not None]
+                keys = []
+        if keys:
+            yield [u for u in await self._many(keys) if u is not None]
 
-    async def _index_records(self, keys: list[str]) -> int:
-        raws = await self._store.read_many([Get(k) for k in keys]) if keys else []
-        users = [User(**json.loads(raw)) for raw in raws if raw is not None]
-        await self._store.write_many([w for u in users for w in self.search.changes(None, u)[0]])
-        return len(users)
+    async def reindex(self) -> int:
+        """Index every account (those saved before the index existed): how many."""
+        return await self.search.rebuild(self.batches())
 
     async def index_ready(self) -> bool:
         """Whether every account is in the search index (it has been built once)."""
-        if not self._indexed and await self._store.get(self._index_built) is not None:
-            self._indexed = True
-        return self._indexed
+        return await self.search.ready()
 
     async def build_index_once(self) -> None:
-        """`reindex`, by one replica at a time (the others go on answering from the index as
-        far as it is built), after an upgrade from a release without the index."""
-        if await self._store.create(self._store.key("user-search-building"), b"1", ttl=600):
-            await self.reindex()
+        """`reindex`, by one replica at a time, after an upgrade from a release without it."""
+        await self.search.rebuild_once(self.batches)
 
     def _user_key(self, user_id: str) -> str:
         return self._store.key("user", user_id)

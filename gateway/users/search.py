@@ -14,6 +14,7 @@ themselves (gateway.users.directory).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Literal
 
 from gateway.store import SortedAdd, SortedRemove, Store, Write
@@ -81,6 +82,8 @@ class SearchIndex:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._built = store.key("user-search-built")
+        self._ready = False
 
     def key(self, attribute: str) -> str:
         return self._store.key("user-search", attribute)
@@ -100,6 +103,28 @@ class SearchIndex:
         start = value.replace(SEPARATOR, "") + ("" if prefix else SEPARATOR)
         members = await self._store.sorted_page(self.key(attribute), start, after, count)
         return [(m, m.rpartition(SEPARATOR)[2]) for m in members]
+
+    async def rebuild(self, batches: AsyncIterator[list[User]]) -> int:
+        """Index every account the batches hold (idempotent): how many. Accounts saved since
+        the index exists are in it already; this is for the records of an older release."""
+        count = 0
+        async for users in batches:
+            await self._store.write_many([w for u in users for w in self.changes(None, u)[0]])
+            count += len(users)
+        await self._store.put(self._built, b"1")
+        self._ready = True
+        return count
+
+    async def ready(self) -> bool:
+        """Whether the index has been built once (then every save keeps it whole)."""
+        if not self._ready and await self._store.get(self._built) is not None:
+            self._ready = True
+        return self._ready
+
+    async def rebuild_once(self, batches: Callable[[], AsyncIterator[list[User]]]) -> None:
+        """`rebuild`, by one replica at a time (the others answer from the index meanwhile)."""
+        if await self._store.create(self._store.key("user-search-building"), b"1", ttl=600):
+            await self.rebuild(batches())
 
     async def group_page(self, group: str, after: str | None, count: int) -> list[str]:
         """Up to `count` ids of `group`'s members, after the id `after` (in id order)."""
