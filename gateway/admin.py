@@ -22,12 +22,14 @@ from gateway.backup import export_records, import_records
 from gateway.errors import GatewayError
 from gateway.identity.iam import pool_report
 from gateway.identity.ids import Identity
-from gateway.logout import end_local_user
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 from gateway.terminal import Progress, terminal_safe
+from gateway.users import accounts
 from gateway.users.directory import InvalidAttribute, InvalidEmail, InvalidPassword, User
+from gateway.users.search import user_status
 
+CLI = "cli"  # the actor audit events name
 Work = Callable[[Services], Awaitable[int]]
 # An action of a command (`users create`, `keys rotate`…): the services built, the parsed
 # arguments, an exit code.
@@ -78,18 +80,20 @@ async def create_user(services: Services, args: argparse.Namespace) -> int:
     """`users create EMAIL`: a local account, with the password typed twice or from stdin."""
     password = read_password(args.password_stdin)
     try:
-        user = await services.users.create(
+        user = await accounts.create(
+            services,
+            CLI,
             args.email,
             password,
             name=args.name,
             email_verified=args.verified,
             username=args.username,
+            confirmed=True,  # an administrator's account with its password: nothing to confirm
         )
     except InvalidEmail:
         raise GatewayError(f"{args.email!r} is not an e-mail address") from None
     except InvalidPassword as exc:
         raise GatewayError(f"the password {exc}") from None
-    await services.audit.record("user.created", user_id=user.user_id, actor="cli")
     print(f"created {user.email} (user id {user.user_id})")
     return 0
 
@@ -118,8 +122,7 @@ async def show_user(services: Services, args: argparse.Namespace) -> int:
 async def enable_user(services: Services, args: argparse.Namespace) -> int:
     """`users enable USER`."""
     user = await services.users.resolve(args.user)
-    await services.users.set_status(user.user_id, "enabled")
-    await services.audit.record("user.enabled", user_id=user.user_id, actor="cli")
+    await accounts.set_enabled(services, user, True, CLI)
     print(f"enabled {user.email}")
     return 0
 
@@ -127,9 +130,7 @@ async def enable_user(services: Services, args: argparse.Namespace) -> int:
 async def disable_user(services: Services, args: argparse.Namespace) -> int:
     """`users disable USER`: sign-in refused, and every session and refresh token ended."""
     user = await services.users.resolve(args.user)
-    await services.users.set_status(user.user_id, "disabled")
-    await services.audit.record("user.disabled", user_id=user.user_id, actor="cli")
-    await end_sessions_of_user(services, user.user_id)
+    await report_ended(services, await accounts.set_enabled(services, user, False, CLI))
     print(f"disabled {user.email}")
     return 0
 
@@ -138,20 +139,17 @@ async def set_user_password(services: Services, args: argparse.Namespace) -> int
     """`users set-password USER [--temporary]`: an administrator's reset; it ends the user's
     sessions (a temporary password must be replaced at the next sign-in)."""
     user = await services.users.resolve(args.user)
-    await services.users.set_password(
-        user.user_id, read_password(args.password_stdin), temporary=args.temporary
+    password = read_password(args.password_stdin)
+    await report_ended(
+        services, await accounts.set_password(services, user, password, args.temporary, CLI)
     )
-    await services.audit.record("user.password_reset", user_id=user.user_id, actor="cli")
-    await end_sessions_of_user(services, user.user_id)
     print(f"new password set for {user.email}")
     return 0
 
 
 async def confirm_user(services: Services, args: argparse.Namespace) -> int:
-    """`users confirm USER`: the e-mail marked as verified."""
-    users = services.users
-    user = await users.mark_email_verified((await users.resolve(args.user)).user_id)
-    await services.audit.record("user.email_verified", user_id=user.user_id, actor="cli")
+    """`users confirm USER`: the e-mail marked as verified (the sign-up confirmed)."""
+    user = await accounts.confirm(services, await services.users.resolve(args.user), CLI)
     print(f"confirmed {user.email}")
     return 0
 
@@ -161,37 +159,26 @@ async def reset_user_mfa(services: Services, args: argparse.Namespace) -> int:
     user = await services.users.resolve(args.user)
     await services.mfa.remove(user.user_id)
     await services.passkeys.remove_all(user.user_id)
-    await services.audit.record("mfa.removed", user_id=user.user_id, actor="cli")
+    await services.audit.record("mfa.removed", user_id=user.user_id, actor=CLI)
     print(f"two-step sign-in removed for {user.email}; they sign in with the password")
     return 0
 
 
 async def set_user_attribute(services: Services, args: argparse.Namespace) -> int:
     """`users set-attribute USER NAME VALUE` (an empty value removes it)."""
-    users = services.users
-    user = await users.set_attribute(
-        (await users.resolve(args.user)).user_id, args.name, args.value
-    )
-    await services.audit.record(
-        "user.attribute_set", user_id=user.user_id, attribute=args.name, actor="cli"
-    )
+    found = await services.users.resolve(args.user)
+    user = await accounts.set_attributes(services, found, {args.name: args.value}, CLI)
     print(f"{user.email}: {args.name} = {args.value}")
     return 0
 
 
 async def user_groups(services: Services, args: argparse.Namespace) -> int:
-    """`users groups USER [--add G] [--remove G]`: shows them, after changing them if asked."""
-    users = services.users
-    user = await users.resolve(args.user)
+    """`users groups USER [--add G] [--remove G]`: shows them, after changing them if asked
+    (groups of user_pool.groups, or made through the user-pool API's CreateGroup)."""
+    user = await services.users.resolve(args.user)
     if args.add or args.remove:
-        user = await users.set_groups(user.user_id, args.add, args.remove)
-        await services.audit.record(
-            "user.groups_changed",
-            user_id=user.user_id,
-            groups=",".join(user.groups),
-            actor="cli",
-        )
-        await end_sessions_of_user(services, user.user_id)  # new claims at next sign-in
+        user, ended = await accounts.change_groups(services, user, args.add, args.remove, CLI)
+        await report_ended(services, ended)  # new claims at next sign-in
     print(f"{user.email}: {', '.join(user.groups) or '(no groups)'}")
     return 0
 
@@ -231,11 +218,10 @@ async def export_users(services: Services, args: argparse.Namespace) -> int:
 
 
 async def delete_user(services: Services, args: argparse.Namespace) -> int:
-    """`users delete USER`: the account gone, and every session and refresh token ended."""
+    """`users delete USER`: the account gone (its second factors too), and every session and
+    refresh token ended."""
     user = await services.users.resolve(args.user)
-    await services.users.delete(user.user_id)
-    await services.audit.record("user.deleted", user_id=user.user_id, actor="cli")
-    await end_sessions_of_user(services, user.user_id)
+    await report_ended(services, await accounts.delete(services, user, CLI))
     print(f"deleted {user.email}")
     return 0
 
@@ -276,6 +262,7 @@ def public(user: User) -> dict[str, object]:
         "email": user.email,
         "email_verified": user.email_verified,
         "status": user.status,
+        "user_status": user_status(user),  # Cognito's UserStatus, as AdminGetUser says it
         "name": user.name,
         "attributes": user.attributes,
         "groups": user.groups,
@@ -307,11 +294,15 @@ def read_password(from_stdin: bool) -> str:
     return first
 
 
-async def end_sessions_of_user(services: Services, user_id: str) -> None:
-    """A disabled, deleted or reset local user loses every session and refresh token at once."""
-    ended, revoked = await end_local_user(services, user_id)
+async def report_ended(services: Services, ended: accounts.Ended) -> None:
+    """What ending a user's sessions ended, once the back-channel logouts have gone out (the
+    command exits right after)."""
     await services.logout.drain()
-    print(f"ended {ended} session(s) and {revoked} token famil{'y' if revoked == 1 else 'ies'}")
+    revoked = ended.grants
+    print(
+        f"ended {ended.sessions} session(s) and {revoked} token "
+        f"famil{'y' if revoked == 1 else 'ies'}"
+    )
 
 
 # -- keys and identities --------------------------------------------------------------------------

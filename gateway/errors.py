@@ -59,6 +59,7 @@ ones without a module live in this one, the others in the module named at the en
     ├── UserExists, UnknownUser, UsernameTaken, InvalidUsername  gateway.users.directory
     ├── InvalidAttribute, InvalidPassword  gateway.users.directory
     │   └── InvalidEmail              (under InvalidPassword) gateway.users.directory
+    ├── UnknownGroup, GroupExists, GroupFromSettings  user-pool groups: gateway.users.groups
     ├── HookFailed                    a user-pool hook refused or failed: gateway.users.hooks
     ├── RegistrationRefused           a passkey not kept, and why: gateway.users.passkeys
     └── DeliveryFailed                a message could not be sent: gateway.users.senders

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.cognito import auth, mfa_ops, selfservice, webauthn_ops
+from gateway.cognito import admin_ops, auth, mfa_ops, selfservice, webauthn_ops
 from gateway.cognito.auth import Call
 from gateway.cognito.challenges import Challenges
 from gateway.cognito.choice import ChoiceSignIn
@@ -53,6 +53,7 @@ ADMIN: dict[str, Operation] = {
     "AdminInitiateAuth": auth.admin_initiate_auth,
     "AdminRespondToAuthChallenge": auth.admin_respond_to_auth_challenge,
     **mfa_ops.ADMIN_OPERATIONS,
+    **admin_ops.OPERATIONS,
 }
 OPERATIONS: dict[str, Operation] = {
     **ADMIN,

@@ -65,7 +65,23 @@ class Append:
     retention: float
 
 
-Write = Put | IndexAdd | Append
+@dataclass(frozen=True, slots=True)
+class SortedAdd:
+    """Add `member` to the sorted set `key` (one of `Store.write_many`'s writes)."""
+
+    key: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class SortedRemove:
+    """Remove `member` from the sorted set `key` (one of `Store.write_many`'s writes)."""
+
+    key: str
+    member: str
+
+
+Write = Put | IndexAdd | Append | SortedAdd | SortedRemove
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +218,21 @@ class Store(Protocol):
         ...
 
     async def write_many(self, writes: Sequence[Write]) -> None:
-        """Several `put`s, `index_add`s and `append`s in one round trip, run in order. Not
-        atomic: after a failure some may have landed, as with the same writes one by one, so
-        the order must make every prefix harmless."""
+        """Several `put`s, `index_add`s, `append`s and sorted-set changes in one round trip,
+        run in order. Not atomic: after a failure some may have landed, as with the same
+        writes one by one, so the order must make every prefix harmless."""
         ...
 
     async def index_members(self, key: str) -> list[str]:
         """The members that have not expired."""
+        ...
+
+    async def sorted_page(self, key: str, prefix: str, after: str | None, count: int) -> list[str]:
+        """Up to `count` members of the sorted set `key` (written with `SortedAdd` and
+        `SortedRemove`) that start with `prefix`, in the order of their UTF-8 bytes, strictly
+        after `after` when given (Redis: one ZRANGEBYLEX on one key, so it is Cluster-safe).
+        A search index: "value\x00id" members answer `=` and prefix queries in O(log n + count),
+        and a page's last member resumes the next page however many members were added."""
         ...
 
     async def index_take(self, key: str) -> list[str]:

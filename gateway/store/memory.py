@@ -8,10 +8,11 @@ conformance suite. Each method does its work without awaiting, so it is atomic o
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from gateway.store import IndexAdd, Put, Read, Store, Take, Write
+from gateway.store import IndexAdd, Put, Read, SortedAdd, SortedRemove, Store, Take, Write
 
 
 class MemoryStore(Store):
@@ -22,6 +23,7 @@ class MemoryStore(Store):
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
         self._indexes: dict[str, dict[str, float]] = {}
+        self._sorted: dict[str, list[bytes]] = {}  # sorted sets: members kept in byte order
         self._changed = asyncio.Event()
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
 
@@ -74,7 +76,8 @@ class MemoryStore(Store):
         existing = [k for k in keys if self._live(k) is not None]
         for key in existing:
             del self._data[key]
-        return len(existing)
+        sets = [k for k in keys if self._sorted.pop(k, None)]
+        return len(existing) + len(sets)
 
     async def incr(self, key: str, ttl: float) -> int:
         entry = self._live(key)
@@ -107,12 +110,39 @@ class MemoryStore(Store):
                 await self.put(write.key, write.value, write.ttl)
             elif isinstance(write, IndexAdd):
                 await self.index_add(write.key, write.member, write.expires_at)
+            elif isinstance(write, SortedAdd):
+                members = self._sorted.setdefault(write.key, [])
+                member = write.member.encode()
+                at = bisect.bisect_left(members, member)
+                if at == len(members) or members[at] != member:
+                    members.insert(at, member)
+            elif isinstance(write, SortedRemove):
+                members = self._sorted.get(write.key, [])
+                member = write.member.encode()
+                at = bisect.bisect_left(members, member)
+                if at < len(members) and members[at] == member:
+                    del members[at]
+                if not members:
+                    self._sorted.pop(write.key, None)
             else:
                 await self.append(write.stream, write.fields, write.retention)
 
     async def index_members(self, key: str) -> list[str]:
         now = time.time()
         return [m for m, t in self._indexes.get(key, {}).items() if t > now]
+
+    async def sorted_page(self, key: str, prefix: str, after: str | None, count: int) -> list[str]:
+        members = self._sorted.get(key, [])
+        start = prefix.encode()
+        at = bisect.bisect_left(members, start)
+        if after is not None and after.encode() >= start:
+            at = bisect.bisect_right(members, after.encode())
+        page: list[str] = []
+        for member in members[at:]:
+            if len(page) >= count or not member.startswith(start):
+                break
+            page.append(member.decode())
+        return page
 
     async def index_take(self, key: str) -> list[str]:
         now = time.time()

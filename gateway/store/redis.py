@@ -37,7 +37,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
-from gateway.store import IndexAdd, Put, Read, Store, Take, Write
+from gateway.store import IndexAdd, Put, Read, SortedAdd, SortedRemove, Store, Take, Write
 from gateway.store.sentinel import FailoverWatch
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
@@ -467,14 +467,31 @@ class RedisStore(Store):
                 commands.append(("SET", write.key, write.value, *_px(write.ttl)))
             elif isinstance(write, IndexAdd):
                 commands.append(_index_add(write.key, write.member, write.expires_at))
+            elif isinstance(write, SortedAdd):
+                commands.append(("ZADD", write.key, 0, write.member))
+            elif isinstance(write, SortedRemove):
+                commands.append(("ZREM", write.key, write.member))
             else:
                 commands.append(_xadd(write.stream, write.fields, write.retention))
-        # SET and the index script repeat harmlessly after a lost connection; an XADD that had
-        # landed appears twice (an audit entry: the same request id says it is one event).
+        # SET, ZADD, ZREM and the index script repeat harmlessly after a lost connection; an
+        # XADD that had landed appears twice (an audit entry: the same request id says it is
+        # one event).
         await self._call("write_many", lambda: self._round_trip(commands), idempotent=True)
 
     async def index_members(self, key: str) -> list[str]:
         members = await self._one("index_members", "ZRANGEBYSCORE", key, time.time(), "+inf")
+        return [_text(m) for m in members]
+
+    async def sorted_page(self, key: str, prefix: str, after: str | None, count: int) -> list[str]:
+        start = prefix.encode()
+        low = b"(" + after.encode() if after is not None and after.encode() >= start else None
+        if low is None:
+            low = b"[" + start if prefix else b"-"
+        # No UTF-8 text contains the byte 0xff: prefix + 0xff is above every member with it.
+        high = b"[" + start + b"\xff" if prefix else b"+"
+        members = await self._one(
+            "sorted_page", "ZRANGEBYLEX", key, low, high, "LIMIT", 0, count, idempotent=True
+        )
         return [_text(m) for m in members]
 
     async def index_take(self, key: str) -> list[str]:

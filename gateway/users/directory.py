@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
-from gateway.store import Store, record_json
+from gateway.store import Get, Put, Store, record_json
 from gateway.text import Phrase
+from gateway.users.groups import Groups
 from gateway.users.legacy_hashes import known_format
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
+from gateway.users.search import SearchIndex
 
 if TYPE_CHECKING:
     from gateway.users.srp_verifiers import SrpVerifiers
@@ -113,6 +115,12 @@ class User:
     username: str | None = None  # with user_pool.usernames: a second sign-in identifier
     # A temporary password (Cognito's FORCE_CHANGE_PASSWORD): the next sign-in must choose one.
     must_change_password: bool = False
+    # An administrator's reset (Cognito's RESET_REQUIRED): the password no longer signs in;
+    # the user sets a new one with a reset code.
+    password_reset_required: bool = False
+    # Sign-up confirmed (Cognito's UNCONFIRMED until then); None in records older than this
+    # field: a verified e-mail says it (gateway.users.search.user_status).
+    confirmed: bool | None = None
 
     @property
     def enabled(self) -> bool:
@@ -209,7 +217,8 @@ class UserDirectory:
         self._store = store
         self.hasher = hasher
         self.policy = policy or PasswordPolicySettings()
-        self.groups = {g.name: g for g in groups or []}
+        self.group_directory = Groups(store, groups)
+        self.search = SearchIndex(store)
         # USER_SRP_AUTH needs a verifier of each password: derived whenever the password is
         # seen (a new account, a new password, a password sign-in of an account that has none).
         self.srp = srp
@@ -229,15 +238,19 @@ class UserDirectory:
             return True
         return record is None or not record.is_for(self._pool_name, user.user_id)
 
+    @property
+    def groups(self) -> dict[str, Any]:
+        """Every group by name (settings' and stored ones, as last read: gateway.users.groups)."""
+        return self.group_directory.known()
+
     def claims(self, user: User) -> dict[str, Any]:
         """The user's profile claims, with their groups as Cognito spells them: `groups` and
         `cognito:groups` by precedence, `cognito:roles` and `cognito:preferred_role` (the role
-        of the lowest-precedence group that has one)."""
+        of the lowest-precedence group that has one). The groups are as of the user's record
+        being read (`get` reads both in one round trip), on every replica alike."""
         claims = user.profile()
-        known = sorted(
-            (self.groups[g] for g in user.groups if g in self.groups),
-            key=lambda g: (g.precedence, g.name),
-        )
+        defined = self.group_directory.known()
+        known = sorted((defined[g] for g in user.groups if g in defined), key=lambda g: g.order)
         if known:
             names = [g.name for g in known]
             claims |= {"groups": names, "cognito:groups": names}
@@ -247,18 +260,16 @@ class UserDirectory:
         return claims
 
     async def set_groups(self, user_id: str, add: list[str], remove: list[str]) -> User:
-        """Change a user's group memberships (groups must be defined in the pool)."""
-        unknown = [g for g in add if g not in self.groups]
-        if unknown:
-            raise InvalidAttribute(f"no group {', '.join(unknown)} in user_pool.groups")
-        user = await self.get(user_id)
+        """Change a user's group memberships (groups must be defined in the pool: UnknownGroup)."""
+        user = await self.get(user_id)  # reads the groups too
         if user is None:
             raise UnknownUser(user_id)
+        unknown = [g for g in add if g not in self.group_directory.known()]
+        if unknown:
+            raise InvalidAttribute(f"no group {', '.join(unknown)} in this user pool")
         groups = [g for g in user.groups if g not in remove]
         groups += [g for g in add if g not in groups]
-        user = replace(user, groups=groups, updated=int(time.time()))
-        await self._save(user)
-        return user
+        return await self._save(replace(user, groups=groups, updated=int(time.time())), user)
 
     async def create(
         self,
@@ -270,10 +281,14 @@ class UserDirectory:
         enforce_policy: bool = True,
         attributes: dict[str, str] | None = None,
         username: str | None = None,
+        temporary: bool = False,
+        confirmed: bool | None = None,
     ) -> User:
         """A new enabled account; raises UserExists or InvalidPassword. `enforce_policy`
         False only for passwords another system already accepted (migration). `attributes`:
-        standard claims by name, custom ones as `custom:<name>`."""
+        standard claims by name, custom ones as `custom:<name>`. `temporary`: the password
+        must be replaced at the first sign-in (an administrator's invitation). `confirmed`:
+        whether the sign-up needs no confirmation (None: as `email_verified` says)."""
         standard, custom = split_attributes(attributes or {})
         if username is not None:
             username = normalize_username(username)
@@ -307,6 +322,8 @@ class UserDirectory:
             attributes=custom,
             standard=standard,
             username=username,
+            must_change_password=temporary and password is not None,
+            confirmed=confirmed,
         )
         if not await self._claim(self._email_key(address), user.user_id):
             raise UserExists(address)
@@ -315,7 +332,7 @@ class UserDirectory:
         ):
             # The e-mail index now points at no account: the next sign-up reclaims it.
             raise UsernameTaken(username)
-        await self._save(user)
+        await self._save(user, None)
         if password is not None:
             await self._keep_verifier(user, password)
         return user
@@ -338,9 +355,20 @@ class UserDirectory:
         return outcome.written
 
     async def get(self, user_id: str) -> User | None:
-        """The account, or None."""
-        raw = await self._store.get(self._user_key(user_id))
+        """The account, or None; the pool's groups are read in the same round trip, so
+        `claims` of this user name them as they are now."""
+        groups = self.group_directory
+        raw, stored = await self._store.read_many([Get(self._user_key(user_id)), groups.reading()])
+        groups.refresh(stored)
         return None if raw is None else User(**json.loads(raw))
+
+    async def get_many(self, user_ids: list[str]) -> list[User | None]:
+        """The accounts (None for each that is gone), in one round trip."""
+        return await self._many([self._user_key(uid) for uid in user_ids])
+
+    async def _many(self, keys: list[str]) -> list[User | None]:
+        raws = await self._store.read_many([Get(k) for k in keys]) if keys else []
+        return [None if raw is None else User(**json.loads(raw)) for raw in raws]
 
     async def by_email(self, email: str) -> User | None:
         """The account with this e-mail, or None."""
@@ -370,55 +398,57 @@ class UserDirectory:
         if not await self.hasher.verify(stored, password) or user is None or not user.enabled:
             return None
         if stored and self.hasher.needs_rehash(stored):
-            user = replace(
-                user, password_hash=await self.hasher.hash(password), updated=int(time.time())
+            rehashed = await self.hasher.hash(password)
+            user = await self._save(
+                replace(user, password_hash=rehashed, updated=int(time.time())), user
             )
-            await self._save(user)
         if await self._verifier_missing(user):
             await self._keep_verifier(user, raw)
         return user
 
     async def set_password(self, user_id: str, password: str, temporary: bool = False) -> User:
         """A new password (policy-checked, argon2id). `temporary`: the next sign-in must
-        choose another (an administrator's reset)."""
+        choose another (an administrator's reset). A permanent one ends a reset, and confirms
+        an account whose temporary password it replaces (as Cognito's status follows)."""
         check_password_policy(password, self.policy)
-        user = await self.get(user_id)
-        if user is None:
+        before = await self.get(user_id)
+        if before is None:
             raise UnknownUser(user_id)
         password_hash = await self.hasher.hash(unicodedata.normalize("NFKC", password))
         user = replace(
-            user,
+            before,
             password_hash=password_hash,
             must_change_password=temporary,
+            password_reset_required=False,
             updated=int(time.time()),
         )
-        await self._save(user)
+        if not temporary and before.must_change_password:
+            user = replace(user, confirmed=True)
+        await self._save(user, before)
         await self._keep_verifier(user, password)
         return user
 
     async def mark_email_verified(self, user_id: str) -> User:
-        """The user proved they read mail at their address."""
+        """The user proved they read mail at their address (which confirms a sign-up)."""
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)
-        user = replace(user, email_verified=True, updated=int(time.time()))
-        await self._save(user)
-        return user
+        changed = replace(user, email_verified=True, updated=int(time.time()))
+        return await self._save(replace(changed, confirmed=True), user)
 
     async def mark_phone_verified(self, user_id: str, number: str) -> User | None:
         """The user proved they receive texts at `number` (still their number: else None)."""
         user = await self.get(user_id)
         if user is None or user.phone_number != number:
             return None
-        user = replace(user, phone_number_verified=True, updated=int(time.time()))
-        await self._save(user)
-        return user
+        changed = replace(user, phone_number_verified=True, updated=int(time.time()))
+        return await self._save(changed, user)
 
     async def set_attribute(self, user_id: str, name: str, value: str) -> User:
         """Set `name` (the display name) or a custom attribute (`custom:<name>`, as Cognito
         spells them, or a bare name); an empty value removes a custom attribute."""
-        user = await self.get(user_id)
-        if user is None:
+        user = before = await self.get(user_id)
+        if user is None or before is None:
             raise UnknownUser(user_id)
         if name == "name":
             user = replace(user, name=value or None)
@@ -437,18 +467,37 @@ class UserDirectory:
             if value:
                 attributes[key] = value[:2048]
             user = replace(user, attributes=attributes)
-        user = replace(user, updated=int(time.time()))
-        await self._save(user)
-        return user
+        return await self._save(replace(user, updated=int(time.time())), before)
 
     async def set_status(self, user_id: str, status: Status) -> User:
         """Enable or disable an account."""
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)
-        user = replace(user, status=status, updated=int(time.time()))
-        await self._save(user)
-        return user
+        return await self._save(replace(user, status=status, updated=int(time.time())), user)
+
+    async def require_reset(self, user_id: str) -> User:
+        """An administrator's reset (Cognito's AdminResetUserPassword): the password no longer
+        signs in (its hash is gone, and the SRP verifier with it) until the user sets a new
+        one with a reset code."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        changed = replace(
+            user,
+            password_hash=None,
+            must_change_password=False,
+            password_reset_required=True,
+            updated=int(time.time()),
+        )
+        if self.srp is not None:
+            await self.srp.delete(user_id)
+        return await self._save(changed, user)
+
+    async def confirm(self, user_id: str) -> User:
+        """The sign-up confirmed by an administrator (the e-mail counts as verified: it is
+        what confirming a sign-up proves here)."""
+        return await self.mark_email_verified(user_id)
 
     async def delete(self, user_id: str) -> None:
         """Remove the account and its e-mail index."""
@@ -456,6 +505,8 @@ class UserDirectory:
         if user is None:
             raise UnknownUser(user_id)
         await self._store.delete(self._user_key(user_id))
+        _, removals = self.search.changes(user, None)
+        await self._store.write_many(removals)
         await self._store.delete(self._email_key(user.email))
         if user.username:
             await self._store.delete(self._username_key(user.username))
@@ -463,11 +514,10 @@ class UserDirectory:
             await self.srp.delete(user_id)
 
     async def all(self) -> AsyncIterator[User]:
-        """Every account (store scan order)."""
-        async for key in self._store.scan(self._store.key("user", "")):
-            raw = await self._store.get(key)
-            if raw is not None:
-                yield User(**json.loads(raw))
+        """Every account (store scan order; 500 records a round trip)."""
+        async for batch in self.batches():
+            for user in batch:
+                yield user
 
     async def resolve(self, id_or_email: str) -> User:
         """Find by user id, e-mail or username (CLI convenience); raises UnknownUser."""
@@ -494,6 +544,7 @@ class UserDirectory:
         ):
             raise InvalidAttribute("password_hash: not argon2, bcrypt, scrypt or PBKDF2")
         groups = [str(g) for g in record.get("groups") or []]
+        await self.group_directory.load()
         unknown = [g for g in groups if g not in self.groups]
         if unknown:
             raise InvalidAttribute(f"groups: no group {', '.join(unknown)} in user_pool.groups")
@@ -528,11 +579,40 @@ class UserDirectory:
             owner = await self._store.get(index)
             if owner is not None and owner.decode() != user.user_id:
                 return "conflict"
-        await self._save(user)
+        await self._save(user, None)
         return "created"
 
-    async def _save(self, user: User) -> None:
-        await self._store.put(self._user_key(user.user_id), record_json(user))
+    async def _save(self, user: User, before: User | None) -> User:
+        """Write the record and keep the search index in step (gateway.users.search): new
+        entries first, the record, then the entries `before` had and `user` has not, in one
+        round trip; readers re-check records, so a crash in between misleads no one."""
+        adds, removes = self.search.changes(before, user)
+        record = Put(self._user_key(user.user_id), record_json(user))
+        await self._store.write_many([*adds, record, *removes])
+        return user
+
+    async def batches(self, size: int = 500) -> AsyncIterator[list[User]]:
+        """Every account, `size` records a round trip (store scan order)."""
+        keys: list[str] = []
+        async for key in self._store.scan(self._store.key("user", "")):
+            keys.append(key)
+            if len(keys) == size:
+                yield [u for u in await self._many(keys) if u is not None]
+                keys = []
+        if keys:
+            yield [u for u in await self._many(keys) if u is not None]
+
+    async def reindex(self) -> int:
+        """Index every account (those saved before the index existed): how many."""
+        return await self.search.rebuild(self.batches())
+
+    async def index_ready(self) -> bool:
+        """Whether every account is in the search index (it has been built once)."""
+        return await self.search.ready()
+
+    async def build_index_once(self) -> None:
+        """`reindex`, by one replica at a time, after an upgrade from a release without it."""
+        await self.search.rebuild_once(self.batches)
 
     def _user_key(self, user_id: str) -> str:
         return self._store.key("user", user_id)

@@ -388,3 +388,27 @@ async def test_publish_reaches_a_subscriber(store: Store) -> None:
     await store.publish(channel, b"two")
     assert [await anext(messages), await anext(messages)] == [b"one", b"two"]
     await messages.aclose()  # type: ignore[attr-defined]
+
+
+async def test_sorted_pages_by_prefix_after_a_member(store: Store) -> None:
+    from gateway.store import SortedAdd, SortedRemove
+
+    key = store.key("sorted")
+    members = ["ab\x00" + str(i) for i in range(5)] + ["abc\x001", "b\x001", "é\x001", "a\x009"]
+    await store.write_many([SortedAdd(key, m) for m in members])
+    await store.write_many([SortedAdd(key, "ab\x000"), SortedRemove(key, "a\x009")])  # repeats
+    assert await store.sorted_page(key, "ab", None, 10) == [
+        *("ab\x00" + str(i) for i in range(5)),
+        "abc\x001",
+    ]
+    assert await store.sorted_page(key, "ab\x00", None, 2) == ["ab\x000", "ab\x001"]
+    # Resuming after a page's last member, while members are added before and after it.
+    await store.write_many([SortedAdd(key, "ab\x00!"), SortedAdd(key, "ab\x002a")])
+    assert await store.sorted_page(key, "ab\x00", "ab\x001", 2) == ["ab\x002", "ab\x002a"]
+    assert await store.sorted_page(key, "", "b\x001", 5) == ["é\x001"]  # UTF-8 byte order
+    assert await store.sorted_page(key, "", None, 1) == ["ab\x00!"]
+    assert await store.sorted_page(key, "ab", "zz", 5) == []
+    assert await store.sorted_page(key, "zz", "a", 5) == []
+    assert await store.sorted_page(store.key("no-such-set"), "", None, 5) == []
+    assert await store.delete(key) == 1
+    assert await store.sorted_page(key, "", None, 5) == []
