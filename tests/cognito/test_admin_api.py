@@ -24,8 +24,7 @@ from gateway.credentials.web_identity import provider_name
 from gateway.settings import IdentityPoolSettings
 from tests.cognito.test_user_pool_api import ADMIN_KEY, error_of, idp, in_model
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
-from tests.mail import Mailbox, body_of, code_in, smtp_settings
-from tests.ui.test_signup_attributes import SMS_SECRET, SmsReceiver
+from tests.mail import Mailbox, SmsReceiver, body_of, code_in, sms_settings, smtp_settings
 
 POOL = "eu-west-1_AdminPool1"
 PASSWORD = "correct horse battery"
@@ -34,17 +33,8 @@ EDITORS = "arn:aws:iam::123456789012:role/editors"
 
 
 @pytest.fixture(scope="module")
-def texts() -> Iterator[SmsReceiver]:
-    """The deployer's SMS adapter (a webhook), keeping every signed message."""
-    receiver = SmsReceiver()
-    receiver.server.start()
-    yield receiver
-    receiver.server.stop()
-
-
-@pytest.fixture(scope="module")
 def pool(
-    redis_server: RedisServer, mailbox: tuple[Mailbox, int], texts: SmsReceiver
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int], sms: SmsReceiver
 ) -> Iterator[GatewayServer]:
     port = free_port()
     base = make_settings(port, redis_server.url)
@@ -66,7 +56,7 @@ def pool(
             "self_sign_up": True,
             "id": POOL,
             "groups": [{"name": "admins", "precedence": 1, "role_arn": ADMINS}],
-            "sms": {"sender": "webhook", "url": f"{texts.server.url}/sms", "secret": SMS_SECRET},
+            "sms": sms_settings(sms),
         },
         region="eu-west-1",
         rate_limits={"login_per_ip": 100_000},
@@ -202,7 +192,7 @@ async def test_invitation_by_email_and_resend(
     assert refused[0] == "UnsupportedUserStateException"
 
 
-async def test_invitation_by_text_message(pool: GatewayServer, texts: SmsReceiver) -> None:
+async def test_invitation_by_text_message(pool: GatewayServer, sms: SmsReceiver) -> None:
     email = fresh_email("m")
     number = f"+1555{secrets.randbelow(10**7):07d}"
     created = admin(pool).admin_create_user(
@@ -215,7 +205,7 @@ async def test_invitation_by_text_message(pool: GatewayServer, texts: SmsReceive
         ],
     )
     in_model("AdminCreateUser", created)
-    message = await texts.wait_for(lambda m: m["to"] == number)
+    message = await sms.wait_for(lambda m: m["to"] == number)
     found = re.search(r"temporary password (\S+)\.$", message["message"])
     assert found, message
     assert "AccessToken" in first_sign_in(pool, email, found.group(1))
