@@ -17,8 +17,8 @@ import string as characters
 from typing import TYPE_CHECKING
 
 from gateway.cognito import group_ops, listing, pool_ops
-from gateway.cognito.auth import Call, this_pool
-from gateway.cognito.users_view import mfa_settings, named_user, subs, user_type
+from gateway.cognito.auth import Call, mfa_settings, this_pool
+from gateway.cognito.users_view import named_user, subs, user_type
 from gateway.cognito.wire import Body, attributes, invalid_parameter, string, validation
 from gateway.errors import CognitoError
 from gateway.login import notify, recovery
@@ -198,7 +198,7 @@ async def admin_get_user(api: UserPoolApi, call: Call) -> Body:
     user = await named_user(api, call.body)
     view = user_type(user, (await subs(api, [user]))[user.user_id])
     view["UserAttributes"] = view.pop("Attributes")
-    return view | await mfa_settings(api, user)
+    return view | mfa_settings(await api.s.mfa.get(user.user_id))
 
 
 async def admin_delete_user(api: UserPoolApi, call: Call) -> Body:

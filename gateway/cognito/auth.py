@@ -58,6 +58,7 @@ from gateway.login.steps import (
 )
 from gateway.users.directory import InvalidPassword, User
 from gateway.users.mfa import MfaRecord
+from gateway.users.search import user_status
 
 if TYPE_CHECKING:
     from gateway.cognito.api import UserPoolApi
@@ -186,8 +187,21 @@ async def password_sign_in(
     except TooManyAttempts:
         raise not_authorized(ATTEMPTS_EXCEEDED) from None
     except LoginError:
-        raise not_authorized() from None
+        raise await refusal(api, username) from None
     return await answer(api, client, step, ctx)
+
+
+async def refusal(api: UserPoolApi, username: str) -> CognitoError:
+    """Why a password (or its proof) was refused, in Cognito's words: an account whose
+    password an administrator reset answers PasswordResetRequiredException, as Cognito does
+    (its old password is gone: the owner must use the code they were sent); anything else is
+    the one answer for unknown users, wrong passwords and disabled accounts."""
+    user = await user_by_name(api, username)
+    if user is not None and user.enabled and user_status(user) == "RESET_REQUIRED":
+        return CognitoError(
+            "PasswordResetRequiredException", "Password reset required for the user"
+        )
+    return not_authorized()
 
 
 async def answer(

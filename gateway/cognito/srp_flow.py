@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from gateway import amr
 from gateway.clients import Client
-from gateway.cognito.auth import answer, new_flow, user_by_name
+from gateway.cognito.auth import answer, new_flow, refusal, user_by_name
 from gateway.cognito.challenges import Challenge
 from gateway.cognito.wire import ATTEMPTS_EXCEEDED, Body, invalid_parameter, not_authorized
 from gateway.connectors import UpstreamIdentity, local_connector_id
@@ -162,7 +162,7 @@ class SrpSignIn:
         except TooManyAttempts:
             raise not_authorized(ATTEMPTS_EXCEEDED) from None
         except LoginError:
-            raise not_authorized() from None
+            raise await refusal(api, asked.login or asked.username) from None
         return await answer(api, client, step, ctx)
 
     def _decoy(self, username: str) -> tuple[str, int]:

@@ -68,14 +68,3 @@ def user_type(user: User, sub: str, wanted: list[str] | None = None) -> Body:
         "Enabled": user.enabled,
         "UserStatus": user_status(user),
     }
-
-
-async def mfa_settings(api: UserPoolApi, user: User) -> Body:
-    """UserMFASettingList and PreferredMfaSetting, as GetUser reports them."""
-    record = await api.s.mfa.get(user.user_id)
-    methods = []
-    if record is not None and record.totp_secret:
-        methods.append("SOFTWARE_TOKEN_MFA")
-    if record is not None and record.email_otp:
-        methods.append("EMAIL_OTP")
-    return {"UserMFASettingList": methods, "PreferredMfaSetting": methods[0]} if methods else {}

@@ -18,6 +18,7 @@ import pytest
 from botocore.config import Config
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from pycognito.aws_srp import AWSSRP
 
 from gateway.credentials.roles import choose_role
 from gateway.credentials.web_identity import provider_name
@@ -44,7 +45,11 @@ def pool(
             "client_name": "Web app",
             "token_endpoint_auth_method": "none",
             "grant_types": ["refresh_token"],
-            "explicit_auth_flows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            "explicit_auth_flows": [
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_USER_SRP_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH",
+            ],
         }
     ]
     settings = make_settings(
@@ -360,7 +365,13 @@ async def test_passwords_reset_and_the_forgot_password_flow(
         ClientId="webapp",
         AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
     )
-    assert refused[0] in {"PasswordResetRequiredException", "NotAuthorizedException"}
+    assert refused == ("PasswordResetRequiredException", "Password reset required for the user")
+    srp_refused = error_of(
+        AWSSRP(
+            username=email, password=PASSWORD, pool_id=POOL, client_id="webapp", client=idp(pool)
+        ).authenticate_user
+    )
+    assert srp_refused[0] == "PasswordResetRequiredException"
     code = code_in(await mailbox[0].next_for(email))
     idp(pool).confirm_forgot_password(
         ClientId="webapp", Username=email, ConfirmationCode=code, Password="after the reset"
