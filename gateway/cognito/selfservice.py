@@ -41,12 +41,14 @@ from gateway.login import notify, recovery, registration
 from gateway.login.machine import resend_allowed
 from gateway.login.steps import LoginError, TooManyAttempts
 from gateway.logout import end_local_user
+from gateway.users import accounts
 from gateway.users.directory import (
     InvalidAttribute,
     InvalidEmail,
     InvalidPassword,
     InvalidUsername,
     User,
+    UserExists,
     UsernameTaken,
     normalize_email,
 )
@@ -155,6 +157,8 @@ async def confirm_sign_up(api: UserPoolApi, call: Call) -> Body:
         if user is not None and user.email_verified:  # answered as for an unknown user
             raise registration.WrongVerificationCode
         await registration.confirm_email(api.s, user.email if user else "", code)
+    except UserExists:  # another account took the address meanwhile
+        raise CognitoError("AliasExistsException", ALIAS_EXISTS) from None
     except LoginError:
         raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
     return {}
@@ -212,6 +216,8 @@ async def confirm_forgot_password(api: UserPoolApi, call: Call) -> Body:
         raise CognitoError(
             "InvalidPasswordException", f"Password did not conform with policy: {exc}"
         ) from None
+    except UserExists:  # another account took the address meanwhile
+        raise CognitoError("AliasExistsException", ALIAS_EXISTS) from None
     except LoginError:
         raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
     return {}
@@ -309,28 +315,54 @@ async def verify_software_token(api: UserPoolApi, call: Call) -> Body:
 
 
 # Attributes a user may not write through the API (the directory keeps them, or proves them).
-UNWRITABLE = {"sub", "email", "email_verified", "phone_number_verified", "cognito:username"}
+UNWRITABLE = {"sub", "email_verified", "phone_number_verified", "cognito:username"}
+ALIAS_EXISTS = "An account with the given email already exists."
 
 
 async def update_user_attributes(api: UserPoolApi, call: Call) -> Body:
     """UpdateUserAttributes: the profile's standard and custom attributes. A new phone
-    number is unverified until VerifyUserAttribute (its code by text message)."""
+    number is unverified until VerifyUserAttribute (its code by text message). A new e-mail
+    address is only asked for: a code goes there, and the account keeps its current, verified
+    address until VerifyUserAttribute brings the code back (Cognito's "keep the original
+    value until the update is verified")."""
     user, _ = await signed_in(api, call.body)
     given = attributes(call.body)
     refused = sorted(set(given) & UNWRITABLE)
     if refused:
         raise not_authorized(f"A client attempted to write unauthorized attribute {refused[0]}")
+    new_email = given.pop("email", None)
+    if new_email is not None and normalize_email(new_email) == user.email:
+        new_email = None
+    deliveries: list[dict[str, str]] = []
+    if new_email is not None:  # checked and asked for first: a refusal changes nothing
+        deliveries.append(await _ask_email_change(api, user, new_email, call.ctx.ip))
     try:
-        for name, value in given.items():
-            user = await api.s.users.set_attribute(user.user_id, name, value)
+        if given:
+            user = await accounts.set_attributes(api.s, user, given, "cognito-idp")
     except InvalidAttribute as exc:
         raise invalid_parameter(str(exc)) from None
-    await api.s.audit.record("user.attributes_changed", user_id=user.user_id, by="cognito-idp")
-    answer: Body = {"CodeDeliveryDetailsList": []}
     if "phone_number" in given and user.phone_number:
         await notify.send_phone_code(api.s, None, user)
-        answer["CodeDeliveryDetailsList"] = [_sms(user.phone_number)]
-    return answer
+        deliveries.append(_sms(user.phone_number))
+    return {"CodeDeliveryDetailsList": deliveries}
+
+
+async def _ask_email_change(api: UserPoolApi, user: User, email: str, ip: str) -> dict[str, str]:
+    """A code to the address `user` wants to move to; its delivery details."""
+    if "@" not in email or len(email) > 254:
+        raise invalid_parameter("Invalid email address format.")
+    wait = await resend_allowed(api.s, user.user_id, ip)
+    if wait is not None:
+        raise CognitoError("LimitExceededException", LIMIT)
+    try:
+        code = await registration.request_email_change(api.s, user, email)
+    except UserExists:
+        raise CognitoError("AliasExistsException", ALIAS_EXISTS) from None
+    except registration.EmailDomainRefused:
+        raise invalid_parameter("This e-mail domain is not allowed in this user pool.") from None
+    address = normalize_email(email)
+    notify.email(api.s, None, address, "verify_new_email.txt", user.locale, code=code)
+    return delivery(address)
 
 
 async def delete_user_attributes(api: UserPoolApi, call: Call) -> Body:
@@ -356,6 +388,11 @@ async def get_user_attribute_verification_code(api: UserPoolApi, call: Call) -> 
     wait = await resend_allowed(api.s, user.user_id, call.ctx.ip)
     if wait is not None:
         raise CognitoError("LimitExceededException", LIMIT)
+    pending = await registration.pending_email(api.s, user) if name == "email" else None
+    if pending is not None:  # the address the account is moving to
+        code = await registration.request_email_change(api.s, user, pending)
+        notify.email(api.s, None, pending, "verify_new_email.txt", user.locale, code=code)
+        return {"CodeDeliveryDetails": delivery(pending)}
     if name == "email":
         await notify.send_code(api.s, None, user)
         return {"CodeDeliveryDetails": delivery(user.email)}
@@ -370,12 +407,21 @@ async def verify_user_attribute(api: UserPoolApi, call: Call) -> Body:
     name = string(call.body, "AttributeName", high=32)
     code = string(call.body, "Code", high=2048)
     try:
-        if name == "email":
+        if name == "email" and await registration.pending_email(api.s, user) is not None:
+            moved, previous = await registration.confirm_email_change(api.s, user, code)
+            # The old address hears of it: a stolen session must not move an account quietly.
+            notify.email(
+                api.s, None, previous, "email_changed.txt", user.locale,
+                new_address=masked_email(moved.email),
+            )  # fmt: skip
+        elif name == "email":
             await registration.confirm_email(api.s, user.email, code)
         elif name == "phone_number":
             await registration.confirm_phone(api.s, user, code)
         else:
             raise invalid_parameter(f"{name} cannot be verified")
+    except UserExists:  # another account took the address meanwhile
+        raise CognitoError("AliasExistsException", ALIAS_EXISTS) from None
     except LoginError:
         raise CognitoError("CodeMismatchException", CODE_MISMATCH) from None
     return {}

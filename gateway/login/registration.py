@@ -23,7 +23,7 @@ from gateway.login.steps import LoginError, SignInExpired, TooManyAttempts
 from gateway.ratelimit import Limit, RateLimited
 from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.text import Phrase
-from gateway.users.directory import User, UserExists
+from gateway.users.directory import User, UserExists, normalize_email
 from gateway.users.hooks import HookFailed
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 VERIFY = "verify-email"  # the purpose of e-mail verification codes and links
 VERIFY_PHONE = "verify-phone"
+VERIFY_NEW_EMAIL = "verify-new-email"  # the code that proves an address an account moves to
 
 
 class SignUpRefused(LoginError):
@@ -161,6 +162,44 @@ async def confirm_email_link(services: Services, token: str) -> User:
     await services.audit.record("user.email_verified", user_id=user.user_id, by="link")
     await _confirmed(services, user.user_id, user.email)
     return user
+
+
+async def request_email_change(services: Services, user: User, email: str) -> str:
+    """A signed-in user asks to move their account to `email`: the code to send there (the
+    caller delivers it). The account keeps its current, verified address until the code comes
+    back (`confirm_email_change`), so a mistyped or someone else's address changes nothing.
+    Raises EmailDomainRefused outside `allowed_email_domains`, UserExists when another
+    account has the address."""
+    address = normalize_email(email)
+    pool = services.settings.user_pool
+    if pool.allowed_email_domains and address.rpartition("@")[2] not in pool.allowed_email_domains:
+        raise EmailDomainRefused
+    owner = await services.users.by_email(address)
+    if owner is not None and owner.user_id != user.user_id:
+        raise UserExists(address)
+    key = services.store.key("email-change", user.user_id)
+    await services.store.put(key, address.encode(), ttl=services.codes.ttl)
+    return await services.codes.issue(VERIFY_NEW_EMAIL, user.user_id)
+
+
+async def pending_email(services: Services, user: User) -> str | None:
+    """The address `user` asked to move to and has not proven yet, if any."""
+    raw = await services.store.get(services.store.key("email-change", user.user_id))
+    return raw.decode() if raw is not None else None
+
+
+async def confirm_email_change(services: Services, user: User, code: str) -> tuple[User, str]:
+    """The code sent to the new address: the account moves there, verified. Returns the
+    account and its previous address (to be told of the change). WrongVerificationCode for a
+    wrong or expired code; UserExists if another account took the address meanwhile."""
+    pending = await pending_email(services, user)
+    if pending is None or not await services.codes.check(VERIFY_NEW_EMAIL, user.user_id, code):
+        raise WrongVerificationCode
+    previous = user.email
+    changed = await services.users.change_email(user.user_id, pending)
+    await services.store.delete(services.store.key("email-change", user.user_id))
+    await services.audit.record("user.email_changed", user_id=user.user_id)
+    return changed, previous
 
 
 def phone_due(services: Services, user: User) -> bool:

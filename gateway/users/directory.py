@@ -499,6 +499,25 @@ class UserDirectory:
         what confirming a sign-up proves here)."""
         return await self.mark_email_verified(user_id)
 
+    async def change_email(self, user_id: str, email: str) -> User:
+        """The account's address becomes `email`, verified (the caller proved it, with a code
+        sent there). Raises UserExists when another account has the address, InvalidEmail
+        when it is not one. The new address is claimed before the record changes and the old
+        one released after, so no moment has two accounts, or none, at either address."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        address = normalize_email(email)
+        if "@" not in address or len(address) > 254:
+            raise InvalidEmail(Phrase("the e-mail address is not valid"))
+        if address != user.email and not await self._claim(self._email_key(address), user_id):
+            raise UserExists(address)
+        changed = replace(user, email=address, email_verified=True, updated=int(time.time()))
+        await self._save(changed, user)
+        if address != user.email:
+            await self._store.delete(self._email_key(user.email))
+        return changed
+
     async def delete(self, user_id: str) -> None:
         """Remove the account and its e-mail index."""
         user = await self.get(user_id)
