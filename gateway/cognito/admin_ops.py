@@ -143,14 +143,28 @@ async def admin_create_user(api: UserPoolApi, call: Call) -> Body:
     given.pop("phone_number_verified", None)
     # Only the invitation carries a generated password: signing in with it proves the address.
     verified = verified or (not chosen and action != "SUPPRESS" and "EMAIL" in mediums)
-    try:
-        user = await accounts.create(
+    name = given.pop("name", None) or None
+
+    async def created() -> User:
+        return await accounts.create(
             api.s, ACTOR, email, password,
-            name=given.pop("name", None) or None, email_verified=verified, username=handle,
+            name=name, email_verified=verified, username=handle,
             attributes=given, temporary=True, confirmed=False,
         )  # fmt: skip
+
+    try:
+        try:
+            user = await created()
+        except UserExists:
+            # The address is another account's. With a username to sign in by, Cognito's
+            # ForceAliasCreation moves the address to the new account; else it stays put.
+            holder = await api.s.users.by_email(email)
+            if handle is None or body.get("ForceAliasCreation") is not True or holder is None:
+                raise
+            await accounts.detach_email(api.s, holder, ACTOR)
+            user = await created()
     except UserExists:
-        raise _exists(body) from None
+        raise _exists(handle) from None
     except UsernameTaken:
         raise CognitoError("UsernameExistsException", "User account already exists") from None
     except InvalidEmail:
@@ -164,15 +178,11 @@ async def admin_create_user(api: UserPoolApi, call: Call) -> Body:
     return {"User": user_type(user, (await subs(api, [user]))[user.user_id])}
 
 
-def _exists(body: Body) -> CognitoError:
-    """The e-mail belongs to another account. E-mail addresses are accounts' unique sign-in
-    names here, so ForceAliasCreation cannot move one to a new account."""
-    if body.get("ForceAliasCreation") is True and "@" not in str(body.get("Username")):
-        return CognitoError(
-            "AliasExistsException",
-            "An account with the email already exists; e-mail addresses stay with their "
-            "account here (ForceAliasCreation cannot move one).",
-        )
+def _exists(handle: str | None) -> CognitoError:
+    """The e-mail belongs to another account: it is the Username itself (a pool without
+    usernames: the user exists), or an alias of another user (ForceAliasCreation moves it)."""
+    if handle is not None:
+        return CognitoError("AliasExistsException", "An account with the email already exists.")
     return CognitoError("UsernameExistsException", "User account already exists")
 
 

@@ -109,6 +109,14 @@ async def confirm(services: Services, user: User, actor: str) -> User:
     return user
 
 
+async def detach_email(services: Services, user: User, actor: str) -> User:
+    """The account's e-mail address given to another account (ForceAliasCreation): it signs
+    in with its username from now on (`UserDirectory.detach_email`)."""
+    user = await services.users.detach_email(user.user_id)
+    await services.audit.record("user.email_detached", user_id=user.user_id, actor=actor)
+    return user
+
+
 async def set_attributes(
     services: Services, user: User, values: dict[str, str], actor: str
 ) -> User:

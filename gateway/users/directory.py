@@ -345,7 +345,7 @@ class UserDirectory:
         if await self._store.create(index, claim):
             return True
         owner = await self._store.get(index)
-        if owner is not None and await self.get(owner.decode()) is not None:
+        if owner and await self.get(owner.decode()) is not None:
             return False
         # Free, or pointing at no account: take it, unless another sign-up changed it since
         # we looked (then that one's claim stands). An index gone in between is free too.
@@ -373,12 +373,12 @@ class UserDirectory:
     async def by_email(self, email: str) -> User | None:
         """The account with this e-mail, or None."""
         owner = await self._store.get(self._email_key(normalize_email(email)))
-        return None if owner is None else await self.get(owner.decode())
+        return await self.get(owner.decode()) if owner else None  # b"": released
 
     async def by_username(self, username: str) -> User | None:
         """The account with this username, or None."""
         owner = await self._store.get(self._username_key(normalize_username(username)))
-        return None if owner is None else await self.get(owner.decode())
+        return await self.get(owner.decode()) if owner else None  # b"": released
 
     async def by_login(self, identifier: str) -> User | None:
         """The account an e-mail (anything with an @) or a username names, or None."""
@@ -515,8 +515,28 @@ class UserDirectory:
         changed = replace(user, email=address, email_verified=True, updated=int(time.time()))
         await self._save(changed, user)
         if address != user.email:
-            await self._store.delete(self._email_key(user.email))
+            await self._release(self._email_key(user.email), user_id)
         return changed
+
+    async def detach_email(self, user_id: str) -> User:
+        """The account stops answering to its e-mail address: an administrator gave the
+        address to a new account (AdminCreateUser's ForceAliasCreation, in a pool with
+        usernames). The record keeps the address, unverified, so its owner can still be told
+        apart; sign-in and recovery by that address now reach the new account. The account
+        signs in with its username."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        changed = replace(user, email_verified=False, updated=int(time.time()))
+        await self._save(changed, user)
+        await self._release(self._email_key(user.email), user_id)
+        return changed
+
+    async def _release(self, index: str, user_id: str) -> None:
+        """Free a unique index (e-mail, username) if it still names `user_id` (one atomic
+        compare-and-swap to an empty value, which `_claim` takes like a free one): an address
+        that moved to another account stays with that account."""
+        await self._store.update(index, user_id.encode(), b"")
 
     async def delete(self, user_id: str) -> None:
         """Remove the account and its e-mail index."""
@@ -526,9 +546,9 @@ class UserDirectory:
         await self._store.delete(self._user_key(user_id))
         _, removals = self.search.changes(user, None)
         await self._store.write_many(removals)
-        await self._store.delete(self._email_key(user.email))
+        await self._release(self._email_key(user.email), user_id)
         if user.username:
-            await self._store.delete(self._username_key(user.username))
+            await self._release(self._username_key(user.username), user_id)
         if self.srp is not None:
             await self.srp.delete(user_id)
 
@@ -593,11 +613,8 @@ class UserDirectory:
         belongs to another account here). Idempotent, so an interrupted import can rerun."""
         if await self.get(user.user_id) is not None:
             return "existing"
-        index = self._email_key(normalize_email(user.email))
-        if not await self._store.create(index, user.user_id.encode()):
-            owner = await self._store.get(index)
-            if owner is not None and owner.decode() != user.user_id:
-                return "conflict"
+        if not await self._claim(self._email_key(normalize_email(user.email)), user.user_id):
+            return "conflict"  # a live account (not this one: it has no record) holds it
         await self._save(user, None)
         return "created"
 

@@ -620,3 +620,81 @@ async def test_ten_thousand_users_listed_by_prefix(pool: GatewayServer) -> None:
     listed = time.perf_counter() - began
     assert count == 1000
     print(f"10,000 users created in {made:.1f} s; 1,010 listed in 18 pages in {listed:.2f} s")
+
+
+async def test_force_alias_creation_moves_an_address_in_a_pool_with_usernames(
+    redis_server: RedisServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    """With usernames, an e-mail address is an alias: ForceAliasCreation gives it to the new
+    account, and the old one keeps signing in with its username. Deleting the old account
+    afterwards must not take the address from the new one."""
+    port = free_port()
+    clients = [
+        {
+            "client_id": "webapp",
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        }
+    ]
+    settings = make_settings(
+        port,
+        redis_server.url,
+        clients=clients,
+        email=smtp_settings(mailbox[1]),
+        user_pool={"id": POOL, "usernames": True},
+        region="eu-west-1",
+        rate_limits={"login_per_ip": 100_000},
+        admin_keys=[{"access_key_id": ADMIN_KEY[0], "secret_access_key": ADMIN_KEY[1]}],
+    )
+    server = GatewayServer(settings).start()
+    try:
+        client = admin(server)
+        shared = fresh_email("alias")
+
+        def make(username: str, **extra: Any) -> Any:
+            return client.admin_create_user(
+                UserPoolId=POOL,
+                Username=username,
+                TemporaryPassword="temporary passphrase 1",
+                MessageAction="SUPPRESS",
+                UserAttributes=[
+                    {"Name": "email", "Value": shared},
+                    {"Name": "email_verified", "Value": "true"},
+                ],
+                **extra,
+            )
+
+        make("yvonne")
+        client.admin_set_user_password(
+            UserPoolId=POOL, Username="yvonne", Password=PASSWORD, Permanent=True
+        )
+        assert error_of(make, username="xavier") == (
+            "AliasExistsException",
+            "An account with the email already exists.",
+        )
+        moved = make("xavier", ForceAliasCreation=True)
+        in_model("AdminCreateUser", moved)
+        old = client.admin_get_user(UserPoolId=POOL, Username="yvonne")
+        assert attrs(old, "UserAttributes")["email_verified"] == "false"
+        assert "AccessToken" in sign_in(server, "yvonne")  # by username, as before
+        assert error_of(  # the address now names the new account
+            idp(server).initiate_auth,
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId="webapp",
+            AuthParameters={"USERNAME": shared, "PASSWORD": PASSWORD},
+        ) == ("NotAuthorizedException", "Incorrect username or password.")
+        client.admin_delete_user(UserPoolId=POOL, Username="yvonne")
+        assert first_sign_in(server, shared, "temporary passphrase 1")["AccessToken"]
+    finally:
+        server.stop()
+
+
+async def test_force_alias_creation_cannot_take_a_username(pool: GatewayServer) -> None:
+    """Where the e-mail is the Username, it is not an alias: the user exists."""
+    email = fresh_email("taken")
+    create(pool, email)
+    assert error_of(create, pool=pool, email=email, ForceAliasCreation=True) == (
+        "UsernameExistsException",
+        "User account already exists",
+    )
