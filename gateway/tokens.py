@@ -39,6 +39,7 @@ class AccessToken:
     exp: int
     gid: str | None  # grant (token family) id; None for client_credentials tokens
     sid: str | None
+    username: str | None = None  # the local account, in the user-pool API's tokens (Cognito's)
 
 
 def at_hash(access_token: str) -> str:
@@ -287,6 +288,7 @@ class TokenService:
                 exp=int(claims["exp"]),
                 gid=claims.get("gid"),
                 sid=claims.get("sid"),
+                username=claims["username"] if isinstance(claims.get("username"), str) else None,
             )
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("the access token lacks required claims") from None

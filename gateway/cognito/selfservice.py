@@ -235,10 +235,12 @@ async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
     if not await api.s.grants.access_token_active(token, api.s.sessions):
         # Revoked, signed out everywhere, or its SSO session ended (a hosted-page sign-in)
         raise not_authorized("Access Token has been revoked")
-    identity = await api.s.identities.get(token.sub)
-    local = local_connector_id(api.s.connectors)
-    logins = identity.logins if identity else []
-    subject = next((login.subject for login in logins if login.provider == local), None)
+    subject = token.username  # this API's tokens name the account; the hosted pages' do not
+    if subject is None:
+        identity = await api.s.identities.get(token.sub)
+        local = local_connector_id(api.s.connectors)
+        logins = identity.logins if identity else []
+        subject = next((login.subject for login in logins if login.provider == local), None)
     user = await api.s.users.get(subject) if subject else None
     if user is None or not user.enabled:
         raise not_authorized(ACCESS_TOKEN_BAD)
