@@ -32,10 +32,7 @@ one of any number of parallel redemptions wins; a later one revokes the winner's
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -43,8 +40,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.crypto import Sealer, random_token
-from gateway.errors import StoreContended, StoreUnavailable
-from gateway.store import Put, Store, Write, record_json, write
+from gateway.errors import StoreContended
+from gateway.store import Put, Store, Write, follow, record_json, write
 from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
 
@@ -52,8 +49,6 @@ _GRANT = "grant"
 _CODE = "code"
 _MAX_USED = 50  # older refresh tokens than this fall out of reuse detection; still invalid
 ENDED_CHANNEL = "grant-ended"
-
-log = logging.getLogger("cognate.grants")
 
 
 @dataclass(frozen=True)
@@ -319,20 +314,18 @@ class GrantStore:
     async def listen(self) -> None:
         """Keep this replica's liveness cache in step with revocations everywhere (runs for
         good; the cache is off whenever the subscription is not in place)."""
-        channel = self._store.key(ENDED_CHANNEL)
-        while True:
-            try:
-                messages = self._store.subscribe(channel)
-                async with contextlib.aclosing(messages):  # type: ignore[type-var]
-                    async for message in messages:
-                        if message:
-                            self.cache.evict(message.decode())
-                        else:  # subscribed: from now on no revocation can be missed
-                            self.cache.enabled = self.cache.ttl > 0
-            except StoreUnavailable as exc:
-                log.warning("grant-revocation subscription lost; grant cache off: %s", exc)
-            self.cache.off()
-            await asyncio.sleep(1.0)
+        cache = self.cache
+
+        def subscribed(up: bool) -> None:
+            if up:
+                cache.enabled = cache.ttl > 0
+            else:
+                cache.off()
+
+        await follow(
+            self._store, self._store.key(ENDED_CHANNEL),
+            lambda gid: cache.evict(gid.decode()), subscribed, "grant-revocation",
+        )  # fmt: skip
 
     async def revoke_access_token(self, token: AccessToken) -> None:
         """Revoke one access token: its whole grant if it has one, else (client_credentials)

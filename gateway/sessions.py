@@ -21,8 +21,6 @@ subscribed (store outage), its cache is off, so a missed message cannot keep a s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -34,9 +32,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.crypto import Sealer, constant_time_equals, random_token
-from gateway.errors import StoreContended, StoreUnavailable
+from gateway.errors import StoreContended
 from gateway.settings import SessionSettings
-from gateway.store import Put, Store, Write, record_json, write
+from gateway.store import Put, Store, Write, follow, record_json, write
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
@@ -345,21 +343,19 @@ class SessionManager:
             await self._store.publish(self._store.key(ENDED_CHANNEL), member.encode())
 
     async def listen(self) -> None:
-        """Keep this replica's cache in step with session ends everywhere (runs for good)."""
-        channel = self._store.key(ENDED_CHANNEL)
-        while True:
-            try:
-                messages = self._store.subscribe(channel)
-                async with contextlib.aclosing(messages):  # type: ignore[type-var]
-                    async for message in messages:
-                        if message:
-                            self._evict(message.decode())
-                        else:  # subscribed: from now on no end can be missed
-                            self.cache.enabled = self.cache.ttl > 0
-            except StoreUnavailable as exc:
-                log.warning("session-end subscription lost; session cache off: %s", exc)
-            self.cache.off()
-            await asyncio.sleep(1.0)
+        """Keep this replica's cache in step with session ends everywhere (runs for good;
+        the cache is off whenever the subscription is not in place)."""
+
+        def subscribed(up: bool) -> None:
+            if up:
+                self.cache.enabled = self.cache.ttl > 0
+            else:
+                self.cache.off()
+
+        await follow(
+            self._store, self._store.key(ENDED_CHANNEL),
+            lambda sid: self._evict(sid.decode()), subscribed, "session-end",
+        )  # fmt: skip
 
     def _evict(self, sid: str) -> None:
         self.cache.evict(sid)

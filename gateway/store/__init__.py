@@ -22,12 +22,17 @@ A read-modify-write of one value goes through `Store.modify`, never a hand-writt
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from gateway.errors import StoreContended
+from gateway.errors import StoreContended, StoreUnavailable
+
+log = logging.getLogger("cognate.store")
 
 # Enough for the handful of replicas and browser tabs that may change one record at once; a
 # caller that expects more (a hot counter) passes its own `attempts`.
@@ -276,6 +281,32 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+async def follow(
+    store: Store,
+    channel: str,
+    message: Callable[[bytes], None],
+    subscribed: Callable[[bool], None],
+    what: str,
+) -> None:
+    """Run for good: hand every message published on `channel` to `message`, and say through
+    `subscribed` when none can be missed (True, once the subscription is in place) and when
+    some may have been (False, when it is lost; then it is tried again every second). In-process
+    caches that revocations keep in step (sessions, grants) switch themselves on and off by it."""
+    while True:
+        try:
+            messages = store.subscribe(channel)
+            async with contextlib.aclosing(messages):  # type: ignore[type-var]
+                async for received in messages:
+                    if received:
+                        message(received)
+                    else:  # subscribed: from now on nothing published can be missed
+                        subscribed(True)
+        except StoreUnavailable as exc:
+            log.warning("%s subscription lost; its cache is off: %s", what, exc)
+        subscribed(False)
+        await asyncio.sleep(1.0)
 
 
 def record_json(record: Any) -> bytes:
