@@ -12,10 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from pycognito.aws_srp import AWSSRP
@@ -73,14 +71,7 @@ def pool(
 
 
 def admin(pool: GatewayServer, key: tuple[str, str] = ADMIN_KEY) -> Any:
-    return boto3.client(
-        "cognito-idp",
-        endpoint_url=pool.url,
-        region_name="eu-west-1",
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return idp(pool, key)
 
 
 def fresh_email(tag: str = "a") -> str:

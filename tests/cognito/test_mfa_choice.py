@@ -12,10 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pyotp
 import pytest
-from botocore.config import Config
 
 from tests.cognito.test_user_pool_api import FLOWS, PASSWORD, error_of, idp, in_model
 from tests.helpers import (
@@ -70,14 +68,7 @@ def pool(
 
 
 def admin(pool: GatewayServer, key: tuple[str, str] = ADMIN_KEY) -> Any:
-    return boto3.client(
-        "cognito-idp",
-        endpoint_url=pool.url,
-        region_name="eu-west-1",
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return idp(pool, key)
 
 
 async def user_with_phone(pool: GatewayServer, verified: bool = True) -> tuple[str, str]:

@@ -82,13 +82,15 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
     server.stop()
 
 
-def idp(pool: GatewayServer) -> Any:
+def idp(pool: GatewayServer, key: tuple[str, str] = ("unused", "unused")) -> Any:
+    """boto3 `cognito-idp` at the gateway; `key` signs the admin operations (an `admin_keys`
+    entry), the public ones ignore it."""
     return boto3.client(
         "cognito-idp",
         endpoint_url=pool.url,
         region_name="eu-west-1",
-        aws_access_key_id="unused",
-        aws_secret_access_key="unused",
+        aws_access_key_id=key[0],
+        aws_secret_access_key=key[1],
         config=Config(retries={"max_attempts": 1}),
     )
 
@@ -695,14 +697,7 @@ async def test_admin_initiate_auth_is_signed_with_an_admin_key(pool: GatewayServ
     }
 
     def admin(key: tuple[str, str]) -> Any:
-        return boto3.client(
-            "cognito-idp",
-            endpoint_url=pool.url,
-            region_name="eu-west-1",
-            aws_access_key_id=key[0],
-            aws_secret_access_key=key[1],
-            config=Config(retries={"max_attempts": 1}),
-        )
+        return idp(pool, key)
 
     answer = admin(ADMIN_KEY).admin_initiate_auth(
         UserPoolId="eu-west-1_TestPool1",
