@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
-from gateway import amr
 from gateway.cognito.auth import Call, this_pool, user_by_name
-from gateway.cognito.selfservice import signed_in
+from gateway.cognito.selfservice import passed_second_factor, signed_in
 from gateway.cognito.wire import Body, invalid_parameter, not_authorized, string
 from gateway.errors import CognitoError
 from gateway.login.machine import mfa_outcome
@@ -59,11 +58,10 @@ async def set_user_mfa_preference(api: UserPoolApi, call: Call) -> Body:
     """SetUserMFAPreference, for the user an access token names."""
     user, token = await signed_in(api, call.body)
 
-    async def passed_second_factor() -> bool:
-        loaded = await api.s.grants.load_grant(token.gid) if token.gid else None
-        return amr.passed_second_factor(loaded[1].authorization.amr if loaded else [])
+    async def second_factor_passed() -> bool:
+        return await passed_second_factor(api, token)
 
-    await apply(api, user, call.body, passed_second_factor)
+    await apply(api, user, call.body, second_factor_passed)
     return {}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from gateway import amr
 from gateway.cognito.auth import (
     Call,
     app_client,
@@ -301,14 +302,31 @@ async def associate_software_token(api: UserPoolApi, call: Call) -> Body:
     must set one up (Session of an MFA_SETUP challenge)."""
     if call.body.get("Session"):
         return await associate_with_session(api, call)
-    user, _ = await signed_in(api, call.body)
+    user, token = await signed_in(api, call.body)
+    await _may_replace_app(api, user, token)
     return {"SecretCode": await api.s.mfa.begin(user.user_id)}
+
+
+async def passed_second_factor(api: UserPoolApi, token: AccessToken) -> bool:
+    """Did the sign-in this access token came from pass a second factor?"""
+    loaded = await api.s.grants.load_grant(token.gid) if token.gid else None
+    return amr.passed_second_factor(loaded[1].authorization.amr if loaded else [])
+
+
+async def _may_replace_app(api: UserPoolApi, user: User, token: AccessToken) -> None:
+    """A new authenticator app replaces the one the account has: that takes the proof turning
+    it off takes (a sign-in that passed a second factor), or a stolen password would be
+    enough to swap the factor that protects the account for the thief's own."""
+    record = await api.s.mfa.get(user.user_id)
+    if record is not None and record.totp_secret and not await passed_second_factor(api, token):
+        raise not_authorized("Sign in with your second factor to replace it.")
 
 
 async def verify_software_token(api: UserPoolApi, call: Call) -> Body:
     if call.body.get("Session"):
         return await verify_with_session(api, call)
-    user, _ = await signed_in(api, call.body)
+    user, token = await signed_in(api, call.body)
+    await _may_replace_app(api, user, token)
     code = string(call.body, "UserCode", high=6, low=6)
     if await api.s.mfa.confirm(user.user_id, code) is None:
         raise CognitoError("CodeMismatchException", CODE_MISMATCH)

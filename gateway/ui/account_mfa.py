@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import amr
 from gateway.connectors import local_connector_id
 from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
@@ -52,7 +53,19 @@ def account_mfa(services: Services) -> Handler:
             form = await request.form(max_fields=8, max_part_size=4096)
             services.csrf.check(request, form, purpose)
             action, code = str(form.get("action") or ""), str(form.get("code") or "")[:32]
-            context, status = await _account_action(services, subject, user, email, action, code)
+            record = await services.mfa.get(subject)
+            if (
+                action in ("begin", "confirm")
+                and record is not None
+                and record.totp_secret
+                and not amr.passed_second_factor(session.amr)
+            ):
+                # Replacing the app takes what removing it takes: a sign-in that passed it.
+                context, status = {"error": "Sign in with your second factor to replace it."}, 403
+            else:
+                context, status = await _account_action(
+                    services, subject, user, email, action, code
+                )
             context["csrf"] = services.csrf.token(browser, purpose)
         record = await services.mfa.get(subject)
         response = services.pages.render(

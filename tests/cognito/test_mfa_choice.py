@@ -287,3 +287,32 @@ async def test_the_hosted_page_offers_the_same_texted_codes(
         assert done.status_code == 303 and "code=" in done.headers["location"], done.text
     finally:
         await browser.aclose()
+
+
+async def test_the_account_page_will_not_replace_the_app_without_it(pool: GatewayServer) -> None:
+    client = idp(pool)
+    email = f"page{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    browser = Browser(pool.url)
+    try:
+        await browser.login_for_code(email, password=PASSWORD)  # password only: no factor yet
+        page = await browser.http.get("/account/mfa")
+        begun = await browser.http.post(
+            "/account/mfa", data={**form_fields(page.text), "action": "begin"}
+        )
+        secret = begun.text.split('id="totp-secret">')[1].split("<")[0]
+        done = await browser.http.post(
+            "/account/mfa",
+            data={**form_fields(begun.text), "action": "confirm", "code": pyotp.TOTP(secret).now()},
+        )
+        assert done.status_code == 200 and "<code>" in done.text  # enrolled, codes shown
+        # The same password-only session cannot set up another app over it.
+        page = await browser.http.get("/account/mfa")
+        again = await browser.http.post(
+            "/account/mfa", data={**form_fields(page.text), "action": "begin"}
+        )
+        assert again.status_code == 403
+        assert "replace it" in again.text
+    finally:
+        await browser.aclose()
+    assert start(client, email)["ChallengeName"] == "SOFTWARE_TOKEN_MFA"

@@ -186,3 +186,25 @@ async def test_a_pool_that_requires_mfa_keeps_the_last_factor(
         ) == ("InvalidParameterException", "MFA is required for this user pool.")
     finally:
         pool.stop()
+
+
+async def test_replacing_the_app_takes_a_sign_in_that_passed_it(pool: GatewayServer) -> None:
+    """A password alone (a stolen one) must not swap the account's authenticator app for the
+    thief's: Associate/VerifySoftwareToken over an enrolled app need a second-factor sign-in,
+    as turning it off does."""
+    client = idp(pool)
+    email, password_only, totp = await with_app(pool, client)
+    assert error_of(client.associate_software_token, AccessToken=password_only) == (
+        "NotAuthorizedException",
+        "Sign in with your second factor to replace it.",
+    )
+    assert error_of(client.verify_software_token, AccessToken=password_only, UserCode="123456")[
+        0
+    ] == ("NotAuthorizedException")
+    assert asks_for_code(client, email)
+    with_mfa = sign_in(client, email, totp)["AccessToken"]
+    secret = client.associate_software_token(AccessToken=with_mfa)["SecretCode"]
+    new_app = pyotp.TOTP(secret)  # the next step: this one and the last are spent already
+    client.verify_software_token(AccessToken=with_mfa, UserCode=new_app.at(time.time() + 30))
+    user_id = client.get_user(AccessToken=with_mfa)["Username"]
+    assert (await pool.call(lambda s: s.mfa.get(user_id))).totp_secret == secret
