@@ -214,7 +214,10 @@ async def answer(
     if isinstance(step, NeedsVerification):
         raise CognitoError("UserNotConfirmedException", NOT_CONFIRMED)
     if isinstance(step, NeedsNewPassword):  # a temporary password: Cognito's challenge
-        profile = {"email": step.user.email, "email_verified": str(step.user.email_verified)}
+        profile = {
+            "email": step.user.email,
+            "email_verified": "true" if step.user.email_verified else "false",
+        }
         return await challenge(
             api, "NEW_PASSWORD_REQUIRED", step.flow, client, step.user.user_id,
             {

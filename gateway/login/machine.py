@@ -53,6 +53,7 @@ from gateway.login.steps import (
 )
 from gateway.ratelimit import Limit, RateLimited
 from gateway.users.directory import User, normalize_email
+from gateway.users.search import user_status
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -144,19 +145,9 @@ async def first_factor(
         await outcome(services, connector_id, "failure", account=account, ip=ctx.ip)
         await services.limiter.fail(checks)
         raise IncorrectPassword
-    if (
-        services.settings.user_pool.requires_verification
-        and local
-        and upstream.claims.get("email_verified") is not True
-    ):
-        # The password was right, but the address was never proven: prove it first.
-        user = await services.users.get(upstream.subject)
-        if user is None:
-            raise AccountUnavailable
-        address = normalize_email(str(upstream.claims.get("email")))
-        flow = await services.flows.save(flow, Verifying(address))
-        return NeedsVerification(flow, user)
     if upstream.new_password_due:  # a temporary password: replaced before anything else
+        # (an administrator's invitation, whose account they confirmed: Cognito's
+        # FORCE_CHANGE_PASSWORD, which signs in to NEW_PASSWORD_REQUIRED, verified or not)
         user = await services.users.get(upstream.subject)
         if user is None:
             raise AccountUnavailable
@@ -164,6 +155,20 @@ async def first_factor(
             flow, NewPassword(replace(upstream, new_password_due=False))
         )
         return NeedsNewPassword(flow, user)
+    if (
+        services.settings.user_pool.requires_verification
+        and local
+        and upstream.claims.get("email_verified") is not True
+    ):
+        # The password was right; a sign-up whose address was never proven proves it first
+        # (an account an administrator made or confirmed is not a pending sign-up).
+        user = await services.users.get(upstream.subject)
+        if user is None:
+            raise AccountUnavailable
+        if user_status(user) == "UNCONFIRMED":
+            address = normalize_email(str(upstream.claims.get("email")))
+            flow = await services.flows.save(flow, Verifying(address))
+            return NeedsVerification(flow, user)
     return await after_proof(services, flow, upstream)
 
 

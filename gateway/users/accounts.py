@@ -88,9 +88,10 @@ async def set_enabled(services: Services, user: User, enabled: bool, actor: str)
 async def set_password(
     services: Services, user: User, password: str, temporary: bool, actor: str
 ) -> Ended:
-    """An administrator's new password (`temporary`: replaced at the next sign-in); the
-    user's sessions end."""
-    await services.users.set_password(user.user_id, password, temporary=temporary)
+    """An administrator's new password (`temporary`: replaced at the next sign-in; else the
+    account is CONFIRMED, as Cognito's AdminSetUserPassword makes it); the user's sessions
+    end."""
+    await services.users.set_password(user.user_id, password, temporary=temporary, confirm=True)
     await services.audit.record("user.password_reset", user_id=user.user_id, actor=actor)
     return await _end(services, user)
 

@@ -406,10 +406,13 @@ class UserDirectory:
             await self._keep_verifier(user, raw)
         return user
 
-    async def set_password(self, user_id: str, password: str, temporary: bool = False) -> User:
+    async def set_password(
+        self, user_id: str, password: str, temporary: bool = False, confirm: bool = False
+    ) -> User:
         """A new password (policy-checked, argon2id). `temporary`: the next sign-in must
         choose another (an administrator's reset). A permanent one ends a reset, and confirms
-        an account whose temporary password it replaces (as Cognito's status follows)."""
+        an account whose temporary password it replaces (as Cognito's status follows), or any
+        account with `confirm` (an administrator's permanent password: CONFIRMED)."""
         check_password_policy(password, self.policy)
         before = await self.get(user_id)
         if before is None:
@@ -422,7 +425,7 @@ class UserDirectory:
             password_reset_required=False,
             updated=int(time.time()),
         )
-        if not temporary and before.must_change_password:
+        if not temporary and (before.must_change_password or confirm):
             user = replace(user, confirmed=True)
         await self._save(user, before)
         await self._keep_verifier(user, password)

@@ -6,6 +6,7 @@ words them. Every answer is checked against botocore's output shape."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -689,3 +690,53 @@ async def test_force_alias_creation_cannot_take_a_username(pool: GatewayServer) 
         "UsernameExistsException",
         "User account already exists",
     )
+
+
+async def test_an_invited_account_signs_in_to_its_new_password_verified_or_not(
+    pool: GatewayServer,
+) -> None:
+    """This pool lets anyone sign up, so sign-ups must prove their address first; an account an
+    administrator made is no pending sign-up: its first sign-in answers NEW_PASSWORD_REQUIRED
+    (as AdminGetUser's FORCE_CHANGE_PASSWORD says), with or without a verified address."""
+    client = admin(pool)
+    email = fresh_email("inv")
+    client.admin_create_user(
+        UserPoolId=POOL,
+        Username=email,
+        TemporaryPassword="temporary passphrase 1",
+        MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": email}],
+    )
+    assert client.admin_get_user(UserPoolId=POOL, Username=email)["UserStatus"] == (
+        "FORCE_CHANGE_PASSWORD"
+    )
+    started = idp(pool).initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="webapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": "temporary passphrase 1"},
+    )
+    assert started["ChallengeName"] == "NEW_PASSWORD_REQUIRED", started
+    profile = json.loads(started["ChallengeParameters"]["userAttributes"])
+    assert profile["email_verified"] == "false"  # Cognito's spelling, not Python's
+    assert "AccessToken" in first_sign_in(pool, email, "temporary passphrase 1")
+    assert client.admin_get_user(UserPoolId=POOL, Username=email)["UserStatus"] == "CONFIRMED"
+
+
+async def test_a_permanent_password_from_an_administrator_confirms_a_sign_up(
+    pool: GatewayServer,
+) -> None:
+    email = fresh_email("unc")
+    idp(pool).sign_up(ClientId="webapp", Username=email, Password=PASSWORD)
+    client = admin(pool)
+    assert client.admin_get_user(UserPoolId=POOL, Username=email)["UserStatus"] == "UNCONFIRMED"
+    assert error_of(
+        idp(pool).initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="webapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )[0] == ("UserNotConfirmedException")
+    client.admin_set_user_password(
+        UserPoolId=POOL, Username=email, Password="an administrator's one", Permanent=True
+    )
+    assert client.admin_get_user(UserPoolId=POOL, Username=email)["UserStatus"] == "CONFIRMED"
+    assert "AccessToken" in sign_in(pool, email, "an administrator's one")
