@@ -26,6 +26,7 @@ from gateway.cognito.wire import (
     ATTEMPTS_EXCEEDED,
     INCORRECT,
     INVALID_SESSION,
+    LIMIT,
     MFA_CODE_MISMATCH,
     Body,
     invalid_parameter,
@@ -113,7 +114,7 @@ class ChoiceSignIn:
         try:  # EMAIL_OTP
             flow, sent = await machine.send_sign_in_code(api.s, flow, username, ctx)
         except TooManyCodes:
-            raise not_authorized(ATTEMPTS_EXCEEDED) from None
+            raise CognitoError("LimitExceededException", LIMIT) from None
         if sent is not None:
             notify.code(api.s, None, sent)
         # The destination shown depends only on what was typed: the same for every account.

@@ -214,7 +214,7 @@ async def send_sign_in_code(
     if not services.settings.user_pool.email_sign_in:
         raise SignInExpired
     account = normalize_email(account)
-    wait = await resend_allowed(services, account, ctx.ip)
+    wait = await code_allowed(services, account, ctx.ip)
     if wait is not None:
         raise TooManyCodes(wait)
     user = await services.users.by_login(account)
@@ -374,7 +374,7 @@ async def send_code(
     accounts that turned that factor on); the front end delivers it (`notify.code`)."""
     if channel not in CODE_PURPOSES or channel not in step.methods:
         raise SignInExpired
-    wait = await resend_allowed(services, step.subject, ctx.ip)
+    wait = await code_allowed(services, step.subject, ctx.ip)
     if wait is not None:
         raise TooManyCodes(wait)
     code = await services.codes.issue(CODE_PURPOSES[channel], step.subject)
@@ -539,6 +539,26 @@ async def outcome(
     """Count and audit one sign-in attempt (result: success, failure, limited)."""
     services.metrics.sign_ins.labels(connector_id, result).inc()
     await services.audit.record(f"sign_in.{result}", batch, connector=connector_id, **fields)
+
+
+async def code_allowed(services: Services, account: str, ip: str) -> int | None:
+    """None when a sign-in may send `account` a code now (a second factor by e-mail or text,
+    a passwordless code); else the seconds to wait. Each sign-in that sends one is a sign-in
+    attempt, so the login limits (`rate_limits`, per account and per IP) bound them, counted
+    apart from failed passwords: a user who signs in every few minutes is never locked out
+    by a "resend" allowance, and no one can make the gateway mail or text an account without
+    end."""
+    config = services.settings.rate_limits
+    limits = [
+        (Limit("code-account", config.login_per_account, config.window), account),
+        (Limit("code-ip", config.login_per_ip, config.window), ip),
+    ]
+    try:
+        await services.limiter.check(limits)
+    except RateLimited as exc:
+        return exc.retry_after
+    await services.limiter.fail(limits)
+    return None
 
 
 async def resend_allowed(services: Services, account: str, ip: str) -> int | None:

@@ -316,3 +316,19 @@ async def test_the_account_page_will_not_replace_the_app_without_it(pool: Gatewa
     finally:
         await browser.aclose()
     assert start(client, email)["ChallengeName"] == "SOFTWARE_TOKEN_MFA"
+
+
+async def test_codes_at_sign_in_count_as_sign_ins_not_as_resends(pool: GatewayServer) -> None:
+    """Each sign-in with SMS_MFA texts a code. Those are bounded like sign-in attempts
+    (rate_limits.login_per_account: 10 per window), not by the 3 "send me a new code" of
+    resend_per_account: a user signing in a few times an hour is never locked out, and no
+    one can have an account texted without end."""
+    client = idp(pool)
+    email, user_id = await user_with_phone(pool)
+    await pool.call(lambda s: s.mfa.enable(user_id, "sms"))
+    for _ in range(pool.settings.rate_limits.login_per_account):
+        assert start(client, email)["ChallengeName"] == "SMS_MFA"
+    assert error_of(start, client=client, email=email) == (
+        "LimitExceededException",
+        "Attempt limit exceeded, please try after some time.",
+    )
