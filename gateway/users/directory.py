@@ -164,6 +164,13 @@ def normalize_username(username: str) -> str:
     return unicodedata.normalize("NFKC", username).strip().lower()
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
+
+
 def normalize_email(email: str) -> str:
     """Case-folded, NFKC, trimmed: the form used for uniqueness and lookups."""
     return unicodedata.normalize("NFKC", email).strip().lower()
@@ -381,10 +388,14 @@ class UserDirectory:
         return await self.get(owner.decode()) if owner else None  # b"": released
 
     async def by_login(self, identifier: str) -> User | None:
-        """The account an e-mail (anything with an @) or a username names, or None."""
+        """The account an e-mail (anything with an @), a username, or the account's own id
+        names (Cognito's `cognito:username`, which the SDKs send back as USERNAME), or None."""
         if "@" in identifier:
             return await self.by_email(identifier)
-        return await self.by_username(identifier) if identifier.strip() else None
+        if not identifier.strip():
+            return None
+        found = await self.by_username(identifier)
+        return found or (await self.get(identifier.lower()) if _is_uuid(identifier) else None)
 
     async def authenticate(self, identifier: str, password: str) -> User | None:
         """The enabled account if the password matches, else None. `identifier`: an e-mail, or

@@ -951,3 +951,22 @@ async def test_unknown_and_existing_users_cost_the_same_work(
     assert wrong_password[0] == {"_powmod": 2, "_powmod_sec": 1, "argon2": 1}
     assert cost(unknown) == wrong_password
     assert cost(disabled) == wrong_password
+
+
+async def test_the_account_id_the_sdks_send_back_is_a_username(
+    pool: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    """amazon-cognito-identity-js keeps `cognito:username` (the account's id here) and sends
+    it as USERNAME afterwards: every operation that takes a username takes it."""
+    client = idp(pool)
+    email = f"byid{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    signed = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": user.user_id, "PASSWORD": PASSWORD},
+    )
+    assert "AccessToken" in signed["AuthenticationResult"]
+    sent = client.forgot_password(ClientId="mobileapp", Username=user.user_id.upper())
+    assert sent["CodeDeliveryDetails"]["Destination"] == f"{email[0]}***@example.com"
+    assert code_in(await mailbox[0].next_for(email))
