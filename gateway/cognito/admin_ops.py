@@ -19,9 +19,17 @@ from typing import TYPE_CHECKING
 from gateway.cognito import group_ops, listing, pool_ops
 from gateway.cognito.auth import Call, mfa_settings, this_pool
 from gateway.cognito.users_view import named_user, subs, user_type
-from gateway.cognito.wire import Body, attributes, invalid_parameter, string, validation
+from gateway.cognito.wire import (
+    Body,
+    attributes,
+    check_schema,
+    invalid_parameter,
+    string,
+    validation,
+)
 from gateway.errors import CognitoError
 from gateway.login import notify, recovery
+from gateway.login.registration import EmailDomainRefused, check_email_domain
 from gateway.login.steps import TooManyAttempts
 from gateway.settings import STANDARD_ATTRIBUTES
 from gateway.users import accounts
@@ -34,6 +42,7 @@ from gateway.users.directory import (
     UserExists,
     UsernameTaken,
     check_password_policy,
+    normalize_email,
 )
 from gateway.users.search import user_status
 
@@ -132,8 +141,17 @@ async def admin_create_user(api: UserPoolApi, call: Call) -> Body:
     if refused:
         raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
     _schema(given)
+    check_schema(api.s.settings.user_pool, {k: v for k, v in given.items() if k not in VERIFIED})
     email = username if "@" in username else given.get("email", "")
     handle = None if "@" in username else username
+    if (
+        "@" in username
+        and given.get("email")
+        and normalize_email(given["email"]) != (normalize_email(username))
+    ):
+        raise invalid_parameter("The email attribute must be the Username in this user pool.")
+    if "SMS" in mediums and not given.get("phone_number"):
+        raise invalid_parameter("SMS delivery needs a phone_number attribute.")
     if not email:
         raise invalid_parameter("Attributes did not conform to the schema: email is required")
     if handle is not None and not api.s.settings.user_pool.usernames:
@@ -276,17 +294,36 @@ async def admin_confirm_sign_up(api: UserPoolApi, call: Call) -> Body:
 
 async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
     """Standard and custom attributes; `email_verified`/`phone_number_verified` "true" mark
-    them verified. The e-mail itself is the account's sign-in name and is not changed here."""
+    them verified. A new `email` moves the account to that address at once (verified when
+    `email_verified` says "true", else to be proven with VerifyUserAttribute); an address
+    another account has is AliasExistsException."""
     body = call.body
     this_pool(api, body)
     user = await named_user(api, body)
     given = attributes(body)
-    refused = sorted(set(given) & (UNWRITABLE | {"email"}))
+    refused = sorted(set(given) & UNWRITABLE)
     if refused:
         raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
     _schema(given)
+    check_schema(api.s.settings.user_pool, {k: v for k, v in given.items() if k not in VERIFIED})
     email_verified = given.pop("email_verified", None)
     phone_verified = given.pop("phone_number_verified", None)
+    email = given.pop("email", None)
+    if email is not None and normalize_email(email) != user.email:
+        try:
+            check_email_domain(api.s.settings.user_pool, normalize_email(email))
+            user = await accounts.change_email(api.s, user, email, email_verified == "true", ACTOR)
+        except UserExists:
+            raise CognitoError(
+                "AliasExistsException", "An account with the given email already exists."
+            ) from None
+        except InvalidEmail:
+            raise invalid_parameter("Invalid email address format.") from None
+        except EmailDomainRefused:
+            raise invalid_parameter(
+                "This e-mail domain is not allowed in this user pool."
+            ) from None
+        email_verified = None  # said with the address
     try:
         user = await accounts.set_attributes(api.s, user, given, ACTOR) if given else user
     except InvalidAttribute as exc:
@@ -309,6 +346,7 @@ async def admin_delete_user_attributes(api: UserPoolApi, call: Call) -> Body:
     if refused:
         raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
     _schema(dict.fromkeys(names, ""))
+    check_schema(api.s.settings.user_pool, dict.fromkeys(names, ""))
     try:
         await accounts.set_attributes(api.s, user, dict.fromkeys(names, ""), ACTOR)
     except InvalidAttribute as exc:

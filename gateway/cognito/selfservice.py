@@ -29,6 +29,7 @@ from gateway.cognito.wire import (
     LIMIT,
     Body,
     attributes,
+    check_schema,
     invalid_parameter,
     masked_email,
     masked_phone,
@@ -350,6 +351,7 @@ async def update_user_attributes(api: UserPoolApi, call: Call) -> Body:
     refused = sorted(set(given) & UNWRITABLE)
     if refused:
         raise not_authorized(f"A client attempted to write unauthorized attribute {refused[0]}")
+    check_schema(api.s.settings.user_pool, {k: v for k, v in given.items() if k != "email"})
     new_email = given.pop("email", None)
     if new_email is not None and normalize_email(new_email) == user.email:
         new_email = None
@@ -393,6 +395,7 @@ async def delete_user_attributes(api: UserPoolApi, call: Call) -> Body:
     refused = sorted(set(names) & UNWRITABLE)
     if refused:
         raise not_authorized(f"A client attempted to write unauthorized attribute {refused[0]}")
+    check_schema(api.s.settings.user_pool, dict.fromkeys(names, ""))
     try:
         for name in names:
             user = await api.s.users.set_attribute(user.user_id, name, "")

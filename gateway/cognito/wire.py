@@ -17,6 +17,8 @@ from typing import Any
 from gateway.clients import Client
 from gateway.crypto import constant_time_equals
 from gateway.errors import CognitoError
+from gateway.login.registration import check_update
+from gateway.settings import UserPoolSettings
 
 Body = dict[str, Any]
 
@@ -134,3 +136,20 @@ def masked_email(email: str) -> str:
 def masked_phone(number: str) -> str:
     """+*******1234, as Cognito shows a code's destination."""
     return f"+*******{number[-4:]}"
+
+
+def check_schema(pool: UserPoolSettings, given: dict[str, str]) -> None:
+    """Attribute writes (UpdateUserAttributes, AdminCreateUser, AdminUpdateUserAttributes...)
+    under the pool's rules (`registration.check_update`), refused in Cognito's words."""
+    fault = check_update(pool, given)
+    if fault is None:
+        return
+    name, why = fault
+    if why == "not an attribute of this user pool":
+        raise invalid_parameter(
+            f"Attributes did not conform to the schema: Type for attribute {{{name}}} "
+            "could not be determined"
+        )
+    if name == "phone_number":
+        raise invalid_parameter("Invalid phone number format.")
+    raise invalid_parameter(f"Attributes did not conform to the schema: {name}: {why}")

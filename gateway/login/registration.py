@@ -171,15 +171,19 @@ async def request_email_change(services: Services, user: User, email: str) -> st
     Raises EmailDomainRefused outside `allowed_email_domains`, UserExists when another
     account has the address."""
     address = normalize_email(email)
-    pool = services.settings.user_pool
-    if pool.allowed_email_domains and address.rpartition("@")[2] not in pool.allowed_email_domains:
-        raise EmailDomainRefused
+    check_email_domain(services.settings.user_pool, address)
     owner = await services.users.by_email(address)
     if owner is not None and owner.user_id != user.user_id:
         raise UserExists(address)
     key = services.store.key("email-change", user.user_id)
     await services.store.put(key, address.encode(), ttl=services.codes.ttl)
     return await services.codes.issue(VERIFY_NEW_EMAIL, user.user_id)
+
+
+def check_email_domain(pool: UserPoolSettings, address: str) -> None:
+    """EmailDomainRefused outside `allowed_email_domains` (empty: any domain)."""
+    if pool.allowed_email_domains and address.rpartition("@")[2] not in pool.allowed_email_domains:
+        raise EmailDomainRefused
 
 
 async def pending_email(services: Services, user: User) -> str | None:
@@ -249,6 +253,30 @@ def check_attributes(
             return values, Phrase("%(label)s: not in the expected format.", label=label)
         values[attribute.name] = value
     return values, None
+
+
+def check_update(pool: UserPoolSettings, given: Mapping[str, str]) -> tuple[str, str] | None:
+    """What is wrong with changing these attributes of an account, if anything: (the first
+    attribute at fault, why). A custom attribute must be one `user_pool.attributes` declares,
+    a phone number is in international format, declared attributes keep their pattern and
+    length, and a required one cannot be emptied. The same rules as at sign-up."""
+    declared = {attribute.name: attribute for attribute in pool.attributes}
+    for name, raw in given.items():
+        value = unicodedata.normalize("NFKC", raw).strip()
+        if name.startswith("custom:") and name not in declared:
+            return name, "not an attribute of this user pool"
+        if name == "phone_number" and value and not E164.match(value):
+            return name, "use the international format, e.g. +33612345678"
+        attribute = declared.get(name)
+        if attribute is None:
+            continue
+        if not value and attribute.required:
+            return name, "a required attribute cannot be removed"
+        if len(value) > attribute.max_length:
+            return name, f"at most {attribute.max_length} characters"
+        if value and attribute.pattern and not re.fullmatch(attribute.pattern, value):
+            return name, "not in the expected format"
+    return None
 
 
 def attribute_label(attribute: AttributeSettings) -> str:

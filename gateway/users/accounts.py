@@ -110,6 +110,16 @@ async def confirm(services: Services, user: User, actor: str) -> User:
     return user
 
 
+async def change_email(
+    services: Services, user: User, email: str, verified: bool, actor: str
+) -> User:
+    """An administrator moves the account to another address (`verified`: they vouch for
+    it). UserExists when another account has it."""
+    user = await services.users.change_email(user.user_id, email, verified=verified)
+    await services.audit.record("user.email_changed", user_id=user.user_id, actor=actor)
+    return user
+
+
 async def detach_email(services: Services, user: User, actor: str) -> User:
     """The account's e-mail address given to another account (ForceAliasCreation): it signs
     in with its username from now on (`UserDirectory.detach_email`)."""

@@ -513,9 +513,10 @@ class UserDirectory:
         what confirming a sign-up proves here)."""
         return await self.mark_email_verified(user_id)
 
-    async def change_email(self, user_id: str, email: str) -> User:
+    async def change_email(self, user_id: str, email: str, verified: bool = True) -> User:
         """The account's address becomes `email`, verified (the caller proved it, with a code
-        sent there). Raises UserExists when another account has the address, InvalidEmail
+        sent there) unless `verified` is False (an administrator's change that proves
+        nothing). Raises UserExists when another account has the address, InvalidEmail
         when it is not one. The new address is claimed before the record changes and the old
         one released after, so no moment has two accounts, or none, at either address."""
         user = await self.get(user_id)
@@ -526,7 +527,9 @@ class UserDirectory:
             raise InvalidEmail(Phrase("the e-mail address is not valid"))
         if address != user.email and not await self._claim(self._email_key(address), user_id):
             raise UserExists(address)
-        changed = replace(user, email=address, email_verified=True, updated=int(time.time()))
+        if address == user.email:
+            verified = verified or user.email_verified
+        changed = replace(user, email=address, email_verified=verified, updated=int(time.time()))
         await self._save(changed, user)
         if address != user.email:
             await self._release(self._email_key(user.email), user_id)

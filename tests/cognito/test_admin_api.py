@@ -61,6 +61,7 @@ def pool(
             "id": POOL,
             "groups": [{"name": "admins", "precedence": 1, "role_arn": ADMINS}],
             "sms": sms_settings(sms),
+            "attributes": [{"name": "name"}, {"name": "custom:team"}],
         },
         region="eu-west-1",
         rate_limits={"login_per_ip": 100_000},
@@ -740,3 +741,89 @@ async def test_a_permanent_password_from_an_administrator_confirms_a_sign_up(
     )
     assert client.admin_get_user(UserPoolId=POOL, Username=email)["UserStatus"] == "CONFIRMED"
     assert "AccessToken" in sign_in(pool, email, "an administrator's one")
+
+
+async def test_attributes_are_checked_as_at_sign_up_by_every_operation(
+    pool: GatewayServer,
+) -> None:
+    """One set of rules for every write: phone numbers in international format, only the
+    custom attributes the pool declares; AdminCreateUser refuses what it cannot honour."""
+    client = admin(pool)
+    email = fresh_email("chk")
+    create(pool, email)
+    token = sign_in_new(pool, email)
+    for call, kwargs in (
+        (client.admin_update_user_attributes, {"UserPoolId": POOL, "Username": email}),
+        (idp(pool).update_user_attributes, {"AccessToken": token}),
+    ):
+        assert error_of(
+            call, **kwargs, UserAttributes=[{"Name": "phone_number", "Value": "12345"}]
+        ) == ("InvalidParameterException", "Invalid phone number format.")
+        assert error_of(call, **kwargs, UserAttributes=[{"Name": "custom:nope", "Value": "x"}]) == (
+            "InvalidParameterException",
+            "Attributes did not conform to the schema: Type for attribute {custom:nope} could "
+            "not be determined",
+        )
+    assert error_of(
+        create,
+        pool=pool,
+        email=fresh_email("bad"),
+        attributes=[{"Name": "phone_number", "Value": "abc"}],
+    )[0] == ("InvalidParameterException")
+    other = fresh_email("mismatch")
+    assert error_of(
+        client.admin_create_user,
+        UserPoolId=POOL,
+        Username=other,
+        MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": fresh_email("else")}],
+    ) == (
+        "InvalidParameterException",
+        "The email attribute must be the Username in this user pool.",
+    )
+    assert error_of(
+        client.admin_create_user,
+        UserPoolId=POOL,
+        Username=fresh_email("nophone"),
+        DesiredDeliveryMediums=["SMS"],
+    ) == ("InvalidParameterException", "SMS delivery needs a phone_number attribute.")
+
+
+async def test_an_administrator_moves_an_account_to_another_address(pool: GatewayServer) -> None:
+    client = admin(pool)
+    email, new, taken = fresh_email("from"), fresh_email("to"), fresh_email("held")
+    create(pool, email)
+    create(pool, taken)
+    sign_in_new(pool, email)
+    client.admin_update_user_attributes(
+        UserPoolId=POOL,
+        Username=email,
+        UserAttributes=[
+            {"Name": "email", "Value": new},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+    )
+    moved = attrs(client.admin_get_user(UserPoolId=POOL, Username=new), "UserAttributes")
+    assert moved["email"] == new and moved["email_verified"] == "true"
+    assert "AccessToken" in sign_in(pool, new)
+    assert error_of(client.admin_get_user, UserPoolId=POOL, Username=email)[0] == (
+        "UserNotFoundException"
+    )
+    assert error_of(
+        client.admin_update_user_attributes,
+        UserPoolId=POOL,
+        Username=new,
+        UserAttributes=[{"Name": "email", "Value": taken}],
+    ) == ("AliasExistsException", "An account with the given email already exists.")
+    unproven = fresh_email("unproven")
+    client.admin_update_user_attributes(
+        UserPoolId=POOL, Username=new, UserAttributes=[{"Name": "email", "Value": unproven}]
+    )
+    assert attrs(client.admin_get_user(UserPoolId=POOL, Username=unproven), "UserAttributes")[
+        "email_verified"
+    ] == ("false")
+
+
+def sign_in_new(pool: GatewayServer, email: str) -> str:
+    """The first sign-in of an account `create` made (its temporary password replaced)."""
+    return str(first_sign_in(pool, email, "temporary passphrase 1")["AccessToken"])

@@ -70,7 +70,11 @@ def pool(redis_server: RedisServer, mailbox: tuple[Mailbox, int]) -> Iterator[Ga
         redis_server.url,
         clients=clients,
         email=smtp_settings(mailbox[1]),
-        user_pool={"self_sign_up": True, "id": "eu-west-1_TestPool1"},
+        user_pool={
+            "self_sign_up": True,
+            "id": "eu-west-1_TestPool1",
+            "attributes": [{"name": "name"}, {"name": "custom:team"}],
+        },
         region="eu-west-1",
         # One address (127.0.0.1) makes every test's sign-ins: the per-IP limit stays out of
         # the way; the per-account one is what these tests look at.
