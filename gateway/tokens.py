@@ -73,9 +73,12 @@ class TokenService:
         auth_time: int | None = None,
         now: int | None = None,
         extra: dict[str, Any] | None = None,
+        audience: bool = True,
     ) -> tuple[str, AccessToken]:
         """A signed access token and its parsed form. `extra`: claims a front end adds (the
-        Cognito user-pool API's `token_use`, `username`...), never over the standard ones."""
+        Cognito user-pool API's `token_use`, `username`...), never over the standard ones.
+        `audience` False: no `aud` (Cognito's access tokens name their client in `client_id`
+        only, and verifiers written for them refuse an unexpected `aud`)."""
         now = int(time.time()) if now is None else now
         ttl = self._settings.tokens.access_token_ttl
         parsed = AccessToken(
@@ -91,7 +94,7 @@ class TokenService:
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": sub,
-            "aud": client_id,
+            **({"aud": client_id} if audience else {}),
             "client_id": client_id,
             "token_use": "access",  # as Cognito's: verifiers such as aws-jwt-verify check it
             "scope": " ".join(sorted(scope)),

@@ -70,6 +70,7 @@ def result(
         gid=grant.gid,
         auth_time=auth.auth_time,
         extra={**shared, "token_use": "access", "username": user.user_id},
+        audience=False,  # Cognito's shape: PyJWT code written for Cognito passes no audience
     )
     id_token = tokens.id_token(
         sub=auth.sub,

@@ -974,3 +974,38 @@ async def test_the_account_id_the_sdks_send_back_is_a_username(
     sent = client.forgot_password(ClientId="mobileapp", Username=user.user_id.upper())
     assert sent["CodeDeliveryDetails"]["Destination"] == f"{email[0]}***@example.com"
     assert code_in(await mailbox[0].next_for(email))
+
+
+async def test_pyjwt_code_written_for_cognito_verifies_the_tokens(pool: GatewayServer) -> None:
+    """What a Python back end does with Cognito's tokens (PyJWT with the pool's JWKS): the
+    access token needs no audience (it carries `client_id`, not `aud`, as Cognito's do), the
+    ID token's audience is the app client."""
+    import jwt
+
+    client = idp(pool)
+    email = f"jwt{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    tokens = client.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+    keys = jwt.PyJWKClient(f"{pool.url}/eu-west-1_TestPool1/.well-known/jwks.json")
+    access = tokens["AccessToken"]
+    claims = jwt.decode(
+        access,
+        keys.get_signing_key_from_jwt(access).key,
+        algorithms=[pool.settings.keys.access_token_alg],
+        issuer=pool.settings.issuer,
+    )
+    assert "aud" not in claims and claims["client_id"] == "mobileapp"
+    assert claims["token_use"] == "access"
+    id_token = tokens["IdToken"]
+    identity = jwt.decode(
+        id_token,
+        keys.get_signing_key_from_jwt(id_token).key,
+        algorithms=["RS256"],
+        audience="mobileapp",
+        issuer=pool.settings.issuer,
+    )
+    assert identity["token_use"] == "id" and identity["email"] == email
