@@ -29,7 +29,7 @@ from gateway.forwarded import client_address
 from gateway.identity.cognito import (
     AWS_EXPOSED_HEADERS,
     CONTENT_TYPE,
-    MAX_BODY,
+    ROUTE_BODY_LIMIT,
     CognitoApi,
     error_response,
     json_object,
@@ -149,7 +149,7 @@ def routes(services: Services, identity: CognitoApi) -> list[BaseRoute]:
         return await identity.handle(request)
 
     return [
-        Route("/", front_door, methods=["POST"], max_body_size=2 * MAX_BODY),
-        Route("/cognito-idp", pools.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/", front_door, methods=["POST"], max_body_size=ROUTE_BODY_LIMIT),
+        Route("/cognito-idp", pools.handle, methods=["POST"], max_body_size=ROUTE_BODY_LIMIT),
         Route("/cognito-idp", identity.preflight, methods=["OPTIONS"]),
     ]

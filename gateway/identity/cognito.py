@@ -60,8 +60,12 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 
 # AWS accepts 10 logins of up to 50,000 characters each (two SAML responses are easily
 # 64 KB), plus names and fields: 1 MiB holds that even with every "/" JSON-escaped. Larger is
-# refused with 413 in AWS JSON; the route's own Starlette limit (twice this) is only a backstop.
+# refused with 413 in AWS JSON by `read_body`, which never reads past it.
 MAX_BODY = 1024 * 1024
+# The routes' Starlette limit. Starlette swaps any answer to a request whose Content-Length
+# exceeds it for its own text/plain 413, so it sits far above what `read_body` refuses (by
+# that header, before reading a byte): every oversized body gets the AWS JSON answer.
+ROUTE_BODY_LIMIT = 1 << 40
 
 
 async def read_body(request: Request) -> bytes:
@@ -390,7 +394,7 @@ def routes(api: CognitoApi) -> list[BaseRoute]:
     `POST /` is shared with the user-pool API, which hands this API's calls to `api`
     (`gateway.cognito.api.routes`); GET / stays the home page."""
     return [
-        Route("/cognito-identity", api.handle, methods=["POST"], max_body_size=2 * MAX_BODY),
+        Route("/cognito-identity", api.handle, methods=["POST"], max_body_size=ROUTE_BODY_LIMIT),
         Route("/", api.preflight, methods=["OPTIONS"]),
         Route("/cognito-identity", api.preflight, methods=["OPTIONS"]),
     ]

@@ -422,6 +422,13 @@ async def test_bad_bodies_are_aws_errors(pool: GatewayServer) -> None:
             headers={**headers, "X-Amz-Target": "AWSCognitoIdentityProviderService.Nope"},
         )
         assert unknown.json()["__type"] == "UnknownOperationException"
+        # Too large, by far too: AWS JSON either way (Starlette answers text/plain to a
+        # Content-Length past its route limit, which must sit far above the API's own).
+        for size in (1_500_000, 3_000_000, 20_000_000):
+            big = await http.post("/", content=b'{"a":"' + b"x" * size + b'"}', headers=headers)
+            assert big.status_code == 413
+            assert big.headers["content-type"] == "application/x-amz-json-1.1"
+            assert big.json()["__type"] == "InvalidParameterException"
 
 
 def secret_hash(username: str, client_id: str, secret: str) -> str:
