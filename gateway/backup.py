@@ -1,7 +1,9 @@
-"""Backup and restore: users, identities (with their linked logins) and, for reference, the
-registered clients, as JSON Lines.
+"""Backup and restore: the groups kept in the store (those the user-pool API created), users,
+identities (with their linked logins) and, for reference, the registered clients, as JSON
+Lines.
 
-One record per line, `{"type": "user" | "identity" | "client" | "meta", ...}`. Export reads the
+One record per line, `{"type": "group" | "user" | "identity" | "client" | "meta", ...}`;
+groups come before the users that belong to them. Export reads the
 store page by page; import is idempotent (each record is created only if absent; a record whose
 e-mail or login already belongs to someone else is reported as a conflict and left alone), so an
 interrupted import is resumed by running it again, or with `--skip N` to jump the lines already
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.identity.ids import Identity, Login
 from gateway.users.directory import User
+from gateway.users.groups import Group, GroupExists
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -38,6 +41,9 @@ async def export_records(services: Services) -> AsyncIterator[dict[str, Any]]:
     }
     for client in services.settings.clients:
         yield {"type": "client", **client.model_dump(exclude={"client_secret"})}
+    for group in await services.users.group_directory.all():
+        if not group.from_settings:  # settings' groups come back with the settings file
+            yield {"type": "group", **asdict(group)}
     async for user in services.users.all():
         yield {"type": "user", **asdict(user)}
     cursor: str | None = None
@@ -63,7 +69,9 @@ async def import_records(
         except (ValueError, KeyError, AttributeError):
             counts["invalid"] += 1
             continue
-        if kind == "user":
+        if kind == "group":
+            outcome = await _restore_group(services, Group(**record))
+        elif kind == "user":
             outcome = await services.users.restore(User(**record))
         elif kind == "identity":
             record["logins"] = [Login(**x) for x in record["logins"]]
@@ -75,3 +83,18 @@ async def import_records(
         if progress is not None:
             progress(counts)
     return counts
+
+
+async def _restore_group(services: Services, group: Group) -> str:
+    """A stored group put back: 'created', or 'existing' when the store or the settings have
+    one by that name (the one here stays)."""
+    try:
+        await services.users.group_directory.create(
+            group.name,
+            description=group.description,
+            precedence=group.precedence,
+            role_arn=group.role_arn,
+        )
+    except GroupExists:
+        return "existing"
+    return "created"

@@ -99,3 +99,40 @@ async def test_round_trip_resume_and_conflicts(tmp_path: Path, redis_server: Red
     assert refused.returncode == 1 and "1 conflict" in refused.stderr
     assert await UserDirectory(dst, PasswordHasher()).get("another-id") is None
     await dst.close()
+
+
+async def test_groups_the_api_made_travel_with_their_members(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Groups the user-pool API created live in the store: a backup without them would bring
+    back members of groups that no longer exist (and no role for them)."""
+    source = open_store(redis_server.url, prefix="backup-groups-src")
+    users = UserDirectory(source, PasswordHasher())
+    await users.group_directory.create(
+        "editors", description="Edit", precedence=3, role_arn="arn:aws:iam::1:role/ed"
+    )
+    member = await users.create("member@example.com", "a long enough password")
+    await users.set_groups(member.user_id, ["editors"], [])
+    await source.close()
+    backup = tmp_path / "groups.jsonl"
+    exported = cognate(
+        "export", "-o", str(backup), "-c", str(config(tmp_path, redis_server, "backup-groups-src"))
+    )
+    assert exported.returncode == 0, exported.stderr
+    kinds = [json.loads(line)["type"] for line in backup.read_text().splitlines()]
+    assert kinds.index("group") < kinds.index("user")  # groups before their members
+    imported = cognate(
+        "import", str(backup), "-c", str(config(tmp_path, redis_server, "backup-groups-dst"))
+    )
+    assert imported.returncode == 0, imported.stderr
+    dst = open_store(redis_server.url, prefix="backup-groups-dst")
+    restored = UserDirectory(dst, PasswordHasher())
+    group = await restored.group_directory.get("editors")
+    assert (group.description, group.precedence, group.role_arn) == (
+        "Edit",
+        3,
+        "arn:aws:iam::1:role/ed",
+    )
+    user = await restored.by_email("member@example.com")
+    assert user is not None and restored.claims(user)["cognito:groups"] == ["editors"]
+    await dst.close()
