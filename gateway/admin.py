@@ -425,25 +425,32 @@ def identity_json(identity: Identity) -> dict[str, object]:
 
 
 async def check_pools(settings: Settings, args: argparse.Namespace) -> int:
-    """`pools check [POOL]`: what AWS needs for each pool (no services: settings only)."""
+    """`pools check [POOL]`: what AWS needs for each pool, with the roles of every group
+    (settings' and those the user-pool API keeps in the store)."""
     pools = [p for p in settings.identity_pools if args.pool in (None, p.id)]
     if not pools:
         raise GatewayError(
             f"no identity pool {args.pool}" if args.pool else "no identity_pools in the settings"
         )
-    problems = 0
-    for pool in pools:
-        report = pool_report(settings.issuer, pool, settings.user_pool.groups)
-        print(f"# {pool.id} ({pool.name})")
-        print("# 1. The IAM OIDC identity provider (aws iam create-open-id-connect-provider):")
-        print(json.dumps(report["oidc_provider"], indent=2))
-        for role, policy in report["trust_policies"].items():
-            print(f"# 2. Trust policy of {role}:")
-            print(json.dumps(policy, indent=2))
-        for problem in report["problems"]:
-            problems += 1
-            print(f"warning: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+
+    async def work(services: Services) -> int:
+        groups = await services.users.group_directory.all()
+        roles = [g.role_arn for g in groups if g.role_arn]
+        problems = 0
+        for pool in pools:
+            report = pool_report(settings.issuer, pool, roles)
+            print(f"# {pool.id} ({pool.name})")
+            print("# 1. The IAM OIDC identity provider (aws iam create-open-id-connect-provider):")
+            print(json.dumps(report["oidc_provider"], indent=2))
+            for role, policy in report["trust_policies"].items():
+                print(f"# 2. Trust policy of {role}:")
+                print(json.dumps(policy, indent=2))
+            for problem in report["problems"]:
+                problems += 1
+                print(f"warning: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+
+    return await with_services(settings, work)
 
 
 async def tail_audit(services: Services, args: argparse.Namespace) -> int:

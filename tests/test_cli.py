@@ -510,3 +510,30 @@ def test_pools_check_covers_roles_reached_through_groups(tmp_path: Path) -> None
         assert policy["Statement"][0]["Condition"]["StringEquals"] == {
             "auth.example.com:aud": POOL_ID
         }
+
+
+async def test_pools_check_covers_roles_of_groups_the_api_made(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A group created with CreateGroup lives in the store; its role is reached through the
+    identity pool's Token mapping as a settings group's is, so it needs a trust policy too."""
+    from gateway.store import open_store
+    from gateway.users.groups import Groups
+
+    stored = "arn:aws:iam::123456789012:role/from-the-api"
+    store = open_store(redis_server.url, prefix="pools-stored")
+    await Groups(store).create("writers", precedence=5, role_arn=stored)
+    await store.close()
+    path = tmp_path / "stored.yaml"
+    path.write_text(
+        f"issuer: https://auth.example.com\nsecret_key: {'k' * 40}\n"
+        f"store: {{url: '{redis_server.url}', prefix: pools-stored}}\n"
+        "identity_pools:\n"
+        f"  - id: {POOL_ID}\n    name: Pool\n    providers: [{{type: cognate}}]\n"
+        "    roles: {authenticated: 'arn:aws:iam::123456789012:role/users'}\n"
+        "    role_mappings: {auth.example.com: {type: Token, ambiguous_role_resolution: Deny}}\n"
+    )
+    result = cognate("pools", "check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    roles = re.findall(r"^# 2\. Trust policy of (\S+):$", result.stdout, flags=re.M)
+    assert sorted(roles) == sorted([stored, "arn:aws:iam::123456789012:role/users"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.credentials.roles import allowed_roles
 from gateway.credentials.web_identity import provider_name, token_audience
-from gateway.settings import GroupSettings, IdentityPoolSettings
+from gateway.settings import IdentityPoolSettings
 
 
 def oidc_provider(issuer: str, pool: IdentityPoolSettings) -> dict[str, Any]:
@@ -44,12 +44,11 @@ def trust_policy(issuer: str, account: str, audience: str) -> dict[str, Any]:
 
 
 def pool_report(
-    issuer: str, pool: IdentityPoolSettings, groups: Sequence[GroupSettings] = ()
+    issuer: str, pool: IdentityPoolSettings, group_roles: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Everything `pools check` prints for one pool (`groups`: the user pool's, whose roles
-    this gateway's ID tokens carry)."""
+    """Everything `pools check` prints for one pool (`group_roles`: the roles of the user
+    pool's groups, settings' and the store's, which this gateway's ID tokens carry)."""
     policies = {}
-    group_roles = [g.role_arn for g in groups if g.role_arn]
     for role in sorted(allowed_roles(pool, group_roles)):
         account = role.split(":")[4]
         guest = role == pool.roles.unauthenticated
