@@ -627,6 +627,14 @@ class Settings(Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     demo: bool = False
 
+    @field_validator("admin_keys")
+    @classmethod
+    def _unique_admin_keys(cls, value: list[AdminKey]) -> list[AdminKey]:
+        # Two secrets for one access key id: only one could ever sign; say so rather than
+        # let the last one win silently.
+        _no_repeats([k.access_key_id for k in value], "access_key_id")
+        return value
+
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:

@@ -174,6 +174,15 @@ def test_messages_name_the_yaml_path() -> None:
             "clients[1].client_id: duplicate id 'd' (also clients[0])",
         ),
         (
+            {
+                "admin_keys": [
+                    {"access_key_id": "AKIDTWICE0000000001", "secret_access_key": "s" * 32},
+                    {"access_key_id": "AKIDTWICE0000000001", "secret_access_key": "t" * 32},
+                ]
+            },
+            "admin_keys: access_key_id 'AKIDTWICE0000000001' is listed twice",
+        ),
+        (
             {"user_pool": {"id": "eu-west-1-MyPool123"}},
             "user_pool.id: 'eu-west-1-MyPool123' is not a Cognito user pool id: <region>_<1 to "
             "20 letters or digits>, e.g. eu-west-1_MyPool123",
