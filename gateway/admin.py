@@ -26,7 +26,13 @@ from gateway.services import Services, build_services
 from gateway.settings import Settings
 from gateway.terminal import Progress, terminal_safe
 from gateway.users import accounts
-from gateway.users.directory import InvalidAttribute, InvalidEmail, InvalidPassword, User
+from gateway.users.directory import (
+    InvalidAttribute,
+    InvalidEmail,
+    InvalidPassword,
+    User,
+    UserExists,
+)
 from gateway.users.search import user_status
 
 CLI = "cli"  # the actor audit events name
@@ -149,7 +155,11 @@ async def set_user_password(services: Services, args: argparse.Namespace) -> int
 
 async def confirm_user(services: Services, args: argparse.Namespace) -> int:
     """`users confirm USER`: the e-mail marked as verified (the sign-up confirmed)."""
-    user = await accounts.confirm(services, await services.users.resolve(args.user), CLI)
+    try:
+        user = await accounts.confirm(services, await services.users.resolve(args.user), CLI)
+    except UserExists as exc:
+        print(f"error: {exc}: another account has that address now", file=sys.stderr)
+        return 1
     print(f"confirmed {user.email}")
     return 0
 
@@ -288,8 +298,14 @@ def read_password(from_stdin: bool) -> str:
     """A new password: one line of stdin, or typed twice at a prompt that does not echo."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat:   ") != first:
+    try:
+        first = getpass.getpass("Password: ")
+        repeated = getpass.getpass("Repeat:   ")
+    except EOFError:  # no terminal and nothing on stdin (a script, a pipe from /dev/null)
+        raise GatewayError(
+            "no password given: type it at the prompt, or pipe it with --password-stdin"
+        ) from None
+    if repeated != first:
         raise GatewayError("the passwords do not match")
     return first
 

@@ -89,6 +89,7 @@ def config(tmp_path: Path, redis_server: RedisServer) -> Path:
     path.write_text(
         f"issuer: https://auth.example.com\nsecret_key: {'k' * 40}\n"
         f"store: {{url: '{redis_server.url}', prefix: cli{free_port()}}}\n"
+        "user_pool: {attributes: [{name: name}, {name: 'custom:team'}]}\n"
     )
     return path
 
@@ -295,7 +296,12 @@ def test_users_admin_commands(config: Path) -> None:
     )
     assert show()["attributes"] == {"team": "billing"} and show()["name"] == "Grace H"
     bad = cognate("users", "set-attribute", email, "custom:no spaces", "x", "-c", str(config))
-    assert bad.returncode == 1 and "not an attribute name" in bad.stderr
+    assert bad.returncode == 1 and "not an attribute of this user pool" in bad.stderr
+    # The rules the API applies: only declared custom attributes, E.164 phone numbers.
+    for name, value in (("custom:undeclared", "x"), ("phone_number", "123")):
+        refused = cognate("users", "set-attribute", email, name, value, "-c", str(config))
+        assert refused.returncode == 1 and name in refused.stderr, refused.stderr
+    assert "undeclared" not in json.dumps(show())
     weak = cognate(
         "users", "set-password", email, "--password-stdin", "-c", str(config), stdin="password1\n"
     )

@@ -288,8 +288,18 @@ async def admin_confirm_sign_up(api: UserPoolApi, call: Call) -> Body:
     """The sign-up confirmed without its code (the e-mail counts as verified, as
     `cognate users confirm` does)."""
     this_pool(api, call.body)
-    await accounts.confirm(api.s, await named_user(api, call.body), ACTOR)
+    await _confirm(api, await named_user(api, call.body))
     return {}
+
+
+async def _confirm(api: UserPoolApi, user: User) -> None:
+    """The account's address verified, unless another account holds it now."""
+    try:
+        await accounts.confirm(api.s, user, ACTOR)
+    except UserExists:
+        raise CognitoError(
+            "AliasExistsException", "An account with the given email already exists."
+        ) from None
 
 
 async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
@@ -329,7 +339,7 @@ async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
     except InvalidAttribute as exc:
         raise invalid_parameter(str(exc)) from None
     if email_verified == "true" and not user.email_verified:
-        await accounts.confirm(api.s, user, ACTOR)
+        await _confirm(api, user)
     if phone_verified == "true" and user.phone_number:
         await api.s.users.mark_phone_verified(user.user_id, user.phone_number)
     return {}

@@ -76,6 +76,10 @@ def _fields(body: Body) -> dict[str, object]:
             raise CognitoError("SerializationException", "Precedence must be an integer.")
         if precedence < 0:
             raise validation("Precedence", "Member must have value greater than or equal to 0")
+        if precedence > 2**31 - 1:  # Cognito's range: an integer a token can sort by
+            raise validation(
+                "Precedence", "Member must have value less than or equal to 2147483647"
+            )
         found["precedence"] = precedence
     return found
 

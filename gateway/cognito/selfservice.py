@@ -84,6 +84,8 @@ def user_attributes(user: User, identity_id: str | None) -> list[dict[str, str]]
             found[key] = str(value)
     if user.phone_number:
         found["phone_number_verified"] = "true" if user.phone_number_verified else "false"
+    if user.username:  # the sign-in name of a pool with usernames, as the ID token says it
+        found["preferred_username"] = user.username
     for key, value in user.attributes.items():  # kept without their prefix
         found[f"custom:{key.removeprefix('custom:')}"] = str(value)
     return [{"Name": k, "Value": v} for k, v in found.items()]

@@ -17,8 +17,8 @@ from typing import Any
 from gateway.clients import Client
 from gateway.crypto import constant_time_equals
 from gateway.errors import CognitoError
-from gateway.login.registration import check_update
 from gateway.settings import UserPoolSettings
+from gateway.users.schema import check_update
 
 Body = dict[str, Any]
 
@@ -141,6 +141,10 @@ def masked_phone(number: str) -> str:
 def check_schema(pool: UserPoolSettings, given: dict[str, str]) -> None:
     """Attribute writes (UpdateUserAttributes, AdminCreateUser, AdminUpdateUserAttributes...)
     under the pool's rules (`registration.check_update`), refused in Cognito's words."""
+    if pool.usernames and "preferred_username" in given:
+        raise invalid_parameter(
+            "preferred_username is the account's username in this user pool and cannot be changed."
+        )
     fault = check_update(pool, given)
     if fault is None:
         return

@@ -25,6 +25,7 @@ from gateway.settings import AttributeSettings, UserPoolSettings
 from gateway.text import Phrase
 from gateway.users.directory import User, UserExists, normalize_email
 from gateway.users.hooks import HookFailed
+from gateway.users.schema import E164
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -223,9 +224,6 @@ async def confirm_phone(services: Services, user: User, code: str) -> User:
     return verified
 
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
 def check_attributes(
     pool: UserPoolSettings, form: Mapping[str, Any]
 ) -> tuple[dict[str, str], str | None]:
@@ -253,30 +251,6 @@ def check_attributes(
             return values, Phrase("%(label)s: not in the expected format.", label=label)
         values[attribute.name] = value
     return values, None
-
-
-def check_update(pool: UserPoolSettings, given: Mapping[str, str]) -> tuple[str, str] | None:
-    """What is wrong with changing these attributes of an account, if anything: (the first
-    attribute at fault, why). A custom attribute must be one `user_pool.attributes` declares,
-    a phone number is in international format, declared attributes keep their pattern and
-    length, and a required one cannot be emptied. The same rules as at sign-up."""
-    declared = {attribute.name: attribute for attribute in pool.attributes}
-    for name, raw in given.items():
-        value = unicodedata.normalize("NFKC", raw).strip()
-        if name.startswith("custom:") and name not in declared:
-            return name, "not an attribute of this user pool"
-        if name == "phone_number" and value and not E164.match(value):
-            return name, "use the international format, e.g. +33612345678"
-        attribute = declared.get(name)
-        if attribute is None:
-            continue
-        if not value and attribute.required:
-            return name, "a required attribute cannot be removed"
-        if len(value) > attribute.max_length:
-            return name, f"at most {attribute.max_length} characters"
-        if value and attribute.pattern and not re.fullmatch(attribute.pattern, value):
-            return name, "not in the expected format"
-    return None
 
 
 def attribute_label(attribute: AttributeSettings) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.logout import end_local_user
+from gateway.users.directory import InvalidAttribute
+from gateway.users.schema import check_update
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -131,7 +133,11 @@ async def detach_email(services: Services, user: User, actor: str) -> User:
 async def set_attributes(
     services: Services, user: User, values: dict[str, str], actor: str
 ) -> User:
-    """Attributes set (an empty value removes one); InvalidAttribute names a bad one."""
+    """Attributes set (an empty value removes one); InvalidAttribute names a bad one, by
+    the pool's rules (`gateway.users.schema`), as every front end applies them."""
+    fault = check_update(services.settings.user_pool, values)
+    if fault is not None:
+        raise InvalidAttribute(f"{fault[0]}: {fault[1]}")
     for name, value in values.items():
         user = await services.users.set_attribute(user.user_id, name, value)
     await services.audit.record(

@@ -304,6 +304,10 @@ class UserDirectory:
                     "3 to 64 letters, digits, dots, dashes or underscores, starting with a "
                     "letter or digit"
                 )
+            if _is_uuid(username):
+                # Account ids name accounts too (Cognito's Username): a username shaped like
+                # one could pass itself off as another account.
+                raise InvalidUsername("cannot have the form of an account id")
         address = normalize_email(email)
         if "@" not in address or len(address) > 254:
             raise InvalidEmail(Phrase("the e-mail address is not valid"))
@@ -352,6 +356,8 @@ class UserDirectory:
         if await self._store.create(index, claim):
             return True
         owner = await self._store.get(index)
+        if owner == claim:  # already this account's
+            return True
         if owner and await self.get(owner.decode()) is not None:
             return False
         # Free, or pointing at no account: take it, unless another sign-up changed it since
@@ -397,8 +403,9 @@ class UserDirectory:
             return await self.by_email(identifier)
         if not identifier.strip():
             return None
-        found = await self.by_username(identifier)
-        return found or (await self.get(identifier.lower()) if _is_uuid(identifier) else None)
+        if _is_uuid(identifier):  # an account id: never a username (`create` refuses those)
+            return await self.get(identifier.lower())
+        return await self.by_username(identifier)
 
     async def authenticate(self, identifier: str, password: str) -> User | None:
         """The enabled account if the password matches, else None. `identifier`: an e-mail, or
@@ -446,10 +453,15 @@ class UserDirectory:
         return user
 
     async def mark_email_verified(self, user_id: str) -> User:
-        """The user proved they read mail at their address (which confirms a sign-up)."""
+        """The user proved they read mail at their address (which confirms a sign-up);
+        UserExists when another account holds that address now."""
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)
+        if not await self._claim(self._email_key(user.email), user_id):
+            # The address went to another account (ForceAliasCreation): it is that one's now,
+            # and two accounts must never hold one verified address.
+            raise UserExists(user.email)
         changed = replace(user, email_verified=True, updated=int(time.time()))
         return await self._save(replace(changed, confirmed=True), user)
 

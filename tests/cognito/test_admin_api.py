@@ -220,6 +220,9 @@ async def test_groups_reach_the_next_tokens_and_the_role_mapping(pool: GatewaySe
     assert error_of(client.create_group, UserPoolId=POOL, GroupName=name)[0] == (
         "GroupExistsException"
     )
+    assert error_of(
+        client.create_group, UserPoolId=POOL, GroupName=f"{name}-big", Precedence=2**31
+    )[0] == ("InvalidParameterException")
     assert error_of(client.create_group, UserPoolId=POOL, GroupName="admins")[0] == (
         "GroupExistsException"
     )
@@ -635,7 +638,7 @@ async def test_force_alias_creation_moves_an_address_in_a_pool_with_usernames(
         redis_server.url,
         clients=clients,
         email=smtp_settings(mailbox[1]),
-        user_pool={"id": POOL, "usernames": True},
+        user_pool={"id": POOL, "usernames": True, "self_sign_up": True},
         region="eu-west-1",
         rate_limits={"login_per_ip": 100_000},
         admin_keys=[{"access_key_id": ADMIN_KEY[0], "secret_access_key": ADMIN_KEY[1]}],
@@ -670,6 +673,19 @@ async def test_force_alias_creation_moves_an_address_in_a_pool_with_usernames(
         in_model("AdminCreateUser", moved)
         old = client.admin_get_user(UserPoolId=POOL, Username="yvonne")
         assert attrs(old, "UserAttributes")["email_verified"] == "false"
+        # The address is the new account's: the old one cannot be verified on it again.
+        for again in (
+            lambda: client.admin_confirm_sign_up(UserPoolId=POOL, Username="yvonne"),
+            lambda: client.admin_update_user_attributes(
+                UserPoolId=POOL,
+                Username="yvonne",
+                UserAttributes=[{"Name": "email_verified", "Value": "true"}],
+            ),
+        ):
+            assert error_of(again)[0] == "AliasExistsException"
+        assert attrs(client.admin_get_user(UserPoolId=POOL, Username="yvonne"), "UserAttributes")[
+            "email_verified"
+        ] == ("false")
         assert "AccessToken" in sign_in(server, "yvonne")  # by username, as before
         assert error_of(  # the address now names the new account
             idp(server).initiate_auth,
@@ -679,6 +695,31 @@ async def test_force_alias_creation_moves_an_address_in_a_pool_with_usernames(
         ) == ("NotAuthorizedException", "Incorrect username or password.")
         client.admin_delete_user(UserPoolId=POOL, Username="yvonne")
         assert first_sign_in(server, shared, "temporary passphrase 1")["AccessToken"]
+        # A username shaped like an account id would pass for that account in every call
+        # that takes a Username: refused, by the admin API and at sign-up alike.
+        xavier = client.admin_get_user(UserPoolId=POOL, Username="xavier")["Username"]
+        assert error_of(
+            client.admin_create_user,
+            UserPoolId=POOL,
+            Username=xavier,
+            MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": fresh_email("imp")}],
+        )[0] == ("InvalidParameterException")
+        assert error_of(
+            idp(server).sign_up,
+            ClientId="webapp",
+            Username=xavier.upper(),
+            Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": fresh_email("imp")}],
+        )[0] == ("InvalidParameterException")
+        shown = attrs(client.admin_get_user(UserPoolId=POOL, Username=xavier), "UserAttributes")
+        assert shown["preferred_username"] == "xavier"  # the username, as tokens say it
+        assert error_of(  # renaming through an attribute would leave sign-in and it apart
+            client.admin_update_user_attributes,
+            UserPoolId=POOL,
+            Username="xavier",
+            UserAttributes=[{"Name": "preferred_username", "Value": "yvonne"}],
+        )[0] == ("InvalidParameterException")
     finally:
         server.stop()
 
