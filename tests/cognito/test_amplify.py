@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -28,13 +27,13 @@ from typing import Any
 
 import pyotp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from tests.e2e.test_browser import CHROMIUM, FLAGS
+from tests.e2e.test_browser import example_test_chromium
 from tests.helpers import AppServer, GatewayServer, RedisServer, free_port, make_settings
 from tests.identity.conftest import AUTH_ROLE, StsFront, moto_sts  # noqa: F401 (the fixture)
 from tests.mail import Mailbox, code_in, smtp_settings
@@ -192,15 +191,8 @@ def topology(
 
 @pytest.fixture
 async def chromium(topology: Topology) -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "scripts/test.sh installs Debian's chromium"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*FLAGS, "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
-            env={**os.environ, "HOME": str(topology.home)},
-        )
+    async with example_test_chromium(topology.home) as browser:
         yield browser
-        await browser.close()
 
 
 def amplify_config(topology: Topology) -> dict[str, Any]:

@@ -8,7 +8,6 @@ passkey Amplify made then signs in on the hosted pages, in the same browser."""
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import shutil
 import subprocess
@@ -19,14 +18,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from tests.cognito.test_amplify import AMPLIFY, ESBUILD, PASSWORD
-from tests.e2e.test_browser import CHROMIUM, FLAGS
+from tests.e2e.test_browser import example_test_chromium
 from tests.helpers import (
     AppServer,
     GatewayServer,
@@ -136,15 +135,8 @@ def topology(redis_server: RedisServer, bundle: Path) -> Iterator[Topology]:
 
 @pytest.fixture
 async def chromium(topology: Topology) -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "scripts/test.sh installs Debian's chromium"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*FLAGS, "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
-            env={**os.environ, "HOME": str(topology.home)},
-        )
+    async with example_test_chromium(topology.home) as browser:
         yield browser
-        await browser.close()
 
 
 async def app_page(chromium: Browser, topology: Topology) -> Page:

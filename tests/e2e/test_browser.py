@@ -4,6 +4,8 @@ form-action applied to the redirect after a POST, and the Origin a browser reall
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import secrets
 import time
@@ -36,6 +38,21 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.asynccontextmanager
+async def example_test_chromium(home: Path) -> AsyncIterator[Browser]:
+    """Debian's chromium through Playwright for the field topology's hosts: every
+    `*.example.test` name on loopback, trusting the test CA in `home`'s NSS database."""
+    assert Path(CHROMIUM).exists(), "scripts/test.sh installs Debian's chromium"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*FLAGS, "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
+            env={**os.environ, "HOME": str(home)},
+        )
+        yield browser
+        await browser.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ page on an origin the client does not list cannot read its answers at all.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from tests.e2e.test_browser import CHROMIUM, FLAGS
+from tests.e2e.test_browser import example_test_chromium
 from tests.helpers import PASSWORD, AppServer, GatewayServer, RedisServer, free_port, make_settings
 from tests.npm import node_modules
 from tests.tls import Pki, make_pki
@@ -148,15 +147,8 @@ def topology(redis_server: RedisServer, tls: Pki, oidc_client_ts: Path) -> Itera
 
 @pytest.fixture
 async def chromium(tls: Pki) -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "scripts/test.sh installs Debian's chromium"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*FLAGS, "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
-            env={**os.environ, "HOME": str(tls.home)},
-        )
+    async with example_test_chromium(tls.home) as browser:
         yield browser
-        await browser.close()
 
 
 async def signed_in(page: Page, topology: Topology, email: str) -> dict[str, Any]:
