@@ -21,10 +21,12 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import credentials, op, ui
 from gateway.cognito import api as user_pools
+from gateway.direct import DirectRoutes
 from gateway.errors import PageError, StoreUnavailable, Unavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
+from gateway.op.common import oauth_endpoints
 from gateway.op.discovery import Documents, StaticDocuments
 from gateway.proxy import endpoints as forward_auth
 from gateway.proxy.fast import ForwardAuthFastPath
@@ -140,6 +142,8 @@ def create_app(
             Middleware(MetricsMiddleware, metrics=services.metrics),
             Middleware(ForwardAuthFastPath, services=services),
             Middleware(StaticDocuments, documents=documents),
+            # The OAuth endpoints (token above all) by exact path, past the router's walk.
+            Middleware(DirectRoutes, routes=oauth_endpoints(routes)),
         ],
         exception_handlers={
             # 404/405 in the wire format of the area asked for (gateway.ui.http_errors).
