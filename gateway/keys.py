@@ -219,6 +219,10 @@ class KeyRing:
         newest = max(candidates, key=lambda e: e.activated or 0)
         return self._private[newest.kid]
 
+    def has(self, kid: str) -> bool:
+        """Whether a key of that id is in the ring (a removed key's tokens are no longer ours)."""
+        return kid in self._private
+
     async def decode(self, token: str, algorithms: list[str]) -> jwt.Token:
         """Verify a JWT's signature against the key set (reloading once for an unknown kid)."""
         try:

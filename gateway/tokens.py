@@ -7,7 +7,9 @@ Refresh tokens and codes are opaque and live in `gateway.grants`. Keys come from
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
 import uuid
 from collections import OrderedDict
@@ -23,8 +25,19 @@ from gateway.keys import KeyRing
 from gateway.settings import Settings
 
 ASSERTION_CACHE_SIZE = 10_000
+CHECKED_CACHE_SIZE = 4_096  # tokens whose signature is known good (see TokenService._checked)
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1: keeps ID tokens from passing as access tokens
 ID_TOKEN_TYPE = "JWT"  # ID tokens and web-identity tokens; logout tokens have their own
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A token whose signature holds: what its header and payload say."""
+
+    kid: str
+    alg: str
+    typ: str | None
+    claims: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -56,11 +69,46 @@ class TokenService:
         self._keys = keys
         self.issuer = settings.issuer
         self._assertions: OrderedDict[tuple[Any, ...], tuple[str, int]] = OrderedDict()
+        # Each token's signature is checked once per process. Tokens this process signed, or
+        # verified before, are remembered by their exact text with their header and claims
+        # (bounded, least recently used out): an app calling GetUser or userinfo with the same
+        # access token, or a CI job presenting the ID token it was just given, costs no second
+        # signature check. Every claim check (type, issuer, lifetime, audience) still runs on
+        # every use, and a key that leaves the ring takes its tokens with it (`KeyRing.has`).
+        self._checked: OrderedDict[str, _Checked] = OrderedDict()
 
     def _sign(self, alg: str, claims: dict[str, Any], typ: str) -> str:
         key = self._keys.current(alg)
         header = {"alg": alg, "kid": key.kid, "typ": typ}
-        return jwt.encode(header, claims, key)
+        token = jwt.encode(header, claims, key)
+        if typ in (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE):
+            # The claims as a verifier reads them back (JSON: a tuple comes back a list).
+            payload = token.split(".")[1]
+            read = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            self._remember(token, _Checked(str(key.kid), alg, typ, read))
+        return token
+
+    def _remember(self, token: str, checked: _Checked) -> None:
+        self._checked[token] = checked
+        if len(self._checked) > CHECKED_CACHE_SIZE:
+            self._checked.popitem(last=False)
+
+    async def _verified(
+        self, token: str, algorithms: list[str]
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The `typ` and a copy of the claims of a JWT signed with one of our keys in one of
+        `algorithms`; JoseError or ValueError if its signature does not hold."""
+        hit = self._checked.get(token)
+        if hit is not None and hit.alg in algorithms and self._keys.has(hit.kid):
+            self._checked.move_to_end(token)
+            return hit.typ, dict(hit.claims)
+        decoded = await self._keys.decode(token, algorithms)
+        typ = decoded.header.get("typ")
+        claims = dict(decoded.claims)
+        self._remember(
+            token, _Checked(str(decoded.header.get("kid")), decoded.header["alg"], typ, claims)
+        )
+        return typ, dict(claims)
 
     def access_token(
         self,
@@ -243,14 +291,13 @@ class TokenService:
         """Claims of an ID or web-identity token we issued: signature, issuer, lifetime.
         The caller checks the audience. Raises ValueError otherwise."""
         try:
-            decoded = await self._keys.decode(token, [self._settings.keys.id_token_alg])
+            typ, claims = await self._verified(token, [self._settings.keys.id_token_alg])
         except (JoseError, ValueError) as exc:
             raise ValueError("the token is malformed or badly signed") from exc
-        if decoded.header.get("typ") != ID_TOKEN_TYPE:
+        if typ != ID_TOKEN_TYPE:
             # An access token, a back-channel logout token, a forward-auth assertion: signed
             # by us, but none of them says that someone signed in.
             raise ValueError("only an ID or web-identity token is a login token")
-        claims = dict(decoded.claims)
         now = int(time.time()) if now is None else now
         leeway = self._settings.tokens.leeway
         try:
@@ -267,12 +314,11 @@ class TokenService:
         Revocation (is the grant still alive?) is the caller's check against the store."""
         alg = self._settings.keys.access_token_alg
         try:
-            decoded = await self._keys.decode(token, [alg])
+            typ, claims = await self._verified(token, [alg])
         except (JoseError, ValueError):
             raise InvalidToken("the access token is malformed or badly signed") from None
-        if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
+        if typ != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
-        claims = decoded.claims
         now = int(time.time()) if now is None else now
         leeway = self._settings.tokens.leeway
         try:
@@ -305,12 +351,11 @@ class TokenService:
         Raises ValueError otherwise."""
         invalid = "id_token_hint is not a valid ID token from this issuer"
         try:
-            decoded = await self._keys.decode(token, [self._settings.keys.id_token_alg])
+            typ, claims = await self._verified(token, [self._settings.keys.id_token_alg])
         except (JoseError, ValueError) as exc:
             raise ValueError(invalid) from exc
-        if decoded.header.get("typ") != ID_TOKEN_TYPE:
+        if typ != ID_TOKEN_TYPE:
             raise ValueError("id_token_hint is not an ID token")
-        claims = dict(decoded.claims)
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if claims.get("iss") != self.issuer or not claims.get("sub") or not audience:

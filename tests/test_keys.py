@@ -154,3 +154,24 @@ async def test_scheduled_rotation_happens_when_due_and_only_then(store: Store) -
     assert keys.current("ES256").kid == current
     assert await keys.rotate_if_due(now=int(time.time()) + keys.rotation_period + 1)
     assert keys.current("ES256").kid != current
+
+
+async def test_a_remembered_token_dies_with_its_key(
+    store: Store, redis_server: RedisServer
+) -> None:
+    """TokenService checks a signature once and remembers the token; a key that leaves the
+    ring (past retention) must take the remembered tokens with it."""
+    from gateway.errors import InvalidToken
+    from gateway.tokens import TokenService
+    from tests.helpers import free_port, make_settings
+
+    keys = ring(store, retention=100)
+    await keys.load()
+    tokens = TokenService(make_settings(free_port(), redis_server.url), keys)
+    token, _ = tokens.access_token(sub="a", client_id="web", scope=frozenset(), gid=None)
+    assert (await tokens.verify_access_token(token)).sub == "a"  # remembered at signing
+    await keys.rotate(now=1_000)
+    assert (await tokens.verify_access_token(token)).sub == "a"  # a previous key still verifies
+    await keys.rotate(now=1_200)  # past retention: its key is gone
+    with pytest.raises(InvalidToken, match="badly signed"):
+        await tokens.verify_access_token(token)

@@ -147,6 +147,68 @@ async def test_an_id_token_signed_with_the_access_token_algorithm_is_refused(
         await gateway.call(lambda s: tokens.verify_id_token_hint(token))
 
 
+# -- each signature is checked once (TokenService._checked) ------------------------------------
+
+
+async def test_a_signature_is_checked_once_and_the_claims_on_every_use(
+    gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens, keys = gateway.services.tokens, gateway.services.keys
+    checked: list[str] = []
+    decode = keys.decode
+
+    async def counting(token: str, algorithms: list[str]) -> jwt.Token:
+        checked.append(token)
+        return await decode(token, algorithms)
+
+    monkeypatch.setattr(keys, "decode", counting)
+    verify = tokens.verify_access_token
+    # Signed by this process: known good from the start.
+    mine, _ = tokens.access_token(sub=SUB, client_id="web", scope=frozenset(), gid=None)
+    assert (await gateway.call(lambda s: verify(mine))).sub == SUB
+    assert checked == []
+    # Signed with the same key elsewhere (another replica): checked the first time only.
+    now = int(time.time())
+    alg = gateway.settings.keys.access_token_alg
+    other = signed_with_our_key(gateway, alg, "at+jwt", access_claims(gateway, now))
+    for _ in range(3):
+        assert (await gateway.call(lambda s: verify(other))).jti == "j" * 32
+    assert checked == [other]
+    # Remembered, but the lifetime is still checked on every use...
+    with pytest.raises(InvalidToken, match="expired"):
+        await gateway.call(
+            lambda s: verify(other, now=now + 300 + gateway.settings.tokens.leeway + 1)
+        )
+    # ...and the type and algorithm: an access token is never a login token.
+    with pytest.raises(ValueError, match="badly signed"):
+        await gateway.call(lambda s: tokens.verify_own_jwt(other))
+    # A changed signature is another text: checked, and refused.
+    head, body, signature = other.split(".")
+    forged = f"{head}.{body}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    with pytest.raises(InvalidToken, match="badly signed"):
+        await gateway.call(lambda s: verify(forged))
+
+
+async def test_remembered_claims_are_what_a_verifier_reads(gateway: GatewayServer) -> None:
+    """Claims remembered at signing come back as JSON would give them (a tuple is a list:
+    the identity pool checks `amr` with isinstance(list))."""
+    tokens = gateway.services.tokens
+    token = tokens.id_token(
+        sub=SUB,
+        client_id="web",
+        auth_time=int(time.time()),
+        nonce=None,
+        sid=None,
+        access_token=None,
+        amr=("pwd",),  # type: ignore[arg-type]
+        profile={"groups": ("a", "b")},
+    )
+    claims = await gateway.call(lambda s: tokens.verify_own_jwt(token))
+    assert claims["amr"] == ["pwd"] and claims["groups"] == ["a", "b"]
+    claims["sub"] = "changed"  # the caller's copy, not the remembered one
+    assert (await gateway.call(lambda s: tokens.verify_own_jwt(token)))["sub"] == SUB
+
+
 def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return segments({**header, "alg": "none"}, claims) + "."
 
