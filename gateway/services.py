@@ -163,7 +163,7 @@ def build_services(
     keys = KeyRing(
         store,
         sealer,
-        algorithms=(settings.keys.access_token_alg, settings.keys.id_token_alg),
+        algorithms=tuple(dict.fromkeys([settings.keys.access_token_alg, *settings.id_token_algs])),
         retention=max(tokens_cfg.access_token_ttl, tokens_cfg.id_token_ttl) + tokens_cfg.leeway,
         rotation_period=settings.keys.rotation_period,
         pem_files=tuple(settings.keys.files),

@@ -541,6 +541,10 @@ class ClientSettings(Model):
     allowed_origins: list[str] | None = None
     # How the client may sign in through the Cognito user-pool API (Cognito's names).
     explicit_auth_flows: list[AuthFlow] = Field(default_factory=_default_auth_flows)
+    # Its ID tokens' algorithm (OIDC Dynamic Client Registration's name); None: keys.id_token_alg.
+    # ES256 signs ~10x faster than RS256: worth it for clients whose ID tokens only Cognate's
+    # own identity pools read (token-exchange workloads), and for any RP that verifies ES256.
+    id_token_signed_response_alg: Literal["RS256", "ES256"] | None = None
 
     @field_validator("allowed_origins")
     @classmethod
@@ -765,6 +769,13 @@ class Settings(Model):
         digest = hmac.new(self.secret_key.encode(), b"cognito user pool id", "sha256").digest()
         alphabet = string.ascii_letters + string.digits
         return f"{self.region}_" + "".join(alphabet[b % len(alphabet)] for b in digest[:9])
+
+    @property
+    def id_token_algs(self) -> list[str]:
+        """The algorithms ID tokens are signed with: keys.id_token_alg first, then any a client
+        asks for (`id_token_signed_response_alg`)."""
+        chosen = (c.id_token_signed_response_alg for c in self.clients)
+        return list(dict.fromkeys([self.keys.id_token_alg, *(a for a in chosen if a)]))
 
     def client(self, client_id: str) -> ClientSettings | None:
         """The registered client, or None."""

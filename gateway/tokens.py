@@ -76,6 +76,14 @@ class TokenService:
         # signature check. Every claim check (type, issuer, lifetime, audience) still runs on
         # every use, and a key that leaves the ring takes its tokens with it (`KeyRing.has`).
         self._checked: OrderedDict[str, _Checked] = OrderedDict()
+        # ID tokens: keys.id_token_alg, or the client's id_token_signed_response_alg. Our own
+        # ID tokens verify with any of them (`typ` tells them from our other ES256 tokens).
+        self._id_token_algs = settings.id_token_algs
+        self._client_id_alg = {
+            c.client_id: c.id_token_signed_response_alg
+            for c in settings.clients
+            if c.id_token_signed_response_alg
+        }
 
     def _sign(self, alg: str, claims: dict[str, Any], typ: str) -> str:
         key = self._keys.current(alg)
@@ -194,7 +202,8 @@ class TokenService:
             claims["amr"] = amr
         if access_token:
             claims["at_hash"] = at_hash(access_token)
-        return self._sign(self._settings.keys.id_token_alg, claims, ID_TOKEN_TYPE)
+        alg = self._client_id_alg.get(client_id, self._settings.keys.id_token_alg)
+        return self._sign(alg, claims, ID_TOKEN_TYPE)
 
     def identity_assertion(
         self,
@@ -291,7 +300,7 @@ class TokenService:
         """Claims of an ID or web-identity token we issued: signature, issuer, lifetime.
         The caller checks the audience. Raises ValueError otherwise."""
         try:
-            typ, claims = await self._verified(token, [self._settings.keys.id_token_alg])
+            typ, claims = await self._verified(token, self._id_token_algs)
         except (JoseError, ValueError) as exc:
             raise ValueError("the token is malformed or badly signed") from exc
         if typ != ID_TOKEN_TYPE:
@@ -351,7 +360,7 @@ class TokenService:
         Raises ValueError otherwise."""
         invalid = "id_token_hint is not a valid ID token from this issuer"
         try:
-            typ, claims = await self._verified(token, [self._settings.keys.id_token_alg])
+            typ, claims = await self._verified(token, self._id_token_algs)
         except (JoseError, ValueError) as exc:
             raise ValueError(invalid) from exc
         if typ != ID_TOKEN_TYPE:

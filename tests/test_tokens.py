@@ -181,7 +181,7 @@ async def test_a_signature_is_checked_once_and_the_claims_on_every_use(
         )
     # ...and the type and algorithm: an access token is never a login token.
     with pytest.raises(ValueError, match="badly signed"):
-        await gateway.call(lambda s: tokens.verify_own_jwt(other))
+        await gateway.call(lambda s, t=other: tokens.verify_own_jwt(t))
     # A changed signature is another text: checked, and refused.
     head, body, signature = other.split(".")
     forged = f"{head}.{body}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
@@ -207,6 +207,59 @@ async def test_remembered_claims_are_what_a_verifier_reads(gateway: GatewayServe
     assert claims["amr"] == ["pwd"] and claims["groups"] == ["a", "b"]
     claims["sub"] = "changed"  # the caller's copy, not the remembered one
     assert (await gateway.call(lambda s: tokens.verify_own_jwt(token)))["sub"] == SUB
+
+
+# -- a client's own ID token algorithm (id_token_signed_response_alg) ---------------------------
+
+
+async def test_a_client_may_have_es256_id_tokens_and_typ_still_tells_tokens_apart(
+    gateway: GatewayServer,
+) -> None:
+    """One client asks for ES256 ID tokens: its tokens are ES256, the others' stay RS256, our
+    ES256 ID tokens verify (here one this process did not sign: another replica's), and our
+    other ES256 tokens (access tokens, forward-auth assertions) are still no ID tokens."""
+    from gateway.tokens import TokenService
+    from tests.helpers import make_settings
+
+    base = gateway.settings
+    clients = [c.model_dump(exclude_none=True) for c in base.clients]
+    clients[0]["id_token_signed_response_alg"] = "ES256"
+    settings = make_settings(int(base.issuer.rsplit(":", 1)[1]), "memory://", clients=clients)
+    assert settings.id_token_algs == ["RS256", "ES256"]
+    tokens = TokenService(settings, gateway.services.keys)
+    first, second = clients[0]["client_id"], clients[1]["client_id"]
+
+    def header_alg(token: str) -> str:
+        return str(json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["alg"])
+
+    def minted(client_id: str) -> str:
+        return tokens.id_token(
+            sub=SUB,
+            client_id=client_id,
+            auth_time=0,
+            nonce=None,
+            sid=None,
+            access_token=None,
+            amr=[],
+            profile={},
+        )
+
+    assert header_alg(minted(first)) == "ES256" and header_alg(minted(second)) == "RS256"
+    now = int(time.time())
+    elsewhere = signed_with_our_key(gateway, "ES256", "JWT", id_claims(gateway, now))
+    assert (await gateway.call(lambda s: tokens.verify_own_jwt(elsewhere)))["sub"] == SUB
+    assert (await gateway.call(lambda s: tokens.verify_id_token_hint(elsewhere)))["sub"] == SUB
+    access = signed_with_our_key(gateway, "ES256", "at+jwt", access_claims(gateway, now))
+    assertion = tokens.identity_assertion(audience="https://app", sub=SUB, email=None, groups=[])
+    for other in (access, assertion):
+        with pytest.raises(ValueError, match="only an ID"):
+            await gateway.call(lambda s, t=other: tokens.verify_own_jwt(t))
+        with pytest.raises(ValueError, match="not an ID token"):
+            await gateway.call(lambda s, t=other: tokens.verify_id_token_hint(t))
+    # Without such a client, ES256 is no ID token algorithm at all (B17).
+    assert gateway.settings.id_token_algs == ["RS256"]
+    with pytest.raises(ValueError, match="badly signed"):
+        await gateway.call(lambda s: gateway.services.tokens.verify_own_jwt(elsewhere))
 
 
 def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:

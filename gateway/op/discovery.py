@@ -25,7 +25,6 @@ JWKS_MAX_AGE = 300
 def metadata(services: Services) -> dict[str, Any]:
     """The discovery document."""
     issuer = services.settings.issuer
-    keys = services.settings.keys
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",
@@ -41,7 +40,7 @@ def metadata(services: Services) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [keys.id_token_alg],
+        "id_token_signing_alg_values_supported": services.settings.id_token_algs,
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",

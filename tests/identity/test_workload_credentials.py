@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from joserfc import jws
 
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
 from tests.identity.conftest import AUTH_ROLE, POOL, StsFront, client
@@ -37,7 +38,13 @@ def workloads(
         redis_server.url,
         clients=[
             *[c.model_dump(exclude_none=True) for c in base.clients],
-            {"client_id": "ci", "token_endpoint_auth_method": "none", "grant_types": [EXCHANGE]},
+            {
+                "client_id": "ci",
+                "token_endpoint_auth_method": "none",
+                "grant_types": [EXCHANGE],
+                # As the README's workload example: only the identity pool reads these.
+                "id_token_signed_response_alg": "ES256",
+            },
         ],
         token_exchange={
             "trust": [
@@ -80,6 +87,7 @@ async def test_exchanged_token_gets_aws_credentials_named_after_the_workload(
         )
     assert answer.status_code == 200, answer.text
     id_token = answer.json()["access_token"]
+    assert jws.extract_compact(id_token.encode()).headers()["alg"] == "ES256"
     sts.reset()
     api = client(workloads)
     logins = {workloads.url.removeprefix("http://"): id_token}
