@@ -132,7 +132,10 @@ async def first_factor(
     account = normalize_email(account)
     config = services.settings.rate_limits
     checks = [
-        (Limit("login-account", config.login_per_account, config.window), account),
+        (
+            Limit("login-account", config.login_per_account, config.window),
+            await limited_account(services, account) if local else account,
+        ),
         (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
     ]
     try:
@@ -214,10 +217,10 @@ async def send_sign_in_code(
     if not services.settings.user_pool.email_sign_in:
         raise SignInExpired
     account = normalize_email(account)
-    wait = await code_allowed(services, account, ctx.ip)
+    user = await services.users.by_login(account)
+    wait = await code_allowed(services, user.user_id if user else account, ctx.ip)
     if wait is not None:
         raise TooManyCodes(wait)
-    user = await services.users.by_login(account)
     usable = user is not None and user.enabled and user.email_verified
     flow = await services.flows.save(
         flow, CodeSignIn(account, user.user_id if user is not None and usable else "")
@@ -239,7 +242,10 @@ async def sign_in_code(services: Services, flow: Flow, code: str, ctx: Context) 
         raise SignInExpired
     config = services.settings.rate_limits
     checks = [
-        (Limit("login-account", config.login_per_account, config.window), progress.account),
+        (
+            Limit("login-account", config.login_per_account, config.window),
+            progress.subject or progress.account,  # as limited_account: the account's own id
+        ),
         (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
     ]
     await _check(services, checks)
@@ -539,6 +545,15 @@ async def outcome(
     """Count and audit one sign-in attempt (result: success, failure, limited)."""
     services.metrics.sign_ins.labels(connector_id, result).inc()
     await services.audit.record(f"sign_in.{result}", batch, connector=connector_id, **fields)
+
+
+async def limited_account(services: Services, identifier: str) -> str:
+    """What the per-account login limit counts for a local sign-in: the account's id when the
+    identifier names one, so its e-mail, its username and its id (each a way to name it) share
+    one allowance instead of multiplying it; otherwise the identifier itself. (The one
+    allowance means failures under one name lock the others out too, which is the point.)"""
+    user = await services.users.by_login(identifier)
+    return user.user_id if user is not None else identifier
 
 
 async def code_allowed(services: Services, account: str, ip: str) -> int | None:

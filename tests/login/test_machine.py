@@ -99,6 +99,37 @@ async def test_wrong_and_unknown_get_one_answer_and_count_towards_the_limit(
         await services.store.close()
 
 
+async def test_every_name_of_an_account_shares_its_one_allowance(
+    redis_server: RedisServer,
+) -> None:
+    """E-mail, username and account id each name the account: failures under any of them
+    count against the same per-account limit, so three names are not three allowances. An
+    unknown name keeps an allowance of its own (there is no account to protect)."""
+    services = await services_for(
+        redis_server,
+        rate_limits={"login_per_account": 3, "login_per_ip": 100},
+        user_pool={"usernames": True},
+    )
+    try:
+        user = await services.users.create(
+            "cy@example.com", PASSWORD, email_verified=True, username="cyd"
+        )
+        flow = await new_flow(services)
+        for name in ("cy@example.com", "cyd", user.user_id):
+            with pytest.raises(IncorrectPassword):
+                await machine.password(services, flow, local(services), name, "nope", CTX)
+        for name in ("cy@example.com", "CYD", user.user_id.upper()):
+            with pytest.raises(TooManyAttempts):  # the right password, under every name
+                await machine.password(services, flow, local(services), name, PASSWORD, CTX)
+        for _ in range(3):
+            with pytest.raises(IncorrectPassword):
+                await machine.password(services, flow, local(services), "nobody", "x", CTX)
+        with pytest.raises(TooManyAttempts):
+            await machine.password(services, flow, local(services), "nobody", "x", CTX)
+    finally:
+        await services.store.close()
+
+
 async def test_a_required_second_factor_is_enrolled_before_anything_signs_in(
     redis_server: RedisServer,
 ) -> None:
