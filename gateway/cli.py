@@ -336,6 +336,14 @@ def _check_config(path: str) -> int:
         print("  warning: memory store: single process only, forgets everything on restart")
     if reachable is not None:
         print(f"  warning: the store cannot be reached from here: {reachable}")
+    pool_region = settings.user_pool_id.split("_", 1)[0]
+    if pool_region != settings.region:
+        # amazon-cognito-identity-js and Amplify derive the region from the pool id.
+        print(
+            f"  warning: user_pool.id names region {pool_region} but region is "
+            f"{settings.region}: SDKs that derive the region from the pool id will disagree "
+            f"with the identity pools' ids; use {settings.region}_… or set region: {pool_region}"
+        )
     from gateway.proxy import setup_warnings  # check-config only: see the imports above
     from gateway.users.passkeys import setup_warnings as passkey_warnings
 

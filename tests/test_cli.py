@@ -69,6 +69,17 @@ def test_check_config_prints_connector_callback_urls(tmp_path: Path) -> None:
     assert "ACS:          https://auth.example.com/saml/adfs/acs" in result.stdout
 
 
+def test_check_config_warns_when_the_pool_id_names_another_region(tmp_path: Path) -> None:
+    path = tmp_path / "regions.yaml"
+    head = "issuer: https://auth.example.com\nsecret_key: " + "x" * 32 + "\n"
+    path.write_text(head + "region: us-east-1\nuser_pool: {id: eu-west-1_Abcdefghi}\n")
+    result = cognate("check-config", str(path))
+    assert result.returncode == 0, result.stderr  # a warning: the file is valid
+    assert "warning: user_pool.id names region eu-west-1 but region is us-east-1" in result.stdout
+    path.write_text(head + "region: eu-west-1\nuser_pool: {id: eu-west-1_Abcdefghi}\n")
+    assert "names region" not in cognate("check-config", str(path)).stdout
+
+
 def test_check_config_exit_codes(tmp_path: Path) -> None:
     good = cognate("check-config", "config/gateway.example.yaml")
     assert good.returncode == 0 and "ok:" in good.stdout
