@@ -69,12 +69,13 @@ class TokenService:
         self._keys = keys
         self.issuer = settings.issuer
         self._assertions: OrderedDict[tuple[Any, ...], tuple[str, int]] = OrderedDict()
-        # Each token's signature is checked once per process. Tokens this process signed, or
-        # verified before, are remembered by their exact text with their header and claims
-        # (bounded, least recently used out): an app calling GetUser or userinfo with the same
-        # access token, or a CI job presenting the ID token it was just given, costs no second
-        # signature check. Every claim check (type, issuer, lifetime, audience) still runs on
-        # every use, and a key that leaves the ring takes its tokens with it (`KeyRing.has`).
+        # Each token's signature is checked once per process. ID tokens this process signed,
+        # and tokens it verified before, are remembered by their exact text with their
+        # header and claims (bounded, least recently used out): an app calling GetUser or
+        # userinfo with the same access token, or a CI job presenting the ID token it was just
+        # given, costs no second signature check. Every claim check (type, issuer, lifetime,
+        # audience) still runs on every use, and a key that leaves the ring takes its tokens
+        # with it (`KeyRing.has`).
         self._checked: OrderedDict[str, _Checked] = OrderedDict()
         # ID tokens: keys.id_token_alg, or the client's id_token_signed_response_alg. Our own
         # ID tokens verify with any of them (`typ` tells them from our other ES256 tokens).
@@ -89,7 +90,11 @@ class TokenService:
         key = self._keys.current(alg)
         header = {"alg": alg, "kid": key.kid, "typ": typ}
         token = jwt.encode(header, claims, key)
-        if typ in (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE):
+        if typ == ID_TOKEN_TYPE:
+            # An ID token usually comes straight back (a workload's exchange, then its
+            # GetCredentialsForIdentity): remembered now. Access tokens are remembered when
+            # first verified, so the tokens no one shows us (client_credentials ones, mostly,
+            # checked by resource servers) cost nothing here.
             # The claims as a verifier reads them back (JSON: a tuple comes back a list).
             payload = token.split(".")[1]
             read = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

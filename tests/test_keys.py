@@ -169,7 +169,7 @@ async def test_a_remembered_token_dies_with_its_key(
     await keys.load()
     tokens = TokenService(make_settings(free_port(), redis_server.url), keys)
     token, _ = tokens.access_token(sub="a", client_id="web", scope=frozenset(), gid=None)
-    assert (await tokens.verify_access_token(token)).sub == "a"  # remembered at signing
+    assert (await tokens.verify_access_token(token)).sub == "a"  # checked, and remembered
     await keys.rotate(now=1_000)
     assert (await tokens.verify_access_token(token)).sub == "a"  # a previous key still verifies
     await keys.rotate(now=1_200)  # past retention: its key is gone

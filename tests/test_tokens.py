@@ -163,10 +163,25 @@ async def test_a_signature_is_checked_once_and_the_claims_on_every_use(
 
     monkeypatch.setattr(keys, "decode", counting)
     verify = tokens.verify_access_token
-    # Signed by this process: known good from the start.
-    mine, _ = tokens.access_token(sub=SUB, client_id="web", scope=frozenset(), gid=None)
-    assert (await gateway.call(lambda s: verify(mine))).sub == SUB
+    # An ID token this process signed: known good from the start.
+    id_token = tokens.id_token(
+        sub=SUB,
+        client_id="web",
+        auth_time=0,
+        nonce=None,
+        sid=None,
+        access_token=None,
+        amr=[],
+        profile={},
+    )
+    assert (await gateway.call(lambda s: tokens.verify_own_jwt(id_token)))["sub"] == SUB
     assert checked == []
+    # An access token is checked when it is first shown, then remembered.
+    mine, _ = tokens.access_token(sub=SUB, client_id="web", scope=frozenset(), gid=None)
+    for _ in range(2):
+        assert (await gateway.call(lambda s: verify(mine))).sub == SUB
+    assert checked == [mine]
+    checked.clear()
     # Signed with the same key elsewhere (another replica): checked the first time only.
     now = int(time.time())
     alg = gateway.settings.keys.access_token_alg
