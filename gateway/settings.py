@@ -150,6 +150,22 @@ class StoreSettings(Model):
         return value
 
 
+def _pem_algorithm(path: str) -> str:
+    """RS256 or ES256: what the PEM private key at `path` signs with (ValueError otherwise)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ValueError(f"keys.files: {path} is not an unencrypted PEM private key") from exc
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    raise ValueError(f"keys.files: {path} is neither an RSA nor an EC P-256 key")
+
+
 class KeySettings(Model):
     """Signing keys: generated and kept encrypted in the store, or loaded from PEM files."""
 
@@ -667,6 +683,29 @@ class Settings(Model):
                     raise ValueError(
                         f"{what}[{index}].{field}: duplicate id {value!r} (also {what}[{first}])"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _key_files_cover_algorithms(self) -> Settings:
+        """With keys.files, every algorithm something signs with needs a key among them (the
+        key set is static: nothing can generate the missing one)."""
+        if not self.keys.files:
+            return self
+        have = {_pem_algorithm(path) for path in self.keys.files}
+        wanted = [("keys.access_token_alg", self.keys.access_token_alg)]
+        wanted.append(("keys.id_token_alg", self.keys.id_token_alg))
+        wanted += [
+            (f"clients[{i}].id_token_signed_response_alg ({c.client_id})", alg)
+            for i, c in enumerate(self.clients)
+            if (alg := c.id_token_signed_response_alg)
+        ]
+        for where, alg in wanted:
+            if alg not in have:
+                kind = "an EC P-256" if alg == "ES256" else "an RSA"
+                raise ValueError(
+                    f"{where}: {alg}, but keys.files has no {alg} key (add {kind} private key "
+                    "file, or choose an algorithm the files have)"
+                )
         return self
 
     @model_validator(mode="after")

@@ -347,3 +347,54 @@ def test_the_passkey_relying_party_id_is_the_issuers_host_or_a_parent_domain() -
     assert "e.g. example.com" in url
     (ip,) = rp("localhost", issuer="http://127.0.0.1:8080")
     assert "127.0.0.1 is an IP address" in ip and "give the issuer a host name" in ip
+
+
+def test_key_files_must_hold_a_key_for_every_algorithm_in_use(tmp_path: Path) -> None:
+    """keys.files is a static key set: an algorithm without a key among the files would only
+    fail at the first token it signs (a 503, after the request's work was done)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def pem(name: str, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+        path = tmp_path / name
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return str(path)
+
+    def found(data: dict) -> list[str]:
+        try:
+            settings_from_dict({**BASE, **data})
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
+    rsa_file = pem("rsa.pem", rsa.generate_private_key(65537, 2048))
+    ec_file = pem("ec.pem", ec.generate_private_key(ec.SECP256R1()))
+    workload = {"client_id": "ci", "token_endpoint_auth_method": "none", "grant_types": []}
+    only_rsa = {"keys": {"files": [rsa_file]}}
+    assert any(  # the default access tokens are ES256
+        "keys.access_token_alg: ES256, but keys.files has no ES256 key" in p
+        for p in found(only_rsa)
+    )
+    rsa_everywhere = {"keys": {"files": [rsa_file], "access_token_alg": "RS256"}}
+    assert found(rsa_everywhere) == []
+    with_es256_client = {
+        **rsa_everywhere,
+        "clients": [{**workload, "id_token_signed_response_alg": "ES256"}],
+    }
+    assert any(
+        "clients[0].id_token_signed_response_alg (ci): ES256, but keys.files has no ES256" in p
+        for p in found(with_es256_client)
+    )
+    both = {"keys": {"files": [rsa_file, ec_file]}, "clients": with_es256_client["clients"]}
+    assert found(both) == []
+    (tmp_path / "junk.pem").write_text("not a key")
+    assert any(
+        "is not an unencrypted PEM private key" in p
+        for p in found({"keys": {"files": [str(tmp_path / "junk.pem")]}})
+    )
