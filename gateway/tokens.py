@@ -1,5 +1,6 @@
 """Minting and verifying the JWTs Cognate issues: access tokens (RFC 9068 profile, `typ`
-`at+jwt`, ES256 by default) and ID tokens (OIDC Core, RS256 by default).
+`at+jwt`, ES256 by default) and ID tokens (OIDC Core, RS256 by default: `keys.id_token_alg`, or
+a client's `id_token_signed_response_alg`).
 
 Refresh tokens and codes are opaque and live in `gateway.grants`. Keys come from
 `gateway.keys.KeyRing`; this module only decides what goes into a token and what a valid one is.
