@@ -1,13 +1,20 @@
-"""Instructions per request under callgrind: the upstream OIDC callback against the bare
-Starlette app, both counted the same way. Unlike req/s, the count does not move with what else
-the machine is doing (the same code gives the same count to within ~0.5%), so it tells whether
-a change made the hot path cheaper even on a noisy machine.
+"""Instructions per request under callgrind, against the bare Starlette app counted the same
+way. Unlike req/s, the count does not move with what else the machine is doing (the same code
+gives the same count to within a few per cent), so it tells whether a change made a hot path
+cheaper even on a noisy machine. Three groups (`--group`):
+
+- `callback` (default): the upstream OIDC callback;
+- `workloads`: issue 20's pair — client_credentials, a token exchange (bench/workloads.py's
+  settings: an ES256 ID token for the `ci` client), GetCredentialsForIdentity with cached
+  credentials and one ID token, and with the fresh ID token of each exchange (a pair's second
+  half); the pair's instruction ratio is cached / (exchange + fresh);
+- `user-pool`: GetUser with one access token against forward-auth session-cache hits.
 
 Each server runs under `valgrind --tool=callgrind` (Debian's valgrind; about 50× slower), is
 warmed up, has its counters zeroed (`callgrind_control -z`), serves `--requests` requests with 8
 in flight, and has them dumped (`callgrind_control -d`). The IdP and Redis run natively.
 
-    .venv/bin/python bench/instructions.py [--requests 300]
+    .venv/bin/python bench/instructions.py [--requests 300] [--group workloads]
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -80,17 +88,45 @@ def counted(dumps: Path) -> int:
     raise RuntimeError(f"no complete dump at {dumps}.*")
 
 
-async def drive(base: str, paths: list[str], cookies: dict[str, str]) -> None:
+Call = tuple[str, str, dict[str, str]]  # a POST: path, body, headers
+
+
+async def drive(
+    base: str, paths: list[str] | list[Call], cookies: dict[str, str]
+) -> list[httpx.Response]:
+    """GET each path (or POST each call), 8 in flight; any 4xx/5xx is an error."""
     async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=120) as http:
         slots = asyncio.Semaphore(8)
 
-        async def one(path: str) -> None:
+        async def one(request: str | Call) -> httpx.Response:
             async with slots:
-                answer = await http.get(path)
+                if isinstance(request, str):
+                    path, answer = request, await http.get(request)
+                else:
+                    path = request[0]
+                    answer = await http.post(path, content=request[1], headers=request[2])
                 if answer.status_code >= 400:
                     raise RuntimeError(f"{path.split('?')[0]} answered {answer.status_code}")
+                return answer
 
-        await asyncio.gather(*(one(p) for p in paths))
+        return await asyncio.gather(*(one(p) for p in paths))
+
+
+def counted_phases(
+    pid: int, dumps: Path, base: str, phases: dict[str, tuple[list[Any], list[Any]]]
+) -> dict[str, float]:
+    """Instructions per request of each phase (warm-up requests, counted requests) of one
+    server: zeroed before, dumped after each, the dumps moved aside between phases."""
+    results = {}
+    for i, (name, (warm, requests)) in enumerate(phases.items()):
+        asyncio.run(drive(base, warm, {}))
+        control("-z", pid)
+        asyncio.run(drive(base, requests, {}))
+        control("-d", pid)
+        results[name] = counted(dumps) / len(requests)
+        for dump in dumps.parent.glob(dumps.name + ".*"):
+            dump.rename(dumps.parent / f"phase{i}-{dump.name}")
+    return results
 
 
 def per_request(
@@ -105,14 +141,122 @@ def per_request(
         return counted(dumps) / (len(paths) - WARM_UP)
 
 
+def bare(folder: Path, total: int) -> float:
+    port = free_port()
+    command = [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--port", str(port)]
+    return per_request(command, port, folder, ["/"] * total, {})
+
+
+def serving(settings: Path, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--config",
+        str(settings),
+        "--port",
+        str(port),
+    ]
+
+
+def workloads(folder: Path, count: int) -> dict[str, float]:
+    """Issue 20's pair, phase by phase, in one gateway under callgrind."""
+    import json
+
+    from bench import workloads as wl
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    amz = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": wl.TARGET.split(": ")[1]}
+    issuer, redis, port, sts_port = (
+        wl.WorkloadIssuer().start(),
+        RedisServer(),
+        free_port(),
+        free_port(),
+    )
+    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    sts = subprocess.Popen(  # noqa: S603
+        [moto, "-H", "127.0.0.1", "-p", str(sts_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        redis.start()
+        wait_ready(f"http://127.0.0.1:{sts_port}/")
+        text = wl.settings_for(issuer, "ES256")(port, redis.url, f"http://127.0.0.1:{sts_port}/")
+        settings = folder / "workloads.yaml"
+        # Under valgrind everything is ~50x slower: a store timeout of 2 s would fire.
+        settings.write_text(
+            text.replace("prefix: bench-wl}", "prefix: bench-wl, socket_timeout: 30}")
+        )
+        base = f"http://127.0.0.1:{port}"
+        with under_callgrind(serving(settings, port), folder, port) as (pid, dumps):
+            identity, provider = wl.prepare_credentials(base, base, issuer, folder)
+            creds = (folder / "creds.json").read_text()
+
+            def exchanges(n: int) -> list[Call]:
+                return [
+                    ("/oauth2/token", wl.exchange_body(issuer.github(base)), form) for _ in range(n)
+                ]
+
+            fresh = [
+                (
+                    "/",
+                    json.dumps(
+                        {"IdentityId": identity, "Logins": {provider: a.json()["access_token"]}}
+                    ),
+                    amz,
+                )
+                for a in asyncio.run(drive(base, exchanges(WARM_UP + count), {}))
+            ]
+            cc: Call = (
+                "/oauth2/token",
+                "grant_type=client_credentials",
+                {**form, "Authorization": wl.SERVICE_AUTH},
+            )
+            return counted_phases(
+                pid,
+                dumps,
+                base,
+                {
+                    "client_credentials": ([cc] * WARM_UP, [cc] * count),
+                    "token exchange": (exchanges(WARM_UP), exchanges(count)),
+                    "GetCredentialsForIdentity, cached": (
+                        [("/", creds, amz)] * WARM_UP,
+                        [("/", creds, amz)] * count,
+                    ),
+                    "GetCredentialsForIdentity, fresh ID token": (fresh[:WARM_UP], fresh[WARM_UP:]),
+                },
+            )
+    finally:
+        sts.terminate()
+        issuer.stop()
+        redis.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="counted requests per server")
+    parser.add_argument("--group", choices=["callback", "workloads"], default="callback")
     args = parser.parse_args()
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         print("needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
     total = WARM_UP + args.requests
+    if args.group == "workloads":
+        folder = Path(tempfile.mkdtemp(prefix="cognate-callgrind-"))
+        try:
+            baseline = bare(folder, total)
+            counts = workloads(folder, args.requests)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        table(baseline, counts)
+        pair = counts["token exchange"] + counts["GetCredentialsForIdentity, fresh ID token"]
+        cached = counts["GetCredentialsForIdentity, cached"]
+        print(
+            f"\npair (exchange + fresh) vs cached GetCredentialsForIdentity: {cached / pair:.2f}x"
+        )
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="cognate-callgrind-"))
     redis = RedisServer()
     idp = subprocess.Popen(  # noqa: S603
@@ -148,10 +292,15 @@ def main() -> int:
         idp.wait(timeout=20)
         redis.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    table(baseline, {"upstream OIDC callback": callback})
+    return 0
+
+
+def table(baseline: float, counts: dict[str, float]) -> None:
     print(f"\n{'scenario (instructions per request)':48} {'M instr':>8} {'× bare app':>11}")
     print(f"{'bare Starlette JSON (baseline)':48} {baseline / 1e6:8.3f} {1.0:11.1f}")
-    print(f"{'upstream OIDC callback':48} {callback / 1e6:8.3f} {callback / baseline:11.1f}")
-    return 0
+    for name, count in counts.items():
+        print(f"{name:48} {count / 1e6:8.3f} {count / baseline:11.1f}")
 
 
 if __name__ == "__main__":
