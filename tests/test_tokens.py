@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
 
 from gateway.errors import InvalidToken
+from gateway.tokens import TokenService
 from tests.helpers import GatewayServer
 
 SUB = "us-east-1:00000000-0000-4000-8000-0000000000aa"
@@ -150,6 +151,20 @@ async def test_an_id_token_signed_with_the_access_token_algorithm_is_refused(
 # -- each signature is checked once (TokenService._checked) ------------------------------------
 
 
+def minted(tokens: TokenService, client_id: str) -> str:
+    """An ID token for `client_id`, signed by `tokens`."""
+    return tokens.id_token(
+        sub=SUB,
+        client_id=client_id,
+        auth_time=0,
+        nonce=None,
+        sid=None,
+        access_token=None,
+        amr=[],
+        profile={},
+    )
+
+
 async def test_a_signature_is_checked_once_and_the_claims_on_every_use(
     gateway: GatewayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,16 +179,7 @@ async def test_a_signature_is_checked_once_and_the_claims_on_every_use(
     monkeypatch.setattr(keys, "decode", counting)
     verify = tokens.verify_access_token
     # An ID token this process signed: known good from the start.
-    id_token = tokens.id_token(
-        sub=SUB,
-        client_id="web",
-        auth_time=0,
-        nonce=None,
-        sid=None,
-        access_token=None,
-        amr=[],
-        profile={},
-    )
+    id_token = minted(tokens, "web")
     assert (await gateway.call(lambda s: tokens.verify_own_jwt(id_token)))["sub"] == SUB
     assert checked == []
     # An access token is checked when it is first shown, then remembered.
@@ -233,7 +239,6 @@ async def test_a_client_may_have_es256_id_tokens_and_typ_still_tells_tokens_apar
     """One client asks for ES256 ID tokens: its tokens are ES256, the others' stay RS256, our
     ES256 ID tokens verify (here one this process did not sign: another replica's), and our
     other ES256 tokens (access tokens, forward-auth assertions) are still no ID tokens."""
-    from gateway.tokens import TokenService
     from tests.helpers import make_settings
 
     base = gateway.settings
@@ -247,19 +252,8 @@ async def test_a_client_may_have_es256_id_tokens_and_typ_still_tells_tokens_apar
     def header_alg(token: str) -> str:
         return str(json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["alg"])
 
-    def minted(client_id: str) -> str:
-        return tokens.id_token(
-            sub=SUB,
-            client_id=client_id,
-            auth_time=0,
-            nonce=None,
-            sid=None,
-            access_token=None,
-            amr=[],
-            profile={},
-        )
-
-    assert header_alg(minted(first)) == "ES256" and header_alg(minted(second)) == "RS256"
+    assert header_alg(minted(tokens, first)) == "ES256"
+    assert header_alg(minted(tokens, second)) == "RS256"
     now = int(time.time())
     elsewhere = signed_with_our_key(gateway, "ES256", "JWT", id_claims(gateway, now))
     assert (await gateway.call(lambda s: tokens.verify_own_jwt(elsewhere)))["sub"] == SUB
