@@ -21,12 +21,11 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import credentials, op, ui
 from gateway.cognito import api as user_pools
-from gateway.direct import DirectRoutes
+from gateway.direct import DirectRoutes, direct_routes
 from gateway.errors import PageError, StoreUnavailable, Unavailable
 from gateway.identity import cognito
 from gateway.metrics import MetricsMiddleware
 from gateway.observability import RequestContext
-from gateway.op.common import oauth_endpoints
 from gateway.op.discovery import Documents, StaticDocuments
 from gateway.proxy import endpoints as forward_auth
 from gateway.proxy.fast import ForwardAuthFastPath
@@ -142,8 +141,9 @@ def create_app(
             Middleware(MetricsMiddleware, metrics=services.metrics),
             Middleware(ForwardAuthFastPath, services=services),
             Middleware(StaticDocuments, documents=documents),
-            # The OAuth endpoints (token above all) by exact path, past the router's walk.
-            Middleware(DirectRoutes, routes=oauth_endpoints(routes)),
+            # The OAuth endpoints (token above all) and the Cognito APIs' POST / by exact
+            # path, past the router's walk.
+            Middleware(DirectRoutes, routes=direct_routes(routes)),
         ],
         exception_handlers={
             # 404/405 in the wire format of the area asked for (gateway.ui.http_errors).

@@ -13,8 +13,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.app import create_app
-from gateway.direct import DirectRoutes
-from gateway.op.common import OAuthEndpoint, oauth_endpoints
+from gateway.direct import DirectRoutes, direct_routes
+from gateway.op.common import OAuthEndpoint
 from gateway.services import build_services
 from tests.helpers import free_port, make_settings
 
@@ -64,19 +64,39 @@ async def test_direct_routes_honour_a_root_path() -> None:
     assert walked == []
 
 
-def test_only_exact_paths_with_their_own_method_checks_are_dispatched_directly() -> None:
+async def test_a_route_with_methods_is_direct_for_those_only() -> None:
+    """POST / is the Cognito APIs' (direct); GET / is the home page (through the router)."""
+    post = Route("/", endpoint(), methods=["POST"])
+    app, walked = app_with([post, Route("/", answer)], [post])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        assert (await c.post("/")).json()["route"] == "/"
+        assert (await c.get("/")).status_code == 200
+    assert walked == ["/"]  # only the GET
+
+
+def test_only_exact_paths_whose_endpoints_render_their_errors_are_dispatched_directly() -> None:
     with pytest.raises(ValueError, match="exact paths"):
         DirectRoutes(Starlette(), [Route("/clients/{id}", endpoint())])
-    with pytest.raises(ValueError, match="checks methods"):  # a 405 would be a 500 here
+    with pytest.raises(ValueError, match="render its own errors"):  # a function endpoint
         DirectRoutes(Starlette(), [Route("/token", answer, methods=["POST"])])
 
 
-def test_the_gateway_dispatches_its_oauth_endpoints_directly() -> None:
-    """Every route `oauth_route` made, and nothing else (a page route renders its errors as
-    pages through the exception middleware, which direct dispatch skips)."""
+def test_the_gateway_dispatches_its_oauth_and_cognito_endpoints_directly() -> None:
+    """The OAuth endpoints and the Cognito APIs' POST /, and nothing else (a page renders its
+    errors as a page through the exception middleware, which direct dispatch skips); each is
+    what the router would have found first for its methods."""
     app = create_app(build_services(make_settings(free_port(), "memory://")))
-    paths = {r.path for r in oauth_endpoints(app.routes)}
+    direct = direct_routes(app.routes)
+    paths = {r.path for r in direct}
     assert {"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect", "/oauth2/userinfo"} <= paths
+    assert "/" in paths  # POST: the Cognito front door
     assert "/login" not in paths and "/oauth2/authorize" not in paths
-    for route in oauth_endpoints(app.routes):  # what the router would have found first
-        assert next(r for r in app.routes if getattr(r, "path", None) == route.path) is route
+    for route in direct:
+        for method in route.methods or {"GET", "POST"}:
+            first = next(
+                r
+                for r in app.routes
+                if getattr(r, "path", None) == route.path
+                and (getattr(r, "methods", None) is None or method in r.methods)  # type: ignore[attr-defined]
+            )
+            assert first is route, (route.path, method)

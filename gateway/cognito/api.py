@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from gateway.cognito import admin_ops, auth, mfa_ops, selfservice, webauthn_ops
 from gateway.cognito.auth import Call
@@ -138,18 +139,32 @@ def login_refusal(exc: LoginError) -> CognitoError:
     return CognitoError("NotAuthorizedException", INCORRECT)
 
 
+class FrontDoor:
+    """`POST /`: the user-pool API's calls by their target, the identity API's otherwise. An
+    ASGI endpoint whose every answer, errors included, is AWS JSON (both handlers catch
+    everything), so `gateway.direct` dispatches it before Starlette's router."""
+
+    renders_own_errors = True
+
+    def __init__(self, pools: UserPoolApi, identity: CognitoApi) -> None:
+        self.pools = pools
+        self.identity = identity
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
+            response = await self.pools.handle(request)
+        else:
+            response = await self.identity.handle(request)
+        await response(scope, receive, send)
+
+
 def routes(services: Services, identity: CognitoApi) -> list[BaseRoute]:
     """`POST /` for both Cognito APIs, told apart by their target (`identity`: the identity
     API's operations), and `/cognito-idp` for this one."""
     pools = UserPoolApi(services)
-
-    async def front_door(request: Request) -> Response:
-        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
-            return await pools.handle(request)
-        return await identity.handle(request)
-
     return [
-        Route("/", front_door, methods=["POST"], max_body_size=ROUTE_BODY_LIMIT),
+        Route("/", FrontDoor(pools, identity), methods=["POST"], max_body_size=ROUTE_BODY_LIMIT),
         Route("/cognito-idp", pools.handle, methods=["POST"], max_body_size=ROUTE_BODY_LIMIT),
         Route("/cognito-idp", identity.preflight, methods=["OPTIONS"]),
     ]

@@ -14,14 +14,14 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.clients import ClientRegistry
@@ -55,6 +55,8 @@ class OAuthEndpoint:
     a method it does not serve with a JSON 405 and an `Allow` header; with `cors`, it answers
     preflights and adds CORS headers for browser apps (`gateway.op.cors`)."""
 
+    renders_own_errors = True  # so `gateway.direct` dispatches it before the router
+
     def __init__(
         self, handler: Handler, methods: Collection[str], cors: ClientRegistry | None = None
     ) -> None:
@@ -82,12 +84,6 @@ def oauth_route(
     """A route whose every answer, errors included, is OAuth JSON (see the module docstring);
     `cors`: the client registry that says which browser origins may read the answers."""
     return Route(path, OAuthEndpoint(handler, methods, cors), max_body_size=sys.maxsize)
-
-
-def oauth_endpoints(routes: Iterable[BaseRoute]) -> list[Route]:
-    """The routes `oauth_route` made: they render every error themselves, so
-    `gateway.direct.DirectRoutes` may dispatch them before Starlette's router."""
-    return [r for r in routes if isinstance(r, Route) and isinstance(r.endpoint, OAuthEndpoint)]
 
 
 def oauth_json(handler: Handler) -> Handler:
