@@ -3,20 +3,24 @@ guessed at speed.
 
 A limit is (what, how many, window). Failures are counted with one INCR that starts the window
 on its first hit; once a counter is over its limit, attempts are refused with the window's
-remaining time as Retry-After. Windows always expire, so an attacker can slow a victim's sign-in
+remaining time as Retry-After. Guesses are counted before they are checked (`take`, then
+`settle`): each attempt takes a slot with an atomic INCR first and gives it back if it turns
+out not to be a failure, so a burst of parallel guesses gets the limit's number of checks, not
+one per request in flight. Windows always expire, so an attacker can slow a victim's sign-in
 down but never lock the account for good; keys are hashed, so the store never holds the
 e-mail addresses or IPs being counted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.crypto import Sealer
-from gateway.errors import GatewayError
-from gateway.store import Get, Store
+from gateway.errors import GatewayError, Unavailable
+from gateway.store import Store
 
 
 class RateLimited(GatewayError):
@@ -36,8 +40,20 @@ class Limit:
     window: int
 
 
+@dataclass
+class Attempt:
+    """One attempt's slots (`RateLimiter.take`): `failed()` when it is a failure (it stays
+    counted); otherwise `RateLimiter.settle` gives them back."""
+
+    keys: list[str]
+    is_failure: bool = field(default=False)
+
+    def failed(self) -> None:
+        self.is_failure = True
+
+
 class RateLimiter:
-    """Check and count failures against several limits at once."""
+    """Take and count attempts against several limits at once."""
 
     def __init__(self, store: Store, sealer: Sealer) -> None:
         self._store = store
@@ -48,20 +64,36 @@ class RateLimiter:
             value = _subscriber(value)
         return self._store.key("rl", limit.scope, self._sealer.keyed_hash(value, purpose="rl"))
 
-    async def check(self, checks: list[tuple[Limit, str]]) -> None:
-        """Raise RateLimited if any counter is already over its limit (one round trip for all
-        of them)."""
+    async def take(self, checks: list[tuple[Limit, str]]) -> list[str]:
+        """Count one attempt against every limit before it is made (an atomic INCR each):
+        RateLimited, with nothing left counted, if that puts any counter over its limit.
+        Returns the counters' keys (for `give_back`)."""
         keys = [self._key(limit, value) for limit, value in checks]
-        counts = await self._store.read_many([Get(key) for key in keys])
-        for (limit, _), key, raw in zip(checks, keys, counts, strict=True):
-            if raw is not None and int(raw) >= limit.count:
-                ttl = await self._store.ttl(key)
-                raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
+        taken: list[str] = []
+        try:
+            for (limit, _), key in zip(checks, keys, strict=True):
+                count = await self._store.incr(key, ttl=limit.window)
+                taken.append(key)
+                if count > limit.count:
+                    ttl = await self._store.ttl(key)
+                    raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
+        except BaseException:
+            await self.give_back(taken)
+            raise
+        return keys
 
-    async def fail(self, checks: list[tuple[Limit, str]]) -> None:
-        """Count one failure against every limit."""
-        for limit, value in checks:
-            await self._store.incr(self._key(limit, value), ttl=limit.window)
+    async def give_back(self, keys: list[str]) -> None:
+        """Undo `take` for an attempt that was not a failure (best effort: a store that is
+        down leaves it counted, which only errs on the safe side)."""
+        with contextlib.suppress(Unavailable):
+            for key in keys:
+                await self._store.decr(key)
+
+    async def settle(self, attempt: Attempt) -> None:
+        """After an attempt begun with `take`: its slots back unless it `failed()` (a success,
+        a refusal for another reason, an outage or an overload mid-way is no guess)."""
+        if not attempt.is_failure:
+            await self.give_back(attempt.keys)
 
 
 def _subscriber(address: str) -> str:

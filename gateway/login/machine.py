@@ -51,7 +51,7 @@ from gateway.login.steps import (
     WrongCode,
     WrongEnrolmentCode,
 )
-from gateway.ratelimit import Limit, RateLimited
+from gateway.ratelimit import Attempt, Limit, RateLimited
 from gateway.users.directory import User, normalize_email
 from gateway.users.search import user_status
 
@@ -125,8 +125,9 @@ async def first_factor(
     prove: Callable[[], Awaitable[UpstreamIdentity | None]],
     ctx: Context,
 ) -> FirstFactorStep:
-    """A password, or a proof of it (SRP): `prove` answers who it proves, or None. Limits are
-    checked before any password work and counted per failure, the same for existing and
+    """A password, or a proof of it (SRP): `prove` answers who it proves, or None. Each try
+    takes its slot of the limits before any password work (so parallel tries cannot all pass a
+    check) and keeps it only if it fails, the same for existing and
     unknown accounts (no enumeration through the limiter either); unknown users, wrong
     passwords and disabled accounts get one answer."""
     account = normalize_email(account)
@@ -139,15 +140,18 @@ async def first_factor(
         (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
     ]
     try:
-        await services.limiter.check(checks)
+        attempt = Attempt(await services.limiter.take(checks))
     except RateLimited as exc:
         await outcome(services, connector_id, "limited", account=account, ip=ctx.ip)
         raise TooManyAttempts(exc.retry_after) from None
-    upstream = await prove()
-    if upstream is None:
-        await outcome(services, connector_id, "failure", account=account, ip=ctx.ip)
-        await services.limiter.fail(checks)
-        raise IncorrectPassword
+    try:
+        upstream = await prove()
+        if upstream is None:
+            attempt.failed()
+            await outcome(services, connector_id, "failure", account=account, ip=ctx.ip)
+            raise IncorrectPassword
+    finally:
+        await services.limiter.settle(attempt)
     if upstream.new_password_due:  # a temporary password: replaced before anything else
         # (an administrator's invitation, whose account they confirmed: Cognito's
         # FORCE_CHANGE_PASSWORD, which signs in to NEW_PASSWORD_REQUIRED, verified or not)
@@ -196,13 +200,16 @@ async def passkey(
     one gesture, so no second factor is due)."""
     config = services.settings.rate_limits
     checks = [(Limit("login-ip", config.login_per_ip, config.window), ctx.ip)]
-    await _check(services, checks)
-    use = await services.passkeys.authenticate("login", flow.flow_id, credential, None)
-    user = await services.users.get(use.user_id) if use else None
-    if use is None or user is None or not user.enabled or not use.user_verified:
-        await services.limiter.fail(checks)
-        await mfa_outcome(services, "passkey", "failure", use.user_id if use else "unknown")
-        raise PasskeySignInRefused
+    attempt = await _take(services, checks)
+    try:
+        use = await services.passkeys.authenticate("login", flow.flow_id, credential, None)
+        user = await services.users.get(use.user_id) if use else None
+        if use is None or user is None or not user.enabled or not use.user_verified:
+            attempt.failed()
+            await mfa_outcome(services, "passkey", "failure", use.user_id if use else "unknown")
+            raise PasskeySignInRefused
+    finally:
+        await services.limiter.settle(attempt)
     await mfa_outcome(services, "passkey", "success", user.user_id)
     return await after_proof(services, flow, local_upstream(services, user, amr.PASSWORDLESS))
 
@@ -248,17 +255,22 @@ async def sign_in_code(services: Services, flow: Flow, code: str, ctx: Context) 
         ),
         (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
     ]
-    await _check(services, checks)
+    attempt = await _take(services, checks)
     local = local_connector_id(services.connectors) or "local"
-    user = await services.users.get(progress.subject) if progress.subject else None
-    if (
-        user is None
-        or not user.enabled
-        or not await services.codes.check(SIGN_IN_CODE, user.user_id, code)
-    ):
-        await outcome(services, local, "failure", account=progress.account, ip=ctx.ip, by="code")
-        await services.limiter.fail(checks)
-        raise WrongCode
+    try:
+        user = await services.users.get(progress.subject) if progress.subject else None
+        if (
+            user is None
+            or not user.enabled
+            or not await services.codes.check(SIGN_IN_CODE, user.user_id, code)
+        ):
+            attempt.failed()
+            await outcome(
+                services, local, "failure", account=progress.account, ip=ctx.ip, by="code"
+            )
+            raise WrongCode
+    finally:
+        await services.limiter.settle(attempt)
     await outcome(services, local, "success", account=progress.account, ip=ctx.ip, by="code")
     upstream = local_upstream(services, user, amr.SIGN_IN_CODE)
     if upstream.new_password_due:  # a code proves the mailbox, not the temporary password
@@ -396,30 +408,33 @@ async def submit_code(
     flow, subject = step.flow, step.subject
     parked = _parked(flow)
     checks = _second_factor_limits(services, subject, ctx)
-    await _check(services, checks)
-    if isinstance(step, NeedsEnrolment):
-        codes = await services.mfa.confirm(subject, code)
-        if codes is None:
-            await mfa_outcome(services, "totp", "failure", subject)
-            await services.limiter.fail(checks)
-            raise WrongEnrolmentCode
-        await mfa_outcome(services, "totp", "enrolled", subject)
-        flow = await services.flows.save(flow, replace(parked, enrolled=True))
-        return Enrolled(flow, codes)
-    method: str | None = None
-    if "recovery" in step.methods:  # any enrolment: the app's codes or a recovery code
-        method = await services.mfa.verify(subject, code)
-    for channel, purpose in CODE_PURPOSES.items():
-        if (
-            method is None
-            and channel in step.methods
-            and await services.codes.check(purpose, subject, code)
-        ):
-            method = channel
-    if method is None:
-        await mfa_outcome(services, "code", "failure", subject)
-        await services.limiter.fail(checks)
-        raise WrongCode
+    attempt = await _take(services, checks)
+    try:
+        if isinstance(step, NeedsEnrolment):
+            codes = await services.mfa.confirm(subject, code)
+            if codes is None:
+                attempt.failed()
+                await mfa_outcome(services, "totp", "failure", subject)
+                raise WrongEnrolmentCode
+            await mfa_outcome(services, "totp", "enrolled", subject)
+            flow = await services.flows.save(flow, replace(parked, enrolled=True))
+            return Enrolled(flow, codes)
+        method: str | None = None
+        if "recovery" in step.methods:  # any enrolment: the app's codes or a recovery code
+            method = await services.mfa.verify(subject, code)
+        for channel, purpose in CODE_PURPOSES.items():
+            if (
+                method is None
+                and channel in step.methods
+                and await services.codes.check(purpose, subject, code)
+            ):
+                method = channel
+        if method is None:
+            attempt.failed()
+            await mfa_outcome(services, "code", "failure", subject)
+            raise WrongCode
+    finally:
+        await services.limiter.settle(attempt)
     await mfa_outcome(services, method, "success", subject)
     return _proven(flow, parked, amr.CODE)
 
@@ -432,12 +447,15 @@ async def submit_passkey(
         raise SignInExpired
     flow, subject = step.flow, step.subject
     checks = _second_factor_limits(services, subject, ctx)
-    await _check(services, checks)
-    use = await services.passkeys.authenticate("mfa", flow.flow_id, credential, subject)
-    if use is None:
-        await mfa_outcome(services, "passkey", "failure", subject)
-        await services.limiter.fail(checks)
-        raise PasskeyRefused
+    attempt = await _take(services, checks)
+    try:
+        use = await services.passkeys.authenticate("mfa", flow.flow_id, credential, subject)
+        if use is None:
+            attempt.failed()
+            await mfa_outcome(services, "passkey", "failure", subject)
+            raise PasskeyRefused
+    finally:
+        await services.limiter.settle(attempt)
     await mfa_outcome(services, "passkey", "success", subject)
     return _proven(flow, _parked(flow), amr.PASSKEY)
 
@@ -569,10 +587,9 @@ async def code_allowed(services: Services, account: str, ip: str) -> int | None:
         (Limit("code-ip", config.login_per_ip, config.window), ip),
     ]
     try:
-        await services.limiter.check(limits)
+        await services.limiter.take(limits)  # each send counts, taken before it is sent
     except RateLimited as exc:
         return exc.retry_after
-    await services.limiter.fail(limits)
     return None
 
 
@@ -584,10 +601,9 @@ async def resend_allowed(services: Services, account: str, ip: str) -> int | Non
         (Limit("resend-ip", 20, 3600), ip),
     ]
     try:
-        await services.limiter.check(limits)
+        await services.limiter.take(limits)  # each send counts, taken before it is sent
     except RateLimited as exc:
         return exc.retry_after
-    await services.limiter.fail(limits)
     return None
 
 
@@ -642,9 +658,11 @@ def _second_factor_limits(
     ]
 
 
-async def _check(services: Services, checks: list[tuple[Limit, str]]) -> None:
+async def _take(services: Services, checks: list[tuple[Limit, str]]) -> Attempt:
+    """This attempt's slots of the limits, taken before it is checked (`settle` it after);
+    TooManyAttempts when there is none left."""
     try:
-        await services.limiter.check(checks)
+        return Attempt(await services.limiter.take(checks))
     except RateLimited as exc:
         raise TooManyAttempts(exc.retry_after) from None
 

@@ -56,10 +56,9 @@ async def request_code(services: Services, login: str, ip: str) -> ResetCode | N
     otherwise (the caller answers the same either way)."""
     limits = [(Limit("reset-ip", 20, 3600), ip), (Limit("reset-account", 5, 3600), login)]
     try:
-        await services.limiter.check(limits)
+        await services.limiter.take(limits)  # every request counts, taken before it is served
     except RateLimited as exc:
         raise TooManyResets(exc.retry_after) from None
-    await services.limiter.fail(limits)
     user = await services.users.by_login(login)
     if user is None or not user.enabled:
         return None

@@ -106,10 +106,9 @@ async def sign_up(
     attributes.setdefault("locale", locale)
     limit = [(Limit("signup-ip", 20, 3600), ip)]
     try:
-        await services.limiter.check(limit)
+        await services.limiter.take(limit)  # every sign-up counts, taken before it is made
     except RateLimited as exc:
         raise TooManySignUps(exc.retry_after) from None
-    await services.limiter.fail(limit)  # every sign-up counts
     auto_confirm = False
     if services.hooks.enabled("pre_sign_up"):
         # Asked for every sign-up, existing address or not: the answer reveals nothing.

@@ -331,10 +331,9 @@ def authorization_endpoint(services: Services) -> Handler:
             (Limit("device-codes", config.codes_per_client, config.window), client.client_id),
         ]
         try:
-            await services.limiter.check(limit)
+            await services.limiter.take(limit)  # every code counts, not only failures
         except RateLimited as exc:
             raise TooManyDeviceCodes(exc.retry_after) from None
-        await services.limiter.fail(limit)  # every code counts, not only failures
         device_code, record = await flows.start(client.client_id, scope)
         shown = display_user_code(record.user_code)
         await services.audit.record(

@@ -208,6 +208,11 @@ class Store(Protocol):
         """Increment a counter; the first increment starts its `ttl` window."""
         ...
 
+    async def decr(self, key: str) -> int:
+        """Undo one increment of a live counter (its window unchanged); 0 and nothing written
+        when it has expired, so an undo never starts a counter without a window."""
+        ...
+
     async def ttl(self, key: str) -> float | None:
         """Seconds left to live; None when absent or without expiry."""
         ...

@@ -85,6 +85,14 @@ class MemoryStore(Store):
         self._data[key] = (str(count).encode(), entry[1] if entry else self._deadline(ttl))
         return count
 
+    async def decr(self, key: str) -> int:
+        entry = self._live(key)
+        if entry is None:
+            return 0
+        count = int(entry[0]) - 1
+        self._data[key] = (str(count).encode(), entry[1])
+        return count
+
     async def ttl(self, key: str) -> float | None:
         entry = self._live(key)
         if entry is None or entry[1] is None:

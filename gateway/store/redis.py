@@ -58,6 +58,11 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+_DECR = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+"""
+
 
 # Expiring set as a sorted set scored by expiry: add, prune the expired, keep the key alive as
 # long as its longest member (one script, so concurrent adds never conflict).
@@ -437,6 +442,9 @@ class RedisStore(Store):
 
     async def incr(self, key: str, ttl: float) -> int:
         return int(await self._one("incr", "EVAL", _INCR, 1, key, _ms(ttl)))
+
+    async def decr(self, key: str) -> int:
+        return int(await self._one("decr", "EVAL", _DECR, 1, key))
 
     async def ttl(self, key: str) -> float | None:
         ms = int(await self._one("ttl", "PTTL", key, idempotent=True))

@@ -21,7 +21,7 @@ from gateway.csrf import COOKIE as CSRF_COOKIE
 from gateway.errors import PageError
 from gateway.login import identity
 from gateway.logout import end_local_user
-from gateway.ratelimit import Limit, RateLimited
+from gateway.ratelimit import Attempt, Limit, RateLimited
 from gateway.text import Phrase
 from gateway.ui.signed_in import signed_in
 from gateway.ui.upstream import redirect_connector, start_redirect
@@ -86,10 +86,16 @@ def change_password(services: Services) -> Handler:
             user = await services.users.get(session.subject)
             current, new = str(form.get("current") or ""), str(form.get("password") or "")
             try:
-                await services.limiter.check(checks)
-                if user is None or await services.users.authenticate(user.email, current) is None:
-                    await services.limiter.fail(checks)
-                    raise WrongPassword
+                attempt = Attempt(await services.limiter.take(checks))
+                try:
+                    if (
+                        user is None
+                        or await services.users.authenticate(user.email, current) is None
+                    ):
+                        attempt.failed()
+                        raise WrongPassword
+                finally:
+                    await services.limiter.settle(attempt)
                 await services.users.set_password(user.user_id, new)
             except RateLimited:
                 context["error"], status = "Too many attempts. Try again in a few minutes.", 429

@@ -32,7 +32,7 @@ from gateway.op.common import Handler
 from gateway.op.device import DeviceRecord, display_user_code, normalize_user_code
 from gateway.op.minting import claims_for_scope
 from gateway.policy import refusal
-from gateway.ratelimit import Limit, RateLimited
+from gateway.ratelimit import Attempt, Limit, RateLimited
 from gateway.sessions import Session
 from gateway.store import Write
 
@@ -49,16 +49,19 @@ async def _lookup(services: Services, request: Request, typed: str) -> DeviceRec
     ip = client_address(services.settings, request)
     checks = [(Limit("device-guess-ip", config.guesses_per_ip, config.window), ip)]
     try:
-        await services.limiter.check(checks)
+        attempt = Attempt(await services.limiter.take(checks))  # before the guess is checked
     except RateLimited as exc:
         await services.audit.record("device.guess_limited", ip=ip)
         raise _TooManyGuesses(exc.retry_after) from None
-    code = normalize_user_code(typed)
-    found = await services.device.by_user_code(code) if code else None
-    if found is None:
-        await services.limiter.fail(checks)
-        return _WRONG
-    return found[2]
+    try:
+        code = normalize_user_code(typed)
+        found = await services.device.by_user_code(code) if code else None
+        if found is None:
+            attempt.failed()
+            return _WRONG
+        return found[2]
+    finally:
+        await services.limiter.settle(attempt)
 
 
 class _TooManyGuesses(PageError):

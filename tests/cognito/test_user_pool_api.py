@@ -751,7 +751,8 @@ async def test_admin_initiate_auth_is_signed_with_an_admin_key(pool: GatewayServ
 
 async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer) -> None:
     # 100 wrong answers at once: every one counts (the failure counter is one atomic INCR
-    # each), so no burst gets more guesses than it paid for.
+    # each, taken before the password is checked), so no burst gets more guesses than the
+    # limit: not one per request in flight.
     import asyncio
 
     import httpx
@@ -788,6 +789,7 @@ async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer
     # (counted for the account, whichever of its names was typed)
     counted = await pool.call(lambda s: s.store.get(s.limiter._key(limit, user.user_id)))
     assert int(counted) == checked  # every checked password was counted
+    assert checked <= config.login_per_account  # and no more were checked than it allows
 
 
 async def test_a_totp_code_counts_once_in_its_window(pool: GatewayServer) -> None:
@@ -856,7 +858,11 @@ async def test_a_burst_past_the_hashing_queue_is_throttled_not_queued(
             "explicit_auth_flows": FLOWS,
         }
     ]
-    settings = make_settings(port, redis_server.url, clients=clients)
+    # Limits high enough not to be what answers: twelve sign-ins in flight at once take
+    # twelve slots of the per-account limit (see the parallel-guessing test).
+    settings = make_settings(
+        port, redis_server.url, clients=clients, rate_limits={"login_per_account": 100}
+    )
     server = GatewayServer(settings, hasher=PasswordHasher(workers=1, max_pending=1)).start()
     try:
         email = f"burst{secrets.token_hex(3)}@example.com"

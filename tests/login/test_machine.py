@@ -99,6 +99,22 @@ async def test_wrong_and_unknown_get_one_answer_and_count_towards_the_limit(
         await services.store.close()
 
 
+async def test_successes_give_their_slot_back(redis_server: RedisServer) -> None:
+    """A slot is taken before each password check; a right password gives it back, so signing
+    in more often than the limit is never a lock-out."""
+    services = await services_for(redis_server, rate_limits={"login_per_account": 2})
+    try:
+        await services.users.create("fi@example.com", PASSWORD, email_verified=True)
+        for _ in range(4):
+            flow = await new_flow(services)
+            step = await machine.password(
+                services, flow, local(services), "fi@example.com", PASSWORD, CTX
+            )
+            assert isinstance(step, Done)
+    finally:
+        await services.store.close()
+
+
 async def test_every_name_of_an_account_shares_its_one_allowance(
     redis_server: RedisServer,
 ) -> None:
@@ -180,6 +196,39 @@ async def test_an_enrolled_account_is_asked_for_a_code_and_a_wrong_one_is_refuse
         await machine.submit_code(services, step, "123456", CTX)
     done = await machine.submit_code(services, step, codes[0], CTX)  # a recovery code
     assert isinstance(done, Done) and "mfa" in done.upstream.amr
+
+
+async def test_parallel_wrong_codes_get_the_limit_and_no_more(redis_server: RedisServer) -> None:
+    """Twenty wrong second-factor codes at once: each takes its slot of the limit before it is
+    checked, so three are checked (the limit) and the rest refused unchecked; the right code
+    is refused too until the window ends. A success gives its slot back."""
+    import asyncio
+
+    services = await services_for(
+        redis_server, rate_limits={"login_per_account": 3, "login_per_ip": 100}
+    )
+    try:
+        user = await services.users.create("ed@example.com", PASSWORD, email_verified=True)
+        secret = await services.mfa.begin(user.user_id)
+        assert await services.mfa.confirm(user.user_id, pyotp.TOTP(secret).now())
+        flow = await new_flow(services)
+        due = await machine.password(
+            services, flow, local(services), "ed@example.com", PASSWORD, CTX
+        )
+        assert isinstance(due, SecondFactorDue)
+        step = await machine.second_factor(services, due.flow)
+        assert isinstance(step, NeedsSecondFactor)
+        wrong = str((int(pyotp.TOTP(secret).now()) + 1) % 1_000_000).zfill(6)
+        answers = await asyncio.gather(
+            *(machine.submit_code(services, step, wrong, CTX) for _ in range(20)),
+            return_exceptions=True,
+        )
+        kinds = [type(a).__name__ for a in answers]
+        assert kinds.count("WrongCode") == 3 and kinds.count("TooManyAttempts") == 17, kinds
+        with pytest.raises(TooManyAttempts):
+            await machine.submit_code(services, step, pyotp.TOTP(secret).now(), CTX)
+    finally:
+        await services.store.close()
 
 
 async def test_steps_of_a_flow_that_never_got_there_are_refused(services: Services) -> None:

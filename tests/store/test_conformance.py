@@ -166,6 +166,17 @@ async def test_incr_window(store: Store) -> None:
     assert remaining is not None and 55 < remaining <= 60
 
 
+async def test_decr_undoes_an_increment_and_never_starts_a_counter(store: Store) -> None:
+    key = store.key("undo")
+    assert [await store.incr(key, ttl=60) for _ in range(2)] == [1, 2]
+    assert await store.decr(key) == 1
+    remaining = await store.ttl(key)
+    assert remaining is not None and 55 < remaining <= 60  # the window is unchanged
+    gone = store.key("undo-missing")
+    assert await store.decr(gone) == 0
+    assert await store.get(gone) is None  # nothing written: no counter without a window
+
+
 async def test_scan_by_prefix(store: Store) -> None:
     for i in range(25):
         await store.put(store.key("scan", str(i)), b"x")
