@@ -230,7 +230,12 @@ async def send_sign_in_code(
         raise TooManyCodes(wait)
     usable = user is not None and user.enabled and user.email_verified
     flow = await services.flows.save(
-        flow, CodeSignIn(account, user.user_id if user is not None and usable else "")
+        flow,
+        CodeSignIn(
+            account,
+            user.user_id if user is not None and usable else "",
+            user.user_id if user is not None else account,
+        ),
     )
     if user is None or not usable:
         return flow, None
@@ -251,7 +256,7 @@ async def sign_in_code(services: Services, flow: Flow, code: str, ctx: Context) 
     checks = [
         (
             Limit("login-account", config.login_per_account, config.window),
-            progress.subject or progress.account,  # as limited_account: the account's own id
+            progress.counted or progress.account,  # as limited_account: the account's own id
         ),
         (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
     ]

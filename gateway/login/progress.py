@@ -83,11 +83,15 @@ class Resetting:
 class CodeSignIn:
     """A passwordless sign-in as `account` (what the user typed), waiting for the code sent
     to the address of `subject` ("" when no account could take one: the answer is the same,
-    and no code will ever match)."""
+    and no code will ever match). `counted`: what the login limits count, the id of the
+    account `account` names whether or not it could take a code (so an unusable account's
+    wrong codes and wrong passwords share one allowance, as a usable one's do), else
+    `account`."""
 
     KIND: ClassVar[str] = "code-sign-in"
     account: str
     subject: str
+    counted: str = ""
 
 
 Progress = AtIdp | SecondFactor | NewPassword | Verifying | Resetting | CodeSignIn

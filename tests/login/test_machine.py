@@ -99,6 +99,36 @@ async def test_wrong_and_unknown_get_one_answer_and_count_towards_the_limit(
         await services.store.close()
 
 
+async def test_an_account_that_cannot_take_codes_is_counted_as_any_account(
+    redis_server: RedisServer,
+) -> None:
+    """Passwordless sign-in codes (`email_sign_in`): an account that cannot take one (disabled,
+    or its address unverified) gets no code, and its wrong codes count where its wrong
+    passwords do, its id — so after the limit, every name answers TooManyAttempts, exactly as
+    a usable account and as an unknown name do: the limiter tells none of them apart."""
+    services = await services_for(
+        redis_server,
+        rate_limits={"login_per_account": 3, "login_per_ip": 100},
+        user_pool={"email_sign_in": True},
+    )
+    try:
+        await services.users.create("gu@example.com", PASSWORD, email_verified=True)
+        await services.users.create("gw@example.com", PASSWORD, email_verified=False)
+        disabled = await services.users.create("gd@example.com", PASSWORD, email_verified=True)
+        await services.users.set_status(disabled.user_id, "disabled")
+        for name in ("gu@example.com", "gw@example.com", "gd@example.com", "ghost@example.com"):
+            flow = await new_flow(services)
+            flow, sent = await machine.send_sign_in_code(services, flow, name, CTX)
+            assert (sent is not None) == (name == "gu@example.com")
+            for _ in range(3):
+                with pytest.raises(WrongCode):
+                    await machine.sign_in_code(services, flow, "000000", CTX)
+            with pytest.raises(TooManyAttempts):  # the password counter is the same one
+                await machine.password(services, flow, local(services), name, "nope", CTX)
+    finally:
+        await services.store.close()
+
+
 async def test_successes_give_their_slot_back(redis_server: RedisServer) -> None:
     """A slot is taken before each password check; a right password gives it back, so signing
     in more often than the limit is never a lock-out."""
