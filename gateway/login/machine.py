@@ -240,7 +240,8 @@ async def send_sign_in_code(
     if user is None or not usable:
         return flow, None
     code = await services.codes.issue(SIGN_IN_CODE, user.user_id)
-    return flow, CodeToSend("email", user.email, code, user.locale)
+    # Not the second factor's message: no password was given, so none can have leaked.
+    return flow, CodeToSend("email", user.email, code, user.locale, "sign_in_code.txt")
 
 
 async def sign_in_code(services: Services, flow: Flow, code: str, ctx: Context) -> FirstFactorStep:
