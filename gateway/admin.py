@@ -269,12 +269,15 @@ def public(user: User) -> dict[str, object]:
     """A user as `users list --json` and `users show` print it (no password hash)."""
     return {
         "user_id": user.user_id,
+        "username": user.username,
         "email": user.email,
         "email_verified": user.email_verified,
+        "phone_number_verified": user.phone_number_verified,
         "status": user.status,
         "user_status": user_status(user),  # Cognito's UserStatus, as AdminGetUser says it
         "name": user.name,
-        "attributes": user.attributes,
+        "standard": user.standard,  # phone_number, preferred_username... (OIDC's names)
+        "attributes": user.attributes,  # custom:*
         "groups": user.groups,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(user.created)),
     }

@@ -313,6 +313,11 @@ def test_users_admin_commands(config: Path) -> None:
         refused = cognate("users", "set-attribute", email, name, value, "-c", str(config))
         assert refused.returncode == 1 and name in refused.stderr, refused.stderr
     assert "undeclared" not in json.dumps(show())
+    phone = cognate(
+        "users", "set-attribute", email, "phone_number", "+15551234567", "-c", str(config)
+    )
+    assert phone.returncode == 0, phone.stderr
+    assert show()["standard"] == {"phone_number": "+15551234567"}  # standard claims are shown
     weak = cognate(
         "users", "set-password", email, "--password-stdin", "-c", str(config), stdin="password1\n"
     )
