@@ -13,7 +13,6 @@ e-mail addresses or IPs being counted.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import math
 from dataclasses import dataclass, field
@@ -55,9 +54,16 @@ class Attempt:
 class RateLimiter:
     """Take and count attempts against several limits at once."""
 
+    OWED = 10_000  # slots owed back at most (see give_back)
+
     def __init__(self, store: Store, sealer: Sealer) -> None:
         self._store = store
         self._sealer = sealer
+        # Slots an attempt could not give back because the store was down at that moment:
+        # given back by the next call that reaches the store, so a Redis blip in the middle
+        # of a sign-in does not lock its user out for the window once Redis is back. (A
+        # counter whose window has ended meanwhile is left alone: `Store.decr`.)
+        self._owed: list[str] = []
 
     def _key(self, limit: Limit, value: str) -> str:
         if limit.scope.endswith("-ip"):
@@ -69,6 +75,9 @@ class RateLimiter:
         RateLimited, with nothing left counted, if that puts any counter over its limit.
         Returns the counters' keys (for `give_back`)."""
         keys = [self._key(limit, value) for limit, value in checks]
+        if self._owed:
+            owed, self._owed = self._owed, []
+            await self.give_back(owed)
         taken: list[str] = []
         try:
             for (limit, _), key in zip(checks, keys, strict=True):
@@ -83,11 +92,14 @@ class RateLimiter:
         return keys
 
     async def give_back(self, keys: list[str]) -> None:
-        """Undo `take` for an attempt that was not a failure (best effort: a store that is
-        down leaves it counted, which only errs on the safe side)."""
-        with contextlib.suppress(Unavailable):
-            for key in keys:
+        """Undo `take` for an attempt that was not a failure. With the store down, what could
+        not be given back is owed, and given back by the next `take` that reaches it."""
+        for i, key in enumerate(keys):
+            try:
                 await self._store.decr(key)
+            except Unavailable:
+                self._owed = [*self._owed, *keys[i:]][-self.OWED :]
+                return
 
     async def settle(self, attempt: Attempt) -> None:
         """After an attempt begun with `take`: its slots back unless it `failed()` (a success,
