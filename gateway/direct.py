@@ -4,9 +4,9 @@ Starlette finds a route by trying each in order (a regular expression per route)
 exception middleware, which wraps every request in its own handler layer. For the token
 endpoint — every client_credentials token, every refresh, every code, every device poll and
 token exchange — that walk is a measurable part of the answer. This layer hands those requests
-to the very route object the router would have chosen (`route.handle`, so the same endpoint
-and body limit), having set what the router sets in the scope (`route`,
-`endpoint`, `path_params`), so metrics, access logs and answers stay the same.
+to the very route object the router would have chosen (its app: the same endpoint and body
+limit), having set what the router sets in the scope (`route`, `endpoint`, `path_params`), so
+metrics, access logs and answers stay the same.
 
 Only ASGI endpoints that render every error themselves belong here, and say so with
 `renders_own_errors = True` (`gateway.op.common.OAuthEndpoint`: OAuthError and Unavailable become
@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def direct_routes(routes: Iterable[BaseRoute]) -> list[Route]:
-    """The routes whose endpoints render their own errors (`renders_own_errors`), the first
-    of each path and method only, as the router would find them."""
+    """The routes whose endpoints render their own errors (`renders_own_errors`), in order
+    (`DirectRoutes` keeps the first of each path)."""
     found: list[Route] = []
     for route in routes:
         if isinstance(route, Route) and getattr(route.endpoint, "renders_own_errors", False):
