@@ -36,6 +36,7 @@ from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.tokens import TokenService
 from gateway.ui.pages import Pages
+from gateway.users.changes import AccountChanges
 from gateway.users.codes import Codes
 from gateway.users.directory import UserDirectory
 from gateway.users.hooks import Hooks
@@ -111,6 +112,8 @@ class Services:
         self._tasks.append(asyncio.create_task(self._maintain_keys(), name="key-maintenance"))
         self._tasks.append(asyncio.create_task(self.sessions.listen(), name="session-ends"))
         self._tasks.append(asyncio.create_task(self.grants.listen(), name="grant-revocations"))
+        changes = self.users.changes
+        self._tasks.append(asyncio.create_task(changes.listen(), name="account-changes"))
 
     async def stop(self) -> None:
         """Stop background work and release connections."""
@@ -168,6 +171,8 @@ def build_services(
         rotation_period=settings.keys.rotation_period,
         pem_files=tuple(settings.keys.files),
     )
+    # Accounts read by GetUser, kept as long as sessions and grants (gateway.users.changes).
+    changes = AccountChanges(store, settings.sessions.cache_ttl)
     users = UserDirectory(
         store,
         hasher or PasswordHasher(),
@@ -175,6 +180,7 @@ def build_services(
         settings.user_pool.groups,
         srp=SrpVerifiers(store, sealer),
         pool_name=pool_name_of(settings.user_pool_id),
+        changes=changes,
     )
     pages = Pages(settings)
     tokens = TokenService(settings, keys)
@@ -220,7 +226,7 @@ def build_services(
         email=build_sender(settings.email),
         sms=build_sms_sender(settings.user_pool.sms),
         messages=MessageTemplates(settings.ui.templates_dir),
-        mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc),
+        mfa=MfaStore(store, sealer, urlsplit(settings.issuer).netloc, changes),
         passkeys=Passkeys(
             store,
             settings.issuer,

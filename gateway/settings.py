@@ -205,8 +205,9 @@ class SessionSettings(Model):
     idle_timeout: Duration = 8 * 3600
     absolute_timeout: Duration = 7 * 86400
     cookie_name: str = Field("cognate_session", pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    # Forward-auth keeps verified sessions in memory this long (0: off); a logout anywhere
-    # evicts them from every replica at once (store pub/sub).
+    # Verified sessions (forward-auth), grants found in force and the accounts GetUser read
+    # are kept in memory this long (0: off); a logout, a revocation or a change of the
+    # account anywhere evicts them from every replica at once (store pub/sub).
     cache_ttl: float = Field(5.0, ge=0, le=60)
     # A parent domain ("example.com") the session cookie is shared with, so apps on its
     # subdomains see the sign-in directly. Without it the cookie is host-only and apps on other

@@ -230,6 +230,15 @@ async def confirm_forgot_password(api: UserPoolApi, call: Call) -> Body:
 async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
     """The local account an AccessToken names (from this API or the hosted pages' OAuth
     flow), while its grant lives."""
+    token, subject = await token_subject(api, body)
+    user = await api.s.users.get(subject) if subject else None
+    if user is None or not user.enabled:
+        raise not_authorized(ACCESS_TOKEN_BAD)
+    return user, token
+
+
+async def token_subject(api: UserPoolApi, body: Body) -> tuple[AccessToken, str | None]:
+    """The AccessToken, in force, and the id of the local account it names (None: none)."""
     raw = string(body, "AccessToken", high=100_000)
     try:
         token = await api.s.tokens.verify_access_token(raw)
@@ -245,16 +254,20 @@ async def signed_in(api: UserPoolApi, body: Body) -> tuple[User, AccessToken]:
         local = local_connector_id(api.s.connectors)
         logins = identity.logins if identity else []
         subject = next((login.subject for login in logins if login.provider == local), None)
-    user = await api.s.users.get(subject) if subject else None
-    if user is None or not user.enabled:
-        raise not_authorized(ACCESS_TOKEN_BAD)
-    return user, token
+    return token, subject
 
 
 async def get_user(api: UserPoolApi, call: Call) -> Body:
-    user, token = await signed_in(api, call.body)
+    """GetUser: only reads, so the account may come from this replica's cache
+    (gateway.users.changes: every change of it anywhere evicts it)."""
+    token, subject = await token_subject(api, call.body)
+    s = api.s
+    found = await s.users.changes.read(subject, s.users, s.mfa) if subject else None
+    if found is None or not found[0].enabled:
+        raise not_authorized(ACCESS_TOKEN_BAD)
+    user, factors = found
     answer: Body = {"Username": user.user_id, "UserAttributes": user_attributes(user, token.sub)}
-    return answer | mfa_settings(await api.s.mfa.get(user.user_id))
+    return answer | mfa_settings(factors)
 
 
 async def change_password(api: UserPoolApi, call: Call) -> Body:

@@ -22,6 +22,7 @@ from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
 from gateway.store import Get, Put, Store, record_json
 from gateway.text import Phrase
+from gateway.users.changes import AccountChanges
 from gateway.users.groups import Groups
 from gateway.users.legacy_hashes import known_format
 from gateway.users.passwords import MAX_PASSWORD_BYTES, PasswordHasher
@@ -220,8 +221,10 @@ class UserDirectory:
         groups: list[GroupSettings] | None = None,
         srp: SrpVerifiers | None = None,
         pool_name: str = "",
+        changes: AccountChanges | None = None,
     ) -> None:
         self._store = store
+        self.changes = changes or AccountChanges(store)  # told of every change of a record
         self.hasher = hasher
         self.policy = policy or PasswordPolicySettings()
         self.group_directory = Groups(store, groups)
@@ -576,6 +579,7 @@ class UserDirectory:
         if user is None:
             raise UnknownUser(user_id)
         await self._store.delete(self._user_key(user_id))
+        await self.changes.changed(user_id)
         _, removals = self.search.changes(user, None)
         await self._store.write_many(removals)
         await self._release(self._email_key(user.email), user_id)
@@ -657,6 +661,8 @@ class UserDirectory:
         adds, removes = self.search.changes(before, user)
         record = Put(self._user_key(user.user_id), record_json(user))
         await self._store.write_many([*adds, record, *removes])
+        if before is not None:  # a new account is in no cache: reads of none are not kept
+            await self.changes.changed(user.user_id)
         return user
 
     async def batches(self, size: int = 500) -> AsyncIterator[list[User]]:

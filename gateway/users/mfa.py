@@ -29,6 +29,7 @@ import pyotp
 from gateway.crypto import Sealer, constant_time_equals
 from gateway.errors import StoreContended
 from gateway.store import Store
+from gateway.users.changes import AccountChanges
 
 STEP = 30
 ENROLL_TTL = 600
@@ -65,10 +66,17 @@ class MfaRecord:
 class MfaStore:
     """Enroll, verify and remove second factors."""
 
-    def __init__(self, store: Store, sealer: Sealer, issuer_name: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        issuer_name: str,
+        changes: AccountChanges | None = None,
+    ) -> None:
         self._store = store
         self._sealer = sealer
         self.issuer_name = issuer_name
+        self.changes = changes or AccountChanges(store)  # told of every change of a record
 
     async def get(self, user_id: str) -> MfaRecord | None:
         loaded = await self._load(user_id)
@@ -110,8 +118,7 @@ class MfaStore:
             if existing is not None
             else MfaRecord(secret, int(time.time()), hashes)
         )
-        record_key = self._key(user_id)
-        await self._store.put(record_key, self._seal(record_key, asdict(record)))
+        await self._put(user_id, record)
         return codes
 
     async def enable(
@@ -131,8 +138,7 @@ class MfaStore:
             email_otp=method == "email" or bool(existing and existing.email_otp),
             sms_otp=method == "sms" or bool(existing and existing.sms_otp),
         )
-        key = self._key(user_id)
-        await self._store.put(key, self._seal(key, asdict(record)))
+        await self._put(user_id, record)
         return codes
 
     async def prefer(self, user_id: str, method: Factor | None) -> None:
@@ -141,8 +147,7 @@ class MfaStore:
         existing = await self.get(user_id)
         if existing is None or (method is not None and method not in existing.factors()):
             raise ValueError(f"{method} is not a second factor of this account")
-        key = self._key(user_id)
-        await self._store.put(key, self._seal(key, asdict(replace(existing, preferred=method))))
+        await self._put(user_id, replace(existing, preferred=method))
 
     def _recovery_codes(self, user_id: str) -> tuple[list[str], list[str]]:
         codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
@@ -172,6 +177,7 @@ class MfaStore:
             await self._store.modify(key, lambda _: sealed, attempts=1, seen=raw)
         except StoreContended:
             return None
+        await self.changes.changed(user_id)
         return "recovery"
 
     async def disable(self, user_id: str, method: Factor) -> None:
@@ -190,11 +196,16 @@ class MfaStore:
         if not record.factors():
             await self.remove(user_id)
             return
-        key = self._key(user_id)
-        await self._store.put(key, self._seal(key, asdict(record)))
+        await self._put(user_id, record)
 
     async def remove(self, user_id: str) -> None:
         await self._store.delete(self._key(user_id), self._store.key("mfa-pending", user_id))
+        await self.changes.changed(user_id)
+
+    async def _put(self, user_id: str, record: MfaRecord) -> None:
+        key = self._key(user_id)
+        await self._store.put(key, self._seal(key, asdict(record)))
+        await self.changes.changed(user_id)
 
     async def _totp_step(self, user_id: str, secret: str, code: str) -> int | None:
         totp = pyotp.TOTP(secret)

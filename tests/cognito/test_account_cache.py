@@ -1,0 +1,220 @@
+"""GetUser's account cache (`gateway.users.changes`): a replica answers GetUser from the account
+it read a moment ago, and forgets it — on every replica — as soon as the account or its second
+factors change anywhere: an attribute update, an administrator disabling the user, a new second
+factor, the account deleted. While the replica cannot hear of changes, the cache is off."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from gateway.errors import StoreUnavailable
+from gateway.store.memory import MemoryStore
+from gateway.users.changes import AccountCache, AccountChanges
+from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def replicas(redis_server: RedisServer) -> Iterator[tuple[GatewayServer, GatewayServer]]:
+    """Two replicas of one pool on one Redis, caching for a minute (longer than any test), so
+    only a change heard over pub/sub can make the second see it in time."""
+    port = free_port()
+    base = make_settings(port, redis_server.url)
+    clients = [c.model_dump() for c in base.clients] + [
+        {
+            "client_id": "mobileapp",
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["refresh_token"],
+            "explicit_auth_flows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        }
+    ]
+    settings = make_settings(
+        port,
+        redis_server.url,
+        clients=clients,
+        sessions={"cache_ttl": 60},
+        user_pool={"id": "eu-west-1_CachePool1", "attributes": [{"name": "name"}]},
+        region="eu-west-1",
+    )
+    one, two = GatewayServer(settings).start(), GatewayServer(settings, port=free_port()).start()
+    yield one, two
+    one.stop()
+    two.stop()
+
+
+def idp(gateway: GatewayServer) -> Any:
+    return boto3.client(
+        "cognito-idp",
+        endpoint_url=gateway.url,
+        region_name="eu-west-1",
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+async def signed_in(gateway: GatewayServer) -> tuple[str, str]:
+    """A new account's id and an access token of it (USER_PASSWORD_AUTH)."""
+    email = f"cache{secrets.token_hex(4)}@example.com"
+    user = await gateway.add_user(email, PASSWORD, email_verified=True)
+    result = idp(gateway).initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+    )
+    return user.user_id, str(result["AuthenticationResult"]["AccessToken"])
+
+
+def attributes(gateway: GatewayServer, token: str) -> dict[str, str]:
+    answer = idp(gateway).get_user(AccessToken=token)
+    found = {a["Name"]: a["Value"] for a in answer["UserAttributes"]}
+    return found | {"mfa": ",".join(answer.get("UserMFASettingList", []))}
+
+
+def refused(gateway: GatewayServer, token: str) -> str:
+    try:
+        idp(gateway).get_user(AccessToken=token)
+    except botocore.exceptions.ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    return ""
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> bool:
+    """Whether `check()` comes true within `within` seconds (pub/sub delivery is asynchronous;
+    without it the cache would hold the old account for a minute)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await asyncio.to_thread(check):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_get_user_is_answered_from_the_cache(
+    replicas: tuple[GatewayServer, GatewayServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, two = replicas
+    user_id, token = await signed_in(two)
+    assert attributes(two, token)["email_verified"] == "true"  # read, and kept
+    reads: list[list[Any]] = []
+    real = two.services.store.read_many
+
+    async def counted(ops: list[Any]) -> Any:
+        reads.append(ops)
+        return await real(ops)
+
+    monkeypatch.setattr(two.services.store, "read_many", counted)
+    assert attributes(two, token)["sub"]
+    assert not [ops for ops in reads if any(f":user:{user_id}" in op.key for op in ops)], reads
+
+
+async def test_an_update_on_one_replica_is_seen_on_the_other(
+    replicas: tuple[GatewayServer, GatewayServer],
+) -> None:
+    one, two = replicas
+    _, token = await signed_in(one)
+    assert "name" not in attributes(two, token)  # kept by the second replica
+    idp(one).update_user_attributes(
+        AccessToken=token, UserAttributes=[{"Name": "name", "Value": "Ada"}]
+    )
+    assert attributes(one, token)["name"] == "Ada"  # the replica that wrote: at once
+    assert await eventually(lambda: attributes(two, token).get("name") == "Ada")
+
+
+async def test_a_user_disabled_or_deleted_elsewhere_is_refused(
+    replicas: tuple[GatewayServer, GatewayServer],
+) -> None:
+    one, two = replicas
+    user_id, token = await signed_in(one)
+    assert attributes(two, token)
+    await one.call(lambda s: s.users.set_status(user_id, "disabled"))
+    assert await eventually(lambda: refused(two, token) == "NotAuthorizedException")
+
+    user_id, token = await signed_in(one)
+    assert attributes(two, token)
+    await one.call(lambda s: s.users.delete(user_id))
+    assert await eventually(lambda: refused(two, token) == "NotAuthorizedException")
+
+
+async def test_a_second_factor_turned_on_elsewhere_is_listed(
+    replicas: tuple[GatewayServer, GatewayServer],
+) -> None:
+    one, two = replicas
+    user_id, token = await signed_in(one)
+    assert attributes(two, token)["mfa"] == ""
+    await one.call(lambda s: s.mfa.enable(user_id, "email"))
+    assert await eventually(lambda: attributes(two, token)["mfa"] == "EMAIL_OTP")
+    await one.call(lambda s: s.mfa.remove(user_id))
+    assert await eventually(lambda: attributes(two, token)["mfa"] == "")
+
+
+def test_a_read_begun_before_a_change_is_not_kept() -> None:
+    cache: AccountCache[str] = AccountCache(ttl=60)
+    cache.enabled = True
+    before = cache.generation
+    cache.evict("someone")  # a change lands while a read is on its way
+    cache.put("u1", "what the read found", before)
+    assert cache.get("u1") is None
+    cache.put("u1", "a read after it", cache.generation)
+    assert cache.get("u1") == "a read after it"
+
+
+async def test_the_cache_is_off_until_it_can_hear_of_changes_and_when_it_cannot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    changes = AccountChanges(store, ttl=60)
+    cache: AccountCache[Any] = changes.cache
+    cache.put("u1", "x", cache.generation)
+    assert cache.get("u1") is None  # not subscribed yet: nothing kept
+    lost = asyncio.Event()
+    subscribe = store.subscribe
+
+    async def until_lost(channel: str) -> AsyncIterator[bytes]:
+        async for message in subscribe(channel):
+            yield message  # b"" first: subscribed
+            await lost.wait()
+            raise StoreUnavailable("connection reset")
+
+    monkeypatch.setattr(store, "subscribe", until_lost)
+    listening = asyncio.create_task(changes.listen())
+    try:
+        assert await _until(lambda: cache.enabled)
+        cache.put("u1", "x", cache.generation)
+        assert cache.get("u1") == "x"
+        lost.set()  # the subscription breaks: what is kept might miss a change
+        assert await _until(lambda: not cache.enabled)
+        assert cache.get("u1") is None
+    finally:
+        listening.cancel()
+
+
+async def test_a_change_told_by_another_replica_evicts_the_account() -> None:
+    store = MemoryStore()
+    changes = AccountChanges(store, ttl=60)
+    cache: AccountCache[Any] = changes.cache
+    listening = asyncio.create_task(changes.listen())
+    try:
+        assert await _until(lambda: cache.enabled)
+        cache.put("u1", "x", cache.generation)
+        await AccountChanges(store).changed("u1")  # another replica, or the command line
+        assert await _until(lambda: cache.get("u1") is None)
+    finally:
+        listening.cancel()
+
+
+async def _until(check: Callable[[], bool]) -> bool:
+    for _ in range(200):
+        if check():
+            return True
+        await asyncio.sleep(0.01)
+    return False
