@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from gateway.identity.cognito import (
     CognitoApi,
     error_response,
     json_object,
+    new_request_id,
     read_body,
     unavailable_response,
 )
@@ -79,11 +79,13 @@ class UserPoolApi:
         self.choice = ChoiceSignIn(self)
 
     async def handle(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         client_id: str | None = None
+        headers = request.headers
+        operation = headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
         try:
             raw = await read_body(request)
-            if request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX) in ADMIN:
+            if operation in ADMIN:
                 settings = self.s.settings
                 verify_sigv4(
                     request.method,
@@ -97,7 +99,17 @@ class UserPoolApi:
                 )
             body = json_object(raw)
             client_id = body.get("ClientId") if isinstance(body.get("ClientId"), str) else None
-            response = await self._call(request, request_id, body)
+            result = await self._call(request, operation, body)
+            origin = headers.get("origin")
+            return Response(
+                json.dumps(result),
+                media_type=CONTENT_TYPE,
+                headers={
+                    "x-amzn-RequestId": request_id,
+                    "Cache-Control": "no-store",
+                    **self._cors(origin, client_id),
+                },
+            )
         except CognitoError as exc:
             response = error_response(exc, request_id)
         except LoginError as exc:  # a step refused where no operation said it more precisely
@@ -108,25 +120,31 @@ class UserPoolApi:
             log.exception("Cognito user-pool API call failed", extra={"request_id": request_id})
             error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
             response = error_response(error, request_id)
-        origin = request.headers.get("origin")
-        if origin and self.s.clients.origin_allowed(origin, client_id):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = AWS_EXPOSED_HEADERS
-        response.headers.add_vary_header("Origin")
+        response.headers.update(self._cors(headers.get("origin"), client_id))
         return response
 
-    async def _call(self, request: Request, request_id: str, body: Body) -> Response:
-        target = request.headers.get("x-amz-target", "")
-        operation = OPERATIONS.get(target.removeprefix(TARGET_PREFIX))
+    def _cors(self, origin: str | None, client_id: str | None) -> dict[str, str]:
+        """An answer's CORS headers: the page's origin named only when the app client it
+        calls allows it (and `Vary: Origin` always: the answer depends on it)."""
+        if origin and self.s.clients.origin_allowed(origin, client_id):
+            return {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Expose-Headers": AWS_EXPOSED_HEADERS,
+                "Vary": "Origin",
+            }
+        return {"Vary": "Origin"}
+
+    async def _call(self, request: Request, name: str, body: Body) -> Body:
+        operation = OPERATIONS.get(name)
         if operation is None:
+            target = request.headers.get("x-amz-target", "")
             raise CognitoError("UnknownOperationException", f"Unknown operation {target!r}.")
-        ctx = Context(client_address(self.s.settings, request), request.headers.get("user-agent"))
-        result = await operation(self, Call(body, ctx))
-        return Response(
-            json.dumps(result),
-            media_type=CONTENT_TYPE,
-            headers={"x-amzn-RequestId": request_id, "Cache-Control": "no-store"},
-        )
+
+        def context() -> Context:
+            address = client_address(self.s.settings, request)
+            return Context(address, request.headers.get("user-agent"))
+
+        return await operation(self, Call(body, context))
 
 
 def login_refusal(exc: LoginError) -> CognitoError:

@@ -15,7 +15,9 @@ users, wrong passwords and disabled accounts all get "Incorrect username or pass
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from gateway.clients import Client
@@ -99,10 +101,15 @@ ALLOWS = {
 
 @dataclass(frozen=True)
 class Call:
-    """One API call: its body and who made it (for limits and audit)."""
+    """One API call: its body and who made it (for limits and audit; worked out from the
+    request on first use — GetUser and most calls never ask)."""
 
     body: Body
-    ctx: Context
+    context: Callable[[], Context]
+
+    @cached_property
+    def ctx(self) -> Context:
+        return self.context()
 
 
 def app_client(api: UserPoolApi, body: Body) -> Client:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,20 +71,31 @@ ROUTE_BODY_LIMIT = 1 << 40
 async def read_body(request: Request) -> bytes:
     """The request body, refused as AWS JSON when larger than MAX_BODY (by its Content-Length
     before reading, or while reading a chunked one)."""
-    too_large = CognitoError(
-        "InvalidParameterException",
-        f"The request body is larger than the {MAX_BODY} bytes this API accepts.",
-        413,
-    )
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:
-        raise too_large
+        raise _too_large()
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
-            raise too_large
+            raise _too_large()
     return bytes(body)
+
+
+def _too_large() -> CognitoError:
+    return CognitoError(
+        "InvalidParameterException",
+        f"The request body is larger than the {MAX_BODY} bytes this API accepts.",
+        413,
+    )
+
+
+def new_request_id() -> str:
+    """An `x-amzn-RequestId`: a random (version 4) UUID, as AWS's are — formatted here, at a
+    quarter of `str(uuid.uuid4())`'s cost, which showed in every call's profile."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def json_object(raw: bytes) -> Body:
@@ -157,7 +168,7 @@ class CognitoApi:
 
     async def handle(self, request: Request) -> Response:
         """One API call; whatever goes wrong, the answer is AWS JSON with `__type`."""
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         try:
             response = await self._handle(request, request_id)
         except Exception:  # never Starlette's HTML 500 page to an SDK

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -50,3 +51,20 @@ async def test_refusals_are_aws_json(pools: GatewayServer) -> None:
         for body in (b"{not json", b"\xff\xfe", b"[1, 2]"):
             bad = await http.post("/cognito-identity", content=body, headers=HEADERS)
             assert bad.status_code == 400 and bad.json()["__type"] == "SerializationException"
+
+
+async def test_every_answer_has_its_own_request_id_a_uuid_as_aws_gives(
+    pools: GatewayServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=pools.url) as http:
+        seen = set()
+        for target in (HEADERS["X-Amz-Target"], "AWSCognitoIdentityProviderService.GetUser"):
+            for _ in range(20):
+                answer = await http.post(
+                    "/", content=b"{}", headers={**HEADERS, "X-Amz-Target": target}
+                )
+                request_id = uuid.UUID(answer.headers["x-amzn-requestid"])
+                assert request_id.version == 4 and request_id.variant == uuid.RFC_4122
+                assert str(request_id) == answer.headers["x-amzn-requestid"]
+                seen.add(request_id)
+        assert len(seen) == 40
