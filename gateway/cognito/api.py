@@ -8,7 +8,6 @@ pages: an answer names the page's origin only when the app client it calls allow
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -27,10 +26,10 @@ from gateway.cognito.wire import INCORRECT, INVALID_SESSION, LIMIT, Body
 from gateway.errors import CognitoError, Unavailable
 from gateway.forwarded import client_address
 from gateway.identity.cognito import (
-    AWS_EXPOSED_HEADERS,
-    CONTENT_TYPE,
     ROUTE_BODY_LIMIT,
+    AwsJsonAnswer,
     CognitoApi,
+    cors_headers,
     error_response,
     json_object,
     new_request_id,
@@ -100,16 +99,7 @@ class UserPoolApi:
             body = json_object(raw)
             client_id = body.get("ClientId") if isinstance(body.get("ClientId"), str) else None
             result = await self._call(request, operation, body)
-            origin = headers.get("origin")
-            return Response(
-                json.dumps(result),
-                media_type=CONTENT_TYPE,
-                headers={
-                    "x-amzn-RequestId": request_id,
-                    "Cache-Control": "no-store",
-                    **self._cors(origin, client_id),
-                },
-            )
+            return AwsJsonAnswer(result, request_id, self._cors(headers.get("origin"), client_id))
         except CognitoError as exc:
             response = error_response(exc, request_id)
         except LoginError as exc:  # a step refused where no operation said it more precisely
@@ -120,19 +110,12 @@ class UserPoolApi:
             log.exception("Cognito user-pool API call failed", extra={"request_id": request_id})
             error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
             response = error_response(error, request_id)
-        response.headers.update(self._cors(headers.get("origin"), client_id))
+        response.raw_headers += self._cors(headers.get("origin"), client_id)
         return response
 
-    def _cors(self, origin: str | None, client_id: str | None) -> dict[str, str]:
-        """An answer's CORS headers: the page's origin named only when the app client it
-        calls allows it (and `Vary: Origin` always: the answer depends on it)."""
-        if origin and self.s.clients.origin_allowed(origin, client_id):
-            return {
-                "Access-Control-Allow-Origin": origin,
-                "Access-Control-Expose-Headers": AWS_EXPOSED_HEADERS,
-                "Vary": "Origin",
-            }
-        return {"Vary": "Origin"}
+    def _cors(self, origin: str | None, client_id: str | None) -> list[tuple[bytes, bytes]]:
+        """The page's origin is named only when the app client it calls allows it."""
+        return cors_headers(origin, lambda page: self.s.clients.origin_allowed(page, client_id))
 
     async def _call(self, request: Request, name: str, body: Body) -> Body:
         operation = OPERATIONS.get(name)
