@@ -207,6 +207,22 @@ class Environment:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+ROUNDS = 3  # a target and its reference run alternately this often: the median ratio counts
+
+
+def median_round(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Of (reference, target) results run alternately — on a shared machine the rate drifts
+    by up to 2x between scenarios — the round whose ratio is the median. The target's result
+    gets every round's ratio (`ratios`) and that round's reference rate (`reference_rps`)."""
+    ordered = sorted(pairs, key=lambda p: p[1]["rps"] / p[0]["rps"])
+    reference, target = ordered[len(ordered) // 2]
+    target["ratios"] = [round(t["rps"] / r["rps"], 3) for r, t in pairs]
+    target["reference_rps"] = reference["rps"]
+    return reference, target
+
+
 def report(results: dict[str, dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
     """Print the table (ratios to the baseline row) and write it as JSON."""
     baseline = (

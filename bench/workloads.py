@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.harness import Environment, need_wrk, report, wrk  # noqa: E402
+from bench.harness import ROUNDS, Environment, median_round, need_wrk, report, wrk  # noqa: E402
 from gateway.services import build_services  # noqa: E402
 from gateway.settings_loader import load_settings  # noqa: E402
 from tests.workload_issuer import WorkloadIssuer  # noqa: E402
@@ -134,9 +134,6 @@ def pairs_per_second(result: dict[str, Any]) -> float:
     return float(result["counts"].get("vended", 0)) / seconds
 
 
-ROUNDS = 3  # each target and its reference run alternately this often: the median ratio
-
-
 def run(
     duration: int, connections: int, baseline: bool = True, id_token_alg: str = "ES256"
 ) -> dict[str, dict[str, Any]]:
@@ -198,10 +195,7 @@ def run(
             valid(target, got)
             if target == PAIR:
                 got["rps"] = pairs_per_second(got)  # the table's rate is the pairs'
-        ordered = sorted(rounds[target], key=lambda p: p[1]["rps"] / p[0]["rps"])
-        ref, got = ordered[len(ordered) // 2]
-        got["ratios"] = [round(g["rps"] / r["rps"], 3) for r, g in rounds[target]]
-        got["reference_rps"] = ref["rps"]
+        ref, got = median_round(rounds[target])
         results[target] = got
         results.setdefault(reference, ref)  # one row per reference: its first target's
     report_targets(results)
