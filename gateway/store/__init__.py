@@ -304,12 +304,19 @@ async def follow(
             messages = store.subscribe(channel)
             async with contextlib.aclosing(messages):  # type: ignore[type-var]
                 async for received in messages:
-                    if received:
+                    if not received:  # subscribed: from now on nothing published can be missed
+                        subscribed(True)
+                        continue
+                    try:
                         message(received)
-                    else:  # subscribed: from now on nothing published can be missed
+                    except Exception:  # not one of ours: whatever it meant, forget everything
+                        log.warning("%s: unreadable message %r; cache emptied", what, received[:64])
+                        subscribed(False)
                         subscribed(True)
         except StoreUnavailable as exc:
             log.warning("%s subscription lost; its cache is off: %s", what, exc)
+        except Exception:  # anything else: off, and tried again, never a listener gone for good
+            log.exception("%s subscription failed; its cache is off", what)
         subscribed(False)
         await asyncio.sleep(1.0)
 

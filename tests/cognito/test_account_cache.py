@@ -212,6 +212,25 @@ async def test_a_change_told_by_another_replica_evicts_the_account() -> None:
         listening.cancel()
 
 
+async def test_a_message_that_is_not_one_empties_the_cache_and_the_listener_goes_on() -> None:
+    store = MemoryStore()
+    changes = AccountChanges(store, ttl=60)
+    cache: AccountCache[Any] = changes.cache
+    listening = asyncio.create_task(changes.listen())
+    try:
+        assert await _until(lambda: cache.enabled)
+        cache.put("u1", "x", cache.generation)
+        # Anyone who can PUBLISH on the store can send anything: not a user id.
+        await store.publish(store.key("account-changed"), b"\xff\xfe")
+        assert await _until(lambda: cache.get("u1") is None)
+        assert cache.enabled and not listening.done()
+        cache.put("u2", "y", cache.generation)
+        await AccountChanges(store).changed("u2")  # still heard
+        assert await _until(lambda: cache.get("u2") is None)
+    finally:
+        listening.cancel()
+
+
 async def _until(check: Callable[[], bool]) -> bool:
     for _ in range(200):
         if check():
