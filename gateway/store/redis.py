@@ -41,6 +41,11 @@ from gateway.store import IndexAdd, Put, Read, SortedAdd, SortedRemove, Store, T
 from gateway.store.sentinel import FailoverWatch
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
+# A subscription's heartbeat: PING when nothing was heard for PUBSUB_PING_AFTER seconds, and
+# give the subscription up as lost (its caches go off) after PUBSUB_SILENCE without an answer.
+PUBSUB_PING_AFTER = 1.0
+PUBSUB_SILENCE = 3.0
+
 _CAS = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[3] == '' then
@@ -546,16 +551,34 @@ class RedisStore(Store):
             # Its pub/sub picks a node from the slot map, which exists only once initialised.
             await self._call("initialize", self._redis.initialize, retry=False)
         pubsub = self._redis.pubsub()
+        clock = asyncio.get_running_loop().time
         try:
             await self._call("subscribe", lambda: pubsub.subscribe(channel), retry=False)
-            yield b""
+            confirmed = False
+            heard = pinged = clock()
             while True:
                 try:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                except (RedisError, OSError, AttributeError, TypeError) as exc:
-                    raise StoreUnavailable(f"redis: subscription lost ({exc})") from exc
-                if message is not None and message.get("type") == "message":
-                    yield bytes(message["data"])
+                    message = await pubsub.get_message(timeout=PUBSUB_PING_AFTER / 2)
+                    now = clock()
+                    if message is None and now - max(heard, pinged) >= PUBSUB_PING_AFTER:
+                        pinged = now
+                        async with asyncio.timeout(PUBSUB_PING_AFTER):
+                            await pubsub.ping()  # its PONG is the connection's sign of life
+                except (RedisError, OSError, AttributeError, TypeError, TimeoutError) as exc:
+                    raise StoreUnavailable(f"redis: subscription lost ({exc!r})") from exc
+                if message is not None:
+                    heard = now
+                    kind = message.get("type")
+                    if kind == "subscribe" and not confirmed:
+                        # Redis has it: from now on nothing published can be missed.
+                        confirmed = True
+                        yield b""
+                    elif kind == "message" and confirmed:
+                        yield bytes(message["data"])
+                elif now - heard > PUBSUB_SILENCE:
+                    # A frozen network or a stopped server gives no error, only silence: the
+                    # caches this subscription keeps in step must not outlive it.
+                    raise StoreUnavailable(f"redis: subscription silent for {now - heard:.1f} s")
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
