@@ -79,7 +79,7 @@ class UserPoolApi:
 
     async def handle(self, request: Request) -> Response:
         request_id = new_request_id()
-        client_id: str | None = None
+        body: Body = {}
         headers = request.headers
         operation = headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
         try:
@@ -97,9 +97,9 @@ class UserPoolApi:
                     service="cognito-idp",
                 )
             body = json_object(raw)
-            client_id = body.get("ClientId") if isinstance(body.get("ClientId"), str) else None
-            result = await self._call(request, operation, body)
-            return AwsJsonAnswer(result, request_id, self._cors(headers.get("origin"), client_id))
+            response: Response = AwsJsonAnswer(
+                await self._call(request, operation, body), request_id
+            )
         except CognitoError as exc:
             response = error_response(exc, request_id)
         except LoginError as exc:  # a step refused where no operation said it more precisely
@@ -110,12 +110,26 @@ class UserPoolApi:
             log.exception("Cognito user-pool API call failed", extra={"request_id": request_id})
             error = CognitoError("InternalErrorException", "An internal error occurred.", 500)
             response = error_response(error, request_id)
-        response.raw_headers += self._cors(headers.get("origin"), client_id)
+        origin = headers.get("origin")  # a page's call: named only if its app client allows it
+        client_id = await self._client_of(body) if origin else None
+        allowed = self.s.clients.origin_allowed
+        response.raw_headers += cors_headers(origin, lambda page: allowed(page, client_id))
         return response
 
-    def _cors(self, origin: str | None, client_id: str | None) -> list[tuple[bytes, bytes]]:
-        """The page's origin is named only when the app client it calls allows it."""
-        return cors_headers(origin, lambda page: self.s.clients.origin_allowed(page, client_id))
+    async def _client_of(self, body: Body) -> str | None:
+        """The app client a call is about: its ClientId, or that of the access token it
+        carries (GetUser and the other signed-in operations have no ClientId); None for
+        neither (any registered client's origin may then read the answer)."""
+        client_id = body.get("ClientId")
+        if isinstance(client_id, str):
+            return client_id
+        token = body.get("AccessToken")
+        if not isinstance(token, str) or len(token) > 100_000:
+            return None
+        try:  # remembered since the operation checked it (TokenService._checked)
+            return (await self.s.tokens.verify_access_token(token)).client_id
+        except Exception:  # not a token of ours, or the key set unreadable now: no client
+            return None
 
     async def _call(self, request: Request, name: str, body: Body) -> Body:
         operation = OPERATIONS.get(name)

@@ -138,7 +138,9 @@ class AwsJsonAnswer(Response):
 
     media_type = CONTENT_TYPE
 
-    def __init__(self, result: Body, request_id: str, cors: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self, result: Body, request_id: str, cors: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.status_code = 200
         self.background = None
         try:
@@ -150,7 +152,7 @@ class AwsJsonAnswer(Response):
             (b"content-type", _CONTENT_TYPE),
             (b"x-amzn-requestid", request_id.encode()),
             (b"cache-control", b"no-store"),
-            *cors,
+            *(cors or ()),
         ]
 
 
@@ -226,7 +228,7 @@ class CognitoApi:
     async def preflight(self, request: Request) -> Response:
         """CORS preflight for a browser app's SDK (`@aws-sdk/client-cognito-identity`,
         Amplify): the answer names the origin only when it is allowed, never `*`."""
-        response = Response(status_code=204)
+        response = Response(status_code=204, headers={"x-amzn-RequestId": new_request_id()})
         origin = request.headers.get("origin", "")
         asked = request.headers.get("access-control-request-method", "").upper()
         if origin and asked == "POST" and self._origin_allowed(origin):
@@ -265,7 +267,7 @@ class CognitoApi:
             return error_response(exc, request_id)
         except Unavailable as exc:  # the store, an overload: fail closed, as AWS says it
             return unavailable_response(exc, request_id)
-        return AwsJsonAnswer(result, request_id, [])
+        return AwsJsonAnswer(result, request_id)
 
     # -- steps of the unsigned operations ----------------------------------------------------
 
