@@ -158,7 +158,7 @@ async def admin_create_user(api: UserPoolApi, call: Call) -> Body:
         raise invalid_parameter("Username should be an email.")
     verified = given.pop("email_verified", "").lower() == "true"
     given.pop("email", None)
-    given.pop("phone_number_verified", None)
+    phone_verified = given.pop("phone_number_verified", "").lower() == "true"
     # Only the invitation carries a generated password: signing in with it proves the address.
     verified = verified or (not chosen and action != "SUPPRESS" and "EMAIL" in mediums)
     name = given.pop("name", None) or None
@@ -191,6 +191,8 @@ async def admin_create_user(api: UserPoolApi, call: Call) -> Body:
         raise _password_refused(exc) from None
     except InvalidUsername as exc:
         raise invalid_parameter(f"Username {exc}") from None
+    if phone_verified and user.phone_number:  # the administrator vouches for it, as Cognito
+        user = await api.s.users.mark_phone_verified(user.user_id, user.phone_number) or user
     if action != "SUPPRESS":
         _invite(api, user, password, mediums)
     return {"User": user_type(user, (await subs(api, [user]))[user.user_id])}
@@ -304,9 +306,10 @@ async def _confirm(api: UserPoolApi, user: User) -> None:
 
 async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
     """Standard and custom attributes; `email_verified`/`phone_number_verified` "true" mark
-    them verified. A new `email` moves the account to that address at once (verified when
-    `email_verified` says "true", else to be proven with VerifyUserAttribute); an address
-    another account has is AliasExistsException."""
+    them verified, "false" not verified (the account stays confirmed). A new `email` moves
+    the account to that address at once (verified when `email_verified` says "true", else to
+    be proven with VerifyUserAttribute); an address another account has is
+    AliasExistsException."""
     body = call.body
     this_pool(api, body)
     user = await named_user(api, body)
@@ -342,6 +345,9 @@ async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
         await _confirm(api, user)
     if phone_verified == "true" and user.phone_number:
         await api.s.users.mark_phone_verified(user.user_id, user.phone_number)
+    email_off, phone_off = email_verified == "false", phone_verified == "false"
+    if (email_off and user.email_verified) or (phone_off and user.phone_number_verified):
+        await accounts.mark_unverified(api.s, user, ACTOR, email=email_off, phone=phone_off)
     return {}
 
 

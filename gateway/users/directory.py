@@ -468,6 +468,22 @@ class UserDirectory:
         changed = replace(user, email_verified=True, updated=int(time.time()))
         return await self._save(replace(changed, confirmed=True), user)
 
+    async def mark_unverified(self, user_id: str, *, email: bool, phone: bool) -> User:
+        """An administrator says the address (`email`) or the number (`phone`) is not proven
+        any more (AdminUpdateUserAttributes `email_verified`/`phone_number_verified` "false"):
+        codes and password resets no longer go to it until it is verified again. The account
+        keeps both, and stays confirmed."""
+        user = await self.get(user_id)
+        if user is None:
+            raise UnknownUser(user_id)
+        changed = replace(
+            user,
+            email_verified=user.email_verified and not email,
+            phone_number_verified=user.phone_number_verified and not phone,
+            updated=int(time.time()),
+        )
+        return await self._save(changed, user)
+
     async def mark_phone_verified(self, user_id: str, number: str) -> User | None:
         """The user proved they receive texts at `number` (still their number: else None)."""
         user = await self.get(user_id)

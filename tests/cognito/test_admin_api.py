@@ -868,3 +868,44 @@ async def test_an_administrator_moves_an_account_to_another_address(pool: Gatewa
 def sign_in_new(pool: GatewayServer, email: str) -> str:
     """The first sign-in of an account `create` made (its temporary password replaced)."""
     return str(first_sign_in(pool, email, "temporary passphrase 1")["AccessToken"])
+
+
+async def test_an_administrator_marks_an_address_and_a_number_unverified(
+    pool: GatewayServer,
+) -> None:
+    client = admin(pool)
+    email = fresh_email("u")
+    create(
+        pool,
+        email,
+        attributes=[
+            {"Name": "phone_number", "Value": "+15555550123"},
+            {"Name": "phone_number_verified", "Value": "true"},
+        ],
+    )
+    client.admin_set_user_password(
+        UserPoolId=POOL, Username=email, Password=PASSWORD, Permanent=True
+    )
+
+    def verified() -> tuple[str, str, str]:
+        got = client.admin_get_user(UserPoolId=POOL, Username=email)
+        found = attrs(got, "UserAttributes")
+        return found["email_verified"], found["phone_number_verified"], got["UserStatus"]
+
+    assert verified() == ("true", "true", "CONFIRMED")
+    client.admin_update_user_attributes(
+        UserPoolId=POOL,
+        Username=email,
+        UserAttributes=[
+            {"Name": "email_verified", "Value": "false"},
+            {"Name": "phone_number_verified", "Value": "false"},
+        ],
+    )
+    assert verified() == ("false", "false", "CONFIRMED")  # as Cognito: still confirmed
+    assert "AccessToken" in sign_in(pool, email)  # and signs in
+    client.admin_update_user_attributes(
+        UserPoolId=POOL,
+        Username=email,
+        UserAttributes=[{"Name": "email_verified", "Value": "true"}],
+    )
+    assert verified() == ("true", "false", "CONFIRMED")
