@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from gateway.crypto import Sealer, random_token
 from gateway.errors import StoreContended
-from gateway.store import Put, Store, Write, follow, record_json, write
+from gateway.store import Put, Store, Write, keep_in_step, record_json, write
 from gateway.store.index import MemberIndex
 from gateway.tokens import AccessToken
 
@@ -314,17 +314,9 @@ class GrantStore:
     async def listen(self) -> None:
         """Keep this replica's liveness cache in step with revocations everywhere (runs for
         good; the cache is off whenever the subscription is not in place)."""
-        cache = self.cache
-
-        def subscribed(up: bool) -> None:
-            if up:
-                cache.enabled = cache.ttl > 0
-            else:
-                cache.off()
-
-        await follow(
-            self._store, self._store.key(ENDED_CHANNEL),
-            lambda gid: cache.evict(gid.decode()), subscribed, "grant-revocation",
+        await keep_in_step(
+            self._store, self._store.key(ENDED_CHANNEL), self.cache, self.cache.evict,
+            "grant-revocation",
         )  # fmt: skip
 
     async def revoke_access_token(self, token: AccessToken) -> None:

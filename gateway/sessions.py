@@ -34,7 +34,7 @@ from typing import Any
 from gateway.crypto import Sealer, constant_time_equals, random_token
 from gateway.errors import StoreContended
 from gateway.settings import SessionSettings
-from gateway.store import Put, Store, Write, follow, record_json, write
+from gateway.store import Put, Store, Write, keep_in_step, record_json, write
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
@@ -345,17 +345,9 @@ class SessionManager:
     async def listen(self) -> None:
         """Keep this replica's cache in step with session ends everywhere (runs for good;
         the cache is off whenever the subscription is not in place)."""
-
-        def subscribed(up: bool) -> None:
-            if up:
-                self.cache.enabled = self.cache.ttl > 0
-            else:
-                self.cache.off()
-
-        await follow(
-            self._store, self._store.key(ENDED_CHANNEL),
-            lambda sid: self._evict(sid.decode()), subscribed, "session-end",
-        )  # fmt: skip
+        await keep_in_step(
+            self._store, self._store.key(ENDED_CHANNEL), self.cache, self._evict, "session-end"
+        )
 
     def _evict(self, sid: str) -> None:
         self.cache.evict(sid)

@@ -321,6 +321,30 @@ async def follow(
         await asyncio.sleep(1.0)
 
 
+class Evicting(Protocol):
+    """An in-process cache kept in step with changes elsewhere by a subscription."""
+
+    enabled: bool
+    ttl: float
+
+    def off(self) -> None: ...
+
+
+async def keep_in_step(
+    store: Store, channel: str, cache: Evicting, evict: Callable[[str], None], what: str
+) -> None:
+    """Run for good: `evict` every id published on `channel`; `cache` is on (when its ttl
+    allows) while the subscription is in place, and off whenever it is not (`follow`)."""
+
+    def subscribed(up: bool) -> None:
+        if up:
+            cache.enabled = cache.ttl > 0
+        else:
+            cache.off()
+
+    await follow(store, channel, lambda raw: evict(raw.decode()), subscribed, what)
+
+
 def record_json(record: Any) -> bytes:
     """A dataclass record (nested ones too) as JSON bytes: what `json.dumps(asdict(record))`
     gives, without asdict's deep copy of every list and dict on the way (hot paths save

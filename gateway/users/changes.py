@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from gateway.store import Store, follow
+from gateway.store import Store, keep_in_step
 
 if TYPE_CHECKING:
     from gateway.users.directory import User, UserDirectory
@@ -103,15 +103,6 @@ class AccountChanges:
     async def listen(self) -> None:
         """Keep the cache in step with changes everywhere (runs for good; the cache is off
         whenever the subscription is not in place)."""
-        cache = self.cache
-
-        def subscribed(up: bool) -> None:
-            if up:
-                cache.enabled = cache.ttl > 0
-            else:
-                cache.off()
-
-        await follow(
-            self._store, self._store.key(CHANNEL),
-            lambda user_id: cache.evict(user_id.decode()), subscribed, "account-change",
-        )  # fmt: skip
+        await keep_in_step(
+            self._store, self._store.key(CHANNEL), self.cache, self.cache.evict, "account-change"
+        )

@@ -6,6 +6,7 @@ factor, the account deleted. While the replica cannot hear of changes, the cache
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -198,37 +199,36 @@ async def test_the_cache_is_off_until_it_can_hear_of_changes_and_when_it_cannot(
         listening.cancel()
 
 
-async def test_a_change_told_by_another_replica_evicts_the_account() -> None:
+@contextlib.asynccontextmanager
+async def listening() -> AsyncIterator[tuple[MemoryStore, AccountCache[Any], asyncio.Task[None]]]:
+    """A replica's account cache listening to changes on a store, subscribed."""
     store = MemoryStore()
     changes = AccountChanges(store, ttl=60)
-    cache: AccountCache[Any] = changes.cache
-    listening = asyncio.create_task(changes.listen())
+    task = asyncio.create_task(changes.listen())
     try:
-        assert await _until(lambda: cache.enabled)
+        assert await _until(lambda: changes.cache.enabled)
+        yield store, changes.cache, task
+    finally:
+        task.cancel()
+
+
+async def test_a_change_told_by_another_replica_evicts_the_account() -> None:
+    async with listening() as (store, cache, _):
         cache.put("u1", "x", cache.generation)
         await AccountChanges(store).changed("u1")  # another replica, or the command line
         assert await _until(lambda: cache.get("u1") is None)
-    finally:
-        listening.cancel()
 
 
 async def test_a_message_that_is_not_one_empties_the_cache_and_the_listener_goes_on() -> None:
-    store = MemoryStore()
-    changes = AccountChanges(store, ttl=60)
-    cache: AccountCache[Any] = changes.cache
-    listening = asyncio.create_task(changes.listen())
-    try:
-        assert await _until(lambda: cache.enabled)
+    async with listening() as (store, cache, task):
         cache.put("u1", "x", cache.generation)
         # Anyone who can PUBLISH on the store can send anything: not a user id.
         await store.publish(store.key("account-changed"), b"\xff\xfe")
         assert await _until(lambda: cache.get("u1") is None)
-        assert cache.enabled and not listening.done()
+        assert cache.enabled and not task.done()
         cache.put("u2", "y", cache.generation)
         await AccountChanges(store).changed("u2")  # still heard
         assert await _until(lambda: cache.get("u2") is None)
-    finally:
-        listening.cancel()
 
 
 async def _until(check: Callable[[], bool]) -> bool:
