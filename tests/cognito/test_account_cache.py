@@ -20,6 +20,7 @@ from gateway.errors import StoreUnavailable
 from gateway.store.memory import MemoryStore
 from gateway.users.changes import AccountCache, AccountChanges
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
+from tests.op import test_grant_cache as grant_cache
 
 PASSWORD = "correct horse battery"
 
@@ -89,15 +90,10 @@ def refused(gateway: GatewayServer, token: str) -> str:
     return ""
 
 
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> bool:
-    """Whether `check()` comes true within `within` seconds (pub/sub delivery is asynchronous;
-    without it the cache would hold the old account for a minute)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await asyncio.to_thread(check):
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
+async def eventually(check: Callable[[], bool]) -> bool:
+    """Whether the boto3 `check()` comes true within seconds (pub/sub delivery is
+    asynchronous; without it the cache would hold the old account for a minute)."""
+    return await grant_cache.eventually(lambda: asyncio.to_thread(check), within=5.0)
 
 
 async def test_get_user_is_answered_from_the_cache(
