@@ -120,6 +120,8 @@ class LivenessCache:
         self.ttl = ttl
         self.size = size
         self.enabled = False
+        # Moves on every eviction and switch: a read begun before one may be older than it.
+        self.generation = 0
         self._entries: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
         self._by_session: dict[str, set[str]] = {}
 
@@ -133,8 +135,10 @@ class LivenessCache:
             return False
         return True
 
-    def put(self, grant: Grant) -> None:
-        if not self.enabled or self.ttl <= 0:
+    def put(self, grant: Grant, generation: int) -> None:
+        """Remember `grant`, found in force by a read begun at `generation`, unless a grant
+        or a session ended meanwhile."""
+        if not self.enabled or self.ttl <= 0 or generation != self.generation:
             return
         until = time.monotonic() + min(self.ttl, grant.expires - time.time())
         self._entries[grant.gid] = (grant.session, until)
@@ -145,6 +149,7 @@ class LivenessCache:
             self.evict(next(iter(self._entries)))
 
     def evict(self, gid: str) -> None:
+        self.generation += 1
         entry = self._entries.pop(gid, None)
         if entry is not None and entry[0] is not None:
             members = self._by_session.get(entry[0])
@@ -155,11 +160,17 @@ class LivenessCache:
 
     def evict_session(self, sid: str) -> None:
         """The session ended: its grants are no longer known to be in force."""
+        self.generation += 1
         for gid in self._by_session.pop(sid, set()):
             self._entries.pop(gid, None)
 
+    def on(self) -> None:
+        self.generation += 1
+        self.enabled = self.ttl > 0
+
     def off(self) -> None:
         self.enabled = False
+        self.generation += 1
         self._entries.clear()
         self._by_session.clear()
 
@@ -336,9 +347,10 @@ class GrantStore:
         if token.gid:
             if self.cache.alive(token.gid, sessions.hears_ends()):
                 return True
+            generation = self.cache.generation
             loaded = await self.live_grant(token.gid, sessions)
             if loaded is not None:
-                self.cache.put(loaded[1])
+                self.cache.put(loaded[1], generation)
             return loaded is not None
         return await self._store.get(self._store.key("revoked-jti", token.jti)) is None
 

@@ -79,6 +79,8 @@ class SessionCache:
         self.ttl = ttl
         self.size = size
         self.enabled = False
+        # Moves on every eviction and switch: a read begun before one may be older than it.
+        self.generation = 0
         self._entries: OrderedDict[str, tuple[str, Session, float]] = OrderedDict()
 
     def get(self, sid: str, cookie: str) -> Session | None:
@@ -91,8 +93,9 @@ class SessionCache:
             return None
         return session
 
-    def put(self, sid: str, cookie: str, session: Session) -> None:
-        if not self.enabled or self.ttl <= 0:
+    def put(self, sid: str, cookie: str, session: Session, generation: int) -> None:
+        """Keep `session`, read since `generation`, unless a session ended meanwhile."""
+        if not self.enabled or self.ttl <= 0 or generation != self.generation:
             return
         self._entries[sid] = (cookie, session, time.monotonic() + self.ttl)
         self._entries.move_to_end(sid)
@@ -100,10 +103,16 @@ class SessionCache:
             self._entries.popitem(last=False)
 
     def evict(self, sid: str) -> None:
+        self.generation += 1
         self._entries.pop(sid, None)
+
+    def on(self) -> None:
+        self.generation += 1
+        self.enabled = self.ttl > 0
 
     def off(self) -> None:
         self.enabled = False
+        self.generation += 1
         self._entries.clear()
 
 
@@ -227,9 +236,10 @@ class SessionManager:
             hit = self.cache.get(sid, cookie)
             if hit is not None:
                 return _for_host(hit, host)
+        generation = self.cache.generation
         session = await self._load(sid, secret)
         if cached and session is not None:
-            self.cache.put(sid, cookie, session)
+            self.cache.put(sid, cookie, session, generation)
         return _for_host(session, host)
 
     async def _load(self, sid: str, secret: str) -> Session | None:

@@ -109,3 +109,34 @@ async def test_keep_alive_restarts_the_idle_timeout(store: Store) -> None:
     assert await sessions.keep_alive(sid, int(time.time()))
     ttl = await store.ttl(store.key("session", sid))
     assert ttl is not None and 590 < ttl <= 600
+
+
+class _EndHeardDuringRead(RedisStore):
+    """A real Redis store whose session read is overtaken by the news that the session ended
+    (another replica's sign-out, heard over pub/sub while the read was on its way)."""
+
+    heard: SessionManager | None = None
+
+    async def get(self, key: str) -> bytes | None:
+        found = await super().get(key)
+        if self.heard is not None and ":session:" in key:
+            self.heard.cache.evict(key.rsplit(":", 1)[1])
+        return found
+
+
+async def test_a_session_read_before_its_end_was_heard_is_not_cached(
+    redis_server: RedisServer,
+) -> None:
+    store = _EndHeardDuringRead(redis_server.url, prefix=f"sess{secrets.token_hex(4)}")
+    try:
+        sessions = SessionManager(store, Sealer(b"m" * 32), SessionSettings(cache_ttl=60))
+        sessions.cache.on()
+        _, cookie = await new_session(sessions)
+        store.heard = sessions
+        assert await sessions.load(cookie, cached=True) is not None  # it was live when read
+        assert sessions.cached(cookie) is None  # but it is not kept: it ended meanwhile
+        store.heard = None
+        assert await sessions.load(cookie, cached=True) is not None
+        assert sessions.cached(cookie) is not None  # a read with no end on the way is kept
+    finally:
+        await store.close()

@@ -322,10 +322,11 @@ async def follow(
 
 
 class Evicting(Protocol):
-    """An in-process cache kept in step with changes elsewhere by a subscription."""
+    """An in-process cache kept in step with changes elsewhere by a subscription: `on` once
+    nothing can be missed, `off` (emptied) when something may have been. Each moves the
+    cache's generation, so a store read begun before cannot fill it with what it found."""
 
-    enabled: bool
-    ttl: float
+    def on(self) -> None: ...
 
     def off(self) -> None: ...
 
@@ -338,7 +339,7 @@ async def keep_in_step(
 
     def subscribed(up: bool) -> None:
         if up:
-            cache.enabled = cache.ttl > 0
+            cache.on()
         else:
             cache.off()
 

@@ -40,7 +40,7 @@ class AccountCache(Generic[T]):
         self.ttl = ttl
         self.size = size
         self.enabled = False
-        # Moves on every eviction: a read begun before one may be older than it (`put`).
+        # Moves on every eviction and switch: a read begun before one may be older than it.
         self.generation = 0
         self._entries: OrderedDict[str, tuple[T, float]] = OrderedDict()
 
@@ -65,6 +65,10 @@ class AccountCache(Generic[T]):
     def evict(self, user_id: str) -> None:
         self.generation += 1
         self._entries.pop(user_id, None)
+
+    def on(self) -> None:
+        self.generation += 1  # reads begun while it was off may predate a change it missed
+        self.enabled = self.ttl > 0
 
     def off(self) -> None:
         self.enabled = False

@@ -156,13 +156,18 @@ async def test_a_second_factor_turned_on_elsewhere_is_listed(
 
 def test_a_read_begun_before_a_change_is_not_kept() -> None:
     cache: AccountCache[str] = AccountCache(ttl=60)
-    cache.enabled = True
+    cache.on()
     before = cache.generation
     cache.evict("someone")  # a change lands while a read is on its way
     cache.put("u1", "what the read found", before)
     assert cache.get("u1") is None
     cache.put("u1", "a read after it", cache.generation)
     assert cache.get("u1") == "a read after it"
+    cache.off()  # the subscription is lost: a change may be missed from now on
+    before = cache.generation
+    cache.on()  # subscribed again, while a read begun in the gap is still on its way
+    cache.put("u1", "what the read found", before)
+    assert cache.get("u1") is None
 
 
 async def test_the_cache_is_off_until_it_can_hear_of_changes_and_when_it_cannot(

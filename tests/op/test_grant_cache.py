@@ -138,18 +138,30 @@ def _grant(session: str | None, expires_in: float = 3600) -> Grant:
 
 def test_the_cache_counts_only_what_it_can_hear_about() -> None:
     cache = LivenessCache(ttl=60)
-    cache.put(_grant(None))
+    cache.put(_grant(None), cache.generation)
     assert not cache.alive("g1", True)  # not subscribed yet: off
-    cache.enabled = True
-    cache.put(_grant("s1"))
+    cache.on()
+    cache.put(_grant("s1"), cache.generation)
     assert cache.alive("g1", session_ends_heard=True)
     # Bound to a session, while session ends are not heard: a miss (ask the store).
     assert not cache.alive("g1", session_ends_heard=False)
-    cache.put(_grant("s1"))
+    cache.put(_grant("s1"), cache.generation)
     cache.evict_session("s1")
     assert not cache.alive("g1", True)
-    cache.put(_grant(None, expires_in=-1))  # the grant itself ended: never remembered alive
+    cache.put(_grant(None, expires_in=-1), cache.generation)  # ended: never remembered alive
     assert not cache.alive("g1", True)
-    cache.put(_grant(None))
+    cache.put(_grant(None), cache.generation)
     cache.off()
     assert not cache.alive("g1", True) and not cache.enabled
+
+
+def test_a_grant_read_before_a_revocation_or_a_session_end_is_not_remembered() -> None:
+    cache = LivenessCache(ttl=60)
+    cache.on()
+    for ended in (lambda: cache.evict("g1"), lambda: cache.evict_session("s1"), cache.on):
+        before = cache.generation  # a store read sets out; it finds the grant in force
+        ended()  # meanwhile: revoked, its session ended, or the cache was off and back on
+        cache.put(_grant("s1"), before)
+        assert not cache.alive("g1", True)
+    cache.put(_grant("s1"), cache.generation)
+    assert cache.alive("g1", True)
