@@ -319,8 +319,9 @@ async def admin_update_user_attributes(api: UserPoolApi, call: Call) -> Body:
         raise invalid_parameter(f"Cannot modify the non-mutable attribute {refused[0]}")
     _schema(given)
     check_schema(api.s.settings.user_pool, {k: v for k, v in given.items() if k not in VERIFIED})
-    email_verified = given.pop("email_verified", None)
-    phone_verified = given.pop("phone_number_verified", None)
+    # "true"/"false" in any case, as AdminCreateUser reads them
+    email_verified = (given.pop("email_verified", None) or "").lower() or None
+    phone_verified = (given.pop("phone_number_verified", None) or "").lower() or None
     email = given.pop("email", None)
     if email is not None and normalize_email(email) != user.email:
         try:

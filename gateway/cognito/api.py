@@ -117,13 +117,13 @@ class UserPoolApi:
         return response
 
     async def _client_of(self, body: Body) -> str | None:
-        """The app client a call is about: its ClientId, or that of the access token it
-        carries (GetUser and the other signed-in operations have no ClientId); None for
-        neither (any registered client's origin may then read the answer)."""
-        client_id = body.get("ClientId")
-        if isinstance(client_id, str):
-            return client_id
+        """The app client a call is about: that of the access token it carries (GetUser and
+        the other signed-in operations; a ClientId beside it changes nothing), else its
+        ClientId; None for neither (any registered client's origin may read the answer)."""
         token = body.get("AccessToken")
+        if token is None:
+            client_id = body.get("ClientId")
+            return client_id if isinstance(client_id, str) else None
         if not isinstance(token, str) or len(token) > 100_000:
             return None
         try:  # remembered since the operation checked it (TokenService._checked)

@@ -115,8 +115,8 @@ async def confirm(services: Services, user: User, actor: str) -> User:
 async def mark_unverified(
     services: Services, user: User, actor: str, *, email: bool, phone: bool
 ) -> User:
-    """An administrator says the address (`email`) or the number (`phone`) is not proven:
-    codes and resets stop going to it until it is verified again; the account stays confirmed."""
+    """An administrator says the address (`email`) or the number (`phone`) is not proven
+    (the attribute); the account stays confirmed."""
     user = await services.users.mark_unverified(user.user_id, email=email, phone=phone)
     await services.audit.record(
         "user.marked_unverified", user_id=user.user_id, email=email, phone=phone, actor=actor

@@ -470,9 +470,9 @@ class UserDirectory:
 
     async def mark_unverified(self, user_id: str, *, email: bool, phone: bool) -> User:
         """An administrator says the address (`email`) or the number (`phone`) is not proven
-        any more (AdminUpdateUserAttributes `email_verified`/`phone_number_verified` "false"):
-        codes and password resets no longer go to it until it is verified again. The account
-        keeps both, and stays confirmed."""
+        any more (AdminUpdateUserAttributes `email_verified`/`phone_number_verified` "false"),
+        as the attribute says; the account keeps both, stays confirmed, and its codes and
+        password resets still go to the address and number on record."""
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)

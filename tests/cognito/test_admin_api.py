@@ -898,7 +898,7 @@ async def test_an_administrator_marks_an_address_and_a_number_unverified(
         Username=email,
         UserAttributes=[
             {"Name": "email_verified", "Value": "false"},
-            {"Name": "phone_number_verified", "Value": "false"},
+            {"Name": "phone_number_verified", "Value": "False"},  # any case, as AdminCreateUser
         ],
     )
     assert verified() == ("false", "false", "CONFIRMED")  # as Cognito: still confirmed

@@ -71,12 +71,15 @@ async def test_an_answer_names_only_the_origins_of_the_client_it_is_about(
         elsewhere = await http.post("/", content=body, headers=headers)
         assert "access-control-allow-origin" not in elsewhere.headers
 
-        for origin, named in ((SHOP, True), (BLOG, False)):  # no ClientId: the token's client
-            body, headers = call("GetUser", {"AccessToken": token}, origin)
-            answer = await http.post("/", content=body, headers=headers)
-            assert answer.status_code == 200, answer.text
-            assert answer.headers.get("access-control-allow-origin") == (origin if named else None)
-            assert answer.headers["vary"] == "Origin"
+        # No ClientId in these operations: the token's client decides, whatever is added.
+        for extra in ({}, {"ClientId": "blog"}):
+            for origin, named in ((SHOP, True), (BLOG, False)):
+                body, headers = call("GetUser", {"AccessToken": token, **extra}, origin)
+                answer = await http.post("/", content=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+                allowed = answer.headers.get("access-control-allow-origin")
+                assert allowed == (origin if named else None), (extra, origin)
+                assert answer.headers["vary"] == "Origin"
 
         preflight = await http.options(
             "/",
