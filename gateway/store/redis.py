@@ -544,7 +544,9 @@ class RedisStore(Store):
 
     async def publish(self, channel: str, message: bytes) -> None:
         # A Redis Cluster broadcasts PUBLISH to every node, so any subscriber anywhere hears it.
-        await self._one("publish", "PUBLISH", channel, message)
+        # Retried on a fresh connection like a plain write: our messages are evictions, and
+        # one heard twice costs nothing, while one lost keeps a stale cache entry.
+        await self._one("publish", "PUBLISH", channel, message, idempotent=True)
 
     async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
         if isinstance(self._redis, RedisCluster):

@@ -12,9 +12,11 @@ by the front ends), and printing (gateway.admin).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.errors import StoreUnavailable
 from gateway.logout import end_local_user
 from gateway.users.directory import InvalidAttribute
 from gateway.users.schema import check_update
@@ -80,7 +82,13 @@ async def create(
 
 async def set_enabled(services: Services, user: User, enabled: bool, actor: str) -> Ended:
     """Enable, or disable: sign-in and refresh refused, every session and token ended."""
-    await services.users.set_status(user.user_id, "enabled" if enabled else "disabled")
+    try:
+        await services.users.set_status(user.user_id, "enabled" if enabled else "disabled")
+    except StoreUnavailable:
+        if not enabled:  # it may have landed (a lost answer): never half a disable
+            with contextlib.suppress(StoreUnavailable):
+                await _end(services, user)
+        raise
     await services.audit.record(
         "user.enabled" if enabled else "user.disabled", user_id=user.user_id, actor=actor
     )

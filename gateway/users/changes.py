@@ -18,10 +18,13 @@ password change, a read before a write — reads the store, as before.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from gateway.errors import StoreUnavailable
 from gateway.store import Store, keep_in_step
 
 if TYPE_CHECKING:
@@ -90,6 +93,19 @@ class AccountChanges:
         """After a write of the account: forgotten here now, everywhere else when told."""
         self.cache.evict(user_id)
         await self._store.publish(self._store.key(CHANNEL), user_id.encode())
+
+    @contextlib.asynccontextmanager
+    async def writing(self, user_id: str) -> AsyncIterator[None]:
+        """Around a write of the account: the change is told after it, also when the write
+        failed — one whose answer was lost (a timeout) may have landed, and an eviction more
+        costs nothing."""
+        try:
+            yield
+        except Exception:
+            with contextlib.suppress(StoreUnavailable):
+                await self.changed(user_id)
+            raise
+        await self.changed(user_id)
 
     async def read(self, user_id: str, users: UserDirectory, mfa: MfaStore) -> Account | None:
         """The account and its second factors, from the cache or (then kept) the store."""

@@ -594,8 +594,8 @@ class UserDirectory:
         user = await self.get(user_id)
         if user is None:
             raise UnknownUser(user_id)
-        await self._store.delete(self._user_key(user_id))
-        await self.changes.changed(user_id)
+        async with self.changes.writing(user_id):
+            await self._store.delete(self._user_key(user_id))
         _, removals = self.search.changes(user, None)
         await self._store.write_many(removals)
         await self._release(self._email_key(user.email), user_id)
@@ -676,9 +676,11 @@ class UserDirectory:
         round trip; readers re-check records, so a crash in between misleads no one."""
         adds, removes = self.search.changes(before, user)
         record = Put(self._user_key(user.user_id), record_json(user))
-        await self._store.write_many([*adds, record, *removes])
-        if before is not None:  # a new account is in no cache: reads of none are not kept
-            await self.changes.changed(user.user_id)
+        if before is None:  # a new account is in no cache: reads of none are not kept
+            await self._store.write_many([*adds, record, *removes])
+            return user
+        async with self.changes.writing(user.user_id):
+            await self._store.write_many([*adds, record, *removes])
         return user
 
     async def batches(self, size: int = 500) -> AsyncIterator[list[User]]:

@@ -174,10 +174,10 @@ class MfaStore:
         sealed = self._seal(key, asdict(spent))
         try:
             # One swap from the record the code was found in: of two uses at once, one wins.
-            await self._store.modify(key, lambda _: sealed, attempts=1, seen=raw)
+            async with self.changes.writing(user_id):
+                await self._store.modify(key, lambda _: sealed, attempts=1, seen=raw)
         except StoreContended:
             return None
-        await self.changes.changed(user_id)
         return "recovery"
 
     async def disable(self, user_id: str, method: Factor) -> None:
@@ -199,13 +199,13 @@ class MfaStore:
         await self._put(user_id, record)
 
     async def remove(self, user_id: str) -> None:
-        await self._store.delete(self._key(user_id), self._store.key("mfa-pending", user_id))
-        await self.changes.changed(user_id)
+        async with self.changes.writing(user_id):
+            await self._store.delete(self._key(user_id), self._store.key("mfa-pending", user_id))
 
     async def _put(self, user_id: str, record: MfaRecord) -> None:
         key = self._key(user_id)
-        await self._store.put(key, self._seal(key, asdict(record)))
-        await self.changes.changed(user_id)
+        async with self.changes.writing(user_id):
+            await self._store.put(key, self._seal(key, asdict(record)))
 
     async def _totp_step(self, user_id: str, secret: str, code: str) -> int | None:
         totp = pyotp.TOTP(secret)

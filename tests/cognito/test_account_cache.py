@@ -17,8 +17,12 @@ import pytest
 from botocore.config import Config
 
 from gateway.errors import StoreUnavailable
+from gateway.services import build_services
 from gateway.store.memory import MemoryStore
+from gateway.users import accounts
 from gateway.users.changes import AccountCache, AccountChanges
+from gateway.users.directory import UserDirectory
+from gateway.users.passwords import PasswordHasher
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
 from tests.op import test_grant_cache as grant_cache
 
@@ -238,3 +242,56 @@ async def _until(check: Callable[[], bool]) -> bool:
             return True
         await asyncio.sleep(0.01)
     return False
+
+
+class _AnswerLost(MemoryStore):
+    """A store whose writes land but whose answers are lost (a timeout after the write)."""
+
+    losing = False
+
+    async def write_many(self, writes: Any) -> None:
+        await super().write_many(writes)
+        if self.losing:
+            raise StoreUnavailable("redis: no answer within 2 s")
+
+
+async def test_a_write_whose_answer_was_lost_is_still_told_to_every_replica() -> None:
+    store = _AnswerLost()
+    users = UserDirectory(store, PasswordHasher())
+    user = await users.create("lost@example.com", PASSWORD, email_verified=True)
+    other = AccountChanges(store, ttl=60)  # another replica, which read the account
+    listening = asyncio.create_task(other.listen())
+    try:
+        assert await _until(lambda: other.cache.enabled)
+        other.cache.put(user.user_id, "the old account", other.cache.generation)  # type: ignore[arg-type]
+        store.losing = True
+        with pytest.raises(StoreUnavailable):
+            await users.set_attribute(user.user_id, "name", "Ada")  # landed; answer lost
+        assert (await users.get(user.user_id)).name == "Ada"  # type: ignore[union-attr]
+        assert await _until(lambda: other.cache.get(user.user_id) is None)
+    finally:
+        listening.cancel()
+
+
+async def test_a_disable_whose_answer_was_lost_still_ends_the_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = build_services(make_settings(free_port(), "memory://"))
+    user = await services.users.create("half@example.com", PASSWORD, email_verified=True)
+    set_status = services.users.set_status
+
+    async def lost_answer(user_id: str, status: Any) -> Any:
+        await set_status(user_id, status)
+        raise StoreUnavailable("redis: no answer within 2 s")
+
+    ended: list[str] = []
+
+    async def end(s: Any, user_id: str) -> tuple[int, int]:
+        ended.append(user_id)
+        return 1, 1
+
+    monkeypatch.setattr(services.users, "set_status", lost_answer)
+    monkeypatch.setattr(accounts, "end_local_user", end)
+    with pytest.raises(StoreUnavailable):  # the administrator is told, and may retry
+        await accounts.set_enabled(services, user, False, "cli")
+    assert ended == [user.user_id]  # but what may have landed took full effect
