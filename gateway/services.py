@@ -20,6 +20,7 @@ from gateway.connectors.registry import build_connectors
 from gateway.credentials.vendor import CredentialVendor
 from gateway.crypto import Sealer
 from gateway.csrf import Csrf
+from gateway.errors import StoreUnavailable
 from gateway.grants import GrantStore
 from gateway.identity.ids import IdentityStore
 from gateway.identity.pools import IdentityPools
@@ -141,8 +142,10 @@ class Services:
             await asyncio.sleep(KEY_MAINTENANCE_INTERVAL)
             try:
                 await self.keys.rotate_if_due()
-            except Exception:  # a store outage must not kill the loop
-                log.warning("key maintenance failed; will retry", exc_info=True)
+            except StoreUnavailable as exc:  # an outage: said in one line, tried again
+                log.warning("key maintenance failed; will retry: %s", exc)
+            except Exception:  # anything else is a bug: its traceback, and the loop goes on
+                log.exception("key maintenance failed; will retry")
 
 
 def build_services(
