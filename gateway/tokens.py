@@ -31,14 +31,16 @@ ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1: keeps ID tokens from passing as 
 ID_TOKEN_TYPE = "JWT"  # ID tokens and web-identity tokens; logout tokens have their own
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Checked:
-    """A token whose signature holds: what its header and payload say."""
+    """A token whose signature holds: what its header and payload say (and, once read as an
+    access token, that reading: its claims never change)."""
 
     kid: str
     alg: str
     typ: str | None
     claims: dict[str, Any]
+    access: AccessToken | None = None
 
 
 @dataclass(frozen=True)
@@ -328,22 +330,38 @@ class TokenService:
         """Signature, type, issuer and lifetime of one of our access tokens; InvalidToken if not.
         Revocation (is the grant still alive?) is the caller's check against the store."""
         alg = self._settings.keys.access_token_alg
+        hit = self._checked.get(token)
+        if (
+            hit is not None
+            and hit.access is not None
+            and hit.alg == alg
+            and self._keys.has(hit.kid)
+        ):
+            self._checked.move_to_end(token)  # read before: only its lifetime to check again
+            access = hit.access
+        else:
+            access = await self._read_access_token(token, alg)
+        now = int(time.time()) if now is None else now
+        leeway = self._settings.tokens.leeway
+        if access.exp + leeway < now:
+            raise InvalidToken("the access token has expired")
+        if access.iat - leeway > now:
+            raise InvalidToken("the access token is not valid yet")
+        return access
+
+    async def _read_access_token(self, token: str, alg: str) -> AccessToken:
+        """Signature, type, issuer and claims of an access token (remembered with its
+        signature check: `_checked`)."""
         try:
             typ, claims = await self._verified(token, [alg])
         except (JoseError, ValueError):
             raise InvalidToken("the access token is malformed or badly signed") from None
         if typ != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
-        now = int(time.time()) if now is None else now
-        leeway = self._settings.tokens.leeway
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken("the access token was issued by someone else")
         try:
-            if claims.get("iss") != self.issuer:
-                raise InvalidToken("the access token was issued by someone else")
-            if int(claims["exp"]) + leeway < now:
-                raise InvalidToken("the access token has expired")
-            if int(claims["iat"]) - leeway > now:
-                raise InvalidToken("the access token is not valid yet")
-            return AccessToken(
+            access = AccessToken(
                 sub=str(claims["sub"]),
                 client_id=str(claims["client_id"]),
                 scope=frozenset(str(claims.get("scope", "")).split()),
@@ -356,6 +374,10 @@ class TokenService:
             )
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("the access token lacks required claims") from None
+        checked = self._checked.get(token)
+        if checked is not None:
+            checked.access = access
+        return access
 
     async def verify_id_token_hint(self, token: str) -> dict[str, Any]:
         """An ID token we issued, as `id_token_hint` (at authorize and at logout): signature
