@@ -6,11 +6,14 @@ keeps what it read for `sessions.cache_ttl` seconds (bounded, least recently use
 it keeps sessions and grants, and as Keycloak keeps users between cluster invalidations:
 
 - every write of an account's record (`UserDirectory`) or of its second factors (`MfaStore`)
-  says so (`AccountChanges.changed`): this replica forgets the account at once, and the others
-  when the store's pub/sub tells them (`account-changed`);
-- the cache is off until that subscription is in place and again whenever it is lost, so a
-  change missed in an outage cannot keep an old account in use;
-- a read that started before a change cannot put back what it read (`AccountCache.generation`).
+  says so (`AccountChanges.writing`, also when the write's answer was lost): this replica
+  forgets the account at once, and the others when the store's pub/sub tells them
+  (`account-changed`);
+- the cache is off until Redis confirms that subscription and again whenever it is lost or
+  goes silent (`gateway.store.redis`'s PING), so a change missed in an outage cannot keep an
+  old account in use;
+- a read that started before a change, or before the cache came back on, cannot put back what
+  it read (`AccountCache.generation`).
 
 Only read-only answers use it (GetUser). Every check that decides something — a sign-in, a
 password change, a read before a write — reads the store, as before.
