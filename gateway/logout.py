@@ -16,6 +16,7 @@ import httpx
 
 from gateway.background import Background
 from gateway.clients import ClientRegistry
+from gateway.errors import StoreUnavailable
 from gateway.grants import GrantStore
 from gateway.outbound import http_client
 from gateway.sessions import SessionManager
@@ -60,17 +61,29 @@ class Logout:
     async def end_identity(self, identity_id: str) -> tuple[int, int]:
         """End every session and revoke every token family of an identity, on every replica
         at once (the records are gone from the store). Returns (sessions, grants) ended."""
+        # The index is emptied first: one that fails (the store, or telling the replicas)
+        # must not leave the others standing, so each is ended and the first failure raised
+        # once all were tried.
+        failed: StoreUnavailable | None = None
         ended = 0
         for sid in await self._sessions.by_identity.clear(identity_id):
-            if await self._sessions.peek(sid):
-                ended += 1
-            await self._sessions.end(sid)
-            await self.session_ended(sid, identity_id)
+            try:
+                if await self._sessions.peek(sid):
+                    ended += 1
+                await self._sessions.end(sid)
+                await self.session_ended(sid, identity_id)
+            except StoreUnavailable as exc:
+                failed = failed or exc
         revoked = 0
         for gid in await self._grants.by_identity.clear(identity_id):
-            if await self._grants.grant_alive(gid):
-                revoked += 1
-            await self._grants.revoke(gid)
+            try:
+                if await self._grants.grant_alive(gid):
+                    revoked += 1
+                await self._grants.revoke(gid)
+            except StoreUnavailable as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         return ended, revoked
 
     async def _deliver(self, uri: str, client_id: str, token: str) -> None:

@@ -20,6 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.errors import StoreUnavailable
+from gateway.grants import Authorization
+from gateway.services import build_services
+from gateway.store.memory import MemoryStore
 from tests.helpers import (
     AppServer,
     Browser,
@@ -156,3 +160,32 @@ async def test_disabling_a_user_ends_their_sessions(
     assert cognate(config, "users", "disable", "disabled@example.com").returncode == 0
     assert not await still_signed_in(browser, two.url)
     await browser.aclose()
+
+
+class _PublishLost(MemoryStore):
+    """A store that keeps every write but cannot tell the other replicas (PUBLISH fails)."""
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        raise StoreUnavailable("redis: connection lost")
+
+
+async def test_ending_an_identity_ends_everything_even_when_the_replicas_cannot_be_told() -> None:
+    services = build_services(make_settings(free_port(), "memory://"), store=_PublishLost())
+    identity = "eu-west-1:0000"
+    cookies = [
+        (
+            await services.sessions.create(
+                identity_id=identity, connector_id="local", subject="u", amr=["pwd"], profile={}
+            )
+        )[1]
+        for _ in range(2)
+    ]
+    who = Authorization(identity, "web", ["openid"], 1, None, ["pwd"], {})
+    families = [(await services.grants.create_grant(who, 3600, True))[0].gid for _ in range(2)]
+    with pytest.raises(StoreUnavailable):  # the caller is told, and may try again
+        await services.logout.end_identity(identity)
+    for cookie in cookies:  # but nothing of the identity is left standing
+        assert await services.sessions.load(cookie) is None
+    for gid in families:
+        assert not await services.grants.grant_alive(gid)
+    await services.logout.close()
