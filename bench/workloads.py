@@ -149,7 +149,7 @@ def run(
             aud = gw
             # Single-use inputs, a file per wrk run (each run starts at its file's first
             # line): more than one run can consume even on an idle machine.
-            polls, exchanges = duration * 3000, duration * 1500
+            polls, exchanges = duration * 6000, duration * 3000
             print(f"minting {ROUNDS} x {polls} device codes…", file=sys.stderr)
             for i in range(ROUNDS):
                 asyncio.run(mint_device_codes(env.settings_path, polls, folder / f"polls{i}.txt"))

@@ -115,6 +115,8 @@ class Services:
         self._tasks.append(asyncio.create_task(self.grants.listen(), name="grant-revocations"))
         changes = self.users.changes
         self._tasks.append(asyncio.create_task(changes.listen(), name="account-changes"))
+        links = self.identities.links
+        self._tasks.append(asyncio.create_task(links.listen(), name="identity-link-changes"))
 
     async def stop(self) -> None:
         """Stop background work and release connections."""
@@ -213,7 +215,8 @@ def build_services(
         flows=FlowStore(store, sealer, tokens_cfg.flow_ttl),
         sessions=sessions,
         users=users,
-        identities=IdentityStore(store, settings.region),
+        # Workloads' links, kept as long as sessions and grants (gateway.identity.ids).
+        identities=IdentityStore(store, settings.region, settings.sessions.cache_ttl),
         connectors=connectors,
         redirects={i: c for i, c in connectors.items() if isinstance(c, RedirectConnector)},
         pages=pages,

@@ -11,6 +11,12 @@ and the writes are ordered so that no crash between two of them loses or duplica
   the login is repaired on the next resolve.
 - unlink/delete: delete the link first (the login stops resolving at once), then the record.
 
+`linked` answers the one question asked over and over — which identity a workload's platform
+subject is (every token exchange of every CI run and pod with that subject) — from this
+replica's memory for `sessions.cache_ttl` seconds, once the store showed a complete link. Every
+removal of a link says so on `identity-link-changed` (`gateway.store.changes`): every replica
+forgets it, and none keeps any while it cannot hear that.
+
 Never keyed on e-mail: two upstream accounts with the same address are two identities until
 someone links them explicitly. If the store is down, everything raises StoreUnavailable: a new
 ID is never handed out without having been stored.
@@ -26,8 +32,10 @@ from dataclasses import dataclass, field, replace
 
 from gateway.errors import GatewayError
 from gateway.store import Get, Store, record_json
+from gateway.store.changes import Changes
 
 MAX_LOGINS = 20  # as Cognito: at most 20 logins linked to one identity
+LINK_CHANNEL = "identity-link-changed"
 
 
 class LoginTaken(GatewayError):
@@ -86,9 +94,11 @@ class Identity:
 class IdentityStore:
     """Find, create, link and remove identities."""
 
-    def __init__(self, store: Store, region: str) -> None:
+    def __init__(self, store: Store, region: str, cache_ttl: float = 0.0) -> None:
         self._store = store
         self.region = region
+        # Links known complete, by link key; told of every removal (see the module docstring).
+        self.links: Changes[str] = Changes(store, LINK_CHANNEL, cache_ttl)
 
     def new_id(self) -> str:
         """A fresh identity ID in this deployment's region."""
@@ -97,6 +107,24 @@ class IdentityStore:
     async def find(self, provider: str, subject: str) -> str | None:
         """The identity a login is linked to, or None."""
         return self.found(await self._store.get(self._login_key(provider, subject)))
+
+    async def linked(self, provider: str, subject: str) -> str | None:
+        """The identity a login is linked to when its record has the login too (the link is
+        complete), else None (then `resolve` creates or repairs). Kept in this replica's
+        memory for a while once seen: answers that may be a few seconds behind only."""
+        link = self._login_key(provider, subject)
+        known = self.links.cache.get(link)
+        if known is not None:
+            return known
+        generation = self.links.cache.generation
+        identity_id = self.found(await self._store.get(link))
+        if identity_id is None:
+            return None
+        record = await self.get(identity_id)
+        if record is None or not record.has(provider, subject):
+            return None
+        self.links.cache.put(link, identity_id, generation)
+        return identity_id
 
     def finding(self, provider: str, subject: str) -> Get:
         """`find` as a read for `Store.read_many`; `found` reads its answer."""
@@ -150,14 +178,16 @@ class IdentityStore:
         try:
             return await self._modify(identity_id, _adding(Login(provider, subject)))
         except TooManyLogins:
-            await self._store.delete(link)
+            async with self.links.writing(link):
+                await self._store.delete(link)
             raise
 
     async def unlink(self, identity_id: str, provider: str, subject: str) -> Identity:
         """Remove a login from an identity (the identity stays)."""
         link = self._login_key(provider, subject)
         if await self.find(provider, subject) == identity_id:
-            await self._store.delete(link)
+            async with self.links.writing(link):
+                await self._store.delete(link)
         login = Login(provider, subject)
         return await self._modify(
             identity_id,
@@ -177,7 +207,9 @@ class IdentityStore:
             return False
         for login in identity.logins:
             if await self.find(login.provider, login.subject) == identity_id:
-                await self._store.delete(self._login_key(login.provider, login.subject))
+                link = self._login_key(login.provider, login.subject)
+                async with self.links.writing(link):
+                    await self._store.delete(link)
         await self._store.delete(self._identity_key(identity_id))
         return True
 

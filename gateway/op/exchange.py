@@ -275,16 +275,15 @@ def token_exchange_grant(services: Services) -> GrantHandler:
 
 async def _identity(services: Services, provider: str, subject: str) -> str:
     """The workload's identity ID. A workload exchanges again and again (every CI run, every
-    token rotation), so the known case is read in two round trips — its link, then its
-    record — where `resolve` spends four (two refused SET NX and two GETs). Anything else (a
-    first exchange, or a link whose record a crash left missing or incomplete) goes through
-    `resolve`, which creates and repairs."""
+    pod of a deployment shares its service account's subject), so the known case is answered
+    by `IdentityStore.linked` — from this replica's memory once seen, else its link and its
+    record — where `resolve` spends four round trips (two refused SET NX and two GETs).
+    Anything else (a first exchange, or a link whose record a crash left missing or
+    incomplete) goes through `resolve`, which creates and repairs."""
     identities = services.identities
-    identity_id = await identities.find(provider, subject)
+    identity_id = await identities.linked(provider, subject)
     if identity_id is not None:
-        record = await identities.get(identity_id)
-        if record is not None and record.has(provider, subject):
-            return identity_id
+        return identity_id
     return await identities.resolve(provider, subject)
 
 

@@ -18,9 +18,10 @@ from botocore.config import Config
 
 from gateway.errors import StoreUnavailable
 from gateway.services import build_services
+from gateway.store.changes import ReplicaCache
 from gateway.store.memory import MemoryStore
 from gateway.users import accounts
-from gateway.users.changes import AccountCache, AccountChanges
+from gateway.users.changes import AccountChanges
 from gateway.users.directory import UserDirectory
 from gateway.users.passwords import PasswordHasher
 from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
@@ -159,7 +160,7 @@ async def test_a_second_factor_turned_on_elsewhere_is_listed(
 
 
 def test_a_read_begun_before_a_change_is_not_kept() -> None:
-    cache: AccountCache[str] = AccountCache(ttl=60)
+    cache: ReplicaCache[str] = ReplicaCache(ttl=60)
     cache.on()
     before = cache.generation
     cache.evict("someone")  # a change lands while a read is on its way
@@ -179,7 +180,7 @@ async def test_the_cache_is_off_until_it_can_hear_of_changes_and_when_it_cannot(
 ) -> None:
     store = MemoryStore()
     changes = AccountChanges(store, ttl=60)
-    cache: AccountCache[Any] = changes.cache
+    cache: ReplicaCache[Any] = changes.cache
     cache.put("u1", "x", cache.generation)
     assert cache.get("u1") is None  # not subscribed yet: nothing kept
     lost = asyncio.Event()
@@ -205,7 +206,7 @@ async def test_the_cache_is_off_until_it_can_hear_of_changes_and_when_it_cannot(
 
 
 @contextlib.asynccontextmanager
-async def listening() -> AsyncIterator[tuple[MemoryStore, AccountCache[Any], asyncio.Task[None]]]:
+async def listening() -> AsyncIterator[tuple[MemoryStore, ReplicaCache[Any], asyncio.Task[None]]]:
     """A replica's account cache listening to changes on a store, subscribed."""
     store = MemoryStore()
     changes = AccountChanges(store, ttl=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import Callable
 
 import pytest
 
@@ -85,3 +86,74 @@ async def test_link_limits_conflicts_unlink_and_delete(redis_server: RedisServer
     assert await ids.find("p0", "s") is None and await ids.get(first) is None
     assert not await ids.delete(first)
     await store.close()
+
+
+async def _until(check: Callable[[], bool]) -> bool:
+    for _ in range(300):
+        if check():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_complete_link_is_answered_from_memory_and_forgotten_when_removed_anywhere(
+    redis_server: RedisServer,
+) -> None:
+    prefix = "ids-" + secrets.token_hex(4)
+    store, elsewhere = (
+        open_store(redis_server.url, prefix=prefix),
+        open_store(redis_server.url, prefix=prefix),
+    )
+    ids = IdentityStore(store, "eu-west-1", cache_ttl=60)  # this replica
+    other = IdentityStore(elsewhere, "eu-west-1")  # another replica, or the command line
+    listening = asyncio.create_task(ids.links.listen())
+    try:
+        assert await _until(lambda: ids.links.cache.enabled)
+        assert await ids.linked("ci", "repo:org/app") is None  # never seen: resolve creates
+        first = await ids.resolve("ci", "repo:org/app")
+        assert await ids.linked("ci", "repo:org/app") == first
+        reads = 0
+        get = store.get
+
+        async def counted(key: str) -> bytes | None:
+            nonlocal reads
+            reads += 1
+            return await get(key)
+
+        store.get = counted  # type: ignore[method-assign]
+        assert await ids.linked("ci", "repo:org/app") == first
+        assert reads == 0  # from memory: no round trip
+        # Removed elsewhere: this replica must not keep naming the old identity.
+        await other.unlink(first, "ci", "repo:org/app")
+        assert await _until(
+            lambda: ids.links.cache.get(ids._login_key("ci", "repo:org/app")) is None
+        )
+        assert await ids.linked("ci", "repo:org/app") is None
+        second = await ids.resolve("ci", "repo:org/app")
+        assert second != first and await ids.linked("ci", "repo:org/app") == second
+        await other.delete(second)
+        assert await _until(
+            lambda: ids.links.cache.get(ids._login_key("ci", "repo:org/app")) is None
+        )
+        assert await ids.linked("ci", "repo:org/app") is None
+    finally:
+        listening.cancel()
+        await store.close()
+        await elsewhere.close()
+
+
+async def test_an_incomplete_link_is_not_kept(redis_server: RedisServer) -> None:
+    store = open_store(redis_server.url, prefix="ids-" + secrets.token_hex(4))
+    ids = IdentityStore(store, "eu-west-1", cache_ttl=60)
+    listening = asyncio.create_task(ids.links.listen())
+    try:
+        assert await _until(lambda: ids.links.cache.enabled)
+        identity_id = await ids.resolve("ci", "job")
+        await store.delete(store.key("identity", identity_id))  # as if we crashed between writes
+        assert await ids.linked("ci", "job") is None  # resolve repairs it
+        assert ids.links.cache.get(ids._login_key("ci", "job")) is None
+        assert await ids.resolve("ci", "job") == identity_id
+        assert await ids.linked("ci", "job") == identity_id
+    finally:
+        listening.cancel()
+        await store.close()

@@ -352,3 +352,34 @@ async def test_redis_down_means_no_exchange(
     finally:
         server.stop()
         redis.stop()
+
+
+async def test_a_replica_forgets_a_workload_identity_deleted_on_another(
+    redis_server: RedisServer, github: WorkloadIssuer, cluster: WorkloadIssuer
+) -> None:
+    # Each replica keeps a workload's link in memory (cache_ttl, here longer than the test):
+    # an identity deleted anywhere must not go on being handed out by the others.
+    settings = exchange_settings(
+        free_port(), redis_server.url, github, cluster, sessions={"cache_ttl": 60}
+    )
+    one = GatewayServer(settings).start()
+    two = GatewayServer(settings, port=free_port()).start()
+    try:
+        async with httpx.AsyncClient(base_url=two.url, timeout=30) as http:
+
+            async def identity() -> str:
+                answer = await exchange(http, github.github(AUD, repository="org/fleet"))
+                assert answer.status_code == 200, answer.text
+                return str((await claims_of(http, answer.json()["access_token"]))["sub"])
+
+            first = await identity()
+            assert await identity() == first
+            assert await one.call(lambda s: s.identities.delete(first))
+            deadline = time.monotonic() + 5
+            while (now := await identity()) == first and time.monotonic() < deadline:
+                pass
+            assert now != first
+            assert await two.call(lambda s: s.identities.get(now)) is not None
+    finally:
+        one.stop()
+        two.stop()
