@@ -96,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a settings file; exit 0 if usable")
     check.add_argument("file", metavar="FILE")
 
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 if the gateway at --url is alive (container and systemd health checks)",
+        description="Ask a running gateway for its liveness probe: /_cognate/healthz when it "
+        "runs as a sidecar (there /healthz is the app's), else /healthz.",
+    )
+    health.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the gateway (default %(default)s)"
+    )
+    health.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds per request (default %(default)s)"
+    )
+
     users = sub.add_parser("users", help="manage local users (the `local` connector)")
     users_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = users_sub.add_parser("create", help="create a user")
@@ -243,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check-config":
             return _check_config(args.file)
+        if args.command == "healthcheck":
+            return _healthcheck(args.url, args.timeout)
         if args.command in client_cli.COMMANDS:
             return client_cli.run(args)
         settings = load_settings(args.config)
@@ -292,6 +307,33 @@ async def probe_store(settings: Settings) -> None:
         raise
     finally:
         await store.close()
+
+
+def _healthcheck(url: str, timeout: float) -> int:
+    """0 when the gateway at `url` answers its own liveness probe with 200, else 1 (with why).
+    A sidecar's /healthz is the app's, so its own probe is asked for first; a gateway that is
+    not a sidecar has no such path (404) and is asked at /healthz."""
+    import urllib.error
+    import urllib.request
+
+    from gateway.proxy.sidecar import SIDECAR_HEALTH
+
+    for path in (SIDECAR_HEALTH["/healthz"], "/healthz"):
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return 0
+                print(f"unhealthy: {path} answered {answer.status}", file=sys.stderr)
+                return 1
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and path != "/healthz":
+                continue  # not a sidecar: its probe is /healthz
+            print(f"unhealthy: {path} answered {exc.code}", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"unhealthy: {url} cannot be reached: {exc}", file=sys.stderr)
+            return 1
+    return 1
 
 
 def _check_config(path: str) -> int:

@@ -21,6 +21,10 @@ COMMAND_EXAMPLES: dict[str, list[str]] = {
     "check-config": [
         "cognate check-config gateway.yaml            exit 0 if usable, 1 with every problem",
     ],
+    "healthcheck": [
+        "cognate healthcheck                            the gateway on 127.0.0.1:8000",
+        "cognate healthcheck --url http://127.0.0.1:4180   a sidecar (asks /_cognate/healthz)",
+    ],
     "users": ["cognate users list -c gateway.yaml", "cognate users show ada@example.com"],
     "users create": [
         "echo 'a long passphrase' | cognate users create ada@example.com --password-stdin",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -244,8 +246,26 @@ async def test_app_down_is_a_502(redis_server: RedisServer) -> None:
             down = await client.get("/up")
         assert down.status_code == 502
         assert json.loads(down.text)["error"] == "upstream unavailable"
+        # The image's HEALTHCHECK (`cognate healthcheck`) asks the gateway, not the app: the
+        # gateway is alive although its app is down (/healthz would be the app's, a 502 here).
+        assert cognate_healthcheck(gateway.url).returncode == 0
     finally:
         gateway.stop()
+    gone = cognate_healthcheck(gateway.url)
+    assert gone.returncode == 1 and "cannot be reached" in gone.stderr
+
+
+def test_the_healthcheck_of_a_gateway_that_is_not_a_sidecar(redis_server: RedisServer) -> None:
+    gateway = GatewayServer(make_settings(free_port(), redis_server.url)).start()
+    try:
+        assert cognate_healthcheck(gateway.url).returncode == 0  # /_cognate/healthz: 404
+    finally:
+        gateway.stop()
+
+
+def cognate_healthcheck(url: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gateway", "healthcheck", "--url", url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)  # noqa: S603
 
 
 def test_the_reserved_paths_are_all_the_gateway_keeps(
