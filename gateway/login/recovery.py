@@ -26,7 +26,7 @@ RESET = "reset-password"  # the purpose of reset codes and links
 class TooManyResets(TooManyAttempts):
     """Too many reset requests from this address, or for this account."""
 
-    message = "Too many requests. Try again later."
+    template = "Too many requests. Try again in %(wait)s."
 
 
 class WrongResetCode(LoginError):

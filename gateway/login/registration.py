@@ -48,7 +48,7 @@ class InvalidAttributes(SignUpRefused):
 
 
 class TooManySignUps(TooManyAttempts):
-    message = "Too many sign-ups from here. Try again later."
+    template = "Too many sign-ups from here. Try again in %(wait)s."
 
 
 class SignUpUnavailable(SignUpRefused):

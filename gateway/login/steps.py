@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from gateway.connectors import UpstreamIdentity
 from gateway.errors import GatewayError, PageError
 from gateway.login.flows import Flow
+from gateway.text import Phrase, wait_of
 from gateway.users.directory import User
 
 
@@ -167,20 +168,21 @@ class IncorrectPassword(LoginError):
 
 
 class TooManyAttempts(LoginError):
-    """The per-account or per-IP limit of failed attempts is reached."""
+    """The per-account or per-IP limit of failed attempts is reached; the page says when its
+    window ends (`template`, with `%(wait)s`), as Retry-After does."""
 
-    message = "Too many attempts. Wait a few minutes and try again."
+    template = "Too many attempts. Try again in %(wait)s."
     status = 429
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__()
+        super().__init__(Phrase(self.template, wait=wait_of(retry_after)))
         self.retry_after = retry_after
 
 
 class TooManyCodes(TooManyAttempts):
     """Too many codes sent to one account (or from one address) in a while."""
 
-    message = "Too many codes sent. Try again later."
+    template = "Too many codes sent. Try again in %(wait)s."
 
 
 class WrongCode(LoginError):

@@ -22,7 +22,7 @@ from gateway.errors import PageError
 from gateway.login import identity
 from gateway.logout import end_local_user
 from gateway.ratelimit import Attempt, Limit, RateLimited
-from gateway.text import Phrase
+from gateway.text import Phrase, wait_of
 from gateway.ui.signed_in import signed_in
 from gateway.ui.upstream import redirect_connector, start_redirect
 from gateway.users.directory import InvalidPassword
@@ -97,8 +97,10 @@ def change_password(services: Services) -> Handler:
                 finally:
                     await services.limiter.settle(attempt)
                 await services.users.set_password(user.user_id, new)
-            except RateLimited:
-                context["error"], status = "Too many attempts. Try again in a few minutes.", 429
+            except RateLimited as exc:
+                wait = wait_of(exc.retry_after)
+                context["error"] = Phrase("Too many attempts. Try again in %(wait)s.", wait=wait)
+                status = 429
             except WrongPassword:
                 context["error"], status = "The current password is not right.", 400
             except InvalidPassword as exc:

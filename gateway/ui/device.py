@@ -35,6 +35,7 @@ from gateway.policy import refusal
 from gateway.ratelimit import Attempt, Limit, RateLimited
 from gateway.sessions import Session
 from gateway.store import Write
+from gateway.text import Phrase, wait_of
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -66,8 +67,11 @@ async def _lookup(services: Services, request: Request, typed: str) -> DeviceRec
 
 class _TooManyGuesses(PageError):
     def __init__(self, retry_after: int) -> None:
+        wait = wait_of(retry_after)
         super().__init__(
-            "Too many attempts", "Too many wrong codes. Wait a few minutes and try again.", 429
+            "Too many attempts",
+            Phrase("Too many wrong codes. Try again in %(wait)s.", wait=wait),
+            429,
         )
         self.retry_after = retry_after
 

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.text import Phrase, wait_of
+from gateway.ui.i18n import translator
 from tests.helpers import (
     PASSWORD,
     Browser,
@@ -51,6 +53,8 @@ async def test_account_limit_then_429_even_with_the_right_password(
         status, retry_after, text = await attempt(browser, "victim@example.com", PASSWORD)
         assert status == 429 and "Too many attempts" in text
         assert 0 < int(retry_after) <= 600  # the window ends: no permanent lock-out
+        # The page says when, as Retry-After does (not "a few minutes" whatever the window).
+        assert f"Try again in {wait_of(int(retry_after))}." in text
         # Case and spacing do not make a fresh counter.
         assert (await attempt(browser, " VICTIM@example.com", PASSWORD))[0] == 429
     finally:
@@ -155,3 +159,15 @@ async def test_an_ipv6_client_is_counted_by_its_slash_64(limited: GatewayServer)
         assert (await attempt(browser, "v6-y@example.com", "guess-guess"))[0] == 401
     finally:
         await browser.aclose()
+
+
+def test_the_wait_is_said_in_the_readers_words() -> None:
+    waits = {1: "a second", 45: "45 seconds", 60: "a minute", 61: "2 minutes", 900: "15 minutes"}
+    assert {seconds: str(wait_of(seconds)) for seconds in waits} == waits
+    assert str(wait_of(3600)) == "an hour" and str(wait_of(7201)) == "3 hours"
+    french = translator("fr")
+    said = Phrase("Too many attempts. Try again in %(wait)s.", wait=wait_of(300))
+    assert french(said) == "Trop de tentatives. Réessayez dans 5 minutes."
+    assert french(Phrase("Too many attempts. Try again in %(wait)s.", wait=wait_of(1))) == (
+        "Trop de tentatives. Réessayez dans une seconde."
+    )
