@@ -69,7 +69,7 @@ def _expand(node: Any, where: tuple[Any, ...], problems: list[str], base: Path) 
     return node
 
 
-def _validation_problems(exc: ValidationError) -> list[str]:
+def _validation_problems(exc: ValidationError, data: Any) -> list[str]:
     problems = []
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -78,8 +78,31 @@ def _validation_problems(exc: ValidationError) -> list[str]:
             message = "unknown key" + nearest_key(loc)
         elif error["type"] == "missing":
             message = "required"
-        problems.append(f"{_path(loc)}: {message}" if loc else message)
+        problems.append(f"{_path(loc)}{_named(loc, data)}: {message}" if loc else message)
     return problems
+
+
+ENTRY_NAMES = ("id", "client_id", "name")  # what a list entry is called by, in this order
+# (a connector has an id and, for its IdP, a client_id: the id names it)
+
+
+def _named(loc: tuple[Any, ...], data: Any) -> str:
+    """` (web)` when the problem is inside a list entry that has a name (a client's
+    client_id, a connector's or pool's id, a trust rule's name): `clients[2]` alone makes the
+    reader count entries. The innermost named entry on the path; "" when there is none."""
+    name = None
+    node = data
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            if isinstance(node, dict):
+                found = next((node[k] for k in ENTRY_NAMES if isinstance(node.get(k), str)), None)
+                name = found or name
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            break
+    return f" ({name})" if name else ""
 
 
 # Keys the schema accepted once though nothing read them: a settings file that still has one
@@ -204,7 +227,7 @@ def settings_from_dict(
         settings = Settings.model_validate(expanded)
     except ValidationError as exc:
         # Every problem in one pass, each once (a duplicate id may come from both checks).
-        found = _validation_problems(exc)
+        found = _validation_problems(exc, expanded)
         raise ConfigError(list(dict.fromkeys([*found, *extra])), source) from None
     if extra:
         raise ConfigError(extra, source)

@@ -91,7 +91,7 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     )
     result = cognate("check-config", str(bad))
     assert result.returncode == 1
-    assert "clients[0].redirect_uris[1]: must be an absolute URL" in result.stderr
+    assert "clients[0].redirect_uris[1] (a): must be an absolute URL" in result.stderr
 
 
 @pytest.fixture
@@ -479,10 +479,11 @@ def test_check_config_reports_every_problem_at_once_with_spelling_hints(tmp_path
     problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
     assert "  - isuer: unknown key (did you mean 'issuer'?)" in problems
     assert "  - store.prefx: unknown key (did you mean 'prefix'?)" in problems
-    assert "  - connectors[1].oidc.client_secert: unknown key (did you mean 'client_secret'?)" in (
-        problems
+    assert (
+        "  - connectors[1].oidc.client_secert (corp): unknown key (did you mean 'client_secret'?)"
+        in (problems)
     )
-    assert "  - clients[1].redirect_uris[0]: must be an absolute URL" in problems
+    assert "  - clients[1].redirect_uris[0] (a): must be an absolute URL" in problems
     # The duplicate id in the same pass as the other problems (it used to wait for them).
     assert "  - clients[1].client_id: duplicate id 'a' (also clients[0])" in problems
     assert len(problems) == len(set(problems)) == 5

@@ -37,7 +37,7 @@ def test_messages_name_the_yaml_path() -> None:
             ],
         }
     )
-    assert found == ["clients[0].redirect_uris[1]: must be an absolute URL"]
+    assert found == ["clients[0].redirect_uris[1] (a): must be an absolute URL"]
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "connectors[0].oauth2: give a preset",
+            "connectors[0].oauth2 (x): give a preset",
         ),
         (
             {
@@ -76,7 +76,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "connectors[0].oauth2: base_url is for",
+            "connectors[0].oauth2 (x): base_url is for",
         ),
         (
             {
@@ -92,9 +92,9 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "connectors[0].oidc.scopes: must include openid",
+            "connectors[0].oidc.scopes (x): must include openid",
         ),
-        ({"connectors": [{"id": "x", "type": "ldap"}]}, "connectors[0]: Input tag 'ldap'"),
+        ({"connectors": [{"id": "x", "type": "ldap"}]}, "connectors[0] (x): Input tag 'ldap'"),
         (
             {
                 "connectors": [
@@ -114,7 +114,7 @@ def test_messages_name_the_yaml_path() -> None:
         ),
         (
             {"connectors": [{"id": "x", "type": "saml", "name": "X", "idp_metadata": "/nope.xml"}]},
-            "connectors[0].saml.idp_metadata: /nope.xml: no such file",
+            "connectors[0].saml.idp_metadata (x): /nope.xml: no such file",
         ),
         ({"tokens": {"code_ttl": "soon"}}, "tokens.code_ttl: must be a duration"),
         ({"keys": {"files": ["/nonexistent.pem"]}}, "keys.files: no such file"),
@@ -130,11 +130,11 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "clients[0]: a public client",
+            "clients[0] (p): a public client",
         ),
         (
             {"clients": [{"client_id": "c", "redirect_uris": ["https://a/cb"]}]},
-            "clients[0]: client_secret is required",
+            "clients[0] (c): client_secret is required",
         ),
         (
             {
@@ -146,7 +146,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "clients[0].redirect_uris[0]: must not contain a fragment",
+            "clients[0].redirect_uris[0] (c): must not contain a fragment",
         ),
         (
             {
@@ -158,7 +158,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "clients[0].redirect_uris[0]: must use https",
+            "clients[0].redirect_uris[0] (c): must use https",
         ),
         (
             {
@@ -268,7 +268,7 @@ def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
                     }
                 ]
             },
-            "clients[0].response_types: unknown key (removed: `code` is the only response type",
+            "clients[0].response_types (c): unknown key (removed: `code` is the only response type",
         ),
         (
             {
@@ -281,7 +281,7 @@ def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
                     }
                 ]
             },
-            "clients[0].backchannel_logout_session_required: unknown key (removed: the logout "
+            "clients[0].backchannel_logout_session_required (c): unknown key (removed: the logout "
             "tokens always carry sid)",
         ),
         (
@@ -295,7 +295,7 @@ def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
                     }
                 ]
             },
-            "connectors[0].saml.want_assertions_encrypted: unknown key (removed: it was never "
+            "connectors[0].saml.want_assertions_encrypted (x): unknown key (removed: it was never "
             "enforced",
         ),
         (
@@ -308,7 +308,8 @@ def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
                     }
                 ]
             },
-            "identity_pools[0].sts.region: unknown key (removed: AssumeRoleWithWebIdentity is "
+            "identity_pools[0].sts.region (us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b): "
+            "unknown key (removed: AssumeRoleWithWebIdentity is "
             "unsigned; for a regional STS give sts.endpoint: https://sts.<region>.amazonaws.com)",
         ),
     ],
@@ -323,7 +324,8 @@ def test_a_retired_key_elsewhere_is_just_unknown() -> None:
     # Retired by its whole path: `region` beside a pool's other keys was never a key at all.
     pool = {"id": "us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "name": "p", "region": "x"}
     assert problems({**BASE, "identity_pools": [pool]}) == [
-        "identity_pools[0].region: unknown key (check the spelling against "
+        "identity_pools[0].region (us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b): "
+        "unknown key (check the spelling against "
         "config/gateway.example.yaml)"
     ]
 
@@ -398,3 +400,20 @@ def test_key_files_must_hold_a_key_for_every_algorithm_in_use(tmp_path: Path) ->
         "is not an unencrypted PEM private key" in p
         for p in found({"keys": {"files": [str(tmp_path / "junk.pem")]}})
     )
+
+
+def test_a_problem_in_a_list_entry_names_the_entry() -> None:
+    # `clients[2]` alone makes the reader count; the entry's own name says which one it is.
+    base = {"issuer": "https://auth.example.com", "secret_key": "s" * 32}
+    rules = [
+        {"name": "ci", "issuer": "https://token.actions.githubusercontent.com", "audience": "x"},
+        {"name": "deploy", "issuer": "https://token.actions.githubusercontent.com"},
+    ]
+    with pytest.raises(ConfigError) as found:
+        settings_from_dict({**base, "token_exchange": {"trust": rules}})
+    assert found.value.problems == ["token_exchange.trust[1].audience (deploy): required"]
+    # Inside a list of plain values (a redirect URI), the entry that has a name names it.
+    client = {"client_id": "web", "client_secret": "c" * 20, "redirect_uris": ["nope"]}
+    with pytest.raises(ConfigError) as found:
+        settings_from_dict({**base, "clients": [client]})
+    assert found.value.problems == ["clients[0].redirect_uris[0] (web): must be an absolute URL"]
