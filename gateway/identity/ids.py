@@ -185,8 +185,10 @@ class IdentityStore:
     async def unlink(self, identity_id: str, provider: str, subject: str) -> Identity:
         """Remove a login from an identity (the identity stays)."""
         link = self._login_key(provider, subject)
-        if await self.find(provider, subject) == identity_id:
-            async with self.links.writing(link):
+        # Told even when the link is gone already: a retry after a removal whose publish
+        # failed must still reach the replicas that keep the link (`linked`).
+        async with self.links.writing(link):
+            if await self.find(provider, subject) == identity_id:
                 await self._store.delete(link)
         login = Login(provider, subject)
         return await self._modify(
@@ -206,9 +208,9 @@ class IdentityStore:
         if identity is None:
             return False
         for login in identity.logins:
-            if await self.find(login.provider, login.subject) == identity_id:
-                link = self._login_key(login.provider, login.subject)
-                async with self.links.writing(link):
+            link = self._login_key(login.provider, login.subject)
+            async with self.links.writing(link):  # told even when gone already, as in unlink
+                if await self.find(login.provider, login.subject) == identity_id:
                     await self._store.delete(link)
         await self._store.delete(self._identity_key(identity_id))
         return True

@@ -157,3 +157,47 @@ async def test_an_incomplete_link_is_not_kept(redis_server: RedisServer) -> None
     finally:
         listening.cancel()
         await store.close()
+
+
+async def test_a_removal_whose_publish_failed_is_told_when_it_is_retried(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The link is deleted, then the PUBLISH is lost (the store went away in between): the
+    # removal answers 503, and the operator's retry must reach the replicas that keep it.
+    prefix = "ids-" + secrets.token_hex(4)
+    store, elsewhere = (open_store(redis_server.url, prefix=prefix) for _ in range(2))
+    ids = IdentityStore(store, "eu-west-1", cache_ttl=60)
+    other = IdentityStore(elsewhere, "eu-west-1")
+    listening = asyncio.create_task(ids.links.listen())
+    publish = elsewhere.publish
+    lost: list[bool] = []
+
+    async def losing(channel: str, message: bytes) -> None:
+        if lost and lost.pop():
+            raise StoreUnavailable("redis: connection reset")
+        await publish(channel, message)
+
+    monkeypatch.setattr(elsewhere, "publish", losing)
+    link = ids._login_key("ci", "repo:org/app")
+    try:
+        assert await _until(lambda: ids.links.cache.enabled)
+        for remove in ("delete", "unlink"):
+            first = await ids.resolve("ci", "repo:org/app")
+            assert await ids.linked("ci", "repo:org/app") == first  # kept by this replica
+            lost.append(True)
+
+            async def again(identity_id: str = first, how: str = remove) -> None:
+                if how == "delete":
+                    await other.delete(identity_id)
+                else:
+                    await other.unlink(identity_id, "ci", "repo:org/app")
+
+            with pytest.raises(StoreUnavailable):
+                await again()
+            assert ids.links.cache.get(link) == first  # not told: still kept
+            await again()  # the retry finds the link gone, and still tells
+            assert await _until(lambda: ids.links.cache.get(link) is None), remove
+    finally:
+        listening.cancel()
+        await store.close()
+        await elsewhere.close()
