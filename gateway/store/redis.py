@@ -586,11 +586,14 @@ class RedisStore(Store):
                 await pubsub.aclose()
 
     async def ping(self) -> None:
-        await self._one("ping", "PING")
+        # Idempotent: /readyz right after a Redis restart must not fail on a stale connection.
+        await self._one("ping", "PING", idempotent=True)
 
     async def durability_problem(self) -> str | None:
         try:
-            config = await self._call("config", lambda: self._redis.config_get("maxmemory-policy"))
+            config = await self._call(
+                "config", lambda: self._redis.config_get("maxmemory-policy"), idempotent=True
+            )
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, ResponseError):  # CONFIG disabled (managed Redis)
                 return None

@@ -391,6 +391,24 @@ async def test_a_restarted_redis_costs_an_idempotent_read_one_retry_and_a_take_n
         server.stop()
 
 
+async def test_a_restarted_redis_costs_the_readiness_checks_nothing() -> None:
+    # /readyz PINGs and reads the eviction policy: right after a Redis restart, a stale pooled
+    # connection must not make it answer 503 (and take the pod out of service) once more.
+    server = RedisServer()
+    server.start()
+    store = open_store(server.url, prefix="restart")
+    try:
+        await asyncio.gather(*(store.ping() for _ in range(8)))  # 8 idle
+        await store.durability_problem()  # its connection is idle too
+        server.stop()
+        server.start()
+        await store.ping()
+        await store.durability_problem()
+    finally:
+        await store.close()
+        server.stop()
+
+
 async def test_publish_reaches_a_subscriber(store: Store) -> None:
     channel = store.key("channel", secrets.token_hex(4))
     messages = store.subscribe(channel)
