@@ -38,6 +38,7 @@ class WorkloadIssuer:
         self.key = RSAKey.generate_key(2048, {"kid": "wl-1", "alg": "RS256"}, private=True)
         self.foreign = RSAKey.generate_key(2048, {"kid": "wl-1", "alg": "RS256"}, private=True)
         self.jwks_requests = 0
+        self.down = False  # an outage: its documents answer 503
 
     def start(self) -> WorkloadIssuer:
         self.server.start()
@@ -47,6 +48,8 @@ class WorkloadIssuer:
         self.server.stop()
 
     async def discovery(self, request: Request) -> Response:
+        if self.down:
+            return Response("unavailable", status_code=503)
         return JSONResponse(
             {
                 "issuer": self.issuer,
@@ -59,6 +62,8 @@ class WorkloadIssuer:
 
     async def jwks(self, request: Request) -> Response:
         self.jwks_requests += 1
+        if self.down:
+            return Response("unavailable", status_code=503)
         public = self.key.as_dict(private=False)
         return JSONResponse({"keys": [{**public, "use": "sig", "alg": "RS256"}]})
 

@@ -240,9 +240,11 @@ class ProviderVerifier:
                     cache.keys = await self._fetch_jwks(issuer, jwks_uri)
                     cache.fetched = time.monotonic()
                 except (httpx.HTTPError, ValueError, KeyError, JoseError) as exc:
-                    # Keep the keys we had: a bad answer must not erase good keys.
+                    # Keep the keys we had: a bad answer must not erase good keys. But a token
+                    # they do not verify, asked for again (`refresh`), may be signed with a key
+                    # the IdP rotated in: unchecked, not refused — the caller's to retry.
                     log.warning("JWKS fetch failed", extra={"issuer": issuer, "error": str(exc)})
-                    if cache.keys is None:
+                    if cache.keys is None or refresh:
                         raise LoginRejected(
                             "Invalid login token. The identity provider's keys are unavailable."
                         ) from None

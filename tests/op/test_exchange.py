@@ -6,6 +6,7 @@ do not serve is `invalid_target`. Refusals name the rule, in the answer and the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -383,3 +384,43 @@ async def test_a_replica_forgets_a_workload_identity_deleted_on_another(
     finally:
         one.stop()
         two.stop()
+
+
+async def test_a_key_it_cannot_fetch_while_the_issuer_is_down_is_a_503(
+    redis_server: RedisServer, cluster: WorkloadIssuer
+) -> None:
+    # The issuer rotated its key (a token with a key we have not seen) while it cannot be
+    # reached: the token could not be checked, which is ours to retry, not the workload's
+    # fault. Once the issuer answers again, a key it does not publish is refused.
+    own = WorkloadIssuer().start()
+    settings = exchange_settings(free_port(), redis_server.url, own, cluster)
+    server = GatewayServer(settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await exchange(http, own.github(AUD))).status_code == 200  # keys cached
+
+            def no_cooldown(services: Any) -> Any:
+                services.verifier.REFETCH_COOLDOWN = 0.0  # the 30 s have passed
+                return asyncio.sleep(0)
+
+            await server.call(no_cooldown)
+            own.down = True
+            now = int(time.time())
+            claims = {
+                "sub": "repo:org/app:ref:refs/heads/main",
+                "aud": AUD,
+                "jti": "rotated-1",
+                "repository": "org/app",
+                "ref": "refs/heads/main",
+                "iat": now,
+                "exp": now + 300,
+            }
+            rotated = own.mint(claims, foreign=True)
+            answer = await exchange(http, rotated)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"] == "temporarily_unavailable"
+            own.down = False
+            refused(await exchange(http, rotated), "invalid_request", "verification failed")
+    finally:
+        server.stop()
+        own.stop()
