@@ -26,7 +26,6 @@ import logging
 import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +34,7 @@ from gateway.crypto import Sealer, constant_time_equals, random_token
 from gateway.errors import StoreContended
 from gateway.settings import SessionSettings
 from gateway.store import Put, Store, Write, keep_in_step, record_json, write
+from gateway.store.changes import ReplicaCache
 from gateway.store.index import MemberIndex
 
 _PURPOSE = "session"
@@ -70,50 +70,22 @@ def _for_host(session: Session | None, host: str | None) -> Session | None:
     return None
 
 
-class SessionCache:
-    """Verified sessions by sid for `ttl` seconds (bounded, least recently used out). Off until
-    `listen()` has subscribed to session ends, and off again whenever that subscription is
-    lost."""
+class SessionCache(ReplicaCache[tuple[str, Session]]):
+    """Verified sessions by sid, with the cookie that proved each, for `ttl` seconds (bounded,
+    least recently used out; `gateway.store.changes.ReplicaCache`). Off until `listen()` has
+    subscribed to session ends, and off again whenever that subscription is lost."""
 
-    def __init__(self, ttl: float, size: int = 10_000) -> None:
-        self.ttl = ttl
-        self.size = size
-        self.enabled = False
-        # Moves on every eviction and switch: a read begun before one may be older than it.
-        self.generation = 0
-        self._entries: OrderedDict[str, tuple[str, Session, float]] = OrderedDict()
-
-    def get(self, sid: str, cookie: str) -> Session | None:
-        entry = self._entries.get(sid)
-        if entry is None or not self.enabled:
+    def session(self, sid: str, cookie: str) -> Session | None:
+        """The session kept for `sid` if `cookie` is the one that proved it (compared in
+        constant time: another secret for a known sid is a forgery, never a hit)."""
+        entry = self.get(sid)
+        if entry is None or not constant_time_equals(entry[0], cookie):
             return None
-        known, session, until = entry
-        if time.monotonic() >= until or not constant_time_equals(known, cookie):
-            self._entries.pop(sid, None)
-            return None
-        return session
+        return entry[1]
 
-    def put(self, sid: str, cookie: str, session: Session, generation: int) -> None:
+    def keep(self, sid: str, cookie: str, session: Session, generation: int) -> None:
         """Keep `session`, read since `generation`, unless a session ended meanwhile."""
-        if not self.enabled or self.ttl <= 0 or generation != self.generation:
-            return
-        self._entries[sid] = (cookie, session, time.monotonic() + self.ttl)
-        self._entries.move_to_end(sid)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def evict(self, sid: str) -> None:
-        self.generation += 1
-        self._entries.pop(sid, None)
-
-    def on(self) -> None:
-        self.generation += 1
-        self.enabled = self.ttl > 0
-
-    def off(self) -> None:
-        self.enabled = False
-        self.generation += 1
-        self._entries.clear()
+        self.put(sid, (cookie, session), generation)
 
 
 class SessionManager:
@@ -220,7 +192,7 @@ class SessionManager:
         parsed = _parse(cookie)
         if parsed is None or cookie is None:
             return None
-        return _for_host(self.cache.get(parsed[0], cookie), host)
+        return _for_host(self.cache.session(parsed[0], cookie), host)
 
     async def load(
         self, cookie: str | None, cached: bool = False, host: str | None = None
@@ -233,13 +205,13 @@ class SessionManager:
             return None
         sid, secret = parsed
         if cached:
-            hit = self.cache.get(sid, cookie)
+            hit = self.cache.session(sid, cookie)
             if hit is not None:
                 return _for_host(hit, host)
         generation = self.cache.generation
         session = await self._load(sid, secret)
         if cached and session is not None:
-            self.cache.put(sid, cookie, session, generation)
+            self.cache.keep(sid, cookie, session, generation)
         return _for_host(session, host)
 
     async def _load(self, sid: str, secret: str) -> Session | None:
