@@ -622,3 +622,13 @@ def forwarded(url: str, method: str = "GET") -> dict[str, str]:
         "X-Forwarded-Uri": parts.path + (f"?{parts.query}" if parts.query else ""),
         "X-Forwarded-Method": method,
     }
+
+
+async def until(check: Callable[[], bool], within: float = 3.0) -> bool:
+    """Whether `check()` comes true within `within` seconds (pub/sub delivery is async)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True

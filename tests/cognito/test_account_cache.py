@@ -24,7 +24,7 @@ from gateway.users import accounts
 from gateway.users.changes import AccountChanges
 from gateway.users.directory import UserDirectory
 from gateway.users.passwords import PasswordHasher
-from tests.helpers import GatewayServer, RedisServer, free_port, make_settings
+from tests.helpers import GatewayServer, RedisServer, free_port, make_settings, until
 from tests.op import test_grant_cache as grant_cache
 
 PASSWORD = "correct horse battery"
@@ -195,11 +195,11 @@ async def test_the_cache_is_off_until_it_can_hear_of_changes_and_when_it_cannot(
     monkeypatch.setattr(store, "subscribe", until_lost)
     listening = asyncio.create_task(changes.listen())
     try:
-        assert await _until(lambda: cache.enabled)
+        assert await until(lambda: cache.enabled)
         cache.put("u1", "x", cache.generation)
         assert cache.get("u1") == "x"
         lost.set()  # the subscription breaks: what is kept might miss a change
-        assert await _until(lambda: not cache.enabled)
+        assert await until(lambda: not cache.enabled)
         assert cache.get("u1") is None
     finally:
         listening.cancel()
@@ -212,7 +212,7 @@ async def listening() -> AsyncIterator[tuple[MemoryStore, ReplicaCache[Any], asy
     changes = AccountChanges(store, ttl=60)
     task = asyncio.create_task(changes.listen())
     try:
-        assert await _until(lambda: changes.cache.enabled)
+        assert await until(lambda: changes.cache.enabled)
         yield store, changes.cache, task
     finally:
         task.cancel()
@@ -222,7 +222,7 @@ async def test_a_change_told_by_another_replica_evicts_the_account() -> None:
     async with listening() as (store, cache, _):
         cache.put("u1", "x", cache.generation)
         await AccountChanges(store).changed("u1")  # another replica, or the command line
-        assert await _until(lambda: cache.get("u1") is None)
+        assert await until(lambda: cache.get("u1") is None)
 
 
 async def test_a_message_that_is_not_one_empties_the_cache_and_the_listener_goes_on() -> None:
@@ -230,19 +230,11 @@ async def test_a_message_that_is_not_one_empties_the_cache_and_the_listener_goes
         cache.put("u1", "x", cache.generation)
         # Anyone who can PUBLISH on the store can send anything: not a user id.
         await store.publish(store.key("account-changed"), b"\xff\xfe")
-        assert await _until(lambda: cache.get("u1") is None)
+        assert await until(lambda: cache.get("u1") is None)
         assert cache.enabled and not task.done()
         cache.put("u2", "y", cache.generation)
         await AccountChanges(store).changed("u2")  # still heard
-        assert await _until(lambda: cache.get("u2") is None)
-
-
-async def _until(check: Callable[[], bool]) -> bool:
-    for _ in range(200):
-        if check():
-            return True
-        await asyncio.sleep(0.01)
-    return False
+        assert await until(lambda: cache.get("u2") is None)
 
 
 class _AnswerLost(MemoryStore):
@@ -263,13 +255,13 @@ async def test_a_write_whose_answer_was_lost_is_still_told_to_every_replica() ->
     other = AccountChanges(store, ttl=60)  # another replica, which read the account
     listening = asyncio.create_task(other.listen())
     try:
-        assert await _until(lambda: other.cache.enabled)
+        assert await until(lambda: other.cache.enabled)
         other.cache.put(user.user_id, "the old account", other.cache.generation)  # type: ignore[arg-type]
         store.losing = True
         with pytest.raises(StoreUnavailable):
             await users.set_attribute(user.user_id, "name", "Ada")  # landed; answer lost
         assert (await users.get(user.user_id)).name == "Ada"  # type: ignore[union-attr]
-        assert await _until(lambda: other.cache.get(user.user_id) is None)
+        assert await until(lambda: other.cache.get(user.user_id) is None)
     finally:
         listening.cancel()
 

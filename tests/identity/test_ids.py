@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import Callable
 
 import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.identity.ids import IdentityStore
 from gateway.store import open_store
-from tests.helpers import RedisServer, free_port
+from tests.helpers import RedisServer, free_port, until
 
 ID_FORMAT = re.compile(r"^eu-west-1:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -88,14 +87,6 @@ async def test_link_limits_conflicts_unlink_and_delete(redis_server: RedisServer
     await store.close()
 
 
-async def _until(check: Callable[[], bool]) -> bool:
-    for _ in range(300):
-        if check():
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
 async def test_a_complete_link_is_answered_from_memory_and_forgotten_when_removed_anywhere(
     redis_server: RedisServer,
 ) -> None:
@@ -108,7 +99,7 @@ async def test_a_complete_link_is_answered_from_memory_and_forgotten_when_remove
     other = IdentityStore(elsewhere, "eu-west-1")  # another replica, or the command line
     listening = asyncio.create_task(ids.links.listen())
     try:
-        assert await _until(lambda: ids.links.cache.enabled)
+        assert await until(lambda: ids.links.cache.enabled)
         assert await ids.linked("ci", "repo:org/app") is None  # never seen: resolve creates
         first = await ids.resolve("ci", "repo:org/app")
         assert await ids.linked("ci", "repo:org/app") == first
@@ -125,14 +116,14 @@ async def test_a_complete_link_is_answered_from_memory_and_forgotten_when_remove
         assert reads == 0  # from memory: no round trip
         # Removed elsewhere: this replica must not keep naming the old identity.
         await other.unlink(first, "ci", "repo:org/app")
-        assert await _until(
+        assert await until(
             lambda: ids.links.cache.get(ids._login_key("ci", "repo:org/app")) is None
         )
         assert await ids.linked("ci", "repo:org/app") is None
         second = await ids.resolve("ci", "repo:org/app")
         assert second != first and await ids.linked("ci", "repo:org/app") == second
         await other.delete(second)
-        assert await _until(
+        assert await until(
             lambda: ids.links.cache.get(ids._login_key("ci", "repo:org/app")) is None
         )
         assert await ids.linked("ci", "repo:org/app") is None
@@ -147,7 +138,7 @@ async def test_an_incomplete_link_is_not_kept(redis_server: RedisServer) -> None
     ids = IdentityStore(store, "eu-west-1", cache_ttl=60)
     listening = asyncio.create_task(ids.links.listen())
     try:
-        assert await _until(lambda: ids.links.cache.enabled)
+        assert await until(lambda: ids.links.cache.enabled)
         identity_id = await ids.resolve("ci", "job")
         await store.delete(store.key("identity", identity_id))  # as if we crashed between writes
         assert await ids.linked("ci", "job") is None  # resolve repairs it
@@ -180,7 +171,7 @@ async def test_a_removal_whose_publish_failed_is_told_when_it_is_retried(
     monkeypatch.setattr(elsewhere, "publish", losing)
     link = ids._login_key("ci", "repo:org/app")
     try:
-        assert await _until(lambda: ids.links.cache.enabled)
+        assert await until(lambda: ids.links.cache.enabled)
         for remove in ("delete", "unlink"):
             first = await ids.resolve("ci", "repo:org/app")
             assert await ids.linked("ci", "repo:org/app") == first  # kept by this replica
@@ -196,7 +187,7 @@ async def test_a_removal_whose_publish_failed_is_told_when_it_is_retried(
                 await again()
             assert ids.links.cache.get(link) == first  # not told: still kept
             await again()  # the retry finds the link gone, and still tells
-            assert await _until(lambda: ids.links.cache.get(link) is None), remove
+            assert await until(lambda: ids.links.cache.get(link) is None), remove
     finally:
         listening.cancel()
         await store.close()
