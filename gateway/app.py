@@ -134,6 +134,11 @@ def create_app(
         routes += [Route(SIDECAR_HEALTH[path], probe) for path, probe in probes.items()]
         extra, sidecar = sidecar_routes(services, services.settings.sidecar)
         routes += extra
+    else:
+        # The same probes under /_cognate/ in every mode, so one health check
+        # (`cognate healthcheck`) asks the gateway itself whichever way it runs.
+        routes += [Route(SIDECAR_HEALTH["/healthz"], healthz)]
+        routes += [Route(SIDECAR_HEALTH["/readyz"], readyz)]
     app = Starlette(
         routes=routes,
         middleware=[

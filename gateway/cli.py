@@ -58,6 +58,16 @@ def _config_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text}: give seconds above 0 (at most 3600)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cognate",
@@ -99,14 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser(
         "healthcheck",
         help="exit 0 if the gateway at --url is alive (container and systemd health checks)",
-        description="Ask a running gateway for its liveness probe: /_cognate/healthz when it "
-        "runs as a sidecar (there /healthz is the app's), else /healthz.",
+        description="Ask a running gateway for its own liveness probe, /_cognate/healthz (the "
+        "same path whether it runs as a sidecar, where /healthz is the app's, or not).",
     )
     health.add_argument(
         "--url", default="http://127.0.0.1:8000", help="the gateway (default %(default)s)"
     )
     health.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds per request (default %(default)s)"
+        "--timeout",
+        type=_positive_seconds,
+        default=2.0,
+        help="seconds to wait for the answer (default %(default)s)",
     )
 
     users = sub.add_parser("users", help="manage local users (the `local` connector)")
@@ -310,30 +323,43 @@ async def probe_store(settings: Settings) -> None:
 
 
 def _healthcheck(url: str, timeout: float) -> int:
-    """0 when the gateway at `url` answers its own liveness probe with 200, else 1 (with why).
-    A sidecar's /healthz is the app's, so its own probe is asked for first; a gateway that is
-    not a sidecar has no such path (404) and is asked at /healthz."""
+    """0 when the gateway at `url` answers its own liveness probe, `/_cognate/healthz` (the
+    same in every mode; a sidecar's /healthz is the app's), with 200 within `timeout`
+    seconds; else 1 and one line saying why. Redirects are not followed: a gateway's probe
+    never redirects, so a 3xx is something else answering."""
+    import http.client
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
 
     from gateway.proxy.sidecar import SIDECAR_HEALTH
 
-    for path in (SIDECAR_HEALTH["/healthz"], "/healthz"):
-        try:
-            with urllib.request.urlopen(url.rstrip("/") + path, timeout=timeout) as answer:  # noqa: S310
-                if answer.status == 200:
-                    return 0
-                print(f"unhealthy: {path} answered {answer.status}", file=sys.stderr)
-                return 1
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404 and path != "/healthz":
-                continue  # not a sidecar: its probe is /healthz
-            print(f"unhealthy: {path} answered {exc.code}", file=sys.stderr)
-            return 1
-        except (OSError, ValueError) as exc:
-            print(f"unhealthy: {url} cannot be reached: {exc}", file=sys.stderr)
-            return 1
-    return 1
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        print(f"error: --url {url!r}: give http(s)://host[:port][/prefix]", file=sys.stderr)
+        return 1
+    probe = urlunsplit(
+        (parts.scheme, parts.netloc, parts.path.rstrip("/") + SIDECAR_HEALTH["/healthz"], "", "")
+    )
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx itself is the answer (an HTTPError below)
+
+    opener = urllib.request.build_opener(NoRedirects)
+    try:
+        with opener.open(probe, timeout=timeout) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        print(f"unhealthy: {probe}: {reason}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {probe} answered {status}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _check_config(path: str) -> int:

@@ -23,7 +23,7 @@ COMMAND_EXAMPLES: dict[str, list[str]] = {
     ],
     "healthcheck": [
         "cognate healthcheck                            the gateway on 127.0.0.1:8000",
-        "cognate healthcheck --url http://127.0.0.1:4180   a sidecar (asks /_cognate/healthz)",
+        "cognate healthcheck --url http://127.0.0.1:4180   `cognate proxy`'s default port",
     ],
     "users": ["cognate users list -c gateway.yaml", "cognate users show ada@example.com"],
     "users create": [
@@ -108,6 +108,13 @@ def add_examples(parser: argparse.ArgumentParser, path: str = "") -> None:
                 child.formatter_class = argparse.RawDescriptionHelpFormatter
                 child.epilog = "examples:\n" + "\n".join(f"  {line}" for line in lines)
                 # login and aws-credentials run on a user's machine and read no settings.
-                if command not in ("serve", "proxy", "check-config", "login", "aws-credentials"):
+                if command not in (
+                    "serve",
+                    "proxy",
+                    "check-config",
+                    "healthcheck",
+                    "login",
+                    "aws-credentials",
+                ):
                     child.epilog += "\n\nsettings: --config FILE, or $COGNATE_CONFIG"
                 add_examples(child, command)

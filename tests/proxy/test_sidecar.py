@@ -252,15 +252,51 @@ async def test_app_down_is_a_502(redis_server: RedisServer) -> None:
     finally:
         gateway.stop()
     gone = cognate_healthcheck(gateway.url)
-    assert gone.returncode == 1 and "cannot be reached" in gone.stderr
+    assert gone.returncode == 1 and "Connection refused" in gone.stderr
 
 
 def test_the_healthcheck_of_a_gateway_that_is_not_a_sidecar(redis_server: RedisServer) -> None:
     gateway = GatewayServer(make_settings(free_port(), redis_server.url)).start()
     try:
-        assert cognate_healthcheck(gateway.url).returncode == 0  # /_cognate/healthz: 404
+        # Its own probe is at /_cognate/healthz in every mode: one request, no 404 logged.
+        assert cognate_healthcheck(gateway.url + "/").returncode == 0
+        # A URL that would put the probe in a query or a fragment (and fetch the home page).
+        for odd in (f"{gateway.url}/?x=1", f"{gateway.url}/#x", "file:///tmp"):
+            refused = cognate_healthcheck(odd)
+            assert refused.returncode == 1 and "give http(s)://host" in refused.stderr, odd
     finally:
         gateway.stop()
+
+
+def test_the_healthcheck_follows_no_redirect_and_survives_garbage() -> None:
+    async def elsewhere(request: Request) -> Response:
+        return Response(status_code=302, headers={"Location": "http://127.0.0.1:1/healthz"})
+
+    redirecting = AppServer(Starlette(routes=[Route("/_cognate/healthz", elsewhere)])).start()
+    try:
+        moved = cognate_healthcheck(redirecting.url)
+        assert moved.returncode == 1 and "answered 302" in moved.stderr
+    finally:
+        redirecting.stop()
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def garbage() -> None:
+        connection, _ = listener.accept()
+        connection.recv(4096)
+        connection.sendall(b"garbage\r\n\r\n")
+        connection.close()
+
+    threading.Thread(target=garbage, daemon=True).start()
+    try:
+        broken = cognate_healthcheck(f"http://127.0.0.1:{port}")
+        assert broken.returncode == 1 and "Traceback" not in broken.stderr
+        assert broken.stderr.startswith("unhealthy: "), broken.stderr
+    finally:
+        listener.close()
 
 
 def cognate_healthcheck(url: str) -> subprocess.CompletedProcess[str]:
