@@ -52,11 +52,11 @@ def render(value: object, translate: Callable[[str], str]) -> str:
 
 def wait_of(seconds: int) -> Phrase:
     """How long until a limit's window ends, for people: seconds under a minute, then whole
-    minutes (rounded up: never "try again in 0 minutes"), then hours."""
+    minutes (rounded up: never "try again in 0 minutes") under two hours, then hours."""
     if seconds < 60:
         return Phrase("a second") if seconds <= 1 else Phrase("%(n)s seconds", n=seconds)
     minutes = -(-seconds // 60)
-    if minutes < 60:
+    if minutes < 120:  # "61 minutes", not "2 hours"
         return Phrase("a minute") if minutes == 1 else Phrase("%(n)s minutes", n=minutes)
     hours = -(-minutes // 60)
-    return Phrase("an hour") if hours == 1 else Phrase("%(n)s hours", n=hours)
+    return Phrase("%(n)s hours", n=hours)

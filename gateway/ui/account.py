@@ -76,6 +76,7 @@ def change_password(services: Services) -> Handler:
         purpose = f"password:{session.sid}"
         context: dict[str, object] = {"error": None, "done": False}
         status = 200
+        retry_after: int | None = None
         if request.method == "POST":
             form = await request.form(max_fields=4, max_part_size=8192)
             services.csrf.check(request, form, purpose)
@@ -101,6 +102,7 @@ def change_password(services: Services) -> Handler:
                 wait = wait_of(exc.retry_after)
                 context["error"] = Phrase("Too many attempts. Try again in %(wait)s.", wait=wait)
                 status = 429
+                retry_after = exc.retry_after
             except WrongPassword:
                 context["error"], status = "The current password is not right.", 400
             except InvalidPassword as exc:
@@ -125,6 +127,8 @@ def change_password(services: Services) -> Handler:
         response = services.pages.render(
             request, "account_password.html", context, status_code=status
         )
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         if new_cookie:
             services.pages.set_cookie(response, CSRF_COOKIE, browser)
         return response

@@ -27,7 +27,7 @@ from gateway.login.machine import resend_allowed as _resend_allowed
 from gateway.login.notify import send_code, send_phone_code
 from gateway.login.progress import Verifying
 from gateway.login.registration import attribute_label
-from gateway.login.steps import LoginError, SignInExpired, TooManyAttempts
+from gateway.login.steps import LoginError, SignInExpired, TooManyAttempts, TooManyCodes
 from gateway.text import Phrase
 from gateway.ui.direct import account_flow, application_flow, names_an_application
 from gateway.ui.finish import sign_in_local
@@ -262,7 +262,7 @@ def verify(services: Services) -> Handler:
             # The same answer whether or not a code was due (no enumeration here either).
             wait = await resend_allowed(services, request, email)
             if wait is not None:
-                page = form(request, flow, "Too many codes sent. Try again later.", 429)
+                page = form(request, flow, TooManyCodes(wait).message, 429)
                 page.headers["Retry-After"] = str(wait)
                 return page
             if user is not None and user.enabled and not user.email_verified:
@@ -317,7 +317,7 @@ def verify_phone(services: Services) -> Handler:
         if data.get("action") == "resend":
             wait = await resend_allowed(services, request, user.user_id)
             if wait is not None:
-                page = form("Too many codes sent. Try again later.", 429)
+                page = form(TooManyCodes(wait).message, 429)
                 page.headers["Retry-After"] = str(wait)
                 return page
             await send_phone_code(services, request, user)

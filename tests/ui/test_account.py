@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+from gateway.text import wait_of
 from tests.helpers import WEB, Browser, GatewayServer, form_fields
 
 
@@ -118,3 +119,22 @@ async def test_see_and_end_sessions_from_the_account_page(gateway: GatewayServer
         await laptop.aclose()
         await phone.aclose()
         await stranger.aclose()
+
+
+async def test_wrong_current_passwords_are_limited_and_the_page_says_until_when(
+    gateway: GatewayServer,
+) -> None:
+    email = f"lim-{secrets.token_hex(3)}@example.com"
+    await gateway.add_user(email, email_verified=True)
+    browser = Browser(gateway.url)
+    try:
+        await browser.login_for_code(email)
+        page = await browser.http.get("/account/password")
+        guess = {**form_fields(page.text), "current": "not it", "password": "a new long one"}
+        answers = [await browser.http.post("/account/password", data=guess) for _ in range(11)]
+        assert answers[0].status_code == 400 and answers[-1].status_code == 429
+        # Retry-After as on every other limited page, and the same wait in words.
+        retry_after = int(answers[-1].headers["retry-after"])
+        assert f"Try again in {wait_of(retry_after)}." in answers[-1].text
+    finally:
+        await browser.aclose()

@@ -164,7 +164,7 @@ async def test_an_ipv6_client_is_counted_by_its_slash_64(limited: GatewayServer)
 def test_the_wait_is_said_in_the_readers_words() -> None:
     waits = {1: "a second", 45: "45 seconds", 60: "a minute", 61: "2 minutes", 900: "15 minutes"}
     assert {seconds: str(wait_of(seconds)) for seconds in waits} == waits
-    assert str(wait_of(3600)) == "an hour" and str(wait_of(7201)) == "3 hours"
+    assert str(wait_of(3660)) == "61 minutes" and str(wait_of(7201)) == "3 hours"
     french = translator("fr")
     said = Phrase("Too many attempts. Try again in %(wait)s.", wait=wait_of(300))
     assert french(said) == "Trop de tentatives. Réessayez dans 5 minutes."

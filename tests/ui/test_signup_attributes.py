@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.text import wait_of
 from tests.helpers import (
     Browser,
     GatewayServer,
@@ -143,6 +144,9 @@ async def test_new_codes_on_request_are_limited(
         answers = [await browser.http.post("/signup/verify", data=verify) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 429]
         assert int(answers[-1].headers["retry-after"]) > 0
+        # The page says when, in words (it used to say "later").
+        wait = wait_of(int(answers[-1].headers["retry-after"]))
+        assert f"Too many codes sent. Try again in {wait}." in answers[-1].text
         # Two new codes were sent (three messages in all); the last one works.
         latest = await mailbox[0].next_for(email, seen=2)
         done = await browser.http.post(
