@@ -82,27 +82,37 @@ def _validation_problems(exc: ValidationError, data: Any) -> list[str]:
     return problems
 
 
-ENTRY_NAMES = ("id", "client_id", "name")  # what a list entry is called by, in this order
-# (a connector has an id and, for its IdP, a client_id: the id names it)
+# What an entry of a list is called by: a client by its client_id; anything else by its id,
+# else its name (a connector also has a client_id, its IdP's, which does not name it).
+ENTRY_NAMES = {"clients": ("client_id",)}
+OTHER_NAMES = ("id", "name")
+MAX_NAME = 64  # an identity pool id is 46 characters
 
 
 def _named(loc: tuple[Any, ...], data: Any) -> str:
     """` (web)` when the problem is inside a list entry that has a name (a client's
     client_id, a connector's or pool's id, a trust rule's name): `clients[2]` alone makes the
-    reader count entries. The innermost named entry on the path; "" when there is none."""
+    reader count entries. The innermost named entry on the path; "" when there is none. The
+    name is shown escaped and cut short: it is the file's text, not ours."""
     name = None
-    node = data
+    node, key = data, None
     for part in loc:
         if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
             if isinstance(node, dict):
-                found = next((node[k] for k in ENTRY_NAMES if isinstance(node.get(k), str)), None)
+                keys = ENTRY_NAMES.get(str(key), OTHER_NAMES)
+                found = next(
+                    (node[k] for k in keys if isinstance(node.get(k), str) and node[k]), None
+                )
                 name = found or name
         elif isinstance(node, dict) and part in node:
-            node = node[part]
+            node, key = node[part], part
         else:
             break
-    return f" ({name})" if name else ""
+    if not name:
+        return ""
+    shown = name if name.isprintable() else repr(name)[1:-1]
+    return f" ({shown[:MAX_NAME]}…)" if len(shown) > MAX_NAME else f" ({shown})"
 
 
 # Keys the schema accepted once though nothing read them: a settings file that still has one
@@ -238,16 +248,21 @@ def load_settings(path: str | Path) -> Settings:
     """Read and validate a YAML settings file; raises ConfigError with every problem found."""
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read: {exc.strerror}"], str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(file)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(file)) from None
     if not isinstance(data, dict):
         raise ConfigError(["the top level must be a mapping of keys"], str(file))
-    return settings_from_dict(data, str(file), file.parent)
+    try:
+        return settings_from_dict(data, str(file), file.parent)
+    except RecursionError:  # `a: &x [*x]`: an anchor inside itself
+        raise ConfigError(["an alias refers to the value it is part of"], str(file)) from None
 
 
 def demo_settings(host: str, port: int) -> Settings:

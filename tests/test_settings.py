@@ -417,3 +417,29 @@ def test_a_problem_in_a_list_entry_names_the_entry() -> None:
     with pytest.raises(ConfigError) as found:
         settings_from_dict({**base, "clients": [client]})
     assert found.value.problems == ["clients[0].redirect_uris[0] (web): must be an absolute URL"]
+
+
+def test_entry_names_are_the_entrys_own_and_shown_escaped() -> None:
+    base = {"issuer": "https://auth.example.com", "secret_key": "s" * 32}
+    # A connector has a client_id too (its IdP's): that is not its name.
+    corp = {"type": "oidc", "name": "Corp", "issuer": "https://idp.example", "client_id": "idp"}
+    with pytest.raises(ConfigError) as found:
+        settings_from_dict({**base, "connectors": [{"id": "local", "type": "local"}, corp]})
+    assert found.value.problems == ["connectors[1].oidc.id (Corp): required"]
+    # A name is the file's text: a newline or an escape sequence must not reach the terminal.
+    odd = {"client_id": "web\n  - fine\x1b[2J", "client_secret": "c" * 20, "redirect_uris": ["x"]}
+    with pytest.raises(ConfigError) as found:
+        settings_from_dict({**base, "clients": [odd]})
+    (problem,) = found.value.problems
+    assert "\n" not in problem and "\x1b" not in problem and "(web\\n  - fine\\x1b[2J)" in problem
+
+
+def test_files_that_are_not_settings_are_one_clear_error(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bin")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(binary)
+    looped = tmp_path / "loop.yaml"
+    looped.write_text("issuer: https://a.example\nsecret_key: " + "k" * 40 + "\nx: &x [*x]\n")
+    with pytest.raises(ConfigError, match="refers to the value it is part of"):
+        load_settings(looped)
