@@ -716,7 +716,8 @@ class Settings(Model):
             for domain in getattr(connector, "domains", []):
                 if domain in owners:
                     raise ValueError(
-                        f"connectors[{index}].domains: {domain} already signs in through "
+                        f"connectors[{index}].domains ({connector.id}): {domain} already signs "
+                        "in through "
                         f"{owners[domain]!r}"
                     )
                 owners[domain] = connector.id

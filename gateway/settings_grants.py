@@ -59,9 +59,10 @@ class TokenExchangeSettings(Model):
         sources: dict[str, str | None] = {}
         for index, rule in enumerate(self.trust):
             if sources.setdefault(rule.issuer, rule.jwks_uri) != rule.jwks_uri:
+                named = f" ({rule.name})" if rule.name else ""
                 raise ValueError(
-                    f"trust[{index}].jwks_uri: every rule for {rule.issuer} must name the same "
-                    "jwks_uri (or none)"
+                    f"trust[{index}].jwks_uri{named}: every rule for {rule.issuer} must name "
+                    "the same jwks_uri (or none)"
                 )
         return self
 

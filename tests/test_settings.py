@@ -110,7 +110,7 @@ def test_messages_name_the_yaml_path() -> None:
                     for n in (1, 2)
                 ]
             },
-            "connectors[1].domains: corp.example already signs in through 'c1'",
+            "connectors[1].domains (c2): corp.example already signs in through 'c1'",
         ),
         (
             {"connectors": [{"id": "x", "type": "saml", "name": "X", "idp_metadata": "/nope.xml"}]},
@@ -443,3 +443,16 @@ def test_files_that_are_not_settings_are_one_clear_error(tmp_path: Path) -> None
     looped.write_text("issuer: https://a.example\nsecret_key: " + "k" * 40 + "\nx: &x [*x]\n")
     with pytest.raises(ConfigError, match="refers to the value it is part of"):
         load_settings(looped)
+
+
+def test_rules_of_one_issuer_share_a_key_source_and_the_problem_names_the_rule() -> None:
+    base = {"issuer": "https://auth.example.com", "secret_key": "s" * 32}
+    issuer = "https://token.actions.githubusercontent.com"
+    rules = [
+        {"name": "ci", "issuer": issuer, "audience": "x"},
+        {"name": "release", "issuer": issuer, "audience": "x", "jwks_uri": "https://k.example"},
+    ]
+    with pytest.raises(ConfigError) as found:
+        settings_from_dict({**base, "token_exchange": {"trust": rules}})
+    (problem,) = found.value.problems
+    assert "trust[1].jwks_uri (release): every rule for " + issuer in problem
