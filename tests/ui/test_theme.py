@@ -118,10 +118,18 @@ def test_unknown_language_is_a_precise_error(redis_server: RedisServer) -> None:
 
 def test_every_french_entry_is_used_somewhere() -> None:
     # The catalogue does not rot: each English source string still appears in the code.
+    import ast
     import json
 
     root = Path(__file__).resolve().parent.parent.parent / "gateway"
-    sources = "".join(p.read_text() for p in root.rglob("*") if p.suffix in (".py", ".html"))
+    sources = "".join(p.read_text() for p in root.rglob("*.html"))
+    # Python's strings as the parser joins them ("one " "two" is one string, over two lines).
+    sources += "\n".join(
+        node.value
+        for p in root.rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
     catalogue = json.loads((root / "ui" / "locales" / "fr.json").read_text())
     unused = [k for k in catalogue if k not in sources]
     assert unused == []
@@ -163,3 +171,50 @@ def test_every_device_page_string_is_in_french() -> None:
     expected = {"Connect a device", "Approve", "Too many attempts", "Choose Approve or Deny."}
     assert expected <= strings
     assert sorted(strings - catalogue.keys()) == []
+
+
+def hosted_error_strings() -> set[tuple[str, str]]:
+    """The English titles and texts of every hosted error page: the literal arguments of each
+    `PageError(...)` in gateway/, and the `title`, `message` and `template` of the sign-in
+    steps' errors (gateway/login/: `LoginError` and its kin), with the file each is in."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent.parent / "gateway"
+
+    def literal(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = literal(node.left), literal(node.right)
+            return left + right if left is not None and right is not None else None
+        return None
+
+    found: set[tuple[str, str]] = set()
+    for path in root.rglob("*.py"):
+        where = str(path.relative_to(root))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PageError":
+                found |= {(where, text) for arg in node.args[:2] if (text := literal(arg))}
+            if isinstance(node, ast.ClassDef) and where.startswith("login/"):
+                for item in node.body:
+                    if isinstance(item, ast.Assign) and len(item.targets) == 1:
+                        name = getattr(item.targets[0], "id", None)
+                        if name in ("title", "message", "template"):
+                            if text := literal(item.value):
+                                found.add((where, text))
+    return found
+
+
+def test_every_hosted_error_page_speaks_french() -> None:
+    import json
+
+    root = Path(__file__).resolve().parent.parent.parent / "gateway"
+    catalogue = json.loads((root / "ui" / "locales" / "fr.json").read_text())
+    strings = hosted_error_strings()
+    # The extraction found the pages (a CSRF refusal, a sign-in step's error, a template).
+    assert {
+        ("csrf.py", "Request refused"),
+        ("login/steps.py", "This sign-in has expired"),
+        ("login/steps.py", "Too many attempts. Try again in %(wait)s."),
+    } <= strings
+    assert sorted(s for s in strings if s[1] not in catalogue) == []
