@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import parse_qsl, urlsplit
@@ -32,7 +33,19 @@ def _path(parts: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _expand(node: Any, where: tuple[Any, ...], problems: list[str], base: Path) -> Any:
+Problem = tuple[tuple[Any, ...], str]  # where in the file, what is wrong there
+
+
+def _expand(
+    node: Any,
+    where: tuple[Any, ...],
+    problems: list[Problem],
+    unread: set[tuple[Any, ...]],
+    base: Path,
+) -> Any:
+    """`node` with `${VAR}`s and `*_file`s replaced. What cannot be (an unset variable, a file
+    that cannot be read) is a problem at its place, and that place is `unread`: its
+    validation problems would only repeat it."""
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -40,19 +53,20 @@ def _expand(node: Any, where: tuple[Any, ...], problems: list[str], base: Path) 
             if key.endswith("_file") and key != "files":
                 target = key[: -len("_file")]
                 if target in node:
-                    problems.append(f"{_path((*where, key))}: give {target} or {key}, not both")
+                    problems.append(((*where, key), f"give {target} or {key}, not both"))
                     continue
-                path = _expand(value, (*where, key), problems, base)
+                path = _expand(value, (*where, key), problems, unread, base)
                 file = (base / str(path)).resolve()
                 try:
                     out[target] = file.read_text().rstrip("\r\n")
                 except OSError as exc:
-                    problems.append(f"{_path((*where, key))}: cannot read {file}: {exc.strerror}")
+                    problems.append(((*where, key), f"cannot read {file}: {exc.strerror}"))
+                    unread.add((*where, target))
                 continue
-            out[key] = _expand(value, (*where, key), problems, base)
+            out[key] = _expand(value, (*where, key), problems, unread, base)
         return out
     if isinstance(node, list):
-        return [_expand(v, (*where, i), problems, base) for i, v in enumerate(node)]
+        return [_expand(v, (*where, i), problems, unread, base) for i, v in enumerate(node)]
     if isinstance(node, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -60,7 +74,8 @@ def _expand(node: Any, where: tuple[Any, ...], problems: list[str], base: Path) 
             value = os.environ.get(name)
             if value is None:
                 if default is None:
-                    problems.append(f"{_path(where)}: environment variable {name} is not set")
+                    problems.append((where, f"environment variable {name} is not set"))
+                    unread.add(where)
                     return ""
                 return default
             return value
@@ -69,17 +84,39 @@ def _expand(node: Any, where: tuple[Any, ...], problems: list[str], base: Path) 
     return node
 
 
-def _validation_problems(exc: ValidationError, data: Any) -> list[str]:
+def _validation_problems(
+    exc: ValidationError, data: Any, unread: Collection[tuple[Any, ...]] = ()
+) -> list[str]:
     problems = []
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+        if unread and any(_data_loc(loc, data)[: len(u)] == u for u in unread):
+            continue  # about a value that could not be read: said already
         if error["type"] == "extra_forbidden":
             message = "unknown key" + nearest_key(loc)
         elif error["type"] == "missing":
             message = "required"
         problems.append(f"{_path(loc)}{_named(loc, data)}: {message}" if loc else message)
     return problems
+
+
+def _data_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """A validation location as a path in the file: without the tag pydantic puts in it for a
+    tagged union (a connector's `oidc` after `connectors[1]`, which the file has as `type`)."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
 
 
 # What an entry of a list is called by: a client by its client_id; anything else by its id,
@@ -228,19 +265,19 @@ def settings_from_dict(
     data: dict[str, Any], source: str = "settings", base: Path | None = None
 ) -> Settings:
     """Validate an already-parsed mapping (after env and file expansion)."""
-    problems: list[str] = []
-    expanded = _expand(data, (), problems, base or Path.cwd())
-    if problems:
-        raise ConfigError(problems, source)
+    found: list[Problem] = []
+    unread: set[tuple[Any, ...]] = set()
+    expanded = _expand(data, (), found, unread, base or Path.cwd())
+    problems = [f"{_path(where)}{_named(where, data)}: {what}" for where, what in found]
     extra = cross_checks(expanded)
     try:
         settings = Settings.model_validate(expanded)
     except ValidationError as exc:
         # Every problem in one pass, each once (a duplicate id may come from both checks).
-        found = _validation_problems(exc, expanded)
-        raise ConfigError(list(dict.fromkeys([*found, *extra])), source) from None
-    if extra:
-        raise ConfigError(extra, source)
+        invalid = _validation_problems(exc, expanded, unread)
+        raise ConfigError(list(dict.fromkeys([*problems, *invalid, *extra])), source) from None
+    if problems or extra:
+        raise ConfigError([*problems, *extra], source)
     return settings
 
 

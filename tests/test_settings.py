@@ -456,3 +456,26 @@ def test_rules_of_one_issuer_share_a_key_source_and_the_problem_names_the_rule()
         settings_from_dict({**base, "token_exchange": {"trust": rules}})
     (problem,) = found.value.problems
     assert "trust[1].jwks_uri (release): every rule for " + issuer in problem
+
+
+def test_unset_variables_and_unreadable_files_are_reported_with_everything_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COGNATE_TEST_UNSET", raising=False)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "issuer: https://auth.example.com\nsecret_key: " + "s" * 40 + "\nclients:\n"
+        "  - {client_id: web, client_secret: '${COGNATE_TEST_UNSET}', redirect_uris: [nope]}\n"
+        "  - {client_id: api, client_secret_file: missing.txt, grant_types: [client_credentials]}\n"
+    )
+    with pytest.raises(ConfigError) as found:
+        load_settings(path)
+    problems = found.value.problems
+    # Each said once, where it is, named; and the other problems in the same pass.
+    assert "clients[0].client_secret (web): environment variable COGNATE_TEST_UNSET is not set" in (
+        problems
+    )
+    assert any(p.startswith("clients[1].client_secret_file (api): cannot read ") for p in problems)
+    assert "clients[0].redirect_uris[0] (web): must be an absolute URL" in problems
+    # Not the placeholder's own complaint (an empty secret is too short).
+    assert not any(p.startswith("clients[0].client_secret (web): String") for p in problems)
