@@ -97,7 +97,8 @@ def _validation_problems(
             message = "unknown key" + nearest_key(loc)
         elif error["type"] == "missing":
             message = "required"
-        problems.append(f"{_path(loc)}{_named(loc, data)}: {message}" if loc else message)
+        where = _data_loc(loc, data)  # as the file has it: no union tag
+        problems.append(f"{_path(where)}{_named(where, data)}: {message}" if where else message)
     return problems
 
 

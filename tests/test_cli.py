@@ -480,7 +480,7 @@ def test_check_config_reports_every_problem_at_once_with_spelling_hints(tmp_path
     assert "  - isuer: unknown key (did you mean 'issuer'?)" in problems
     assert "  - store.prefx: unknown key (did you mean 'prefix'?)" in problems
     assert (
-        "  - connectors[1].oidc.client_secert (corp): unknown key (did you mean 'client_secret'?)"
+        "  - connectors[1].client_secert (corp): unknown key (did you mean 'client_secret'?)"
         in (problems)
     )
     assert "  - clients[1].redirect_uris[0] (a): must be an absolute URL" in problems

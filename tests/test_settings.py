@@ -60,7 +60,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "connectors[0].oauth2 (x): give a preset",
+            "connectors[0] (x): give a preset",
         ),
         (
             {
@@ -76,7 +76,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "connectors[0].oauth2 (x): base_url is for",
+            "connectors[0] (x): base_url is for",
         ),
         (
             {
@@ -92,7 +92,7 @@ def test_messages_name_the_yaml_path() -> None:
                     }
                 ]
             },
-            "connectors[0].oidc.scopes (x): must include openid",
+            "connectors[0].scopes (x): must include openid",
         ),
         ({"connectors": [{"id": "x", "type": "ldap"}]}, "connectors[0] (x): Input tag 'ldap'"),
         (
@@ -114,7 +114,7 @@ def test_messages_name_the_yaml_path() -> None:
         ),
         (
             {"connectors": [{"id": "x", "type": "saml", "name": "X", "idp_metadata": "/nope.xml"}]},
-            "connectors[0].saml.idp_metadata (x): /nope.xml: no such file",
+            "connectors[0].idp_metadata (x): /nope.xml: no such file",
         ),
         ({"tokens": {"code_ttl": "soon"}}, "tokens.code_ttl: must be a duration"),
         ({"keys": {"files": ["/nonexistent.pem"]}}, "keys.files: no such file"),
@@ -295,7 +295,7 @@ def test_loopback_http_issuer_is_allowed_and_not_secure() -> None:
                     }
                 ]
             },
-            "connectors[0].saml.want_assertions_encrypted (x): unknown key (removed: it was never "
+            "connectors[0].want_assertions_encrypted (x): unknown key (removed: it was never "
             "enforced",
         ),
         (
@@ -425,7 +425,7 @@ def test_entry_names_are_the_entrys_own_and_shown_escaped() -> None:
     corp = {"type": "oidc", "name": "Corp", "issuer": "https://idp.example", "client_id": "idp"}
     with pytest.raises(ConfigError) as found:
         settings_from_dict({**base, "connectors": [{"id": "local", "type": "local"}, corp]})
-    assert found.value.problems == ["connectors[1].oidc.id (Corp): required"]
+    assert found.value.problems == ["connectors[1].id (Corp): required"]
     # A name is the file's text: a newline or an escape sequence must not reach the terminal.
     odd = {"client_id": "web\n  - fine\x1b[2J", "client_secret": "c" * 20, "redirect_uris": ["x"]}
     with pytest.raises(ConfigError) as found:
