@@ -91,13 +91,13 @@ def _validation_problems(
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
-        if unread and any(_data_loc(loc, data)[: len(u)] == u for u in unread):
+        where = _data_loc(loc, data)  # as the file has it: no union tag
+        if any(where[: len(u)] == u for u in unread):
             continue  # about a value that could not be read: said already
         if error["type"] == "extra_forbidden":
-            message = "unknown key" + nearest_key(loc)
+            message = "unknown key" + nearest_key(loc)  # the tag picks the connector's kind
         elif error["type"] == "missing":
             message = "required"
-        where = _data_loc(loc, data)  # as the file has it: no union tag
         problems.append(f"{_path(where)}{_named(where, data)}: {message}" if where else message)
     return problems
 
