@@ -71,35 +71,39 @@ class RateLimiter:
         return self._store.key("rl", limit.scope, self._sealer.keyed_hash(value, purpose="rl"))
 
     async def take(self, checks: list[tuple[Limit, str]]) -> list[str]:
-        """Count one attempt against every limit before it is made (an atomic INCR each):
-        RateLimited, with nothing left counted, if that puts any counter over its limit.
-        Returns the counters' keys (for `give_back`)."""
+        """Count one attempt against every limit before it is made (an atomic INCR each, all
+        in one round trip): RateLimited, with nothing left counted, if that puts any counter
+        over its limit. Returns the counters' keys (for `give_back`). When the store fails
+        mid-way, what it may have counted stays counted (a guess is never made free)."""
         keys = [self._key(limit, value) for limit, value in checks]
         if self._owed:
             owed, self._owed = self._owed, []
             await self.give_back(owed)
-        taken: list[str] = []
-        try:
-            for (limit, _), key in zip(checks, keys, strict=True):
-                count = await self._store.incr(key, ttl=limit.window)
-                taken.append(key)
-                if count > limit.count:
-                    ttl = await self._store.ttl(key)
-                    raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
-        except BaseException:
-            await self.give_back(taken)
-            raise
+        windows = [(key, limit.window) for (limit, _), key in zip(checks, keys, strict=True)]
+        counts = await self._store.incr_many(windows)
+        over = [
+            (limit, key)
+            for (limit, _), key, count in zip(checks, keys, counts, strict=True)
+            if count > limit.count
+        ]
+        if over:
+            limit, key = over[0]
+            try:
+                ttl = await self._store.ttl(key)
+            finally:
+                await self.give_back(keys)
+            raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
         return keys
 
     async def give_back(self, keys: list[str]) -> None:
-        """Undo `take` for an attempt that was not a failure. With the store down, what could
-        not be given back is owed, and given back by the next `take` that reaches it."""
-        for i, key in enumerate(keys):
-            try:
-                await self._store.decr(key)
-            except Unavailable:
-                self._owed = [*self._owed, *keys[i:]][-self.OWED :]
-                return
+        """Undo `take` for an attempt that was not a failure (one round trip). With the store
+        down, the slots are owed, and given back by the next `take` that reaches it."""
+        if not keys:
+            return
+        try:
+            await self._store.decr_many(keys)
+        except Unavailable:
+            self._owed = [*self._owed, *keys][-self.OWED :]
 
     async def settle(self, attempt: Attempt) -> None:
         """After an attempt begun with `take`: its slots back unless it `failed()` (a success,

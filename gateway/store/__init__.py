@@ -213,6 +213,15 @@ class Store(Protocol):
         when it has expired, so an undo never starts a counter without a window."""
         ...
 
+    async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:
+        """`incr` of each (key, ttl), in one round trip; the counts in order. Not atomic as a
+        whole: each counter is its own (on Cluster they may live on different nodes)."""
+        ...
+
+    async def decr_many(self, keys: Sequence[str]) -> list[int]:
+        """`decr` of each key, in one round trip; the counts in order."""
+        ...
+
     async def ttl(self, key: str) -> float | None:
         """Seconds left to live; None when absent or without expiry."""
         ...

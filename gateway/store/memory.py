@@ -93,6 +93,12 @@ class MemoryStore(Store):
         self._data[key] = (str(count).encode(), entry[1])
         return count
 
+    async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:
+        return [await self.incr(key, ttl) for key, ttl in counters]
+
+    async def decr_many(self, keys: Sequence[str]) -> list[int]:
+        return [await self.decr(key) for key in keys]
+
     async def ttl(self, key: str) -> float | None:
         entry = self._live(key)
         if entry is None or entry[1] is None:

@@ -446,10 +446,21 @@ class RedisStore(Store):
         return sum(int(r) for r in results)
 
     async def incr(self, key: str, ttl: float) -> int:
-        return int(await self._one("incr", "EVAL", _INCR, 1, key, _ms(ttl)))
+        return (await self.incr_many([(key, ttl)]))[0]
 
     async def decr(self, key: str) -> int:
-        return int(await self._one("decr", "EVAL", _DECR, 1, key))
+        return (await self.decr_many([key]))[0]
+
+    async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:
+        # Not retried: an INCR that landed before a lost answer would count twice.
+        commands = [("EVAL", _INCR, 1, key, _ms(ttl)) for key, ttl in counters]
+        counts = await self._call("incr", lambda: self._round_trip(commands))
+        return [int(n) for n in counts]
+
+    async def decr_many(self, keys: Sequence[str]) -> list[int]:
+        commands = [("EVAL", _DECR, 1, key) for key in keys]
+        counts = await self._call("decr", lambda: self._round_trip(commands))
+        return [int(n) for n in counts]
 
     async def ttl(self, key: str) -> float | None:
         ms = int(await self._one("ttl", "PTTL", key, idempotent=True))

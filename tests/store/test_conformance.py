@@ -177,6 +177,19 @@ async def test_decr_undoes_an_increment_and_never_starts_a_counter(store: Store)
     assert await store.get(gone) is None  # nothing written: no counter without a window
 
 
+async def test_counters_in_one_round_trip(store: Store) -> None:
+    """`incr_many` and `decr_many`: each counter as `incr`/`decr` would count it (keys in
+    several slots on Cluster), its own window, the counts in order."""
+    keys = [store.key("many", name) for name in ("account", "ip", "other")]
+    assert await store.incr_many([(keys[0], 60), (keys[1], 30)]) == [1, 1]
+    assert await store.incr_many([(keys[0], 60), (keys[1], 30), (keys[2], 60)]) == [2, 2, 1]
+    short = await store.ttl(keys[1])
+    assert short is not None and 25 < short <= 30  # each its own window, set on its first hit
+    assert await store.decr_many([keys[0], keys[1], store.key("many", "gone")]) == [1, 1, 0]
+    assert await store.get(store.key("many", "gone")) is None
+    assert [await store.incr(k, ttl=60) for k in keys] == [2, 2, 2]
+
+
 async def test_scan_by_prefix(store: Store) -> None:
     for i in range(25):
         await store.put(store.key("scan", str(i)), b"x")
