@@ -58,6 +58,7 @@ from gateway.login.steps import (
     TooManyAttempts,
     WrongCode,
 )
+from gateway.store import Write
 from gateway.users.directory import InvalidPassword, User
 from gateway.users.mfa import MfaRecord
 from gateway.users.search import user_status
@@ -172,13 +173,15 @@ async def initiate_auth(api: UserPoolApi, call: Call, flows: dict[str, str] | No
     return await api.choice.start(client, username, params, call.ctx)  # USER_AUTH
 
 
-async def new_flow(api: UserPoolApi, client: Client) -> Flow:
-    """A login flow for an API sign-in (no browser, no redirect: it ends in tokens)."""
+async def new_flow(api: UserPoolApi, client: Client, batch: list[Write] | None = None) -> Flow:
+    """A login flow for an API sign-in (no browser, no redirect: it ends in tokens); with
+    `batch`, its write joins the caller's."""
     return await api.s.flows.create(
         client_id=client.client_id,
         redirect_uri=f"{api.s.settings.issuer}/",
         browser=API_BROWSER,
         scope=tokens.API_SCOPE,
+        batch=batch,
     )
 
 
@@ -216,8 +219,10 @@ async def answer(
     client: Client,
     step: FirstFactorStep,
     ctx: Context,
+    user: User | None = None,
 ) -> Body:
-    """The API's answer to what the machine said: tokens, or the next challenge."""
+    """The API's answer to what the machine said: tokens, or the next challenge. `user`: the
+    account as this request already read it, if it did (its tokens are made from it)."""
     if isinstance(step, NeedsVerification):
         raise CognitoError("UserNotConfirmedException", NOT_CONFIRMED)
     if isinstance(step, NeedsNewPassword):  # a temporary password: Cognito's challenge
@@ -234,7 +239,7 @@ async def answer(
             },
         )  # fmt: skip
     if isinstance(step, Done):
-        return {"AuthenticationResult": await _tokens(api, client, step, ctx)}
+        return {"AuthenticationResult": await _tokens(api, client, step, ctx, user)}
     second = await machine.second_factor(api.s, step.flow, enrol_anew=True)
     username = _user_id(step.flow)
     if isinstance(second, NeedsEnrolment):
@@ -312,11 +317,11 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
     secret_hash(client, responses.get("USERNAME", asked.username), responses.get("SECRET_HASH"))
     if name == "SELECT_CHALLENGE":  # USER_AUTH: the first factor chosen
         return await api.choice.select(client, asked, responses, call.ctx)
+    if name == "PASSWORD_VERIFIER":  # reads the flow with the account
+        return await api.srp.verify(client, asked, responses, call.ctx)
     flow = await api.s.flows.get(asked.flow_id)
     if flow is None:
         raise not_authorized(INVALID_SESSION)
-    if name == "PASSWORD_VERIFIER":
-        return await api.srp.verify(client, asked, flow, responses, call.ctx)
     if name == "NEW_PASSWORD_REQUIRED":
         try:
             step_after = await machine.new_password(api.s, flow, responses.get("NEW_PASSWORD", ""))
@@ -430,9 +435,12 @@ async def _refreshable(api: UserPoolApi, client: Client, presented: str) -> tupl
     return grant, user
 
 
-async def _tokens(api: UserPoolApi, client: Client, done: Done, ctx: Context) -> dict[str, Any]:
+async def _tokens(
+    api: UserPoolApi, client: Client, done: Done, ctx: Context, user: User | None = None
+) -> dict[str, Any]:
     identity_id = await machine.conclude(api.s, done, ctx)
-    user = await api.s.users.get(done.upstream.subject)
+    if user is None or user.user_id != done.upstream.subject:
+        user = await api.s.users.get(done.upstream.subject)
     if user is None:
         raise not_authorized()
     return await tokens.sign_in(api.s, client, user, identity_id, done.upstream.amr)

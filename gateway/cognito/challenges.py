@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from gateway.crypto import Sealer, random_token
-from gateway.store import Store
+from gateway.store import Put, Store, Write, write
 
 TTL = 180  # seconds: Cognito's authentication session lifetime
 _PURPOSE = "cognito-session"
@@ -47,13 +47,16 @@ class Challenges:
         await self.restore(token, challenge)
         return token
 
-    async def restore(self, token: str, challenge: Challenge) -> None:
-        """Keep `token` answering for `challenge` (again, after a wrong code)."""
+    async def restore(
+        self, token: str, challenge: Challenge, batch: list[Write] | None = None
+    ) -> None:
+        """Keep `token` answering for `challenge` (again, after a wrong code). With `batch`,
+        the write joins the caller's (`gateway.store.write`)."""
         key = self._key(token)
         blob = self._sealer.seal(
             json.dumps(asdict(challenge)).encode(), purpose=_PURPOSE, context=key.encode()
         )
-        await self._store.put(key, blob, ttl=TTL)
+        await write(self._store, batch, Put(key, blob, TTL))
 
     async def take(self, token: str) -> Challenge | None:
         """The challenge, consumed: None when unknown, expired or already answered."""

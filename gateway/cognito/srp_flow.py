@@ -24,15 +24,24 @@ from typing import TYPE_CHECKING
 
 from gateway import amr
 from gateway.clients import Client
-from gateway.cognito.auth import answer, new_flow, refusal, user_by_name
+from gateway.cognito.auth import answer, new_flow, refusal
 from gateway.cognito.challenges import Challenge
-from gateway.cognito.wire import ATTEMPTS_EXCEEDED, Body, invalid_parameter, not_authorized
+from gateway.cognito.wire import (
+    ATTEMPTS_EXCEEDED,
+    INVALID_SESSION,
+    Body,
+    invalid_parameter,
+    not_authorized,
+)
 from gateway.connectors import UpstreamIdentity, local_connector_id
 from gateway.login import machine
 from gateway.login.flows import Flow
 from gateway.login.machine import Context
 from gateway.login.steps import LoginError, TooManyAttempts
+from gateway.store import Read, Write
 from gateway.users import srp
+from gateway.users.directory import User, normalize_email
+from gateway.users.srp_verifiers import SrpVerifier
 
 if TYPE_CHECKING:
     from gateway.cognito.api import UserPoolApi
@@ -59,13 +68,8 @@ class SrpSignIn:
         if not 0 < big_a % srp.N:  # A ≡ 0 (mod N) would make the key known whatever the password
             raise invalid_parameter("SRP_A cannot be 0")
         api = self.api
-        user = await user_by_name(api, username)
-        record = None
-        if user is not None and api.s.users.srp is not None:
-            try:
-                record = await api.s.users.srp.get(user.user_id)
-            except ValueError:
-                record = None
+        # As `user_by_name`, with the verifier read in the account's round trip.
+        user, record, _ = await self._account(await api.s.users.owner(username) or username)
         if user is None or record is None or not record.is_for(api.pool_name, user.user_id):
             user_id, salt = self._decoy(username)
             verifier = self._decoy_verifier
@@ -77,7 +81,8 @@ class SrpSignIn:
         # block it must return says which challenge it answers.
         block = secrets.token_bytes(96)
         session = base64.b64encode(block).decode()
-        flow = await new_flow(api, client)
+        batch: list[Write] = []  # the flow and the challenge: one round trip
+        flow = await new_flow(api, client, batch)
         await api.challenges.restore(
             session,
             Challenge(
@@ -91,7 +96,9 @@ class SrpSignIn:
                 secret_block=session,
                 login=username,
             ),
+            batch,
         )
+        await api.s.store.write_many(batch)
         return {
             "ChallengeName": "PASSWORD_VERIFIER",
             "Session": session,
@@ -105,22 +112,14 @@ class SrpSignIn:
         }
 
     async def verify(
-        self,
-        client: Client,
-        asked: Challenge,
-        flow: Flow,
-        responses: dict[str, str],
-        ctx: Context,
+        self, client: Client, asked: Challenge, responses: dict[str, str], ctx: Context
     ) -> Body:
-        """RespondToAuthChallenge(PASSWORD_VERIFIER): the proof, as the machine's first factor."""
+        """RespondToAuthChallenge(PASSWORD_VERIFIER): the proof, as the machine's first factor.
+        The sign-in's flow, the account and its verifier are read in one round trip."""
         api = self.api
-        user = await api.s.users.get(asked.username)
-        record = None
-        if user is not None and api.s.users.srp is not None:
-            try:
-                record = await api.s.users.srp.get(user.user_id)
-            except ValueError:
-                record = None
+        user, record, flow = await self._account(asked.username, asked.flow_id)
+        if flow is None:
+            raise not_authorized(INVALID_SESSION)
 
         usable = (
             user is not None
@@ -157,13 +156,42 @@ class SrpSignIn:
 
         local = local_connector_id(api.s.connectors) or "local"
         account = user.email if user is not None else (asked.login or asked.username)
+        # The per-account limit counts the account's id (or, for a name that names none, the
+        # name), as `machine.limited_account` would find it: the account was just read.
+        limit_as = user.user_id if user is not None else normalize_email(account)
         try:
-            step = await machine.first_factor(api.s, flow, local, True, account, prove, ctx)
+            step = await machine.first_factor(
+                api.s, flow, local, True, account, prove, ctx, limit_as=limit_as
+            )
         except TooManyAttempts:
             raise not_authorized(ATTEMPTS_EXCEEDED) from None
         except LoginError:
             raise await refusal(api, asked.login or asked.username) from None
-        return await answer(api, client, step, ctx)
+        return await answer(api, client, step, ctx, user)
+
+    async def _account(
+        self, user_id: str, flow_id: str | None = None
+    ) -> tuple[User | None, SrpVerifier | None, Flow | None]:
+        """The account `user_id` names, its verifier (None when it has none yet, or when the
+        record does not open: tampered with, or moved from another key) and, with `flow_id`,
+        that login flow: all in one round trip."""
+        s = self.api.s
+        verifiers = s.users.srp
+        reads: list[Read] = [*s.users.reading(user_id)]
+        if verifiers is not None:
+            reads.append(verifiers.reading(user_id))
+        if flow_id is not None:
+            reads.append(s.flows.reading(flow_id))
+        raws = await s.store.read_many(reads)
+        user = s.users.read_back(raws[:2])
+        record = None
+        if user is not None and verifiers is not None:
+            try:
+                record = verifiers.read_back(user_id, raws[2])
+            except ValueError:
+                record = None
+        flow = s.flows.read_back(flow_id, raws[-1]) if flow_id is not None else None
+        return user, record, flow
 
     def _decoy(self, username: str) -> tuple[str, int]:
         """USER_ID_FOR_SRP and SALT for a name with no usable verifier: stable for the name (a

@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.crypto import Sealer, random_token
 from gateway.login.progress import Progress, dump, load
-from gateway.store import Store, Take
+from gateway.store import Get, Put, Store, Take, Write, write
 
 _PURPOSE = "flow"
 
@@ -76,8 +76,10 @@ class FlowStore:
         login_hint: str | None = None,
         link_sid: str | None = None,
         device: str | None = None,
+        batch: list[Write] | None = None,
     ) -> Flow:
-        """Store a new flow with a fresh unguessable id."""
+        """Store a new flow with a fresh unguessable id (with `batch`, its write joins the
+        caller's, sent in one round trip: `gateway.store.write`)."""
         flow = Flow(
             flow_id=random_token(18),
             client_id=client_id,
@@ -94,15 +96,25 @@ class FlowStore:
             link_sid=link_sid,
             device=device,
         )
-        await self._store.put(self._key(flow.flow_id), self._seal(flow), ttl=self.ttl)
+        await write(self._store, batch, Put(self._key(flow.flow_id), self._seal(flow), self.ttl))
         return flow
 
     async def get(self, flow_id: str) -> Flow | None:
         """The flow, or None when unknown or expired."""
         if not _plausible(flow_id):
             return None
-        raw = await self._store.get(self._key(flow_id))
-        return None if raw is None else self._open(flow_id, raw)
+        return self.read_back(flow_id, await self._store.get(self._key(flow_id)))
+
+    def reading(self, flow_id: str) -> Get:
+        """`get` as a read for `Store.read_many`, beside the caller's own; the answer goes to
+        `read_back`."""
+        return Get(self._key(flow_id if _plausible(flow_id) else "-"))
+
+    def read_back(self, flow_id: str, raw: bytes | None) -> Flow | None:
+        """The flow from the answer to `reading` (None when unknown or expired)."""
+        if raw is None or not _plausible(flow_id):
+            return None
+        return self._open(flow_id, raw)
 
     async def save(self, flow: Flow, progress: Progress | None) -> Flow:
         """Keep what the sign-in has gathered on the flow (within the flow's own lifetime)."""

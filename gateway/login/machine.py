@@ -124,19 +124,21 @@ async def first_factor(
     account: str,
     prove: Callable[[], Awaitable[UpstreamIdentity | None]],
     ctx: Context,
+    limit_as: str | None = None,
 ) -> FirstFactorStep:
     """A password, or a proof of it (SRP): `prove` answers who it proves, or None. Each try
     takes its slot of the limits before any password work (so parallel tries cannot all pass a
     check) and keeps it only if it fails, the same for existing and
     unknown accounts (no enumeration through the limiter either); unknown users, wrong
-    passwords and disabled accounts get one answer."""
+    passwords and disabled accounts get one answer. `limit_as`: what the per-account limit
+    counts, when the caller has already looked the account up (`limited_account`'s answer:
+    the account's id, or for a name that names none the normalized name)."""
     account = normalize_email(account)
     config = services.settings.rate_limits
+    if limit_as is None:
+        limit_as = await limited_account(services, account) if local else account
     checks = [
-        (
-            Limit("login-account", config.login_per_account, config.window),
-            await limited_account(services, account) if local else account,
-        ),
+        (Limit("login-account", config.login_per_account, config.window), limit_as),
         (Limit("login-ip", config.login_per_ip, config.window), ctx.ip),
     ]
     try:

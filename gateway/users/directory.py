@@ -14,13 +14,13 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.errors import GatewayError
 from gateway.settings import STANDARD_ATTRIBUTES, GroupSettings, PasswordPolicySettings
-from gateway.store import Get, Put, Store, record_json
+from gateway.store import Get, Put, Read, Store, record_json
 from gateway.text import Phrase
 from gateway.users.changes import AccountChanges
 from gateway.users.groups import Groups
@@ -373,10 +373,33 @@ class UserDirectory:
     async def get(self, user_id: str) -> User | None:
         """The account, or None; the pool's groups are read in the same round trip, so
         `claims` of this user name them as they are now."""
-        groups = self.group_directory
-        raw, stored = await self._store.read_many([Get(self._user_key(user_id)), groups.reading()])
-        groups.refresh(stored)
+        return self.read_back(await self._store.read_many(self.reading(user_id)))
+
+    def reading(self, user_id: str) -> list[Read]:
+        """The reads of `get`, for a caller that sends them beside its own in one
+        `Store.read_many` and hands their answers (in order) to `read_back`."""
+        return [Get(self._user_key(user_id)), self.group_directory.reading()]
+
+    def read_back(self, raws: Sequence[bytes | None]) -> User | None:
+        """The account from the answers to `reading` (None when it is gone)."""
+        raw, stored = raws
+        self.group_directory.refresh(stored)
         return None if raw is None else User(**json.loads(raw))
+
+    async def owner(self, identifier: str) -> str | None:
+        """The id of the account an e-mail or a username names (one round trip), the id
+        itself when `identifier` is one (none); None when nothing is named. `by_login` is this
+        and `get`."""
+        if "@" in identifier:
+            index = self._email_key(normalize_email(identifier))
+        elif not identifier.strip():
+            return None
+        elif _is_uuid(identifier):  # an account id: never a username (`create` refuses those)
+            return identifier.lower()
+        else:
+            index = self._username_key(normalize_username(identifier))
+        owner = await self._store.get(index)
+        return owner.decode() if owner else None  # b"": released
 
     async def get_many(self, user_ids: list[str]) -> list[User | None]:
         """The accounts (None for each that is gone), in one round trip."""
@@ -402,13 +425,8 @@ class UserDirectory:
     async def by_login(self, identifier: str) -> User | None:
         """The account an e-mail (anything with an @), a username, or the account's own id
         names (Cognito's `cognito:username`, which the SDKs send back as USERNAME), or None."""
-        if "@" in identifier:
-            return await self.by_email(identifier)
-        if not identifier.strip():
-            return None
-        if _is_uuid(identifier):  # an account id: never a username (`create` refuses those)
-            return await self.get(identifier.lower())
-        return await self.by_username(identifier)
+        owner = await self.owner(identifier)
+        return await self.get(owner) if owner else None
 
     async def authenticate(self, identifier: str, password: str) -> User | None:
         """The enabled account if the password matches, else None. `identifier`: an e-mail, or

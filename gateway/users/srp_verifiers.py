@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 
 from gateway.crypto import Sealer
-from gateway.store import Store
+from gateway.store import Get, Store
 from gateway.users import srp
 
 PURPOSE = "srp-verifier"
@@ -71,10 +71,18 @@ class SrpVerifiers:
     async def get(self, user_id: str) -> SrpVerifier | None:
         """The user's verifier, or None when they have none yet. Raises ValueError when the
         record was tampered with or moved from another key (never treat that as "none")."""
-        key = self._key(user_id)
-        raw = await self._store.get(key)
+        return self.read_back(user_id, await self._store.get(self._key(user_id)))
+
+    def reading(self, user_id: str) -> Get:
+        """The read of `get`, to send beside others (`Store.read_many`); its answer goes to
+        `read_back`."""
+        return Get(self._key(user_id))
+
+    def read_back(self, user_id: str, raw: bytes | None) -> SrpVerifier | None:
+        """The verifier from the answer to `reading`; as `get`, ValueError when tampered with."""
         if raw is None:
             return None
+        key = self._key(user_id)
         data = json.loads(self._sealer.open(raw, purpose=PURPOSE, context=key.encode()))
         return SrpVerifier(
             int(data["salt"], 16),

@@ -501,6 +501,43 @@ async def test_srp_sign_in_with_pycognito_and_its_refusals(pool: GatewayServer) 
     )
 
 
+async def test_wrong_srp_proofs_count_where_wrong_passwords_do(pool: GatewayServer) -> None:
+    """USER_SRP_AUTH's wrong proofs are counted against the account's one allowance, by its
+    id, whichever of its names started the sign-in — the counter a wrong password under its
+    e-mail takes too. An unknown name's are counted under the name typed, as its passwords."""
+    from pycognito.aws_srp import AWSSRP
+
+    from gateway.ratelimit import Limit
+
+    client = idp(pool)
+    email = f"lim{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    config = pool.settings.rate_limits
+    limit = Limit("login-account", config.login_per_account, config.window)
+
+    def srp_fails(username: str) -> None:
+        wrong = AWSSRP(username, "not the password", "eu-west-1_TestPool1", "mobileapp",
+                       client=client)  # fmt: skip
+        assert error_of(wrong.authenticate_user)[1] == "Incorrect username or password."
+
+    async def counted(value: str) -> int:
+        raw = await pool.call(lambda s: s.store.get(s.limiter._key(limit, value)))
+        return int(raw or 0)
+
+    for name in (email, user.user_id, email.upper()):
+        await asyncio.to_thread(srp_fails, name)
+    assert await counted(user.user_id) == 3
+    password = {"USERNAME": email, "PASSWORD": "wrong"}
+    assert error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH", ClientId="mobileapp", AuthParameters=password,
+    ) == ("NotAuthorizedException", "Incorrect username or password.")  # fmt: skip
+    assert await counted(user.user_id) == 4  # the same counter
+    ghost = f"ghost{secrets.token_hex(4)}@example.com"
+    await asyncio.to_thread(srp_fails, ghost)
+    assert await counted(ghost) == 1
+
+
 async def test_an_account_without_a_verifier_gets_one_at_its_next_password_sign_in(
     pool: GatewayServer,
 ) -> None:
