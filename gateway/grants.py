@@ -228,10 +228,15 @@ class GrantStore:
     # -- grants -------------------------------------------------------------------------
 
     async def create_grant(
-        self, authorization: Authorization, lifetime: int, with_refresh: bool
+        self,
+        authorization: Authorization,
+        lifetime: int,
+        with_refresh: bool,
+        batch: list[Write] | None = None,
     ) -> tuple[Grant, str | None]:
         """A new family; returns it and its first refresh token (if any). Without
-        `offline_access` it is bound to the authorization's session."""
+        `offline_access` it is bound to the authorization's session. The grant and its
+        identity's index are written in one round trip (with `batch`, the caller's)."""
         now = int(time.time())
         gid = uuid.uuid4().hex
         refresh = f"{gid}.{random_token()}" if with_refresh else None
@@ -243,8 +248,12 @@ class GrantStore:
             refresh_hash=self._hash(refresh) if refresh else None,
             session=None if OFFLINE_ACCESS in authorization.scope else authorization.sid,
         )
-        await self._store.put(self._grant_key(gid), self._seal_grant(grant), ttl=lifetime)
-        await self.by_identity.add(authorization.sub, gid, grant.expires)
+        await write(
+            self._store,
+            batch,
+            Put(self._grant_key(gid), self._seal_grant(grant), lifetime),
+            self.by_identity.adding(authorization.sub, gid, grant.expires),
+        )
         return grant, refresh
 
     async def load_grant(self, gid: str) -> tuple[bytes, Grant] | None:

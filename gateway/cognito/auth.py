@@ -438,12 +438,15 @@ async def _refreshable(api: UserPoolApi, client: Client, presented: str) -> tupl
 async def _tokens(
     api: UserPoolApi, client: Client, done: Done, ctx: Context, user: User | None = None
 ) -> dict[str, Any]:
-    identity_id = await machine.conclude(api.s, done, ctx)
+    batch: list[Write] = []  # the success's audit entry, the grant and its index: one trip
+    identity_id = await machine.conclude(api.s, done, ctx, batch)
     if user is None or user.user_id != done.upstream.subject:
         user = await api.s.users.get(done.upstream.subject)
     if user is None:
         raise not_authorized()
-    return await tokens.sign_in(api.s, client, user, identity_id, done.upstream.amr)
+    result = await tokens.sign_in(api.s, client, user, identity_id, done.upstream.amr, batch)
+    await api.s.store.write_many(batch)
+    return result
 
 
 def _user_id(flow: Flow) -> str:

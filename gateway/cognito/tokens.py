@@ -17,6 +17,7 @@ from gateway.clients import Client
 from gateway.connectors import local_connector_id
 from gateway.grants import Authorization, Grant
 from gateway.op.minting import claims_for_scope
+from gateway.store import Write
 from gateway.users.directory import User
 
 if TYPE_CHECKING:
@@ -32,8 +33,10 @@ async def sign_in(
     user: User,
     identity_id: str,
     amr: list[str],
+    batch: list[Write] | None = None,
 ) -> dict[str, Any]:
-    """A new grant for `user` at `client`, and its AuthenticationResult (with RefreshToken)."""
+    """A new grant for `user` at `client`, and its AuthenticationResult (with RefreshToken).
+    With `batch`, the grant's writes join the caller's, which it sends before answering."""
     profile = services.users.claims(user)
     authorization = Authorization(
         sub=identity_id,
@@ -47,7 +50,7 @@ async def sign_in(
         subject=user.user_id,
     )
     lifetime = services.settings.tokens.refresh_token_ttl
-    grant, refresh = await services.grants.create_grant(authorization, lifetime, True)
+    grant, refresh = await services.grants.create_grant(authorization, lifetime, True, batch)
     return result(services, grant, user, refresh)
 
 

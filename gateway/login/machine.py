@@ -493,15 +493,19 @@ async def complete(
     )
 
 
-async def conclude(services: Services, done: Done, ctx: Context) -> str:
+async def conclude(
+    services: Services, done: Done, ctx: Context, batch: list[Write] | None = None
+) -> str:
     """The end of a sign-in with no browser to hold a session (an API answering with tokens):
-    the flow consumed once, the identity resolved, the success audited; its identity ID."""
+    the flow consumed once, the identity resolved, the success audited (with `batch`, among
+    the caller's writes); its identity ID."""
     identity_id = await _consume(services, done)
     identity_id = identity_id or await resolve_identity(services, done.upstream)
     await outcome(
         services,
         done.upstream.connector_id,
         "success",
+        batch=batch,
         identity_id=identity_id,
         client_id=done.flow.client_id,
         ip=ctx.ip,
