@@ -177,17 +177,18 @@ class SrpSignIn:
         that login flow: all in one round trip."""
         s = self.api.s
         verifiers = s.users.srp
-        reads: list[Read] = [*s.users.reading(user_id)]
+        account = s.users.reading(user_id)
+        reads: list[Read] = [*account]
         if verifiers is not None:
             reads.append(verifiers.reading(user_id))
         if flow_id is not None:
             reads.append(s.flows.reading(flow_id))
         raws = await s.store.read_many(reads)
-        user = s.users.read_back(raws[:2])
+        user = s.users.read_back(raws[: len(account)])
         record = None
         if user is not None and verifiers is not None:
             try:
-                record = verifiers.read_back(user_id, raws[2])
+                record = verifiers.read_back(user_id, raws[len(account)])
             except ValueError:
                 record = None
         flow = s.flows.read_back(flow_id, raws[-1]) if flow_id is not None else None

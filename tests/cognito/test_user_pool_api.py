@@ -501,6 +501,38 @@ async def test_srp_sign_in_with_pycognito_and_its_refusals(pool: GatewayServer) 
     )
 
 
+async def test_a_verifier_moved_to_another_account_proves_nothing(pool: GatewayServer) -> None:
+    """Verifiers are sealed to their account's key: one copied over another account's (write
+    access to Redis, a botched restore) does not open there and counts as no verifier, so
+    neither password signs in to that account by SRP — the same answer as a wrong password,
+    never a 500 (SRP's x binds the account id as well) — while the verifier's own account
+    still signs in."""
+    from pycognito.aws_srp import AWSSRP
+
+    client = idp(pool)
+    mallory = await pool.add_user(f"m{secrets.token_hex(4)}@example.com", "mallory's password",
+                                  email_verified=True)  # fmt: skip
+    victim = await pool.add_user(f"v{secrets.token_hex(4)}@example.com", PASSWORD,
+                                 email_verified=True)  # fmt: skip
+
+    async def copy(s: Any) -> None:
+        key = s.users.srp.reading(mallory.user_id).key
+        await s.store.put(s.users.srp.reading(victim.user_id).key, await s.store.get(key))
+
+    await pool.call(copy)
+
+    def srp_as(email: str, password: str) -> Any:
+        return AWSSRP(email, password, "eu-west-1_TestPool1", "mobileapp", client=client)
+
+    for password in ("mallory's password", PASSWORD):
+        refused = error_of(srp_as(victim.email, password).authenticate_user)
+        assert refused == ("NotAuthorizedException", "Incorrect username or password.")
+    assert (
+        "AccessToken"
+        in srp_as(mallory.email, "mallory's password").authenticate_user()["AuthenticationResult"]
+    )
+
+
 async def test_wrong_srp_proofs_count_where_wrong_passwords_do(pool: GatewayServer) -> None:
     """USER_SRP_AUTH's wrong proofs are counted against the account's one allowance, by its
     id, whichever of its names started the sign-in — the counter a wrong password under its
