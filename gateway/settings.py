@@ -785,6 +785,29 @@ class Settings(Model):
         return self
 
     @model_validator(mode="after")
+    def _trust_rule_clients(self) -> Settings:
+        """A trust rule's `client_ids` must be clients that may use the token-exchange grant:
+        any other entry (a typo, a client without the grant) could never exchange, and the
+        rule would refuse its real caller."""
+        allowed = {c.client_id for c in self.clients if TOKEN_EXCHANGE_GRANT in c.grant_types}
+        for index, rule in enumerate(self.token_exchange.trust):
+            for client_id in rule.client_ids:
+                if client_id not in allowed:
+                    known = any(c.client_id == client_id for c in self.clients)
+                    fix = (
+                        f"add {TOKEN_EXCHANGE_GRANT} to its grant_types"
+                        if known
+                        else "no client has this client_id: "
+                        f"clients with the grant: {', '.join(sorted(allowed)) or 'none'}"
+                    )
+                    raise ValueError(
+                        f"token_exchange.trust[{index}].client_ids "
+                        f"({self.token_exchange.rule_name(index)}): {client_id!r} cannot "
+                        f"exchange tokens ({fix})"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _saml_providers(self) -> Settings:
         saml = {c.id for c in self.connectors if isinstance(c, SamlConnectorSettings)}
         for index, pool in enumerate(self.identity_pools):

@@ -66,5 +66,20 @@ class TokenExchangeSettings(Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> TokenExchangeSettings:
+        """Refusals and audit entries name a rule by its name: two with one name would make
+        a refusal ambiguous."""
+        seen: dict[str, int] = {}
+        for index in range(len(self.trust)):
+            name = self.rule_name(index)
+            if name in seen:
+                raise ValueError(
+                    f"trust[{index}].name: {name!r} is also trust[{seen[name]}]'s name; give "
+                    "each rule its own (refusals and the audit stream name rules by it)"
+                )
+            seen[name] = index
+        return self
+
     def rule_name(self, index: int) -> str:
         return self.trust[index].name or f"trust[{index}]"

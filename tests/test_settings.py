@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -456,6 +457,40 @@ def test_rules_of_one_issuer_share_a_key_source_and_the_problem_names_the_rule()
         settings_from_dict({**base, "token_exchange": {"trust": rules}})
     (problem,) = found.value.problems
     assert "trust[1].jwks_uri (release): every rule for " + issuer in problem
+
+
+def test_trust_rules_have_their_own_names_and_clients_that_can_exchange() -> None:
+    base = {"issuer": "https://auth.example.com", "secret_key": "s" * 32}
+    github = "https://token.actions.githubusercontent.com"
+    exchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+    clients = [
+        {"client_id": "ci", "token_endpoint_auth_method": "none", "grant_types": [exchange]},
+        {"client_id": "web", "client_secret": "c" * 20, "redirect_uris": ["https://a.example/cb"]},
+    ]
+
+    def problems(*rules: dict[str, Any]) -> list[str]:
+        try:
+            settings_from_dict({**base, "clients": clients, "token_exchange": {"trust": rules}})
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
+    rule = {"issuer": github, "audience": "x"}
+    assert problems({**rule, "name": "deploy", "client_ids": ["ci"]}, rule) == []
+    # Refusals name the rule: two of one name (given, or the default trust[i]) are ambiguous.
+    (twice,) = problems({**rule, "name": "deploy"}, {**rule, "name": "deploy"})
+    assert "trust[1].name: 'deploy' is also trust[0]'s name" in twice
+    (posing,) = problems({**rule, "name": "trust[1]"}, rule)
+    assert "trust[1].name: 'trust[1]' is also trust[0]'s name" in posing
+    # A client_ids entry that could never exchange: a typo, or a client without the grant.
+    (typo,) = problems({**rule, "name": "deploy", "client_ids": ["cj"]})
+    assert typo == (
+        "token_exchange.trust[0].client_ids (deploy): 'cj' cannot exchange tokens (no client "
+        "has this client_id: clients with the grant: ci)"
+    )
+    (no_grant,) = problems({**rule, "client_ids": ["web"]})
+    assert no_grant.startswith("token_exchange.trust[0].client_ids (trust[0]): 'web' cannot")
+    assert f"add {exchange} to its grant_types" in no_grant
 
 
 def test_unset_variables_and_unreadable_files_are_reported_with_everything_else(
