@@ -424,3 +424,16 @@ async def test_a_key_it_cannot_fetch_while_the_issuer_is_down_is_a_503(
     finally:
         server.stop()
         own.stop()
+
+
+def test_claim_globs_match_as_iam_string_like_does() -> None:
+    """The README's promise: `*` crosses `/` and `:` (IAM's StringLike does too), globs
+    need one of `*?[`, and only string claims match."""
+    from gateway.op.exchange import claim_matches
+
+    assert claim_matches("refs/heads/release-1/hotfix", "refs/heads/release-*")
+    assert claim_matches("repo:my-org/app:environment:prod", "repo:my-org/*")
+    assert not claim_matches("repo:other/app:ref:refs/heads/main", "repo:my-org/*")
+    assert not claim_matches("refs/heads/main2", "refs/heads/main")  # no glob: exact
+    assert not claim_matches(["refs/heads/main"], "refs/heads/*")  # a list never matches
+    assert claim_matches("Org/App", "org/*") is False  # case matters, as in the claim
