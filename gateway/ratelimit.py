@@ -97,7 +97,9 @@ class RateLimiter:
 
     async def give_back(self, keys: list[str]) -> None:
         """Undo `take` for an attempt that was not a failure (one round trip). With the store
-        down, the slots are owed, and given back by the next `take` that reaches it."""
+        down, the slots are owed, and given back by the next `take` that reaches it. (A
+        stalled store may still run a give-back whose answer was lost, and then the owed one
+        too: a counter can end one below its failures, never below 0 — `Store.decr`.)"""
         if not keys:
             return
         try:

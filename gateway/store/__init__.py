@@ -210,7 +210,8 @@ class Store(Protocol):
 
     async def decr(self, key: str) -> int:
         """Undo one increment of a live counter (its window unchanged); 0 and nothing written
-        when it has expired, so an undo never starts a counter without a window."""
+        when it has expired, so an undo never starts a counter without a window, and never
+        below 0 (an undo repeated after a lost answer must not make a counter owe slots)."""
         ...
 
     async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:

@@ -87,7 +87,7 @@ class MemoryStore(Store):
 
     async def decr(self, key: str) -> int:
         entry = self._live(key)
-        if entry is None:
+        if entry is None or int(entry[0]) <= 0:
             return 0
         count = int(entry[0]) - 1
         self._data[key] = (str(count).encode(), entry[1])

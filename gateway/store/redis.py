@@ -64,7 +64,8 @@ return n
 """
 
 _DECR = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n == nil or n <= 0 then return 0 end
 return redis.call('DECR', KEYS[1])
 """
 

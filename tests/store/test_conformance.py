@@ -175,6 +175,10 @@ async def test_decr_undoes_an_increment_and_never_starts_a_counter(store: Store)
     gone = store.key("undo-missing")
     assert await store.decr(gone) == 0
     assert await store.get(gone) is None  # nothing written: no counter without a window
+    # An undo repeated (a give-back whose answer was lost, then the owed one) stops at 0: a
+    # counter below 0 would hand out extra guesses.
+    assert [await store.decr(key) for _ in range(3)] == [0, 0, 0]
+    assert await store.incr(key, ttl=60) == 1
 
 
 async def test_counters_in_one_round_trip(store: Store) -> None:
