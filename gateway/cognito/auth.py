@@ -162,15 +162,32 @@ async def initiate_auth(api: UserPoolApi, call: Call, flows: dict[str, str] | No
         raise invalid_parameter(f"{flow_name} flow not enabled for this client")
     if flow_name in ("REFRESH_TOKEN_AUTH", "REFRESH_TOKEN"):
         return await refresh(api, client, params)
-    username = params.get("USERNAME", "")
-    if not username:
-        raise invalid_parameter("Missing required parameter USERNAME")
+    username = username_of(params.get("USERNAME", ""))
     secret_hash(client, username, params.get("SECRET_HASH"))
     if flow_name in ("USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"):
         return await password_sign_in(api, client, username, params.get("PASSWORD", ""), call.ctx)
     if flow_name == "USER_SRP_AUTH":
         return await api.srp.start(client, username, params.get("SRP_A", ""), call.ctx)
     return await api.choice.start(client, username, params, call.ctx)  # USER_AUTH
+
+
+PASSWORD_VERIFIER_FIELDS = (
+    "USERNAME",
+    "PASSWORD_CLAIM_SECRET_BLOCK",
+    "PASSWORD_CLAIM_SIGNATURE",
+    "TIMESTAMP",
+)
+MAX_USERNAME = 254  # the longest e-mail address (RFC 5321); Cognito's usernames stop at 128
+
+
+def username_of(name: str) -> str:
+    """A USERNAME as a sign-in may use it: present, and no longer than any account's name
+    (a megabyte of name would otherwise be sealed into a Session and written to the audit)."""
+    if not name:
+        raise invalid_parameter("Missing required parameter USERNAME")
+    if len(name) > MAX_USERNAME:
+        raise invalid_parameter(f"USERNAME is longer than {MAX_USERNAME} characters")
+    return name
 
 
 async def new_flow(api: UserPoolApi, client: Client, batch: list[Write] | None = None) -> Flow:
@@ -306,6 +323,13 @@ async def respond_to_auth_challenge(api: UserPoolApi, call: Call) -> Body:
     client = app_client(api, body)
     responses = mapping(body, "ChallengeResponses")
     token = string(body, "Session", required=False, high=4096)
+    if name == "PASSWORD_VERIFIER":
+        # A malformed call is not a guess: refused before its Session is taken or a slot of
+        # the limits counted, as Cognito refuses it (every SDK sends all four).
+        for field in PASSWORD_VERIFIER_FIELDS:
+            if not responses.get(field):
+                raise invalid_parameter(f"Missing required parameter {field}")
+        username_of(responses["USERNAME"])
     if not token and name == "PASSWORD_VERIFIER":  # the SECRET_BLOCK names it (srp_flow)
         token = responses.get("PASSWORD_CLAIM_SECRET_BLOCK", "")
     asked = await api.challenges.take(token) if token else None

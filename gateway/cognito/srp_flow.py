@@ -61,6 +61,10 @@ class SrpSignIn:
 
     async def start(self, client: Client, username: str, srp_a: str, ctx: Context) -> Body:
         """InitiateAuth(USER_SRP_AUTH): the PASSWORD_VERIFIER challenge."""
+        if not srp_a:
+            raise invalid_parameter("Missing required parameter SRP_A")
+        if len(srp_a) > srp.HEX_LIMIT:
+            raise invalid_parameter(f"SRP_A is longer than {srp.HEX_LIMIT} hexadecimal digits")
         try:
             big_a = srp.parse_hex(srp_a)
         except ValueError:

@@ -501,6 +501,68 @@ async def test_srp_sign_in_with_pycognito_and_its_refusals(pool: GatewayServer) 
     )
 
 
+async def test_a_malformed_srp_answer_is_no_guess_and_keeps_its_session(
+    pool: GatewayServer,
+) -> None:
+    """RespondToAuthChallenge(PASSWORD_VERIFIER) without one of the four fields every SDK
+    sends is InvalidParameterException, as at Cognito: not "Incorrect username or password.",
+    not counted against the account, and its Session still answers. A USERNAME longer than
+    any account's name is refused before anything is stored for it."""
+    from pycognito.aws_srp import AWSSRP
+
+    from gateway.ratelimit import Limit
+
+    client = idp(pool)
+    email = f"mal{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    srp_client = AWSSRP(email, PASSWORD, "eu-west-1_TestPool1", "mobileapp", client=client)
+    started = client.initiate_auth(
+        AuthFlow="USER_SRP_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "SRP_A": format(srp_client.large_a_value, "x")},
+    )
+    responses = srp_client.process_challenge(started["ChallengeParameters"], {"USERNAME": email})
+    for field in ("USERNAME", "PASSWORD_CLAIM_SECRET_BLOCK", "PASSWORD_CLAIM_SIGNATURE",
+                  "TIMESTAMP"):  # fmt: skip
+        for missing in ({k: v for k, v in responses.items() if k != field},
+                        {**responses, field: ""}):  # fmt: skip
+            assert error_of(
+                client.respond_to_auth_challenge,
+                ClientId="mobileapp",
+                ChallengeName="PASSWORD_VERIFIER",
+                Session=started["Session"],
+                ChallengeResponses=missing,
+            ) == ("InvalidParameterException", f"Missing required parameter {field}")
+    config = pool.settings.rate_limits
+    limit = Limit("login-account", config.login_per_account, config.window)
+    counted = await pool.call(lambda s: s.store.get(s.limiter._key(limit, user.user_id)))
+    assert int(counted or 0) == 0
+    done = client.respond_to_auth_challenge(
+        ClientId="mobileapp",
+        ChallengeName="PASSWORD_VERIFIER",
+        Session=started["Session"],
+        ChallengeResponses=responses,
+    )
+    assert "AccessToken" in done["AuthenticationResult"]
+    long_name = "x" * 243 + "@example.com"  # 255 characters: longer than any e-mail address
+    for flow, params in (
+        ("USER_SRP_AUTH", {"SRP_A": "ab"}),
+        ("USER_PASSWORD_AUTH", {"PASSWORD": "x"}),
+    ):
+        assert error_of(
+            client.initiate_auth,
+            AuthFlow=flow,
+            ClientId="mobileapp",
+            AuthParameters={"USERNAME": long_name, **params},
+        ) == ("InvalidParameterException", "USERNAME is longer than 254 characters")
+    assert error_of(
+        client.initiate_auth,
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": long_name[1:], "PASSWORD": "x"},
+    ) == ("NotAuthorizedException", "Incorrect username or password.")
+
+
 async def test_a_verifier_moved_to_another_account_proves_nothing(pool: GatewayServer) -> None:
     """Verifiers are sealed to their account's key: one copied over another account's (write
     access to Redis, a botched restore) does not open there and counts as no verifier, so
@@ -736,17 +798,21 @@ async def test_what_a_new_user_found(pool: GatewayServer, mailbox: tuple[Mailbox
     assert error_of(client.revoke_token, ClientId="mobileapp", Token=result["AccessToken"])[0] == (
         "UnsupportedTokenTypeException"
     )
-    # SRP_A = 0 or N is refused at once.
-    for a in ("0", format(srp.N, "x")):
-        assert (
-            error_of(
-                client.initiate_auth,
-                AuthFlow="USER_SRP_AUTH",
-                ClientId="mobileapp",
-                AuthParameters={"USERNAME": email, "SRP_A": a},
-            )[0]
-            == "InvalidParameterException"
-        )
+    # SRP_A = 0 or N is refused at once; so are a missing, an overlong and a non-hex one,
+    # each saying which.
+    for a, message in (
+        ("0", "SRP_A cannot be 0"),
+        (format(srp.N, "x"), "SRP_A cannot be 0"),
+        ("", "Missing required parameter SRP_A"),
+        ("a" * 1025, "SRP_A is longer than 1024 hexadecimal digits"),
+        ("0x1f", "SRP_A is not a hexadecimal number"),
+    ):
+        assert error_of(
+            client.initiate_auth,
+            AuthFlow="USER_SRP_AUTH",
+            ClientId="mobileapp",
+            AuthParameters={"USERNAME": email, "SRP_A": a} if a else {"USERNAME": email},
+        ) == ("InvalidParameterException", message)
     # Bodies Python cannot take apart as they are: AWS errors, not 500s.
     headers = {
         "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
