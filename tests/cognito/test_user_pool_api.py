@@ -106,6 +106,38 @@ def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
     return error["Code"], error["Message"]
 
 
+def srp_started(client: Any, srp_client: Any, email: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """InitiateAuth(USER_SRP_AUTH) by pycognito's `srp_client`, and its answer to the
+    PASSWORD_VERIFIER challenge (not sent)."""
+    started = client.initiate_auth(
+        AuthFlow="USER_SRP_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "SRP_A": format(srp_client.large_a_value, "x")},
+    )
+    responses = srp_client.process_challenge(started["ChallengeParameters"], {"USERNAME": email})
+    return started, responses
+
+
+def verifier_answer(session: str, responses: dict[str, str]) -> dict[str, Any]:
+    """RespondToAuthChallenge(PASSWORD_VERIFIER)'s arguments."""
+    return {
+        "ClientId": "mobileapp",
+        "ChallengeName": "PASSWORD_VERIFIER",
+        "Session": session,
+        "ChallengeResponses": responses,
+    }
+
+
+async def login_count(pool: GatewayServer, value: str) -> int:
+    """The per-account sign-in counter of `value` (an account id, or a name no account has)."""
+    from gateway.ratelimit import Limit
+
+    config = pool.settings.rate_limits
+    limit = Limit("login-account", config.login_per_account, config.window)
+    raw = await pool.call(lambda s: s.store.get(s.limiter._key(limit, value)))
+    return int(raw or 0)
+
+
 def in_model(operation: str, answer: dict[str, Any]) -> None:
     """Every field Cognate returns is one the service model's output shape has."""
     output = MODEL["operations"][operation].get("output")
@@ -472,29 +504,13 @@ async def test_srp_sign_in_with_pycognito_and_its_refusals(pool: GatewayServer) 
             wrong.authenticate_user()
         assert refused.value.response["Error"]["Message"] == "Incorrect username or password."
     # The same answer twice: the Session (and its b) served once.
-    srp_client = srp_for(PASSWORD)
-    started = client.initiate_auth(
-        AuthFlow="USER_SRP_AUTH",
-        ClientId="mobileapp",
-        AuthParameters={"USERNAME": email, "SRP_A": format(srp_client.large_a_value, "x")},
-    )
+    started, responses = srp_started(client, srp_for(PASSWORD), email)
     in_model("InitiateAuth", started)
     assert started["ChallengeParameters"]["USER_ID_FOR_SRP"] == user.user_id
-    responses = srp_client.process_challenge(started["ChallengeParameters"], {"USERNAME": email})
-    first = client.respond_to_auth_challenge(
-        ClientId="mobileapp",
-        ChallengeName="PASSWORD_VERIFIER",
-        Session=started["Session"],
-        ChallengeResponses=responses,
-    )
+    answer = verifier_answer(started["Session"], responses)
+    first = client.respond_to_auth_challenge(**answer)
     assert "AccessToken" in first["AuthenticationResult"]
-    replayed = error_of(
-        client.respond_to_auth_challenge,
-        ClientId="mobileapp",
-        ChallengeName="PASSWORD_VERIFIER",
-        Session=started["Session"],
-        ChallengeResponses=responses,
-    )
+    replayed = error_of(client.respond_to_auth_challenge, **answer)
     assert replayed == (
         "NotAuthorizedException",
         "Invalid session for the user, session is expired.",
@@ -510,39 +526,20 @@ async def test_a_malformed_srp_answer_is_no_guess_and_keeps_its_session(
     any account's name is refused before anything is stored for it."""
     from pycognito.aws_srp import AWSSRP
 
-    from gateway.ratelimit import Limit
-
     client = idp(pool)
     email = f"mal{secrets.token_hex(4)}@example.com"
     user = await pool.add_user(email, PASSWORD, email_verified=True)
     srp_client = AWSSRP(email, PASSWORD, "eu-west-1_TestPool1", "mobileapp", client=client)
-    started = client.initiate_auth(
-        AuthFlow="USER_SRP_AUTH",
-        ClientId="mobileapp",
-        AuthParameters={"USERNAME": email, "SRP_A": format(srp_client.large_a_value, "x")},
-    )
-    responses = srp_client.process_challenge(started["ChallengeParameters"], {"USERNAME": email})
+    started, responses = srp_started(client, srp_client, email)
     for field in ("USERNAME", "PASSWORD_CLAIM_SECRET_BLOCK", "PASSWORD_CLAIM_SIGNATURE",
                   "TIMESTAMP"):  # fmt: skip
         for missing in ({k: v for k, v in responses.items() if k != field},
                         {**responses, field: ""}):  # fmt: skip
             assert error_of(
-                client.respond_to_auth_challenge,
-                ClientId="mobileapp",
-                ChallengeName="PASSWORD_VERIFIER",
-                Session=started["Session"],
-                ChallengeResponses=missing,
+                client.respond_to_auth_challenge, **verifier_answer(started["Session"], missing)
             ) == ("InvalidParameterException", f"Missing required parameter {field}")
-    config = pool.settings.rate_limits
-    limit = Limit("login-account", config.login_per_account, config.window)
-    counted = await pool.call(lambda s: s.store.get(s.limiter._key(limit, user.user_id)))
-    assert int(counted or 0) == 0
-    done = client.respond_to_auth_challenge(
-        ClientId="mobileapp",
-        ChallengeName="PASSWORD_VERIFIER",
-        Session=started["Session"],
-        ChallengeResponses=responses,
-    )
+    assert await login_count(pool, user.user_id) == 0
+    done = client.respond_to_auth_challenge(**verifier_answer(started["Session"], responses))
     assert "AccessToken" in done["AuthenticationResult"]
     long_name = "x" * 243 + "@example.com"  # 255 characters: longer than any e-mail address
     for flow, params in (
@@ -601,35 +598,27 @@ async def test_wrong_srp_proofs_count_where_wrong_passwords_do(pool: GatewayServ
     e-mail takes too. An unknown name's are counted under the name typed, as its passwords."""
     from pycognito.aws_srp import AWSSRP
 
-    from gateway.ratelimit import Limit
-
     client = idp(pool)
     email = f"lim{secrets.token_hex(4)}@example.com"
     user = await pool.add_user(email, PASSWORD, email_verified=True)
-    config = pool.settings.rate_limits
-    limit = Limit("login-account", config.login_per_account, config.window)
 
     def srp_fails(username: str) -> None:
         wrong = AWSSRP(username, "not the password", "eu-west-1_TestPool1", "mobileapp",
                        client=client)  # fmt: skip
         assert error_of(wrong.authenticate_user)[1] == "Incorrect username or password."
 
-    async def counted(value: str) -> int:
-        raw = await pool.call(lambda s: s.store.get(s.limiter._key(limit, value)))
-        return int(raw or 0)
-
     for name in (email, user.user_id, email.upper()):
         await asyncio.to_thread(srp_fails, name)
-    assert await counted(user.user_id) == 3
+    assert await login_count(pool, user.user_id) == 3
     password = {"USERNAME": email, "PASSWORD": "wrong"}
     assert error_of(
         client.initiate_auth,
         AuthFlow="USER_PASSWORD_AUTH", ClientId="mobileapp", AuthParameters=password,
     ) == ("NotAuthorizedException", "Incorrect username or password.")  # fmt: skip
-    assert await counted(user.user_id) == 4  # the same counter
+    assert await login_count(pool, user.user_id) == 4  # the same counter
     ghost = f"ghost{secrets.token_hex(4)}@example.com"
     await asyncio.to_thread(srp_fails, ghost)
-    assert await counted(ghost) == 1
+    assert await login_count(pool, ghost) == 1
 
 
 async def test_an_account_without_a_verifier_gets_one_at_its_next_password_sign_in(
@@ -892,8 +881,6 @@ async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer
 
     import httpx
 
-    from gateway.ratelimit import Limit
-
     email = f"par{secrets.token_hex(4)}@example.com"
     user = await pool.add_user(email, PASSWORD, email_verified=True)
     headers = {
@@ -919,12 +906,9 @@ async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer
         (400, "NotAuthorizedException", "Password attempts exceeded"),
         (429, "TooManyRequestsException", "Too many requests."),
     }
-    config = pool.settings.rate_limits
-    limit = Limit("login-account", config.login_per_account, config.window)
     # (counted for the account, whichever of its names was typed)
-    counted = await pool.call(lambda s: s.store.get(s.limiter._key(limit, user.user_id)))
-    assert int(counted) == checked  # every checked password was counted
-    assert checked <= config.login_per_account  # and no more were checked than it allows
+    assert await login_count(pool, user.user_id) == checked  # every checked password counted
+    assert checked <= pool.settings.rate_limits.login_per_account  # and no more than it allows
 
 
 async def test_a_totp_code_counts_once_in_its_window(pool: GatewayServer) -> None:
