@@ -15,6 +15,7 @@ from tests.helpers import (
     RedisServer,
     free_port,
     make_settings,
+    thaw,
 )
 from tests.mail import Mailbox, SmsReceiver
 
@@ -24,6 +25,16 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def frozen_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for it to `freeze`; thawed and stopped afterwards."""
+    server = RedisServer()
+    server.start()
+    yield server
+    thaw(server)
     server.stop()
 
 

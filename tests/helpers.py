@@ -13,9 +13,11 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -114,6 +116,18 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+
+
+def freeze(server: RedisServer) -> None:
+    """Stop the server with SIGSTOP: connections stay open, nothing is answered (a frozen
+    network or a stalled host gives no error either) until `thaw`."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+
+
+def thaw(server: RedisServer) -> None:
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGCONT)
 
 
 def make_settings(port: int, redis_url: str, **overrides: Any) -> Settings:

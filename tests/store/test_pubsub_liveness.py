@@ -7,32 +7,13 @@ those caches off. Here the server is frozen with SIGSTOP."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.store.redis import PUBSUB_SILENCE, RedisStore
-from tests.helpers import RedisServer
-
-
-@pytest.fixture
-def frozen_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own (it gets frozen), thawed and stopped afterwards."""
-    server = RedisServer()
-    server.start()
-    yield server
-    assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGCONT)
-    server.stop()
-
-
-def freeze(server: RedisServer) -> None:
-    assert server.proc is not None
-    os.kill(server.proc.pid, signal.SIGSTOP)
+from tests.helpers import RedisServer, freeze
 
 
 async def test_a_silent_subscription_is_given_up(frozen_redis: RedisServer) -> None:
