@@ -1,25 +1,31 @@
 """Fixed-window failure counters in the store, for sign-in and anything else that must not be
 guessed at speed.
 
-A limit is (what, how many, window). Failures are counted with one INCR that starts the window
-on its first hit; once a counter is over its limit, attempts are refused with the window's
-remaining time as Retry-After. Guesses are counted before they are checked (`take`, then
-`settle`): each attempt takes a slot with an atomic INCR first and gives it back if it turns
-out not to be a failure, so a burst of parallel guesses gets the limit's number of checks, not
-one per request in flight. Windows always expire, so an attacker can slow a victim's sign-in
-down but never lock the account for good; keys are hashed, so the store never holds the
-e-mail addresses or IPs being counted.
+A limit is (what, how many, window). Guesses are counted before they are checked (`take`,
+then `settle`): each attempt first holds a slot in every window it counts against (one atomic
+script per window, all in one round trip; the first slot starts the window) and gives them
+back if it turns out not to be a failure, so a burst of parallel guesses gets the limit's
+number of checks, not one per request in flight. Once a window is over its limit, attempts are
+refused with its remaining time as Retry-After.
+
+A slot is the attempt's own random id in the window (`Store.hold_slots`), not a step of a
+counter: holding or giving back twice changes nothing, so an answer Redis sent but a stall
+lost — a hold, or a give-back that ran before it timed out and is then repeated — neither
+frees a guess nor counts one too many. Windows always expire, so an attacker can slow a
+victim's sign-in down but never lock the account for good; keys are hashed, so the store
+never holds the e-mail addresses or IPs being counted.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from dataclasses import dataclass, field
 
 from gateway.crypto import Sealer
 from gateway.errors import GatewayError, Unavailable
-from gateway.store import Store
+from gateway.store import Slot, Store
 
 
 class RateLimited(GatewayError):
@@ -44,7 +50,7 @@ class Attempt:
     """One attempt's slots (`RateLimiter.take`): `failed()` when it is a failure (it stays
     counted); otherwise `RateLimiter.settle` gives them back."""
 
-    keys: list[str]
+    slots: list[Slot]
     is_failure: bool = field(default=False)
 
     def failed(self) -> None:
@@ -59,59 +65,91 @@ class RateLimiter:
     def __init__(self, store: Store, sealer: Sealer) -> None:
         self._store = store
         self._sealer = sealer
-        # Slots an attempt could not give back because the store was down at that moment:
-        # given back by the next call that reaches the store, so a Redis blip in the middle
-        # of a sign-in does not lock its user out for the window once Redis is back. (A
-        # counter whose window has ended meanwhile is left alone: `Store.decr`.)
-        self._owed: list[str] = []
+        # Slots an attempt could not give back because the store was down at that moment,
+        # each with whether its hold is known to have landed: given back by the next call
+        # that reaches the store, so a Redis blip in the middle of a sign-in does not lock its
+        # user out for the window once Redis is back. Giving a slot back twice is harmless
+        # (`Store.release_slots`), so an answer lost either way costs no guess and adds none.
+        self._owed: list[tuple[Slot, bool]] = []
 
-    def _key(self, limit: Limit, value: str) -> str:
+    def key(self, limit: Limit, value: str) -> str:
+        """The store key of `limit`'s window for `value` (hashed: the store never holds the
+        addresses or names it counts)."""
         if limit.scope.endswith("-ip"):
             value = _subscriber(value)
-        return self._store.key("rl", limit.scope, self._sealer.keyed_hash(value, purpose="rl"))
+        digest = self._sealer.keyed_hash(value, purpose="rl")
+        # "rl-slots": windows of attempt ids; the "rl" counters of earlier releases are
+        # strings, and expire on their own.
+        return self._store.key("rl-slots", limit.scope, digest)
 
-    async def take(self, checks: list[tuple[Limit, str]]) -> list[str]:
-        """Count one attempt against every limit before it is made (an atomic INCR each, all
-        in one round trip): RateLimited, with nothing left counted, if that puts any counter
-        over its limit. Returns the counters' keys (for `give_back`). When the store fails
-        mid-way, what it may have counted stays counted (a guess is never made free)."""
-        keys = [self._key(limit, value) for limit, value in checks]
-        if self._owed:
-            owed, self._owed = self._owed, []
-            await self.give_back(owed)
-        windows = [(key, limit.window) for (limit, _), key in zip(checks, keys, strict=True)]
-        counts = await self._store.incr_many(windows)
+    async def count(self, limit: Limit, value: str) -> int:
+        """The attempts `limit` counts for `value` now: failures, and attempts in flight."""
+        return await self._store.slots_held(self.key(limit, value))
+
+    async def take(self, checks: list[tuple[Limit, str]]) -> list[Slot]:
+        """Count one attempt against every limit before it is made (one round trip for all):
+        RateLimited, with nothing left counted, if that puts any counter over its limit.
+        Returns the attempt's slots (for `give_back`). When the store fails, the attempt is
+        not made (503) and its slots, which may have landed, are owed back."""
+        await self._pay_owed()
+        member = os.urandom(12).hex()
+        slots = [Slot(self.key(limit, value), member, limit.window) for limit, value in checks]
+        try:
+            counts = await self._store.hold_slots(slots)
+        except Unavailable:
+            self._owe(slots, unsure=True)
+            raise
         over = [
-            (limit, key)
-            for (limit, _), key, count in zip(checks, keys, counts, strict=True)
+            (limit, slot)
+            for (limit, _), slot, count in zip(checks, slots, counts, strict=True)
             if count > limit.count
         ]
         if over:
-            limit, key = over[0]
+            limit, slot = over[0]
             try:
-                ttl = await self._store.ttl(key)
+                ttl = await self._store.ttl(slot.key)
             finally:
-                await self.give_back(keys)
+                await self.give_back(slots)
             raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
-        return keys
+        return slots
 
-    async def give_back(self, keys: list[str]) -> None:
+    async def give_back(self, slots: list[Slot]) -> None:
         """Undo `take` for an attempt that was not a failure (one round trip). With the store
-        down, the slots are owed, and given back by the next `take` that reaches it. (A
-        stalled store may still run a give-back whose answer was lost, and then the owed one
-        too: a counter can end one below its failures, never below 0 — `Store.decr`.)"""
-        if not keys:
+        down, the slots are owed, and given back by the next `take` that reaches it."""
+        if not slots:
             return
         try:
-            await self._store.decr_many(keys)
+            await self._store.release_slots(slots)
         except Unavailable:
-            self._owed = [*self._owed, *keys][-self.OWED :]
+            self._owe(slots, unsure=False)
 
     async def settle(self, attempt: Attempt) -> None:
         """After an attempt begun with `take`: its slots back unless it `failed()` (a success,
         a refusal for another reason, an outage or an overload mid-way is no guess)."""
         if not attempt.is_failure:
-            await self.give_back(attempt.keys)
+            await self.give_back(attempt.slots)
+
+    def _owe(self, slots: list[Slot], unsure: bool) -> None:
+        self._owed = [*self._owed, *((slot, unsure) for slot in slots)][-self.OWED :]
+
+    async def _pay_owed(self) -> None:
+        """Give back what outages kept (a failure here leaves them owed, and fails the take:
+        the store is down for it too)."""
+        if not self._owed:
+            return
+        owed, self._owed = self._owed, []
+        sure = [slot for slot, unsure in owed if not unsure]
+        unsure = [slot for slot, unsure in owed if unsure]
+        try:
+            if sure:
+                await self._store.release_slots(sure)
+                sure = []
+            if unsure:
+                await self._store.release_slots(unsure, unsure=True)
+        except Unavailable:
+            self._owed = [*((s, False) for s in sure), *((s, True) for s in unsure), *self._owed]
+            self._owed = self._owed[-self.OWED :]
+            raise
 
 
 def _subscriber(address: str) -> str:

@@ -107,6 +107,17 @@ Read = Get | Take
 
 
 @dataclass(frozen=True, slots=True)
+class Slot:
+    """One attempt's place in a counting window (`Store.hold_slots`): the window's `key`, the
+    attempt's `member` (the same for all its windows; unique per attempt) and the window's
+    length in seconds, started by its first member."""
+
+    key: str
+    member: str
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
 class Modified:
     """What `Store.modify` did: `written` when this call wrote `value`; otherwise `change` left
     the key as it was and `value` is what it held (None: absent) when `change` saw it."""
@@ -208,19 +219,23 @@ class Store(Protocol):
         """Increment a counter; the first increment starts its `ttl` window."""
         ...
 
-    async def decr(self, key: str) -> int:
-        """Undo one increment of a live counter (its window unchanged); 0 and nothing written
-        when it has expired, so an undo never starts a counter without a window, and never
-        below 0 (an undo repeated after a lost answer must not make a counter owe slots)."""
+    async def hold_slots(self, holds: Sequence[Slot]) -> list[int]:
+        """Count each hold's `member` in its window (`key`), in one round trip; each window's
+        count afterwards, in order. Each window is its own (on Cluster they may live on
+        different nodes); the first member starts its `ttl`. Idempotent: a member counts once
+        however often it is held, so a hold repeated after a lost answer counts once, and a
+        member released `unsure` (below) never counts."""
         ...
 
-    async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:
-        """`incr` of each (key, ttl), in one round trip; the counts in order. Not atomic as a
-        whole: each counter is its own (on Cluster they may live on different nodes)."""
+    async def release_slots(self, holds: Sequence[Slot], unsure: bool = False) -> None:
+        """Uncount each hold's member (its window unchanged), in one round trip; idempotent:
+        a release repeated after a lost answer uncounts once, never another hold's slot.
+        `unsure`: the hold itself may still be on its way (its answer was lost), so the member
+        is remembered as released for the window and a hold of it arriving late counts not."""
         ...
 
-    async def decr_many(self, keys: Sequence[str]) -> list[int]:
-        """`decr` of each key, in one round trip; the counts in order."""
+    async def slots_held(self, key: str) -> int:
+        """How many members a window counts now (0 when it has ended)."""
         ...
 
     async def ttl(self, key: str) -> float | None:

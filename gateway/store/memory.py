@@ -12,7 +12,17 @@ import bisect
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from gateway.store import IndexAdd, Put, Read, SortedAdd, SortedRemove, Store, Take, Write
+from gateway.store import (
+    IndexAdd,
+    Put,
+    Read,
+    Slot,
+    SortedAdd,
+    SortedRemove,
+    Store,
+    Take,
+    Write,
+)
 
 
 class MemoryStore(Store):
@@ -24,6 +34,8 @@ class MemoryStore(Store):
         self._streams: dict[str, list[tuple[str, dict[str, str]]]] = {}
         self._indexes: dict[str, dict[str, float]] = {}
         self._sorted: dict[str, list[bytes]] = {}  # sorted sets: members kept in byte order
+        # Counting windows (hold_slots): member → counted (False: released unsure), deadline.
+        self._windows: dict[str, tuple[dict[str, bool], float]] = {}
         self._changed = asyncio.Event()
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
 
@@ -77,7 +89,10 @@ class MemoryStore(Store):
         for key in existing:
             del self._data[key]
         sets = [k for k in keys if self._sorted.pop(k, None)]
-        return len(existing) + len(sets)
+        windows = [k for k in keys if self._window(k) is not None]
+        for key in windows:
+            del self._windows[key]
+        return len(existing) + len(sets) + len(windows)
 
     async def incr(self, key: str, ttl: float) -> int:
         entry = self._live(key)
@@ -85,21 +100,47 @@ class MemoryStore(Store):
         self._data[key] = (str(count).encode(), entry[1] if entry else self._deadline(ttl))
         return count
 
-    async def decr(self, key: str) -> int:
-        entry = self._live(key)
-        if entry is None or int(entry[0]) <= 0:
-            return 0
-        count = int(entry[0]) - 1
-        self._data[key] = (str(count).encode(), entry[1])
-        return count
+    def _window(self, key: str) -> dict[str, bool] | None:
+        entry = self._windows.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            del self._windows[key]
+            return None
+        return entry[0]
 
-    async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:
-        return [await self.incr(key, ttl) for key, ttl in counters]
+    def _open_window(self, slot: Slot) -> dict[str, bool]:
+        members = self._window(slot.key)
+        if members is None:
+            members = {}
+            self._windows[slot.key] = (members, time.monotonic() + slot.ttl)
+        return members
 
-    async def decr_many(self, keys: Sequence[str]) -> list[int]:
-        return [await self.decr(key) for key in keys]
+    async def hold_slots(self, holds: Sequence[Slot]) -> list[int]:
+        counts = []
+        for slot in holds:
+            members = self._open_window(slot)
+            members.setdefault(slot.member, True)
+            counts.append(sum(members.values()))
+        return counts
+
+    async def release_slots(self, holds: Sequence[Slot], unsure: bool = False) -> None:
+        for slot in holds:
+            members = self._open_window(slot) if unsure else self._window(slot.key)
+            if members is None:
+                continue
+            if unsure:
+                members[slot.member] = False
+            else:
+                members.pop(slot.member, None)
+
+    async def slots_held(self, key: str) -> int:
+        members = self._window(key)
+        return 0 if members is None else sum(members.values())
 
     async def ttl(self, key: str) -> float | None:
+        if self._window(key) is not None:
+            return max(0.0, self._windows[key][1] - time.monotonic())
         entry = self._live(key)
         if entry is None or entry[1] is None:
             return None

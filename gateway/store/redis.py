@@ -37,7 +37,17 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
-from gateway.store import IndexAdd, Put, Read, SortedAdd, SortedRemove, Store, Take, Write
+from gateway.store import (
+    IndexAdd,
+    Put,
+    Read,
+    Slot,
+    SortedAdd,
+    SortedRemove,
+    Store,
+    Take,
+    Write,
+)
 from gateway.store.sentinel import FailoverWatch
 
 # Compare-and-swap on one key. KEEPTTL needs Redis >= 6.0.
@@ -63,10 +73,34 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
-_DECR = """
-local n = tonumber(redis.call('GET', KEYS[1]))
-if n == nil or n <= 0 then return 0 end
-return redis.call('DECR', KEYS[1])
+# A counting window (hold_slots) is a hash: a field per attempt ("1" counted, "0" released
+# while its hold may still arrive) and "#", the count. HSETNX makes a repeated hold count once
+# and keeps a released member from counting again; the first member starts the window.
+_HOLD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
+  local n = redis.call('HINCRBY', KEYS[1], '#', 1)
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  return n
+end
+return tonumber(redis.call('HGET', KEYS[1], '#') or '0')
+"""
+
+# Uncount a member once (a repeat finds it gone or "0"); unsure (ARGV[2] "1"): leave "0" in
+# its place, in a window it starts if need be, for a hold that may still arrive.
+_RELEASE = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held == '1' then
+  if ARGV[2] == '1' then
+    redis.call('HSET', KEYS[1], ARGV[1], '0')
+  else
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+  redis.call('HINCRBY', KEYS[1], '#', -1)
+elseif not held and ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], '0')
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+end
+return 1
 """
 
 
@@ -447,21 +481,23 @@ class RedisStore(Store):
         return sum(int(r) for r in results)
 
     async def incr(self, key: str, ttl: float) -> int:
-        return (await self.incr_many([(key, ttl)]))[0]
-
-    async def decr(self, key: str) -> int:
-        return (await self.decr_many([key]))[0]
-
-    async def incr_many(self, counters: Sequence[tuple[str, float]]) -> list[int]:
         # Not retried: an INCR that landed before a lost answer would count twice.
-        commands = [("EVAL", _INCR, 1, key, _ms(ttl)) for key, ttl in counters]
-        counts = await self._call("incr", lambda: self._round_trip(commands))
+        return int(await self._one("incr", "EVAL", _INCR, 1, key, _ms(ttl)))
+
+    async def hold_slots(self, holds: Sequence[Slot]) -> list[int]:
+        commands = [("EVAL", _HOLD, 1, h.key, h.member, _ms(h.ttl)) for h in holds]
+        # Retried after a lost connection: a hold that landed counts once however often.
+        counts = await self._call("hold", lambda: self._round_trip(commands), idempotent=True)
         return [int(n) for n in counts]
 
-    async def decr_many(self, keys: Sequence[str]) -> list[int]:
-        commands = [("EVAL", _DECR, 1, key) for key in keys]
-        counts = await self._call("decr", lambda: self._round_trip(commands))
-        return [int(n) for n in counts]
+    async def release_slots(self, holds: Sequence[Slot], unsure: bool = False) -> None:
+        flag = "1" if unsure else "0"
+        commands = [("EVAL", _RELEASE, 1, h.key, h.member, flag, _ms(h.ttl)) for h in holds]
+        await self._call("release", lambda: self._round_trip(commands), idempotent=True)
+
+    async def slots_held(self, key: str) -> int:
+        count = await self._one("slots_held", "HGET", key, "#", idempotent=True)
+        return int(count or 0)
 
     async def ttl(self, key: str) -> float | None:
         ms = int(await self._one("ttl", "PTTL", key, idempotent=True))

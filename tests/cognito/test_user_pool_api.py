@@ -134,8 +134,8 @@ async def login_count(pool: GatewayServer, value: str) -> int:
 
     config = pool.settings.rate_limits
     limit = Limit("login-account", config.login_per_account, config.window)
-    raw = await pool.call(lambda s: s.store.get(s.limiter._key(limit, value)))
-    return int(raw or 0)
+    count: int = await pool.call(lambda s: s.limiter.count(limit, value))
+    return count
 
 
 def in_model(operation: str, answer: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.errors import StoreContended, StoreUnavailable
-from gateway.store import Append, Get, IndexAdd, Modified, Put, Store, Take, open_store
+from gateway.store import Append, Get, IndexAdd, Modified, Put, Slot, Store, Take, open_store
 from gateway.store.memory import MemoryStore
 from tests.helpers import RedisServer, free_port
 
@@ -166,32 +166,49 @@ async def test_incr_window(store: Store) -> None:
     assert remaining is not None and 55 < remaining <= 60
 
 
-async def test_decr_undoes_an_increment_and_never_starts_a_counter(store: Store) -> None:
-    key = store.key("undo")
-    assert [await store.incr(key, ttl=60) for _ in range(2)] == [1, 2]
-    assert await store.decr(key) == 1
+async def test_slots_count_each_member_once_in_its_window(store: Store) -> None:
+    """`hold_slots`: a window per key (several slots on Cluster), started by its first member;
+    a member held again (a hold repeated after a lost answer) counts once."""
+    account, ip = store.key("slots", "account"), store.key("slots", "ip")
+    first = [Slot(account, "a1", 60), Slot(ip, "a1", 30)]
+    assert await store.hold_slots(first) == [1, 1]
+    assert await store.hold_slots(first) == [1, 1]  # the same attempt again: no second slot
+    assert await store.hold_slots([Slot(account, "a2", 60), Slot(ip, "a2", 30)]) == [2, 2]
+    short = await store.ttl(ip)
+    assert short is not None and 25 < short <= 30  # each its own window, set on its first hit
+    assert await store.hold_slots([Slot(ip, "a3", 99)]) == [3]
+    later = await store.ttl(ip)
+    assert later is not None and later <= 30  # later members leave the window as it was
+    assert [await store.slots_held(k) for k in (account, ip)] == [2, 3]
+
+
+async def test_a_released_slot_is_uncounted_once(store: Store) -> None:
+    """`release_slots`: repeated (a give-back whose answer was lost, then the owed one), it
+    uncounts its own member once and never another attempt's; it never starts a window."""
+    key = store.key("release", "account")
+    await store.hold_slots([Slot(key, m, 60) for m in ("a1", "a2", "a3")])
+    for _ in range(3):
+        await store.release_slots([Slot(key, "a1", 60)])
+    assert await store.slots_held(key) == 2
     remaining = await store.ttl(key)
     assert remaining is not None and 55 < remaining <= 60  # the window is unchanged
-    gone = store.key("undo-missing")
-    assert await store.decr(gone) == 0
-    assert await store.get(gone) is None  # nothing written: no counter without a window
-    # An undo repeated (a give-back whose answer was lost, then the owed one) stops at 0: a
-    # counter below 0 would hand out extra guesses.
-    assert [await store.decr(key) for _ in range(3)] == [0, 0, 0]
-    assert await store.incr(key, ttl=60) == 1
+    gone = store.key("release", "none")
+    await store.release_slots([Slot(gone, "a1", 60)])
+    assert await store.ttl(gone) is None and await store.slots_held(gone) == 0
 
 
-async def test_counters_in_one_round_trip(store: Store) -> None:
-    """`incr_many` and `decr_many`: each counter as `incr`/`decr` would count it (keys in
-    several slots on Cluster), its own window, the counts in order."""
-    keys = [store.key("many", name) for name in ("account", "ip", "other")]
-    assert await store.incr_many([(keys[0], 60), (keys[1], 30)]) == [1, 1]
-    assert await store.incr_many([(keys[0], 60), (keys[1], 30), (keys[2], 60)]) == [2, 2, 1]
-    short = await store.ttl(keys[1])
-    assert short is not None and 25 < short <= 30  # each its own window, set on its first hit
-    assert await store.decr_many([keys[0], keys[1], store.key("many", "gone")]) == [1, 1, 0]
-    assert await store.get(store.key("many", "gone")) is None
-    assert [await store.incr(k, ttl=60) for k in keys] == [2, 2, 2]
+async def test_a_slot_released_unsure_never_counts(store: Store) -> None:
+    """`release_slots(unsure=True)`, for a hold whose answer was lost: whether that hold landed
+    before (uncounted) or arrives after the release (not counted), the attempt counts not."""
+    landed, late = store.key("unsure", "landed"), store.key("unsure", "late")
+    await store.hold_slots([Slot(landed, "a1", 60), Slot(landed, "a2", 60)])
+    await store.release_slots([Slot(landed, "a1", 60), Slot(late, "a1", 60)], unsure=True)
+    await store.release_slots([Slot(landed, "a1", 60)], unsure=True)  # repeated: still once
+    assert await store.slots_held(landed) == 1
+    assert await store.hold_slots([Slot(late, "a1", 60), Slot(landed, "a1", 60)]) == [0, 1]
+    assert await store.hold_slots([Slot(late, "a2", 60)]) == [1]  # others count as ever
+    remaining = await store.ttl(late)
+    assert remaining is not None and 55 < remaining <= 60  # the release started the window
 
 
 async def test_scan_by_prefix(store: Store) -> None:
