@@ -582,7 +582,11 @@ async def limited_account(services: Services, identifier: str) -> str:
     identifier names one, so its e-mail, its username and its id (each a way to name it) share
     one allowance instead of multiplying it; otherwise the identifier itself. (The one
     allowance means failures under one name lock the others out too, which is the point.)"""
-    user = await services.users.by_login(identifier)
+    return counted_as(await services.users.by_login(identifier), identifier)
+
+
+def counted_as(user: User | None, identifier: str) -> str:
+    """`limited_account` for a caller that has looked `identifier` up already (`user`)."""
     return user.user_id if user is not None else identifier
 
 

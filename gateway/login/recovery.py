@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.login.machine import counted_as
 from gateway.login.steps import LoginError, TooManyAttempts
 from gateway.logout import end_local_user
 from gateway.ratelimit import Limit, RateLimited
-from gateway.users.directory import User, check_password_policy
+from gateway.users.directory import User, check_password_policy, normalize_email
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -53,13 +54,16 @@ class ResetCode:
 
 async def request_code(services: Services, login: str, ip: str) -> ResetCode | None:
     """A reset code for the account `login` names, when one exists and is enabled; None
-    otherwise (the caller answers the same either way)."""
-    limits = [(Limit("reset-ip", 20, 3600), ip), (Limit("reset-account", 5, 3600), login)]
+    otherwise (the caller answers the same either way). The per-account limit counts the
+    account, not the name (`counted_as`): its e-mail, username and id share one allowance, as
+    at sign-in, or each way of naming it would be five more e-mails an hour to its owner."""
+    user = await services.users.by_login(login)
+    account = counted_as(user, normalize_email(login))
+    limits = [(Limit("reset-ip", 20, 3600), ip), (Limit("reset-account", 5, 3600), account)]
     try:
         await services.limiter.take(limits)  # every request counts, taken before it is served
     except RateLimited as exc:
         raise TooManyResets(exc.retry_after) from None
-    user = await services.users.by_login(login)
     if user is None or not user.enabled:
         return None
     code = await services.codes.issue(RESET, user.user_id)

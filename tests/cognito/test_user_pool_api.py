@@ -433,6 +433,22 @@ async def test_forgot_password_with_the_e_mailed_code(
     )
 
 
+async def test_reset_codes_are_limited_per_account_by_any_of_its_names(
+    pool: GatewayServer, mailbox: tuple[Mailbox, int]
+) -> None:
+    """Five reset e-mails an hour per account, whether it is named by its e-mail (any case) or
+    its id: counted by name, each way of naming it was five more e-mails to its owner."""
+    client = idp(pool)
+    email = f"resets{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    for name in (email, email.upper(), user.user_id, user.user_id.upper(), email):
+        client.forgot_password(ClientId="mobileapp", Username=name)
+    refused = error_of(client.forgot_password, ClientId="mobileapp", Username=user.user_id)
+    assert refused[0] == "LimitExceededException"
+    for _ in range(5):
+        assert code_in(await mailbox[0].next_for(email))
+
+
 async def test_bad_bodies_are_aws_errors(pool: GatewayServer) -> None:
     import httpx
 
