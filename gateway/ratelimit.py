@@ -21,6 +21,8 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from gateway.crypto import Sealer
@@ -29,10 +31,13 @@ from gateway.store import Slot, Store
 
 
 class RateLimited(GatewayError):
-    """Too many attempts; `retry_after` seconds until the window ends."""
+    """Too many attempts; `retry_after` seconds until the window ends. `first`: the first
+    refusal of that window this process has seen (what is worth an audit entry: refusals
+    cost an attacker nothing, and one entry each would grow the audit stream at their rate)."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, first: bool = True) -> None:
         self.retry_after = retry_after
+        self.first = first
         super().__init__(f"too many attempts; retry after {retry_after}s")
 
 
@@ -61,6 +66,7 @@ class RateLimiter:
     """Take and count attempts against several limits at once."""
 
     OWED = 10_000  # slots owed back at most (see give_back)
+    REFUSED = 10_000  # windows whose first refusal is remembered (RateLimited.first)
 
     def __init__(self, store: Store, sealer: Sealer) -> None:
         self._store = store
@@ -71,6 +77,8 @@ class RateLimiter:
         # user out for the window once Redis is back. Giving a slot back twice is harmless
         # (`Store.release_slots`), so an answer lost either way costs no guess and adds none.
         self._owed: list[tuple[Slot, bool]] = []
+        # Windows refused at least once, with when they end (monotonic), oldest first.
+        self._refused: OrderedDict[str, float] = OrderedDict()
 
     def key(self, limit: Limit, value: str) -> str:
         """The store key of `limit`'s window for `value` (hashed: the store never holds the
@@ -110,8 +118,20 @@ class RateLimiter:
                 ttl = await self._store.ttl(slot.key)
             finally:
                 await self.give_back(slots)
-            raise RateLimited(max(1, math.ceil(ttl if ttl is not None else limit.window)))
+            retry_after = max(1, math.ceil(ttl if ttl is not None else limit.window))
+            raise RateLimited(retry_after, self._first_refusal(slot.key, retry_after))
         return slots
+
+    def _first_refusal(self, key: str, retry_after: int) -> bool:
+        now = time.monotonic()
+        ends = self._refused.get(key)
+        if ends is not None and ends > now:
+            return False
+        self._refused[key] = now + retry_after
+        self._refused.move_to_end(key)
+        while len(self._refused) > self.REFUSED:
+            self._refused.popitem(last=False)
+        return True
 
     async def give_back(self, slots: list[Slot]) -> None:
         """Undo `take` for an attempt that was not a failure (one round trip). With the store

@@ -144,7 +144,11 @@ async def first_factor(
     try:
         attempt = Attempt(await services.limiter.take(checks))
     except RateLimited as exc:
-        await outcome(services, connector_id, "limited", account=account, ip=ctx.ip)
+        # Counted every time; audited once per window (and replica): refusals are free to
+        # send, and an entry each would grow the audit stream at an attacker's rate.
+        await outcome(
+            services, connector_id, "limited", audited=exc.first, account=account, ip=ctx.ip
+        )
         raise TooManyAttempts(exc.retry_after) from None
     try:
         upstream = await prove()
@@ -570,11 +574,13 @@ async def outcome(
     connector_id: str,
     result: str,
     batch: list[Write] | None = None,
+    audited: bool = True,
     **fields: Any,
 ) -> None:
     """Count and audit one sign-in attempt (result: success, failure, limited)."""
     services.metrics.sign_ins.labels(connector_id, result).inc()
-    await services.audit.record(f"sign_in.{result}", batch, connector=connector_id, **fields)
+    if audited:
+        await services.audit.record(f"sign_in.{result}", batch, connector=connector_id, **fields)
 
 
 async def limited_account(services: Services, identifier: str) -> str:

@@ -890,9 +890,9 @@ async def test_admin_initiate_auth_is_signed_with_an_admin_key(pool: GatewayServ
 
 
 async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer) -> None:
-    # 100 wrong answers at once: every one counts (the failure counter is one atomic INCR
-    # each, taken before the password is checked), so no burst gets more guesses than the
-    # limit: not one per request in flight.
+    # 100 wrong answers at once: every one counts (each takes its slot atomically before the
+    # password is checked), so no burst gets more guesses than the limit: not one per request
+    # in flight. The refusals past the limit are counted, and audited once for the window.
     import asyncio
 
     import httpx
@@ -925,6 +925,10 @@ async def test_parallel_wrong_passwords_each_cost_an_attempt(pool: GatewayServer
     # (counted for the account, whichever of its names was typed)
     assert await login_count(pool, user.user_id) == checked  # every checked password counted
     assert checked <= pool.settings.rate_limits.login_per_account  # and no more than it allows
+    limited = kinds.count((400, "NotAuthorizedException", "Password attempts exceeded"))
+    entries = await pool.call(lambda s: s.audit.read("0", count=1_000_000))
+    audited = [e for _, e in entries if e["event"] == "sign_in.limited" and email in str(e)]
+    assert limited > 1 and len(audited) == 1  # not one entry per refusal: they cost nothing
 
 
 async def test_a_totp_code_counts_once_in_its_window(pool: GatewayServer) -> None:
