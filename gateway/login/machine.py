@@ -434,13 +434,16 @@ async def submit_code(
         method: str | None = None
         if "recovery" in step.methods:  # any enrolment: the app's codes or a recovery code
             method = await services.mfa.verify(subject, code)
+            # Checked and wrong: it stays counted even if the store fails before the codes
+            # sent by e-mail or text can be checked too (a guess is never free).
+            attempt.is_failure = method is None
         for channel, purpose in CODE_PURPOSES.items():
-            if (
-                method is None
-                and channel in step.methods
-                and await services.codes.check(purpose, subject, code)
-            ):
-                method = channel
+            if method is None and channel in step.methods:
+                if await services.codes.check(purpose, subject, code):
+                    method = channel
+                    attempt.is_failure = False
+                else:
+                    attempt.is_failure = True
         if method is None:
             attempt.failed()
             await mfa_outcome(services, "code", "failure", subject)

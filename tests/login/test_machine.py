@@ -5,12 +5,14 @@ signs in before the second factor is done)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pyotp
 import pytest
 
 from gateway.connectors import PasswordConnector, UpstreamIdentity
+from gateway.errors import StoreUnavailable
 from gateway.login import machine
 from gateway.login.flows import Flow
 from gateway.login.machine import Context
@@ -226,6 +228,36 @@ async def test_an_enrolled_account_is_asked_for_a_code_and_a_wrong_one_is_refuse
         await machine.submit_code(services, step, "123456", CTX)
     done = await machine.submit_code(services, step, codes[0], CTX)  # a recovery code
     assert isinstance(done, Done) and "mfa" in done.upstream.amr
+
+
+async def test_a_code_checked_and_wrong_stays_counted_if_the_next_check_fails(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code is tried against the app's codes, then against the one sent by e-mail: when the
+    store fails between the two (a 503), the first check was still a guess, and keeps its slot.
+    A failure before any check keeps none."""
+    user = await services.users.create("cy@example.com", PASSWORD, email_verified=True)
+    secret = await services.mfa.begin(user.user_id)
+    assert await services.mfa.confirm(user.user_id, pyotp.TOTP(secret).now())
+    flow = await new_flow(services)
+    due = await machine.password(services, flow, local(services), "cy@example.com", PASSWORD, CTX)
+    assert isinstance(due, SecondFactorDue)
+    step = await machine.second_factor(services, due.flow)
+    assert isinstance(step, NeedsSecondFactor)
+    step = replace(step, methods=step.methods | {"email"})  # the account takes e-mailed codes too
+
+    async def down(*_: Any) -> bool:
+        raise StoreUnavailable("the store is down")
+
+    limit = machine._second_factor_limits(services, user.user_id, CTX)[0][0]
+    monkeypatch.setattr(services.codes, "check", down)
+    with pytest.raises(StoreUnavailable):
+        await machine.submit_code(services, step, "123456", CTX)
+    assert await services.limiter.count(limit, user.user_id) == 1
+    monkeypatch.setattr(services.mfa, "verify", down)
+    with pytest.raises(StoreUnavailable):
+        await machine.submit_code(services, step, "123456", CTX)
+    assert await services.limiter.count(limit, user.user_id) == 1  # nothing checked: no guess
 
 
 async def test_parallel_wrong_codes_get_the_limit_and_no_more(redis_server: RedisServer) -> None:
