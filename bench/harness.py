@@ -143,6 +143,11 @@ class Environment:
         self.sts_url = f"http://127.0.0.1:{self.sts_port}/"
         self._procs: list[subprocess.Popen[bytes]] = []
 
+    @property
+    def gateway_pid(self) -> int:
+        """The gateway's process (taskset execs it: the same pid)."""
+        return self._procs[0].pid
+
     def __enter__(self) -> Environment:
         self.redis.start()
         assert self.redis.proc is not None

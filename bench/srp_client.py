@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -37,16 +38,23 @@ TARGET = "AWSCognitoIdentityProviderService."
 HEADERS = {"Content-Type": "application/x-amz-json-1.1"}
 
 
+@functools.lru_cache(maxsize=16)
+def password_exponent(password: str, pool: str, user_id: str, salt: int) -> tuple[int, int]:
+    """x and g^x: the same for every sign-in of one user (the SDKs compute them each time;
+    a load driver need not, or its own core, not the server's, sets the rate)."""
+    inner = hashlib.sha256(f"{pool}{user_id}:{password}".encode()).digest()
+    x = int.from_bytes(hashlib.sha256(bytes.fromhex(srp.pad_hex(salt)) + inner).digest(), "big")
+    return x, int(gmpy2.powmod(srp.G, x, srp.N))
+
+
 def client_key(
     password: str, pool: str, user_id: str, salt: int, a: int, big_a: int, big_b: int
 ) -> bytes:
     """The client's half of SRP-6a as Cognito's SDKs compute it (the same 16-byte key)."""
-    inner = hashlib.sha256(f"{pool}{user_id}:{password}".encode()).digest()
-    x = int.from_bytes(hashlib.sha256(bytes.fromhex(srp.pad_hex(salt)) + inner).digest(), "big")
+    x, g_x = password_exponent(password, pool, user_id, salt)
     u = int.from_bytes(
         hashlib.sha256(bytes.fromhex(srp.pad_hex(big_a) + srp.pad_hex(big_b))).digest(), "big"
     )
-    g_x = int(gmpy2.powmod(srp.G, x, srp.N))
     s = int(gmpy2.powmod((big_b - srp.K * g_x) % srp.N, a + u * x, srp.N))
     prk = hmac.new(bytes.fromhex(srp.pad_hex(u)), bytes.fromhex(srp.pad_hex(s)), hashlib.sha256)
     return hmac.new(prk.digest(), srp.INFO + b"\x01", hashlib.sha256).digest()[:16]
