@@ -1,7 +1,7 @@
 """The floor under issue 17's "USER_SRP_AUTH ≥ 0.8× the raw SRP arithmetic": the least any
 USER_SRP_AUTH server on this stack must do, served and measured as the gateway is.
 
-`python bench/srp_floor.py` runs four servers on the gateway's core, one after the other, each
+`python bench/srp_floor.py` runs five servers on the gateway's core, one after the other, each
 driven by `bench/srp_client.py` (real proofs, both round trips per sign-in) on the other core:
 
 - **arithmetic over HTTP, no tokens**: the floor below with placeholder tokens — what the
@@ -18,6 +18,9 @@ driven by `bench/srp_client.py` (real proofs, both round trips per sign-in) on t
 - **floor + Redis**: the same, with the challenge kept in Redis as a real deployment must
   (several replicas; a restart must not strand sign-ins): one SET when it is made, one GETDEL
   when it is answered — the two round trips no stateless server avoids.
+- **floor + Redis, ES256 ID token**: the same with the ID token in ES256 (a client's
+  `id_token_signed_response_alg` allows it, though code written for Cognito often pins RS256):
+  the cheapest server that answers with real tokens and keeps its challenge.
 - the **gateway** itself (`bench/user_pool.py`'s settings and user), for scale.
 
 Each is measured twice: the sign-in rate the driver sees, and the server's CPU per sign-in
@@ -56,9 +59,10 @@ USER = "floor-user"
 TARGET = b"AWSCognitoIdentityProviderService."
 
 
-def app(redis_url: str | None, sign: bool = True) -> Any:
-    """The floor's ASGI app (built in the server process); without `sign`, the tokens are
-    placeholders (no server may do that: it shows what the arithmetic over HTTP alone costs)."""
+def app(redis_url: str | None, id_alg: str = "RS256") -> Any:
+    """The floor's ASGI app (built in the server process), its ID token signed with `id_alg`;
+    "none": placeholder tokens (no server may do that: it shows what the arithmetic over HTTP
+    alone costs)."""
     import orjson
     import redis.asyncio as aioredis
     from joserfc import jwt
@@ -70,6 +74,8 @@ def app(redis_url: str | None, sign: bool = True) -> Any:
     salt, verifier = srp.new_verifier(pool, USER, PASSWORD)
     rsa = RSAKey.generate_key(2048, {"kid": "floor-rs", "alg": "RS256"}, private=True)
     ec = ECKey.generate_key("P-256", {"kid": "floor-es", "alg": "ES256"}, private=True)
+    id_key = rsa if id_alg == "RS256" else ec
+    id_header = {"alg": id_alg, "kid": id_key.kid}
     issuer = f"https://cognito-idp.eu-west-1.amazonaws.com/{POOL_ID}"
     challenges: dict[str, bytes] = {}
     store = aioredis.from_url(redis_url) if redis_url else None
@@ -87,7 +93,7 @@ def app(redis_url: str | None, sign: bool = True) -> Any:
         return value
 
     def tokens() -> dict[str, Any]:
-        if not sign:
+        if id_alg == "none":
             return {"AuthenticationResult": {"AccessToken": "-", "IdToken": "-"}}
         now = int(time.time())
         common = {"sub": USER, "iss": issuer, "iat": now, "exp": now + 3600, "auth_time": now}
@@ -96,7 +102,7 @@ def app(redis_url: str | None, sign: bool = True) -> Any:
         return {
             "AuthenticationResult": {
                 "AccessToken": jwt.encode({"alg": "ES256", "kid": "floor-es"}, access_claims, ec),
-                "IdToken": jwt.encode({"alg": "RS256", "kid": "floor-rs"}, id_claims, rsa),
+                "IdToken": jwt.encode(id_header, id_claims, id_key),
                 "RefreshToken": secrets.token_urlsafe(48),
                 "ExpiresIn": 3600,
                 "TokenType": "Bearer",
@@ -187,15 +193,15 @@ def measured(url: str, pid: int, duration: int, connections: int) -> dict[str, A
     return result
 
 
-def floor_server(port: int, redis_url: str | None, sign: bool) -> subprocess.Popen[bytes]:
+def floor_server(port: int, redis_url: str | None, id_alg: str) -> subprocess.Popen[bytes]:
     code = (
         "import sys, uvicorn; sys.path.insert(0, sys.argv[1]); "
         "from bench.srp_floor import app; "
-        "uvicorn.run(app(sys.argv[3] or None, sys.argv[4] == 'sign'), host='127.0.0.1', "
+        "uvicorn.run(app(sys.argv[3] or None, sys.argv[4]), host='127.0.0.1', "
         "port=int(sys.argv[2]), "
         "loop='uvloop', http='httptools', log_config=None, access_log=False)"
     )
-    cmd = [sys.executable, "-c", code, str(ROOT), str(port), redis_url or "", "sign" * sign]
+    cmd = [sys.executable, "-c", code, str(ROOT), str(port), redis_url or "", id_alg]
     return subprocess.Popen(pinned(cmd, 0), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
 
@@ -220,13 +226,14 @@ def main() -> int:
         assert redis.proc is not None
         pin(redis.proc.pid, 1)  # as Environment does: Redis is not on the server's core
         floors = (
-            ("arithmetic over HTTP, no tokens", None, False),
-            ("floor", None, True),
-            ("floor + Redis (SET, GETDEL)", redis.url, True),
+            ("arithmetic over HTTP, no tokens", None, "none"),
+            ("floor", None, "RS256"),
+            ("floor + Redis (SET, GETDEL)", redis.url, "RS256"),
+            ("floor + Redis, ES256 ID token", redis.url, "ES256"),
         )
-        for name, redis_url, sign in floors:
+        for name, redis_url, id_alg in floors:
             port = free_port()
-            server = floor_server(port, redis_url, sign)
+            server = floor_server(port, redis_url, id_alg)
             try:
                 url = f"http://127.0.0.1:{port}"
                 wait_ready(url)
