@@ -180,7 +180,8 @@ async def resend_confirmation_code(api: UserPoolApi, call: Call) -> Body:
         raise CognitoError("LimitExceededException", LIMIT)
     if user is not None and user.enabled and not user.email_verified:
         await notify.send_code(api.s, None, user)
-    return {"CodeDeliveryDetails": delivery(email)}
+    # As ForgotPassword: the name as asked, masked (a username or id says nothing of where).
+    return {"CodeDeliveryDetails": delivery(normalize_email(username) if "@" in username else "")}
 
 
 async def forgot_password(api: UserPoolApi, call: Call) -> Body:
@@ -203,7 +204,10 @@ async def forgot_password(api: UserPoolApi, call: Call) -> Body:
             code=sent.code,
             link=f"{api.s.settings.issuer}/forgot/reset/link?token={sent.link_token}",
         )
-    return {"CodeDeliveryDetails": delivery(sent.user.email if sent else login)}
+    # The name as asked, masked, never the account's address: a username or an id answered
+    # with "a***@example.com" when it names an account and "***" when it names none would
+    # tell the two apart (PreventUserExistenceErrors). An e-mail masks to itself either way.
+    return {"CodeDeliveryDetails": delivery(login)}
 
 
 async def confirm_forgot_password(api: UserPoolApi, call: Call) -> Body:
