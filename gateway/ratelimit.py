@@ -31,13 +31,11 @@ from gateway.store import Slot, Store
 
 
 class RateLimited(GatewayError):
-    """Too many attempts; `retry_after` seconds until the window ends. `first`: the first
-    refusal of that window this process has seen (what is worth an audit entry: refusals
-    cost an attacker nothing, and one entry each would grow the audit stream at their rate)."""
+    """Too many attempts; `retry_after` seconds until the window ends; `window`: its key."""
 
-    def __init__(self, retry_after: int, first: bool = True) -> None:
+    def __init__(self, retry_after: int, window: str = "") -> None:
         self.retry_after = retry_after
-        self.first = first
+        self.window = window
         super().__init__(f"too many attempts; retry after {retry_after}s")
 
 
@@ -66,7 +64,7 @@ class RateLimiter:
     """Take and count attempts against several limits at once."""
 
     OWED = 10_000  # slots owed back at most (see give_back)
-    REFUSED = 10_000  # windows whose first refusal is remembered (RateLimited.first)
+    REFUSED = 10_000  # windows whose first refusal is remembered (first_refusal)
 
     def __init__(self, store: Store, sealer: Sealer) -> None:
         self._store = store
@@ -77,8 +75,8 @@ class RateLimiter:
         # user out for the window once Redis is back. Giving a slot back twice is harmless
         # (`Store.release_slots`), so an answer lost either way costs no guess and adds none.
         self._owed: list[tuple[Slot, bool]] = []
-        # Windows refused at least once, with when they end (monotonic), oldest first.
-        self._refused: OrderedDict[str, float] = OrderedDict()
+        # (what was refused, window) seen refused, with when the window ends (monotonic).
+        self._refused: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def key(self, limit: Limit, value: str) -> str:
         """The store key of `limit`'s window for `value` (hashed: the store never holds the
@@ -119,15 +117,20 @@ class RateLimiter:
             finally:
                 await self.give_back(slots)
             retry_after = max(1, math.ceil(ttl if ttl is not None else limit.window))
-            raise RateLimited(retry_after, self._first_refusal(slot.key, retry_after))
+            raise RateLimited(retry_after, slot.key)
         return slots
 
-    def _first_refusal(self, key: str, retry_after: int) -> bool:
+    def first_refusal(self, refused: RateLimited, what: str) -> bool:
+        """Whether this is the first refusal of `what` (say, a password sign-in) by that window
+        in this process: what is worth an audit entry (refusals cost an attacker nothing, and
+        an entry each would grow the audit stream at their rate). Each `what` has its own
+        first, so refusals of one kind cannot silence the audit of another."""
         now = time.monotonic()
+        key = (what, refused.window)
         ends = self._refused.get(key)
         if ends is not None and ends > now:
             return False
-        self._refused[key] = now + retry_after
+        self._refused[key] = now + refused.retry_after
         self._refused.move_to_end(key)
         while len(self._refused) > self.REFUSED:
             self._refused.popitem(last=False)

@@ -131,18 +131,21 @@ async def test_answers_lost_in_a_stall_free_no_guess_and_count_none(
 async def test_only_a_windows_first_refusal_is_flagged_for_the_audit() -> None:
     limiter = RateLimiter(MemoryStore(prefix="t"), Sealer(b"k" * 32))
 
-    async def refusals(checks: list[tuple[Limit, str]]) -> list[bool]:
+    async def refusals(checks: list[tuple[Limit, str]], what: str = "sign_in") -> list[bool]:
         firsts = []
         for _ in range(3):
             with pytest.raises(RateLimited) as refused:
                 await limiter.take(checks)
-            firsts.append(refused.value.first)
+            firsts.append(limiter.first_refusal(refused.value, what))
         return firsts
 
+    assert await allowance(limiter) == 3
+    # Refusals of another kind (a second-factor code on the same window) seen first: they
+    # must not use up the sign-in's first, or they could silence its audit entry.
+    assert await refusals(CHECKS, "code") == [True, False, False]
+    assert await refusals(CHECKS) == [True, False, False]
     other = [(Limit("login-account", 1, 600), "another-account")]
     failed = Attempt(await limiter.take(other))
     failed.failed()
     await limiter.settle(failed)
-    assert await refusals(other) == [True, False, False]
-    assert await allowance(limiter) == 3  # another window: its first refusal is its own
-    assert await refusals(CHECKS) == [False, False, False]  # (allowance met it)
+    assert await refusals(other) == [True, False, False]  # each window its own first

@@ -147,7 +147,12 @@ async def first_factor(
         # Counted every time; audited once per window (and replica): refusals are free to
         # send, and an entry each would grow the audit stream at an attacker's rate.
         await outcome(
-            services, connector_id, "limited", audited=exc.first, account=account, ip=ctx.ip
+            services,
+            connector_id,
+            "limited",
+            audited=services.limiter.first_refusal(exc, "sign_in"),
+            account=account,
+            ip=ctx.ip,
         )
         raise TooManyAttempts(exc.retry_after) from None
     try:
