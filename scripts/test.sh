@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command to test Cognate: venv with dev tools, the system programs the tests drive
-# (redis-server, nginx, caddy, chromium, xmlsec1), lint, type-check, then the whole suite. Extra arguments go to pytest.
+# (redis-server, nginx, caddy, chromium, xmlsec1, curl, jq), lint, type-check, then the whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh dev
@@ -16,6 +16,9 @@ command -v chromium >/dev/null || apt_install chromium
 # the dev extras), and Chromium trusts their test CA through an NSS database (certutil).
 command -v caddy >/dev/null || apt_install caddy
 command -v certutil >/dev/null || apt_install libnss3-tools
+# The README's GitHub Actions step runs as written: bash with curl and jq, as on GitHub's runners.
+command -v curl >/dev/null || apt_install curl
+command -v jq >/dev/null || apt_install jq
 
 echo "== ruff"; .venv/bin/ruff check gateway tests bench
 echo "== mypy"; .venv/bin/mypy

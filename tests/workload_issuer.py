@@ -1,6 +1,8 @@
 """A workload token issuer for the token-exchange tests: a real HTTP server on loopback that
 publishes a discovery document and a JWKS (as GitHub Actions' and a Kubernetes API server's
-OIDC endpoints do) and mints tokens shaped like theirs, or broken in chosen ways."""
+OIDC endpoints do) and mints tokens shaped like theirs, or broken in chosen ways. It also
+answers as a GitHub Actions runner's ID-token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`), so a
+workflow step's own script can run against it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from starlette.routing import Route
 
 from tests.helpers import AppServer
 
+ACTIONS_PATH = "/_apis/distributedtask/hubs/Actions/plans/1/jobs/1/idtoken"
+
 
 class WorkloadIssuer:
     """`/.well-known/openid-configuration` and `/keys`; `mint()` signs with the published key,
@@ -30,6 +34,7 @@ class WorkloadIssuer:
                 routes=[
                     Route("/.well-known/openid-configuration", self.discovery),
                     Route("/openid/v1/jwks", self.jwks),
+                    Route(ACTIONS_PATH, self.actions_id_token),
                 ]
             )
         )
@@ -39,6 +44,11 @@ class WorkloadIssuer:
         self.foreign = RSAKey.generate_key(2048, {"kid": "wl-1", "alg": "RS256"}, private=True)
         self.jwks_requests = 0
         self.down = False  # an outage: its documents answer 503
+        # What a job's environment holds: the URL (with its query already begun, as GitHub's
+        # is) and the bearer token it asks with; `actions_claims` shapes the tokens it gets.
+        self.actions_url = f"{self.issuer}{ACTIONS_PATH}?api-version=2.0"
+        self.request_token = secrets.token_urlsafe(24)
+        self.actions_claims: dict[str, Any] = {}
 
     def start(self) -> WorkloadIssuer:
         self.server.start()
@@ -66,6 +76,14 @@ class WorkloadIssuer:
             return Response("unavailable", status_code=503)
         public = self.key.as_dict(private=False)
         return JSONResponse({"keys": [{**public, "use": "sig", "alg": "RS256"}]})
+
+    async def actions_id_token(self, request: Request) -> Response:
+        """GitHub Actions' ID-token request: `Authorization: bearer <request token>` and
+        `audience` in, `{"count": 1, "value": <the job's OIDC token>}` out."""
+        if request.headers.get("authorization") != f"bearer {self.request_token}":
+            return JSONResponse({"message": "Bad credentials"}, status_code=401)
+        audience = request.query_params.get("audience", self.issuer)
+        return JSONResponse({"count": 1, "value": self.github(audience, **self.actions_claims)})
 
     def mint(self, claims: dict[str, Any], foreign: bool = False) -> str:
         key = self.foreign if foreign else self.key

@@ -1,14 +1,23 @@
 """A workload's exchanged token at the identity pool: a GitHub-Actions-shaped token becomes a
 Cognate ID token (RFC 8693, `requested_token_type` id_token), which boto3's cognito-identity
 client takes to GetId and GetCredentialsForIdentity; moto's STS (the only stand-in: AWS
-itself) receives a RoleSessionName naming the workload."""
+itself) receives a RoleSessionName naming the workload. The README's GitHub Actions step runs
+as written (bash, curl, jq and the real AWS CLI), with its role mapping."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 from joserfc import jws
 
@@ -18,6 +27,9 @@ from tests.workload_issuer import WorkloadIssuer
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 AUD = "https://cognate.example.test"
+DEPLOYER_ROLE = "arn:aws:iam::123456789012:role/app-deployer"
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +44,7 @@ def workloads(
     redis_server: RedisServer, github: WorkloadIssuer, sts: StsFront
 ) -> Iterator[GatewayServer]:
     port = free_port()
+    own = f"127.0.0.1:{port}"  # the cognate provider's login name
     base = make_settings(port, redis_server.url)
     settings = make_settings(
         port,
@@ -39,7 +52,7 @@ def workloads(
         clients=[
             *[c.model_dump(exclude_none=True) for c in base.clients],
             {
-                "client_id": "ci",
+                "client_id": "ci-deployer",
                 "token_endpoint_auth_method": "none",
                 "grant_types": [EXCHANGE],
                 # As the README's workload example: only the identity pool reads these.
@@ -51,7 +64,8 @@ def workloads(
                 {
                     "name": "github-main",
                     "issuer": github.issuer,
-                    "audience": AUD,
+                    # The README's job asks for a token for the gateway's own address.
+                    "audience": [AUD, f"http://{own}"],
                     "claims": {"repository": "org/*", "ref": "refs/heads/main"},
                 }
             ]
@@ -60,8 +74,22 @@ def workloads(
             {
                 "id": POOL,
                 "name": "Workloads",
-                "providers": [{"type": "cognate", "client_ids": ["ci"]}],
+                "providers": [{"type": "cognate", "client_ids": ["ci-deployer"]}],
                 "roles": {"authenticated": AUTH_ROLE},
+                # As the README's: the workload's name picks its role.
+                "role_mappings": {
+                    own: {
+                        "type": "Rules",
+                        "rules": [
+                            {
+                                "claim": "preferred_username",
+                                "match_type": "StartsWith",
+                                "value": "repo:org/app:",
+                                "role_arn": DEPLOYER_ROLE,
+                            }
+                        ],
+                    }
+                },
                 "sts": {"endpoint": sts.server.url},
             }
         ],
@@ -79,7 +107,7 @@ async def test_exchanged_token_gets_aws_credentials_named_after_the_workload(
             "/oauth2/token",
             data={
                 "grant_type": EXCHANGE,
-                "client_id": "ci",
+                "client_id": "ci-deployer",
                 "subject_token": github.github(AUD, repository="org/deployer"),
                 "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
                 "requested_token_type": "urn:ietf:params:oauth:token-type:id_token",
@@ -104,7 +132,7 @@ async def test_exchanged_token_gets_aws_credentials_named_after_the_workload(
             "/oauth2/token",
             data={
                 "grant_type": EXCHANGE,
-                "client_id": "ci",
+                "client_id": "ci-deployer",
                 "subject_token": github.github(AUD, repository="org/deployer"),
                 "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
             },
@@ -116,4 +144,98 @@ async def test_exchanged_token_gets_aws_credentials_named_after_the_workload(
             Logins={workloads.url.removeprefix("http://"): access.json()["access_token"]},
         )
     assert caught.value.response["Error"]["Code"] == "NotAuthorizedException"
+    assert sts.requests == []
+
+
+def readme_workflow() -> tuple[dict[str, str], dict[str, Any], str]:
+    """The README's GitHub Actions workflow: its `env`, its credentials step, and the command
+    of the step after it."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    workflow = next(yaml.safe_load(b) for b in blocks if "ACTIONS_ID_TOKEN_REQUEST_URL" in b)
+    steps = workflow["jobs"]["deploy"]["steps"]
+    return workflow["env"], steps[0], steps[1]["run"]
+
+
+async def run_step(
+    script: str, env: dict[str, str], tmp_path: Path, shell: str = "bash"
+) -> tuple[int, str, str]:
+    """A `run:` step as a Linux runner runs it: for `shell: bash`, `bash --noprofile --norc
+    -eo pipefail <file>`; plain `bash -e <file>` otherwise."""
+    path = tmp_path / "step.sh"
+    path.write_text(script)
+    flags = ["--noprofile", "--norc", "-eo", "pipefail"] if shell == "bash" else ["-e"]
+    run = await asyncio.create_subprocess_exec(
+        "bash",
+        *flags,
+        str(path),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(run.communicate(), 120)
+    assert run.returncode is not None
+    return run.returncode, out.decode(), err.decode()
+
+
+def job_env(
+    workloads: GatewayServer, github: WorkloadIssuer, tmp_path: Path, workflow_env: dict[str, str]
+) -> dict[str, str]:
+    """A runner's environment for the README's job, pointed at the test servers: no AWS
+    credentials or config of any kind, the tools on PATH, GITHUB_ENV a fresh file."""
+    (tmp_path / "github_env").write_text("")
+    assert {"COGNATE", "POOL", "AWS_DEFAULT_REGION"} <= set(workflow_env)
+    return {
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        **workflow_env,
+        "COGNATE": workloads.url,
+        "POOL": POOL,
+        "ACTIONS_ID_TOKEN_REQUEST_URL": github.actions_url,
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": github.request_token,
+        "GITHUB_ENV": str(tmp_path / "github_env"),
+    }
+
+
+async def test_the_readmes_github_actions_job_gets_its_roles_credentials(
+    workloads: GatewayServer, github: WorkloadIssuer, sts: StsFront, moto_sts: str, tmp_path: Path
+) -> None:
+    workflow_env, step, next_step = readme_workflow()
+    env = job_env(workloads, github, tmp_path, workflow_env)
+    # A job in the `production` environment: GitHub names the environment in `sub`.
+    github.actions_claims = {"repository": "org/app", "sub": "repo:org/app:environment:production"}
+    sts.reset()
+    code, out, err = await run_step(step["run"], env, tmp_path, step.get("shell", ""))
+    assert code == 0, err
+    exported = dict(
+        line.split("=", 1) for line in (tmp_path / "github_env").read_text().splitlines()
+    )
+    assert set(exported) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    masked = re.findall(r"^::add-mask::(.+)$", out, re.MULTILINE)
+    assert exported["AWS_SECRET_ACCESS_KEY"] in masked
+    assert exported["AWS_SESSION_TOKEN"] in masked
+    assert len(masked) == 3  # and the ID token
+    assumed = [r for r in sts.requests if r.get("Action") == "AssumeRoleWithWebIdentity"]
+    assert len(assumed) == 1 and assumed[0]["RoleArn"] == DEPLOYER_ROLE  # the mapping's role
+    # The next step, with what the runner puts in its environment; its STS is moto's.
+    code, out, err = await run_step(
+        next_step.split("#")[0], {**env, **exported, "AWS_ENDPOINT_URL_STS": moto_sts}, tmp_path
+    )
+    assert code == 0, err
+    arn = json.loads(out)["Arn"]
+    assert arn.endswith(":assumed-role/app-deployer/repo-org-app-environment-production"), arn
+
+
+async def test_the_readmes_github_actions_job_says_why_it_was_refused(
+    workloads: GatewayServer, github: WorkloadIssuer, sts: StsFront, tmp_path: Path
+) -> None:
+    workflow_env, step, _ = readme_workflow()
+    env = job_env(workloads, github, tmp_path, workflow_env)
+    github.actions_claims = {"repository": "someone-else/app"}
+    sts.reset()
+    code, _, err = await run_step(step["run"], env, tmp_path, step.get("shell", ""))
+    assert code != 0
+    assert "rule github-main: claim repository does not match" in err, err
+    assert (tmp_path / "github_env").read_text() == ""
     assert sts.requests == []
