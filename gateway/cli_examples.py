@@ -90,6 +90,9 @@ COMMAND_EXAMPLES: dict[str, list[str]] = {
     "aws-credentials": [
         "cognate aws-credentials --pool us-east-1:0f6e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
         "# ~/.aws/config:  credential_process = cognate aws-credentials --pool us-east-1:…",
+        "# in a pod, with no login: exchange its projected service-account token",
+        "cognate aws-credentials --pool us-east-1:… --issuer https://auth.example.com"
+        " --client-id ci-deployer --subject-token-file /var/run/cognate/token",
     ],
 }
 

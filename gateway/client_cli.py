@@ -3,6 +3,8 @@ credentials. They talk to the gateway over HTTP only (no settings, no store).
 
     cognate login --issuer URL --client-id ID [--scope S] [--browser | --no-browser]
     cognate aws-credentials --pool ID [--role ARN]
+    cognate aws-credentials --pool ID [--role ARN] --subject-token-file PATH \
+        --issuer URL --client-id ID
 
 `login` signs in one of two ways, and keeps the refresh token in the user's cache directory
 (`$XDG_CACHE_HOME/cognate/login.json`, else `~/.cache/cognate/`), readable by the user alone
@@ -26,6 +28,13 @@ once would look like replay to the gateway, which then revokes the whole family.
 
     [profile cognate]
     credential_process = cognate aws-credentials --pool us-east-1:0f6e1a2b-…
+
+With `--subject-token-file` it is a workload's `credential_process` (a pod, a CI job), with no
+login: it exchanges the token in that file — a projected service-account token, which the
+kubelet rotates — for an ID token (RFC 8693 token exchange, `requested_token_type` id_token)
+and asks the identity pool as above. Those credentials are cached the same way (in
+`workloads.json` beside `login.json`, keyed by issuer, client, file, pool and role): a trust
+rule that forbids replay takes each token once, and every `aws` command runs the process.
 """
 
 from __future__ import annotations
@@ -54,6 +63,9 @@ import httpx
 
 COMMANDS = ("login", "aws-credentials")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+LOGIN_CACHE = "login.json"
+WORKLOAD_CACHE = "workloads.json"
 EARLY = 300  # refresh cached AWS credentials this long before they expire
 TIMEOUT = 30.0
 BROWSER_WAIT = 300.0  # seconds a browser sign-in may take by default
@@ -114,11 +126,23 @@ def add_commands(sub: Any) -> None:
     )
     creds = sub.add_parser(
         "aws-credentials",
-        help="print AWS credential_process JSON for the signed-in user",
-        description="Use as credential_process in ~/.aws/config after `cognate login`.",
+        help="print AWS credential_process JSON for the signed-in user or a workload",
+        description="Use as credential_process in ~/.aws/config after `cognate login`, or in "
+        "a pod or CI job with --subject-token-file (no login).",
     )
     creds.add_argument("--pool", required=True, help="identity pool id (<region>:<uuid>)")
     creds.add_argument("--role", help="a role ARN the pool allows (CustomRoleArn)")
+    workload = creds.add_argument_group(
+        "workloads", "exchange the platform's token (RFC 8693) instead of a `cognate login`"
+    )
+    workload.add_argument(
+        "--subject-token-file",
+        metavar="PATH",
+        help="the platform's token, e.g. a projected service-account token (read at each "
+        "exchange: the platform rotates it)",
+    )
+    workload.add_argument("--issuer", help="the Cognate issuer URL")
+    workload.add_argument("--client-id", help="a client allowed the token-exchange grant")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,6 +151,20 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "login":
             issuer = args.issuer.rstrip("/")
             return login(issuer, args.client_id, args.scope, args.browser, args.timeout)
+        if args.subject_token_file is not None:
+            if not (args.issuer and args.client_id):
+                raise ClientError(
+                    "--subject-token-file needs --issuer and --client-id (a client allowed "
+                    "the token-exchange grant)"
+                )
+            token_file = Path(args.subject_token_file)
+            issuer = args.issuer.rstrip("/")
+            return workload_credentials(issuer, args.client_id, token_file, args.pool, args.role)
+        if args.issuer or args.client_id:
+            raise ClientError(
+                "--issuer and --client-id go with --subject-token-file (a workload); "
+                "after `cognate login` the login names both"
+            )
         return aws_credentials(args.pool, args.role)
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -159,7 +197,7 @@ def cache_dir() -> Path:
 
 
 def _read_cache() -> dict[str, Any]:
-    path = cache_dir() / "login.json"
+    path = cache_dir() / LOGIN_CACHE
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
@@ -169,17 +207,18 @@ def _read_cache() -> dict[str, Any]:
     return data
 
 
-def _write_cache(data: dict[str, Any]) -> None:
+def _write_cache(data: dict[str, Any], name: str = LOGIN_CACHE) -> None:
     """Write atomically (a crash leaves the old file or the new one, never half of one),
-    created 0600 so the refresh token is never readable by others, not even briefly."""
+    created 0600 so the refresh token (or credentials) are never readable by others, not
+    even briefly."""
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
-    temporary = directory / f".login.{os.getpid()}.tmp"
+    temporary = directory / f".{name}.{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(data, out)
-    os.replace(temporary, directory / "login.json")
+    os.replace(temporary, directory / name)
 
 
 @contextlib.contextmanager
@@ -530,6 +569,66 @@ def aws_credentials(pool: str, role: str | None) -> int:
             _write_cache(cache)
     print(json.dumps(cached))
     return 0
+
+
+def workload_credentials(
+    issuer: str, client_id: str, token_file: Path, pool: str, role: str | None
+) -> int:
+    """Print credential_process JSON for a workload: the token in `token_file` exchanged for
+    an ID token, then the pool's credentials; from the cache while they are fresh."""
+    key = f"{issuer} {client_id} {token_file.absolute()} {pool} {role or ''}"
+    with _locked():
+        path = cache_dir() / WORKLOAD_CACHE
+        try:
+            cache: dict[str, Any] = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):  # none yet, or not ours to read: start over
+            cache = {}
+        cached = cache.get(key)
+        if cached is None or _expires(cached) - time.time() < EARLY:
+            id_token = _exchange(issuer, client_id, _subject_token(token_file))
+            cached = _vend(issuer, pool, role, id_token)
+            now = time.time()
+            cache = {k: v for k, v in cache.items() if _expires(v) > now}  # drop the expired
+            cache[key] = cached
+            _write_cache(cache, WORKLOAD_CACHE)
+    print(json.dumps(cached))
+    return 0
+
+
+def _subject_token(path: Path) -> str:
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ClientError(f"cannot read the subject token: {path}: {reason}") from None
+    if not token:
+        raise ClientError(f"the subject token file {path} is empty")
+    return token
+
+
+def _exchange(issuer: str, client_id: str, subject_token: str) -> str:
+    """An ID token for the workload (RFC 8693): the identity pool's login."""
+    with httpx.Client(timeout=TIMEOUT) as http:
+        answer = http.post(
+            _metadata(http, issuer)["token_endpoint"],
+            data={
+                "grant_type": EXCHANGE_GRANT,
+                "client_id": client_id,
+                "subject_token": subject_token,
+                "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                "requested_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            },
+        )
+    body: dict[str, Any] = _json(answer)
+    if answer.status_code != 200:
+        reason = str(body.get("error_description", ""))
+        if "jti replay" in reason:
+            reason += (
+                "; the platform has not rotated it yet: a token read again by every "
+                "credential_process until it rotates wants `allow_replay: true` on its rule"
+            )
+        raise ClientError(f"the token exchange was refused ({body.get('error')}): {reason}")
+    return str(body["access_token"])
 
 
 def _expires(credentials: dict[str, Any]) -> float:

@@ -2,7 +2,8 @@
 Cognate ID token (RFC 8693, `requested_token_type` id_token), which boto3's cognito-identity
 client takes to GetId and GetCredentialsForIdentity; moto's STS (the only stand-in: AWS
 itself) receives a RoleSessionName naming the workload. The README's GitHub Actions step runs
-as written (bash, curl, jq and the real AWS CLI), with its role mapping."""
+as written (bash, curl, jq and the real AWS CLI), with its role mapping; a pod's AWS CLI gets
+credentials through `cognate aws-credentials --subject-token-file` (its projected token)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import asyncio
 import json
 import os
 import re
+import stat
 import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +44,15 @@ def github() -> Iterator[WorkloadIssuer]:
 
 
 @pytest.fixture(scope="module")
+def cluster() -> Iterator[WorkloadIssuer]:
+    issuer = WorkloadIssuer().start()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture(scope="module")
 def workloads(
-    redis_server: RedisServer, github: WorkloadIssuer, sts: StsFront
+    redis_server: RedisServer, github: WorkloadIssuer, cluster: WorkloadIssuer, sts: StsFront
 ) -> Iterator[GatewayServer]:
     port = free_port()
     own = f"127.0.0.1:{port}"  # the cognate provider's login name
@@ -67,7 +78,22 @@ def workloads(
                     # The README's job asks for a token for the gateway's own address.
                     "audience": [AUD, f"http://{own}"],
                     "claims": {"repository": "org/*", "ref": "refs/heads/main"},
-                }
+                },
+                {  # as the README's pod: the kubelet's token, read again until it rotates
+                    "name": "k8s-prod",
+                    "issuer": cluster.issuer,
+                    "jwks_uri": cluster.jwks_uri,
+                    "audience": AUD,
+                    "claims": {"kubernetes.io/namespace": "prod"},
+                    "allow_replay": True,
+                },
+                {
+                    "name": "k8s-jobs",
+                    "issuer": cluster.issuer,
+                    "jwks_uri": cluster.jwks_uri,
+                    "audience": AUD,
+                    "claims": {"kubernetes.io/namespace": "jobs"},
+                },
             ]
         },
         identity_pools=[
@@ -239,3 +265,120 @@ async def test_the_readmes_github_actions_job_says_why_it_was_refused(
     assert "rule github-main: claim repository does not match" in err, err
     assert (tmp_path / "github_env").read_text() == ""
     assert sts.requests == []
+
+
+def pod_env(home: Path) -> dict[str, str]:
+    """A pod's environment: no AWS keys or settings of ours, its own HOME and cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**env, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+
+
+async def cognate_credentials(
+    workloads: GatewayServer, token: Path, env: dict[str, str]
+) -> tuple[int, str, str]:
+    run = await asyncio.create_subprocess_exec(
+        str(BIN / "cognate"),
+        *pod_command(workloads, token)[1:],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(run.communicate(), 60)
+    assert run.returncode is not None
+    return run.returncode, out.decode(), err.decode()
+
+
+def pod_command(workloads: GatewayServer, token: Path) -> list[str]:
+    return [
+        str(BIN / "cognate"),
+        "aws-credentials",
+        "--pool",
+        POOL,
+        "--issuer",
+        workloads.url,
+        "--client-id",
+        "ci-deployer",
+        "--subject-token-file",
+        str(token),
+    ]
+
+
+async def test_a_pods_aws_cli_gets_credentials_from_its_projected_token(
+    workloads: GatewayServer, cluster: WorkloadIssuer, sts: StsFront, moto_sts: str, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"  # as the kubelet projects it
+    token.write_text(cluster.kubernetes(AUD))
+    config = tmp_path / "aws-config"
+    config.write_text(
+        "[default]\nregion = us-east-1\n"
+        f"credential_process = {' '.join(pod_command(workloads, token))}\n"
+    )
+    env = pod_env(tmp_path) | {
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+    }
+    sts.reset()
+    for _ in range(2):  # each `aws` command runs the credential_process
+        code, out, err = await run_step(
+            f"aws sts get-caller-identity --endpoint-url {moto_sts}", env, tmp_path
+        )
+        assert code == 0, err
+        arn = json.loads(out)["Arn"]
+        assert arn.endswith(
+            ":assumed-role/cognate-authenticated/system-serviceaccount-prod-deployer"
+        )
+    assumed = [r for r in sts.requests if r.get("Action") == "AssumeRoleWithWebIdentity"]
+    assert len(assumed) == 1 and assumed[0]["RoleArn"] == AUTH_ROLE
+    cache = tmp_path / ".cache" / "cognate" / "workloads.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert not (tmp_path / ".cache" / "cognate" / "login.json").exists()  # no login involved
+    # The second run was the cache's. Once the credentials are due for renewal, the same
+    # token (the kubelet has not rotated it yet) is exchanged again: its rule allows replay.
+    make_due(cache)
+    code, out, err = await cognate_credentials(workloads, token, pod_env(tmp_path))
+    assert code == 0, err
+    assert _expires(json.loads(out)) > time.time() + 600
+
+
+def make_due(cache: Path) -> None:
+    """Every cached credential expires in a minute: due for renewal (EARLY)."""
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    entries = json.loads(cache.read_text())
+    cache.write_text(json.dumps({k: {**v, "Expiration": soon} for k, v in entries.items()}))
+
+
+def _expires(printed: dict[str, Any]) -> float:
+    assert printed["Version"] == 1 and printed["AccessKeyId"] and printed["SessionToken"]
+    return datetime.fromisoformat(printed["Expiration"]).timestamp()
+
+
+async def test_a_rule_without_replay_takes_each_rotated_token_once(
+    workloads: GatewayServer, cluster: WorkloadIssuer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(cluster.kubernetes(AUD, namespace="jobs"))
+    env = pod_env(tmp_path)
+    code, out, err = await cognate_credentials(workloads, token, env)
+    assert code == 0, err
+    make_due(tmp_path / ".cache" / "cognate" / "workloads.json")
+    code, out, err = await cognate_credentials(workloads, token, env)
+    assert code == 1 and out == ""
+    assert "refused (invalid_request)" in err and "already exchanged (jti replay)" in err, err
+    assert "allow_replay" in err  # what to do about it
+    token.write_text(cluster.kubernetes(AUD, namespace="jobs"))  # rotated: a new jti
+    code, out, err = await cognate_credentials(workloads, token, env)
+    assert code == 0, err
+    assert _expires(json.loads(out)) > time.time() + 600
+
+
+async def test_a_pods_credential_process_says_why_it_gets_none(
+    workloads: GatewayServer, cluster: WorkloadIssuer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(cluster.kubernetes(AUD, namespace="dev"))
+    code, out, err = await cognate_credentials(workloads, token, pod_env(tmp_path))
+    assert code == 1 and out == ""
+    assert "rule k8s-prod: claim kubernetes.io/namespace does not match" in err, err
+    code, out, err = await cognate_credentials(workloads, tmp_path / "absent", pod_env(tmp_path))
+    assert code == 1 and out == ""
+    assert f"cannot read the subject token: {tmp_path / 'absent'}: No such file" in err, err
