@@ -212,20 +212,33 @@ def _write_cache(data: dict[str, Any], name: str = LOGIN_CACHE) -> None:
     created 0600 so the refresh token (or credentials) are never readable by others, not
     even briefly."""
     directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
     temporary = directory / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out)
-    os.replace(temporary, directory / name)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out)
+        os.replace(temporary, directory / name)
+    except OSError as exc:
+        raise _unwritable(exc) from None
+
+
+def _unwritable(exc: OSError) -> ClientError:
+    return ClientError(
+        f"cannot write the cache {exc.filename or cache_dir()}: {exc.strerror}; set "
+        "XDG_CACHE_HOME to a writable directory"
+    )
 
 
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
     directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(directory / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(directory / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise _unwritable(exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -562,7 +575,7 @@ def aws_credentials(pool: str, role: str | None) -> int:
         cache = _read_cache()
         key = f"{pool} {role or ''}"
         cached = cache.get("credentials", {}).get(key)
-        if cached is None or _expires(cached) - time.time() < EARLY:
+        if _expiry(cached) - time.time() < EARLY:
             id_token = _refresh(cache)  # writes the rotated refresh token back first
             cached = _vend(cache["issuer"], pool, role, id_token)
             cache.setdefault("credentials", {})[key] = cached
@@ -578,17 +591,18 @@ def workload_credentials(
     an ID token, then the pool's credentials; from the cache while they are fresh."""
     key = f"{issuer} {client_id} {token_file.absolute()} {pool} {role or ''}"
     with _locked():
-        path = cache_dir() / WORKLOAD_CACHE
         try:
-            cache: dict[str, Any] = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):  # none yet, or not ours to read: start over
+            cache = json.loads((cache_dir() / WORKLOAD_CACHE).read_text())
+        except (OSError, ValueError):  # none yet, or unreadable: it is only a cache
+            cache = {}
+        if not isinstance(cache, dict):
             cache = {}
         cached = cache.get(key)
-        if cached is None or _expires(cached) - time.time() < EARLY:
+        if _expiry(cached) - time.time() < EARLY:
             id_token = _exchange(issuer, client_id, _subject_token(token_file))
             cached = _vend(issuer, pool, role, id_token)
             now = time.time()
-            cache = {k: v for k, v in cache.items() if _expires(v) > now}  # drop the expired
+            cache = {k: v for k, v in cache.items() if _expiry(v) > now}  # drop the expired
             cache[key] = cached
             _write_cache(cache, WORKLOAD_CACHE)
     print(json.dumps(cached))
@@ -631,8 +645,12 @@ def _exchange(issuer: str, client_id: str, subject_token: str) -> str:
     return str(body["access_token"])
 
 
-def _expires(credentials: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(credentials["Expiration"])).timestamp()
+def _expiry(credentials: Any) -> float:
+    """When cached credentials expire; 0 for none, or an entry that is not credentials."""
+    try:
+        return datetime.fromisoformat(str(credentials["Expiration"])).timestamp()
+    except (TypeError, KeyError, ValueError):
+        return 0.0
 
 
 def _refresh(cache: dict[str, Any]) -> str:

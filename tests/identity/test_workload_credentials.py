@@ -382,3 +382,24 @@ async def test_a_pods_credential_process_says_why_it_gets_none(
     code, out, err = await cognate_credentials(workloads, tmp_path / "absent", pod_env(tmp_path))
     assert code == 1 and out == ""
     assert f"cannot read the subject token: {tmp_path / 'absent'}: No such file" in err, err
+    # A cache directory it cannot create (a read-only root, say) is named, with the fix.
+    (tmp_path / "read-only").write_text("")
+    env = pod_env(tmp_path) | {"XDG_CACHE_HOME": str(tmp_path / "read-only")}
+    code, out, err = await cognate_credentials(workloads, token, env)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert f"cannot write the cache {tmp_path / 'read-only' / 'cognate'}" in err, err
+    assert "set XDG_CACHE_HOME to a writable directory" in err
+
+
+async def test_a_damaged_credential_cache_is_only_a_cache(
+    workloads: GatewayServer, cluster: WorkloadIssuer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(cluster.kubernetes(AUD))
+    cache = tmp_path / ".cache" / "cognate" / "workloads.json"
+    cache.parent.mkdir(parents=True)
+    for damaged in ("{not json", "[]", '{"x": {"Expiration": "soon"}}'):
+        cache.write_text(damaged)
+        code, out, err = await cognate_credentials(workloads, token, pod_env(tmp_path))
+        assert code == 0, err
+        assert _expires(json.loads(out)) > time.time() + 600
