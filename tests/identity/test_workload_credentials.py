@@ -190,13 +190,13 @@ async def run_step(
     path = tmp_path / "step.sh"
     path.write_text(script)
     flags = ["--noprofile", "--norc", "-eo", "pipefail"] if shell == "bash" else ["-e"]
+    return await run_command(["bash", *flags, str(path)], env)
+
+
+async def run_command(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of one program."""
     run = await asyncio.create_subprocess_exec(
-        "bash",
-        *flags,
-        str(path),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(run.communicate(), 120)
     assert run.returncode is not None
@@ -276,16 +276,7 @@ def pod_env(home: Path) -> dict[str, str]:
 async def cognate_credentials(
     workloads: GatewayServer, token: Path, env: dict[str, str]
 ) -> tuple[int, str, str]:
-    run = await asyncio.create_subprocess_exec(
-        str(BIN / "cognate"),
-        *pod_command(workloads, token)[1:],
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(run.communicate(), 60)
-    assert run.returncode is not None
-    return run.returncode, out.decode(), err.decode()
+    return await run_command(pod_command(workloads, token), env)
 
 
 def pod_command(workloads: GatewayServer, token: Path) -> list[str]:
