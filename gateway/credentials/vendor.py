@@ -35,7 +35,19 @@ from gateway.tokens import TokenService
 
 log = logging.getLogger("cognate.credentials")
 
-REFRESH_MARGIN = 300  # seconds before expiry at which cached credentials are renewed
+# Cached credentials are renewed this long before they expire, so every answer has at least
+# this much left: SDKs ask again from 15 minutes before expiry (botocore's credential_process
+# and refreshable credentials; `cognate aws-credentials` too), and an answer with less would
+# have them ask on every call. Short-lived credentials (STS allows 15 minutes) are renewed
+# once half their life is gone instead, so they are still cached at all.
+REFRESH_MARGIN = 900
+
+
+def refresh_margin(duration: int) -> int:
+    """Seconds before expiry at which cached credentials `duration` seconds long renew."""
+    return min(REFRESH_MARGIN, duration // 2)
+
+
 LOCK_TTL = 15
 _SESSION_NAME = re.compile(r"[^\w+=,.@-]")
 
@@ -86,7 +98,8 @@ class CredentialVendor:
         policy = self._policy(request)
         digest = hashlib.sha256(f"{request.role_arn}\n{policy or ''}".encode()).hexdigest()[:32]
         key = self._store.key("creds", request.identity_id, digest)
-        cached = await self._cached(key)
+        margin = refresh_margin(request.pool.sts.duration)
+        cached = await self._cached(key, margin)
         if self._metrics is not None:
             self._metrics.credential_cache.labels("hit" if cached else "miss").inc()
         if cached is not None:
@@ -103,7 +116,7 @@ class CredentialVendor:
             return None
         return request.pool.session_policy.replace("${cognate:identity_id}", request.identity_id)
 
-    async def _cached(self, key: str) -> Credentials | None:
+    async def _cached(self, key: str, margin: int) -> Credentials | None:
         raw = await self._store.get(key)
         if raw is None:
             return None
@@ -112,22 +125,23 @@ class CredentialVendor:
         except ValueError:
             return None
         creds = Credentials(**data)
-        return creds if creds.expiration - time.time() > REFRESH_MARGIN else None
+        return creds if creds.expiration - time.time() > margin else None
 
     async def _fetch(self, key: str, request: VendRequest, policy: str | None) -> Credentials:
+        margin = refresh_margin(request.pool.sts.duration)
         lock = f"{key}:lock"
         if not await self._store.create(lock, b"1", ttl=LOCK_TTL):
             # Another replica is calling STS for this key: wait a little for its answer.
             for attempt in range(20):
                 await asyncio.sleep(min(0.5, 0.02 * 2**attempt))
-                cached = await self._cached(key)
+                cached = await self._cached(key, margin)
                 if cached is not None:
                     return cached
                 if await self._store.get(lock) is None:
                     break
         try:
             creds = await self._call_sts(request, policy)
-            ttl = creds.expiration - int(time.time()) - REFRESH_MARGIN
+            ttl = creds.expiration - int(time.time()) - margin
             if ttl > 0:
                 blob = self._sealer.seal(record_json(creds), purpose="creds", context=key.encode())
                 await self._store.put(key, blob, ttl=ttl)

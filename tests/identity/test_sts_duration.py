@@ -92,3 +92,28 @@ async def test_a_role_with_a_lower_maximum_gets_an_hour(
     answer = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
     assert [r["DurationSeconds"] for r in sts.requests] == ["43200", "3600"]
     assert answer["Credentials"]["AccessKeyId"]
+
+
+async def test_the_shortest_credentials_are_still_cached_for_half_their_life(
+    short_pools: GatewayServer, sts: StsFront
+) -> None:
+    """Cached credentials renew 15 minutes before they expire (SDKs ask again from then on),
+    or half-way through a shorter life: 15-minute ones are kept for 7.5 minutes, not never."""
+    email = f"short-{secrets.token_hex(4)}@example.com"
+    await short_pools.add_user(email, email_verified=True)
+    logins = {short_pools.url.removeprefix("http://"): await id_token(short_pools, email)}
+    api = client(short_pools)
+    identity = api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"]
+    sts.reset()
+    first = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
+    again = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
+    assert len(sts.requests) == 1
+    assert again["Credentials"]["AccessKeyId"] == first["Credentials"]["AccessKeyId"]
+
+
+def test_cached_credentials_keep_what_sdks_need_left() -> None:
+    from gateway.credentials.vendor import refresh_margin
+
+    # botocore refreshes from 15 minutes before expiry: no cached answer has less left.
+    assert refresh_margin(3600) == refresh_margin(43200) == 15 * 60
+    assert refresh_margin(900) == 450 and refresh_margin(1200) == 600
