@@ -200,15 +200,18 @@ class TokenExchange:
 
 
 def _unverified_issuer(token: str) -> str | None:
-    """`iss` read before any signature check: only to choose whose keys to check it with."""
+    """`iss` read before any signature check: only to choose whose keys to check it with.
+    Something that is not a JWT at all is told so, not that its issuer is unknown."""
     parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError):
-        return None
-    issuer = payload.get("iss") if isinstance(payload, dict) else None
+    payload: Any = None
+    if len(parts) == 3:
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except (ValueError, TypeError):
+            pass
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the subject_token is not valid: Not a JWT")
+    issuer = payload.get("iss")
     return issuer if isinstance(issuer, str) else None
 
 

@@ -268,7 +268,11 @@ async def test_unacceptable_subject_tokens(http: httpx.AsyncClient, github: Work
             "invalid_request",
             "Signature verification failed",
         )
-        refused(await exchange(http, "not.a.jwt"), "invalid_request", "issuer is not trusted")
+        for junk in ("not.a.jwt", "garbage", "null", "a.bnVsbA.c"):  # bnVsbA: "null"
+            refused(await exchange(http, junk), "invalid_request", "is not valid: Not a JWT")
+        # A JWT without an issuer of ours is told that, not that it is no JWT.
+        no_issuer = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"  # {"alg":"RS256"}.{"sub":"x"}
+        refused(await exchange(http, no_issuer), "invalid_request", "issuer is not trusted")
         refused(
             await exchange(http, github.mint({k: v for k, v in good.items() if k != "jti"})),
             "invalid_request",
