@@ -22,9 +22,10 @@ credentials. They talk to the gateway over HTTP only (no settings, no store).
 `aws-credentials` is an AWS `credential_process`: it refreshes (the rotated refresh token is
 written back before anything else), asks the issuer's Cognito Identity API for the identity and
 its credentials (GetId, GetCredentialsForIdentity with the fresh ID token as the login) and
-prints `{"Version": 1, ...}`. Credentials are cached with the login until five minutes before
-they expire, and a lock file serialises concurrent runs: two refreshes of one rotated token at
-once would look like replay to the gateway, which then revokes the whole family.
+prints `{"Version": 1, ...}`. Credentials are cached with the login until 15 minutes before
+they expire (when SDKs start asking again), and a lock file serialises concurrent runs: two
+refreshes of one rotated token at once would look like replay to the gateway, which then
+revokes the whole family.
 
     [profile cognate]
     credential_process = cognate aws-credentials --pool us-east-1:0f6e1a2b-…
@@ -66,7 +67,10 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 LOGIN_CACHE = "login.json"
 WORKLOAD_CACHE = "workloads.json"
-EARLY = 300  # refresh cached AWS credentials this long before they expire
+# Cached AWS credentials are renewed this long before they expire: botocore asks a
+# credential_process again from 15 minutes before (and must from 10), so any later and every
+# AWS call of a long-running SDK client would run this command again.
+EARLY = 900
 TIMEOUT = 30.0
 BROWSER_WAIT = 300.0  # seconds a browser sign-in may take by default
 CALLBACK = "/callback"  # the loopback redirect's path: register http://127.0.0.1/callback
@@ -119,7 +123,7 @@ def add_commands(sub: Any) -> None:
     )
     login.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=BROWSER_WAIT,
         metavar="SECONDS",
         help=f"how long to wait for the browser sign-in (default {BROWSER_WAIT:g})",
@@ -131,7 +135,10 @@ def add_commands(sub: Any) -> None:
         "a pod or CI job with --subject-token-file (no login).",
     )
     creds.add_argument("--pool", required=True, help="identity pool id (<region>:<uuid>)")
-    creds.add_argument("--role", help="a role ARN the pool allows (CustomRoleArn)")
+    creds.add_argument(
+        "--role",
+        help="one of the roles your user-pool groups give (cognito:roles), as CustomRoleArn",
+    )
     workload = creds.add_argument_group(
         "workloads", "exchange the platform's token (RFC 8693) instead of a `cognate login`"
     )
@@ -145,11 +152,21 @@ def add_commands(sub: Any) -> None:
     workload.add_argument("--client-id", help="a client allowed the token-exchange grant")
 
 
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {value!r}")
+    return seconds
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one client command; errors are one line on stderr and exit status 1."""
     try:
         if args.command == "login":
-            issuer = args.issuer.rstrip("/")
+            issuer = _issuer_url(args.issuer)
             return login(issuer, args.client_id, args.scope, args.browser, args.timeout)
         if args.subject_token_file is not None:
             if not (args.issuer and args.client_id):
@@ -157,8 +174,16 @@ def run(args: argparse.Namespace) -> int:
                     "--subject-token-file needs --issuer and --client-id (a client allowed "
                     "the token-exchange grant)"
                 )
+            if not args.subject_token_file:
+                raise ClientError("--subject-token-file needs a path")
+            if args.role:
+                raise ClientError(
+                    "--role does not go with --subject-token-file: a workload's role comes "
+                    "from the pool's role_mappings (a CustomRoleArn must be in the token's "
+                    "cognito:roles, which only user-pool groups give)"
+                )
             token_file = Path(args.subject_token_file)
-            issuer = args.issuer.rstrip("/")
+            issuer = _issuer_url(args.issuer)
             return workload_credentials(issuer, args.client_id, token_file, args.pool, args.role)
         if args.issuer or args.client_id:
             raise ClientError(
@@ -173,6 +198,13 @@ def run(args: argparse.Namespace) -> int:
         where = exc.request.url if isinstance(exc, httpx.RequestError) else ""
         print(f"error: {where}: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
+
+
+def _issuer_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ClientError(f"--issuer must be the issuer's URL, https://…: not {value!r}")
+    return value.rstrip("/")
 
 
 def _json(answer: httpx.Response) -> Any:
@@ -199,11 +231,18 @@ def cache_dir() -> Path:
 def _read_cache() -> dict[str, Any]:
     path = cache_dir() / LOGIN_CACHE
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ClientError(
             "not signed in: run `cognate login --issuer URL --client-id ID`"
         ) from None
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str)
+        for k in ("issuer", "client_id", "token_endpoint", "refresh_token")
+    ):
+        raise ClientError(f"the login in {path} is damaged: run `cognate login` again")
     return data
 
 
@@ -221,14 +260,23 @@ def _write_cache(data: dict[str, Any], name: str = LOGIN_CACHE) -> None:
             json.dump(data, out)
         os.replace(temporary, directory / name)
     except OSError as exc:
-        raise _unwritable(exc) from None
+        temporary.unlink(missing_ok=True)  # it may hold a refresh token or credentials
+        raise _unwritable(directory / name, exc) from None
 
 
-def _unwritable(exc: OSError) -> ClientError:
+def _unwritable(path: Path, exc: OSError) -> ClientError:
     return ClientError(
-        f"cannot write the cache {exc.filename or cache_dir()}: {exc.strerror}; set "
-        "XDG_CACHE_HOME to a writable directory"
+        f"cannot write the cache {path}: {exc.strerror}; set XDG_CACHE_HOME to a writable directory"
     )
+
+
+def _keep_credentials(data: dict[str, Any], name: str) -> None:
+    """Cache credentials just obtained; if that fails they are still printed (they cost a
+    refresh or an exchange, which may have spent a token), with a warning."""
+    try:
+        _write_cache(data, name)
+    except ClientError as exc:
+        print(f"warning: {exc}; the credentials are not cached", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -238,7 +286,7 @@ def _locked() -> Iterator[None]:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(directory / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise _unwritable(exc) from None
+        raise _unwritable(directory, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -252,7 +300,14 @@ def _locked() -> Iterator[None]:
 def _metadata(http: httpx.Client, issuer: str) -> dict[str, Any]:
     meta: dict[str, Any] = _json(http.get(f"{issuer}/.well-known/openid-configuration"))
     if meta.get("issuer") != issuer:
-        raise ClientError(f"{issuer} is not an issuer (its discovery names another)")
+        raise ClientError(
+            f"{issuer} is not the issuer its discovery names ({meta.get('issuer')}): use that "
+            "as --issuer"
+        )
+    for endpoint in ("token_endpoint", "authorization_endpoint"):
+        if not isinstance(meta.get(endpoint), str):
+            # An OIDC issuer that is not an OpenID Provider (a Kubernetes cluster's, say).
+            raise ClientError(f"{issuer} has no {endpoint}: is it Cognate's address?")
     return meta
 
 
@@ -579,7 +634,7 @@ def aws_credentials(pool: str, role: str | None) -> int:
             id_token = _refresh(cache)  # writes the rotated refresh token back first
             cached = _vend(cache["issuer"], pool, role, id_token)
             cache.setdefault("credentials", {})[key] = cached
-            _write_cache(cache)
+            _keep_credentials(cache, LOGIN_CACHE)
     print(json.dumps(cached))
     return 0
 
@@ -589,7 +644,11 @@ def workload_credentials(
 ) -> int:
     """Print credential_process JSON for a workload: the token in `token_file` exchanged for
     an ID token, then the pool's credentials; from the cache while they are fresh."""
-    key = f"{issuer} {client_id} {token_file.absolute()} {pool} {role or ''}"
+    subject_token = _subject_token(token_file)
+    # The token's digest too: credentials answer for the token they were exchanged for, and a
+    # file holding another workload's token must not be answered with these.
+    digest = hashlib.sha256(subject_token.encode()).hexdigest()[:32]
+    key = f"{issuer} {client_id} {token_file.absolute()} {digest} {pool} {role or ''}"
     with _locked():
         try:
             cache = json.loads((cache_dir() / WORKLOAD_CACHE).read_text())
@@ -599,12 +658,12 @@ def workload_credentials(
             cache = {}
         cached = cache.get(key)
         if _expiry(cached) - time.time() < EARLY:
-            id_token = _exchange(issuer, client_id, _subject_token(token_file))
+            id_token = _exchange(issuer, client_id, subject_token)
             cached = _vend(issuer, pool, role, id_token)
             now = time.time()
             cache = {k: v for k, v in cache.items() if _expiry(v) > now}  # drop the expired
             cache[key] = cached
-            _write_cache(cache, WORKLOAD_CACHE)
+            _keep_credentials(cache, WORKLOAD_CACHE)
     print(json.dumps(cached))
     return 0
 
@@ -635,6 +694,7 @@ def _exchange(issuer: str, client_id: str, subject_token: str) -> str:
         )
     body: dict[str, Any] = _json(answer)
     if answer.status_code != 200:
+        _unavailable(answer, body)
         reason = str(body.get("error_description", ""))
         if "jti replay" in reason:
             reason += (
@@ -643,6 +703,16 @@ def _exchange(issuer: str, client_id: str, subject_token: str) -> str:
             )
         raise ClientError(f"the token exchange was refused ({body.get('error')}): {reason}")
     return str(body["access_token"])
+
+
+def _unavailable(answer: httpx.Response, body: dict[str, Any]) -> None:
+    """An issuer that cannot answer now (its store or an upstream is down: 503) has not
+    refused anything: say so, and that trying again is the fix."""
+    if answer.status_code == 503 or body.get("error") == "temporarily_unavailable":
+        raise ClientError(
+            f"{answer.request.url.host} is temporarily unavailable "
+            f"({body.get('error') or answer.status_code}): try again shortly"
+        )
 
 
 def _expiry(credentials: Any) -> float:
@@ -665,7 +735,12 @@ def _refresh(cache: dict[str, Any]) -> str:
         )
     body: dict[str, Any] = _json(answer)
     if answer.status_code != 200:
-        raise ClientError(f"the sign-in has ended ({body.get('error')}): run `cognate login` again")
+        _unavailable(answer, body)
+        if body.get("error") == "invalid_grant":
+            raise ClientError("the sign-in has ended (invalid_grant): run `cognate login` again")
+        raise ClientError(
+            f"the refresh was refused ({body.get('error')}): {body.get('error_description', '')}"
+        )
     cache["refresh_token"] = body["refresh_token"]
     _write_cache(cache)  # the old token is spent: never lose the new one
     if "id_token" not in body:

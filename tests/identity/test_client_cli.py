@@ -171,19 +171,98 @@ async def test_login_then_the_aws_cli_uses_credential_process(
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600  # still, after the rewrite
 
 
-async def test_aws_credentials_without_login_says_so(tmp_path: Path) -> None:
+async def aws_credentials(home: Path) -> tuple[int, str, str]:
     run = await asyncio.create_subprocess_exec(
         str(BIN / "cognate"),
         "aws-credentials",
         "--pool",
         POOL,
-        env=user_env(tmp_path),
+        env=user_env(home),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await run.communicate()
-    assert run.returncode == 1 and out == b""
-    assert "not signed in" in err.decode()
+    out, err = await asyncio.wait_for(run.communicate(), 60)
+    assert run.returncode is not None
+    return run.returncode, out.decode(), err.decode()
+
+
+def write_login(home: Path, issuer: str, token_endpoint: str, refresh_token: str) -> None:
+    """A login cache as `cognate login` leaves it."""
+    folder = home / ".cache" / "cognate"
+    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+    login = {"issuer": issuer, "client_id": "cognate-cli", "token_endpoint": token_endpoint}
+    (folder / "login.json").write_text(json.dumps({**login, "refresh_token": refresh_token}))
+
+
+def one_line(err: str) -> str:
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+async def test_aws_credentials_without_login_says_so(tmp_path: Path) -> None:
+    code, out, err = await aws_credentials(tmp_path)
+    assert code == 1 and out == ""
+    assert "not signed in" in one_line(err)
+
+
+async def test_an_ended_sign_in_says_to_log_in_again(gw: GatewayServer, tmp_path: Path) -> None:
+    # A refresh token the gateway no longer honours (revoked, expired, or never one of its).
+    write_login(tmp_path, gw.url, f"{gw.url}/oauth2/token", "a-refresh-token-long-gone")
+    code, out, err = await aws_credentials(tmp_path)
+    assert code == 1 and out == ""
+    assert "the sign-in has ended (invalid_grant): run `cognate login` again" in one_line(err)
+
+
+@pytest.mark.parametrize("damaged", ["not json", "[]", "null", "{}", '{"issuer": 1}'])
+async def test_a_damaged_login_says_to_log_in_again(tmp_path: Path, damaged: str) -> None:
+    folder = tmp_path / ".cache" / "cognate"
+    folder.mkdir(parents=True)
+    (folder / "login.json").write_text(damaged)
+    code, out, err = await aws_credentials(tmp_path)
+    assert code == 1 and out == ""
+    assert "is damaged: run `cognate login` again" in one_line(err)
+
+
+async def test_an_issuer_that_cannot_answer_now_says_to_try_again(tmp_path: Path) -> None:
+    """A 503 (the gateway's store is down) has not ended the sign-in: logging in again would
+    not help, trying again will."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.helpers import AppServer
+
+    async def down(request: object) -> JSONResponse:
+        return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
+
+    site = AppServer(Starlette(routes=[Route("/oauth2/token", down, methods=["POST"])])).start()
+    try:
+        write_login(tmp_path, site.url, f"{site.url}/oauth2/token", "a-refresh-token")
+        code, out, err = await aws_credentials(tmp_path)
+    finally:
+        site.stop()
+    assert code == 1 and out == ""
+    assert "is temporarily unavailable (temporarily_unavailable): try again" in one_line(err)
+    assert "login" not in err
+    # and the refresh token is still there, for that next try
+    saved = json.loads((tmp_path / ".cache" / "cognate" / "login.json").read_text())
+    assert saved["refresh_token"] == "a-refresh-token"
+
+
+def test_bad_arguments_are_one_line_each() -> None:
+    from tests.test_cli import cognate
+
+    cases = [
+        (("login", "--issuer", "auth.example.com", "--client-id", "c"), "must be the issuer's URL"),
+        (("login", "--issuer", "https://a.example", "--client-id", "c", "--timeout", "-5"),
+         "not a number of seconds above 0: '-5'"),
+        (("aws-credentials", "--pool", POOL, "--issuer", "https://a.example"),
+         "--issuer and --client-id go with --subject-token-file"),
+    ]  # fmt: skip
+    for args, says in cases:
+        result = cognate(*args)
+        assert result.returncode in (1, 2) and result.stdout == "", result
+        assert says in one_line(result.stderr.splitlines()[-1]), result.stderr
 
 
 def test_login_at_an_address_that_is_not_an_issuer_says_so_in_one_line() -> None:

@@ -239,9 +239,8 @@ async def test_the_readmes_github_actions_job_gets_its_roles_credentials(
     )
     assert set(exported) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
     masked = re.findall(r"^::add-mask::(.+)$", out, re.MULTILINE)
-    assert exported["AWS_SECRET_ACCESS_KEY"] in masked
-    assert exported["AWS_SESSION_TOKEN"] in masked
-    assert len(masked) == 3  # and the ID token
+    assert {exported[name] for name in exported} <= set(masked)
+    assert len(masked) == 4  # and the ID token
     assumed = [r for r in sts.requests if r.get("Action") == "AssumeRoleWithWebIdentity"]
     assert len(assumed) == 1 and assumed[0]["RoleArn"] == DEPLOYER_ROLE  # the mapping's role
     # The next step, with what the runner puts in its environment; its STS is moto's.
@@ -394,3 +393,76 @@ async def test_a_damaged_credential_cache_is_only_a_cache(
         code, out, err = await cognate_credentials(workloads, token, pod_env(tmp_path))
         assert code == 0, err
         assert _expires(json.loads(out)) > time.time() + 600
+
+
+async def test_a_token_swapped_for_another_workloads_gets_that_workloads_credentials(
+    workloads: GatewayServer, cluster: WorkloadIssuer, sts: StsFront, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    env = pod_env(tmp_path)
+    sts.reset()
+    for account in ("deployer", "reporter"):
+        token.write_text(cluster.kubernetes(AUD, account=account))
+        code, out, err = await cognate_credentials(workloads, token, env)
+        assert code == 0, err
+    names = [r["RoleSessionName"] for r in sts.requests if "RoleSessionName" in r]
+    assert names[-1] == "system-serviceaccount-prod-reporter", names  # not deployer's, cached
+
+
+async def test_credentials_it_cannot_cache_are_still_printed(
+    workloads: GatewayServer, cluster: WorkloadIssuer, tmp_path: Path
+) -> None:
+    """The exchange may have spent the token (a no-replay rule): its credentials are not
+    thrown away because the cache cannot take them."""
+    token = tmp_path / "token"
+    token.write_text(cluster.kubernetes(AUD, namespace="jobs"))
+    folder = tmp_path / ".cache" / "cognate"
+    (folder / "workloads.json").mkdir(parents=True)  # not a file: it cannot be replaced
+    code, out, err = await cognate_credentials(workloads, token, pod_env(tmp_path))
+    assert code == 0, err
+    assert _expires(json.loads(out)) > time.time() + 600
+    assert f"warning: cannot write the cache {folder / 'workloads.json'}" in err, err
+    assert "not cached" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["lock", "workloads.json"]  # no temp
+
+
+async def test_workload_arguments_that_cannot_work_are_refused_in_one_line(
+    workloads: GatewayServer, cluster: WorkloadIssuer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(cluster.kubernetes(AUD))
+    base = pod_command(workloads, token)
+    cases = [
+        ([*base, "--role", DEPLOYER_ROLE], "--role does not go with --subject-token-file"),
+        ([*base[:-1], ""], "--subject-token-file needs a path"),
+        ([*base[:4], *base[6:]], "needs --issuer and --client-id"),  # no --issuer
+        # The cluster's issuer is an OIDC issuer, but no OpenID Provider: no token endpoint.
+        (
+            [*base[:5], cluster.issuer, *base[6:]],
+            f"{cluster.issuer} has no token_endpoint: is it Cognate's address?",
+        ),
+        (
+            [*base[:5], workloads.url.replace("127.0.0.1", "localhost"), *base[6:]],
+            f"is not the issuer its discovery names ({workloads.url}): use that as --issuer",
+        ),
+    ]
+    for argv, says in cases:
+        code, out, err = await run_command(argv, pod_env(tmp_path))
+        assert code == 1 and out == "", (argv, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert says in err, (argv, err)
+
+
+async def test_the_readmes_github_actions_job_stops_where_github_refused(
+    workloads: GatewayServer, github: WorkloadIssuer, sts: StsFront, tmp_path: Path
+) -> None:
+    """A job without `id-token: write` (its request token is refused) ends on GitHub's 401,
+    not on a later refusal of the string "null" as a token."""
+    workflow_env, step, _ = readme_workflow()
+    env = job_env(workloads, github, tmp_path, workflow_env)
+    env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "not-this-jobs"
+    sts.reset()
+    code, _, err = await run_step(step["run"], env, tmp_path, step.get("shell", ""))
+    assert code != 0
+    assert "401" in err and "issuer is not trusted" not in err, err
+    assert (tmp_path / "github_env").read_text() == "" and sts.requests == []
