@@ -3,8 +3,7 @@ credentials. They talk to the gateway over HTTP only (no settings, no store).
 
     cognate login --issuer URL --client-id ID [--scope S] [--browser | --no-browser]
     cognate aws-credentials --pool ID [--role ARN]
-    cognate aws-credentials --pool ID [--role ARN] --subject-token-file PATH \
-        --issuer URL --client-id ID
+    cognate aws-credentials --pool ID --subject-token-file PATH --issuer URL --client-id ID
 
 `login` signs in one of two ways, and keeps the refresh token in the user's cache directory
 (`$XDG_CACHE_HOME/cognate/login.json`, else `~/.cache/cognate/`), readable by the user alone
@@ -34,8 +33,10 @@ With `--subject-token-file` it is a workload's `credential_process` (a pod, a CI
 login: it exchanges the token in that file — a projected service-account token, which the
 kubelet rotates — for an ID token (RFC 8693 token exchange, `requested_token_type` id_token)
 and asks the identity pool as above. Those credentials are cached the same way (in
-`workloads.json` beside `login.json`, keyed by issuer, client, file, pool and role): a trust
-rule that forbids replay takes each token once, and every `aws` command runs the process.
+`workloads.json` beside `login.json`, keyed by issuer, client, file, the token's digest and
+pool): a trust rule that forbids replay takes each token once, and every `aws` command runs
+the process. Its role is the pool's role mappings' choice (no `--role`: a CustomRoleArn must
+be in the token's `cognito:roles`, which only user-pool groups give).
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             token_file = Path(args.subject_token_file)
             issuer = _issuer_url(args.issuer)
-            return workload_credentials(issuer, args.client_id, token_file, args.pool, args.role)
+            return workload_credentials(issuer, args.client_id, token_file, args.pool)
         if args.issuer or args.client_id:
             raise ClientError(
                 "--issuer and --client-id go with --subject-token-file (a workload); "
@@ -639,16 +640,14 @@ def aws_credentials(pool: str, role: str | None) -> int:
     return 0
 
 
-def workload_credentials(
-    issuer: str, client_id: str, token_file: Path, pool: str, role: str | None
-) -> int:
+def workload_credentials(issuer: str, client_id: str, token_file: Path, pool: str) -> int:
     """Print credential_process JSON for a workload: the token in `token_file` exchanged for
     an ID token, then the pool's credentials; from the cache while they are fresh."""
     subject_token = _subject_token(token_file)
     # The token's digest too: credentials answer for the token they were exchanged for, and a
     # file holding another workload's token must not be answered with these.
     digest = hashlib.sha256(subject_token.encode()).hexdigest()[:32]
-    key = f"{issuer} {client_id} {token_file.absolute()} {digest} {pool} {role or ''}"
+    key = f"{issuer} {client_id} {token_file.absolute()} {digest} {pool}"
     with _locked():
         try:
             cache = json.loads((cache_dir() / WORKLOAD_CACHE).read_text())
@@ -659,7 +658,7 @@ def workload_credentials(
         cached = cache.get(key)
         if _expiry(cached) - time.time() < EARLY:
             id_token = _exchange(issuer, client_id, subject_token)
-            cached = _vend(issuer, pool, role, id_token)
+            cached = _vend(issuer, pool, None, id_token)
             now = time.time()
             cache = {k: v for k, v in cache.items() if _expiry(v) > now}  # drop the expired
             cache[key] = cached
