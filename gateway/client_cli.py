@@ -105,7 +105,11 @@ def add_commands(sub: Any) -> None:
     )
     login.add_argument("--issuer", required=True, help="the Cognate issuer URL")
     login.add_argument("--client-id", required=True, help="a public client of the issuer")
-    login.add_argument("--scope", default="openid email offline_access", help="scopes to ask")
+    login.add_argument(
+        "--scope",
+        default="openid email offline_access",
+        help="scopes to ask (default: %(default)s)",
+    )
     how = login.add_mutually_exclusive_group()
     how.add_argument(
         "--browser",
