@@ -276,20 +276,40 @@ class CognitoApi:
 
     # -- steps of the unsigned operations ----------------------------------------------------
 
-    async def pool_for(self, identity: Identity, names: list[str]) -> IdentityPoolSettings:
-        """The pool an identity is used in (the one whose providers cover these logins)."""
+    async def pools_for(self, identity: Identity, names: list[str]) -> list[IdentityPoolSettings]:
+        """The pools an identity is used in whose providers cover these logins, in the order
+        of `identity_pools` (at least one, or the error AWS gives)."""
         candidates = [p for p in identity.pools if self.s.pools.known(p)]
+        if not candidates:
+            raise not_found(f"Identity '{identity.identity_id}' not found.")
+        covering = []
         for pool_id in candidates:
             pool = await self.s.pools.get(pool_id)
             accepted = set(self.s.verifier.providers(pool)) | {COGNITO_PROVIDER}
             if set(names) <= accepted:
-                return pool
-        if not candidates:
-            raise not_found(f"Identity '{identity.identity_id}' not found.")
-        raise not_authorized(
-            "Invalid login token. Provider is not configured for the "
-            "identity pool of this identity."
-        )
+                covering.append(pool)
+        if not covering:
+            raise not_authorized(
+                "Invalid login token. Provider is not configured for the "
+                "identity pool of this identity."
+            )
+        return covering
+
+    async def _verified_in(
+        self, pools: list[IdentityPoolSettings], logins: dict[str, str]
+    ) -> tuple[IdentityPoolSettings, list[VerifiedLogin]]:
+        """The first of `pools` whose providers accept these login tokens, and the logins as
+        it verified them. A Cognate login's identity ID is its `sub` in every pool, and
+        GetCredentialsForIdentity names no pool: a pool whose `cognate` provider takes only
+        other clients' tokens is passed over for the next, instead of refusing the call."""
+        refused: CognitoError | None = None
+        for pool in pools:
+            try:
+                return pool, await self.steps.verify_logins(pool, logins)
+            except CognitoError as exc:  # refused by this pool (not an outage: Unavailable)
+                refused = refused or exc
+        assert refused is not None  # noqa: S101 - pools is never empty
+        raise refused
 
     async def authenticate(self, body: Body) -> Authenticated:
         """Check IdentityId + Logins: the logins must prove this identity (or a guest's)."""
@@ -298,7 +318,8 @@ class CognitoApi:
         identity = await self.s.identities.get(identity_id)
         if identity is None:
             raise not_found(f"Identity '{identity_id}' not found.")
-        pool = await self.pool_for(identity, list(logins))
+        pools = await self.pools_for(identity, list(logins))
+        pool = pools[0]
         if identity.disabled:
             raise not_authorized(f"Access to Identity '{identity_id}' is forbidden.")
         if not logins:
@@ -312,7 +333,7 @@ class CognitoApi:
                     "Unauthenticated access is not supported for this identity pool."
                 )
             return Authenticated(identity_id, pool, [])
-        verified = await self.steps.verify_logins(pool, logins)
+        pool, verified = await self._verified_in(pools, logins)
         if identity.authenticated:
             proven = {
                 v.identity_id or await self.s.identities.find(v.provider, v.subject)

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from typing import Any
 
-from tests.helpers import GatewayServer
-from tests.identity.conftest import DEVELOPER, POOL, client, id_token
+from tests.helpers import Browser, GatewayServer, redeem
+from tests.identity.conftest import CLOSED_POOL, DEVELOPER, POOL, StsFront, client, id_token
 
 
 async def test_own_logins_are_named_by_the_issuer_host_and_unlink_by_it(
@@ -46,3 +48,46 @@ def listed_logins(api: Any, identity_id: str) -> list[str]:
                 return list(item["Logins"])
         token = page.get("NextToken")
         assert token, "not listed"
+
+
+async def test_one_user_in_two_pools_gets_credentials_from_the_pool_that_takes_the_token(
+    pools: GatewayServer, sts: StsFront
+) -> None:
+    """A Cognate login's identity ID is its `sub` in every pool, and GetCredentialsForIdentity
+    names no pool: the pool is the first one (of those the identity is in) whose providers
+    take the token. POOL takes only the web and spa clients' ID tokens; CLOSED_POOL any."""
+    api = client(pools)
+    own = pools.url.removeprefix("http://")
+    email = f"two-pools-{secrets.token_hex(4)}@example.com"
+    await pools.add_user(email, email_verified=True)
+    web = await id_token(pools, email)
+    identity = api.get_id(IdentityPoolId=POOL, Logins={own: web})["IdentityId"]
+    native = await native_id_token(pools, email)  # a CLI's, say
+    assert api.get_id(IdentityPoolId=CLOSED_POOL, Logins={own: native})["IdentityId"] == identity
+    for token, pool in ((native, CLOSED_POOL), (web, POOL)):
+        sts.reset()
+        api.get_credentials_for_identity(IdentityId=identity, Logins={own: token})
+        (sent,) = [r for r in sts.requests if r.get("Action") == "AssumeRoleWithWebIdentity"]
+        assert claims_of(sent["WebIdentityToken"])["aud"] == pool
+
+
+async def native_id_token(gateway: GatewayServer, email: str) -> str:
+    """`email` signed in through the public `native` client (loopback redirect, PKCE)."""
+    browser = Browser(gateway.url)
+    try:
+        callback = "http://127.0.0.1/callback"
+        code, verifier, _ = await browser.login_for_code(
+            email, client_id="native", redirect_uri=callback
+        )
+        answer = await redeem(
+            browser.http, code, verifier, auth=None, redirect_uri=callback, client_id="native"
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id_token"])
+    finally:
+        await browser.aclose()
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
