@@ -74,6 +74,7 @@ WORKLOAD_CACHE = "workloads.json"
 EARLY = 900
 TIMEOUT = 30.0
 BROWSER_WAIT = 300.0  # seconds a browser sign-in may take by default
+MAX_WAIT = 86_400.0  # and at most (a day)
 CALLBACK = "/callback"  # the loopback redirect's path: register http://127.0.0.1/callback
 
 LOGIN_HOW = """\
@@ -162,8 +163,10 @@ def _positive_seconds(value: str) -> float:
         seconds = float(value)
     except ValueError:
         seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {value!r}")
+    if not 0 < seconds <= MAX_WAIT:
+        raise argparse.ArgumentTypeError(
+            f"not a number of seconds above 0 and at most {MAX_WAIT:g}: {value!r}"
+        )
     return seconds
 
 
@@ -206,8 +209,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _issuer_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ClientError(f"--issuer must be the issuer's URL, https://…: not {value!r}")
     return value.rstrip("/")
 
@@ -634,13 +641,18 @@ def aws_credentials(pool: str, role: str | None) -> int:
     with _locked():
         cache = _read_cache()
         key = f"{pool} {role or ''}"
-        cached = cache.get("credentials", {}).get(key)
-        if _expiry(cached) - time.time() < EARLY:
+        entries = cache.get("credentials")
+        if not isinstance(entries, dict):
+            entries = cache["credentials"] = {}
+        entry = entries.get(key)
+        if not isinstance(entry, dict) or _due(entry):
+            # Found out before the refresh token is spent: a cache that cannot be written
+            # would lose the rotated one, and with it the sign-in.
+            _write_cache(cache)
             id_token = _refresh(cache)  # writes the rotated refresh token back first
-            cached = _vend(cache["issuer"], pool, role, id_token)
-            cache.setdefault("credentials", {})[key] = cached
+            entry = entries[key] = _received(_vend(cache["issuer"], pool, role, id_token))
             _keep_credentials(cache, LOGIN_CACHE)
-    print(json.dumps(cached))
+    print(json.dumps(entry["credentials"]))
     return 0
 
 
@@ -659,15 +671,14 @@ def workload_credentials(issuer: str, client_id: str, token_file: Path, pool: st
             cache = {}
         if not isinstance(cache, dict):
             cache = {}
-        cached = cache.get(key)
-        if _expiry(cached) - time.time() < EARLY:
+        entry = cache.get(key)
+        if not isinstance(entry, dict) or _due(entry):
             id_token = _exchange(issuer, client_id, subject_token)
-            cached = _vend(issuer, pool, None, id_token)
-            now = time.time()
-            cache = {k: v for k, v in cache.items() if _expiry(v) > now}  # drop the expired
-            cache[key] = cached
+            entry = _received(_vend(issuer, pool, None, id_token))
+            cache = {k: v for k, v in cache.items() if not _expired(v)}
+            cache[key] = entry
             _keep_credentials(cache, WORKLOAD_CACHE)
-    print(json.dumps(cached))
+    print(json.dumps(entry["credentials"]))
     return 0
 
 
@@ -718,12 +729,31 @@ def _unavailable(answer: httpx.Response, body: dict[str, Any]) -> None:
         )
 
 
-def _expiry(credentials: Any) -> float:
-    """When cached credentials expire; 0 for none, or an entry that is not credentials."""
+def _received(credentials: dict[str, Any]) -> dict[str, Any]:
+    """A cache entry: the credentials as printed, and when they came."""
+    return {"credentials": credentials, "received": time.time()}
+
+
+def _expiry(entry: Any) -> float:
+    """When a cache entry's credentials expire; 0 for none, or an entry that is not one."""
     try:
-        return datetime.fromisoformat(str(credentials["Expiration"])).timestamp()
+        return datetime.fromisoformat(str(entry["credentials"]["Expiration"])).timestamp()
     except (TypeError, KeyError, ValueError):
         return 0.0
+
+
+def _expired(entry: Any) -> bool:
+    return _expiry(entry) <= time.time()
+
+
+def _due(entry: Any) -> bool:
+    """Renew 15 minutes before expiry (EARLY), when SDKs start asking again; credentials that
+    came with less than twice that left (a pool of short-lived ones) half-way through what
+    they had instead, as the gateway's cache does, so that they are cached at all."""
+    expiry = _expiry(entry)
+    received = entry.get("received") if isinstance(entry, dict) else None
+    had = expiry - received if isinstance(received, int | float) else 2 * EARLY
+    return expiry - time.time() < min(EARLY, had / 2)
 
 
 def _refresh(cache: dict[str, Any]) -> str:
@@ -745,7 +775,14 @@ def _refresh(cache: dict[str, Any]) -> str:
             f"the refresh was refused ({body.get('error')}): {body.get('error_description', '')}"
         )
     cache["refresh_token"] = body["refresh_token"]
-    _write_cache(cache)  # the old token is spent: never lose the new one
+    try:
+        _write_cache(cache)  # the old token is spent: never lose the new one
+    except ClientError as exc:  # written a moment ago: the disk filled up since
+        print(
+            f"warning: {exc}; the new refresh token is lost: run `cognate login` when these "
+            "credentials expire",
+            file=sys.stderr,
+        )
     if "id_token" not in body:
         raise ClientError("no ID token: log in with the openid scope")
     return str(body["id_token"])

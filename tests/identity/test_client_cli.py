@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import stat
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -211,6 +212,48 @@ async def test_an_ended_sign_in_says_to_log_in_again(gw: GatewayServer, tmp_path
     code, out, err = await aws_credentials(tmp_path)
     assert code == 1 and out == ""
     assert "the sign-in has ended (invalid_grant): run `cognate login` again" in one_line(err)
+    # Cached credentials of a shape it does not know are no credentials, not a crash.
+    saved = tmp_path / ".cache" / "cognate" / "login.json"
+    for junk in ([], None, {"us-east-1:x ": "not credentials"}):
+        saved.write_text(json.dumps({**json.loads(saved.read_text()), "credentials": junk}))
+        code, out, err = await aws_credentials(tmp_path)
+        assert "the sign-in has ended (invalid_grant)" in one_line(err)
+
+
+async def test_a_cache_it_cannot_write_spends_no_refresh_token(
+    gw: GatewayServer, tmp_path: Path
+) -> None:
+    """The refresh token rotates: if the new one could not be kept, the sign-in would end.
+    A full disk is found out before it is spent."""
+    email = "full-disk@example.com"
+    await gw.add_user(email, email_verified=True)
+    env = user_env(tmp_path)
+    login = await cognate_login(env, "--issuer", gw.url, "--client-id", "cognate-cli")
+    await approve(gw, email, (await line_matching(login, r"code ([A-Z]{4}-[A-Z]{4})")).group(1))
+    status, err = await finished(login)
+    assert status == 0, err
+    before = saved_login(tmp_path)["refresh_token"]
+
+    def full_disk() -> None:  # no file may grow past 100 bytes (Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    run = await asyncio.create_subprocess_exec(
+        str(BIN / "cognate"),
+        "aws-credentials",
+        "--pool",
+        POOL,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=full_disk,
+    )
+    out, raw = await asyncio.wait_for(run.communicate(), 60)
+    assert run.returncode == 1 and out == b""
+    assert "cannot write the cache" in one_line(raw.decode()) and "File too large" in raw.decode()
+    assert saved_login(tmp_path)["refresh_token"] == before
+    code, printed, err = await aws_credentials(tmp_path)  # room again: the sign-in lives on
+    assert code == 0, err
+    assert json.loads(printed)["Version"] == 1
 
 
 @pytest.mark.parametrize("damaged", ["not json", "[]", "null", "{}", '{"issuer": 1}'])
@@ -255,9 +298,15 @@ def test_bad_arguments_are_one_line_each() -> None:
     cases = [
         (("login", "--issuer", "auth.example.com", "--client-id", "c"), "must be the issuer's URL"),
         (("login", "--issuer", "https://a.example", "--client-id", "c", "--timeout", "-5"),
-         "not a number of seconds above 0: '-5'"),
+         "not a number of seconds above 0 and at most 86400: '-5'"),
+        (("login", "--issuer", "https://a.example", "--client-id", "c", "--timeout", "1e9"),
+         "at most 86400"),
         (("aws-credentials", "--pool", POOL, "--issuer", "https://a.example"),
          "--issuer and --client-id go with --subject-token-file"),
+        *[
+            (("login", "--issuer", bad, "--client-id", "c"), "must be the issuer's URL")
+            for bad in ("http://[::1", "http://127.0.0.1:abc", "http://user@", "ftp://a.example")
+        ],
     ]  # fmt: skip
     for args, says in cases:
         result = cognate(*args)

@@ -331,10 +331,13 @@ async def test_a_pods_aws_cli_gets_credentials_from_its_projected_token(
 
 
 def make_due(cache: Path) -> None:
-    """Every cached credential expires in a minute: due for renewal (EARLY)."""
+    """Every cached credential is an hour old and expires in a minute: due for renewal."""
     soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
     entries = json.loads(cache.read_text())
-    cache.write_text(json.dumps({k: {**v, "Expiration": soon} for k, v in entries.items()}))
+    for entry in entries.values():
+        entry["credentials"]["Expiration"] = soon
+        entry["received"] = time.time() - 3540
+    cache.write_text(json.dumps(entries))
 
 
 def _expires(printed: dict[str, Any]) -> float:
@@ -466,3 +469,19 @@ async def test_the_readmes_github_actions_job_stops_where_github_refused(
     assert code != 0
     assert "401" in err and "issuer is not trusted" not in err, err
     assert (tmp_path / "github_env").read_text() == "" and sts.requests == []
+
+
+def test_credentials_renew_when_sdks_start_asking_or_half_way_through_a_short_life() -> None:
+    from gateway.client_cli import _due
+
+    def entry(left: float, had: float | None) -> dict[str, Any]:
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + left))
+        made = {"credentials": {"Expiration": expires}}
+        return made if had is None else {**made, "received": time.time() - (had - left)}
+
+    # An hour's credentials: kept until 15 minutes are left, when botocore asks again.
+    assert not _due(entry(16 * 60, 3600)) and _due(entry(14 * 60, 3600))
+    # 15-minute ones (the least STS gives): kept for half of what they came with.
+    assert not _due(entry(13 * 60, 15 * 60)) and _due(entry(7 * 60, 15 * 60))
+    assert not _due(entry(16 * 60, None)) and _due(entry(14 * 60, None))  # when unknown
+    assert _due(None) and _due({"credentials": {}}) and _due(entry(-1, 3600))
