@@ -22,7 +22,8 @@ credentials. They talk to the gateway over HTTP only (no settings, no store).
 written back before anything else), asks the issuer's Cognito Identity API for the identity and
 its credentials (GetId, GetCredentialsForIdentity with the fresh ID token as the login) and
 prints `{"Version": 1, ...}`. Credentials are cached with the login until 15 minutes before
-they expire (when SDKs start asking again), and a lock file serialises concurrent runs: two
+they expire (when SDKs start asking again; half-way through what they had for short-lived
+ones), and a lock file serialises concurrent runs: two
 refreshes of one rotated token at once would look like replay to the gateway, which then
 revokes the whole family.
 
