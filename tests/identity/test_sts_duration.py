@@ -48,15 +48,20 @@ def short_pools(redis_server: RedisServer, sts: StsFront) -> Iterator[GatewaySer
     server.stop()
 
 
+async def signed_in(gateway: GatewayServer) -> tuple[Any, str, dict[str, str]]:
+    """A new user's boto3 client, identity in CLOSED_POOL and logins (an ID token)."""
+    email = f"user-{secrets.token_hex(4)}@example.com"
+    await gateway.add_user(email, email_verified=True)
+    logins = {gateway.url.removeprefix("http://"): await id_token(gateway, email)}
+    api = client(gateway)
+    return api, api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"], logins
+
+
 async def test_the_configured_duration_is_what_sts_is_asked_for(
     short_pools: GatewayServer, sts: StsFront
 ) -> None:
-    email = f"short-{secrets.token_hex(4)}@example.com"
-    await short_pools.add_user(email, email_verified=True)
-    logins = {short_pools.url.removeprefix("http://"): await id_token(short_pools, email)}
+    api, identity, logins = await signed_in(short_pools)
     sts.reset()
-    api = client(short_pools)
-    identity = api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"]
     answer = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
     assert [r["DurationSeconds"] for r in sts.requests] == ["900"]
     left = answer["Credentials"]["Expiration"] - datetime.datetime.now(datetime.UTC)
@@ -75,11 +80,7 @@ def long_pools(redis_server: RedisServer, sts: StsFront) -> Iterator[GatewayServ
 async def test_a_role_with_a_lower_maximum_gets_an_hour(
     long_pools: GatewayServer, sts: StsFront
 ) -> None:
-    email = f"long-{secrets.token_hex(4)}@example.com"
-    await long_pools.add_user(email, email_verified=True)
-    logins = {long_pools.url.removeprefix("http://"): await id_token(long_pools, email)}
-    api = client(long_pools)
-    identity = api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"]
+    api, identity, logins = await signed_in(long_pools)
     sts.reset()
     # What AWS answers for a DurationSeconds above the role's MaxSessionDuration.
     sts.faults.append(
@@ -99,11 +100,7 @@ async def test_the_shortest_credentials_are_still_cached_for_half_their_life(
 ) -> None:
     """Cached credentials renew 15 minutes before they expire (SDKs ask again from then on),
     or half-way through a shorter life: 15-minute ones are kept for 7.5 minutes, not never."""
-    email = f"short-{secrets.token_hex(4)}@example.com"
-    await short_pools.add_user(email, email_verified=True)
-    logins = {short_pools.url.removeprefix("http://"): await id_token(short_pools, email)}
-    api = client(short_pools)
-    identity = api.get_id(IdentityPoolId=CLOSED_POOL, Logins=logins)["IdentityId"]
+    api, identity, logins = await signed_in(short_pools)
     sts.reset()
     first = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
     again = api.get_credentials_for_identity(IdentityId=identity, Logins=logins)
