@@ -278,7 +278,7 @@ class CognitoApi:
 
     async def pools_for(self, identity: Identity, names: list[str]) -> list[IdentityPoolSettings]:
         """The pools an identity is used in whose providers cover these logins, in the order
-        of `identity_pools` (at least one, or the error AWS gives)."""
+        it was first used in them (at least one, or the error AWS gives)."""
         candidates = [p for p in identity.pools if self.s.pools.known(p)]
         if not candidates:
             raise not_found(f"Identity '{identity.identity_id}' not found.")
