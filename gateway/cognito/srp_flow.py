@@ -125,8 +125,11 @@ class SrpSignIn:
         if flow is None:
             raise not_authorized(INVALID_SESSION)
 
+        # Looked up whoever asked: an unknown name costs what a known one does.
+        named = await self._names(responses["USERNAME"], asked)
         usable = (
-            user is not None
+            named
+            and user is not None
             and user.enabled
             and record is not None
             and record.is_for(api.pool_name, user.user_id)
@@ -172,6 +175,15 @@ class SrpSignIn:
         except LoginError:
             raise await refusal(api, asked.login or asked.username) from None
         return await answer(api, client, step, ctx, user)
+
+    async def _names(self, username: str, asked: Challenge) -> bool:
+        """Whether the answer's USERNAME names the account the challenge was for: its id
+        (USER_ID_FOR_SRP, what the SDKs send back), the name the sign-in started with, or
+        another of the account's names (its e-mail for a username sign-in). An answer for
+        someone else is a failed sign-in, as Cognito has it, even with a proof that holds."""
+        if username in (asked.username, asked.login):
+            return True
+        return await self.api.s.users.owner(username) == asked.username
 
     async def _account(
         self, user_id: str, flow_id: str | None = None

@@ -577,6 +577,40 @@ async def test_a_malformed_srp_answer_is_no_guess_and_keeps_its_session(
     ) == ("NotAuthorizedException", "Incorrect username or password.")
 
 
+async def test_an_srp_answer_must_name_the_account_it_proves(pool: GatewayServer) -> None:
+    """The PASSWORD_VERIFIER answer's USERNAME names the account the challenge was for — its
+    id (USER_ID_FOR_SRP, as the SDKs send it), the name the sign-in started with, or another
+    of its names. A proof that holds, sent under another account's name, is a failed sign-in:
+    "Incorrect username or password.", counted against the account, never tokens."""
+    from pycognito.aws_srp import AWSSRP
+
+    client = idp(pool)
+    email = f"n{secrets.token_hex(4)}@example.com"
+    user = await pool.add_user(email, PASSWORD, email_verified=True)
+    other = await pool.add_user(f"o{secrets.token_hex(4)}@example.com", PASSWORD,
+                                email_verified=True)  # fmt: skip
+
+    def answered(username: str | None) -> Any:
+        srp_client = AWSSRP(email, PASSWORD, "eu-west-1_TestPool1", "mobileapp", client=client)
+        started, responses = srp_started(client, srp_client, email)
+        assert responses["USERNAME"] == user.user_id  # what pycognito sends back
+        if username is not None:
+            responses = {**responses, "USERNAME": username}
+        return lambda: client.respond_to_auth_challenge(
+            **verifier_answer(started["Session"], responses)
+        )
+
+    for name in (None, email, email.upper()):
+        assert "AccessToken" in answered(name)()["AuthenticationResult"]
+    for name in (other.user_id, other.email, "nobody@example.com"):
+        assert error_of(answered(name)) == (
+            "NotAuthorizedException",
+            "Incorrect username or password.",
+        )
+    assert await login_count(pool, user.user_id) == 3
+    assert await login_count(pool, other.user_id) == 0
+
+
 async def test_a_verifier_moved_to_another_account_proves_nothing(pool: GatewayServer) -> None:
     """Verifiers are sealed to their account's key: one copied over another account's (write
     access to Redis, a botched restore) does not open there and counts as no verifier, so
