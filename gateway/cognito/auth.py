@@ -14,6 +14,7 @@ users, wrong passwords and disabled accounts all get "Incorrect username or pass
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from gateway.cognito.wire import (
 )
 from gateway.connectors import PasswordConnector, local_connector_id
 from gateway.crypto import constant_time_equals
-from gateway.errors import CognitoError
+from gateway.errors import CognitoError, StoreUnavailable
 from gateway.grants import Grant
 from gateway.login import machine, notify
 from gateway.login.flows import Flow
@@ -212,10 +213,21 @@ async def password_sign_in(
     try:
         step = await machine.password(api.s, flow, connector, username, password, ctx)
     except TooManyAttempts:
+        await discard(api, flow)
         raise not_authorized(ATTEMPTS_EXCEEDED) from None
     except LoginError:
+        await discard(api, flow)
         raise await refusal(api, username) from None
     return await answer(api, client, step, ctx)
+
+
+async def discard(api: UserPoolApi, flow: Flow) -> None:
+    """A refused sign-in's flow, removed at once: a stream of wrong passwords (each
+    InitiateAuth starts a flow) leaves nothing behind for the flows' 15 minutes. Best effort:
+    the refusal is the answer even when the store cannot take the removal (the flow then
+    expires on its own, and nothing can continue it: no Session names it)."""
+    with contextlib.suppress(StoreUnavailable):
+        await api.s.flows.take(flow.flow_id)
 
 
 async def refusal(api: UserPoolApi, username: str) -> CognitoError:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from gateway import amr
 from gateway.clients import Client
-from gateway.cognito.auth import answer, new_flow, refusal
+from gateway.cognito.auth import answer, discard, new_flow, refusal
 from gateway.cognito.challenges import Challenge
 from gateway.cognito.wire import (
     ATTEMPTS_EXCEEDED,
@@ -171,8 +171,10 @@ class SrpSignIn:
                 api.s, flow, local, True, account, prove, ctx, limit_as=limit_as
             )
         except TooManyAttempts:
+            await discard(api, flow)
             raise not_authorized(ATTEMPTS_EXCEEDED) from None
         except LoginError:
+            await discard(api, flow)
             raise await refusal(api, asked.login or asked.username) from None
         return await answer(api, client, step, ctx, user)
 

@@ -611,6 +611,58 @@ async def test_an_srp_answer_must_name_the_account_it_proves(pool: GatewayServer
     assert await login_count(pool, other.user_id) == 0
 
 
+async def flows_stored(pool: GatewayServer) -> int:
+    """How many login flows the pool's store holds."""
+    import redis.asyncio as aioredis
+
+    store = pool.services.settings.store
+    client = aioredis.from_url(store.url)
+    try:
+        return len([k async for k in client.scan_iter(f"{store.prefix}:flow:*")])
+    finally:
+        await client.aclose()
+
+
+async def test_a_refused_sign_in_leaves_no_flow_behind(pool: GatewayServer) -> None:
+    """Each InitiateAuth starts a login flow, kept up to 15 minutes while its challenges are
+    answered. A refused one — a wrong password, an unknown name, a wrong SRP proof, an
+    account over its limit — is removed with the refusal: a stream of guesses leaves nothing
+    in the store. A sign-in that gets a challenge keeps its flow."""
+    from pycognito.aws_srp import AWSSRP
+
+    client = idp(pool)
+    email = f"fl{secrets.token_hex(4)}@example.com"
+    await pool.add_user(email, PASSWORD, email_verified=True)
+    before = await flows_stored(pool)
+
+    def password(username: str) -> tuple[str, str]:
+        return error_of(
+            client.initiate_auth,
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId="mobileapp",
+            AuthParameters={"USERNAME": username, "PASSWORD": "not the password"},
+        )
+
+    refused = ("NotAuthorizedException", "Incorrect username or password.")
+    assert password(email) == refused
+    assert password(f"nobody{secrets.token_hex(4)}@example.com") == refused
+    wrong = AWSSRP(email, "not the password", "eu-west-1_TestPool1", "mobileapp", client=client)
+    assert error_of(wrong.authenticate_user) == refused
+    assert await flows_stored(pool) == before
+    for _ in range(20):  # to the account's limit, and past it
+        if (answer := password(email)) != refused:
+            break
+    assert answer == ("NotAuthorizedException", "Password attempts exceeded")
+    assert await flows_stored(pool) == before
+    started = client.initiate_auth(
+        AuthFlow="USER_SRP_AUTH",
+        ClientId="mobileapp",
+        AuthParameters={"USERNAME": email, "SRP_A": format(wrong.large_a_value, "x")},
+    )
+    assert started["ChallengeName"] == "PASSWORD_VERIFIER"
+    assert await flows_stored(pool) == before + 1
+
+
 async def test_a_verifier_moved_to_another_account_proves_nothing(pool: GatewayServer) -> None:
     """Verifiers are sealed to their account's key: one copied over another account's (write
     access to Redis, a botched restore) does not open there and counts as no verifier, so
