@@ -135,12 +135,19 @@ def pairs_per_second(result: dict[str, Any]) -> float:
 
 
 def run(
-    duration: int, connections: int, baseline: bool = True, id_token_alg: str = "ES256"
+    duration: int,
+    connections: int,
+    baseline: bool = True,
+    id_token_alg: str = "ES256",
+    exchange_only: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """The scenarios (and the baseline unless `baseline` is False); prints the two ratios.
+    """The scenarios (and the baseline unless `baseline` is False); prints the ratios.
     On a shared machine the rate drifts between scenarios, so each target and its reference
-    run alternately ROUNDS times and the table keeps the round with the median ratio."""
+    run alternately ROUNDS times and the table keeps the round with the median ratio.
+    `exchange_only`: the pairs and the exchange alone, no device polls (bench/exchange_floor.py)."""
     from bench.harness import BASELINE
+
+    compared = {k: v for k, v in COMPARED.items() if k != POLL} if exchange_only else COMPARED
 
     workload = WorkloadIssuer().start()
     try:
@@ -150,8 +157,9 @@ def run(
             # Single-use inputs, a file per wrk run (each run starts at its file's first
             # line): more than one run can consume even on an idle machine.
             polls, exchanges = duration * 6000, duration * 3000
-            print(f"minting {ROUNDS} x {polls} device codes…", file=sys.stderr)
-            for i in range(ROUNDS):
+            if POLL in compared:
+                print(f"minting {ROUNDS} x {polls} device codes…", file=sys.stderr)
+            for i in range(ROUNDS if POLL in compared else 0):
                 asyncio.run(mint_device_codes(env.settings_path, polls, folder / f"polls{i}.txt"))
             print(f"minting {2 * ROUNDS} x {exchanges} subject tokens…", file=sys.stderr)
             for i in range(2 * ROUNDS):
@@ -180,7 +188,7 @@ def run(
                 print(f"running: {BASELINE}", file=sys.stderr)
                 results[BASELINE] = wrk(env.baseline, duration, connections)
             rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-            for target, reference in COMPARED.items():
+            for target, reference in compared.items():
                 for i in range(ROUNDS):
                     print(f"running: {reference} / {target} (round {i + 1})", file=sys.stderr)
                     pair = (
@@ -190,7 +198,7 @@ def run(
                     rounds.setdefault(target, []).append(pair)
     finally:
         workload.stop()
-    for target, reference in COMPARED.items():
+    for target, reference in compared.items():
         for _, got in rounds[target]:
             valid(target, got)
             if target == PAIR:
@@ -198,7 +206,7 @@ def run(
         ref, got = median_round(rounds[target])
         results[target] = got
         results.setdefault(reference, ref)  # one row per reference: its first target's
-    report_targets(results)
+    report_targets(results, compared)
     order = [BASELINE, CC, POLL, CREDS, PAIR, EXCHANGE_ONLY]
     return {name: results[name] for name in order if name in results}
 
@@ -249,8 +257,8 @@ def valid(name: str, result: dict[str, Any]) -> None:
         raise SystemExit(f"{name}: non-2xx answers, the run does not count")
 
 
-def report_targets(results: dict[str, dict[str, Any]]) -> None:
-    for name, reference in COMPARED.items():
+def report_targets(results: dict[str, dict[str, Any]], compared: dict[str, str]) -> None:
+    for name, reference in compared.items():
         got = results[name]
         ratio = got["rps"] / got["reference_rps"]
         verdict = ("met" if ratio >= 0.5 else "MISSED") if name in TARGETS else "no target"
@@ -274,10 +282,21 @@ def main() -> int:
         help="the workload client's ID token algorithm (id_token_signed_response_alg, as the "
         "README's workload example; RS256, the OIDC default, signs ~10x slower)",
     )
+    parser.add_argument(
+        "--exchange-only",
+        action="store_true",
+        help="only the pairs and the exchange alone, without the baseline and device polls",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "workloads.json")
     args = parser.parse_args()
     need_wrk()
-    results = run(args.duration, args.connections, id_token_alg=args.id_token_alg)
+    results = run(
+        args.duration,
+        args.connections,
+        baseline=not args.exchange_only,
+        id_token_alg=args.id_token_alg,
+        exchange_only=args.exchange_only,
+    )
     meta = {"connections": args.connections, "duration_s": args.duration}
     report(results, args.json, {**meta, "id_token_alg": args.id_token_alg})
     return 0
