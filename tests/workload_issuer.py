@@ -97,14 +97,29 @@ class WorkloadIssuer:
         return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'iss': self.issuer, **claims})}."
 
     def github(
-        self, aud: str, repository: str = "org/app", ref: str = "refs/heads/main", **more: Any
+        self,
+        aud: str,
+        repository: str = "org/app",
+        ref: str = "refs/heads/main",
+        environment: str | None = None,
+        event: str = "push",
+        **more: Any,
     ) -> str:
-        """A GitHub Actions OIDC token's claims (as `ACTIONS_ID_TOKEN_REQUEST_URL` returns)."""
+        """A GitHub Actions OIDC token's claims (as `ACTIONS_ID_TOKEN_REQUEST_URL` returns),
+        `sub` as GitHub makes it: `repo:…:environment:NAME` for a job in an environment, else
+        `repo:…:pull_request` for a pull request's job, else `repo:…:ref:REF`. Only a job in
+        an environment has the `environment` claim."""
         now = int(time.time())
         owner = repository.split("/")[0]
+        if environment is not None:
+            sub = f"repo:{repository}:environment:{environment}"
+        elif event == "pull_request":
+            sub = f"repo:{repository}:pull_request"
+        else:
+            sub = f"repo:{repository}:ref:{ref}"
         claims = {
             "jti": secrets.token_hex(16),
-            "sub": f"repo:{repository}:ref:{ref}",
+            "sub": sub,
             "aud": aud,
             "ref": ref,
             "sha": "d6e2a5c0ffee",
@@ -112,9 +127,9 @@ class WorkloadIssuer:
             "repository_owner": owner,
             "run_id": "1234567890",
             "workflow": "deploy",
-            "event_name": "push",
-            "ref_type": "branch",
-            "environment": "production",
+            "event_name": event,
+            "ref_type": "tag" if ref.startswith("refs/tags/") else "branch",
+            **({"environment": environment} if environment is not None else {}),
             "job_workflow_ref": f"{repository}/.github/workflows/deploy.yml@{ref}",
             "runner_environment": "github-hosted",
             "nbf": now - 5,

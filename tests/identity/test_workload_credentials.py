@@ -230,7 +230,7 @@ async def test_the_readmes_github_actions_job_gets_its_roles_credentials(
     workflow_env, step, next_step = readme_workflow()
     env = job_env(workloads, github, tmp_path, workflow_env)
     # A job in the `production` environment: GitHub names the environment in `sub`.
-    github.actions_claims = {"repository": "org/app", "sub": "repo:org/app:environment:production"}
+    github.actions_claims = {"repository": "org/app", "environment": "production"}
     sts.reset()
     code, out, err = await run_step(step["run"], env, tmp_path, step.get("shell", ""))
     assert code == 0, err

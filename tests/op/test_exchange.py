@@ -66,6 +66,15 @@ def exchange_settings(
             "client_ids": ["ci"],
         },
         {
+            # Deploys from tags, only in the production environment (GitHub puts it in sub).
+            "name": "github-release",
+            "issuer": github.issuer,
+            "audience": AUD,
+            "claims": {"sub": "repo:org/*:environment:production", "ref": "refs/tags/v*"},
+            "scope": "deploy",
+            "client_ids": ["ci"],
+        },
+        {
             "name": "k8s-prod",
             "issuer": cluster.issuer,
             "jwks_uri": cluster.jwks_uri,
@@ -177,6 +186,42 @@ async def test_rules_refuse_other_repositories_and_branches_and_say_which(
     # The refusal never tells the caller what the rule wants.
     body = (await exchange(http, github.github(AUD, ref="refs/heads/x"))).json()
     assert "refs/heads/main" not in body["error_description"]
+
+
+async def test_rules_read_githubs_subject_forms(
+    http: httpx.AsyncClient, github: WorkloadIssuer
+) -> None:
+    """GitHub's `sub` names the environment of a job that has one, else the pull request or
+    the ref: a rule on `sub` tells a release job in `production` from the same tag's job
+    outside it, from another environment, and from a pull request's job."""
+    release = await exchange(
+        http, github.github(AUD, ref="refs/tags/v1.2", environment="production")
+    )
+    assert release.status_code == 200, release.text
+    assert release.json()["scope"] == "deploy"  # github-release's, not github-main's
+    body = release.json()
+    sub = (await claims_of(http, body["access_token"]))["sub"]
+    elsewhere = [
+        github.github(AUD, ref="refs/tags/v1.2"),  # the tag, no environment
+        github.github(AUD, ref="refs/tags/v1.2", environment="staging"),
+        github.github(AUD, ref="refs/tags/v1.2", event="pull_request"),
+    ]
+    for token in elsewhere:
+        refused(
+            await exchange(http, token),
+            "invalid_request",
+            "rule github-main: claim ref does not match; "
+            "rule github-release: claim sub does not match",
+        )
+    # On main, in production: github-main's rule (it comes first), and the same workload
+    # identity as the release job's: its `sub` names the environment, not the ref.
+    main = await exchange(http, github.github(AUD, environment="production"))
+    assert main.status_code == 200, main.text
+    assert main.json()["scope"] == "deploy read"
+    assert (await claims_of(http, main.json()["access_token"]))["sub"] == sub
+    # Outside any environment, the ref's identity: another one.
+    push = (await exchange(http, github.github(AUD))).json()
+    assert (await claims_of(http, push["access_token"]))["sub"] != sub
 
 
 async def test_an_accepted_exchange_reaches_the_audit_stream(
