@@ -6,7 +6,8 @@ A pair is two requests (the exchange, then GetCredentialsForIdentity with the ID
 returned) against one in the reference, so the pairs reach 0.5× only if the exchange request
 costs no more than a whole cached GetCredentialsForIdentity request. This runs
 `bench/workloads.py --exchange-only` (pairs, and the exchange alone, each alternating with the
-reference, median of three rounds) on a copy of this checkout's HEAD patched with
+reference, median of three rounds; by rate, and by the gateway's CPU per request, which drifts
+far less) on a copy of this checkout's HEAD patched with
 `bench/exchange_floor.patch`, which lets `COGNATE_BENCH_FLOOR` take parts out of the
 exchange:
 
@@ -48,7 +49,10 @@ CONFIGURATIONS = [
     "verify,sign,audit",  # all but the replay tracking
     "verify,sign,jti,audit",
 ]
-RATIO = re.compile(r"^(token exchange[^:]*): ([0-9.]+)x .*\(median of rounds ([0-9., ]+);")
+RATIO = re.compile(
+    r"^(token exchange[^:]*): ([0-9.]+)x .*\(median of rounds ([0-9., ]+);.*"
+    r"in CPU per request ([0-9.]+)x \(rounds ([0-9., ]+)\)"
+)
 
 
 def checkout(folder: Path) -> Path:
@@ -72,8 +76,9 @@ def checkout(folder: Path) -> Path:
     return tree
 
 
-def measure(tree: Path, parts: str, duration: int, connections: int) -> dict[str, str]:
-    """The pair and exchange-alone ratio lines of one bench/workloads.py run."""
+def measure(tree: Path, parts: str, duration: int, connections: int) -> dict[str, list[str]]:
+    """The pair's and the exchange alone's ratios in one bench/workloads.py run: by rate, and
+    by the gateway's CPU per request (each with its rounds)."""
     env = {**os.environ, "COGNATE_BENCH_FLOOR": parts}
     done = subprocess.run(
         [
@@ -100,7 +105,10 @@ def measure(tree: Path, parts: str, duration: int, connections: int) -> dict[str
     for line in done.stderr.splitlines():
         match = RATIO.match(line)
         if match:
-            found[match[1]] = f"{float(match[2]):.2f}x ({match[3]})"
+            found[match[1]] = [
+                f"{float(match[2]):.2f}x ({match[3]})",
+                f"{float(match[4]):.2f}x ({match[5]})",
+            ]
     return found
 
 
@@ -126,11 +134,14 @@ def main() -> int:
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                 check=False,
             )
-    print(f"\n{'removed from the exchange':28} {'pairs (target 0.5x), rounds':34} exchange alone")
+    print(
+        f"\n{'removed from the exchange':24} {'pairs: rate (target 0.5x)':26} {'pairs: CPU':26} "
+        f"{'exchange alone: rate':26} exchange alone: CPU"
+    )
     for name, found in rows:
-        pairs = next((v for k, v in found.items() if "pairs" in k), "?")
-        alone = next((v for k, v in found.items() if "pairs" not in k), "?")
-        print(f"{name:28} {pairs:34} {alone}")
+        pairs = next((v for k, v in found.items() if "pairs" in k), ["?", "?"])
+        alone = next((v for k, v in found.items() if "pairs" not in k), ["?", "?"])
+        print(f"{name:24} {pairs[0]:26} {pairs[1]:26} {alone[0]:26} {alone[1]}")
     return 0
 
 

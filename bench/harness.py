@@ -72,19 +72,29 @@ def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
     url: str,
     duration: int,
     connections: int,
     script: list[str] | None = None,
     headers: list[str] | None = None,
+    pid: int | None = None,
 ) -> dict[str, Any]:
-    """req/s, p50, p99 and non-2xx count of one wrk run (1 thread)."""
+    """req/s, p50, p99 and non-2xx count of one wrk run (1 thread); with `pid`, that server
+    process's CPU seconds during the run too (`cpu_s`, user + system, from /proc)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     for header in headers or []:
         cmd += ["-H", header]
     cmd += ["-s", script[0], url, "--", *script[1:]] if script else [url]
+    before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(pinned(cmd, 1), capture_output=True, text=True, check=True).stdout
+    used = cpu_seconds(pid) - before if pid is not None else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -95,6 +105,8 @@ def wrk(
         "p50_ms": _latency(out, "50%"),
         "p99_ms": _latency(out, "99%"),
     }
+    if used is not None:
+        result["cpu_s"] = used
     # Scripts that look at the answers (counted.lua, exchange_pair.lua) print what they saw.
     counted = re.findall(r"^counted (\S+): (\d+)$", out, re.MULTILINE)
     if counted:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import secrets
 import subprocess
 import sys
@@ -51,7 +50,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.edge import EMAIL, PASSWORD, signed_in  # noqa: E402
-from bench.harness import Environment, free_port, pin, pinned, wait_ready  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Environment,
+    cpu_seconds,
+    free_port,
+    pin,
+    pinned,
+    wait_ready,
+)
 from bench.user_pool import POOL_ID, raw_srp_rate, settings_text, srp_sign_ins  # noqa: E402
 from tests.helpers import RedisServer  # noqa: E402
 
@@ -176,12 +182,6 @@ def app(redis_url: str | None, id_alg: str = "RS256") -> Any:
         await send({"type": "http.response.body", "body": payload})
 
     return asgi
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measured(url: str, pid: int, duration: int, connections: int) -> dict[str, Any]:

@@ -191,9 +191,10 @@ def run(
             for target, reference in compared.items():
                 for i in range(ROUNDS):
                     print(f"running: {reference} / {target} (round {i + 1})", file=sys.stderr)
+                    pid = env.gateway_pid
                     pair = (
-                        wrk(gw, duration, connections, script(reference, i)),
-                        wrk(gw, duration, connections, script(target, i)),
+                        wrk(gw, duration, connections, script(reference, i), pid=pid),
+                        wrk(gw, duration, connections, script(target, i), pid=pid),
                     )
                     rounds.setdefault(target, []).append(pair)
     finally:
@@ -203,7 +204,14 @@ def run(
             valid(target, got)
             if target == PAIR:
                 got["rps"] = pairs_per_second(got)  # the table's rate is the pairs'
+        # The same comparison in the gateway's CPU time (/proc): the rate ratio the two would
+        # have if each kept the worker's core equally busy (the rates drift; CPU holds).
+        cpu = sorted(cpu_per_unit(ref) / cpu_per_unit(got, target) for ref, got in rounds[target])
         ref, got = median_round(rounds[target])
+        got["cpu_ratios"] = [
+            round(cpu_per_unit(r) / cpu_per_unit(g, target), 3) for r, g in rounds[target]
+        ]
+        got["cpu_ratio"] = cpu[len(cpu) // 2]
         results[target] = got
         results.setdefault(reference, ref)  # one row per reference: its first target's
     report_targets(results, compared)
@@ -240,6 +248,12 @@ def prepare_credentials(
     return identity, provider
 
 
+def cpu_per_unit(result: dict[str, Any], name: str = "") -> float:
+    """The gateway's CPU seconds per request of a run, or per pair for the pairs."""
+    units = result["counts"].get("vended", 0) if name == PAIR else result["requests"]
+    return float(result["cpu_s"]) / max(1, units)
+
+
 def valid(name: str, result: dict[str, Any]) -> None:
     """Every answer is what the scenario measures, or the run does not count (wrk calls the
     expected 400 authorization_pending a non-2xx: it is cleared once checked)."""
@@ -263,8 +277,10 @@ def report_targets(results: dict[str, dict[str, Any]], compared: dict[str, str])
         ratio = got["rps"] / got["reference_rps"]
         verdict = ("met" if ratio >= 0.5 else "MISSED") if name in TARGETS else "no target"
         rounds = ", ".join(f"{r:.2f}" for r in got["ratios"])
+        cpu = ", ".join(f"{r:.2f}" for r in got["cpu_ratios"])
         print(
-            f"{name}: {ratio:.2f}x {reference} (median of rounds {rounds}; target 0.5x: {verdict})",
+            f"{name}: {ratio:.2f}x {reference} (median of rounds {rounds}; target 0.5x: {verdict})"
+            f"; in CPU per request {got['cpu_ratio']:.2f}x (rounds {cpu})",
             file=sys.stderr,
         )
 
