@@ -222,8 +222,10 @@ async def password_sign_in(
 
 
 async def discard(api: UserPoolApi, flow: Flow) -> None:
-    """A refused sign-in's flow, removed at once: a stream of wrong passwords (each
-    InitiateAuth starts a flow) leaves nothing behind for the flows' 15 minutes. Best effort:
+    """The flow of a sign-in answered without a Session (refused, or told to confirm the
+    account first), removed at once: a stream of wrong passwords, or of right ones for an
+    unconfirmed account (each InitiateAuth starts a flow), leaves nothing behind for the
+    flows' 15 minutes. Best effort:
     the refusal is the answer even when the store cannot take the removal (the flow then
     expires on its own, and nothing can continue it: no Session names it)."""
     with contextlib.suppress(StoreUnavailable):
@@ -253,6 +255,8 @@ async def answer(
     """The API's answer to what the machine said: tokens, or the next challenge. `user`: the
     account as this request already read it, if it did (its tokens are made from it)."""
     if isinstance(step, NeedsVerification):
+        # The API confirms by ConfirmSignUp, outside any flow: this one can never go on.
+        await discard(api, step.flow)
         raise CognitoError("UserNotConfirmedException", NOT_CONFIRMED)
     if isinstance(step, NeedsNewPassword):  # a temporary password: Cognito's challenge
         profile = {
@@ -287,6 +291,7 @@ async def answer(
             )  # fmt: skip
         if "passkey" in second.methods:  # the account's only factor is a passkey
             return await api.choice.passkey_challenge(client, second)
+    await discard(api, step.flow)
     raise CognitoError(
         "MFAMethodNotFoundException", "No second factor this API can ask for is set up."
     )

@@ -625,9 +625,10 @@ async def flows_stored(pool: GatewayServer) -> int:
 
 async def test_a_refused_sign_in_leaves_no_flow_behind(pool: GatewayServer) -> None:
     """Each InitiateAuth starts a login flow, kept up to 15 minutes while its challenges are
-    answered. A refused one — a wrong password, an unknown name, a wrong SRP proof, an
-    account over its limit — is removed with the refusal: a stream of guesses leaves nothing
-    in the store. A sign-in that gets a challenge keeps its flow."""
+    answered. One answered without a Session — a wrong password, an unknown name, a wrong SRP
+    proof, an account over its limit, an account not confirmed yet — is removed with the
+    answer: a stream of guesses leaves nothing in the store. A sign-in that gets a challenge
+    keeps its flow."""
     from pycognito.aws_srp import AWSSRP
 
     client = idp(pool)
@@ -648,6 +649,23 @@ async def test_a_refused_sign_in_leaves_no_flow_behind(pool: GatewayServer) -> N
     assert password(f"nobody{secrets.token_hex(4)}@example.com") == refused
     wrong = AWSSRP(email, "not the password", "eu-west-1_TestPool1", "mobileapp", client=client)
     assert error_of(wrong.authenticate_user) == refused
+    # The right password of an account not confirmed yet: no limit counts it, and the API
+    # confirms outside any flow (ConfirmSignUp), so its flow is gone with the answer too.
+    fresh = f"nc{secrets.token_hex(4)}@example.com"
+    client.sign_up(ClientId="mobileapp", Username=fresh, Password=PASSWORD)
+    unconfirmed = ("UserNotConfirmedException", "User is not confirmed.")
+    for _ in range(3):
+        assert (
+            error_of(
+                client.initiate_auth,
+                AuthFlow="USER_PASSWORD_AUTH",
+                ClientId="mobileapp",
+                AuthParameters={"USERNAME": fresh, "PASSWORD": PASSWORD},
+            )
+            == unconfirmed
+        )
+    srp = AWSSRP(fresh, PASSWORD, "eu-west-1_TestPool1", "mobileapp", client=client)
+    assert error_of(srp.authenticate_user) == unconfirmed
     assert await flows_stored(pool) == before
     for _ in range(20):  # to the account's limit, and past it
         if (answer := password(email)) != refused:
