@@ -17,7 +17,9 @@ exchange:
 - `jti`: replay is not tracked (no SET NX of the token's jti: one Redis round trip);
 - `audit`: no audit entries (token_exchange.accepted and token.issued, both deferred).
 
-Everything else — the server, routing, middleware, the form, client authentication, the
+Each knob acts wherever its code runs (`sign` on every ES256 token, `audit` on every grant's
+`token.issued`, `verify` on identity pools' `oidc` logins too, `jti` on the "no jti" refusal
+too); of the bench's scenarios only the exchange reaches them. Everything else — the server, routing, middleware, the form, client authentication, the
 trust rules, the identity, the GetCredentialsForIdentity half and the reference — is the
 gateway's own. The issue requires the signature check and the replay tracking (and the audit
 stream is the product's): a configuration that leaves any of them out is no product, only a
@@ -55,9 +57,8 @@ RATIO = re.compile(
 )
 
 
-def checkout(folder: Path) -> Path:
-    """A copy of HEAD with the floor patch applied (sharing this checkout's venv)."""
-    tree = folder / "tree"
+def checkout(tree: Path) -> None:
+    """A copy of HEAD at `tree` with the floor patch applied (sharing this checkout's venv)."""
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), "HEAD"],
         check=True,
@@ -73,7 +74,6 @@ def checkout(folder: Path) -> Path:
             "redo its four changes by hand (see this file's docstring) and regenerate it"
         )
     (tree / ".venv").symlink_to(ROOT / ".venv")
-    return tree
 
 
 def measure(tree: Path, parts: str, duration: int, connections: int) -> dict[str, list[str]]:
@@ -122,8 +122,9 @@ def main() -> int:
     args = parser.parse_args()
     configurations = args.only or CONFIGURATIONS
     with tempfile.TemporaryDirectory(prefix="cognate-floor-") as folder:
-        tree = checkout(Path(folder))
-        try:
+        tree = Path(folder) / "tree"
+        try:  # the worktree goes however this ends (a patch that fails, ^C)
+            checkout(tree)
             rows = []
             for parts in configurations:
                 print(f"measuring with {parts or 'nothing'} removed…", file=sys.stderr)
