@@ -19,11 +19,11 @@ exchange:
 
 Each knob acts wherever its code runs (`sign` on every ES256 token, `audit` on every grant's
 `token.issued`, `verify` on identity pools' `oidc` logins too, `jti` on the "no jti" refusal
-too); of the bench's scenarios only the exchange reaches them. Everything else — the server, routing, middleware, the form, client authentication, the
-trust rules, the identity, the GetCredentialsForIdentity half and the reference — is the
-gateway's own. The issue requires the signature check and the replay tracking (and the audit
-stream is the product's): a configuration that leaves any of them out is no product, only a
-measure of what they cost.
+too); of the bench's scenarios only the exchange reaches them. Everything else — the server,
+routing, middleware, the form, client authentication, the trust rules, the identity, the
+GetCredentialsForIdentity half and the reference — is the gateway's own. The issue requires
+the signature check and the replay tracking (and the audit stream is the product's): a
+configuration that leaves any of them out is no product, only a measure of what they cost.
 
     python bench/exchange_floor.py [--duration 5] [--connections 8] [--only verify,sign]
 

@@ -205,7 +205,8 @@ def run(
             if target == PAIR:
                 got["rps"] = pairs_per_second(got)  # the table's rate is the pairs'
         # The same comparison in the gateway's CPU time (/proc): the rate ratio the two would
-        # have if each kept the worker's core equally busy (the rates drift; CPU holds).
+        # have if each kept the worker's core equally busy (how busy it is drifts; so does
+        # this machine's speed, which moves both).
         cpu = sorted(cpu_per_unit(ref) / cpu_per_unit(got, target) for ref, got in rounds[target])
         ref, got = median_round(rounds[target])
         got["cpu_ratios"] = [

@@ -225,9 +225,9 @@ async def discard(api: UserPoolApi, flow: Flow) -> None:
     """The flow of a sign-in answered without a Session (refused, or told to confirm the
     account first), removed at once: a stream of wrong passwords, or of right ones for an
     unconfirmed account (each InitiateAuth starts a flow), leaves nothing behind for the
-    flows' 15 minutes. Best effort:
-    the refusal is the answer even when the store cannot take the removal (the flow then
-    expires on its own, and nothing can continue it: no Session names it)."""
+    flows' 15 minutes. Best effort: the answer stands even when the store cannot take the
+    removal (the flow then expires on its own, and nothing can continue it: no Session names
+    it)."""
     with contextlib.suppress(StoreUnavailable):
         await api.s.flows.take(flow.flow_id)
 
