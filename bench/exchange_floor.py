@@ -3,8 +3,8 @@ GetCredentialsForIdentity": how much of what an exchange must do has to go befor
 reach the target, on this stack, measured as bench/workloads.py measures the gateway.
 
 A pair is two requests (the exchange, then GetCredentialsForIdentity with the ID token it
-returned) against one in the reference, so the pairs reach 0.5× only if the exchange request
-costs no more than a whole cached GetCredentialsForIdentity request. This runs
+returned) against one in the reference, so the pairs reach 0.5× only if the two together cost
+no more than two cached GetCredentialsForIdentity requests. This runs
 `bench/workloads.py --exchange-only` (pairs, and the exchange alone, each alternating with the
 reference, median of three rounds; by rate, and by the gateway's CPU per request, which drifts
 far less) on a copy of this checkout's HEAD patched with
@@ -27,7 +27,7 @@ configuration that leaves any of them out is no product, only a measure of what 
 
     python bench/exchange_floor.py [--duration 5] [--connections 8] [--only verify,sign]
 
-About 4 minutes per configuration (minting the RS256 subject tokens takes half of it).
+2–4 minutes per configuration (minting the RS256 subject tokens takes about half).
 """
 
 from __future__ import annotations
