@@ -22,7 +22,8 @@ exchange:
   issuer, audience, lifetime, sub and claims checked, its jti spent (SET NX), the workload's
   identity, and an ES256 ID token signed by hand and remembered as the product does. The
   token endpoint around it (form, client authentication, metrics, `token.issued`) and the
-  server stay the gateway's;
+  server stay the gateway's. It is generous to the exchange: no `nbf` or at-most-a-day
+  check, the issuer's key kept by kid for good, no `token_exchange.accepted` entry;
 - `lean,crypto`: that, with neither signature computed at all (the subject token's not
   checked, the ID token's a constant): what an exchange costs without its cryptography.
 
